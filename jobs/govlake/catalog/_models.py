@@ -1,0 +1,151 @@
+"""Pydantic models of the data resource catalog (政务数据资源目录)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+ShareType = Literal["无条件共享", "有条件共享", "不予共享"]
+OpenType = Literal["无条件开放", "有条件开放", "不予开放"]
+UpdateCycle = Literal["realtime", "daily", "weekly", "monthly", "quarterly", "yearly"]
+ResourceKind = Literal["基础", "主题", "部门"]
+Level = Literal["L1", "L2", "L3", "L4"]
+PiiKind = Literal["id_number", "phone", "person_name", "address", "bank_account", "health"]
+ItemType = Literal[
+    "string", "date", "timestamp", "decimal", "integer",
+    "uscc", "id_number", "region_code", "industry_code", "phone",
+]
+SourceKind = Literal["csv", "xlsx", "jsonl", "db"]
+
+_Strict = ConfigDict(extra="forbid", frozen=True)
+
+
+class Department(BaseModel):
+    model_config = _Strict
+    code: str
+    name: str
+    name_en: str
+    uscc: str
+
+
+class CodeList(BaseModel):
+    """A code list: canonical values, and spellings departments use that map onto them."""
+
+    model_config = _Strict
+    name: str
+    description: str
+    values: list[str]
+    synonyms: dict[str, str] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _synonyms_target_values(self) -> CodeList:
+        bad = {k: v for k, v in self.synonyms.items() if v not in self.values}
+        if bad:
+            raise ValueError(f"synonyms map to values not in the list: {bad}")
+        return self
+
+
+class Item(BaseModel):
+    """One data item (信息项) of a resource."""
+
+    model_config = _Strict
+    column: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    name: str
+    name_en: str
+    type: ItemType = "string"
+    length: int | None = None
+    required: bool = False
+    aliases: list[str] = Field(default_factory=list)
+    code_list: str | None = None
+    multi_value: bool = False
+    level: Level = "L1"
+    pii: PiiKind | None = None
+    pii_when: str | None = None
+    """SQL condition on the row under which the item is personal (e.g. only for 自然人)."""
+    authority: str | None = None
+    """Department that is the authoritative source (一数一源); ``None`` means the provider."""
+    description: str | None = None
+
+
+class Source(BaseModel):
+    """How the department delivers the resource."""
+
+    model_config = _Strict
+    kind: SourceKind
+    table: str | None = None
+    watermark: str | None = None
+    pattern: str | None = None
+    sheet: str | None = None
+
+    @model_validator(mode="after")
+    def _db_needs_table(self) -> Source:
+        if self.kind == "db" and not (self.table and self.watermark):
+            raise ValueError("a db source needs table and watermark")
+        if self.kind != "db" and not self.pattern:
+            raise ValueError("a file source needs a pattern (glob under the inbox)")
+        return self
+
+
+class Resource(BaseModel):
+    """One catalogued data resource (信息资源)."""
+
+    model_config = _Strict
+    code: str = Field(pattern=r"^[a-z]+\.[a-z_]+$")
+    name: str
+    name_en: str
+    kind: ResourceKind
+    category: str
+    provider: str
+    summary: str = Field(min_length=1)
+    format: str
+    share_type: ShareType
+    share_condition: str | None = None
+    share_basis: str | None = None
+    share_method: str
+    open_type: OpenType
+    update_cycle: UpdateCycle
+    published: dt.date
+    related: list[str] = Field(default_factory=list)
+    core_business: bool = False
+    grain: str
+    key: list[str]
+    source: Source
+    items: list[Item]
+
+    @field_validator("items")
+    @classmethod
+    def _unique_columns(cls, items: list[Item]) -> list[Item]:
+        seen: set[str] = set()
+        for item in items:
+            if item.column in seen:
+                raise ValueError(f"column {item.column!r} is declared twice")
+            seen.add(item.column)
+        return items
+
+    @model_validator(mode="after")
+    def _rules(self) -> Resource:
+        columns = {i.column for i in self.items}
+        missing = [k for k in self.key if k not in columns]
+        if missing:
+            raise ValueError(f"key columns not among the items: {missing}")
+        if self.share_type != "无条件共享" and not (self.share_condition and self.share_basis):
+            raise ValueError(f"{self.share_type} needs share_condition and share_basis")
+        if self.source.kind == "db" and self.source.watermark not in columns:
+            raise ValueError(f"watermark {self.source.watermark!r} is not an item")
+        return self
+
+    @property
+    def slug(self) -> str:
+        """Table-name form of the code: ``credit.penalty`` → ``credit_penalty``."""
+        return self.code.replace(".", "_")
+
+    def item(self, column: str) -> Item:
+        for it in self.items:
+            if it.column == column:
+                return it
+        raise KeyError(f"{self.code} has no item {column!r}")
+
+    def authority_of(self, item: Item) -> str:
+        return item.authority or self.provider
