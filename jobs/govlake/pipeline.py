@@ -1,0 +1,62 @@
+"""The functions both the CLI and the Airflow DAGs call: one code path for every run."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from pathlib import Path
+
+from govlake.config import Settings, get_settings
+
+
+def new_run_id(prefix: str = "run") -> str:
+    return f"{prefix}-{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
+
+
+def ingest(resource: str, *, files: list[Path] | None = None, settings: Settings | None = None,
+           run_id: str | None = None):
+    """Land one resource in bronze: the given files, or everything new in its source."""
+    from govlake.ingest import ingest_resource
+
+    settings = settings or get_settings()
+    return ingest_resource(resource, files=files, settings=settings, run_id=run_id or new_run_id("ingest"))
+
+
+def process(resource: str, *, settings: Settings | None = None, run_id: str | None = None):
+    """Standardize and validate one resource: bronze → silver + quarantine, reconciled."""
+    from govlake.quality import process_resource
+
+    settings = settings or get_settings()
+    return process_resource(resource, settings=settings, run_id=run_id or new_run_id("process"))
+
+
+def gold(*, settings: Settings | None = None, run_id: str | None = None) -> dict[str, int]:
+    """Build the gold tables from silver; returns rows per gold table."""
+    from govlake.gold import build_gold
+
+    settings = settings or get_settings()
+    return build_gold(settings=settings, run_id=run_id or new_run_id("gold"))
+
+
+def extract(*, settings: Settings | None = None, run_id: str | None = None) -> Path:
+    """Write the masked analyst extract; returns its path."""
+    from govlake.extract import build_extract
+
+    settings = settings or get_settings()
+    return build_extract(settings=settings, run_id=run_id or new_run_id("extract"))
+
+
+def run(*, settings: Settings | None = None, run_id: str | None = None) -> dict:
+    """Everything after ingest over what has landed: process each resource, then gold and extract."""
+    from govlake.catalog import get_catalog
+    from govlake.storage import open_table, table_path
+
+    settings = settings or get_settings()
+    run_id = run_id or new_run_id()
+    results = {}
+    for code, res in get_catalog(settings.catalog_dir).resources.items():
+        if open_table(table_path(settings, "bronze", res.slug)) is not None:
+            results[code] = process(code, settings=settings, run_id=run_id)
+    tables = gold(settings=settings, run_id=run_id)
+    path = extract(settings=settings, run_id=run_id)
+    return {"run_id": run_id, "resources": results, "gold": tables, "extract": path}
