@@ -60,6 +60,8 @@ class Item(BaseModel):
     aliases: list[str] = Field(default_factory=list)
     code_list: str | None = None
     multi_value: bool = False
+    future_ok: bool = False
+    """Dates that may lie in the future (validity ends); others fail the not-future rule."""
     level: Level = "L1"
     pii: PiiKind | None = None
     pii_when: str | None = None
@@ -111,6 +113,8 @@ class Resource(BaseModel):
     core_business: bool = False
     grain: str
     key: list[str]
+    department_from: str | None = None
+    """Item holding the submitting department's 统一社会信用代码 (rows from several departments)."""
     source: Source
     items: list[Item]
 
@@ -132,6 +136,8 @@ class Resource(BaseModel):
             raise ValueError(f"key columns not among the items: {missing}")
         if self.share_type != "无条件共享" and not (self.share_condition and self.share_basis):
             raise ValueError(f"{self.share_type} needs share_condition and share_basis")
+        if self.department_from and self.department_from not in columns:
+            raise ValueError(f"department_from {self.department_from!r} is not an item")
         if self.source.kind == "db" and self.source.watermark not in columns:
             raise ValueError(f"watermark {self.source.watermark!r} is not an item")
         return self

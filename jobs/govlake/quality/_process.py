@@ -1,0 +1,216 @@
+"""Standardize and validate one resource: bronze → silver + quarantine, reconciled.
+
+Steps (all inside one DuckDB working database under var/work):
+1. ``stg``: the standardize model (sql/staging) over the bronze Delta table.
+2. ``checked``: stg plus ``_failed``, the ids of every row-level rule the row fails.
+3. Great Expectations runs the same rules on ``stg``; its counts must equal DuckDB's.
+4. Blocking checks; only when they pass are silver (valid rows, one per business key,
+   latest submission first) and quarantine (the raw bronze row + failed rule ids) replaced.
+5. Reconciliation: rows read = silver + quarantined + duplicates, checked against the
+   Delta tables as written; a mismatch fails the run.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from govlake import storage
+from govlake.catalog import get_catalog
+from govlake.config import Settings
+from govlake.identifiers import region_codes
+from govlake.quality._gx import validate_with_gx
+from govlake.quality._meta import RECONCILIATION_SCHEMA, VALIDATION_SCHEMA, append, now
+from govlake.quality._rules import RuleSet, bind_today, rules_for
+from govlake.transform import StagingRenderer, dialect
+
+BATCH_ROWS = 100_000
+
+
+class QualityError(RuntimeError):
+    """A blocking rule failed or the counts do not reconcile; nothing was published."""
+
+
+@dataclass
+class ProcessResult:
+    resource: str
+    run_id: str
+    rows_read: int
+    silver: int
+    quarantined: int
+    duplicates: int
+    rule_failures: dict[str, int] = field(default_factory=dict)
+    warnings: dict[str, int] = field(default_factory=dict)
+    published: bool = True
+
+
+def _reference_tables(con, catalog) -> None:
+    codes = region_codes()
+    con.register("ref_region", pa.table({"code": list(codes)}))
+    deps = list(catalog.departments.values())
+    con.register("ref_department", pa.table({"code": [d.code for d in deps], "uscc": [d.uscc for d in deps]}))
+
+
+def _bronze_schema(resource) -> pa.Schema:
+    fields = [(i.column, pa.string()) for i in resource.items]
+    fields += [("_extra", pa.string()), ("_parse_error", pa.string()), ("_resource", pa.string()),
+               ("_batch_id", pa.string()), ("_source", pa.string()), ("_source_hash", pa.string()),
+               ("_received_at", pa.timestamp("us", tz="UTC")), ("_row_number", pa.int64())]
+    return pa.schema(fields)
+
+
+def _order_by(resource) -> str:
+    order = []
+    if resource.source.kind == "db":
+        order.append(f"{resource.source.watermark} desc nulls last")
+    order += ["_received_at desc", "_batch_id desc", "_row_number desc"]
+    return ", ".join(order)
+
+
+def process_resource(code: str, *, settings: Settings, run_id: str, today: dt.date | None = None) -> ProcessResult:
+    catalog = get_catalog(settings.catalog_dir)
+    resource = catalog.resource(code)
+    d = dialect("duckdb")
+    ruleset: RuleSet = rules_for(resource, catalog, d, settings.expectations_dir)
+    today_sql = d.date_literal(today or dt.date.today())
+    rules = [r.__class__(r.id, r.severity, r.zh, r.en, bind_today(r.fail_when, today_sql), r.columns)
+             for r in ruleset.rules]
+    row_rules = [r for r in rules if r.severity == "row"]
+    warn_rules = [r for r in rules if r.severity == "warning"]
+
+    workdir = settings.work / run_id
+    workdir.mkdir(parents=True, exist_ok=True)
+    db = workdir / f"{resource.slug}.duckdb"
+    db.unlink(missing_ok=True)
+    bronze_path = storage.table_path(settings, "bronze", resource.slug)
+
+    con = storage.connect(settings, database=str(db))
+    try:
+        _reference_tables(con, catalog)
+        storage.register(con, f"bronze_{resource.slug}", bronze_path, empty_schema=_bronze_schema(resource))
+        # ref_region is used inside rules: materialize the references into the working file.
+        con.execute("create table ref_region_t as select * from ref_region")
+        con.execute("create table ref_department_t as select * from ref_department")
+        con.unregister("ref_region")
+        con.unregister("ref_department")
+        con.execute("create view ref_region as select * from ref_region_t")
+        con.execute("create view ref_department as select * from ref_department_t")
+        stg_sql = StagingRenderer(catalog, d, settings).render(resource)
+        con.execute(f"create table stg as {stg_sql}")
+        flags = ", ".join(f"case when {r.fail_when} then '{r.id}' end" for r in row_rules) or "null"
+        warns = ", ".join(f"case when {r.fail_when} then '{r.id}' end" for r in warn_rules) or "null"
+        con.execute(f"create table checked as select *, concat_ws(';', {flags}) as _failed, "
+                    f"concat_ws(';', {warns}) as _warned from stg")
+        key = ", ".join(resource.key)
+        con.execute(f"""create table ranked as
+            select *, row_number() over (partition by {key} order by {_order_by(resource)}) as _rank
+            from checked where _failed = ''""")
+        rows_read = con.execute("select count(*) from checked").fetchone()[0]
+        quarantined = con.execute("select count(*) from checked where _failed <> ''").fetchone()[0]
+        valid = con.execute("select count(*) from ranked").fetchone()[0]
+        silver_rows = con.execute("select count(*) from ranked where _rank = 1").fetchone()[0]
+        failures = dict(con.execute("""select rule, count(*) from
+            (select unnest(string_split(_failed, ';')) as rule from checked where _failed <> '')
+            group by rule""").fetchall())
+        warnings = dict(con.execute("""select rule, count(*) from
+            (select unnest(string_split(_warned, ';')) as rule from checked where _warned <> '')
+            group by rule""").fetchall())
+    finally:
+        con.close()
+
+    duplicates = valid - silver_rows
+    gx = {o.rule_id: o for o in validate_with_gx(db, "stg", row_rules + warn_rules,
+                                                 suite_name=f"{resource.slug}_{run_id}")}
+    validated_at = now()
+    results, mismatches = [], []
+    for r in row_rules + warn_rules:
+        failed = (failures if r.severity == "row" else warnings).get(r.id, 0)
+        o = gx[r.id]
+        if o.error or o.unexpected_count != failed:
+            mismatches.append(f"{r.id}: DuckDB {failed}, GX {o.unexpected_count} {o.error or ''}".strip())
+        results.append({
+            "run_id": run_id, "resource": code, "rule_id": r.id, "severity": r.severity,
+            "description_zh": r.zh, "description_en": r.en, "rows_checked": rows_read,
+            "failed": failed, "gx_unexpected": o.unexpected_count, "gx_success": o.success,
+            "success": failed == 0, "validated_at": validated_at})
+
+    rate = quarantined / rows_read if rows_read else 0.0
+    blocking_ok = rate <= ruleset.max_quarantine_rate
+    results.append({
+        "run_id": run_id, "resource": code, "rule_id": "blocking.quarantine_rate", "severity": "blocking",
+        "description_zh": f"隔离行比例不得超过{ruleset.max_quarantine_rate:.0%}",
+        "description_en": f"At most {ruleset.max_quarantine_rate:.0%} of the rows may be quarantined",
+        "rows_checked": rows_read, "failed": quarantined, "gx_unexpected": None, "gx_success": None,
+        "success": blocking_ok, "validated_at": validated_at})
+    append(settings, "validation_results", results, VALIDATION_SCHEMA, run_id)
+
+    problems = []
+    if mismatches:
+        problems.append("Great Expectations and DuckDB disagree: " + "; ".join(mismatches))
+    if not blocking_ok:
+        problems.append(f"blocking rule failed: {quarantined} of {rows_read} rows quarantined "
+                        f"({rate:.1%} > {ruleset.max_quarantine_rate:.0%})")
+    if problems:
+        _reconcile(settings, run_id, code, rows_read, silver_rows, quarantined, duplicates,
+                   balanced=rows_read == silver_rows + quarantined + duplicates, published=False,
+                   note="; ".join(problems))
+        raise QualityError(f"{code}: " + "; ".join(problems) + " — silver and quarantine left unchanged")
+
+    _publish(settings, resource, db, bronze_path, run_id)
+    written_silver = storage.row_count(storage.table_path(settings, "silver", resource.slug))
+    written_quarantine = storage.row_count(storage.table_path(settings, "quarantine", resource.slug))
+    balanced = (rows_read == written_silver + written_quarantine + duplicates
+                and written_silver == silver_rows and written_quarantine == quarantined)
+    _reconcile(settings, run_id, code, rows_read, written_silver, written_quarantine, duplicates,
+               balanced=balanced, published=True, note=None if balanced else "counts do not reconcile")
+    if not balanced:
+        raise QualityError(
+            f"{code}: rows read {rows_read} != silver {written_silver} + quarantined {written_quarantine}"
+            f" + duplicates {duplicates}")
+    db.unlink(missing_ok=True)
+    return ProcessResult(code, run_id, rows_read, written_silver, written_quarantine, duplicates,
+                         failures, warnings)
+
+
+def _reconcile(settings, run_id, code, read, silver, quarantined, duplicates, *, balanced, published, note):
+    append(settings, "reconciliation", [{
+        "run_id": run_id, "resource": code, "rows_read": read, "silver": silver,
+        "quarantined": quarantined, "duplicates": duplicates, "balanced": balanced,
+        "published": published, "note": note, "checked_at": now()}], RECONCILIATION_SCHEMA, run_id)
+
+
+def _publish(settings: Settings, resource, db, bronze_path, run_id: str) -> None:
+    columns = ", ".join([i.column for i in resource.items]
+                        + ["_dept", "_source", "_row_number", "_batch_id", "_received_at"])
+    con = storage.connect(settings, database=str(db))
+    try:
+        silver = con.execute(f"select {columns} from ranked where _rank = 1").fetch_record_batch(BATCH_ROWS)
+        storage.write_table(storage.table_path(settings, "silver", resource.slug), silver,
+                            mode="overwrite", run_id=run_id)
+        storage.register(con, "bronze_raw", bronze_path, empty_schema=_bronze_schema(resource))
+        reader = con.execute(f"""
+            select b.*, c._failed as _failed_rules, '{run_id}' as _run_id
+            from bronze_raw as b
+            join checked as c on b._batch_id = c._batch_id and b._row_number = c._row_number
+            where c._failed <> ''""").fetch_record_batch(BATCH_ROWS)
+        storage.write_table(storage.table_path(settings, "quarantine", resource.slug),
+                            _split_rules(reader), mode="overwrite", run_id=run_id)
+    finally:
+        con.close()
+
+
+def _split_rules(reader: pa.RecordBatchReader) -> pa.RecordBatchReader:
+    """``_failed_rules`` as list<string> (rule ids), batch by batch."""
+    idx = reader.schema.get_field_index("_failed_rules")
+    schema = reader.schema.set(idx, pa.field("_failed_rules", pa.list_(pa.string())))
+
+    def batches():
+        for batch in reader:
+            arrays = list(batch.columns)
+            arrays[idx] = pc.split_pattern(arrays[idx], ";")
+            yield pa.RecordBatch.from_arrays(arrays, schema=schema)
+
+    return pa.RecordBatchReader.from_batches(schema, batches())

@@ -1,0 +1,143 @@
+"""Render the standardizing model of a resource from the catalog and sql/staging/standardize.sql.j2."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import jinja2
+
+from govlake.catalog import Catalog, Item, Resource
+from govlake.config import Settings
+from govlake.identifiers import RIC_CHECK, RIC_WEIGHTS
+from govlake.transform._dialect import Dialect
+
+# U+FF01..U+FF5E are the full-width forms of U+0021..U+007E; U+3000 is the ideographic space.
+FULL_WIDTH = "".join(chr(c) for c in range(0xFF01, 0xFF5F)) + "\u3000"
+HALF_WIDTH = "".join(chr(c) for c in range(0x21, 0x7F)) + " "
+
+DATE_FORMATS = ("%Y-%m-%d", "%Y/%m/%d", "%Y年%m月%d日", "%Y%m%d", "%Y.%m.%d")
+TIMESTAMP_FORMATS = ("%Y-%m-%d %H:%M:%S", "%Y/%m/%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M")
+MULTI_SEPARATORS = ("；", "、", "，", ",")
+EXCEL_SERIAL = r"[1-9][0-9]{4}(\.0+)?"
+DECIMAL = "decimal(18,4)"
+INTEGER = r"-?[0-9]+(\.0+)?"
+
+# Types whose text is normalized to half-width before parsing or checking.
+_NORMALIZED = {"date", "timestamp", "decimal", "integer", "uscc", "id_number", "region_code",
+               "industry_code", "phone"}
+
+
+def _q(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+@dataclass(frozen=True)
+class ColumnSql:
+    column: str
+    clean: str
+    typed: str
+
+
+def tokens_of(cl_values: list[str], synonyms: dict[str, str]) -> list[tuple[str, str]]:
+    """(spelling, canonical) pairs, longest spelling first so replacements do not nibble."""
+    pairs = [(v, v) for v in cl_values] + list(synonyms.items())
+    return sorted(pairs, key=lambda p: -len(p[0]))
+
+
+def multi_normalized(expr: str) -> str:
+    """';' + values separated by ';' + ';' so that each token can be found by ``like``."""
+    for sep in MULTI_SEPARATORS:
+        expr = f"replace({expr}, {_q(sep)}, ';')"
+    return f"concat(';', replace({expr}, ' ', ''), ';')"
+
+
+class StagingRenderer:
+    """Builds the standardize model for one resource in one dialect."""
+
+    def __init__(self, catalog: Catalog, dialect: Dialect, settings: Settings):
+        self.catalog = catalog
+        self.d = dialect
+        env = jinja2.Environment(
+            loader=jinja2.FileSystemLoader(str(settings.sql_dir)),
+            undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
+        self.template = env.get_template("staging/standardize.sql.j2")
+
+    # -- cleaning: text in, text out ---------------------------------------------------
+    def clean(self, item: Item) -> str:
+        col = f"bronze.{item.column}"
+        expr = self.d.strip(col)
+        if item.type in _NORMALIZED or item.code_list:
+            expr = self.d.strip(f"translate({col}, {_q(FULL_WIDTH)}, {_q(HALF_WIDTH)})")
+        if item.type in ("uscc", "id_number", "industry_code"):
+            expr = f"upper(replace({expr}, ' ', ''))"
+        elif item.type == "phone":
+            expr = self.d.remove_all(expr, "[ ()+-]")
+        elif item.type == "decimal":
+            expr = f"replace(replace({expr}, ',', ''), ' ', '')"
+        if item.code_list and not item.multi_value:
+            cl = self.catalog.code_lists[item.code_list]
+            if cl.synonyms:
+                whens = " ".join(f"when {_q(k)} then {_q(v)}" for k, v in cl.synonyms.items())
+                expr = f"case {expr} {whens} else {expr} end"
+        return f"nullif({expr}, '')"
+
+    # -- typing: text → typed value, null when it does not parse ------------------------
+    def typed(self, item: Item) -> str:
+        col = f"cleaned.{item.column}__in"
+        t = item.type
+        if t == "date":
+            return self._date(col)
+        if t == "timestamp":
+            parses = [self.d.try_parse_timestamp(col, f) for f in TIMESTAMP_FORMATS]
+            date_only = f"cast({self._date(col)} as timestamp)"
+            return f"coalesce({', '.join(parses)}, {date_only})"
+        if t == "decimal":
+            return f"try_cast({col} as {DECIMAL})"
+        if t == "integer":
+            return (f"case when {self.d.full_match(col, INTEGER)} "
+                    f"then cast(cast({col} as {DECIMAL}) as bigint) end")
+        if t == "id_number":
+            return self._id_number(col)
+        if t == "phone":
+            return (f"case when {self.d.full_match(col, '86[0-9]{11}')} "
+                    f"then substr({col}, 3) else {col} end")
+        if item.code_list and item.multi_value:
+            return self._multi(item, col)
+        return col
+
+    def _date(self, col: str) -> str:
+        head = f"substr({col}, 1, 10)"
+        parses = [self.d.try_parse_date(col, f) for f in DATE_FORMATS]
+        parses.append(self.d.try_parse_date(head, "%Y-%m-%d"))
+        parses.append(self.d.try_parse_date(head, "%Y/%m/%d"))
+        serial = (f"case when {self.d.full_match(col, EXCEL_SERIAL)} "
+                  f"then {self.d.excel_serial_to_date(col)} end")
+        return f"coalesce({', '.join(parses)}, {serial})"
+
+    def _id_number(self, col: str) -> str:
+        """Legacy 15-digit numbers are upgraded to 18 digits (century 19, computed check)."""
+        first17 = f"concat(substr({col}, 1, 6), '19', substr({col}, 7, 9))"
+        terms = " + ".join(
+            f"{w} * cast(substr({first17}, {i + 1}, 1) as integer)" for i, w in enumerate(RIC_WEIGHTS))
+        check = f"substr('{RIC_CHECK}', (({terms}) % 11) + 1, 1)"
+        return (f"case when {self.d.full_match(col, '[0-9]{15}')} "
+                f"then concat({first17}, {check}) else {col} end")
+
+    def _multi(self, item: Item, col: str) -> str:
+        """Canonical values, in code-list order, joined by ';' (unknown tokens dropped here,
+        reported by the code-list rule)."""
+        cl = self.catalog.code_lists[item.code_list]
+        norm = multi_normalized(col)
+        parts = []
+        for value in cl.values:
+            spellings = [value] + [k for k, v in cl.synonyms.items() if v == value]
+            cond = " or ".join(f"{norm} like {_q('%;' + s + ';%')}" for s in spellings)
+            parts.append(f"case when {cond} then {_q(value)} end")
+        return f"case when {col} is not null then nullif(concat_ws(';', {', '.join(parts)}), '') end"
+
+    def columns(self, resource: Resource) -> list[ColumnSql]:
+        return [ColumnSql(i.column, self.clean(i), self.typed(i)) for i in resource.items]
+
+    def render(self, resource: Resource) -> str:
+        sql = self.template.render(resource=resource, columns=self.columns(resource))
+        return self.d.to_engine(sql)
