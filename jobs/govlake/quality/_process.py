@@ -118,10 +118,16 @@ def process_resource(code: str, *, settings: Settings, run_id: str, today: dt.da
         warnings = dict(con.execute("""select rule, count(*) from
             (select unnest(string_split(_warned, ';')) as rule from checked where _warned <> '')
             group by rule""").fetchall())
+
+        duplicates = valid - silver_rows
+        rate = quarantined / rows_read if rows_read else 0.0
+        blocking_ok = rate <= ruleset.max_quarantine_rate
+        if blocking_ok:
+            _publish(con, settings, resource, bronze_path, run_id)
     finally:
         con.close()
 
-    duplicates = valid - silver_rows
+    # GX runs the same rules on the same staging table, read-only, after DuckDB is done with it.
     gx = {o.rule_id: o for o in validate_with_gx(db, "stg", row_rules + warn_rules,
                                                  suite_name=f"{resource.slug}_{run_id}")}
     validated_at = now()
@@ -136,9 +142,6 @@ def process_resource(code: str, *, settings: Settings, run_id: str, today: dt.da
             "description_zh": r.zh, "description_en": r.en, "rows_checked": rows_read,
             "failed": failed, "gx_unexpected": o.unexpected_count, "gx_success": o.success,
             "success": failed == 0, "validated_at": validated_at})
-
-    rate = quarantined / rows_read if rows_read else 0.0
-    blocking_ok = rate <= ruleset.max_quarantine_rate
     results.append({
         "run_id": run_id, "resource": code, "rule_id": "blocking.quarantine_rate", "severity": "blocking",
         "description_zh": f"隔离行比例不得超过{ruleset.max_quarantine_rate:.0%}",
@@ -146,31 +149,29 @@ def process_resource(code: str, *, settings: Settings, run_id: str, today: dt.da
         "rows_checked": rows_read, "failed": quarantined, "gx_unexpected": None, "gx_success": None,
         "success": blocking_ok, "validated_at": validated_at})
     append(settings, "validation_results", results, VALIDATION_SCHEMA, run_id)
+    db.unlink(missing_ok=True)
 
-    problems = []
-    if mismatches:
-        problems.append("Great Expectations and DuckDB disagree: " + "; ".join(mismatches))
     if not blocking_ok:
-        problems.append(f"blocking rule failed: {quarantined} of {rows_read} rows quarantined "
-                        f"({rate:.1%} > {ruleset.max_quarantine_rate:.0%})")
-    if problems:
         _reconcile(settings, run_id, code, rows_read, silver_rows, quarantined, duplicates,
                    balanced=rows_read == silver_rows + quarantined + duplicates, published=False,
-                   note="; ".join(problems))
-        raise QualityError(f"{code}: " + "; ".join(problems) + " — silver and quarantine left unchanged")
+                   note="blocking rule failed")
+        raise QualityError(
+            f"{code}: blocking rule failed: {quarantined} of {rows_read} rows quarantined "
+            f"({rate:.1%} > {ruleset.max_quarantine_rate:.0%}); silver and quarantine left unchanged")
 
-    _publish(settings, resource, db, bronze_path, run_id)
     written_silver = storage.row_count(storage.table_path(settings, "silver", resource.slug))
     written_quarantine = storage.row_count(storage.table_path(settings, "quarantine", resource.slug))
     balanced = (rows_read == written_silver + written_quarantine + duplicates
                 and written_silver == silver_rows and written_quarantine == quarantined)
+    problems = [] if balanced else [
+        f"rows read {rows_read} != silver {written_silver} + quarantined {written_quarantine}"
+        f" + duplicates {duplicates}"]
+    if mismatches:
+        problems.append("Great Expectations and DuckDB disagree: " + "; ".join(mismatches))
     _reconcile(settings, run_id, code, rows_read, written_silver, written_quarantine, duplicates,
-               balanced=balanced, published=True, note=None if balanced else "counts do not reconcile")
-    if not balanced:
-        raise QualityError(
-            f"{code}: rows read {rows_read} != silver {written_silver} + quarantined {written_quarantine}"
-            f" + duplicates {duplicates}")
-    db.unlink(missing_ok=True)
+               balanced=balanced, published=True, note="; ".join(problems) or None)
+    if problems:
+        raise QualityError(f"{code}: " + "; ".join(problems))
     return ProcessResult(code, run_id, rows_read, written_silver, written_quarantine, duplicates,
                          failures, warnings)
 
@@ -182,24 +183,20 @@ def _reconcile(settings, run_id, code, read, silver, quarantined, duplicates, *,
         "published": published, "note": note, "checked_at": now()}], RECONCILIATION_SCHEMA, run_id)
 
 
-def _publish(settings: Settings, resource, db, bronze_path, run_id: str) -> None:
+def _publish(con, settings: Settings, resource, bronze_path, run_id: str) -> None:
     columns = ", ".join([i.column for i in resource.items]
-                        + ["_dept", "_source", "_row_number", "_batch_id", "_received_at"])
-    con = storage.connect(settings, database=str(db))
-    try:
-        silver = con.execute(f"select {columns} from ranked where _rank = 1").fetch_record_batch(BATCH_ROWS)
-        storage.write_table(storage.table_path(settings, "silver", resource.slug), silver,
-                            mode="overwrite", run_id=run_id)
-        storage.register(con, "bronze_raw", bronze_path, empty_schema=_bronze_schema(resource))
-        reader = con.execute(f"""
-            select b.*, c._failed as _failed_rules, '{run_id}' as _run_id
-            from bronze_raw as b
-            join checked as c on b._batch_id = c._batch_id and b._row_number = c._row_number
-            where c._failed <> ''""").fetch_record_batch(BATCH_ROWS)
-        storage.write_table(storage.table_path(settings, "quarantine", resource.slug),
-                            _split_rules(reader), mode="overwrite", run_id=run_id)
-    finally:
-        con.close()
+                    + ["_dept", "_source", "_row_number", "_batch_id", "_received_at"])
+    silver = con.sql(f"select {columns} from ranked where _rank = 1").fetch_arrow_reader(BATCH_ROWS)
+    storage.write_table(storage.table_path(settings, "silver", resource.slug), silver,
+                        mode="overwrite", run_id=run_id)
+    storage.register(con, "bronze_raw", bronze_path, empty_schema=_bronze_schema(resource))
+    reader = con.sql(f"""
+        select b.*, c._failed as _failed_rules, '{run_id}' as _run_id
+        from bronze_raw as b
+        join checked as c on b._batch_id = c._batch_id and b._row_number = c._row_number
+        where c._failed <> ''""").fetch_arrow_reader(BATCH_ROWS)
+    storage.write_table(storage.table_path(settings, "quarantine", resource.slug),
+                        _split_rules(reader), mode="overwrite", run_id=run_id)
 
 
 def _split_rules(reader: pa.RecordBatchReader) -> pa.RecordBatchReader:

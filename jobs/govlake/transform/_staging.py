@@ -63,10 +63,11 @@ class StagingRenderer:
         self.template = env.get_template("staging/standardize.sql.j2")
 
     # -- cleaning: text in, text out ---------------------------------------------------
-    def clean(self, item: Item) -> str:
+    def clean(self, item: Item, *, is_key: bool = False) -> str:
+        """Trimmed text; identifiers, codes, numbers, dates and business keys also half-width."""
         col = f"bronze.{item.column}"
         expr = self.d.strip(col)
-        if item.type in _NORMALIZED or item.code_list:
+        if item.type in _NORMALIZED or item.code_list or is_key:
             expr = self.d.strip(f"translate({col}, {_q(FULL_WIDTH)}, {_q(HALF_WIDTH)})")
         if item.type in ("uscc", "id_number", "industry_code"):
             expr = f"upper(replace({expr}, ' ', ''))"
@@ -136,7 +137,8 @@ class StagingRenderer:
         return f"case when {col} is not null then nullif(concat_ws(';', {', '.join(parts)}), '') end"
 
     def columns(self, resource: Resource) -> list[ColumnSql]:
-        return [ColumnSql(i.column, self.clean(i), self.typed(i)) for i in resource.items]
+        return [ColumnSql(i.column, self.clean(i, is_key=i.column in resource.key), self.typed(i))
+                for i in resource.items]
 
     def render(self, resource: Resource) -> str:
         sql = self.template.render(resource=resource, columns=self.columns(resource))
