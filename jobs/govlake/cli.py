@@ -1,0 +1,157 @@
+"""The ``govlake`` command line: generate a city, ingest, run the pipeline, show what was built."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+app = typer.Typer(help="govlake: the city big data bureau's lakehouse pipeline.", no_args_is_help=True,
+                  pretty_exceptions_enable=False)
+catalog_app = typer.Typer(help="The data resource catalog (政务数据资源目录).", no_args_is_help=True)
+app.add_typer(catalog_app, name="catalog")
+console = Console()
+err = Console(stderr=True)
+
+_KNOWN_ERRORS: tuple[type[Exception], ...] = ()
+
+
+def _known_errors() -> tuple[type[Exception], ...]:
+    from govlake.catalog import CatalogError
+    from govlake.quality import QualityError
+
+    errors: list[type[Exception]] = [CatalogError, QualityError, KeyError, FileNotFoundError]
+    try:
+        from govlake.ingest import IngestError
+
+        errors.append(IngestError)
+    except ImportError:
+        pass
+    return tuple(errors)
+
+
+def _fail(exc: Exception) -> None:
+    message = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
+    err.print(f"[bold red]error:[/] {message}", highlight=False)
+    raise typer.Exit(1)
+
+
+@app.command()
+def generate(
+    out: Annotated[Path | None, typer.Option(help="Folder for the departments' exports (default var/city).")] = None,
+    scale: Annotated[int, typer.Option(help="Approximate total rows across all resources.")] = 2000,
+    seed: Annotated[int, typer.Option(help="Random seed; the same seed gives the same files.")] = 42,
+    defect_rate: Annotated[float, typer.Option(help="Share of rows given each kind of defect.")] = 0.03,
+    only: Annotated[str | None, typer.Option(help="Write just this resource (e.g. credit.penalty).")] = None,
+    rows: Annotated[int | None, typer.Option(help="With --only: exactly this many rows.")] = None,
+) -> None:
+    """Write a sample city's departmental exports (CSV GBK/UTF-8, XLSX, JSON lines, a database)."""
+    from govlake.config import get_settings
+    from govlake.generate import generate_city
+
+    target = out or get_settings().city
+    manifest = generate_city(target, scale=scale, seed=seed, defect_rate=defect_rate, only=only, rows=rows)
+    console.print(f"wrote the sample city to [bold]{target}[/] (manifest: {target / 'manifest.json'})")
+    _ = manifest
+
+
+@app.command()
+def ingest(
+    resource: Annotated[str | None, typer.Argument(help="Catalog resource code, e.g. credit.penalty.")] = None,
+    file: Annotated[list[Path] | None, typer.Option("--file", help="Ingest this file (repeatable).")] = None,
+    all_: Annotated[bool, typer.Option("--all", help="Ingest every resource from its source.")] = False,
+    run: Annotated[bool, typer.Option("--run/--no-run", help="With --file: also standardize and validate.")] = True,
+) -> None:
+    """Land raw data in bronze; re-ingesting the same file or database window adds nothing."""
+    from govlake import pipeline
+    from govlake.catalog import get_catalog
+
+    if not resource and not all_:
+        _fail(ValueError("name a RESOURCE or pass --all"))
+    codes = list(get_catalog().resources) if all_ else [resource]
+    try:
+        for code in codes:
+            result = pipeline.ingest(code, files=[f.resolve() for f in file] if file else None)
+            for b in result.batches:
+                colour = {"landed": "green", "rejected": "red"}.get(b.status, "yellow")
+                console.print(f"{code}: [{colour}]{b.status}[/] {b.rows} rows from {b.source}"
+                              + (f" ({b.encoding})" if getattr(b, "encoding", None) else "")
+                              + (f" — {b.error}" if b.error else ""), highlight=False)
+            if file and run:
+                _print_process(pipeline.process(code))
+    except _known_errors() as exc:
+        _fail(exc)
+
+
+def _print_process(r) -> None:
+    console.print(f"{r.resource}: read {r.rows_read} = silver {r.silver} + quarantined {r.quarantined}"
+                  f" + duplicates {r.duplicates}", highlight=False)
+    for rule, n in sorted(r.rule_failures.items(), key=lambda kv: -kv[1]):
+        console.print(f"  quarantined by {rule}: {n}", highlight=False)
+
+
+@app.command()
+def run() -> None:
+    """Everything after ingest over what has landed: silver, quarantine, gold, extract."""
+    from govlake import pipeline
+
+    try:
+        summary = pipeline.run()
+    except _known_errors() as exc:
+        _fail(exc)
+    for r in summary["resources"].values():
+        _print_process(r)
+    console.print(f"gold: {summary['gold']}")
+    console.print(f"extract: {summary['extract']}")
+
+
+@app.command()
+def status(as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False) -> None:
+    """Tables with row counts, quarantine counts per rule, and the extract path."""
+    from govlake.status import lake_status
+
+    info = lake_status()
+    if as_json:
+        console.print_json(json.dumps(info, ensure_ascii=False, default=str))
+        return
+    t = Table(title="govlake tables (Delta, under " + info["lake"] + ")")
+    for col in ("layer", "table", "rows", "version"):
+        t.add_column(col, justify="right" if col in ("rows", "version") else "left")
+    for row in info["tables"]:
+        t.add_row(row["layer"], row["table"], f"{row['rows']:,}", str(row["version"]))
+    console.print(t)
+    q = Table(title="quarantined rows per rule")
+    for col in ("table", "rule", "rows"):
+        q.add_column(col, justify="right" if col == "rows" else "left")
+    for row in info["quarantine_by_rule"]:
+        q.add_row(row["table"], row["rule"], f"{row['rows']:,}")
+    console.print(q)
+    for row in info["reconciliation"]:
+        mark = "[green]balanced[/]" if row["balanced"] else "[red]NOT balanced[/]"
+        console.print(f"{row['resource']}: read {row['rows_read']:,} = silver {row['silver']:,} + quarantined "
+                      f"{row['quarantined']:,} + duplicates {row['duplicates']:,} {mark}", highlight=False)
+    console.print(f"analyst extract: [bold]{info['extract'] or '(not built yet)'}[/]")
+
+
+@catalog_app.command("validate")
+def catalog_validate() -> None:
+    """Load the catalog and report every problem with its file and line."""
+    from govlake.catalog import CatalogError, load_catalog
+    from govlake.config import get_settings
+
+    try:
+        cat = load_catalog(get_settings().catalog_dir)
+    except CatalogError as exc:
+        for p in exc.problems:
+            err.print(p, highlight=False)
+        raise typer.Exit(1) from None
+    console.print(f"catalog ok: {len(cat.resources)} resources, {len(cat.departments)} departments, "
+                  f"{len(cat.code_lists)} code lists")
+
+
+if __name__ == "__main__":
+    app()
