@@ -1,0 +1,344 @@
+"""Gold tables: the 法人库 (``legal_entity``) and the 双公示 publications, built from silver.
+
+The models are ``sql/gold/*.sql`` (one shape: input CTEs, transform CTEs, ``select * from`` the
+last one). Each starts with a header stating grain, key tests and owner department
+(``-- grain: ... | key: a + b unique not null | owner: dsj``); :func:`build_gold` runs the key
+tests before writing. ``int_*`` models are intermediate: built as temporary tables, not written.
+
+A model may be a Jinja template, ``sql/gold/<name>.sql.j2``, rendered with a context derived
+from the catalog: ``int_entity_attributes`` is rendered from :func:`entity_plan` (一数一源: each
+attribute from its authoritative department, else from a copy and flagged), so which attributes
+come from which departments is decided by the catalog, not written into SQL.
+
+Silver tables are exposed to the models as views ``silver_<slug>``; a table not written yet is an
+empty view with the contract schema (:func:`silver_schema`).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import duckdb
+import jinja2
+import pyarrow as pa
+
+from govlake import storage
+from govlake.catalog import Catalog, Item, Resource, get_catalog
+from govlake.config import Settings
+
+GOLD_TABLES = ("legal_entity", "license_publication", "penalty_publication")
+MODEL_ORDER = ("int_entity_attributes", "license_publication", "penalty_publication", "legal_entity")
+ENTITY_KEY = "uscc"
+ENTITY_CATEGORY = "法人库"
+DOUBLE_PUBLICITY_ITEM = "source_dept_uscc"
+
+_ARROW_TYPES = {
+    "date": pa.date32(),
+    "timestamp": pa.timestamp("us"),
+    "decimal": pa.decimal128(18, 4),
+    "integer": pa.int64(),
+}
+_SQL_TYPES = {"date": "date", "timestamp": "timestamp", "decimal": "decimal(18, 4)", "integer": "bigint"}
+_ORDER_LATEST = "_received_at desc nulls last, _row_number desc nulls last"
+
+
+class GoldError(RuntimeError):
+    """A gold model failed: missing silver columns or a failed key test."""
+
+
+# ---- silver inputs --------------------------------------------------------------------------
+
+
+def is_double_publicity(resource: Resource) -> bool:
+    """双公示 resources carry 数据来源单位统一社会信用代码, resolved to ``_dept`` in silver."""
+    return any(i.column == DOUBLE_PUBLICITY_ITEM for i in resource.items)
+
+
+def silver_schema(resource: Resource) -> pa.Schema:
+    """The silver contract schema of ``resource`` (docs/architecture.md, Silver contract).
+
+    string/uscc/id_number/region_code/industry_code/phone → string, date → date32, timestamp →
+    timestamp[us], decimal → decimal(18,4), integer → int64 (multi-value items are ``;``-joined
+    strings); then ``_source``, ``_row_number``, ``_batch_id``, ``_received_at`` and, for 双公示
+    resources, ``_dept``.
+    """
+    fields = [pa.field(i.column, _ARROW_TYPES.get(i.type, pa.string())) for i in resource.items]
+    fields += [
+        pa.field("_source", pa.string()),
+        pa.field("_row_number", pa.int64()),
+        pa.field("_batch_id", pa.string()),
+        pa.field("_received_at", pa.timestamp("us", tz="UTC")),
+    ]
+    if is_double_publicity(resource):
+        fields.append(pa.field("_dept", pa.string()))
+    return pa.schema(fields)
+
+
+def register_silver(con: duckdb.DuckDBPyConnection, settings: Settings, catalog: Catalog) -> None:
+    """Register every resource's silver table as view ``silver_<slug>`` (empty when absent)."""
+    for res in catalog.resources.values():
+        view = f"silver_{res.slug}"
+        schema = silver_schema(res)
+        storage.register(con, view, storage.table_path(settings, "silver", res.slug), empty_schema=schema)
+        missing = [n for n in schema.names if n not in con.sql(f"select * from {view}").columns]
+        if missing:
+            raise GoldError(f"silver/{res.slug} lacks contract columns {missing} (docs/architecture.md)")
+
+
+# ---- model headers and SQL ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ModelHeader:
+    """What a model's first line states: grain, key tests and owner department."""
+
+    grain: str
+    key: tuple[str, ...]
+    unique: bool
+    not_null: bool
+    owner: str
+
+
+_HEADER = re.compile(r"^-- grain: (?P<grain>.+?) \| key: (?P<key>.+?) \| owner: (?P<owner>\S+)\s*$")
+
+
+def model_header(sql: str) -> ModelHeader:
+    """Parse ``-- grain: ... | key: a + b unique not null | owner: dept`` from the first line."""
+    match = _HEADER.match(sql.splitlines()[0] if sql else "")
+    if not match:
+        raise GoldError(f"model does not start with a grain | key | owner header: {sql[:80]!r}")
+    key = match["key"]
+    tests = re.search(r"(\s+unique)?(\s+not null)?$", key)
+    columns = key[: tests.start()] if tests else key
+    return ModelHeader(
+        grain=match["grain"],
+        key=tuple(c.strip() for c in columns.split("+")),
+        unique=bool(tests and tests.group(1)),
+        not_null=bool(tests and tests.group(2)),
+        owner=match["owner"],
+    )
+
+
+def model_sql(settings: Settings, name: str, catalog: Catalog | None = None) -> str:
+    """The SQL of gold model ``name``: ``sql/gold/<name>.sql``, or ``<name>.sql.j2`` rendered
+    with the catalog-derived context of that model."""
+    folder = settings.sql_dir / "gold"
+    template = folder / f"{name}.sql.j2"
+    if not template.exists():
+        return (folder / f"{name}.sql").read_text(encoding="utf-8")
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(folder)),
+                             undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
+    context = _CONTEXTS[name](catalog or get_catalog(settings.catalog_dir))
+    return env.get_template(template.name).render(**context)
+
+
+# ---- the catalog-generated entity attributes (一数一源) ------------------------------------
+
+
+@dataclass(frozen=True)
+class EntityAttribute:
+    """A 法人库 attribute: the resource holding the authoritative value and those holding copies."""
+
+    column: str
+    item: Item
+    authority: Resource
+    copies: tuple[Resource, ...]
+
+
+@dataclass(frozen=True)
+class EntityPlan:
+    base: Resource
+    keyed: tuple[Resource, ...]
+    """Resources with one row per enterprise (and period): they define the entities."""
+    subjects: tuple[Resource, ...]
+    """Resources naming enterprises by uscc without being keyed by them (双公示 records)."""
+    attributes: tuple[EntityAttribute, ...]
+
+
+def entity_plan(catalog: Catalog) -> EntityPlan:
+    """Which resource is authoritative for which 法人库 attribute, from the catalog.
+
+    The base is the 法人库 resource keyed by ``uscc`` alone (amr.enterprise). Its attributes are
+    its items except the key, L4 items and its delivery watermark. For each attribute the
+    authoritative department is ``item.authority or resource.provider``; other enterprise-keyed
+    resources holding an item of the same column whose authority is that department are copies,
+    used (in resource-code order) only when the authoritative resource has no row for the code.
+    """
+    resources = sorted(catalog.resources.values(), key=lambda r: r.code)
+    bases = [r for r in resources if r.category.startswith(ENTITY_CATEGORY) and r.key == [ENTITY_KEY]]
+    if len(bases) != 1:
+        raise GoldError(f"expected one {ENTITY_CATEGORY} resource keyed by {ENTITY_KEY}, found {bases}")
+    base = bases[0]
+    keyed = tuple(r for r in resources if ENTITY_KEY in r.key)
+    subjects = tuple(r for r in resources if ENTITY_KEY not in r.key
+                     and any(i.column == ENTITY_KEY for i in r.items))
+    attributes = []
+    for item in base.items:
+        if item.column in base.key or item.level == "L4" or item.column == base.source.watermark:
+            continue
+        dept = base.authority_of(item)
+        holders = [r for r in keyed if any(i.column == item.column and r.authority_of(i) == dept
+                                           for i in r.items)]
+        authority = next((r for r in holders if r.provider == dept), None)
+        if authority is None:
+            raise GoldError(f"{base.code}.{item.column}: no resource of its authority {dept!r}")
+        copies = tuple(r for r in holders if r is not authority)
+        attributes.append(EntityAttribute(item.column, item, authority, copies))
+    return EntityPlan(base, keyed, subjects, tuple(attributes))
+
+
+def _cast(value: str, source: Item, target: Item) -> str:
+    if _SQL_TYPES.get(source.type, "varchar") == _SQL_TYPES.get(target.type, "varchar"):
+        return value
+    return f"cast({value} as {_SQL_TYPES.get(target.type, 'varchar')})"
+
+
+def entity_context(catalog: Catalog) -> dict:
+    """What ``sql/gold/int_entity_attributes.sql.j2`` is rendered with (see :func:`entity_plan`)."""
+    plan = entity_plan(catalog)
+    used = {r.code: [a.column for a in plan.attributes if r is a.authority or r in a.copies]
+            for r in plan.keyed}
+    keyed = [r for r in plan.keyed if used[r.code] or r is plan.base]
+    attributes = []
+    for attr in plan.attributes:
+        copies = [_cast(f"latest_{r.slug}.{attr.column}", r.item(attr.column), attr.item)
+                  for r in attr.copies]
+        fallback = (copies[0] if len(copies) == 1 else f"coalesce({', '.join(copies)})") if copies else None
+        attributes.append({"column": attr.column, "authority": attr.authority.slug, "fallback": fallback})
+    held: dict[str, list[str]] = {}
+    for res in keyed:
+        held.setdefault(res.provider, []).append(f"latest_{res.slug}.{ENTITY_KEY} is not null")
+    for res in plan.subjects:
+        held.setdefault(res.provider, []).append(f"{res.slug}_subjects.{ENTITY_KEY} is not null")
+    return {
+        "keyed": [{"code": r.code, "slug": r.slug, "columns": used[r.code],
+                   "order_columns": [k for k in r.key if k != ENTITY_KEY]} for r in keyed],
+        "subjects": [{"code": r.code, "slug": r.slug} for r in plan.subjects],
+        "attributes": attributes,
+        "departments": [{"code": d, "held": conds} for d, conds in sorted(held.items())],
+    }
+
+
+_CONTEXTS = {"int_entity_attributes": entity_context}
+
+
+# ---- what the gold columns are (for comments and masking downstream) -----------------------
+
+
+@dataclass(frozen=True)
+class ColumnDoc:
+    """A gold column: the catalog item its values come from, or a description when derived."""
+
+    name: str
+    label: str
+    """Chinese name."""
+    label_en: str
+    item: Item | None = None
+    resource: str | None = None
+    """Catalog resource code the values come from (None when derived)."""
+
+
+@dataclass(frozen=True)
+class TableDoc:
+    name: str
+    title: str
+    title_en: str
+    header: ModelHeader
+    sources: tuple[str, ...]
+    columns: dict[str, ColumnDoc]
+
+
+_LINEAGE_COLUMNS = {
+    "_dept": ("决定部门代码", "Department code, resolved from 数据来源单位统一社会信用代码"),
+    "_source": ("来源文件", "Source file (or database window) of the row"),
+    "_row_number": ("来源行号", "Row number in the source file (1-based, header excluded)"),
+}
+_ENTITY_COLUMNS: dict[str, tuple[str, str] | tuple[str, str, str]] = {
+    "attrs_from_non_authority": (
+        "取自非权威部门的属性",
+        "Attributes taken from a non-authoritative department (;-joined), null when none",
+    ),
+    "source_departments": ("数据来源部门", "Departments holding data on the entity (;-joined codes)"),
+    "tax_rating_year": ("tax.credit_rating", "year", "latest"),
+    "tax_rating": ("tax.credit_rating", "rating", "latest"),
+    "social_insurance_period": ("hrss.social_insurance", "period", "latest"),
+    "social_insurance_insured_count": ("hrss.social_insurance", "insured_count", "latest month"),
+    "social_insurance_arrears": ("hrss.social_insurance", "arrears", "latest month"),
+    "license_count": ("有效行政许可数", "Valid (not withdrawn) 双公示 licensing decisions naming the entity"),
+    "penalty_count": ("有效行政处罚数", "Valid (not withdrawn) 双公示 penalty decisions naming the entity"),
+}
+_PUBLICATIONS = {"license_publication": "credit.license", "penalty_publication": "credit.penalty"}
+
+
+def _item_doc(catalog: Catalog, column: str, code: str, item_column: str, note: str = "") -> ColumnDoc:
+    item = catalog.resource(code).item(item_column)
+    return ColumnDoc(column, item.name + (f"（{note}）" if note else ""), item.name_en, item, code)
+
+
+def table_docs(settings: Settings) -> dict[str, TableDoc]:
+    """Title, header and per-column lineage of every gold table (drives the extract's comments)."""
+    catalog = get_catalog(settings.catalog_dir)
+    plan = entity_plan(catalog)
+    docs: dict[str, TableDoc] = {}
+    entity = {ENTITY_KEY: _item_doc(catalog, ENTITY_KEY, plan.base.code, ENTITY_KEY)}
+    for attr in plan.attributes:
+        entity[attr.column] = _item_doc(catalog, attr.column, attr.authority.code, attr.column)
+    for column, spec in _ENTITY_COLUMNS.items():
+        entity[column] = (_item_doc(catalog, column, *spec) if len(spec) == 3
+                          else ColumnDoc(column, spec[0], spec[1]))
+    docs["legal_entity"] = TableDoc(
+        "legal_entity", "法人库（一企一档）", "Legal entity register (one file per enterprise)",
+        model_header(model_sql(settings, "legal_entity")),
+        tuple(r.code for r in (*plan.keyed, *plan.subjects)), entity)
+    for name, code in _PUBLICATIONS.items():
+        res = catalog.resource(code)
+        columns = {i.column: ColumnDoc(i.column, i.name, i.name_en, i, code) for i in res.items}
+        columns |= {c: ColumnDoc(c, *labels) for c, labels in _LINEAGE_COLUMNS.items()}
+        docs[name] = TableDoc(name, res.name, res.name_en, model_header(model_sql(settings, name)),
+                              (code,), columns)
+    return docs
+
+
+# ---- build ----------------------------------------------------------------------------------
+
+
+def _check_keys(con: duckdb.DuckDBPyConnection, name: str, header: ModelHeader) -> None:
+    cols = ", ".join(header.key)
+    if header.not_null:
+        nulls = con.execute(f"select count(*) from {name} where "
+                            + " or ".join(f"{c} is null" for c in header.key)).fetchone()[0]
+        if nulls:
+            raise GoldError(f"{name}: {nulls} rows with a null key ({cols})")
+    if header.unique:
+        dups = con.execute(f"select count(*) from (select {cols} from {name} group by {cols} "
+                           "having count(*) > 1) as duplicated").fetchone()[0]
+        if dups:
+            raise GoldError(f"{name}: {dups} duplicated keys ({cols})")
+
+
+def build_gold(*, settings: Settings, run_id: str) -> dict[str, int]:
+    """Build every gold model from silver and overwrite the gold Delta tables.
+
+    Returns the number of rows per gold table. Re-runnable: the same silver gives the same rows.
+    Raises GoldError when silver lacks contract columns or a model fails its key tests (nothing
+    of that model is written then).
+    """
+    catalog = get_catalog(settings.catalog_dir)
+    con = storage.connect(settings)
+    rows: dict[str, int] = {}
+    try:
+        register_silver(con, settings, catalog)
+        for name in MODEL_ORDER:
+            sql = model_sql(settings, name, catalog)
+            con.execute(f"create or replace temp table {name} as\n{sql}")
+            _check_keys(con, name, model_header(sql))
+            if name in GOLD_TABLES:
+                path = storage.table_path(settings, "gold", name)
+                storage.write_table(path, con.sql(f"select * from {name}").to_arrow_reader(),
+                                    mode="overwrite", run_id=run_id)
+                rows[name] = storage.row_count(path)
+    finally:
+        con.close()
+    return rows
+

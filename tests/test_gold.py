@@ -1,0 +1,284 @@
+"""Gold tables from tiny silver Delta tables written in tmp_path."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+import pyarrow as pa
+import pytest
+import sqlglot
+from govlake import storage
+from govlake.catalog import get_catalog
+from govlake.config import Settings
+from govlake.gold import (
+    GOLD_TABLES,
+    MODEL_ORDER,
+    GoldError,
+    build_gold,
+    entity_plan,
+    model_header,
+    model_sql,
+    silver_schema,
+    table_docs,
+)
+from govlake.identifiers import ric_check_char, uscc_check_char
+from sqlglot import ErrorLevel
+
+RECEIVED = dt.datetime(2024, 5, 6, 8, 0, tzinfo=dt.UTC)
+
+
+def uscc(n: int) -> str:
+    first17 = f"91370102MA{n:07d}"
+    return first17 + uscc_check_char(first17)
+
+
+def id_number(birth: str, seq: str) -> str:
+    first17 = f"370102{birth}{seq}"
+    return first17 + ric_check_char(first17)
+
+
+E1, E2, E3, E4, E5 = (uscc(n) for n in (11, 22, 33, 44, 55))
+PERSON_ID = id_number("19900307", "123")
+PERSON_ID_2 = id_number("19851111", "456")
+MOBILE = "13812345678"
+DEPT = {"amr": "11370100MB0000001A", "ee": "11370100MB0000007W", "credit": "11370100MB0000005N"}
+
+AMR = [
+    {"uscc": E1, "name": "济南甲有限公司", "legal_rep": "张三", "legal_rep_id": PERSON_ID, "reg_capital": Decimal(100),
+     "established": dt.date(2015, 3, 1), "reg_authority": "济南市市场监督管理局",
+     "address": "山东省济南市历下区泉城路1号", "region_code": "370102", "industry_code": "F5211", "status": "存续",
+     "updated_at": dt.datetime(2024, 5, 1, 9, 0)},
+    {"uscc": E4, "name": "济南丁科技有限公司", "legal_rep": "刘七", "legal_rep_id": PERSON_ID_2,
+     "reg_capital": Decimal("50.5"), "established": dt.date(2020, 1, 2), "address": "山东省济南市槐荫区经十路9号",
+     "region_code": "370104", "industry_code": "I6510", "status": "在业", "updated_at": dt.datetime(2024, 5, 1, 9, 0)},
+]
+TAX = [
+    {"uscc": E1, "name": "济南甲公司（税务登记名）", "address": "济南市历下区老地址8号", "year": 2023, "rating": "B"},
+    {"uscc": E1, "name": "济南甲公司（税务登记名）", "address": "济南市历下区老地址8号", "year": 2024, "rating": "A"},
+    {"uscc": E2, "name": "济南乙商贸有限公司", "address": "山东省济南市天桥区北园大街2号", "year": 2024, "rating": "M"},
+]
+HRSS = [
+    {"uscc": E1, "name": "甲公司", "legal_rep": "李四", "period": "202401", "insured_count": 10,
+     "due_amount": Decimal(5000), "paid_amount": Decimal(5000), "arrears": Decimal(0)},
+    {"uscc": E1, "name": "甲公司", "legal_rep": "李四", "period": "202402", "insured_count": 12,
+     "due_amount": Decimal(6000), "paid_amount": Decimal(5000), "arrears": Decimal(1000)},
+    {"uscc": E3, "name": "丙餐饮店（旧）", "legal_rep": "王五", "period": "202312", "insured_count": 2,
+     "due_amount": Decimal(800), "paid_amount": Decimal(800), "arrears": Decimal(0)},
+    {"uscc": E3, "name": "丙餐饮店", "legal_rep": "王五", "period": "202402", "insured_count": 3,
+     "due_amount": Decimal(900), "paid_amount": Decimal(600), "arrears": Decimal(300)},
+]
+
+
+def _license(doc_no: str, **kw) -> dict:
+    row = {"subject_name": "济南甲有限公司", "subject_type": "法人及非法人组织", "uscc": E1, "legal_rep": "张三",
+           "legal_rep_id_type": "身份证", "legal_rep_id_no": PERSON_ID, "doc_name": "食品经营许可决定书",
+           "doc_no": doc_no, "license_category": "普通", "content": "食品销售", "decision_date": dt.date(2024, 4, 1),
+           "valid_from": dt.date(2024, 4, 1), "valid_to": dt.date(2029, 3, 31), "authority": "济南市市场监督管理局",
+           "authority_uscc": DEPT["amr"], "status": "有效", "source_dept": "济南市市场监督管理局",
+           "source_dept_uscc": DEPT["amr"], "submitted_at": dt.datetime(2024, 4, 3, 10, 0), "_dept": "amr"}
+    return row | kw
+
+
+def _penalty(decision_no: str, **kw) -> dict:
+    row = {"subject_name": "济南甲有限公司", "subject_type": "法人及非法人组织", "uscc": E1, "legal_rep": "张三",
+           "legal_rep_id_type": "身份证", "legal_rep_id_no": PERSON_ID, "decision_no": decision_no,
+           "violation_type": "超标排放", "facts": "超标排放大气污染物", "basis": "《大气污染防治法》第九十九条",
+           "penalty_category": "罚款", "content": "罚款2万元", "fine_amount": Decimal(2),
+           "decision_date": dt.date(2024, 4, 2), "valid_until": dt.date(2025, 4, 2), "authority": "济南市生态环境局",
+           "authority_uscc": DEPT["ee"], "status": "有效", "source_dept": "济南市生态环境局",
+           "source_dept_uscc": DEPT["ee"], "submitted_at": dt.datetime(2024, 4, 5, 10, 0), "_dept": "ee"}
+    return row | kw
+
+
+LICENSES = [
+    _license("济市监许〔2024〕1号"),
+    _license("济市监许〔2024〕2号"),
+    _license("济市监许〔2024〕3号", status="无效"),
+    _license("济市监许〔2024〕4号", subject_name="赵六", subject_type="自然人", uscc=None, legal_rep=None,
+             legal_rep_id_type=None, legal_rep_id_no=None, id_type="身份证", id_no=PERSON_ID_2),
+]
+PENALTIES = [
+    _penalty("济环罚〔2024〕1号"),
+    _penalty("济环罚〔2024〕2号", status="无效"),
+    _penalty("济环罚〔2024〕3号", uscc=E4, subject_name="济南丁科技有限公司", legal_rep="刘七",
+             legal_rep_id_no=PERSON_ID_2, status=None),
+    _penalty("济环罚〔2024〕4号", subject_name="孙八", subject_type="自然人", uscc=None, legal_rep=None,
+             legal_rep_id_type=None, legal_rep_id_no=None, id_type="身份证", id_no=PERSON_ID,
+             facts=f"当事人孙八（身份证号{PERSON_ID}，电话{MOBILE}）露天焚烧垃圾", penalty_category="警告",
+             content="警告", fine_amount=None),
+    # a code that no enterprise-keyed resource holds: counted nowhere in legal_entity
+    _penalty("济环罚〔2024〕5号", uscc=E5, subject_name="济南戊有限公司"),
+]
+SILVER = {
+    "amr.enterprise": AMR,
+    "tax.credit_rating": TAX,
+    "hrss.social_insurance": HRSS,
+    "credit.license": LICENSES,
+    "credit.penalty": PENALTIES,
+}
+
+
+def write_silver(settings: Settings, code: str, rows: list[dict]) -> None:
+    res = get_catalog(settings.catalog_dir).resource(code)
+    lineage = [
+        {"_source": f"inbox/{res.slug}.csv", "_row_number": i + 1, "_batch_id": "b1", "_received_at": RECEIVED}
+        | ({} if "_dept" in row else {"_dept": res.provider})
+        for i, row in enumerate(rows)
+    ]
+    table = pa.Table.from_pylist([row | extra for row, extra in zip(rows, lineage)], schema=silver_schema(res))
+    storage.write_table(storage.table_path(settings, "silver", res.slug), table, mode="overwrite", run_id="test")
+
+
+def write_sample_silver(settings: Settings) -> None:
+    for code, rows in SILVER.items():
+        write_silver(settings, code, rows)
+
+
+def read_gold(settings: Settings, name: str) -> list[dict]:
+    dt_ = storage.open_table(storage.table_path(settings, "gold", name))
+    rows = dt_.to_pyarrow_table().to_pylist()
+    key = model_header(model_sql(settings, name)).key
+    return sorted(rows, key=lambda r: tuple(str(r[k]) for k in key))
+
+
+@pytest.fixture
+def settings(tmp_path) -> Settings:
+    return Settings(var=tmp_path / "var")
+
+
+@pytest.fixture
+def built(settings) -> tuple[Settings, dict[str, int]]:
+    write_sample_silver(settings)
+    return settings, build_gold(settings=settings, run_id="run-1")
+
+
+def test_legal_entity_one_row_per_uscc(built):
+    settings, counts = built
+    rows = read_gold(settings, "legal_entity")
+    assert counts["legal_entity"] == len(rows) == 4
+    assert sorted(r["uscc"] for r in rows) == sorted([E1, E2, E3, E4])  # E5 only in credit
+
+
+def test_authoritative_value_wins(built):
+    settings, _ = built
+    e1 = {r["uscc"]: r for r in read_gold(settings, "legal_entity")}[E1]
+    assert e1["name"] == "济南甲有限公司"  # not tax's or hrss's spelling
+    assert e1["legal_rep"] == "张三"  # not hrss's 李四
+    assert e1["address"] == "山东省济南市历下区泉城路1号"
+    assert e1["reg_capital"] == Decimal(100)
+    assert e1["established"] == dt.date(2015, 3, 1)
+    assert e1["attrs_from_non_authority"] is None
+    assert e1["source_departments"] == "amr;credit;hrss;tax"
+    assert "legal_rep_id" not in e1  # L4 items stay out of the 法人库
+
+
+def test_non_authoritative_values_are_flagged(built):
+    settings, _ = built
+    rows = {r["uscc"]: r for r in read_gold(settings, "legal_entity")}
+    e2, e3 = rows[E2], rows[E3]
+    assert (e2["name"], e2["address"], e2["legal_rep"]) == ("济南乙商贸有限公司", "山东省济南市天桥区北园大街2号", None)
+    assert e2["attrs_from_non_authority"] == "name;address"
+    assert e2["source_departments"] == "tax"
+    assert e2["status"] is None and e2["established"] is None
+    # hrss copies come from the latest month
+    assert (e3["name"], e3["legal_rep"]) == ("丙餐饮店", "王五")
+    assert e3["attrs_from_non_authority"] == "name;legal_rep"
+
+
+def test_latest_rating_social_insurance_and_counts(built):
+    settings, _ = built
+    rows = {r["uscc"]: r for r in read_gold(settings, "legal_entity")}
+    e1, e3, e4 = rows[E1], rows[E3], rows[E4]
+    assert (e1["tax_rating_year"], e1["tax_rating"]) == (2024, "A")
+    assert (e1["social_insurance_period"], e1["social_insurance_insured_count"]) == ("202402", 12)
+    assert e1["social_insurance_arrears"] == Decimal(1000)
+    assert e3["social_insurance_arrears"] == Decimal(300)
+    assert (e1["license_count"], e1["penalty_count"]) == (2, 1)  # the 无效 ones are not counted
+    assert (e4["license_count"], e4["penalty_count"]) == (0, 1)  # a missing status means 有效
+    assert (e4["tax_rating"], e4["social_insurance_period"]) == (None, None)
+
+
+def test_publications_hold_valid_decisions_only(built):
+    settings, counts = built
+    licenses = read_gold(settings, "license_publication")
+    penalties = read_gold(settings, "penalty_publication")
+    assert counts["license_publication"] == 3 and counts["penalty_publication"] == 4
+    assert "济市监许〔2024〕3号" not in {r["doc_no"] for r in licenses}
+    assert "济环罚〔2024〕2号" not in {r["decision_no"] for r in penalties}
+    assert {r["status"] for r in licenses + penalties} == {"有效"}
+    first = licenses[0]
+    assert (first["_dept"], first["_source"], first["_row_number"]) == ("amr", "inbox/credit_license.csv", 1)
+    catalog = get_catalog(settings.catalog_dir)
+    for name, code in (("license_publication", "credit.license"), ("penalty_publication", "credit.penalty")):
+        columns = storage.open_table(storage.table_path(settings, "gold", name)).schema().to_arrow().names
+        assert list(columns) == [i.column for i in catalog.resource(code).items] + ["_dept", "_source", "_row_number"]
+
+
+def test_rerun_gives_the_same_rows(built):
+    settings, counts = built
+    before = {name: read_gold(settings, name) for name in GOLD_TABLES}
+    assert build_gold(settings=settings, run_id="run-2") == counts
+    assert {name: read_gold(settings, name) for name in GOLD_TABLES} == before
+    history = storage.open_table(storage.table_path(settings, "gold", "legal_entity")).history()
+    assert history[0]["govlake.run_id"] == "run-2"
+
+
+def test_missing_silver_gives_empty_gold(settings):
+    counts = build_gold(settings=settings, run_id="run-empty")
+    assert counts == {name: 0 for name in GOLD_TABLES}
+
+
+def test_key_tests_stop_a_bad_model(settings):
+    write_silver(settings, "credit.license", [_license("重复1号"), _license("重复1号")])
+    with pytest.raises(GoldError, match="duplicated keys"):
+        build_gold(settings=settings, run_id="run-dup")
+    assert storage.open_table(storage.table_path(settings, "gold", "license_publication")) is None
+
+
+def test_silver_missing_contract_columns_is_reported(settings):
+    path = storage.table_path(settings, "silver", "tax_credit_rating")
+    storage.write_table(path, pa.table({"uscc": [E1]}), mode="overwrite", run_id="test")
+    with pytest.raises(GoldError, match="tax_credit_rating lacks contract columns"):
+        build_gold(settings=settings, run_id="run-bad")
+
+
+def test_silver_schema_follows_the_contract(settings):
+    catalog = get_catalog(settings.catalog_dir)
+    schema = silver_schema(catalog.resource("credit.penalty"))
+    assert schema.field("uscc").type == pa.string()
+    assert schema.field("decision_date").type == pa.date32()
+    assert schema.field("fine_amount").type == pa.decimal128(18, 4)
+    assert schema.field("submitted_at").type == pa.timestamp("us")
+    assert schema.field("penalty_category").type == pa.string()
+    assert schema.names[-5:] == ["_source", "_row_number", "_batch_id", "_received_at", "_dept"]
+    assert silver_schema(catalog.resource("tax.credit_rating")).field("year").type == pa.int64()
+
+
+def test_entity_plan_comes_from_the_catalog(settings):
+    plan = entity_plan(get_catalog(settings.catalog_dir))
+    assert plan.base.code == "amr.enterprise"
+    copies = {a.column: [r.code for r in a.copies] for a in plan.attributes}
+    assert copies["name"] == ["hrss.social_insurance", "tax.credit_rating"]
+    assert copies["legal_rep"] == ["hrss.social_insurance"]
+    assert copies["address"] == ["tax.credit_rating"]
+    assert copies["status"] == []
+    assert "legal_rep_id" not in copies and "updated_at" not in copies
+    assert [r.code for r in plan.subjects] == ["credit.license", "credit.penalty"]
+
+
+@pytest.mark.parametrize("name", MODEL_ORDER)
+def test_models_have_a_header_and_transpile_to_spark(settings, name):
+    sql = model_sql(settings, name)
+    header = model_header(sql)
+    assert header.grain.startswith("one row per") and header.unique and header.not_null and header.owner
+    assert sql.rstrip().splitlines()[-1].startswith("select * from ")
+    sqlglot.transpile(sql, read="duckdb", write="spark", unsupported_level=ErrorLevel.RAISE)
+
+
+def test_every_gold_column_is_documented(built):
+    settings, _ = built
+    docs = table_docs(settings)
+    for name in GOLD_TABLES:
+        columns = storage.open_table(storage.table_path(settings, "gold", name)).schema().to_arrow().names
+        assert set(columns) <= set(docs[name].columns), name
