@@ -1,0 +1,139 @@
+"""Masking rules (DOMAIN.md §5): Python reference and SQL builders give the same answers."""
+
+from __future__ import annotations
+
+import duckdb
+import pytest
+import sqlglot
+from govlake.catalog import Item, get_catalog
+from govlake.masking import (
+    is_personal,
+    is_released,
+    mask_address,
+    mask_id_number,
+    mask_person_name,
+    mask_phone,
+    mask_sql,
+    mask_value,
+    scrub_sql,
+    scrub_text,
+)
+from sqlglot import ErrorLevel
+
+ID = "370102199003071238"
+
+
+def item(pii: str | None, level: str = "L3", **kw) -> Item:
+    return Item(column="x", name="x", name_en="x", pii=pii, level=level, **kw)
+
+
+def run_sql(expr: str, rows: list[dict]) -> list:
+    """Evaluate ``expr`` over ``rows`` (columns from the dicts, all strings) in DuckDB."""
+    con = duckdb.connect()
+    columns = sorted({k for r in rows for k in r})
+    con.execute("create table t (i integer, " + ", ".join(f"{c} varchar" for c in columns) + ")")
+    for i, r in enumerate(rows):
+        con.execute(f"insert into t values (?, {', '.join('?' for _ in columns)})",
+                    [i, *(r.get(c) for c in columns)])
+    return [v for (v,) in con.execute(f"select {expr} from t order by i").fetchall()]
+
+
+def test_id_number_keeps_6_and_4():
+    assert mask_id_number(ID) == "370102********1238"
+    assert mask_id_number("37010219900307X") == "370102********307X"  # legacy 15 digits
+    assert mask_id_number("E12345678") == "*********"  # passport: nothing kept
+    assert mask_id_number("1234567890") == "**********"  # 6 + 4 would show every character
+    assert mask_id_number(None) is None
+
+
+def test_phone_keeps_3_and_4():
+    assert mask_phone("13812345678") == "138****5678"
+    assert mask_phone("88886666") == "********"
+    assert mask_phone(None) is None
+
+
+def test_person_name_keeps_the_surname():
+    assert mask_person_name("张三") == "张*"
+    assert mask_person_name("张三丰") == "张*"
+    assert mask_person_name("欧阳修") == "欧*"
+    assert mask_person_name(None) is None
+
+
+@pytest.mark.parametrize(("address", "masked"), [
+    ("山东省济南市历下区泉城路1号", "山东省济南市历下区****"),
+    ("济南市市中区经四路12号", "济南市市中区****"),
+    ("北京市朝阳区建国路88号", "北京市朝阳区****"),
+    ("广西壮族自治区南宁市青秀区民族大道100号", "广西壮族自治区南宁市青秀区****"),
+    ("吉林省延边朝鲜族自治州延吉市光明街", "吉林省延边朝鲜族自治州延吉市****"),
+    ("平阴县榆山街道", "平阴县****"),
+    ("济南市泉城路100号阳光小区3号楼", "济南市****"),  # no district: the street is not kept
+    ("泉城路12号金鼎市场", "****"),
+])
+def test_address_keeps_the_divisions(address, masked):
+    assert mask_address(address) == masked
+
+
+@pytest.mark.parametrize(("pii", "values"), [
+    ("id_number", [ID, "37010219900307X", "E12345678", "1234567890", "", None]),
+    ("phone", ["13812345678", "+8613812345678", "88886666", None]),
+    ("person_name", ["张三", "欧阳修", "张", "", None]),
+    ("address", ["山东省济南市历下区泉城路1号", "济南市市中区经四路12号", "泉城路12号", "", None]),
+    ("bank_account", ["6222020200112233445", "12345", None]),
+    ("health", ["高血压", None]),
+])
+def test_sql_masks_like_python(pii, values):
+    it = item(pii)
+    expected = [mask_value(it, v) for v in values]
+    assert run_sql(mask_sql(it, "x"), [{"x": v} for v in values]) == expected
+
+
+def test_pii_when_is_honoured():
+    """A company's name as 行政相对人名称 is not masked; a natural person's is; unknown type is."""
+    subject_name = get_catalog().resource("credit.penalty").item("subject_name")
+    rows = [
+        {"subject_name": "济南甲有限公司", "subject_type": "法人及非法人组织"},
+        {"subject_name": "济南市历下区张三烧烤店", "subject_type": "个体工商户"},
+        {"subject_name": "张三", "subject_type": "自然人"},
+        {"subject_name": "李四", "subject_type": None},
+    ]
+    expected = ["济南甲有限公司", "济南市历下区张三烧烤店", "张*", "李*"]
+    assert [mask_value(subject_name, r["subject_name"], r) for r in rows] == expected
+    assert run_sql(mask_sql(subject_name, "subject_name"), rows) == expected
+    assert [is_personal(subject_name, r) for r in rows] == [False, False, True, True]
+
+
+def test_l4_without_a_mask_is_not_released():
+    secret = item(None, level="L4")
+    assert not is_released(secret)
+    assert is_released(item("id_number", level="L4"))
+    with pytest.raises(ValueError, match="not released"):
+        mask_sql(secret, "x")
+    with pytest.raises(ValueError, match="not released"):
+        mask_value(secret, "x")
+
+
+def test_items_without_pii_pass_through():
+    plain = item(None, level="L2")
+    assert mask_sql(plain, "x") == "x"
+    assert mask_value(plain, "男") == "男"
+
+
+def test_catalog_personal_items_have_masks():
+    for res in get_catalog().resources.values():
+        for it in res.items:
+            if it.pii:
+                assert mask_value(it, "370102199003071238", {}) != "370102199003071238"
+
+
+def test_free_text_is_scrubbed():
+    text = f"当事人孙八（身份证号{ID}，电话13812345678）露天焚烧垃圾，文号济环罚〔2024〕4号"
+    expected = "当事人孙八（身份证号370102********1238，电话138****5678）露天焚烧垃圾，文号济环罚〔2024〕4号"
+    assert scrub_text(text) == expected
+    assert run_sql(scrub_sql("x"), [{"x": text}, {"x": None}]) == [expected, None]
+
+
+@pytest.mark.parametrize("pii", ["id_number", "phone", "person_name", "address", "bank_account", "health"])
+def test_mask_sql_transpiles_to_spark(pii):
+    it = item(pii, pii_when="subject_type = '自然人'")
+    sqlglot.transpile(f"select {mask_sql(it, 'x')} from t", read="duckdb", write="spark",
+                      unsupported_level=ErrorLevel.RAISE)
