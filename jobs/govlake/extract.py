@@ -1,0 +1,136 @@
+"""The analyst extract: ``var/extracts/analyst.duckdb``, the gold tables with personal data masked.
+
+One table per gold table. Each column's release follows its catalog item (govlake.masking):
+personal items (``pii``, honouring ``pii_when``) are masked; L4 items without a mask are left
+out; free-text items (strings without a code list) are scrubbed of ID and mobile numbers. A
+gold column that the gold documentation (govlake.gold.table_docs) does not know is left out
+too, so a new column is never released unreviewed. Tables and columns carry comments from the
+catalog; table ``extract_info`` records the run and the gold versions read.
+
+The file is built under a temporary name next to the target and renamed over it, so an analyst
+opening ``analyst.duckdb`` sees the previous extract or the new one, never half of one.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+from pathlib import Path
+
+import duckdb
+
+from govlake import storage
+from govlake.config import Settings
+from govlake.gold import GOLD_TABLES, ColumnDoc, TableDoc, table_docs
+from govlake.masking import is_released, mask_sql, scrub_sql
+
+EXTRACT_NAME = "analyst.duckdb"
+INFO_TABLE = "extract_info"
+
+log = logging.getLogger(__name__)
+
+
+def _quote(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def release_sql(column: ColumnDoc) -> str | None:
+    """The SQL expression releasing ``column`` in the extract, or None when it is withheld."""
+    ref = _ident(column.name)
+    item = column.item
+    if item is None:
+        return ref
+    if not is_released(item):
+        return None
+    if item.pii:
+        return mask_sql(item, ref)
+    if item.type == "string" and not item.code_list:
+        return scrub_sql(ref)
+    return ref
+
+
+def column_comment(column: ColumnDoc) -> str:
+    """``法定代表人 | Legal representative | L3 | masked: person_name | from amr.enterprise``."""
+    parts = [column.label, column.label_en]
+    if column.item is not None:
+        parts.append(column.item.level)
+        if column.item.pii:
+            when = f" when {column.item.pii_when}" if column.item.pii_when else ""
+            parts.append(f"masked: {column.item.pii}{when}")
+        parts.append(f"from {column.resource}.{column.item.column}")
+    else:
+        parts.append("derived")
+    return " | ".join(parts)
+
+
+def table_comment(doc: TableDoc, run_id: str) -> str:
+    return (f"{doc.title} ({doc.title_en}) | grain: {doc.header.grain} | key: {' + '.join(doc.header.key)}"
+            f" | owner: {doc.header.owner} | from: {', '.join(doc.sources)} | run: {run_id}")
+
+
+def _copy_table(con: duckdb.DuckDBPyConnection, doc: TableDoc, source: str, run_id: str) -> list[str]:
+    """Create the masked copy of one gold table; returns the columns withheld."""
+    released, withheld = [], []
+    for name in con.sql(f"select * from {source}").columns:
+        column = doc.columns.get(name)
+        expr = release_sql(column) if column else None
+        if expr is None:
+            withheld.append(name)
+            continue
+        released.append((column, expr))
+    select = ",\n    ".join(f"{expr} as {_ident(c.name)}" for c, expr in released)
+    con.execute(f"create table {_ident(doc.name)} as select\n    {select}\nfrom {source}")
+    con.execute(f"comment on table {_ident(doc.name)} is {_quote(table_comment(doc, run_id))}")
+    for column, _expr in released:
+        con.execute(f"comment on column {_ident(doc.name)}.{_ident(column.name)} "
+                    f"is {_quote(column_comment(column))}")
+    return withheld
+
+
+def build_extract(*, settings: Settings, run_id: str) -> Path:
+    """Write ``settings.extracts / "analyst.duckdb"`` from the gold tables; returns its path.
+
+    Raises FileNotFoundError when a gold table has not been built yet.
+    """
+    docs = table_docs(settings)
+    target = settings.extracts / EXTRACT_NAME
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{EXTRACT_NAME}.{run_id}.tmp")
+    for leftover in (tmp, tmp.with_name(tmp.name + ".wal")):
+        leftover.unlink(missing_ok=True)
+    info = []
+    try:
+        con = storage.connect(settings, database=str(tmp))
+        try:
+            for name in GOLD_TABLES:
+                path = storage.table_path(settings, "gold", name)
+                table = storage.open_table(path)
+                if table is None:
+                    raise FileNotFoundError(f"gold table {name} has not been built ({path}); run gold first")
+                view = f"gold_{name}"
+                storage.register(con, view, path)
+                withheld = _copy_table(con, docs[name], view, run_id)
+                if withheld:
+                    log.warning("extract %s: columns withheld: %s", name, ", ".join(withheld))
+                rows = con.execute(f"select count(*) from {_ident(name)}").fetchone()[0]
+                info.append((name, table.version(), rows, ", ".join(withheld) or None))
+            con.execute(f"create table {INFO_TABLE} (gold_table varchar, gold_version bigint, "
+                        "rows bigint, withheld_columns varchar, run_id varchar, built_at_utc timestamp)")
+            built_at = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+            con.executemany(f"insert into {INFO_TABLE} values (?, ?, ?, ?, ?, ?)",
+                            [(*row, run_id, built_at) for row in info])
+            con.execute(f"comment on table {INFO_TABLE} is "
+                        f"{_quote('本抽取的来源与批次 | Gold versions and run of this extract')}")
+            con.execute("checkpoint")
+        finally:
+            con.close()
+        os.replace(tmp, target)
+    finally:
+        for leftover in (tmp, tmp.with_name(tmp.name + ".wal")):
+            leftover.unlink(missing_ok=True)
+    return target
