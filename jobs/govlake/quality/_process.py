@@ -186,7 +186,7 @@ def _reconcile(settings, run_id, code, read, silver, quarantined, duplicates, *,
 def _publish(con, settings: Settings, resource, bronze_path, run_id: str) -> None:
     columns = ", ".join([i.column for i in resource.items]
                     + ["_dept", "_source", "_row_number", "_batch_id", "_received_at"])
-    silver = con.sql(f"select {columns} from ranked where _rank = 1").fetch_arrow_reader(BATCH_ROWS)
+    silver = con.sql(f"select {columns} from ranked where _rank = 1").to_arrow_reader(BATCH_ROWS)
     storage.write_table(storage.table_path(settings, "silver", resource.slug), silver,
                         mode="overwrite", run_id=run_id)
     storage.register(con, "bronze_raw", bronze_path, empty_schema=_bronze_schema(resource))
@@ -194,7 +194,7 @@ def _publish(con, settings: Settings, resource, bronze_path, run_id: str) -> Non
         select b.*, c._failed as _failed_rules, '{run_id}' as _run_id
         from bronze_raw as b
         join checked as c on b._batch_id = c._batch_id and b._row_number = c._row_number
-        where c._failed <> ''""").fetch_arrow_reader(BATCH_ROWS)
+        where c._failed <> ''""").to_arrow_reader(BATCH_ROWS)
     storage.write_table(storage.table_path(settings, "quarantine", resource.slug),
                         _split_rules(reader), mode="overwrite", run_id=run_id)
 

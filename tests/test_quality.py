@@ -1,0 +1,110 @@
+"""Validation: every row ends in silver, quarantine or 'duplicate', GX agrees with DuckDB, blocking rules stop publication."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from _bronze import write_bronze
+from deltalake import DeltaTable
+
+from govlake.catalog import get_catalog
+from govlake.identifiers import uscc_check_char
+from govlake.quality import QualityError, process_resource, rules_for
+from govlake.transform import DUCKDB
+
+TODAY = dt.date(2026, 11, 20)
+USCC = "91370100MA3C0000X" + uscc_check_char("91370100MA3C0000X")
+BASE = dict(subject_name="济南星辰科技有限公司", subject_type="法人及非法人组织", uscc=USCC,
+            decision_no="济市监罚〔2026〕1号", violation_type="虚假宣传", facts="发布虚假广告\n第二行",
+            basis="广告法第五十五条", penalty_category="罚款", content="罚款1万元", fine_amount="1",
+            decision_date="2026-10-09", valid_until="2027-10-09", authority="市市场监督管理局",
+            authority_uscc="11370100MB0000001A", source_dept="市市场监督管理局",
+            source_dept_uscc="11370100MB0000001A")
+
+
+def _rows():
+    return [
+        dict(BASE),                                                     # 1 valid
+        dict(BASE, decision_no="2号", decision_date="2026年10月9日"),    # 2 valid
+        dict(BASE, decision_no="3号", uscc=USCC[:-1] + ("0" if USCC[-1] != "0" else "1")),  # 3 check char
+        dict(BASE, decision_no="4号", penalty_category="罚没"),          # 4 code list
+        dict(BASE, decision_no="5号", fine_amount=None),                # 5 cross-field
+        dict(BASE, decision_no="6号", decision_date="2027-01-01"),      # 6 future
+        dict(BASE),                                                     # 7 duplicate of 1 (newer)
+        dict(BASE, decision_no="8号", _parse_error="expected 32 fields, got 30"),  # 8 short row
+        dict(BASE, decision_no="9号", violation_type=None, decision_date="昨天"),  # 9 two rules
+        dict(BASE, decision_no="10号", subject_type="自然人", subject_name="张三", uscc=None,
+             id_type="身份证", id_no="11010519491231002X"),              # 10 valid natural person
+    ] + [dict(BASE, decision_no=f"{n}号") for n in range(11, 17)]     # 11-16 valid
+
+
+def _table(settings, layer, slug="credit_penalty"):
+    return DeltaTable(str(settings.lake / layer / slug)).to_pyarrow_table().to_pylist()
+
+
+def test_rows_split_with_reasons_and_counts_reconcile(settings):
+    write_bronze(settings, "credit.penalty", _rows())
+    r = process_resource("credit.penalty", settings=settings, run_id="r1", today=TODAY)
+    assert (r.rows_read, r.silver, r.quarantined, r.duplicates) == (16, 9, 6, 1)
+    quarantine = {row["_row_number"]: sorted(row["_failed_rules"]) for row in _table(settings, "quarantine")}
+    assert quarantine == {
+        3: ["uscc.uscc"], 4: ["code.penalty_category"], 5: ["SGS.fine_amount"],
+        6: ["not_future.decision_date"], 8: ["parse.row"],
+        9: ["format.decision_date", "required.violation_type"],
+    }
+    silver = {row["decision_no"]: row for row in _table(settings, "silver")}
+    assert set(silver) == {"济市监罚〔2026〕1号", "2号", "10号"} | {f"{n}号" for n in range(11, 17)}
+    # the later submission of the duplicated decision wins and keeps its lineage
+    assert silver["济市监罚〔2026〕1号"]["_row_number"] == 7
+    assert all(row["_source"] == "test.csv" for row in silver.values())
+    (recon,) = DeltaTable(str(settings.lake / "meta" / "reconciliation")).to_pyarrow_table().to_pylist()
+    assert recon["balanced"] and recon["rows_read"] == 16
+
+
+def test_great_expectations_counts_equal_duckdb_counts(settings):
+    write_bronze(settings, "credit.penalty", _rows())
+    process_resource("credit.penalty", settings=settings, run_id="r1", today=TODAY)
+    results = DeltaTable(str(settings.lake / "meta" / "validation_results")).to_pyarrow_table().to_pylist()
+    row_rules = [x for x in results if x["severity"] == "row"]
+    assert len(row_rules) > 30
+    assert all(x["gx_unexpected"] == x["failed"] for x in row_rules)
+    failing = {x["rule_id"]: x["failed"] for x in row_rules if x["failed"]}
+    assert failing["uscc.uscc"] == 1 and failing["required.violation_type"] == 1
+    assert all(not x["gx_success"] for x in row_rules if x["failed"])
+
+
+def test_rerun_over_the_same_bronze_changes_no_counts(settings):
+    write_bronze(settings, "credit.penalty", _rows())
+    first = process_resource("credit.penalty", settings=settings, run_id="r1", today=TODAY)
+    second = process_resource("credit.penalty", settings=settings, run_id="r2", today=TODAY)
+    assert (first.silver, first.quarantined, first.duplicates) == (second.silver, second.quarantined,
+                                                                   second.duplicates)
+    assert len(_table(settings, "silver")) == first.silver
+    history = DeltaTable(str(settings.lake / "meta" / "reconciliation")).to_pyarrow_table()
+    assert history.num_rows == 2   # history grows, tables do not
+
+
+def test_blocking_rule_keeps_previous_silver(settings):
+    write_bronze(settings, "credit.penalty", _rows())
+    process_resource("credit.penalty", settings=settings, run_id="r1", today=TODAY)
+    before = DeltaTable(str(settings.lake / "silver" / "credit_penalty")).version()
+    garbage = [dict(BASE, decision_no=f"g{i}", decision_date="not a date") for i in range(30)]
+    write_bronze(settings, "credit.penalty", garbage, batch="b2", source="garbage.csv")
+    with pytest.raises(QualityError, match="blocking rule failed"):
+        process_resource("credit.penalty", settings=settings, run_id="r2", today=TODAY)
+    assert DeltaTable(str(settings.lake / "silver" / "credit_penalty")).version() == before
+    recon = DeltaTable(str(settings.lake / "meta" / "reconciliation")).to_pyarrow_table().to_pylist()
+    latest = max(recon, key=lambda x: x["checked_at"])
+    assert latest["run_id"] == "r2" and latest["published"] is False
+
+
+def test_every_rule_has_bilingual_description_and_severity(settings):
+    catalog = get_catalog(settings.catalog_dir)
+    for code, res in catalog.resources.items():
+        rs = rules_for(res, catalog, DUCKDB, settings.expectations_dir)
+        for rule in rs.rules:
+            assert rule.zh and rule.en and rule.severity in ("row", "warning"), (code, rule.id)
+    penalty = rules_for(catalog.resource("credit.penalty"), catalog, DUCKDB, settings.expectations_dir)
+    assert {"SGS.fine_amount", "SGS.subject_code", "uscc.uscc", "parse.row"} <= {r.id for r in penalty.rules}
+    assert penalty.max_quarantine_rate == 0.5

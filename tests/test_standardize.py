@@ -1,0 +1,94 @@
+"""The standardize model: raw text in, typed and cleaned values out (input and expected rows)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+import duckdb
+import pyarrow as pa
+import pytest
+
+from govlake.catalog import get_catalog
+from govlake.transform import DUCKDB, SPARK, StagingRenderer
+
+
+def _run(settings, code: str, rows: list[dict]) -> list[dict]:
+    catalog = get_catalog(settings.catalog_dir)
+    res = catalog.resource(code)
+    cols = {i.column: pa.array([r.get(i.column) for r in rows], pa.string()) for i in res.items}
+    n = len(rows)
+    for meta in ("_parse_error", "_source", "_batch_id"):
+        cols[meta] = pa.array([None] * n, pa.string())
+    cols["_row_number"] = pa.array(range(1, n + 1), pa.int64())
+    cols["_received_at"] = pa.array([None] * n, pa.timestamp("us", tz="UTC"))
+    con = duckdb.connect()
+    con.register(f"bronze_{res.slug}", pa.table(cols))
+    deps = list(catalog.departments.values())
+    con.register("ref_department", pa.table({"code": [d.code for d in deps], "uscc": [d.uscc for d in deps]}))
+    sql = StagingRenderer(catalog, DUCKDB, settings).render(res)
+    return con.sql(sql).to_arrow_table().to_pylist()
+
+
+@pytest.mark.parametrize("raw, expected", [
+    ("2026-10-09", dt.date(2026, 10, 9)),
+    ("2026/10/09", dt.date(2026, 10, 9)),
+    ("2026年10月9日", dt.date(2026, 10, 9)),
+    ("20261009", dt.date(2026, 10, 9)),
+    ("46304", dt.date(2026, 10, 9)),          # Excel serial
+    ("46304.0", dt.date(2026, 10, 9)),
+    ("２０２６－１０－０９", dt.date(2026, 10, 9)),  # full-width
+    (" 2026-10-09 00:00:00 ", dt.date(2026, 10, 9)),
+    ("2099/12/31", dt.date(2099, 12, 31)),    # long-term
+    ("2026-02-30", None),
+    ("昨天", None),
+])
+def test_dates_in_every_format(settings, raw, expected):
+    out = _run(settings, "credit.penalty", [{"decision_date": raw}])
+    assert out[0]["decision_date"] == expected
+
+
+def test_identifiers_codes_and_numbers(settings):
+    rows = [{
+        "uscc": " ９１３７０１００ＭＡ３Ｃ００００ＸＸ ", "subject_type": "法人", "status": "1",
+        "penalty_category": "罚款、吊销营业执照", "fine_amount": "1,200.5", "id_no": "x",
+        "source_dept_uscc": "11370100MB0000001A", "decision_no": "济市监罚〔２０２６〕１号",
+    }, {
+        "subject_type": "个人", "status": "撤销", "penalty_category": "警告；罚没",
+        "source_dept_uscc": "unknown",
+    }]
+    a, b = _run(settings, "credit.penalty", rows)
+    assert a["uscc"] == "91370100MA3C0000XX"
+    assert a["subject_type"] == "法人及非法人组织" and b["subject_type"] == "自然人"
+    assert a["status"] == "有效" and b["status"] == "无效"
+    assert a["penalty_category"] == "罚款;吊销许可证件"   # canonical order, synonyms mapped
+    assert b["penalty_category"] == "警告"               # unknown 罚没 dropped here, flagged by its rule
+    assert a["fine_amount"] == Decimal("1200.5")
+    assert a["decision_no"] == "济市监罚〔2026〕1号"      # business key made half-width
+    assert a["_dept"] == "amr" and b["_dept"] is None
+    assert a["facts"] is None                          # empty stays null, never ''
+
+
+def test_population_id_upgrade_phone_and_sex(settings):
+    rows = [{"id_number": "110105491231002", "mobile": "+86 138-0013-8000", "sex": "2", "name": " 张三 "},
+            {"id_number": "11010519491231002x", "mobile": "13800138000", "sex": "男", "name": "李四"}]
+    a, b = _run(settings, "psb.population", rows)
+    assert a["id_number"] == "11010519491231002X" and b["id_number"] == "11010519491231002X"
+    assert a["mobile"] == "13800138000" == b["mobile"]
+    assert a["sex"] == "女" and a["name"] == "张三"
+
+
+def test_integers_and_timestamps(settings):
+    rows = [{"insured_count": "12", "period": "202610"}, {"insured_count": "12.0"}, {"insured_count": "12.5"}]
+    out = _run(settings, "hrss.social_insurance", rows)
+    assert [r["insured_count"] for r in out] == [12, 12, None]
+    amr = _run(settings, "amr.enterprise", [{"updated_at": "2026/11/20 08:30:00"}, {"updated_at": "2026-11-20"}])
+    assert amr[0]["updated_at"] == dt.datetime(2026, 11, 20, 8, 30)
+    assert amr[1]["updated_at"] == dt.datetime(2026, 11, 20)
+
+
+def test_same_model_transpiles_to_spark_sql(settings):
+    catalog = get_catalog(settings.catalog_dir)
+    sql = StagingRenderer(catalog, SPARK, settings).render(catalog.resource("credit.penalty"))
+    assert "TRY_TO_TIMESTAMP" in sql.upper() and "RLIKE" in sql.upper()
+    assert "regexp_full_match" not in sql and "try_strptime" not in sql
