@@ -27,6 +27,8 @@ class Settings:
     sql_dir: Path = field(default=REPO_ROOT / "sql")
     expectations_dir: Path = field(default=REPO_ROOT / "expectations")
     # Department-side inputs of the demo city (files and the registry database).
+    duckdb_memory_limit: str = "4GB"
+    """DuckDB spills to var/work beyond this, so memory stays flat as inputs grow."""
     inbox: Path | None = None
     source_db_url: str | None = None
 
@@ -66,7 +68,7 @@ class Settings:
 
 
 def get_settings() -> Settings:
-    """Settings from the environment: GOVLAKE_VAR, GOVLAKE_ENGINE, GOVLAKE_INBOX, GOVLAKE_SOURCE_DB_URL."""
+    """Settings from the environment: GOVLAKE_VAR, GOVLAKE_ENGINE, GOVLAKE_INBOX, GOVLAKE_SOURCE_DB_URL, GOVLAKE_DUCKDB_MEMORY."""
     var = Path(os.environ.get("GOVLAKE_VAR", REPO_ROOT / "var")).resolve()
     engine = os.environ.get("GOVLAKE_ENGINE", "duckdb")
     if engine not in ("duckdb", "spark"):
@@ -77,4 +79,5 @@ def get_settings() -> Settings:
         engine=engine,  # type: ignore[arg-type]
         inbox=Path(inbox).resolve() if inbox else None,
         source_db_url=os.environ.get("GOVLAKE_SOURCE_DB_URL") or None,
+        duckdb_memory_limit=os.environ.get("GOVLAKE_DUCKDB_MEMORY", "4GB"),
     )

@@ -73,6 +73,7 @@ def connect(settings: Settings, *, database: str | None = None) -> duckdb.DuckDB
     settings.work.mkdir(parents=True, exist_ok=True)
     con = duckdb.connect(database or ":memory:")
     con.execute(f"set temp_directory = '{settings.work / 'duckdb_tmp'}'")
+    con.execute(f"set memory_limit = '{settings.duckdb_memory_limit}'")
     con.execute("set preserve_insertion_order = false")
     return con
 
