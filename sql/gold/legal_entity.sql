@@ -114,11 +114,11 @@ penalty_counts as (
 legal_entity as (
     select
         entity_attributes.*,
-        latest_tax_rating.tax_rating_year as tax_rating_year,
-        latest_tax_rating.tax_rating as tax_rating,
-        latest_social_insurance.social_insurance_period as social_insurance_period,
-        latest_social_insurance.social_insurance_insured_count as social_insurance_insured_count,
-        latest_social_insurance.social_insurance_arrears as social_insurance_arrears,
+        latest_tax_rating.tax_rating_year,
+        latest_tax_rating.tax_rating,
+        latest_social_insurance.social_insurance_period,
+        latest_social_insurance.social_insurance_insured_count,
+        latest_social_insurance.social_insurance_arrears,
         coalesce(license_counts.license_count, 0) as license_count,
         coalesce(penalty_counts.penalty_count, 0) as penalty_count
     from entity_attributes
