@@ -92,3 +92,9 @@ def test_same_model_transpiles_to_spark_sql(settings):
     sql = StagingRenderer(catalog, SPARK, settings).render(catalog.resource("credit.penalty"))
     assert "TRY_TO_TIMESTAMP" in sql.upper() and "RLIKE" in sql.upper()
     assert "regexp_full_match" not in sql and "try_strptime" not in sql
+
+
+def test_full_width_natural_person_id_is_normalized(settings):
+    rows = [{"subject_type": "自然人", "id_type": "身份证", "id_no": "１１０１０５１９４９１２３１００２ｘ"}]
+    (a,) = _run(settings, "credit.penalty", rows)
+    assert a["id_no"] == "11010519491231002X"

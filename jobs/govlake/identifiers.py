@@ -113,7 +113,7 @@ def sql_id_number_valid(col: str, *, parse_date) -> str:
     ``parse_date(expr, fmt)`` is the dialect's lenient date parser (null when invalid).
     """
     terms = " + ".join(
-        f"{w} * cast(substr({col}, {i + 1}, 1) as integer)" for i, w in enumerate(RIC_WEIGHTS))
+        f"{w} * try_cast(substr({col}, {i + 1}, 1) as integer)" for i, w in enumerate(RIC_WEIGHTS))
     check = f"substr('{RIC_CHECK}', (({terms}) % 11) + 1, 1)"
     birth = parse_date(f"substr({col}, 7, 8)", "%Y%m%d")
     return (

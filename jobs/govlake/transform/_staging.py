@@ -67,9 +67,9 @@ class StagingRenderer:
         """Trimmed text; identifiers, codes, numbers, dates and business keys also half-width."""
         col = f"bronze.{item.column}"
         expr = self.d.strip(col)
-        if item.type in _NORMALIZED or item.code_list or is_key:
+        if item.type in _NORMALIZED or item.code_list or is_key or item.pii in ("id_number", "phone"):
             expr = self.d.strip(f"translate({col}, {_q(FULL_WIDTH)}, {_q(HALF_WIDTH)})")
-        if item.type in ("uscc", "id_number", "industry_code"):
+        if item.type in ("uscc", "id_number", "industry_code") or item.pii == "id_number":
             expr = f"upper(replace({expr}, ' ', ''))"
         elif item.type == "phone":
             expr = self.d.remove_all(expr, "[ ()+-]")
