@@ -119,7 +119,7 @@ class StagingRenderer:
         """Legacy 15-digit numbers are upgraded to 18 digits (century 19, computed check)."""
         first17 = f"concat(substr({col}, 1, 6), '19', substr({col}, 7, 9))"
         terms = " + ".join(
-            f"{w} * cast(substr({first17}, {i + 1}, 1) as integer)" for i, w in enumerate(RIC_WEIGHTS))
+            f"{w} * try_cast(substr({first17}, {i + 1}, 1) as integer)" for i, w in enumerate(RIC_WEIGHTS))
         check = f"substr('{RIC_CHECK}', (({terms}) % 11) + 1, 1)"
         return (f"case when {self.d.full_match(col, '[0-9]{15}')} "
                 f"then concat({first17}, {check}) else {col} end")
