@@ -1,0 +1,104 @@
+"""The city being generated: seed, sizes, as-of date, catalog, and cached lookups."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from govlake.catalog import Catalog, Resource
+from govlake.generate._enterprises import enterprise_columns
+from govlake.generate._people import person_columns
+from govlake.generate._random import hash_unit
+
+CACHE_LIMIT = 100_000
+"""Enterprises/persons are held in memory up to this many; beyond, computed per batch."""
+
+EXTERNAL_SHARE = 0.05
+"""Share of legal-entity 双公示 subjects registered outside the city's registry."""
+
+
+@dataclass
+class City:
+    seed: int
+    as_of: dt.date
+    n_ent: int
+    n_pop: int
+    defect_rate: float
+    catalog: Catalog
+    _ent: dict | None = field(default=None, repr=False)
+    _pop: dict | None = field(default=None, repr=False)
+
+    @property
+    def n_external(self) -> int:
+        return max(20, self.n_ent // 10)
+
+    def resource(self, code: str) -> Resource:
+        return self.catalog.resource(code)
+
+    def enterprises(self, idx: np.ndarray) -> dict[str, np.ndarray]:
+        """Enterprise attributes of ``idx`` (registry and external indices)."""
+        total = self.n_ent + self.n_external
+        if total <= CACHE_LIMIT:
+            if self._ent is None:
+                self._ent = self._enterprise_columns(np.arange(total))
+            return {k: v[idx] for k, v in self._ent.items()}
+        return self._enterprise_columns(idx)
+
+    def _enterprise_columns(self, idx: np.ndarray) -> dict[str, np.ndarray]:
+        cols = enterprise_columns(self.seed, idx, n_pop=self.n_pop, as_of=self.as_of, n_ent=self.n_ent)
+        cols["amr_kind"] = self.amr_defect_draw(idx)
+        return cols
+
+    def persons(self, idx: np.ndarray) -> dict[str, np.ndarray]:
+        if self.n_pop <= CACHE_LIMIT:
+            if self._pop is None:
+                self._pop = person_columns(self.seed, np.arange(self.n_pop))
+            return {k: v[idx] for k, v in self._pop.items()}
+        return person_columns(self.seed, idx)
+
+    def amr_defect_draw(self, idx: np.ndarray) -> np.ndarray:
+        """Uniform draw deciding the registry row's defect (by index, so others can avoid it)."""
+        return hash_unit(self.seed, "amr-defect", idx)
+
+
+AS_OF = dt.date(2026, 11, 20)
+SHARES: dict[str, float] = {
+    "amr.enterprise": 0.15, "credit.penalty": 0.35, "credit.license": 0.25,
+    "psb.population": 0.15, "hrss.social_insurance": 0.08, "tax.credit_rating": 0.02,
+}
+"""Share of ``scale`` (total rows) each resource gets."""
+MIN_ROWS = 20
+MAX_KINDS = 12
+"""Most defect kinds one file can carry; ``defect_rate`` must stay at or below 1/MAX_KINDS."""
+
+
+def plan_rows(scale: int) -> dict[str, int]:
+    """Rows per resource for a city of ``scale`` rows in total (at least MIN_ROWS each)."""
+    return {code: max(MIN_ROWS, round(scale * share)) for code, share in SHARES.items()}
+
+
+def make_city(*, scale: int, seed: int, defect_rate: float, as_of: dt.date, only: str | None,
+              rows: int | None, catalog: Catalog) -> tuple[City, dict[str, int]]:
+    """The city and the rows to write per resource (only ``only`` when given)."""
+    if not 0 <= defect_rate <= 1 / MAX_KINDS:
+        raise ValueError(f"defect_rate must be within [0, {1 / MAX_KINDS:.4f}] (one defect per row, "
+                         f"up to {MAX_KINDS} kinds), not {defect_rate}")
+    if scale < 1:
+        raise ValueError(f"scale must be positive, not {scale}")
+    if rows is not None and only is None:
+        raise ValueError("rows needs only= (the resource to write)")
+    if rows is not None and rows < 0:
+        raise ValueError(f"rows must be >= 0, not {rows}")
+    planned = plan_rows(scale)
+    if only is not None:
+        if only not in planned:
+            raise ValueError(f"unknown resource {only!r}; choose one of {', '.join(planned)}")
+        planned = {only: planned[only] if rows is None else rows}
+    full = plan_rows(scale)
+    n_ent = planned.get("amr.enterprise", full["amr.enterprise"]) or 1
+    n_pop = planned.get("psb.population", full["psb.population"]) or 1
+    city = City(seed=seed, as_of=as_of, n_ent=n_ent, n_pop=n_pop, defect_rate=defect_rate,
+                catalog=catalog)
+    return city, planned
