@@ -7,6 +7,7 @@ selects ``duckdb`` (default, one machine) or ``spark`` (delta-spark at scale).
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,10 +28,16 @@ class Settings:
     sql_dir: Path = field(default=REPO_ROOT / "sql")
     expectations_dir: Path = field(default=REPO_ROOT / "expectations")
     # Department-side inputs of the demo city (files and the registry database).
+    as_of: dt.date | None = None
+    """The run's business date (dates after it are 'in the future'); default: today."""
     duckdb_memory_limit: str = "4GB"
     """DuckDB spills to var/work beyond this, so memory stays flat as inputs grow."""
     inbox: Path | None = None
     source_db_url: str | None = None
+
+    @property
+    def today(self) -> dt.date:
+        return self.as_of or dt.date.today()
 
     @property
     def lake(self) -> Path:
@@ -68,7 +75,8 @@ class Settings:
 
 
 def get_settings() -> Settings:
-    """Settings from the environment: GOVLAKE_VAR, GOVLAKE_ENGINE, GOVLAKE_INBOX, GOVLAKE_SOURCE_DB_URL, GOVLAKE_DUCKDB_MEMORY."""
+    """Settings from the environment: GOVLAKE_VAR, GOVLAKE_ENGINE, GOVLAKE_INBOX, GOVLAKE_SOURCE_DB_URL, GOVLAKE_DUCKDB_MEMORY,
+    GOVLAKE_AS_OF (YYYY-MM-DD)."""
     var = Path(os.environ.get("GOVLAKE_VAR", REPO_ROOT / "var")).resolve()
     engine = os.environ.get("GOVLAKE_ENGINE", "duckdb")
     if engine not in ("duckdb", "spark"):
@@ -80,4 +88,5 @@ def get_settings() -> Settings:
         inbox=Path(inbox).resolve() if inbox else None,
         source_db_url=os.environ.get("GOVLAKE_SOURCE_DB_URL") or None,
         duckdb_memory_limit=os.environ.get("GOVLAKE_DUCKDB_MEMORY", "4GB"),
+        as_of=dt.date.fromisoformat(os.environ["GOVLAKE_AS_OF"]) if os.environ.get("GOVLAKE_AS_OF") else None,
     )

@@ -75,7 +75,7 @@ def process_resource(code: str, *, settings: Settings, run_id: str, today: dt.da
     resource = catalog.resource(code)
     d = dialect("duckdb")
     ruleset: RuleSet = rules_for(resource, catalog, d, settings.expectations_dir)
-    today_sql = d.date_literal(today or dt.date.today())
+    today_sql = d.date_literal(today or settings.today)
     rules = [r.__class__(r.id, r.severity, r.zh, r.en, bind_today(r.fail_when, today_sql), r.columns)
              for r in ruleset.rules]
     row_rules = [r for r in rules if r.severity == "row"]
