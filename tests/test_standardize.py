@@ -98,3 +98,8 @@ def test_full_width_natural_person_id_is_normalized(settings):
     rows = [{"subject_type": "自然人", "id_type": "身份证", "id_no": "１１０１０５１９４９１２３１００２ｘ"}]
     (a,) = _run(settings, "credit.penalty", rows)
     assert a["id_no"] == "11010519491231002X"
+
+
+def test_synonyms_with_full_width_punctuation_still_map(settings):
+    (a,) = _run(settings, "amr.enterprise", [{"status": "存续（在营、开业、在册）"}])
+    assert a["status"] == "存续"

@@ -27,6 +27,14 @@ _NORMALIZED = {"date", "timestamp", "decimal", "integer", "uscc", "id_number", "
                "industry_code", "phone"}
 
 
+_FOLD = str.maketrans(FULL_WIDTH, HALF_WIDTH)
+
+
+def half_width(text: str) -> str:
+    """Python twin of the SQL full-width folding."""
+    return text.translate(_FOLD)
+
+
 def _q(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
@@ -78,7 +86,8 @@ class StagingRenderer:
         if item.code_list and not item.multi_value:
             cl = self.catalog.code_lists[item.code_list]
             if cl.synonyms:
-                whens = " ".join(f"when {_q(k)} then {_q(v)}" for k, v in cl.synonyms.items())
+                # Synonym spellings are compared after the same half-width folding as the value.
+                whens = " ".join(f"when {_q(half_width(k))} then {_q(v)}" for k, v in cl.synonyms.items())
                 expr = f"case {expr} {whens} else {expr} end"
         return f"nullif({expr}, '')"
 
