@@ -1,0 +1,107 @@
+"""Fingerprint a file (sha256) and find its text encoding: UTF-8 (with or without BOM), GBK, GB18030.
+
+One pass hashes the file and decodes it as strict UTF-8 incrementally; a file that is not UTF-8 is
+then decoded whole as GBK, and failing that as GB18030 (a superset of GBK). A file that is none of
+them, is empty or looks binary is rejected with the byte offset of the first bad byte.
+"""
+
+from __future__ import annotations
+
+import codecs
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+from govlake.ingest._results import IngestError
+
+CHUNK = 1 << 20
+_MAGIC = {b"PK\x03\x04": "a ZIP/XLSX file", b"\xd0\xcf\x11\xe0": "an old Excel (OLE) file",
+          b"%PDF": "a PDF file", b"\x89PNG": "a PNG image", b"\xff\xd8\xff": "a JPEG image"}
+_CONTROL = bytes(b for b in range(32) if b not in (9, 10, 12, 13))
+
+
+@dataclass(frozen=True)
+class FileFacts:
+    sha256: str
+    size: int
+    encoding: str | None = None
+    """``utf-8``, ``utf-8-sig`` (BOM), ``utf-16`` (BOM), ``gbk`` or ``gb18030``; None for binary formats."""
+    has_nul: bool = False
+
+
+def fingerprint(path: Path) -> FileFacts:
+    """sha256 and size of a binary file (XLSX)."""
+    digest, size = hashlib.sha256(), 0
+    with path.open("rb") as f:
+        while chunk := f.read(CHUNK):
+            digest.update(chunk)
+            size += len(chunk)
+    if size == 0:
+        raise IngestError(f"{path}: the file is empty", path=path)
+    return FileFacts(digest.hexdigest(), size)
+
+
+def sniff(path: Path) -> FileFacts:
+    """sha256, size and encoding of a text file; raises IngestError when it is not readable text."""
+    digest, size, head, nul = hashlib.sha256(), 0, b"", False
+    utf8, utf8_ok = codecs.getincrementaldecoder("utf-8")("strict"), True
+    with path.open("rb") as f:
+        while chunk := f.read(CHUNK):
+            if not head:
+                head = chunk[:8192]
+            digest.update(chunk)
+            nul = nul or b"\x00" in chunk
+            size += len(chunk)
+            if utf8_ok:
+                try:
+                    utf8.decode(chunk)
+                except UnicodeDecodeError:
+                    utf8_ok = False
+    if size == 0:
+        raise IngestError(f"{path}: the file is empty", path=path)
+    if utf8_ok:
+        try:
+            utf8.decode(b"", True)
+        except UnicodeDecodeError:
+            utf8_ok = False
+    facts = {"sha256": digest.hexdigest(), "size": size, "has_nul": nul}
+    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return FileFacts(**facts, encoding=_checked(path, "utf-16"))
+    if head.startswith(codecs.BOM_UTF8):
+        return FileFacts(**facts, encoding="utf-8-sig" if utf8_ok else _checked(path, "utf-8"))
+    for magic, what in _MAGIC.items():
+        if head.startswith(magic):
+            raise IngestError(f"{path}: not a text file (it is {what})", path=path)
+    if sum(head.count(bytes([b])) for b in _CONTROL) > max(8, len(head) // 100):
+        raise IngestError(f"{path}: not a text file (binary content in the first {len(head)} bytes)", path=path)
+    if utf8_ok:
+        return FileFacts(**facts, encoding="utf-8")
+    if first_error(path, "gbk") is None:
+        return FileFacts(**facts, encoding="gbk")
+    return FileFacts(**facts, encoding=_checked(path, "gb18030", tried="UTF-8, GBK or GB18030"))
+
+
+def _checked(path: Path, encoding: str, *, tried: str | None = None) -> str:
+    offset = first_error(path, encoding)
+    if offset is not None:
+        raise IngestError(f"{path}: not valid {tried or encoding.upper()}: undecodable bytes at byte "
+                          f"offset {offset}", path=path)
+    return encoding
+
+
+def first_error(path: Path, encoding: str) -> int | None:
+    """Byte offset of the first byte that does not decode as ``encoding``, or None when all do."""
+    decoder = codecs.getincrementaldecoder(encoding)("strict")
+    consumed = 0
+    with path.open("rb") as f:
+        while True:
+            chunk = f.read(CHUNK)
+            pending = len(decoder.getstate()[0])
+            try:
+                decoder.decode(chunk, not chunk)
+            except UnicodeDecodeError as exc:
+                return consumed - pending + exc.start
+            if not chunk:
+                return None
+            consumed += len(chunk)
+

@@ -1,0 +1,128 @@
+"""``ingest_resource``: find a resource's new files or database window and land each in bronze."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pyarrow as pa
+
+from govlake import storage
+from govlake.catalog import Resource, get_catalog
+from govlake.config import Settings
+from govlake.ingest import _log
+from govlake.ingest._bronze import Assembler, Provenance, land
+from govlake.ingest._csv import read_csv
+from govlake.ingest._db import open_window
+from govlake.ingest._encoding import fingerprint, sniff
+from govlake.ingest._jsonl import read_jsonl
+from govlake.ingest._results import BatchResult, IngestError, IngestResult
+from govlake.ingest._xlsx import read_xlsx
+
+_KIND_BY_SUFFIX = {".csv": "csv", ".tsv": "csv", ".txt": "csv", ".xlsx": "xlsx", ".xlsm": "xlsx",
+                   ".xls": "xlsx", ".ods": "xlsx", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl"}
+_DATA_ERRORS = (IngestError, UnicodeError, csv.Error, pa.ArrowInvalid)
+Opener = Callable[[Assembler], Iterator[pa.RecordBatch]]
+
+
+def ingest_resource(resource: str, *, files: list[Path] | None, settings: Settings, run_id: str) -> IngestResult:
+    """Land ``resource`` in bronze: ``files``, or (None) every file matching the catalog pattern under
+    ``settings.city`` / the new window of its database table. Sources already landed are skipped.
+
+    Files that cannot be read are recorded as rejected and the others still land; when the files
+    were named explicitly (or the source is the database) IngestError is raised afterwards, with
+    the ``result`` attached.
+    """
+    res = get_catalog(settings.catalog_dir).resource(resource)
+    lander = _Lander(res, settings, run_id)
+    result = IngestResult(res.code, run_id)
+    if res.source.kind == "db":
+        if files:
+            raise IngestError(f"{res.code} is read from database table {res.source.table}; it takes no files")
+        result.batches.append(lander.window())
+    else:
+        paths = [Path(f) for f in files] if files is not None else discover(settings.city, res.source.pattern or "")
+        result.batches.extend(lander.file(p) for p in paths)
+        if files is None:
+            return result
+    if result.rejected:
+        errors = "\n  ".join(b.error or b.source for b in result.rejected)
+        raise IngestError(f"{res.code}: {len(result.rejected)} of {len(result.batches)} source(s) rejected:\n"
+                          f"  {errors}", result=result)
+    return result
+
+
+def discover(city: Path, pattern: str) -> list[Path]:
+    """Files matching ``pattern`` under ``city``, sorted; Excel lock files and hidden files are ignored."""
+    return sorted(p for p in city.glob(pattern) if p.is_file() and not p.name.startswith(("~$", ".")))
+
+
+class _Lander:
+    def __init__(self, resource: Resource, settings: Settings, run_id: str):
+        self.res, self.settings, self.run_id = resource, settings, run_id
+        self.bronze = storage.table_path(settings, "bronze", resource.slug)
+        self.past = _log.history(settings, resource.code, self.bronze, run_id=run_id)
+
+    def file(self, path: Path) -> BatchResult:
+        kind = _KIND_BY_SUFFIX.get(path.suffix.lower(), self.res.source.kind)
+        if not path.is_file():
+            return self._record(BatchResult(str(path), None, None, 0, "rejected", f"{path}: no such file"))
+        try:
+            facts = fingerprint(path) if kind == "xlsx" else sniff(path)
+        except IngestError as exc:
+            return self._record(BatchResult(str(path), None, None, 0, "rejected", str(exc)))
+
+        def opener(asm: Assembler) -> Iterator[pa.RecordBatch]:
+            if kind == "xlsx":
+                return read_xlsx(path, self.res, asm)
+            if kind == "jsonl":
+                return read_jsonl(path, facts, self.res, asm)
+            return read_csv(path, facts, self.res, asm)
+
+        return self._land(BatchResult(str(path), facts.sha256, facts.encoding, 0, "landed"), opener)
+
+    def window(self) -> BatchResult:
+        with open_window(self.settings.db_url, self.res, self.past.watermark_hi) as reader:
+            w = reader.window
+            batch = BatchResult(w.source, w.source_hash, None, 0, "landed", watermark_hi=w.hi or w.lo)
+            if w.empty:
+                batch.status = "skipped_already_ingested"
+                return self._record(batch)
+            return self._land(batch, reader.batches)
+
+    def _land(self, batch: BatchResult, opener: Opener) -> BatchResult:
+        assert batch.source_hash is not None
+        if batch.source_hash in self.past.hashes:
+            batch.status = "skipped_already_ingested"
+            return self._record(batch)
+        received = dt.datetime.now(dt.UTC)
+        batch.batch_id = f"{received:%Y%m%dT%H%M%S%f}-{uuid.uuid4().hex[:8]}"
+        asm = Assembler(self.res, Provenance(self.res.code, batch.batch_id, batch.source, batch.source_hash, received))
+        try:
+            batches = opener(asm)
+        except IngestError as exc:
+            batch.status, batch.error = "rejected", str(exc)
+            return self._record(batch, received)
+        self._record(batch, received, status=_log.LANDING)
+        try:
+            batch.rows = land(self.bronze, batches, schema=asm.schema, run_id=self.run_id)
+        except _DATA_ERRORS as exc:
+            batch.status, batch.error, batch.rows = "rejected", _message(exc, batch.source), 0
+            return self._record(batch, received)
+        self.past.add(batch.source_hash, batch.watermark_hi)
+        return self._record(batch, received)
+
+    def _record(self, batch: BatchResult, received: dt.datetime | None = None, *, status: str | None = None
+                ) -> BatchResult:
+        row = dict(vars(batch), run_id=self.run_id, resource=self.res.code, status=status or batch.status,
+                   received_at=received or dt.datetime.now(dt.UTC))
+        _log.append(self.settings, [row], run_id=self.run_id)
+        return batch
+
+
+def _message(exc: Exception, source: str) -> str:
+    text = str(exc)
+    return text if source in text else f"{source}: {text}"
