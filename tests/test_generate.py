@@ -280,6 +280,14 @@ def test_only_writes_exactly_the_rows_asked(tmp_path):
         generate_city(tmp_path, defect_rate=0.2)
 
 
+def test_no_defects_at_rate_zero_and_empty_resources(tmp_path):
+    m = generate_city(tmp_path / "clean", scale=300, defect_rate=0)
+    assert m.records == [] and m.disagreements == []
+    assert all(r.defects == {} and r.invalid_rows == 0 for r in m.resources.values())
+    m = generate_city(tmp_path / "empty", only="amr.enterprise", rows=0)
+    assert m.resources["amr.enterprise"].rows == 0
+
+
 def test_xlsx_opens_in_openpyxl(city):
     import openpyxl
 

@@ -11,7 +11,13 @@ from govlake.generate import _copies, _registry
 from govlake.generate._context import AS_OF, City, make_city
 from govlake.generate._credit import dept_files
 from govlake.generate._license import license_frames
-from govlake.generate._manifest import RECORDS_LIMIT, FileInfo, Manifest, Recorder
+from govlake.generate._manifest import (
+    RECORDS_LIMIT,
+    FileInfo,
+    Manifest,
+    Recorder,
+    ResourceInfo,
+)
 from govlake.generate._penalty import penalty_frames
 from govlake.generate._population import population_frames
 from govlake.generate._writers import CsvSink, DbSink, JsonlSink, XlsxSink
@@ -65,6 +71,7 @@ def generate_city(out: Path, *, scale: int = 2000, seed: int = 42, defect_rate: 
         manifest.disagreements = None
     stamp = as_of.strftime("%Y%m%d")
     for code, n in planned.items():
+        manifest.resources[code] = ResourceInfo()
         if clean:
             for pattern in _OWN[code]:
                 for old in out.glob(pattern):
@@ -93,7 +100,7 @@ def _outputs(city: City, code: str, n: int, out: Path, stamp: str, batch_size: i
     if code == "amr.enterprise":
         info = FileInfo(REGISTRY_FILE, "sqlite", columns=columns)
         sink = DbSink(f"sqlite:///{out / REGISTRY_FILE}", _registry.TABLE, columns, index="updated_at")
-        yield info, sink, columns, _registry.registry_frames(city, batch_size=batch_size)
+        yield info, sink, columns, _registry.registry_frames(city, batch_size=batch_size, rows=n)
     elif code == "psb.population":
         path = f"psb/population_{stamp}.csv"
         header = _names(city, code, columns)

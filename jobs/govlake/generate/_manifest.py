@@ -1,4 +1,22 @@
-"""The manifest: what was written, and every defect injected (``out/manifest.json``)."""
+"""The manifest: what was written, and every defect injected (``out/manifest.json``).
+
+Format (JSON, one record per line in the two lists)::
+
+    {"seed": 42, "scale": 2000, "defect_rate": 0.03, "as_of": "2026-11-20", "only": null,
+     "defect_kinds": {"uscc_check": {"effect": "quarantine", "invalid": true, "description": …}, …},
+     "resources": {"credit.penalty": {
+         "rows": 700, "invalid_rows": 108, "subjects_outside_registry": 31,
+         "defects": {"uscc_check": 25, …},
+         "files": [{"path": "credit/penalty/ee_20261120.csv", "encoding": "gbk", "rows": 105,
+                    "columns": [<header as written>], "defects": {…}}, …]}, …},
+     "records": [{"resource", "file", "row_number", "defect_kind", "column"}, …] | null,
+     "disagreements": [{"resource", "item", "uscc", "department", "authoritative_value",
+                        "other_value", "file", "row_number"}, …] | null}
+
+``records`` and ``disagreements`` are null when the run wrote more than RECORDS_LIMIT rows
+(the counts are always there). ``column`` is the catalog item column the defect touched
+(null for duplicates); ``row_number`` counts data rows from 1, header excluded.
+"""
 
 from __future__ import annotations
 

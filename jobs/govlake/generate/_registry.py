@@ -44,12 +44,14 @@ def registry_columns(city: City) -> list[str]:
     return [item.column for item in city.resource(RESOURCE).items]
 
 
-def registry_frames(city: City, *, batch_size: int) -> Iterator[Frame]:
-    """Registry rows in ``updated_at`` order, in batches, with their injected defects."""
+def registry_frames(city: City, *, batch_size: int, rows: int | None = None) -> Iterator[Frame]:
+    """Registry rows (all ``city.n_ent``, or the first ``rows``) in ``updated_at`` order, in
+    batches, with their injected defects."""
     columns = registry_columns(city)
     today = day_number(city.as_of)
-    for start in range(0, city.n_ent, batch_size):
-        idx = np.arange(start, min(start + batch_size, city.n_ent))
+    total = city.n_ent if rows is None else min(rows, city.n_ent)
+    for start in range(0, total, batch_size):
+        idx = np.arange(start, min(start + batch_size, total))
         rng = batch_rng(city.seed, RESOURCE, start)
         ent = city.enterprises(idx)
         frame = Frame(len(idx), start)
