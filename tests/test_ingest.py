@@ -206,9 +206,13 @@ def test_interrupted_landing_is_settled_from_bronze(settings, monkeypatch):
         ("landed", "outcome recovered from bronze"), ("skipped_already_ingested", None)}
 
 
-def test_rows_across_blocks_keep_their_numbers(settings, monkeypatch):
+@pytest.mark.parametrize("max_pending", [50_000, 3])
+def test_rows_across_blocks_keep_their_numbers(settings, monkeypatch, max_pending):
+    """Short rows among good ones across Arrow blocks; with max_pending=3 the run of short rows
+    from row 200 on sends the rest of the file through csv.reader."""
     monkeypatch.setattr(csv_module, "BLOCK_BYTES", 2048)
-    rows = [_row(n) if n % 7 else _row(n)[: n % 5 + 1] for n in range(1, 301)]
+    monkeypatch.setattr(csv_module, "MAX_PENDING", max_pending)
+    rows = [_row(n) if n % 7 and n < 200 else _row(n)[: n % 5 + 1] for n in range(1, 301)]
     _write(settings.city / "credit/penalty/a.csv", _csv_text(HEADER, rows))
     result = ingest_resource("credit.penalty", files=None, settings=settings, run_id="r1")
     got = sorted(_bronze(settings), key=lambda r: r["_row_number"])
@@ -216,7 +220,7 @@ def test_rows_across_blocks_keep_their_numbers(settings, monkeypatch):
     assert [r["_row_number"] for r in got] == list(range(1, 301))
     assert all(r["subject_name"] == f"subject_name-{r['_row_number']}" for r in got)
     short = [r["_row_number"] for r in got if r["_parse_error"]]
-    assert short == [n for n in range(1, 301) if n % 7 == 0]
+    assert short == [n for n in range(1, 301) if n % 7 == 0 or n >= 200]
 
 
 def test_arrow_rows_equal_python_csv_records(settings):
@@ -314,3 +318,21 @@ def test_jsonl_with_a_broken_line(settings):
     assert rows[3]["uscc"] is None
     assert (rows[4]["uscc"], rows[4]["insured_count"], rows[4]["_parse_error"]) == ("91370100MA3C000003", None, None)
     assert rows[5]["_parse_error"] == "invalid JSON: expected an object, got an array"
+
+
+def test_nul_byte_lands_flagged(settings):
+    text = _csv_text(HEADER, [_row(1), _row(2, facts="坏\x00字节"), _row(3)[:3]])
+    text = text.replace("subject_name-3", "subject\x00name-3")
+    path = _write(settings.inbox / "nul.csv", text, "gbk")
+    ingest_resource("credit.penalty", files=[path], settings=settings, run_id="r1")
+    got = {r["_row_number"]: r for r in _bronze(settings)}
+    assert got[1]["_parse_error"] is None
+    assert (got[2]["facts"], got[2]["_parse_error"]) == ("坏\x00字节", "NUL byte in a field")
+    assert got[3]["_parse_error"] == f"expected {WIDTH} fields, got 3; NUL byte in a field"
+
+
+def test_utf16_with_bom(settings):
+    path = _write(settings.inbox / "u16.csv", _csv_text(HEADER, [_row(1, subject_name="甲")]), "utf-16")
+    result = ingest_resource("credit.penalty", files=[path], settings=settings, run_id="r1")
+    assert result.batches[0].encoding == "utf-16"
+    assert _bronze(settings)[0]["subject_name"] == "甲"

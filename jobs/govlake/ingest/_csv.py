@@ -7,6 +7,7 @@ unquoted field is literal; nothing trimmed) but about three times faster and in 
 A row with the wrong number of fields is not dropped: Arrow hands it to ``_Invalid`` with its
 record number and text, ``csv.reader`` splits it, and it lands with the fields it has, the fields
 beyond the header in ``_extra._overflow`` and ``_parse_error`` = ``expected N fields, got M``.
+A file with a long run of such rows (all rows one field short, say) is finished by ``csv.reader``.
 Blank lines are not rows; ``_row_number`` counts records (header excluded), not physical lines.
 """
 
@@ -23,13 +24,15 @@ import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 
 from govlake.catalog import Resource
-from govlake.ingest._bronze import Assembler, extra_json
+from govlake.ingest._bronze import BATCH_ROWS, Assembler, extra_json
 from govlake.ingest._encoding import FileFacts, first_error
 from govlake.ingest._headers import Layout, layout
 from govlake.ingest._results import IngestError
 
 BLOCK_BYTES = 8 << 20
 """Arrow parses the file in blocks of this size: one record batch (~30k rows of 300 bytes) each."""
+MAX_PENDING = 50_000
+"""Bad rows held at most before the rest of a file is read by ``csv.reader`` instead of Arrow."""
 NUL_ERROR = "NUL byte in a field"
 
 
@@ -61,14 +64,20 @@ def _header(path: Path, encoding: str) -> tuple[list[str], str]:
 
 
 class _Invalid:
-    """Arrow's invalid-row handler: remembers (data row number, text) and skips the row."""
+    """Arrow's invalid-row handler: remembers (data row number, text) and skips the row.
+
+    Arrow reads on until it has a good row, so a long run of bad rows would pile up here; past
+    ``MAX_PENDING`` it stops Arrow ("error") and the rest of the file goes through ``csv.reader``.
+    """
 
     def __init__(self) -> None:
         self.rows: list[tuple[int, str]] = []
+        self.overflowed = False
 
     def __call__(self, row) -> str:
-        if row.number is None:  # only known with use_threads=False, which we use
-            raise IngestError(f"row with {row.actual_columns} fields at an unknown position: {row.text[:200]}")
+        if row.number is None or len(self.rows) >= MAX_PENDING:  # number is known: use_threads=False
+            self.overflowed = True
+            return "error"
         self.rows.append((row.number - 1, row.text))  # Arrow counts the header as row 1
         return "skip"
 
@@ -78,6 +87,7 @@ def _batches(path: Path, facts: FileFacts, lay: Layout, delimiter: str, asm: Ass
     names = [f"f{i}" for i in range(width)]
     invalid = _Invalid()
     encoding = "utf8" if facts.encoding in ("utf-8", "utf-8-sig") else facts.encoding
+    next_number = 1
     try:
         reader = pcsv.open_csv(
             str(path),
@@ -87,7 +97,6 @@ def _batches(path: Path, facts: FileFacts, lay: Layout, delimiter: str, asm: Ass
                                             invalid_row_handler=invalid),
             convert_options=pcsv.ConvertOptions(column_types=dict.fromkeys(names, pa.string()),
                                                 strings_can_be_null=False, quoted_strings_can_be_null=False))
-        next_number = 1
         while True:
             try:
                 rb = reader.read_next_batch()
@@ -98,15 +107,35 @@ def _batches(path: Path, facts: FileFacts, lay: Layout, delimiter: str, asm: Ass
             passed = [r for r in invalid.rows if r[0] < next_number]
             if passed:
                 invalid.rows = [r for r in invalid.rows if r[0] >= next_number]
-                yield _bad(passed, lay, delimiter, asm)
+                yield _bad(passed, lay, delimiter, facts.has_nul, asm)
         if invalid.rows:
-            yield _bad(invalid.rows, lay, delimiter, asm)
+            yield _bad(invalid.rows, lay, delimiter, facts.has_nul, asm)
+        return
     except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
-        offset = first_error(path, facts.encoding or "utf-8")
-        if offset is not None:
-            raise IngestError(f"{path}: undecodable {facts.encoding} bytes at byte offset {offset}",
-                              path=path) from None
-        raise IngestError(f"{path}: cannot parse the CSV: {exc}", path=path) from None
+        if not invalid.overflowed:
+            offset = first_error(path, facts.encoding or "utf-8")
+            if offset is not None:
+                raise IngestError(f"{path}: undecodable {facts.encoding} bytes at byte offset {offset}",
+                                  path=path) from None
+            raise IngestError(f"{path}: cannot parse the CSV: {exc}", path=path) from None
+    yield from _python_batches(path, facts, lay, delimiter, asm, done=next_number - 1)
+
+
+def _python_batches(path: Path, facts: FileFacts, lay: Layout, delimiter: str, asm: Assembler, *,
+                    done: int) -> Iterator[pa.RecordBatch]:
+    """The rows after the first ``done`` through ``csv.reader`` (same records as Arrow, slower)."""
+    with path.open("rb") as raw:
+        text = io.TextIOWrapper(raw, encoding=facts.encoding, errors="strict", newline="")
+        records = (r for r in csv.reader(text, delimiter=delimiter) if r)
+        try:
+            for _ in itertools.islice(records, done + 1):  # the header and the rows already landed
+                pass
+            number = done + 1
+            while chunk := list(itertools.islice(records, BATCH_ROWS)):
+                yield _records(chunk, range(number, number + len(chunk)), lay, facts.has_nul, asm)
+                number += len(chunk)
+        except csv.Error as exc:
+            raise IngestError(f"{path}: cannot parse the CSV: {exc}", path=path) from None
 
 
 def _numbers(n: int, start: int, invalid: list[tuple[int, str]]) -> tuple[pa.Array, int]:
@@ -139,19 +168,31 @@ def _good(rb: pa.RecordBatch, numbers: pa.Array, lay: Layout, has_nul: bool, asm
     return asm.batch(n, columns, numbers, extra=extra, parse_error=error)
 
 
-def _bad(rows: list[tuple[int, str]], lay: Layout, delimiter: str, asm: Assembler) -> pa.RecordBatch:
-    """The rows Arrow skipped, split by ``csv.reader``: the fields they have, the rest as overflow."""
+def _bad(rows: list[tuple[int, str]], lay: Layout, delimiter: str, has_nul: bool, asm: Assembler) -> pa.RecordBatch:
+    """The rows Arrow skipped, split by ``csv.reader``."""
+    records = [list(itertools.chain.from_iterable(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)))
+               for _, text in rows]
+    return _records(records, [n for n, _ in rows], lay, has_nul, asm)
+
+
+def _records(records: list[list[str]], numbers, lay: Layout, has_nul: bool, asm: Assembler) -> pa.RecordBatch:
+    """Records from ``csv.reader``: the fields they have, fields beyond the header as ``_overflow``,
+    ``_parse_error`` for a wrong field count or a NUL byte."""
     width = len(lay.headers)
-    fields_by_row, errors, overflow = [], [], {}
-    for k, (_, text) in enumerate(rows):
-        fields = list(itertools.chain.from_iterable(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)))
-        errors.append(f"expected {width} fields, got {len(fields)}"
-                      + ("; " + NUL_ERROR if "\x00" in text else ""))
-        if len(fields) > width:
-            overflow[k] = fields[width:]
-        fields_by_row.append(fields[:width] + [None] * (width - len(fields)))
-    by_field = list(zip(*fields_by_row))
+    fixed, errors, overflow = [], [], {}
+    for k, fields in enumerate(records):
+        error = None
+        if has_nul and any("\x00" in f for f in fields):
+            error = NUL_ERROR
+        if len(fields) != width:
+            count = f"expected {width} fields, got {len(fields)}"
+            error = f"{count}; {error}" if error else count
+            if len(fields) > width:
+                overflow[k] = fields[width:]
+            fields = fields[:width] + [None] * (width - len(fields))
+        fixed.append(fields)
+        errors.append(error)
+    by_field = list(zip(*fixed)) if fixed else [()] * width
     columns = {col: list(by_field[i]) for col, i in lay.columns.items()}
-    keys = [k for _, k in lay.extras]
-    extra = extra_json(keys, [by_field[i] for i, _ in lay.extras], overflow, n=len(rows))
-    return asm.batch(len(rows), columns, [r[0] for r in rows], extra=extra, parse_error=errors)
+    extra = extra_json([k for _, k in lay.extras], [by_field[i] for i, _ in lay.extras], overflow, n=len(records))
+    return asm.batch(len(records), columns, numbers, extra=extra, parse_error=errors)
