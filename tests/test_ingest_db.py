@@ -122,3 +122,12 @@ def test_postgres_typed_columns_land_as_text(pg_url, settings):
     assert (second["reg_capital"], second["updated_at"]) == (None, "2026-11-02 09:30:00.250000")
     again = ingest_resource("amr.enterprise", files=None, settings=settings, run_id="r2")
     assert again.batches[0].status == "skipped_already_ingested"
+
+
+def test_absent_sqlite_database_is_rejected_not_created(settings, tmp_path):
+    missing = tmp_path / "nowhere.sqlite"
+    settings = dataclasses.replace(settings, source_db_url=f"sqlite:///{missing}")
+    with pytest.raises(IngestError, match="does not exist") as info:
+        ingest_resource("amr.enterprise", files=None, settings=settings, run_id="r1")
+    assert not missing.exists()
+    assert [b.status for b in info.value.result.batches] == ["rejected"]

@@ -12,6 +12,7 @@ import hashlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 import pyarrow as pa
 import sqlalchemy as sa
@@ -77,7 +78,11 @@ def open_window(url: str, resource: Resource, lo: str | None) -> Iterator[Window
     """Connect, check the table's columns against the catalog, and fix the window's hi."""
     name, watermark_item = resource.source.table, resource.source.watermark
     assert name and watermark_item
-    engine = sa.create_engine(url)
+    parsed = sa.make_url(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:") \
+            and not Path(parsed.database).exists():
+        raise IngestError(f"db:{name}: the SQLite database {parsed.database} does not exist")
+    engine = sa.create_engine(parsed)
     try:
         with engine.connect() as conn:
             try:

@@ -85,13 +85,16 @@ class _Lander:
         return self._land(BatchResult(str(path), facts.sha256, facts.encoding, 0, "landed"), opener)
 
     def window(self) -> BatchResult:
-        with open_window(self.settings.db_url, self.res, self.past.watermark_hi) as reader:
-            w = reader.window
-            batch = BatchResult(w.source, w.source_hash, None, 0, "landed", watermark_hi=w.hi or w.lo)
-            if w.empty:
-                batch.status = "skipped_already_ingested"
-                return self._record(batch)
-            return self._land(batch, reader.batches)
+        try:
+            with open_window(self.settings.db_url, self.res, self.past.watermark_hi) as reader:
+                w = reader.window
+                batch = BatchResult(w.source, w.source_hash, None, 0, "landed", watermark_hi=w.hi or w.lo)
+                if w.empty:
+                    batch.status = "skipped_already_ingested"
+                    return self._record(batch)
+                return self._land(batch, reader.batches)
+        except IngestError as exc:  # no connection, no table, a required column missing
+            return self._record(BatchResult(f"db:{self.res.source.table}", None, None, 0, "rejected", str(exc)))
 
     def _land(self, batch: BatchResult, opener: Opener) -> BatchResult:
         assert batch.source_hash is not None
