@@ -21,14 +21,14 @@ def iso(days: np.ndarray) -> np.ndarray:
     return np.datetime_as_string(np.asarray(days, dtype="int64").astype("datetime64[D]"), unit="D")
 
 
-def day_text(days: np.ndarray) -> np.ndarray:
+def day_text(days: np.ndarray, *, suffix: str = "") -> np.ndarray:
     """``YYYY-MM-DD`` text (object array) of day numbers, formatted once per distinct day."""
     days = np.asarray(days, dtype=np.int64)
     if days.size == 0:
         return np.empty(0, dtype=object)
     lo, hi = int(days.min()), int(days.max())
     table = np.empty(hi - lo + 1, dtype=object)
-    table[:] = iso(np.arange(lo, hi + 1)).tolist()
+    table[:] = [d + suffix for d in iso(np.arange(lo, hi + 1)).tolist()]
     return table[days - lo]
 
 
@@ -42,7 +42,7 @@ def _clock() -> np.ndarray:
 def seconds_text(seconds: np.ndarray) -> np.ndarray:
     """``YYYY-MM-DD HH:MM:SS`` text (object array) of seconds since the epoch."""
     seconds = np.asarray(seconds, dtype=np.int64)
-    return day_text(seconds // 86400) + " " + _clock()[seconds % 86400]
+    return day_text(seconds // 86400, suffix=" ") + _clock()[seconds % 86400]
 
 
 def variant(value: str, which: int) -> str:

@@ -95,6 +95,12 @@ def formatted(values: np.ndarray, fmt: str) -> np.ndarray:
     values = np.asarray(values)
     if values.size == 0:
         return np.empty(0, dtype=object)
+    if values.dtype.kind in "iu":
+        lo, hi = int(values.min()), int(values.max())
+        if hi - lo < 4096:  # a small range: a lookup table, no sort
+            table = np.empty(hi - lo + 1, dtype=object)
+            table[:] = [fmt % v for v in range(lo, hi + 1)]
+            return table[values - lo]
     uniq, inverse = np.unique(values, return_inverse=True)
     table = np.empty(len(uniq), dtype=object)
     table[:] = [fmt % v for v in uniq.tolist()]

@@ -78,7 +78,8 @@ def _quoted(values: list[str]) -> list[str]:
     joined = "\x1f".join(values)
     if not any(ch in joined for ch in _SPECIAL):
         return values
-    return ['"' + v.replace('"', '""') + '"' if _has_special(v) else v for v in values]
+    return ['"' + v.replace('"', '""') + '"' if ("\n" in v or "," in v or '"' in v or "\r" in v) else v
+            for v in values]
 
 
 def _lines(rows) -> str:
