@@ -138,7 +138,7 @@ def _registry_city(scale: int, seed: int, defect_rate: float, as_of: dt.date,
     return city
 
 
-def enterprise_rows(*, scale: int = 2000, seed: int = 42, defect_rate: float = 0.03, as_of: dt.date = AS_OF,
+def enterprise_rows(scale: int = 2000, seed: int = 42, *, defect_rate: float = 0.03, as_of: dt.date = AS_OF,
                     batch_size: int = 50_000, catalog: Catalog | None = None) -> Iterator[dict[str, str | None]]:
     """The rows of table ``amr_enterprise`` exactly as :func:`generate_city` writes them (same
     arguments), as dicts column → text (None = NULL), in ``updated_at`` order."""
