@@ -1,0 +1,63 @@
+"""
+# Publish gold and the analyst extract
+
+Runs when **every** department feed has published its silver table since the last run
+(Asset-based schedule: all six silver Assets). `gold` rebuilds 法人库 (`lake/gold/legal_entity`)
+and the 双公示 publications (`lake/gold/license_publication`, `lake/gold/penalty_publication`)
+from silver, checking each model's grain and keys before anything is written; `extract` then
+writes the masked analyst database `extracts/analyst.duckdb` (personal data masked from the
+catalog's classification).
+
+Owner: the big data bureau itself (`dsj`), which publishes on the departments' behalf.
+"""
+
+from airflow.sdk import Asset, AssetAll, dag, task
+
+from govlake.orchestration import START_DATE, jsonable, no_retry_on_data_errors, run_id
+
+SILVER = AssetAll(
+    Asset("govlake://silver/amr_enterprise"),
+    Asset("govlake://silver/tax_credit_rating"),
+    Asset("govlake://silver/hrss_social_insurance"),
+    Asset("govlake://silver/psb_population"),
+    Asset("govlake://silver/credit_license"),
+    Asset("govlake://silver/credit_penalty"),
+)
+GOLD = [
+    Asset("govlake://gold/legal_entity"),
+    Asset("govlake://gold/license_publication"),
+    Asset("govlake://gold/penalty_publication"),
+]
+EXTRACT = Asset("govlake://extract/analyst")
+
+
+@dag(
+    schedule=SILVER,
+    start_date=START_DATE,
+    catchup=False,
+    max_active_runs=1,
+    default_args={"owner": "dsj", "retries": 2},
+    tags=["govlake", "gold", "extract", "dsj"],
+    doc_md=__doc__,
+)
+def publish_gold() -> None:
+    @task(outlets=GOLD)
+    def gold() -> dict[str, int]:
+        """Build the gold tables from silver; rows per gold table."""
+        from govlake import pipeline
+
+        with no_retry_on_data_errors():
+            return jsonable(pipeline.gold(run_id=run_id()))
+
+    @task(outlets=[EXTRACT])
+    def extract() -> str:
+        """Write the masked analyst extract; its path."""
+        from govlake import pipeline
+
+        with no_retry_on_data_errors():
+            return str(pipeline.extract(run_id=run_id()))
+
+    gold() >> extract()
+
+
+publish_gold()
