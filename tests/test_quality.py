@@ -5,9 +5,9 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from _bronze import write_bronze
 from deltalake import DeltaTable
 
+from _bronze import write_bronze
 from govlake.catalog import get_catalog
 from govlake.identifiers import uscc_check_char
 from govlake.quality import QualityError, process_resource, rules_for

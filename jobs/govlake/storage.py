@@ -91,5 +91,13 @@ def register(con: duckdb.DuckDBPyConnection, name: str, path: Path, *,
             return False
         con.register(name, empty_schema.empty_table())
         return True
-    con.register(name, dt.to_pyarrow_dataset())
+    files = dt.file_uris()
+    if dt.metadata().partition_columns or not files:
+        con.register(name, dt.to_pyarrow_dataset())
+    else:
+        # The current version's Parquet files through DuckDB's own reader: parallel and several
+        # times faster than an Arrow dataset scan. delta-rs writes neither deletion vectors nor
+        # column mapping here, so the file list is the table.
+        listed = ", ".join("'" + f.replace("'", "''") + "'" for f in files)
+        con.execute(f'create or replace temp view "{name}" as select * from read_parquet([{listed}])')
     return True

@@ -5,15 +5,18 @@ one persisted connection: GX fetches query results after closing a pooled connec
 duckdb-engine drops a cursor's rows when its connection closes, so every metric came back
 empty. ``_persist_duckdb_connections`` registers the DuckDB dialect in GX's list of dialects
 that keep their connection; tests/test_quality.py holds GX's counts to DuckDB's.
+
+GX is handed a cursor of the pipeline's own in-memory DuckDB connection (SQLAlchemy
+``creator``), so it validates the very table the split uses, with no copy to a file.
 """
 
 from __future__ import annotations
 
-import gc
 import logging
 import os
 from dataclasses import dataclass
-from pathlib import Path
+
+import duckdb
 
 from govlake.quality._rules import Rule
 
@@ -44,8 +47,10 @@ class GxOutcome:
     error: str | None
 
 
-def validate_with_gx(database: Path, table: str, rules: list[Rule], *, suite_name: str) -> list[GxOutcome]:
-    """Run every rule as a GX UnexpectedRowsExpectation on ``table`` of the DuckDB file."""
+def validate_with_gx(con: duckdb.DuckDBPyConnection, table: str, rules: list[Rule], *,
+                     suite_name: str) -> list[GxOutcome]:
+    """Run every rule as a GX UnexpectedRowsExpectation on ``table`` of the open DuckDB database."""
+    import duckdb_engine
     import great_expectations as gx
     from great_expectations import expectations as gxe
     from great_expectations.data_context.types.base import ProgressBarsConfig
@@ -54,7 +59,9 @@ def validate_with_gx(database: Path, table: str, rules: list[Rule], *, suite_nam
     _persist_duckdb_connections()
     context = gx.get_context(mode="ephemeral")
     context.variables.progress_bars = ProgressBarsConfig(globally=False, metric_calculations=False)
-    source = context.data_sources.add_sql(name="govlake_duckdb", connection_string=f"duckdb:///{database}")
+    source = context.data_sources.add_sql(
+        name="govlake_duckdb", connection_string="duckdb:///:memory:",
+        kwargs={"creator": lambda: duckdb_engine.ConnectionWrapper(con.cursor())})
     asset = source.add_table_asset(name=table, table_name=table)
     batch = asset.add_batch_definition_whole_table("whole_table")
     suite = context.suites.add(gx.ExpectationSuite(name=suite_name))
@@ -74,8 +81,6 @@ def validate_with_gx(database: Path, table: str, rules: list[Rule], *, suite_nam
         engine = source.get_execution_engine()
         engine.close()
         engine.engine.dispose()
-        del engine, definition, batch, asset, source, context
-        gc.collect()  # DuckDB allows one configuration per open file: drop GX's connection now
     outcomes = []
     for r in result.results:
         rule_id = r.expectation_config.meta["rule_id"]

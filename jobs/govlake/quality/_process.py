@@ -1,9 +1,9 @@
 """Standardize and validate one resource: bronze → silver + quarantine, reconciled.
 
-Steps (all inside one DuckDB working database under var/work):
-1. ``stg``: the standardize model (sql/staging) over the bronze Delta table.
-2. ``checked``: stg plus ``_failed``, the ids of every row-level rule the row fails.
-3. Great Expectations runs the same rules on ``stg``; its counts must equal DuckDB's.
+Steps (all inside one in-memory DuckDB database that spills to var/work):
+1. ``checked``: the standardize model (sql/staging) over the bronze Delta table, plus
+   ``_failed``, the ids of every row-level rule the row fails.
+2. Great Expectations runs the same rules on ``checked``; its counts must equal DuckDB's.
 4. Blocking checks; only when they pass are silver (valid rows, one per business key,
    latest submission first) and quarantine (the raw bronze row + failed rule ids) replaced.
 5. Reconciliation: rows read = silver + quarantined + duplicates, checked against the
@@ -48,10 +48,14 @@ class ProcessResult:
 
 
 def _reference_tables(con, catalog) -> None:
-    codes = region_codes()
-    con.register("ref_region", pa.table({"code": list(codes)}))
+    """Code lists the model and rules join: real tables, so GX's cursors see them too."""
     deps = list(catalog.departments.values())
-    con.register("ref_department", pa.table({"code": [d.code for d in deps], "uscc": [d.uscc for d in deps]}))
+    refs = {"ref_region": pa.table({"code": list(region_codes())}),
+            "ref_department": pa.table({"code": [d.code for d in deps], "uscc": [d.uscc for d in deps]})}
+    for name, table in refs.items():
+        con.register(f"{name}_arrow", table)
+        con.execute(f"create or replace table {name} as select * from {name}_arrow")
+        con.unregister(f"{name}_arrow")
 
 
 def _bronze_schema(resource) -> pa.Schema:
@@ -70,7 +74,8 @@ def _order_by(resource) -> str:
     return ", ".join(order)
 
 
-def process_resource(code: str, *, settings: Settings, run_id: str, today: dt.date | None = None) -> ProcessResult:
+def process_resource(code: str, *, settings: Settings, run_id: str,
+                     today: dt.date | None = None) -> ProcessResult:
     catalog = get_catalog(settings.catalog_dir)
     resource = catalog.resource(code)
     d = dialect("duckdb")
@@ -81,97 +86,83 @@ def process_resource(code: str, *, settings: Settings, run_id: str, today: dt.da
     row_rules = [r for r in rules if r.severity == "row"]
     warn_rules = [r for r in rules if r.severity == "warning"]
 
-    workdir = settings.work / run_id
-    workdir.mkdir(parents=True, exist_ok=True)
-    db = workdir / f"{resource.slug}.duckdb"
-    db.unlink(missing_ok=True)
     bronze_path = storage.table_path(settings, "bronze", resource.slug)
-
-    con = storage.connect(settings, database=str(db))
+    con = storage.connect(settings)
     try:
         _reference_tables(con, catalog)
         storage.register(con, f"bronze_{resource.slug}", bronze_path, empty_schema=_bronze_schema(resource))
-        # ref_region is used inside rules: materialize the references into the working file.
-        con.execute("create table ref_region_t as select * from ref_region")
-        con.execute("create table ref_department_t as select * from ref_department")
-        con.unregister("ref_region")
-        con.unregister("ref_department")
-        con.execute("create view ref_region as select * from ref_region_t")
-        con.execute("create view ref_department as select * from ref_department_t")
         stg_sql = StagingRenderer(catalog, d, settings).render(resource)
-        con.execute(f"create table stg as {stg_sql}")
         flags = ", ".join(f"case when {r.fail_when} then '{r.id}' end" for r in row_rules) or "null"
         warns = ", ".join(f"case when {r.fail_when} then '{r.id}' end" for r in warn_rules) or "null"
+        # One materialized table: the standardized rows with the ids of the rules each fails.
         con.execute(f"create table checked as select *, concat_ws(';', {flags}) as _failed, "
-                    f"concat_ws(';', {warns}) as _warned from stg")
+                    f"concat_ws(';', {warns}) as _warned from ({stg_sql}) as stg")
         key = ", ".join(resource.key)
-        con.execute(f"""create table ranked as
+        con.execute(f"""create view ranked as
             select *, row_number() over (partition by {key} order by {_order_by(resource)}) as _rank
             from checked where _failed = ''""")
-        rows_read = con.execute("select count(*) from checked").fetchone()[0]
-        quarantined = con.execute("select count(*) from checked where _failed <> ''").fetchone()[0]
-        valid = con.execute("select count(*) from ranked").fetchone()[0]
-        silver_rows = con.execute("select count(*) from ranked where _rank = 1").fetchone()[0]
+        rows_read, quarantined = con.execute(
+            "select count(*), count(*) filter (where _failed <> '') from checked").fetchone()
+        valid, silver_rows = con.execute(
+            "select count(*), count(*) filter (where _rank = 1) from ranked").fetchone()
         failures = dict(con.execute("""select rule, count(*) from
             (select unnest(string_split(_failed, ';')) as rule from checked where _failed <> '')
             group by rule""").fetchall())
         warnings = dict(con.execute("""select rule, count(*) from
             (select unnest(string_split(_warned, ';')) as rule from checked where _warned <> '')
             group by rule""").fetchall())
-
         duplicates = valid - silver_rows
+
+        # GX runs the same rules as native expectations on the same table, inside DuckDB.
+        gx = {o.rule_id: o for o in validate_with_gx(con, "checked", row_rules + warn_rules,
+                                                     suite_name=f"{resource.slug}_{run_id}")}
+        validated_at = now()
+        results, mismatches = [], []
+        for r in row_rules + warn_rules:
+            failed = (failures if r.severity == "row" else warnings).get(r.id, 0)
+            o = gx[r.id]
+            if o.error or o.unexpected_count != failed:
+                mismatches.append(f"{r.id}: DuckDB {failed}, GX {o.unexpected_count} {o.error or ''}".strip())
+            results.append({
+                "run_id": run_id, "resource": code, "rule_id": r.id, "severity": r.severity,
+                "description_zh": r.zh, "description_en": r.en, "rows_checked": rows_read,
+                "failed": failed, "gx_unexpected": o.unexpected_count, "gx_success": o.success,
+                "success": failed == 0, "validated_at": validated_at})
         rate = quarantined / rows_read if rows_read else 0.0
         blocking_ok = rate <= ruleset.max_quarantine_rate
-        if blocking_ok:
-            _publish(con, settings, resource, bronze_path, run_id)
+        results.append({
+            "run_id": run_id, "resource": code, "rule_id": "blocking.quarantine_rate", "severity": "blocking",
+            "description_zh": f"隔离行比例不得超过{ruleset.max_quarantine_rate:.0%}",
+            "description_en": f"At most {ruleset.max_quarantine_rate:.0%} of the rows may be quarantined",
+            "rows_checked": rows_read, "failed": quarantined, "gx_unexpected": None, "gx_success": None,
+            "success": blocking_ok, "validated_at": validated_at})
+        append(settings, "validation_results", results, VALIDATION_SCHEMA, run_id)
+
+        problems = []
+        if not blocking_ok:
+            problems.append(f"blocking rule failed: {quarantined} of {rows_read} rows quarantined "
+                            f"({rate:.1%} > {ruleset.max_quarantine_rate:.0%})")
+        if mismatches:
+            problems.append("Great Expectations and DuckDB disagree: " + "; ".join(mismatches))
+        if problems:
+            _reconcile(settings, run_id, code, rows_read, silver_rows, quarantined, duplicates,
+                       balanced=rows_read == silver_rows + quarantined + duplicates, published=False,
+                       note="; ".join(problems))
+            raise QualityError(f"{code}: " + "; ".join(problems) + "; silver and quarantine left unchanged")
+        _publish(con, settings, resource, bronze_path, run_id)
     finally:
         con.close()
-
-    # GX runs the same rules on the same staging table, read-only, after DuckDB is done with it.
-    gx = {o.rule_id: o for o in validate_with_gx(db, "stg", row_rules + warn_rules,
-                                                 suite_name=f"{resource.slug}_{run_id}")}
-    validated_at = now()
-    results, mismatches = [], []
-    for r in row_rules + warn_rules:
-        failed = (failures if r.severity == "row" else warnings).get(r.id, 0)
-        o = gx[r.id]
-        if o.error or o.unexpected_count != failed:
-            mismatches.append(f"{r.id}: DuckDB {failed}, GX {o.unexpected_count} {o.error or ''}".strip())
-        results.append({
-            "run_id": run_id, "resource": code, "rule_id": r.id, "severity": r.severity,
-            "description_zh": r.zh, "description_en": r.en, "rows_checked": rows_read,
-            "failed": failed, "gx_unexpected": o.unexpected_count, "gx_success": o.success,
-            "success": failed == 0, "validated_at": validated_at})
-    results.append({
-        "run_id": run_id, "resource": code, "rule_id": "blocking.quarantine_rate", "severity": "blocking",
-        "description_zh": f"隔离行比例不得超过{ruleset.max_quarantine_rate:.0%}",
-        "description_en": f"At most {ruleset.max_quarantine_rate:.0%} of the rows may be quarantined",
-        "rows_checked": rows_read, "failed": quarantined, "gx_unexpected": None, "gx_success": None,
-        "success": blocking_ok, "validated_at": validated_at})
-    append(settings, "validation_results", results, VALIDATION_SCHEMA, run_id)
-    db.unlink(missing_ok=True)
-
-    if not blocking_ok:
-        _reconcile(settings, run_id, code, rows_read, silver_rows, quarantined, duplicates,
-                   balanced=rows_read == silver_rows + quarantined + duplicates, published=False,
-                   note="blocking rule failed")
-        raise QualityError(
-            f"{code}: blocking rule failed: {quarantined} of {rows_read} rows quarantined "
-            f"({rate:.1%} > {ruleset.max_quarantine_rate:.0%}); silver and quarantine left unchanged")
 
     written_silver = storage.row_count(storage.table_path(settings, "silver", resource.slug))
     written_quarantine = storage.row_count(storage.table_path(settings, "quarantine", resource.slug))
     balanced = (rows_read == written_silver + written_quarantine + duplicates
                 and written_silver == silver_rows and written_quarantine == quarantined)
-    problems = [] if balanced else [
-        f"rows read {rows_read} != silver {written_silver} + quarantined {written_quarantine}"
-        f" + duplicates {duplicates}"]
-    if mismatches:
-        problems.append("Great Expectations and DuckDB disagree: " + "; ".join(mismatches))
+    note = None if balanced else (f"rows read {rows_read} != silver {written_silver} + quarantined "
+                                  f"{written_quarantine} + duplicates {duplicates}")
     _reconcile(settings, run_id, code, rows_read, written_silver, written_quarantine, duplicates,
-               balanced=balanced, published=True, note="; ".join(problems) or None)
-    if problems:
-        raise QualityError(f"{code}: " + "; ".join(problems))
+               balanced=balanced, published=True, note=note)
+    if note:
+        raise QualityError(f"{code}: {note}")
     return ProcessResult(code, run_id, rows_read, written_silver, written_quarantine, duplicates,
                          failures, warnings)
 

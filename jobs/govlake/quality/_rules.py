@@ -17,7 +17,7 @@ import yaml
 
 from govlake.catalog import Catalog, Item, Resource
 from govlake.identifiers import sql_id_number_valid, sql_uscc_valid
-from govlake.transform import Dialect, multi_normalized, tokens_of
+from govlake.transform import Dialect, tokens_of
 
 Severity = Literal["row", "warning", "blocking"]
 
@@ -63,7 +63,8 @@ def _item_rules(catalog: Catalog, item: Item, d: Dialect) -> list[Rule]:
     if t in ("date", "timestamp", "decimal", "integer"):
         what = {"date": "日期", "timestamp": "时间", "decimal": "数值", "integer": "整数"}[t]
         rules.append(Rule(f"format.{c}", "row", f"{name}须为可识别的{what}",
-                          f"{item.name_en} must be a valid {t}", f"{raw} is not null and {typed} is null", (c,)))
+                          f"{item.name_en} must be a valid {t}",
+                          f"{raw} is not null and {typed} is null", (c,)))
     if t in ("date", "timestamp") and not item.future_ok:
         rules.append(Rule(f"not_future.{c}", "row", f"{name}不得晚于当前日期",
                           f"{item.name_en} must not be in the future",
@@ -82,7 +83,8 @@ def _item_rules(catalog: Catalog, item: Item, d: Dialect) -> list[Rule]:
                           f"{item.name_en} must be a known GB/T 2260 division code",
                           f"{raw} is not null and ({typed} not in (select code from ref_region))", (c,)))
     if t == "phone":
-        rules.append(Rule(f"phone.{c}", "row", f"{name}须为11位手机号码", f"{item.name_en} must be a mobile number",
+        rules.append(Rule(f"phone.{c}", "row", f"{name}须为11位手机号码",
+                          f"{item.name_en} must be a mobile number",
                           f"{typed} is not null and not {d.full_match(typed, PHONE)}", (c,)))
     if t == "industry_code":
         rules.append(Rule(f"industry.{c}", "row", f"{name}须为国民经济行业分类代码（GB/T 4754）",
@@ -92,7 +94,7 @@ def _item_rules(catalog: Catalog, item: Item, d: Dialect) -> list[Rule]:
         cl = catalog.code_lists[item.code_list]
         allowed = ", ".join(_q(v) for v in cl.values)
         if item.multi_value:
-            rest = multi_normalized(raw)
+            rest = f"{c}__norm"  # ';a;b;' form computed once by the standardize model
             for spelling, _ in tokens_of(cl.values, cl.synonyms):
                 rest = f"replace({rest}, {_q(';' + spelling + ';')}, ';')"
             fail = f"{raw} is not null and {d.remove_all(rest, ';')} <> ''"
@@ -144,7 +146,8 @@ def rules_for(resource: Resource, catalog: Catalog, d: Dialect, expectations_dir
     dupes = {i for i in ids if ids.count(i) > 1}
     if dupes:
         raise ValueError(f"duplicate rule ids for {resource.code}: {sorted(dupes)}")
-    return RuleSet(resource.code, rules, max_quarantine_rate=max_rate, source_file=path if path.exists() else None)
+    return RuleSet(resource.code, rules, max_quarantine_rate=max_rate,
+                   source_file=path if path.exists() else None)
 
 
 def bind_today(sql: str, today_literal: str) -> str:

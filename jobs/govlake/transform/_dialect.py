@@ -53,6 +53,12 @@ class Dialect:
             return f"regexp_full_match({expr}, {_quote(pattern)})"
         return f"({expr} rlike {_quote('^(?:' + pattern.strip('^$') + ')$')})"
 
+    def contains_match(self, expr: str, pattern: str) -> str:
+        """True when some part of ``expr`` matches the regex ``pattern``."""
+        if self.name == "duckdb":
+            return f"regexp_matches({expr}, {_quote(pattern)})"
+        return f"({expr} rlike {_quote(pattern)})"
+
     def strip(self, expr: str) -> str:
         """Remove leading and trailing whitespace, including the ideographic space."""
         if self.name == "duckdb":

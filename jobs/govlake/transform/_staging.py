@@ -44,6 +44,8 @@ class ColumnSql:
     column: str
     clean: str
     typed: str
+    norm: str | None = None
+    """Multi-value items: the cleaned text as ';a;b;' (computed once, used by typing and rules)."""
 
 
 def tokens_of(cl_values: list[str], synonyms: dict[str, str]) -> list[tuple[str, str]]:
@@ -76,7 +78,7 @@ class StagingRenderer:
         col = f"bronze.{item.column}"
         expr = self.d.strip(col)
         if item.type in _NORMALIZED or item.code_list or is_key or item.pii in ("id_number", "phone"):
-            expr = self.d.strip(f"translate({col}, {_q(FULL_WIDTH)}, {_q(HALF_WIDTH)})")
+            expr = self.d.strip(self.fold_width(col))
         if item.type in ("uscc", "id_number", "industry_code") or item.pii == "id_number":
             expr = f"upper(replace({expr}, ' ', ''))"
         elif item.type == "phone":
@@ -90,6 +92,12 @@ class StagingRenderer:
                 whens = " ".join(f"when {_q(half_width(k))} then {_q(v)}" for k, v in cl.synonyms.items())
                 expr = f"case {expr} {whens} else {expr} end"
         return f"nullif({expr}, '')"
+
+    def fold_width(self, expr: str) -> str:
+        """Full-width forms to ASCII; translate() is slow, so only rows that need it pay for it."""
+        needs_folding = self.d.contains_match(expr, f"[{FULL_WIDTH[0]}-{FULL_WIDTH[-2]}{FULL_WIDTH[-1]}]")
+        return (f"case when {needs_folding} "
+                f"then translate({expr}, {_q(FULL_WIDTH)}, {_q(HALF_WIDTH)}) else {expr} end")
 
     # -- typing: text → typed value, null when it does not parse ------------------------
     def typed(self, item: Item) -> str:
@@ -112,7 +120,7 @@ class StagingRenderer:
             return (f"case when {self.d.full_match(col, '86[0-9]{11}')} "
                     f"then substr({col}, 3) else {col} end")
         if item.code_list and item.multi_value:
-            return self._multi(item, col)
+            return self._multi(item, col, f"cleaned.{item.column}__norm")
         return col
 
     def _date(self, col: str) -> str:
@@ -133,11 +141,10 @@ class StagingRenderer:
         return (f"case when {self.d.full_match(col, '[0-9]{15}')} "
                 f"then concat({first17}, {check}) else {col} end")
 
-    def _multi(self, item: Item, col: str) -> str:
+    def _multi(self, item: Item, col: str, norm: str) -> str:
         """Canonical values, in code-list order, joined by ';' (unknown tokens dropped here,
         reported by the code-list rule)."""
         cl = self.catalog.code_lists[item.code_list]
-        norm = multi_normalized(col)
         parts = []
         for value in cl.values:
             spellings = [value] + [k for k, v in cl.synonyms.items() if v == value]
@@ -146,8 +153,12 @@ class StagingRenderer:
         return f"case when {col} is not null then nullif(concat_ws(';', {', '.join(parts)}), '') end"
 
     def columns(self, resource: Resource) -> list[ColumnSql]:
-        return [ColumnSql(i.column, self.clean(i, is_key=i.column in resource.key), self.typed(i))
-                for i in resource.items]
+        out = []
+        for i in resource.items:
+            clean = self.clean(i, is_key=i.column in resource.key)
+            norm = multi_normalized(clean) if i.code_list and i.multi_value else None
+            out.append(ColumnSql(i.column, clean, self.typed(i), norm))
+        return out
 
     def render(self, resource: Resource) -> str:
         sql = self.template.render(resource=resource, columns=self.columns(resource))
