@@ -6,6 +6,7 @@ import re
 
 import duckdb
 import pytest
+
 from govlake.config import Settings
 from govlake.extract import INFO_TABLE, build_extract
 from govlake.gold import GOLD_TABLES, build_gold

@@ -22,6 +22,7 @@ import chinese_calendar
 import numpy as np
 import pytest
 import sqlalchemy as sa
+
 from govlake.catalog import get_catalog
 from govlake.generate import (
     AS_OF,
@@ -44,7 +45,8 @@ from govlake.identifiers import (
 CATALOG = get_catalog()
 SCALE, SEED = 1500, 7
 ISO = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-HALF = str.maketrans({chr(ord(c) + 0xFEE0): c for c in "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"})
+_ASCII = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+HALF = str.maketrans({chr(ord(c) + 0xFEE0): c for c in _ASCII})
 
 
 @pytest.fixture(scope="module")
@@ -228,7 +230,7 @@ def test_manifest_matches_the_files(city):
             assert found == ({rec.defect_kind} if rec else set()), (f.path, n, row, rec)
             counts.update(found)
         assert dict(counts) == f.defects, f.path
-    for code, res in manifest.resources.items():
+    for _code, res in manifest.resources.items():
         assert sum(res.defects.get(k.value, 0) for k in DefectKind if k.invalid) == res.invalid_rows
     kinds = Counter(r.defect_kind for r in manifest.records)
     assert set(kinds) == {k.value for k in DefectKind}, "every kind is injected at this scale"

@@ -8,6 +8,8 @@ from decimal import Decimal
 import pyarrow as pa
 import pytest
 import sqlglot
+from sqlglot import ErrorLevel
+
 from govlake import storage
 from govlake.catalog import get_catalog
 from govlake.config import Settings
@@ -23,7 +25,6 @@ from govlake.gold import (
     table_docs,
 )
 from govlake.identifiers import ric_check_char, uscc_check_char
-from sqlglot import ErrorLevel
 
 RECEIVED = dt.datetime(2024, 5, 6, 8, 0, tzinfo=dt.UTC)
 

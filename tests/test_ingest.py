@@ -12,6 +12,7 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 from deltalake import DeltaTable
+
 from govlake import storage
 from govlake.catalog import get_catalog
 from govlake.ingest import IngestError, ingest_resource

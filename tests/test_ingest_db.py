@@ -8,6 +8,7 @@ import json
 import pytest
 import sqlalchemy as sa
 from deltalake import DeltaTable
+
 from govlake import storage
 from govlake.catalog import get_catalog
 from govlake.ingest import IngestError, ingest_resource
@@ -25,7 +26,10 @@ def _enterprise(n: int, updated_at: str, **values: str) -> dict:
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def db(request, tmp_path):
     """(SQLAlchemy URL, engine) with an empty text-typed ``amr_enterprise`` table plus one unknown column."""
-    url = f"sqlite:///{tmp_path / 'registry.sqlite'}" if request.param == "sqlite" else request.getfixturevalue("pg_url")
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'registry.sqlite'}"
+    else:
+        url = request.getfixturevalue("pg_url")
     engine = sa.create_engine(url)
     with engine.begin() as conn:
         conn.execute(sa.text("drop table if exists amr_enterprise"))

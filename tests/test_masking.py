@@ -5,6 +5,8 @@ from __future__ import annotations
 import duckdb
 import pytest
 import sqlglot
+from sqlglot import ErrorLevel
+
 from govlake.catalog import Item, get_catalog
 from govlake.masking import (
     is_personal,
@@ -18,7 +20,6 @@ from govlake.masking import (
     scrub_sql,
     scrub_text,
 )
-from sqlglot import ErrorLevel
 
 ID = "370102199003071238"
 

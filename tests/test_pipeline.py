@@ -93,7 +93,8 @@ def test_an_independent_delta_reader_sees_the_same_rows(city):
     settings, _, _ = city
     import duckdb_extension_delta
 
-    ext = Path(duckdb_extension_delta.__file__).parent / "extensions" / f"v{duckdb.__version__}" / "delta.duckdb_extension"
+    ext = (Path(duckdb_extension_delta.__file__).parent / "extensions" / f"v{duckdb.__version__}"
+           / "delta.duckdb_extension")
     con = duckdb.connect()
     con.execute(f"load '{ext}'")
     tables = [p for layer in settings.lake.iterdir() for p in layer.iterdir() if (p / "_delta_log").exists()]

@@ -1,4 +1,5 @@
-"""Validation: every row ends in silver, quarantine or 'duplicate', GX agrees with DuckDB, blocking rules stop publication."""
+"""Validation: every row ends in silver, quarantine or 'duplicate'; GX agrees with DuckDB;
+blocking rules stop publication."""
 
 from __future__ import annotations
 

@@ -75,7 +75,8 @@ class Settings:
 
 
 def get_settings() -> Settings:
-    """Settings from the environment: GOVLAKE_VAR, GOVLAKE_ENGINE, GOVLAKE_INBOX, GOVLAKE_SOURCE_DB_URL, GOVLAKE_DUCKDB_MEMORY,
+    """Settings from the environment: GOVLAKE_VAR, GOVLAKE_ENGINE, GOVLAKE_INBOX, GOVLAKE_SOURCE_DB_URL,
+    GOVLAKE_DUCKDB_MEMORY,
     GOVLAKE_AS_OF (YYYY-MM-DD)."""
     var = Path(os.environ.get("GOVLAKE_VAR", REPO_ROOT / "var")).resolve()
     engine = os.environ.get("GOVLAKE_ENGINE", "duckdb")
