@@ -4,7 +4,7 @@
 #   infra/airflow.sh dags list
 #   infra/airflow.sh dags test feed_credit_penalty 2024-06-01
 #   infra/airflow.sh                    # only set up: metadata DB migrated, nothing else
-#   source infra/airflow.sh --env       # only export the environment into the current shell
+#   source infra/airflow.sh             # only export the environment into the current shell
 #
 # Home: $AIRFLOW_HOME, default $GOVLAKE_VAR/airflow (GOVLAKE_VAR defaults to <repo>/var), with a
 # SQLite metadata database; DAGs from <repo>/dags; no example DAGs. OpenLineage events go as JSON
@@ -28,9 +28,9 @@ _govlake_ol='{"type": "file", "log_file_path": "'"$_govlake_var"'/lineage/airflo
 export AIRFLOW__OPENLINEAGE__TRANSPORT="${AIRFLOW__OPENLINEAGE__TRANSPORT:-$_govlake_ol}"
 mkdir -p "$AIRFLOW_HOME" "$_govlake_var/lineage"
 
-if [[ "${1:-}" == "--env" ]]; then
+if [[ "${BASH_SOURCE[0]}" != "$0" ]]; then  # sourced: the environment only
     unset _govlake_repo _govlake_var _govlake_ol
-    return 0 2>/dev/null || exit 0
+    return 0
 fi
 
 set -euo pipefail

@@ -9,7 +9,7 @@
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-source "$here/airflow.sh" --env
+source "$here/airflow.sh"
 "$here/airflow.sh"   # metadata database ready before the clock starts
 logs="$AIRFLOW_HOME/dags-test"
 mkdir -p "$logs"
