@@ -20,7 +20,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def _dags_test(dag_id: str, env: dict[str, str]) -> None:
-    out = subprocess.run(["bash", str(REPO / "infra" / "airflow.sh"), "dags", "test", dag_id, "2024-06-01"],
+    out = subprocess.run(["bash", str(REPO / "infra" / "airflow.sh"), "dags", "test", dag_id, "2026-11-20"],
                          env=env, cwd=REPO, capture_output=True, text=True, check=False, timeout=900)
     log = "\n".join(line for line in (out.stdout + out.stderr).splitlines()
                     if "Skipping registering function" not in line)

@@ -40,6 +40,13 @@ def run_id() -> str:
     return new_run_id(get_current_context()["dag"].dag_id)
 
 
+def business_date():
+    """The run's business date: the DAG run's logical date in the bureau's time zone (None for
+    runs without one, e.g. manual triggers in Airflow 3; the pipeline then uses today)."""
+    logical = get_current_context().get("logical_date")
+    return None if logical is None else pendulum.instance(logical).in_timezone("Asia/Shanghai").date()
+
+
 def jsonable(value: Any) -> Any:
     """A job's result as plain JSON for XCom and the task log (dataclasses → dicts, paths → str)."""
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
@@ -119,7 +126,7 @@ def feed_dag(resource: str, *, schedule: str, owner: str, retries: int, tags: li
             from govlake import pipeline
 
             with no_retry_on_data_errors():
-                result = pipeline.process(resource, run_id=run_id())
+                result = pipeline.process(resource, run_id=run_id(), as_of=business_date())
             summary = jsonable(result)
             log.info("process %s: %s", resource, summary)
             return summary

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import uuid
 from pathlib import Path
@@ -22,11 +23,17 @@ def ingest(resource: str, *, files: list[Path] | None = None, settings: Settings
     return ingest_resource(resource, files=files, settings=settings, run_id=run_id or new_run_id("ingest"))
 
 
-def process(resource: str, *, settings: Settings | None = None, run_id: str | None = None):
-    """Standardize and validate one resource: bronze → silver + quarantine, reconciled."""
+def process(resource: str, *, settings: Settings | None = None, run_id: str | None = None,
+            as_of: dt.date | None = None):
+    """Standardize and validate one resource: bronze → silver + quarantine, reconciled.
+
+    ``as_of`` is the business date (dates after it are in the future); default the settings'.
+    """
     from govlake.quality import process_resource
 
     settings = settings or get_settings()
+    if as_of is not None:
+        settings = dataclasses.replace(settings, as_of=as_of)
     return process_resource(resource, settings=settings, run_id=run_id or new_run_id("process"))
 
 
