@@ -1,8 +1,9 @@
 """
 # Publish gold and the analyst extract
 
-Runs when **every** department feed has published its silver table since the last run
-(Asset-based schedule: all six silver Assets). `gold` rebuilds 法人库 (`lake/gold/legal_entity`)
+Runs when the four daily feeds (registry, population, licensing, penalties) have all published
+their silver tables since the last run, or when the monthly social-insurance or the yearly tax
+feed publishes (Asset-based schedule; waiting for all six would publish once a year). `gold` rebuilds 法人库 (`lake/gold/legal_entity`)
 and the 双公示 publications (`lake/gold/license_publication`, `lake/gold/penalty_publication`)
 from silver, checking each model's grain and keys before anything is written; `extract` then
 writes the masked analyst database `extracts/analyst.duckdb` (personal data masked from the
@@ -11,17 +12,20 @@ catalog's classification).
 Owner: the big data bureau itself (`dsj`), which publishes on the departments' behalf.
 """
 
-from airflow.sdk import Asset, AssetAll, dag, task
+from airflow.sdk import Asset, AssetAll, AssetAny, dag, task
 
 from govlake.orchestration import START_DATE, jsonable, no_retry_on_data_errors, run_id
 
-SILVER = AssetAll(
+DAILY_SILVER = AssetAll(
     Asset("govlake://silver/amr_enterprise"),
-    Asset("govlake://silver/tax_credit_rating"),
-    Asset("govlake://silver/hrss_social_insurance"),
     Asset("govlake://silver/psb_population"),
     Asset("govlake://silver/credit_license"),
     Asset("govlake://silver/credit_penalty"),
+)
+SILVER = AssetAny(
+    DAILY_SILVER,
+    Asset("govlake://silver/hrss_social_insurance"),
+    Asset("govlake://silver/tax_credit_rating"),
 )
 GOLD = [
     Asset("govlake://gold/legal_entity"),
