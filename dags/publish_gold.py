@@ -3,7 +3,8 @@
 
 Runs when the four daily feeds (registry, population, licensing, penalties) have all published
 their silver tables since the last run, or when the monthly social-insurance or the yearly tax
-feed publishes (Asset-based schedule; waiting for all six would publish once a year). `gold` rebuilds 法人库 (`lake/gold/legal_entity`)
+feed publishes (Asset-based schedule; waiting for all six would publish once a year).
+`gold` rebuilds 法人库 (`lake/gold/legal_entity`)
 and the 双公示 publications (`lake/gold/license_publication`, `lake/gold/penalty_publication`)
 from silver, checking each model's grain and keys before anything is written; `extract` then
 writes the masked analyst database `extracts/analyst.duckdb` (personal data masked from the
