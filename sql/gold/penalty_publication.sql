@@ -33,7 +33,8 @@ penalties as (
         publish_until,
         authority,
         authority_uscc,
-        status,
+        -- the penalty feed's 当前状态 column is optional: a decision without one is in force
+        coalesce(status, '有效') as status,
         source_dept,
         source_dept_uscc,
         remark,
@@ -45,44 +46,9 @@ penalties as (
 ),
 
 valid_penalties as (
-    select
-        subject_name,
-        subject_type,
-        uscc,
-        reg_no,
-        org_code,
-        tax_reg_no,
-        inst_cert_no,
-        social_org_no,
-        legal_rep,
-        legal_rep_id_type,
-        legal_rep_id_no,
-        id_type,
-        id_no,
-        decision_no,
-        violation_type,
-        facts,
-        basis,
-        penalty_category,
-        content,
-        fine_amount,
-        confiscated_amount,
-        licence_revoked,
-        decision_date,
-        valid_until,
-        publish_until,
-        authority,
-        authority_uscc,
-        coalesce(status, '有效') as status,
-        source_dept,
-        source_dept_uscc,
-        remark,
-        submitted_at,
-        _dept,
-        _source,
-        _row_number
+    select *
     from penalties
-    where coalesce(status, '有效') = '有效'
+    where status = '有效'
 ),
 
 -- issue 3 (publication deadline): add deadline_date (7th working day after decision_date, per
