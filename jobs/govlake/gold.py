@@ -335,7 +335,7 @@ def build_gold(*, settings: Settings, run_id: str) -> dict[str, int]:
             _check_keys(con, name, model_header(sql))
             if name in GOLD_TABLES:
                 path = storage.table_path(settings, "gold", name)
-                storage.write_table(path, con.sql(f"select * from {name}").to_arrow_reader(),
+                storage.write_table(path, con.sql(f"select * from {name}").to_arrow_reader(100_000),
                                     mode="overwrite", run_id=run_id)
                 rows[name] = storage.row_count(path)
     finally:
