@@ -17,9 +17,6 @@ app.add_typer(catalog_app, name="catalog")
 console = Console()
 err = Console(stderr=True)
 
-_KNOWN_ERRORS: tuple[type[Exception], ...] = ()
-
-
 def _known_errors() -> tuple[type[Exception], ...]:
     from govlake.catalog import CatalogError
     from govlake.quality import QualityError
@@ -55,8 +52,13 @@ def generate(
 
     target = out or get_settings().city
     manifest = generate_city(target, scale=scale, seed=seed, defect_rate=defect_rate, only=only, rows=rows)
-    console.print(f"wrote the sample city to [bold]{target}[/] (manifest: {target / 'manifest.json'})")
-    _ = manifest
+    t = Table(title=f"sample city in {target}")
+    for col in ("resource", "files", "rows", "rows with an invalid defect"):
+        t.add_column(col, justify="left" if col == "resource" else "right")
+    for code, info in manifest.resources.items():
+        t.add_row(code, str(len(info.files)), f"{info.rows:,}", f"{info.invalid_rows:,}")
+    console.print(t)
+    console.print(f"every injected defect is listed in {target / 'manifest.json'}", soft_wrap=True)
 
 
 @app.command()
