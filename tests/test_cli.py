@@ -54,6 +54,7 @@ def test_gbk_file_with_broken_rows(tmp_path):
     assert out.returncode == 0, out.stderr
     assert "landed" in out.stdout and "gbk" in out.stdout.lower()
     assert "read 12 = silver 9 + quarantined 3 + duplicates 0" in out.stdout
+    assert f"{path}:9: uscc.uscc" in out.stdout and f"{path}:11: format.decision_date" in out.stdout
     quarantine = {r["_row_number"]: r for r in
                   DeltaTable(str(tmp_path / "var/lake/quarantine/credit_penalty")).to_pyarrow_table().to_pylist()}
     assert {n: q["_failed_rules"] for n, q in quarantine.items()} == {

@@ -85,6 +85,7 @@ def ingest(
                               + (f" — {b.error}" if b.error else ""), highlight=False)
             if file and run:
                 _print_process(pipeline.process(code))
+                _print_rejected_rows(code, [str(f.resolve()) for f in file])
     except _known_errors() as exc:
         _fail(exc)
 
@@ -94,6 +95,29 @@ def _print_process(r) -> None:
                   f" + duplicates {r.duplicates}", highlight=False)
     for rule, n in sorted(r.rule_failures.items(), key=lambda kv: -kv[1]):
         console.print(f"  quarantined by {rule}: {n}", highlight=False)
+
+
+def _print_rejected_rows(code: str, sources: list[str], limit: int = 20) -> None:
+    """Each quarantined row of the given files as file:row and the rules it failed."""
+    import duckdb
+
+    from govlake import storage
+    from govlake.catalog import get_catalog
+    from govlake.config import get_settings
+
+    path = storage.table_path(get_settings(), "quarantine", get_catalog().resource(code).slug)
+    table = storage.open_table(path)
+    if table is None:
+        return
+    con = duckdb.connect()
+    con.register("q", table.to_pyarrow_dataset())
+    listed = ", ".join("'" + s.replace("'", "''") + "'" for s in sources)
+    rows = con.execute(f"""select _source, _row_number, array_to_string(_failed_rules, ', ')
+        from q where _source in ({listed}) order by _source, _row_number""").fetchall()
+    for source, row, rules in rows[:limit]:
+        console.print(f"  {source}:{row}: {rules}", highlight=False, soft_wrap=True)
+    if len(rows) > limit:
+        console.print(f"  … and {len(rows) - limit} more rows in {path}", highlight=False, soft_wrap=True)
 
 
 @app.command()
