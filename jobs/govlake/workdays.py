@@ -1,0 +1,85 @@
+"""Working days on the State Council calendar (holidays and make-up working days, 调休).
+
+``chinesecalendar`` knows 2004–2026 and raises ``NotImplementedError`` beyond. For later years a
+holiday file the bureau maintains supplies the State Council's notice; without one, Monday–Friday
+are counted and every result that relied on that guess is marked provisional. Nothing here
+raises for a date outside the library's range.
+
+Holiday file (YAML), one entry per year, from the State Council's 节假日安排 notice::
+
+    2027:
+      holidays: [2027-01-01, 2027-02-06, ...]   # days off, including weekdays swapped away
+      workdays: [2027-02-14, ...]               # weekend days that are working days (调休)
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from pathlib import Path
+
+import chinese_calendar
+import yaml
+
+
+@dataclass(frozen=True)
+class Deadline:
+    date: dt.date
+    provisional: bool
+    """True when a day on the way was judged Monday–Friday because no calendar covered its year."""
+
+
+class HolidayFileError(ValueError):
+    pass
+
+
+class WorkdayCalendar:
+    """Is a day a working day, and the n-th working day after a date."""
+
+    def __init__(self, holiday_file: Path | None = None):
+        self._years: dict[int, tuple[frozenset[dt.date], frozenset[dt.date]]] = {}
+        if holiday_file is not None:
+            self._load(holiday_file)
+
+    def _load(self, path: Path) -> None:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        for year, spec in data.items():
+            try:
+                holidays = frozenset(_date(d) for d in (spec or {}).get("holidays", []))
+                workdays = frozenset(_date(d) for d in (spec or {}).get("workdays", []))
+            except (TypeError, ValueError) as exc:
+                raise HolidayFileError(f"{path}: year {year}: {exc}") from exc
+            wrong = [d for d in holidays | workdays if d.year != int(year)]
+            if wrong:
+                raise HolidayFileError(f"{path}: year {year} lists dates of another year: {sorted(wrong)}")
+            if holidays & workdays:
+                raise HolidayFileError(f"{path}: year {year}: both holiday and workday: {sorted(holidays & workdays)}")
+            self._years[int(year)] = (holidays, workdays)
+
+    def is_workday(self, day: dt.date) -> tuple[bool, bool]:
+        """(is a working day, provisional)."""
+        if day.year in self._years:
+            holidays, workdays = self._years[day.year]
+            if day in workdays:
+                return True, False
+            return (day.weekday() < 5 and day not in holidays), False
+        try:
+            return chinese_calendar.is_workday(day), False
+        except NotImplementedError:
+            return day.weekday() < 5, True
+
+    def add_workdays(self, start: dt.date, n: int) -> Deadline:
+        """The ``n``-th working day after ``start`` (``start`` itself is not counted)."""
+        if n < 1:
+            raise ValueError("n must be at least 1")
+        day, counted, provisional = start, 0, False
+        while counted < n:
+            day += dt.timedelta(days=1)
+            workday, guessed = self.is_workday(day)
+            provisional = provisional or guessed
+            counted += workday
+        return Deadline(day, provisional)
+
+
+def _date(value) -> dt.date:
+    return value if isinstance(value, dt.date) else dt.date.fromisoformat(str(value))
