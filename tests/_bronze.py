@@ -9,21 +9,16 @@ import pyarrow as pa
 from govlake import storage
 from govlake.catalog import get_catalog
 from govlake.config import Settings
+from govlake.ingest import bronze_schema
 
 
 def write_bronze(settings: Settings, code: str, rows: list[dict], *, batch: str = "b1",
                  source: str = "test.csv") -> None:
     """Write ``rows`` (item column → raw text) as one bronze batch of ``code``."""
     res = get_catalog(settings.catalog_dir).resource(code)
-    cols = {i.column: pa.array([r.get(i.column) for r in rows], pa.string()) for i in res.items}
-    n = len(rows)
-    cols["_extra"] = pa.array([None] * n, pa.string())
-    cols["_parse_error"] = pa.array([r.get("_parse_error") for r in rows], pa.string())
-    cols["_resource"] = pa.array([code] * n, pa.string())
-    cols["_batch_id"] = pa.array([batch] * n, pa.string())
-    cols["_source"] = pa.array([source] * n, pa.string())
-    cols["_source_hash"] = pa.array([batch] * n, pa.string())
-    cols["_received_at"] = pa.array([dt.datetime(2026, 11, 20, tzinfo=dt.UTC)] * n, pa.timestamp("us", tz="UTC"))
-    cols["_row_number"] = pa.array(range(1, n + 1), pa.int64())
-    storage.write_table(storage.table_path(settings, "bronze", res.slug), pa.table(cols),
+    meta = {"_resource": code, "_batch_id": batch, "_source": source, "_source_hash": batch,
+            "_received_at": dt.datetime(2026, 11, 20, tzinfo=dt.UTC)}
+    records = [{**meta, **row, "_row_number": n} for n, row in enumerate(rows, 1)]
+    table = pa.Table.from_pylist(records, schema=bronze_schema(res))
+    storage.write_table(storage.table_path(settings, "bronze", res.slug), table,
                         mode="append", run_id="test")

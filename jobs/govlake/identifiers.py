@@ -9,6 +9,7 @@ at full speed; tests hold the two implementations to the same answers.
 
 from __future__ import annotations
 
+import functools
 import re
 
 from stdnum.cn import ric as _ric
@@ -78,6 +79,7 @@ def upgrade_id15(number: str) -> str:
     return first17 + ric_check_char(first17)
 
 
+@functools.cache
 def region_codes() -> dict[str, tuple[str, bool]]:
     """GB/T 2260 county-level codes known to python-stdnum: code → (name, still current)."""
     from stdnum import numdb
@@ -100,23 +102,24 @@ def _char_value(col: str, pos: int) -> str:
     return f"(instr('{USCC_ALPHABET}', substr({col}, {pos}, 1)) - 1)"
 
 
-def sql_uscc_valid(col: str) -> str:
-    """SQL boolean: ``col`` is a valid 统一社会信用代码 (null stays null)."""
+def sql_uscc_valid(col: str, d) -> str:
+    """SQL boolean: ``col`` is a valid 统一社会信用代码 (null stays null); ``d`` is the Dialect."""
     terms = " + ".join(f"{w} * {_char_value(col, i + 1)}" for i, w in enumerate(USCC_WEIGHTS))
     check = f"substr('{USCC_ALPHABET}', ((31 - (({terms}) % 31)) % 31) + 1, 1)"
-    return f"(regexp_full_match({col}, '{USCC_PATTERN}') and substr({col}, 18, 1) = {check})"
+    return f"({d.full_match(col, USCC_PATTERN)} and substr({col}, 18, 1) = {check})"
 
 
-def sql_id_number_valid(col: str, *, parse_date) -> str:
-    """SQL boolean: ``col`` is a valid 18-digit 身份证号 with a real birth date.
-
-    ``parse_date(expr, fmt)`` is the dialect's lenient date parser (null when invalid).
-    """
+def sql_ric_check_char(first17: str) -> str:
+    """SQL: the ISO 7064 MOD 11-2 check character of the 17-digit text ``first17``."""
     terms = " + ".join(
-        f"{w} * try_cast(substr({col}, {i + 1}, 1) as integer)" for i, w in enumerate(RIC_WEIGHTS))
-    check = f"substr('{RIC_CHECK}', (({terms}) % 11) + 1, 1)"
-    birth = parse_date(f"substr({col}, 7, 8)", "%Y%m%d")
+        f"{w} * try_cast(substr({first17}, {i + 1}, 1) as integer)" for i, w in enumerate(RIC_WEIGHTS))
+    return f"substr('{RIC_CHECK}', (({terms}) % 11) + 1, 1)"
+
+
+def sql_id_number_valid(col: str, d) -> str:
+    """SQL boolean: ``col`` is a valid 18-digit 身份证号 with a real birth date; ``d`` is the Dialect."""
+    birth = d.try_parse_date(f"substr({col}, 7, 8)", "%Y%m%d")
     return (
-        f"(regexp_full_match({col}, '{RIC_PATTERN}') and substr({col}, 18, 1) = {check}"
+        f"({d.full_match(col, RIC_PATTERN)} and substr({col}, 18, 1) = {sql_ric_check_char(col)}"
         f" and {birth} is not null and substr({col}, 7, 4) >= '1900')"
     )

@@ -12,6 +12,7 @@ Steps (all inside one in-memory DuckDB database that spills to var/work):
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from dataclasses import dataclass, field
 
@@ -22,6 +23,7 @@ from govlake import storage
 from govlake.catalog import get_catalog
 from govlake.config import Settings
 from govlake.identifiers import region_codes
+from govlake.ingest import bronze_schema
 from govlake.quality._gx import validate_with_gx
 from govlake.quality._meta import RECONCILIATION_SCHEMA, VALIDATION_SCHEMA, append, now
 from govlake.quality._rules import RuleSet, bind_today, rules_for
@@ -58,14 +60,6 @@ def _reference_tables(con, catalog) -> None:
         con.unregister(f"{name}_arrow")
 
 
-def _bronze_schema(resource) -> pa.Schema:
-    fields = [(i.column, pa.string()) for i in resource.items]
-    fields += [("_extra", pa.string()), ("_parse_error", pa.string()), ("_resource", pa.string()),
-               ("_batch_id", pa.string()), ("_source", pa.string()), ("_source_hash", pa.string()),
-               ("_received_at", pa.timestamp("us", tz="UTC")), ("_row_number", pa.int64())]
-    return pa.schema(fields)
-
-
 def _order_by(resource) -> str:
     order = []
     if resource.source.kind == "db":
@@ -81,8 +75,7 @@ def process_resource(code: str, *, settings: Settings, run_id: str,
     d = dialect("duckdb")
     ruleset: RuleSet = rules_for(resource, catalog, d, settings.expectations_dir)
     today_sql = d.date_literal(today or settings.today)
-    rules = [r.__class__(r.id, r.severity, r.zh, r.en, bind_today(r.fail_when, today_sql), r.columns)
-             for r in ruleset.rules]
+    rules = [dataclasses.replace(r, fail_when=bind_today(r.fail_when, today_sql)) for r in ruleset.rules]
     row_rules = [r for r in rules if r.severity == "row"]
     warn_rules = [r for r in rules if r.severity == "warning"]
 
@@ -90,7 +83,7 @@ def process_resource(code: str, *, settings: Settings, run_id: str,
     con = storage.connect(settings)
     try:
         _reference_tables(con, catalog)
-        storage.register(con, f"bronze_{resource.slug}", bronze_path, empty_schema=_bronze_schema(resource))
+        storage.register(con, f"bronze_{resource.slug}", bronze_path, empty_schema=bronze_schema(resource))
         stg_sql = StagingRenderer(catalog, d, settings).render(resource)
         flags = ", ".join(f"case when {r.fail_when} then '{r.id}' end" for r in row_rules) or "null"
         warns = ", ".join(f"case when {r.fail_when} then '{r.id}' end" for r in warn_rules) or "null"
@@ -105,12 +98,7 @@ def process_resource(code: str, *, settings: Settings, run_id: str,
             "select count(*), count(*) filter (where _failed <> '') from checked").fetchone()
         valid, silver_rows = con.execute(
             "select count(*), count(*) filter (where _rank = 1) from ranked").fetchone()
-        failures = dict(con.execute("""select rule, count(*) from
-            (select unnest(string_split(_failed, ';')) as rule from checked where _failed <> '')
-            group by rule""").fetchall())
-        warnings = dict(con.execute("""select rule, count(*) from
-            (select unnest(string_split(_warned, ';')) as rule from checked where _warned <> '')
-            group by rule""").fetchall())
+        failures, warnings = _rule_counts(con, "_failed"), _rule_counts(con, "_warned")
         duplicates = valid - silver_rows
 
         # GX runs the same rules as native expectations on the same table, inside DuckDB.
@@ -149,7 +137,7 @@ def process_resource(code: str, *, settings: Settings, run_id: str,
                        balanced=rows_read == silver_rows + quarantined + duplicates, published=False,
                        note="; ".join(problems))
             raise QualityError(f"{code}: " + "; ".join(problems) + "; silver and quarantine left unchanged")
-        _publish(con, settings, resource, bronze_path, run_id)
+        _publish(con, settings, resource, run_id)
     finally:
         con.close()
 
@@ -174,16 +162,22 @@ def _reconcile(settings, run_id, code, read, silver, quarantined, duplicates, *,
         "published": published, "note": note, "checked_at": now()}], RECONCILIATION_SCHEMA, run_id)
 
 
-def _publish(con, settings: Settings, resource, bronze_path, run_id: str) -> None:
+def _rule_counts(con, column: str) -> dict[str, int]:
+    """Rows per rule id in ``checked.<column>`` (';'-joined rule ids)."""
+    return dict(con.execute(f"""select rule, count(*) from
+        (select unnest(string_split({column}, ';')) as rule from checked where {column} <> '')
+        group by rule""").fetchall())
+
+
+def _publish(con, settings: Settings, resource, run_id: str) -> None:
     columns = ", ".join([i.column for i in resource.items]
                     + ["_dept", "_source", "_row_number", "_batch_id", "_received_at"])
     silver = con.sql(f"select {columns} from ranked where _rank = 1").to_arrow_reader(BATCH_ROWS)
     storage.write_table(storage.table_path(settings, "silver", resource.slug), silver,
                         mode="overwrite", run_id=run_id)
-    storage.register(con, "bronze_raw", bronze_path, empty_schema=_bronze_schema(resource))
     reader = con.sql(f"""
         select b.*, c._failed as _failed_rules, '{run_id}' as _run_id
-        from bronze_raw as b
+        from bronze_{resource.slug} as b
         join checked as c on b._batch_id = c._batch_id and b._row_number = c._row_number
         where c._failed <> ''""").to_arrow_reader(BATCH_ROWS)
     storage.write_table(storage.table_path(settings, "quarantine", resource.slug),

@@ -72,9 +72,9 @@ def _item_rules(catalog: Catalog, item: Item, d: Dialect) -> list[Rule]:
     if t == "uscc":
         rules.append(Rule(f"uscc.{c}", "row", f"{name}须为有效的统一社会信用代码（含校验位）",
                           f"{item.name_en} must be a valid unified social credit code (check character)",
-                          f"{raw} is not null and not coalesce({sql_uscc_valid(raw)}, false)", (c,)))
+                          f"{raw} is not null and not coalesce({sql_uscc_valid(raw, d)}, false)", (c,)))
     if t == "id_number":
-        valid = sql_id_number_valid(typed, parse_date=d.try_parse_date)
+        valid = sql_id_number_valid(typed, d)
         rules.append(Rule(f"id_number.{c}", "row", f"{name}须为有效的居民身份证号码",
                           f"{item.name_en} must be a valid resident ID number",
                           f"{typed} is not null and not coalesce({valid}, false)", (c,)))
@@ -115,8 +115,8 @@ _MACRO = re.compile(r"\{(id_valid|uscc_valid):([a-z_]+)\}")
 def _expand(sql: str, d: Dialect) -> str:
     def sub(m: re.Match) -> str:
         if m.group(1) == "id_valid":
-            return sql_id_number_valid(m.group(2), parse_date=d.try_parse_date)
-        return sql_uscc_valid(m.group(2))
+            return sql_id_number_valid(m.group(2), d)
+        return sql_uscc_valid(m.group(2), d)
 
     return _MACRO.sub(sub, sql)
 

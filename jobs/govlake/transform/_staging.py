@@ -8,7 +8,7 @@ import jinja2
 
 from govlake.catalog import Catalog, Item, Resource
 from govlake.config import Settings
-from govlake.identifiers import RIC_CHECK, RIC_WEIGHTS
+from govlake.identifiers import sql_ric_check_char
 from govlake.transform._dialect import Dialect
 
 # U+FF01..U+FF5E are the full-width forms of U+0021..U+007E; U+3000 is the ideographic space.
@@ -135,11 +135,8 @@ class StagingRenderer:
     def _id_number(self, col: str) -> str:
         """Legacy 15-digit numbers are upgraded to 18 digits (century 19, computed check)."""
         first17 = f"concat(substr({col}, 1, 6), '19', substr({col}, 7, 9))"
-        terms = " + ".join(
-            f"{w} * try_cast(substr({first17}, {i + 1}, 1) as integer)" for i, w in enumerate(RIC_WEIGHTS))
-        check = f"substr('{RIC_CHECK}', (({terms}) % 11) + 1, 1)"
         return (f"case when {self.d.full_match(col, '[0-9]{15}')} "
-                f"then concat({first17}, {check}) else {col} end")
+                f"then concat({first17}, {sql_ric_check_char(first17)}) else {col} end")
 
     def _multi(self, item: Item, col: str, norm: str) -> str:
         """Canonical values, in code-list order, joined by ';' (unknown tokens dropped here,
