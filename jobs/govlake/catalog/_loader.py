@@ -115,6 +115,8 @@ def load_catalog(directory: Path) -> Catalog:
             problems.append(f"{res_file}:{_line(lines, ('code',))}: resource {res.code} is declared twice")
         if res.provider not in departments:
             problems.append(f"{res_file}:{_line(lines, ('provider',))}: unknown department {res.provider!r}")
+        if res.claimed_by and res.claimed_by not in departments:
+            problems.append(f"{res_file}:{_line(lines, ('claimed_by',))}: unknown department {res.claimed_by!r}")
         for i, item in enumerate(res.items):
             if item.authority and item.authority not in departments:
                 problems.append(

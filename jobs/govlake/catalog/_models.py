@@ -69,6 +69,8 @@ class Item(BaseModel):
     authority: str | None = None
     """Department that is the authoritative source (一数一源); ``None`` means the provider."""
     description: str | None = None
+    share_type: ShareType | None = None
+    """This item's 共享类型 when it differs from the resource's (e.g. an L4 item 不予共享)."""
 
 
 class Source(BaseModel):
@@ -117,6 +119,9 @@ class Resource(BaseModel):
     """Item holding the submitting department's 统一社会信用代码 (rows from several departments)."""
     source: Source
     items: list[Item]
+    claimed_by: str | None = None
+    """Department that claimed (认领) the entry and answers for it; None: not claimed yet."""
+    claimed_on: dt.date | None = None
 
     @field_validator("items")
     @classmethod
@@ -140,6 +145,8 @@ class Resource(BaseModel):
             raise ValueError(f"department_from {self.department_from!r} is not an item")
         if self.source.kind == "db" and self.source.watermark not in columns:
             raise ValueError(f"watermark {self.source.watermark!r} is not an item")
+        if self.claimed_on and not self.claimed_by:
+            raise ValueError("claimed_on needs claimed_by (the department that claimed the entry)")
         return self
 
     @property
@@ -155,3 +162,7 @@ class Resource(BaseModel):
 
     def authority_of(self, item: Item) -> str:
         return item.authority or self.provider
+
+    def share_type_of(self, item: Item) -> str:
+        """The item's 共享类型: its own, else the resource's."""
+        return item.share_type or self.share_type
