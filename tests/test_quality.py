@@ -12,6 +12,7 @@ from _bronze import write_bronze
 from govlake.catalog import get_catalog
 from govlake.identifiers import uscc_check_char
 from govlake.quality import QualityError, process_resource, rules_for
+from govlake.quality._process import Totals
 from govlake.transform import DUCKDB
 
 TODAY = dt.date(2026, 11, 20)
@@ -109,3 +110,36 @@ def test_every_rule_has_bilingual_description_and_severity(settings):
     penalty = rules_for(catalog.resource("credit.penalty"), catalog, DUCKDB, settings.expectations_dir)
     assert {"SGS.fine_amount", "SGS.subject_code", "uscc.uscc", "parse.row"} <= {r.id for r in penalty.rules}
     assert penalty.max_quarantine_rate == 0.5
+
+
+def test_a_new_batch_is_merged_into_silver_and_only_new_rows_are_checked(settings):
+    write_bronze(settings, "credit.penalty", _rows())
+    process_resource("credit.penalty", settings=settings, run_id="r1", today=TODAY)
+    # day 2: a corrected resubmission of 1号, a new decision, a quarantined row, an in-batch duplicate
+    write_bronze(settings, "credit.penalty", [
+        dict(BASE, content="罚款2万元", fine_amount="2"),
+        dict(BASE, decision_no="20号"),
+        dict(BASE, decision_no="21号", penalty_category="罚没"),
+        dict(BASE, decision_no="20号"),
+    ], batch="b2")
+    r = process_resource("credit.penalty", settings=settings, run_id="r2", today=TODAY)
+    # this run: 4 read = 1 new key + 1 quarantined + 2 duplicates (old 1号 replaced, 20号 twice)
+    assert r.run == Totals(4, 1, 1, 2)
+    # the tables: 20 read = 10 silver + 7 quarantined + 3 duplicates
+    assert (r.rows_read, r.silver, r.quarantined, r.duplicates) == (20, 10, 7, 3)
+    silver = {row["decision_no"]: row for row in _table(settings, "silver")}
+    assert silver["济市监罚〔2026〕1号"]["content"] == "罚款2万元"
+    assert silver["济市监罚〔2026〕1号"]["_batch_id"] == "b2"
+    assert silver["20号"]["_row_number"] == 4
+    results = DeltaTable(str(settings.lake / "meta" / "validation_results")).to_pyarrow_table().to_pylist()
+    assert {row["rows_checked"] for row in results if row["run_id"] == "r2"} == {4}
+    # a third run finds nothing new and changes nothing
+    version = DeltaTable(str(settings.lake / "silver" / "credit_penalty")).version()
+    r3 = process_resource("credit.penalty", settings=settings, run_id="r3", today=TODAY)
+    assert r3.run == Totals(0, 0, 0, 0) and r3.silver == 10
+    assert DeltaTable(str(settings.lake / "silver" / "credit_penalty")).version() == version
+    # a rebuild reprocesses all of bronze and ends in the same tables
+    r4 = process_resource("credit.penalty", settings=settings, run_id="r4", today=TODAY, rebuild=True)
+    assert (r4.rows_read, r4.silver, r4.quarantined, r4.duplicates) == (20, 10, 7, 3)
+    assert {row["decision_no"]: row["content"] for row in _table(settings, "silver")} == {
+        k: v["content"] for k, v in silver.items()}

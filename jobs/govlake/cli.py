@@ -91,8 +91,10 @@ def ingest(
 
 
 def _print_process(r) -> None:
-    console.print(f"{r.resource}: read {r.rows_read} = silver {r.silver} + quarantined {r.quarantined}"
-                  f" + duplicates {r.duplicates}", highlight=False)
+    n = r.run
+    console.print(f"{r.resource}: this run read {n.rows} = new silver {n.silver} + quarantined {n.quarantined}"
+                  f" + duplicates {n.duplicates}; tables: read {r.rows_read} = silver {r.silver} + quarantined "
+                  f"{r.quarantined} + duplicates {r.duplicates}", highlight=False)
     for rule, n in sorted(r.rule_failures.items(), key=lambda kv: -kv[1]):
         console.print(f"  quarantined by {rule}: {n}", highlight=False)
 
@@ -121,12 +123,15 @@ def _print_rejected_rows(code: str, sources: list[str], limit: int = 20) -> None
 
 
 @app.command()
-def run() -> None:
-    """Everything after ingest over what has landed: silver, quarantine, gold, extract."""
+def run(
+    rebuild: Annotated[bool, typer.Option(help="Reprocess all of bronze (after a rule or catalog change) "
+                                               "instead of what is new since the last run.")] = False,
+) -> None:
+    """Everything after ingest over what has landed: silver, quarantine, gold, credit, extract."""
     from govlake import pipeline
 
     try:
-        summary = pipeline.run()
+        summary = pipeline.run(rebuild=rebuild)
     except _known_errors() as exc:
         _fail(exc)
     for r in summary["resources"].values():

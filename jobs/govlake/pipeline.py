@@ -24,17 +24,18 @@ def ingest(resource: str, *, files: list[Path] | None = None, settings: Settings
 
 
 def process(resource: str, *, settings: Settings | None = None, run_id: str | None = None,
-            as_of: dt.date | None = None):
-    """Standardize and validate one resource: bronze → silver + quarantine, reconciled.
+            as_of: dt.date | None = None, rebuild: bool = False):
+    """Standardize and validate one resource: new bronze rows → silver + quarantine, reconciled.
 
     ``as_of`` is the business date (dates after it are in the future); default the settings'.
+    ``rebuild`` reprocesses all of bronze instead of what is new since the last run.
     """
     from govlake.quality import process_resource
 
     settings = settings or get_settings()
     if as_of is not None:
         settings = dataclasses.replace(settings, as_of=as_of)
-    return process_resource(resource, settings=settings, run_id=run_id or new_run_id("process"))
+    return process_resource(resource, settings=settings, run_id=run_id or new_run_id("process"), rebuild=rebuild)
 
 
 def gold(*, settings: Settings | None = None, run_id: str | None = None) -> dict[str, int]:
@@ -53,7 +54,7 @@ def extract(*, settings: Settings | None = None, run_id: str | None = None) -> P
     return build_extract(settings=settings, run_id=run_id or new_run_id("extract"))
 
 
-def run(*, settings: Settings | None = None, run_id: str | None = None) -> dict:
+def run(*, settings: Settings | None = None, run_id: str | None = None, rebuild: bool = False) -> dict:
     """Everything after ingest over what has landed: process each resource, then gold and extract."""
     from govlake.catalog import get_catalog
     from govlake.storage import open_table, table_path
@@ -63,7 +64,7 @@ def run(*, settings: Settings | None = None, run_id: str | None = None) -> dict:
     results = {}
     for code, res in get_catalog(settings.catalog_dir).resources.items():
         if open_table(table_path(settings, "bronze", res.slug)) is not None:
-            results[code] = process(code, settings=settings, run_id=run_id)
+            results[code] = process(code, settings=settings, run_id=run_id, rebuild=rebuild)
     tables = gold(settings=settings, run_id=run_id)
     path = extract(settings=settings, run_id=run_id)
     return {"run_id": run_id, "resources": results, "gold": tables, "extract": path}

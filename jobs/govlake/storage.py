@@ -6,12 +6,13 @@ Arrow data. Every write is stamped with the run id in the Delta commit metadata 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Literal
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute
 from deltalake import CommitProperties, DeltaTable, write_deltalake
 from deltalake.exceptions import TableNotFoundError
 
@@ -62,9 +63,11 @@ def write_table(
     )
 
 
-def row_count(path: Path) -> int:
-    """Rows in the current version of the Delta table at ``path`` (0 when absent)."""
+def row_count(path: Path, *, version: int | None = None) -> int:
+    """Rows in the Delta table at ``path`` (its current version, or ``version``); 0 when absent."""
     dt = open_table(path)
+    if dt is not None and version is not None:
+        dt = DeltaTable(str(path), version=version)
     return 0 if dt is None else dt.to_pyarrow_dataset().count_rows()
 
 
@@ -76,6 +79,61 @@ def connect(settings: Settings, *, database: str | None = None) -> duckdb.DuckDB
     con.execute(f"set memory_limit = '{settings.duckdb_memory_limit}'")
     con.execute("set preserve_insertion_order = false")
     return con
+
+
+def files_since(path: Path, version: int | None) -> tuple[int | None, list[str]]:
+    """The table's current version and the data files added after ``version`` that are still live.
+
+    ``version`` None means the whole table. For an append-only table these files hold exactly the
+    rows added since; after a merge they also hold rows copied unchanged from rewritten files, so a
+    consumer must treat them as "rows that may have changed" (re-deriving them is idempotent).
+    """
+    dt = open_table(path)
+    if dt is None:
+        return None, []
+    files = dt.file_uris()
+    if version is None:
+        return dt.version(), files
+    if version > dt.version():
+        raise ValueError(f"{path}: consumed version {version} is newer than the table ({dt.version()}); "
+                         "was the table rewritten? rebuild its consumers")
+    seen = set(DeltaTable(str(path), version=version).file_uris())
+    return dt.version(), [f for f in files if f not in seen]
+
+
+def register_files(con: duckdb.DuckDBPyConnection, name: str, files: Sequence[str], schema: pa.Schema) -> None:
+    """Expose the given Parquet data files of a Delta table as view ``name`` (empty when none)."""
+    if not files:
+        con.register(name, schema.empty_table())
+        return
+    listed = ", ".join("'" + f.replace("'", "''") + "'" for f in files)
+    con.execute(f'create or replace temp view "{name}" as select * from read_parquet([{listed}], union_by_name = true)')
+
+
+def merge_table(path: Path, source: pa.Table | pa.RecordBatchReader, *, key: Sequence[str], run_id: str,
+                delete_flag: str | None = None) -> dict:
+    """Upsert ``source`` into the Delta table at ``path`` by ``key`` (created when absent).
+
+    With ``delete_flag`` (a boolean source column, not written): a flagged row deletes the target row
+    with its key instead (and is not inserted). Only files holding matched keys are rewritten, so the
+    cost follows the source's size plus one key scan of the target. Returns delta-rs's merge metrics.
+    """
+    columns = [n for n in source.schema.names if n != delete_flag]
+    dt = open_table(path)
+    if dt is None:
+        table = source.read_all() if isinstance(source, pa.RecordBatchReader) else source
+        if delete_flag:
+            table = table.filter(pa.compute.invert(table[delete_flag].fill_null(False))).select(columns)
+        write_table(path, table, mode="append", run_id=run_id)
+        return {"num_target_rows_inserted": table.num_rows, "created": True}
+    keep = f"not s.{delete_flag}" if delete_flag else None
+    merger = dt.merge(source, predicate=" and ".join(f"t.{k} = s.{k}" for k in key), source_alias="s",
+                      target_alias="t", commit_properties=CommitProperties(custom_metadata={"govlake.run_id": run_id}))
+    if delete_flag:
+        merger = merger.when_matched_delete(predicate=f"s.{delete_flag}")
+    assignments = {c: f"s.{c}" for c in columns}
+    return (merger.when_matched_update(assignments, predicate=keep)
+            .when_not_matched_insert(assignments, predicate=keep).execute())
 
 
 def register(con: duckdb.DuckDBPyConnection, name: str, path: Path, *,

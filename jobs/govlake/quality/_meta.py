@@ -19,6 +19,8 @@ VALIDATION_SCHEMA = pa.schema([
 RECONCILIATION_SCHEMA = pa.schema([
     ("run_id", pa.string()), ("resource", pa.string()), ("rows_read", pa.int64()),
     ("silver", pa.int64()), ("quarantined", pa.int64()), ("duplicates", pa.int64()),
+    ("new_rows", pa.int64()), ("new_silver", pa.int64()), ("new_quarantined", pa.int64()),
+    ("new_duplicates", pa.int64()), ("bronze_version", pa.int64()),
     ("balanced", pa.bool_()), ("published", pa.bool_()), ("note", pa.string()),
     ("checked_at", pa.timestamp("us", tz="UTC")),
 ])
