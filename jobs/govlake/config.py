@@ -34,6 +34,9 @@ class Settings:
     """DuckDB spills to var/work beyond this, so memory stays flat as inputs grow."""
     inbox: Path | None = None
     source_db_url: str | None = None
+    lineage_url: str | None = None
+    """Marquez-compatible OpenLineage API (events POSTed to <url>/api/v1/lineage as well as written
+    to var/lineage/govlake.jsonl); None: the file only."""
 
     @property
     def today(self) -> dt.date:
@@ -76,7 +79,7 @@ class Settings:
 
 def get_settings() -> Settings:
     """Settings from the environment: GOVLAKE_VAR, GOVLAKE_ENGINE, GOVLAKE_INBOX, GOVLAKE_SOURCE_DB_URL,
-    GOVLAKE_DUCKDB_MEMORY,
+    GOVLAKE_DUCKDB_MEMORY, GOVLAKE_LINEAGE_URL,
     GOVLAKE_AS_OF (YYYY-MM-DD)."""
     var = Path(os.environ.get("GOVLAKE_VAR", REPO_ROOT / "var")).resolve()
     engine = os.environ.get("GOVLAKE_ENGINE", "duckdb")
@@ -88,6 +91,7 @@ def get_settings() -> Settings:
         engine=engine,  # type: ignore[arg-type]
         inbox=Path(inbox).resolve() if inbox else None,
         source_db_url=os.environ.get("GOVLAKE_SOURCE_DB_URL") or None,
+        lineage_url=os.environ.get("GOVLAKE_LINEAGE_URL") or None,
         duckdb_memory_limit=os.environ.get("GOVLAKE_DUCKDB_MEMORY", "4GB"),
         as_of=dt.date.fromisoformat(os.environ["GOVLAKE_AS_OF"]) if os.environ.get("GOVLAKE_AS_OF") else None,
     )
