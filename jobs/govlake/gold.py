@@ -26,6 +26,7 @@ import pyarrow as pa
 from govlake import storage
 from govlake.catalog import Catalog, Item, Resource, get_catalog
 from govlake.config import Settings
+from govlake.governance._objections import register_objection_views
 
 GOLD_TABLES = ("legal_entity", "license_publication", "penalty_publication")
 MODEL_ORDER = ("int_entity_attributes", "license_publication", "penalty_publication", "legal_entity")
@@ -205,13 +206,15 @@ def entity_context(catalog: Catalog) -> dict:
         copies = [_cast(f"latest_{r.slug}.{attr.column}", r.item(attr.column), attr.item)
                   for r in attr.copies]
         fallback = (copies[0] if len(copies) == 1 else f"coalesce({', '.join(copies)})") if copies else None
-        attributes.append({"column": attr.column, "authority": attr.authority.slug, "fallback": fallback})
+        attributes.append({"column": attr.column, "authority": attr.authority.slug, "fallback": fallback,
+                           "sql_type": _SQL_TYPES.get(attr.item.type, "varchar")})
     held: dict[str, list[str]] = {}
     for res in keyed:
         held.setdefault(res.provider, []).append(f"latest_{res.slug}.{ENTITY_KEY} is not null")
     for res in plan.subjects:
         held.setdefault(res.provider, []).append(f"{res.slug}_subjects.{ENTITY_KEY} is not null")
     return {
+        "base": plan.base.code,
         "keyed": [{"code": r.code, "slug": r.slug, "columns": used[r.code],
                    "order_columns": [k for k in r.key if k != ENTITY_KEY]} for r in keyed],
         "subjects": [{"code": r.code, "slug": r.slug} for r in plan.subjects],
@@ -259,6 +262,9 @@ _ENTITY_COLUMNS: dict[str, tuple[str, str] | tuple[str, str, str]] = {
         "取自非权威部门的属性",
         "Attributes taken from a non-authoritative department (;-joined), null when none",
     ),
+    "corrected_attributes": ("经异议更正的属性",
+                             "Attributes holding a value corrected by a resolved objection (;-joined)"),
+    "disputed_attributes": ("存在异议的属性", "Attributes whose value is disputed by an accepted objection (;-joined)"),
     "source_departments": ("数据来源部门", "Departments holding data on the entity (;-joined codes)"),
     "tax_rating_year": ("tax.credit_rating", "year", "最新"),
     "tax_rating": ("tax.credit_rating", "rating", "最新"),
@@ -329,6 +335,7 @@ def build_gold(*, settings: Settings, run_id: str) -> dict[str, int]:
     rows: dict[str, int] = {}
     try:
         register_silver(con, settings, catalog)
+        register_objection_views(con, settings)  # corrections and disputes (数据异议) for int_entity_attributes
         for name in MODEL_ORDER:
             sql = model_sql(settings, name, catalog)
             con.execute(f"create or replace temp table {name} as\n{sql}")

@@ -1,0 +1,41 @@
+"""Governance: 一数一源 conflict detection against the catalog's authorities, and objections (数据异议).
+
+- :func:`detect_conflicts` compares every department's copy of an item with the authoritative
+  department's value in silver and merges the disagreements into ``gold/conflicts``.
+- :func:`raise_objection` / :func:`transition` move an objection through raised → accepted →
+  verified → resolved / rejected → archived, with who, when and why in ``meta/objections_history``;
+  gold applies resolved corrections and marks disputed values (sql/gold/int_entity_attributes).
+- ``govlake.governance.kpis:conflict_kpis`` gives the conflict rates to ``govlake kpi``.
+"""
+
+from govlake.governance._conflicts import (
+    CONFLICT_SCHEMA,
+    CONFLICTS,
+    ConflictSummary,
+    comparisons_sql,
+    detect_conflicts,
+    refresh_conflict_status,
+)
+from govlake.governance._display import display_conflict, display_objection, mask_entity_key
+from govlake.governance._objections import (
+    CURRENT_SCHEMA,
+    HISTORY_SCHEMA,
+    TRANSITIONS,
+    Objection,
+    ObjectionError,
+    current_state,
+    history,
+    list_objections,
+    raise_objection,
+    register_objection_views,
+    transition,
+)
+from govlake.governance._plan import ConflictPlanError, CopyCheck, conflict_plan
+
+__all__ = [
+    "CONFLICTS", "CONFLICT_SCHEMA", "CURRENT_SCHEMA", "HISTORY_SCHEMA", "TRANSITIONS",
+    "ConflictPlanError", "ConflictSummary", "CopyCheck", "Objection", "ObjectionError",
+    "comparisons_sql", "conflict_plan", "current_state", "detect_conflicts", "display_conflict",
+    "display_objection", "history", "list_objections", "mask_entity_key", "raise_objection",
+    "refresh_conflict_status", "register_objection_views", "transition",
+]

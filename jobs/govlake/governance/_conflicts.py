@@ -1,0 +1,258 @@
+"""一数一源 conflict detection: every department's copy against the authoritative value.
+
+Values are compared after standardization (silver), and for comparison only:
+
+- ``decimal`` / ``integer`` items numerically (``50.5`` equals ``50.50``), ``date`` / ``timestamp``
+  items as dates and timestamps;
+- text with full-width forms folded to ASCII, every whitespace removed and Latin letters lower-cased
+  (``济南甲（有限）公司`` equals ``济南甲(有限)公司``, ``张 三`` equals ``张三``).
+
+A copy is compared when both values are present and the entity is in the authoritative resource;
+a value only the copy has is not a conflict (gold uses it and flags it, see sql/gold).
+
+``gold/conflicts`` holds one row per disagreeing copy record and item (:data:`CONFLICT_SCHEMA`),
+merged on ``conflict_id`` by :func:`detect_conflicts`: a new disagreement is inserted (``open``),
+one seen again keeps ``first_seen`` and gets ``last_seen`` and the current values, one no longer
+seen (the copy agrees again, or is gone) becomes ``resolved``; a conflict an open objection is about
+is ``under_objection`` (see :mod:`govlake.governance._objections`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import duckdb
+import pyarrow as pa
+from deltalake import CommitProperties
+
+from govlake import storage
+from govlake.catalog import Catalog, Item, get_catalog
+from govlake.config import Settings
+from govlake.governance._plan import CopyCheck, conflict_plan
+from govlake.transform._staging import FULL_WIDTH, HALF_WIDTH
+
+CONFLICTS = "conflicts"
+"""gold/conflicts."""
+OPEN, UNDER_OBJECTION, RESOLVED = "open", "under_objection", "resolved"
+
+CONFLICT_SCHEMA = pa.schema([
+    pa.field("conflict_id", pa.string(), nullable=False),
+    pa.field("item", pa.string()),
+    pa.field("item_name", pa.string()),
+    pa.field("entity_key_type", pa.string()),
+    pa.field("entity_key", pa.string()),
+    pa.field("resource", pa.string()),
+    pa.field("record_key", pa.string()),
+    pa.field("authority_department", pa.string()),
+    pa.field("authority_resource", pa.string()),
+    pa.field("authoritative_value", pa.string()),
+    pa.field("department", pa.string()),
+    pa.field("other_value", pa.string()),
+    pa.field("first_seen", pa.timestamp("us", tz="UTC")),
+    pa.field("last_seen", pa.timestamp("us", tz="UTC")),
+    pa.field("resolved_at", pa.timestamp("us", tz="UTC")),
+    pa.field("status", pa.string()),
+    pa.field("run_id", pa.string()),
+])
+"""One row per (copy resource, copy record, item) that disagreed with the authority at some run.
+
+``entity_key`` is the 统一社会信用代码 or the 身份证号 in clear (the lake holds identifiers; everything
+printed or extracted masks a 身份证号, see :func:`govlake.governance.display_row`); ``record_key``
+the copy's other key columns (``year=2025``; null when the copy is keyed by the entity alone);
+``last_seen`` the last run that saw it disagree; ``resolved_at`` when it stopped.
+"""
+
+_NUMERIC = {"decimal", "integer"}
+_TEMPORAL = {"date": "date", "timestamp": "timestamp"}
+
+
+def _q(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def comparable_sql(expr: str, item: Item) -> str:
+    """``expr`` (a silver value) in the form values of ``item`` are compared in."""
+    if item.type in _NUMERIC:
+        return f"try_cast({expr} as decimal(38, 10))"
+    if item.type in _TEMPORAL:
+        return f"try_cast({expr} as {_TEMPORAL[item.type]})"
+    folded = f"translate(cast({expr} as varchar), {_q(FULL_WIDTH)}, {_q(HALF_WIDTH)})"
+    return rf"lower(regexp_replace({folded}, '[\s\x{{00A0}}]+', '', 'g'))"
+
+
+def _record_key_sql(check: CopyCheck) -> str:
+    if not check.record_key:
+        return "cast(null as varchar)"
+    parts = ", ".join(f"{_q(k + '=')} || cast(copy.{k} as varchar)" for k in check.record_key)
+    return f"concat_ws(';', {parts})"
+
+
+def comparison_sql(check: CopyCheck) -> str:
+    """One row per copy record holding the item for an entity the authority holds, both values present."""
+    dept = (f"coalesce(copy._dept, {_q(check.copy.provider)})" if check.copy.department_from
+            else _q(check.copy.provider))
+    col = check.column
+    key_id = f"{check.copy.code}|{col}|"
+    return f"""
+    select
+        left(sha256({_q(key_id)} || copy.{check.copy_key} || '|' || coalesce({_record_key_sql(check)}, '')),
+             16) as conflict_id,
+        {_q(col)} as item,
+        {_q(check.authority_item.name)} as item_name,
+        {_q(check.entity_key_type)} as entity_key_type,
+        copy.{check.copy_key} as entity_key,
+        {_q(check.copy.code)} as resource,
+        {_record_key_sql(check)} as record_key,
+        {_q(check.department)} as authority_department,
+        {_q(check.authority.code)} as authority_resource,
+        cast(auth.{col} as varchar) as authoritative_value,
+        {dept} as department,
+        cast(copy.{col} as varchar) as other_value,
+        {comparable_sql(f'auth.{col}', check.authority_item)}
+            is not distinct from {comparable_sql(f'copy.{col}', check.authority_item)} as agrees
+    from silver_{check.copy.slug} as copy
+    inner join silver_{check.authority.slug} as auth
+        on copy.{check.copy_key} = auth.{check.authority_key}
+    where copy.{col} is not null and auth.{col} is not null"""
+
+
+def comparisons_sql(plan: tuple[CopyCheck, ...]) -> str:
+    """Every comparison of :func:`comparison_sql` (``agrees`` false: a conflict), as one query."""
+    if not plan:
+        return ("select " + ", ".join(f"cast(null as varchar) as {f.name}" for f in CONFLICT_SCHEMA
+                                     if f.name in _COMPARISON_COLUMNS)
+                + ", cast(null as boolean) as agrees where false")
+    return "\nunion all\n".join(comparison_sql(c) for c in plan)
+
+
+_COMPARISON_COLUMNS = ("conflict_id", "item", "item_name", "entity_key_type", "entity_key", "resource",
+                       "record_key", "authority_department", "authority_resource", "authoritative_value",
+                       "department", "other_value")
+
+
+def compare(con: duckdb.DuckDBPyConnection, settings: Settings, catalog: Catalog) -> str:
+    """Register silver and materialize temp table ``comparisons``; returns its name."""
+    from govlake.gold import register_silver
+
+    register_silver(con, settings, catalog)
+    con.execute(f"create or replace temp table comparisons as {comparisons_sql(conflict_plan(catalog))}")
+    return "comparisons"
+
+
+@dataclass(frozen=True)
+class ConflictSummary:
+    """What one :func:`detect_conflicts` run found."""
+
+    compared: int
+    """Copy values compared with the authority."""
+    disagreeing: int
+    """Of those, disagreeing now (open or under objection)."""
+    new: int
+    resolved: int
+    """Conflicts that stopped at this run."""
+    table_rows: int
+
+
+def _now(now: dt.datetime | None) -> dt.datetime:
+    return (now or dt.datetime.now(dt.UTC)).astimezone(dt.UTC)
+
+
+def _register_open_objections(con: duckdb.DuckDBPyConnection, settings: Settings) -> None:
+    from govlake.governance._objections import register_objection_views
+
+    register_objection_views(con, settings)
+
+
+_STATUS_SQL = f"""
+    case when exists (
+        select 1 from governance_open_objections as o
+        where o.conflict_id = c.conflict_id
+            or (o.item = c.item and o.entity_key = c.entity_key
+                and o.resource in (c.authority_resource, c.resource))
+    ) then '{UNDER_OBJECTION}' else '{OPEN}' end"""
+
+
+def detect_conflicts(*, settings: Settings, run_id: str, now: dt.datetime | None = None) -> ConflictSummary:
+    """Compare every copy with its authority and merge the disagreements into gold/conflicts.
+
+    Re-runnable: the same silver changes nothing but ``last_seen`` and ``run_id``.
+    """
+    now = _now(now)
+    catalog = get_catalog(settings.catalog_dir)
+    path = storage.table_path(settings, "gold", CONFLICTS)
+    con = storage.connect(settings)
+    try:
+        compare(con, settings, catalog)
+        _register_open_objections(con, settings)
+        compared, disagreeing = con.execute(
+            "select count(*), count(*) filter (where not agrees) from comparisons").fetchone()
+        columns = ", ".join(f"c.{c}" for c in _COMPARISON_COLUMNS)
+        current = con.execute(f"""
+            select {columns},
+                cast($now as timestamptz) as first_seen,
+                cast($now as timestamptz) as last_seen,
+                cast(null as timestamptz) as resolved_at,
+                {_STATUS_SQL} as status,
+                cast($run_id as varchar) as run_id
+            from comparisons as c
+            where not c.agrees
+            order by c.conflict_id""", {"now": now, "run_id": run_id}).to_arrow_table()
+    finally:
+        con.close()
+    current = current.cast(CONFLICT_SCHEMA)
+    table = storage.open_table(path)
+    if table is None:
+        storage.write_table(path, current, mode="overwrite", run_id=run_id)
+        return ConflictSummary(compared, disagreeing, current.num_rows, 0, current.num_rows)
+    before = table.to_pyarrow_table(columns=["conflict_id", "status"]).to_pylist()
+    known = {r["conflict_id"] for r in before}
+    stopped = {r["conflict_id"] for r in before if r["status"] != RESOLVED} - set(
+        current.column("conflict_id").to_pylist())
+    stamp = f"'{now.isoformat()}'"
+    updates = {c: f"s.{c}" for c in _COMPARISON_COLUMNS if c != "conflict_id"}
+    updates |= {"last_seen": "s.last_seen", "status": "s.status", "resolved_at": "null", "run_id": "s.run_id"}
+    (
+        table.merge(current, predicate="t.conflict_id = s.conflict_id", source_alias="s", target_alias="t",
+                    commit_properties=CommitProperties(custom_metadata={"govlake.run_id": run_id}))
+        .when_matched_update(updates)
+        .when_not_matched_insert_all()
+        .when_not_matched_by_source_update(
+            {"status": f"'{RESOLVED}'", "resolved_at": f"cast({stamp} as timestamp)", "run_id": _q(run_id)},
+            predicate=f"t.status != '{RESOLVED}'")
+        .execute()
+    )
+    new = sum(1 for c in current.column("conflict_id").to_pylist() if c not in known)
+    return ConflictSummary(compared, disagreeing, new, len(stopped), storage.row_count(path))
+
+
+def refresh_conflict_status(*, settings: Settings, run_id: str) -> int:
+    """Set ``under_objection`` / ``open`` on the unresolved conflicts from the objections now open.
+
+    Called after every objection step, so the conflicts table follows without a new comparison.
+    Returns the number of conflicts whose status changed.
+    """
+    path = storage.table_path(settings, "gold", CONFLICTS)
+    table = storage.open_table(path)
+    if table is None:
+        return 0
+    con = storage.connect(settings)
+    try:
+        con.register("conflicts_now", table.to_pyarrow_table(columns=list(_COMPARISON_COLUMNS) + ["status"]))
+        _register_open_objections(con, settings)
+        changed = con.execute(f"""
+            select conflict_id, status from (
+                select c.conflict_id, {_STATUS_SQL} as status, c.status as was
+                from conflicts_now as c
+                where c.status != '{RESOLVED}'
+            ) where status != was""").to_arrow_table()
+    finally:
+        con.close()
+    if changed.num_rows:
+        (
+            table.merge(changed, predicate="t.conflict_id = s.conflict_id", source_alias="s", target_alias="t",
+                        commit_properties=CommitProperties(custom_metadata={"govlake.run_id": run_id}))
+            .when_matched_update({"status": "s.status"})
+            .execute()
+        )
+    return changed.num_rows
