@@ -20,6 +20,8 @@ USCC_ALPHABET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
 USCC_WEIGHTS = (1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28)
 USCC_PATTERN = "^[1-9ANY][0-9A-HJ-NP-RTUWXY]{17}$"
 ORG_WEIGHTS = (3, 7, 9, 10, 5, 8, 4, 2)
+ORG_ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+"""GB 11714 character values: digits 0-9, letters A=10 … Z=35 (the whole Latin alphabet, unlike GB 32100)."""
 RIC_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 RIC_CHECK = "10X98765432"
 RIC_PATTERN = "^[0-9]{17}[0-9X]$"
@@ -43,8 +45,8 @@ def is_valid_uscc(code: str | None) -> bool:
 
 
 def org_code_check_char(first8: str) -> str:
-    """GB 11714 check of positions 9-17 (a warning only when wrong)."""
-    total = sum(USCC_ALPHABET.index(c) * w for c, w in zip(first8, ORG_WEIGHTS))
+    """GB 11714 check of positions 9-17 (a warning only when wrong); letters count A=10 … Z=35."""
+    total = sum(ORG_ALPHABET.index(c) * w for c, w in zip(first8, ORG_WEIGHTS))
     c = 11 - total % 11
     return {10: "X", 11: "0"}.get(c, str(c))
 
@@ -123,3 +125,12 @@ def sql_id_number_valid(col: str, d) -> str:
         f"({d.full_match(col, RIC_PATTERN)} and substr({col}, 18, 1) = {sql_ric_check_char(col)}"
         f" and {birth} is not null and substr({col}, 7, 4) >= '1900')"
     )
+
+
+def sql_org_code_valid(col: str) -> str:
+    """SQL boolean: the 9-character GB 11714 organisation code ``col`` carries its check character
+    (8 body characters of 0-9 A-Z, then the check: 11 − Σ mod 11, 10 → X, 11 → 0)."""
+    terms = " + ".join(f"{w} * (instr('{ORG_ALPHABET}', substr({col}, {i + 1}, 1)) - 1)"
+                       for i, w in enumerate(ORG_WEIGHTS))
+    check = f"substr('0123456789X0', 11 - (({terms}) % 11) + 1, 1)"
+    return f"(substr({col}, 9, 1) = {check})"

@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from govlake.identifiers import (
+    ORG_ALPHABET,
     ORG_WEIGHTS,
     RIC_CHECK,
     RIC_WEIGHTS,
@@ -19,6 +20,8 @@ from govlake.identifiers import (
 _ALPHA = np.frombuffer(USCC_ALPHABET.encode("ascii"), dtype=np.uint8)
 _VALUE = np.zeros(256, dtype=np.int64)
 _VALUE[_ALPHA] = np.arange(len(USCC_ALPHABET))
+_ORG_VALUE = np.zeros(256, dtype=np.int64)  # GB 11714 values: A=10 … Z=35
+_ORG_VALUE[np.frombuffer(ORG_ALPHABET.encode("ascii"), dtype=np.uint8)] = np.arange(len(ORG_ALPHABET))
 _RIC = np.frombuffer(RIC_CHECK.encode("ascii"), dtype=np.uint8)
 
 
@@ -54,7 +57,7 @@ def uscc(prefix: np.ndarray, region: np.ndarray, org8: np.ndarray) -> np.ndarray
     body[:, 0:2] = _ascii(prefix, 2)
     body[:, 2:8] = _ascii(region, 6)
     body[:, 8:16] = org8
-    org_total = (_VALUE[org8] * np.array(ORG_WEIGHTS)).sum(axis=1)
+    org_total = (_ORG_VALUE[org8] * np.array(ORG_WEIGHTS)).sum(axis=1)
     c = 11 - org_total % 11
     body[:, 16] = np.where(c == 10, ord("X"), np.where(c == 11, ord("0"), ord("0") + c % 10))
     total = (_VALUE[body] * np.array(USCC_WEIGHTS)).sum(axis=1)
