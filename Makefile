@@ -16,7 +16,8 @@ UV = $(shell command -v uv 2>/dev/null || echo python3 -m uv)
 RUN = $(UV) run --frozen
 
 FEED_DAGS := feed_amr_enterprise feed_tax_credit_rating feed_hrss_social_insurance \
-             feed_psb_population feed_credit_license feed_credit_penalty
+             feed_psb_population feed_credit_license feed_credit_penalty \
+             feed_credit_repair feed_court_dishonest
 DEMO_SCALE ?= 2000
 PYTEST_ARGS ?=
 

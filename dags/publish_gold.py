@@ -1,9 +1,10 @@
 """
 # Publish gold and the analyst extract
 
-Runs when the four daily feeds (registry, population, licensing, penalties) have all published
-their silver tables since the last run, or when the monthly social-insurance or the yearly tax
-feed publishes (Asset-based schedule; waiting for all six would publish once a year).
+Runs when the daily feeds (registry, population, licensing, penalties, credit repairs, the
+court's 失信 list) have all published their silver tables since the last run, or when the monthly
+social-insurance or the yearly tax feed publishes (Asset-based schedule; waiting for every feed
+would publish once a year).
 `gold` rebuilds 法人库 (`lake/gold/legal_entity`)
 and the 双公示 publications (`lake/gold/license_publication`, `lake/gold/penalty_publication`)
 from silver, checking each model's grain and keys before anything is written; `extract` then
@@ -22,6 +23,8 @@ DAILY_SILVER = AssetAll(
     Asset("govlake://silver/psb_population"),
     Asset("govlake://silver/credit_license"),
     Asset("govlake://silver/credit_penalty"),
+    Asset("govlake://silver/credit_repair"),
+    Asset("govlake://silver/court_dishonest"),
 )
 SILVER = AssetAny(
     DAILY_SILVER,

@@ -150,6 +150,13 @@ def _detect(code: str, row: dict[str, str]) -> set[str]:
     if code == "credit.license" and ISO.match(row["valid_from"]) and ISO.match(row["valid_to"]) \
             and row["valid_from"] > row["valid_to"]:
         found.add("cross_field")
+    if code == "credit.repair" and row.get("submitted_at") and ISO.match(row["repair_date"]) \
+            and row["submitted_at"][:10] < row["repair_date"]:
+        found.add("cross_field")
+    if code == "court.dishonest" and ISO.match(row["filing_date"]) and ISO.match(row["published_date"]) \
+            and (row["filing_date"] > row["published_date"]
+                 or (ISO.match(row["removed_date"]) and row["removed_date"] < row["published_date"])):
+        found.add("cross_field")
     if row.get("submitted_at") and ISO.match(row.get("decision_date", "")):
         decided = dt.date.fromisoformat(row["decision_date"])
         if decided <= AS_OF and dt.date.fromisoformat(row["submitted_at"][:10]) > _deadline(decided):

@@ -2,7 +2,7 @@
 
 A feed DAG lands one catalog resource in bronze (``pipeline.ingest``), then standardizes and
 validates it into silver and quarantine (``pipeline.process``); its silver table is an Airflow
-Asset, and the six silver Assets schedule ``publish_gold``. Parsing a DAG file imports only this
+Asset, and the feeds' silver Assets schedule ``publish_gold``. Parsing a DAG file imports only this
 module and ``airflow.sdk``: every task imports ``govlake.pipeline`` when it runs, so the scheduler
 never loads DuckDB, Delta or Great Expectations and parsing needs no secrets or network.
 """

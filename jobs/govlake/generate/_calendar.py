@@ -90,4 +90,4 @@ def _is_workday(d: dt.date) -> bool:
 @lru_cache(maxsize=4)
 def calendar_for(as_of: dt.date) -> WorkCalendar:
     """A calendar covering the generated decision dates and their submission deadlines."""
-    return WorkCalendar(dt.date(as_of.year - 2, 1, 1), dt.date(as_of.year + 2, 12, 31))
+    return WorkCalendar(dt.date(as_of.year - 5, 1, 1), dt.date(as_of.year + 2, 12, 31))

@@ -9,6 +9,7 @@ from pathlib import Path
 from govlake.catalog import Catalog, get_catalog
 from govlake.generate import _copies, _registry
 from govlake.generate._context import AS_OF, City, make_city
+from govlake.generate._court import court_frames
 from govlake.generate._credit import dept_files
 from govlake.generate._license import license_frames
 from govlake.generate._manifest import (
@@ -20,6 +21,7 @@ from govlake.generate._manifest import (
 )
 from govlake.generate._penalty import penalty_frames
 from govlake.generate._population import population_frames
+from govlake.generate._repair import plan_repairs, repair_files, repair_frames
 from govlake.generate._writers import CsvSink, DbSink, JsonlSink, XlsxSink
 
 REGISTRY_FILE = "amr_registry.sqlite"
@@ -31,6 +33,8 @@ _OWN = {
     "psb.population": ["psb/population_*.csv"],
     "credit.license": ["credit/license/*_*.csv"],
     "credit.penalty": ["credit/penalty/*_*.csv"],
+    "credit.repair": ["credit/repair/*_*.csv"],
+    "court.dishonest": ["court/dishonest_*.jsonl"],
 }
 
 
@@ -42,12 +46,15 @@ def generate_city(out: Path, *, scale: int = 2000, seed: int = 42, defect_rate: 
 
     Args:
         out: the inbox folder; created if missing. Gets ``amr_registry.sqlite``,
-            ``tax/``, ``hrss/``, ``psb/``, ``credit/license/``, ``credit/penalty/`` and
-            ``manifest.json``.
+            ``tax/``, ``hrss/``, ``psb/``, ``credit/license/``, ``credit/penalty/``,
+            ``credit/repair/``, ``court/`` and ``manifest.json``.
         scale: about the total rows over all resources, split in fixed shares
             (``SHARES``: enterprises 15%, penalties 35%, licences 25%, population 15%,
-            social insurance 8%, tax 2%; at least 20 rows each). It also sizes the
-            registry and population that other resources refer to in ``only`` mode.
+            social insurance 8%, tax 2%; at least 20 rows each), plus credit repairs (2% of
+            the penalties) and court 失信 entries (1% of the enterprises), at least 20 each.
+            It also sizes the registry, population and penalties that other resources refer
+            to in ``only`` mode (``only="credit.repair"`` refers to the penalties a full run
+            with the same scale, seed, as_of and batch_size writes).
         seed: the same arguments give byte-identical files.
         defect_rate: probability of each defect kind per row, in [0, 1/12]; a row carries
             at most one defect (see ``DefectKind`` and the manifest's ``defect_kinds``).
@@ -122,6 +129,17 @@ def _outputs(city: City, code: str, n: int, out: Path, stamp: str, batch_size: i
             path = f"hrss/social_insurance_{_copies.hrss_period(city.as_of, k)}.jsonl"
             yield (FileInfo(path, "utf-8", columns=header), JsonlSink(out / path, header, numbers), columns,
                    _copies.hrss_frames(city, k, first, count, columns, batch_size=batch_size))
+    elif code == "credit.repair":
+        repairs = plan_repairs(city, n, stamp, batch_size=batch_size)
+        for f in repair_files(city, n, stamp):
+            header = _names(city, code, f.columns)
+            yield (FileInfo(f.path, f.encoding, columns=header), CsvSink(out / f.path, header, f.encoding), f.columns,
+                   repair_frames(city, f, repairs.slice(f.first, f.first + f.rows), batch_size=batch_size))
+    elif code == "court.dishonest":
+        path = f"court/dishonest_{stamp}.jsonl"
+        header = _names(city, code, columns)
+        yield (FileInfo(path, "utf-8", columns=header), JsonlSink(out / path, header, {}), columns,
+               court_frames(city, n, columns, batch_size=batch_size))
     else:
         folder = "credit/penalty" if code == "credit.penalty" else "credit/license"
         make = penalty_frames if code == "credit.penalty" else license_frames

@@ -27,6 +27,8 @@ class City:
     n_pop: int
     defect_rate: float
     catalog: Catalog
+    n_pen: int = 0
+    """Penalty rows of the city (what credit repairs refer to)."""
     _ent: dict | None = field(default=None, repr=False)
     _pop: dict | None = field(default=None, repr=False)
 
@@ -69,14 +71,23 @@ SHARES: dict[str, float] = {
     "psb.population": 0.15, "hrss.social_insurance": 0.08, "tax.credit_rating": 0.02,
 }
 """Share of ``scale`` (total rows) each resource gets."""
+DERIVED: dict[str, tuple[str, float]] = {
+    "credit.repair": ("credit.penalty", 0.02),
+    "court.dishonest": ("amr.enterprise", 0.01),
+}
+"""Resources sized from another one: credit repairs ~2% of penalties, 失信 entries ~1% of enterprises."""
 MIN_ROWS = 20
 MAX_KINDS = 12
 """Most defect kinds one file can carry; ``defect_rate`` must stay at or below 1/MAX_KINDS."""
 
 
 def plan_rows(scale: int) -> dict[str, int]:
-    """Rows per resource for a city of ``scale`` rows in total (at least MIN_ROWS each)."""
-    return {code: max(MIN_ROWS, round(scale * share)) for code, share in SHARES.items()}
+    """Rows per resource for a city of ``scale`` rows in total (at least MIN_ROWS each); the
+    ``DERIVED`` resources come on top, as a share of the resource they refer to."""
+    rows = {code: max(MIN_ROWS, round(scale * share)) for code, share in SHARES.items()}
+    for code, (base, share) in DERIVED.items():
+        rows[code] = max(MIN_ROWS, round(rows[base] * share))
+    return rows
 
 
 def make_city(*, scale: int, seed: int, defect_rate: float, as_of: dt.date, only: str | None,
@@ -99,6 +110,7 @@ def make_city(*, scale: int, seed: int, defect_rate: float, as_of: dt.date, only
     full = plan_rows(scale)
     n_ent = planned.get("amr.enterprise", full["amr.enterprise"]) or 1
     n_pop = planned.get("psb.population", full["psb.population"]) or 1
+    n_pen = planned.get("credit.penalty", full["credit.penalty"])
     city = City(seed=seed, as_of=as_of, n_ent=n_ent, n_pop=n_pop, defect_rate=defect_rate,
-                catalog=catalog)
+                catalog=catalog, n_pen=n_pen)
     return city, planned

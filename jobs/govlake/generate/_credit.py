@@ -114,13 +114,16 @@ def fill_common(city: City, frame: Frame, rng: np.random.Generator, dept: str) -
     frame["_outside"] = external
 
 
-def decision_days(city: City, frame: Frame, rng: np.random.Generator) -> np.ndarray:
-    """Decision dates: over the as-of year up to the day before, a few in late December before;
-    rows planned late decided at least 60 days before; rows planned future after the as-of date."""
+def decision_days(city: City, frame: Frame, rng: np.random.Generator, *,
+                  span_days: int | None = None) -> np.ndarray:
+    """Decision dates: over the as-of year up to the day before (or, with ``span_days``, over that
+    many days before the as-of date), a few in late December before; rows planned late decided at
+    least 60 days before; rows planned future after the as-of date."""
     n = frame.n
     today = day_number(city.as_of)
     jan1 = day_number(city.as_of.replace(month=1, day=1))
-    days = rng.integers(jan1, max(today, jan1 + 1), n)
+    first = jan1 if span_days is None else today - span_days
+    days = rng.integers(first, max(today, first + 1), n)
     december = rng.random(n) < LATE_DECEMBER_SHARE
     days = np.where(december, jan1 - rng.integers(1, 18, n), days)
     late = frame.planned == CODES[K.LATE_SUBMISSION]

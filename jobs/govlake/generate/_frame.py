@@ -34,6 +34,7 @@ UNKNOWN_CODES: dict[str, list[str]] = {
     "registration_status": ["筹建", "营业中"],
     "tax_rating": ["E", "AA"],
     "sex": ["未知", "X"],
+    "performance": ["执行中", "终本"],
 }
 
 CELL_KINDS = frozenset({K.USCC_CHECK, K.ID_CHECK, K.FULL_WIDTH, K.DATE_FORMAT, K.BLANK_REQUIRED,

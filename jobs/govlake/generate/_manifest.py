@@ -9,13 +9,20 @@ Format (JSON, one record per line in the two lists)::
          "defects": {"uscc_check": 25, …},
          "files": [{"path": "credit/penalty/ee_20261120.csv", "encoding": "gbk", "rows": 105,
                     "columns": [<header as written>], "defects": {…}}, …]}, …},
+     "dishonest_listed": ["91370102MA…", …],
      "records": [{"resource", "file", "row_number", "defect_kind", "column"}, …] | null,
      "disagreements": [{"resource", "item", "uscc", "department", "authoritative_value",
-                        "other_value", "file", "row_number"}, …] | null}
+                        "other_value", "file", "row_number"}, …] | null,
+     "repairs": [{"file", "row_number", "uscc", "decision_no", "decision_date", "repair_date",
+                  "outcome"}, …] | null}
 
-``records`` and ``disagreements`` are null when the run wrote more than RECORDS_LIMIT rows
-(the counts are always there). ``column`` is the catalog item column the defect touched
-(null for duplicates); ``row_number`` counts data rows from 1, header excluded.
+``records``, ``disagreements`` and ``repairs`` are null when the run wrote more than
+RECORDS_LIMIT rows (the counts are always there: ``outcomes`` per resource). ``column`` is the
+catalog item column the defect touched (null for duplicates); ``row_number`` counts data rows
+from 1, header excluded. ``repairs`` holds every credit.repair row with the outcome the credit
+lifecycle should reach (``accepted``, ``too_early``, ``unknown_decision``; a row that is also in
+``records`` with an invalid kind never reaches silver). ``dishonest_listed``: the 统一社会信用代码
+that court.dishonest lists today (a valid row without 移除日期), sorted.
 """
 
 from __future__ import annotations
@@ -28,7 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from govlake.generate._defects import DefectKind, kinds_table
-from govlake.generate._frame import KINDS
+from govlake.generate._frame import INVALID_CODES, KINDS
 
 RECORDS_LIMIT = 200_000
 """Per-row defect records are kept only when the run writes at most this many rows."""
@@ -60,6 +67,23 @@ class Disagreement:
     row_number: int
 
 
+@dataclass(frozen=True)
+class RepairOutcome:
+    """One credit.repair row and what the credit lifecycle should make of it.
+
+    ``decision_date`` is the repaired penalty's decision date (None for ``unknown_decision``);
+    ``uscc``, ``decision_no`` and both dates are the values before any injected defect.
+    """
+
+    file: str
+    row_number: int
+    uscc: str
+    decision_no: str
+    decision_date: str | None
+    repair_date: str
+    outcome: str
+
+
 @dataclass
 class FileInfo:
     path: str
@@ -80,6 +104,9 @@ class ResourceInfo:
     """Rows the pipeline must quarantine (the sum over invalid kinds)."""
     subjects_outside_registry: int = 0
     """双公示 rows whose legal-entity subject is not in amr.enterprise (valid rows)."""
+    outcomes: dict[str, int] = field(default_factory=dict)
+    """Rows per expected outcome (credit.repair: accepted / too_early / unknown_decision;
+    court.dishonest: listed / removed); empty for other resources."""
 
 
 @dataclass
@@ -95,6 +122,10 @@ class Manifest:
     records: list[DefectRecord] | None = field(default_factory=list)
     """Every injected defect, or None when the run wrote more than RECORDS_LIMIT rows."""
     disagreements: list[Disagreement] | None = field(default_factory=list)
+    repairs: list[RepairOutcome] | None = field(default_factory=list)
+    """Every credit.repair row with its expected outcome, or None over RECORDS_LIMIT rows."""
+    dishonest_listed: list[str] = field(default_factory=list)
+    """统一社会信用代码 on the court's 失信被执行人 list today (a valid row, not removed), sorted."""
     defect_kinds: dict[str, dict] = field(default_factory=kinds_table)
 
     @property
@@ -111,10 +142,14 @@ class Manifest:
         """The rows of ``resource`` the pipeline must quarantine."""
         return self.records_for(resource, kinds=[k for k in DefectKind if k.invalid])
 
+    def repairs_for(self, *outcomes: str) -> list[RepairOutcome]:
+        """credit.repair rows expected to end as one of ``outcomes`` (all when none given)."""
+        return [r for r in self.repairs or [] if not outcomes or r.outcome in outcomes]
+
     def to_dict(self) -> dict:
-        head = {k: v for k, v in vars(self).items() if k not in ("records", "disagreements", "resources")}
+        head = {k: v for k, v in vars(self).items() if k not in (*_LISTS, "resources")}
         head["resources"] = {code: asdict(r) for code, r in self.resources.items()}
-        for name in ("records", "disagreements"):
+        for name in _LISTS:
             items = getattr(self, name)
             head[name] = None if items is None else [vars(i).copy() for i in items]
         return head
@@ -122,7 +157,7 @@ class Manifest:
     def write(self, path: Path) -> None:
         """JSON with one record per line (readable, and fast to write for 200k records)."""
         data = self.to_dict()
-        lists = {name: data.pop(name) for name in ("records", "disagreements")}
+        lists = {name: data.pop(name) for name in _LISTS}
         text = json.dumps(data, ensure_ascii=False, indent=1)[:-2]
         for name, items in lists.items():
             if items is None:
@@ -141,12 +176,18 @@ class Manifest:
             resources[code] = ResourceInfo(files=files, **res)
         records = data.pop("records")
         disagreements = data.pop("disagreements")
+        repairs = data.pop("repairs", [])  # manifests written before credit.repair have none
         return cls(
             resources=resources,
             records=None if records is None else [DefectRecord(**r) for r in records],
             disagreements=None if disagreements is None else [Disagreement(**d) for d in disagreements],
+            repairs=None if repairs is None else [RepairOutcome(**r) for r in repairs],
             **data,
         )
+
+
+_LISTS = ("records", "disagreements", "repairs")
+"""Manifest lists written one record per line (null when not kept)."""
 
 
 class Recorder:
@@ -175,10 +216,32 @@ class Recorder:
                 self.manifest.disagreements.append(Disagreement(
                     resource=self.resource, file=self.info.path, row_number=frame.start + d.pop("row") + 1,
                     **d))
+        if "_outcome" in frame.cols:
+            self._outcomes(frame)
         self.info.rows += frame.n
         self.res.rows += frame.n
         if "_outside" in frame.cols:
             self.res.subjects_outside_registry += int(frame.cols["_outside"].astype(bool).sum())
+
+    def _outcomes(self, frame) -> None:
+        """Expected outcomes carried by the frame's hidden columns (credit.repair, court.dishonest)."""
+        outcome = frame.cols["_outcome"]
+        counts = Counter(self.res.outcomes)
+        counts.update(outcome.tolist())
+        self.res.outcomes = dict(sorted(counts.items()))
+        if "_decision_no" in frame.cols and self.keep:
+            first = frame.start + 1
+            self.manifest.repairs.extend(
+                RepairOutcome(self.info.path, first + i, u, no, d or None, r, o)
+                for i, (u, no, d, r, o) in enumerate(zip(
+                    frame.cols["_uscc"].tolist(), frame.cols["_decision_no"].tolist(),
+                    frame.cols["_decision_date"].tolist(), frame.cols["_repair_date"].tolist(),
+                    outcome.tolist())))
+        if "_listed_uscc" in frame.cols:
+            valid = ~np.isin(frame.kind, INVALID_CODES)
+            listed = valid & (outcome == "listed") & (frame.cols["_listed_uscc"] != "")
+            codes = set(self.manifest.dishonest_listed) | set(frame.cols["_listed_uscc"][listed].tolist())
+            self.manifest.dishonest_listed = sorted(codes)
 
     def close(self) -> None:
         self.info.defects = dict(sorted(self.counts.items()))

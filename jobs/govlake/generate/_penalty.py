@@ -49,6 +49,9 @@ _HAS_CONFISCATION = np.array([c[2] for c in PENALTY_COMBOS])
 _HAS_LICENCE = np.array([c[3] for c in PENALTY_COMBOS])
 _SERIOUS = np.array([c[4] for c in PENALTY_COMBOS])
 EVIDENCE_SHARE = 0.08
+DECISION_SPAN_DAYS = 4 * 365
+"""Penalty decisions spread over the four years before the as-of date, so that some are past a
+1-year and some past a 3-year publicity period (and credit repairs have old decisions to refer to)."""
 
 
 def penalty_frames(city: City, f: DeptFile, *, batch_size: int) -> Iterator[Frame]:
@@ -96,7 +99,7 @@ def penalty_frames(city: City, f: DeptFile, *, batch_size: int) -> Iterator[Fram
                              + formatted(np.round(confiscated[has_conf] * 10000).astype(np.int64), "%d") + "元")
         frame["content"] = content
 
-        days = decision_days(city, frame, rng)
+        days = decision_days(city, frame, rng, span_days=DECISION_SPAN_DAYS)
         serious = _SERIOUS[combo] | (fine > 10)
         frame["decision_date"] = dates(days)
         frame["valid_until"] = dates(days + 365)

@@ -157,3 +157,27 @@ LICENSES: dict[str, list[tuple[str, str, str, str, int]]] = {
 }
 
 LICENSE_DOC_NAMES = ["准予行政许可决定书", "行政许可决定书", "准予许可决定书"]
+
+# credit.repair: platforms forwarding repair decisions (file code → encoding, columns left out, share).
+REPAIR_PLATFORMS: dict[str, dict] = {
+    "xyzg": {"encoding": "utf-8-sig", "drop": [], "share": 60},  # 信用中国
+    "xysd": {"encoding": "gbk", "drop": ["authority_uscc", "repair_authority_uscc", "submitted_at"],
+             "share": 40},  # 信用中国（山东）: no codes, no 报送时间
+}
+# Repairing authorities besides the city's own credit center: (name, prefix, region) of their code.
+REPAIR_AUTHORITIES: list[tuple[str, str, str]] = [
+    ("山东省公共信用信息中心", "12", "370000"),
+    ("国家公共信用信息中心", "12", "100000"),
+]
+
+# court.dishonest: 失信情形 (法释〔2017〕7号 第一条) with weights, and the courts' naming.
+DISHONEST_CIRCUMSTANCES: list[tuple[str, float]] = [
+    ("有履行能力而拒不履行生效法律文书确定义务", 55),
+    ("违反财产报告制度", 20),
+    ("违反限制消费令", 10),
+    ("以虚假诉讼、虚假仲裁或者以隐匿、转移财产等方法规避执行", 7),
+    ("以伪造证据、暴力、威胁等方法妨碍、抗拒执行", 5),
+    ("无正当理由拒不履行执行和解协议", 3),
+]
+INTERMEDIATE_COURT = "济南市中级人民法院"
+DISTRICT_COURT = "济南市{d}人民法院"
