@@ -1,6 +1,7 @@
 """The analyst extract: ``var/extracts/analyst.duckdb``, the gold tables with personal data masked.
 
-One table per gold table. Each column's release follows its catalog item (govlake.masking):
+One table per public gold table (govlake.gold.PUBLIC_TABLES). Each column's release follows its
+catalog item (govlake.masking):
 personal items (``pii``, honouring ``pii_when``) are masked; L4 items without a mask are left
 out; free-text items (strings without a code list) are scrubbed of ID and mobile numbers. A
 gold column that the gold documentation (govlake.gold.table_docs) does not know is left out
@@ -8,7 +9,9 @@ too, so a new column is never released unreviewed. Tables and columns carry comm
 catalog; table ``extract_info`` records the run and the gold versions read.
 
 The file is built under a temporary name next to the target and renamed over it, so an analyst
-opening ``analyst.duckdb`` sees the previous extract or the new one, never half of one.
+opening ``analyst.duckdb`` sees the previous extract or the new one, never half of one. A
+publication record the previous extract had and the new one has not is written to
+gold/withdrawal_log (output ``extract/analyst.duckdb:<table>``) with the reason from its lifecycle.
 """
 
 from __future__ import annotations
@@ -22,7 +25,9 @@ import duckdb
 
 from govlake import storage
 from govlake.config import Settings
-from govlake.gold import GOLD_TABLES, ColumnDoc, TableDoc, table_docs
+from govlake.credit import KINDS, log_withdrawals
+from govlake.credit._build import REASONS
+from govlake.gold import PUBLIC_TABLES, ColumnDoc, TableDoc, table_docs
 from govlake.masking import is_released, mask_sql, scrub_sql
 
 EXTRACT_NAME = "analyst.duckdb"
@@ -92,6 +97,35 @@ def _copy_table(con: duckdb.DuckDBPyConnection, doc: TableDoc, source: str, run_
     return withheld
 
 
+def _withdrawals(con: duckdb.DuckDBPyConnection, settings: Settings, previous: Path) -> list[dict]:
+    """Publication records in the previous extract that the new one no longer has, with the reason
+    from their gold lifecycle record (gold/penalty_record, gold/license_record)."""
+    con.execute(f"attach {_quote(str(previous))} as previous (read_only)")
+    try:
+        rows = []
+        for kind in KINDS:
+            have = {r[0] for r in con.execute("select table_name from duckdb_tables() where database_name = "
+                                              "'previous'").fetchall()}
+            if kind.publication not in have:
+                continue
+            storage.register(con, f"gold_{kind.record}", storage.table_path(settings, "gold", kind.record))
+            key = ", ".join(kind.key)
+            end = "r.publish_end" if "publish_end" in kind.published_extra else "null"
+            for no, authority, uscc, status, effective in con.execute(f"""
+                    select r.{kind.key[0]}, r.authority_uscc, r.uscc, r.publicity_status, {end}
+                    from (select {key} from previous.{kind.publication}
+                          except select {key} from {kind.publication}) as gone
+                    join gold_{kind.record} as r using ({key})""").fetchall():
+                reason, reason_zh = REASONS.get(status, ("rebuilt", "重建后不再包含"))
+                rows.append({"output": f"extract/{EXTRACT_NAME}:{kind.publication}", "record_type": kind.name,
+                             "decision_no": no, "authority_uscc": authority, "uscc": uscc, "reason": reason,
+                             "reason_zh": reason_zh,
+                             "effective_date": effective if reason in ("expired", "repaired") else settings.today})
+        return rows
+    finally:
+        con.execute("detach previous")
+
+
 def build_extract(*, settings: Settings, run_id: str) -> Path:
     """Write ``settings.extracts / "analyst.duckdb"`` from the gold tables; returns its path.
 
@@ -107,7 +141,7 @@ def build_extract(*, settings: Settings, run_id: str) -> Path:
     try:
         con = storage.connect(settings, database=str(tmp))
         try:
-            for name in GOLD_TABLES:
+            for name in PUBLIC_TABLES:
                 path = storage.table_path(settings, "gold", name)
                 table = storage.open_table(path)
                 if table is None:
@@ -127,9 +161,11 @@ def build_extract(*, settings: Settings, run_id: str) -> Path:
             con.execute(f"comment on table {INFO_TABLE} is "
                         f"{_quote('本抽取的来源与批次 | Gold versions and run of this extract')}")
             con.execute("checkpoint")
+            withdrawals = _withdrawals(con, settings, target) if target.exists() else []
         finally:
             con.close()
         os.replace(tmp, target)
+        log_withdrawals(settings, withdrawals, as_of=settings.today, run_id=run_id)
     finally:
         for leftover in (tmp, tmp.with_name(tmp.name + ".wal")):
             leftover.unlink(missing_ok=True)

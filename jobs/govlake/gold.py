@@ -16,6 +16,7 @@ empty view with the contract schema (:func:`silver_schema`).
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass
 
@@ -28,8 +29,13 @@ from govlake.catalog import Catalog, Item, Resource, get_catalog
 from govlake.config import Settings
 from govlake.governance._objections import register_objection_views
 
-GOLD_TABLES = ("legal_entity", "license_publication", "penalty_publication")
-MODEL_ORDER = ("int_entity_attributes", "license_publication", "penalty_publication", "legal_entity")
+GOLD_TABLES = ("legal_entity",)
+"""Tables :func:`build_gold` writes (the 双公示 and credit tables come from govlake.credit)."""
+MODEL_ORDER = ("int_entity_attributes", "legal_entity")
+PUBLIC_TABLES = ("legal_entity", "penalty_publication", "license_publication", "enterprise_credit_profile",
+                 "credit_repair_review")
+"""Gold tables fit for analysts and the public (the extract copies them, masked); the lifecycle
+tables (penalty_record, license_record) and the withdrawal log hold withdrawn records and stay in the lake."""
 ENTITY_KEY = "uscc"
 ENTITY_CATEGORY = "法人库"
 DOUBLE_PUBLICITY_ITEM = "source_dept_uscc"
@@ -275,6 +281,45 @@ _ENTITY_COLUMNS: dict[str, tuple[str, str] | tuple[str, str, str]] = {
     "penalty_count": ("有效行政处罚数", "Valid (not withdrawn) 双公示 penalty decisions naming the entity"),
 }
 _PUBLICATIONS = {"license_publication": "credit.license", "penalty_publication": "credit.penalty"}
+_PUBLICATION_COLUMNS = {
+    "deadline_date": ("公示截止报送日", "Publication deadline: the configured n-th working day after the decision"),
+    "deadline_provisional": ("截止日暂定", "Deadline counted Monday–Friday for a year no calendar covers yet"),
+    "on_time": ("按时报送", "Submitted (报送时间, else received) on or before the deadline"),
+    "severity": ("失信程度", "失信 severity (一般/严重) from 处罚类别 and fine, per credit_rules.yml"),
+    "publish_end": ("公示结束日期", "First day the record is no longer published (period end or repair)"),
+}
+_PROFILE_COLUMNS = {
+    "has_social_insurance_arrears": ("社会保险费欠缴", "Arrears in the latest social-insurance month"),
+    "registration_revoked": ("登记吊销或注销", "Registration revoked or cancelled"),
+    "valid_license_count": ("有效行政许可数", "Licensing decisions currently published"),
+    "license_count_total": ("行政许可总数", "Licensing decisions received, including revoked ones"),
+    "published_penalty_count": ("公示中的行政处罚数", "Penalties currently published"),
+    "published_serious_count": ("公示中的严重失信处罚数", "Serious penalties currently published"),
+    "published_general_count": ("公示中的一般失信处罚数", "General penalties currently published"),
+    "past_penalty_count": ("已结束公示的处罚数", "Penalties no longer published (expired or repaired)"),
+    "repaired_penalty_count": ("已信用修复的处罚数", "Penalties whose publication ended by credit repair"),
+    "revoked_penalty_count": ("已撤销的处罚数", "Penalty decisions revoked"),
+    "published_penalty_amount": ("公示中处罚金额(万元)", "Fines and confiscations of published penalties (10k CNY)"),
+    "past_penalty_amount": ("已结束公示处罚金额(万元)", "Fines and confiscations of past penalties (10k CNY)"),
+    "penalties_by_category": ("按处罚类别和失信程度统计", "Counts and amounts per 处罚类别 and severity"),
+    "court_dishonest": ("失信被执行人", "Currently on the court's list of dishonest judgment debtors"),
+    "court_case_count": ("失信被执行案件数", "Cases currently listing the enterprise"),
+    "credit_score": ("公共信用综合评价得分", "Public credit score (credit_rules.yml: base + factors)"),
+    "credit_grade": ("公共信用综合评价等级", "Grade A/B/C/D by the bands of credit_rules.yml"),
+    "score_factors": ("评分因素", "The factors that moved the score: id, zh, en, value, points"),
+    "score_as_of": ("评价日期", "Business date of the score"),
+}
+_REVIEW_COLUMNS = {
+    "penalty_authority_uscc": ("处罚机关统一社会信用代码", "Authority of the matched penalty"),
+    "severity": _PUBLICATION_COLUMNS["severity"],
+    "decision_date": ("处罚决定日期", "Decision date of the matched penalty"),
+    "min_publish_end": ("最短公示期满日", "Repair allowed from this date"),
+    "publicity_status": ("公示状态", "Publicity state of the matched penalty"),
+    "publish_end": _PUBLICATION_COLUMNS["publish_end"],
+    "outcome": ("审核结果", "accepted or rejected"),
+    "reason_zh": ("审核理由", "Reason (Chinese)"),
+    "reason_en": ("审核理由（英文）", "Reason (English)"),
+}
 
 
 def _item_doc(catalog: Catalog, column: str, code: str, item_column: str, note: str = "") -> ColumnDoc:
@@ -297,19 +342,42 @@ def table_docs(settings: Settings) -> dict[str, TableDoc]:
         "legal_entity", "法人库（一企一档）", "Legal entity register (one file per enterprise)",
         model_header(model_sql(settings, "legal_entity")),
         tuple(r.code for r in (*plan.keyed, *plan.subjects)), entity)
+    models = {"license_publication": "license_record", "penalty_publication": "penalty_record",
+              "enterprise_credit_profile": "enterprise_credit_profile", "credit_repair_review": "credit_repair_review"}
+    headers = {name: model_header(_credit_model_first_line(settings, m)) for name, m in models.items()}
     for name, code in _PUBLICATIONS.items():
         res = catalog.resource(code)
         columns = {i.column: ColumnDoc(i.column, i.name, i.name_en, i, code) for i in res.items}
-        columns |= {c: ColumnDoc(c, *labels) for c, labels in _LINEAGE_COLUMNS.items()}
-        docs[name] = TableDoc(name, res.name, res.name_en, model_header(model_sql(settings, name)),
-                              (code,), columns)
+        columns |= {c: ColumnDoc(c, *labels) for c, labels in (_LINEAGE_COLUMNS | _PUBLICATION_COLUMNS).items()}
+        header = dataclasses.replace(headers[name], grain=f"one row per decision published now ({headers[name].grain})")
+        docs[name] = TableDoc(name, res.name + "（公示中）", res.name_en + " (published now)", header, (code,), columns)
+    profile = {c: doc for c, doc in entity.items() if c in ("uscc", *(a.column for a in plan.attributes))}
+    profile["registration_status"] = _item_doc(catalog, "registration_status", plan.base.code, "status")
+    profile |= {c: ColumnDoc(c, *labels) for c, labels in _PROFILE_COLUMNS.items()}
+    profile |= {c: entity[c] for c in ("tax_rating_year", "tax_rating", "social_insurance_period",
+                                       "social_insurance_arrears")}
+    docs["enterprise_credit_profile"] = TableDoc(
+        "enterprise_credit_profile", "企业信用档案（一企一档）", "Enterprise credit profile (one file per enterprise)",
+        headers["enterprise_credit_profile"], ("credit.penalty", "credit.license", "court.dishonest", "legal_entity"),
+        profile)
+    repair = catalog.resource("credit.repair")
+    review = {i.column: ColumnDoc(i.column, i.name, i.name_en, i, repair.code) for i in repair.items}
+    review |= {c: ColumnDoc(c, *labels) for c, labels in (_LINEAGE_COLUMNS | _REVIEW_COLUMNS).items()}
+    docs["credit_repair_review"] = TableDoc(
+        "credit_repair_review", "信用修复审核", "Credit-repair review", headers["credit_repair_review"],
+        (repair.code, "penalty_record"), review)
     return docs
+
+
+def _credit_model_first_line(settings: Settings, name: str) -> str:
+    """The header line of credit model ``sql/gold/<name>.sql.j2`` (rendered by govlake.credit)."""
+    return (settings.sql_dir / "gold" / f"{name}.sql.j2").read_text(encoding="utf-8").splitlines()[0]
 
 
 # ---- build ----------------------------------------------------------------------------------
 
 
-def _check_keys(con: duckdb.DuckDBPyConnection, name: str, header: ModelHeader) -> None:
+def check_keys(con: duckdb.DuckDBPyConnection, name: str, header: ModelHeader) -> None:
     cols = ", ".join(header.key)
     if header.not_null:
         nulls = con.execute(f"select count(*) from {name} where "
@@ -339,7 +407,7 @@ def build_gold(*, settings: Settings, run_id: str) -> dict[str, int]:
         for name in MODEL_ORDER:
             sql = model_sql(settings, name, catalog)
             con.execute(f"create or replace temp table {name} as\n{sql}")
-            _check_keys(con, name, model_header(sql))
+            check_keys(con, name, model_header(sql))
             if name in GOLD_TABLES:
                 path = storage.table_path(settings, "gold", name)
                 storage.write_table(path, con.sql(f"select * from {name}").to_arrow_reader(100_000),

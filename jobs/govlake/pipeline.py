@@ -1,4 +1,8 @@
-"""The functions both the CLI and the Airflow DAGs call: one code path for every run."""
+"""The functions both the CLI and the Airflow DAGs call: one code path for every run.
+
+Each job runs inside ``govlake.lineage.job_run`` with its lineage plan, which emits the OpenLineage
+START and COMPLETE/FAIL events (docs/lineage.md); a new job does the same with its own plan.
+"""
 
 from __future__ import annotations
 
@@ -17,10 +21,15 @@ def new_run_id(prefix: str = "run") -> str:
 def ingest(resource: str, *, files: list[Path] | None = None, settings: Settings | None = None,
            run_id: str | None = None):
     """Land one resource in bronze: the given files, or everything new in its source."""
+    from govlake import lineage
     from govlake.ingest import ingest_resource
 
     settings = settings or get_settings()
-    return ingest_resource(resource, files=files, settings=settings, run_id=run_id or new_run_id("ingest"))
+    run_id = run_id or new_run_id("ingest")
+    with lineage.job_run(lambda: lineage.ingest_plan(settings, resource, files), settings=settings, run_id=run_id,
+                         name=f"ingest.{resource}") as job:
+        job.result = ingest_resource(resource, files=files, settings=settings, run_id=run_id)
+    return job.result
 
 
 def process(resource: str, *, settings: Settings | None = None, run_id: str | None = None,
@@ -30,32 +39,63 @@ def process(resource: str, *, settings: Settings | None = None, run_id: str | No
     ``as_of`` is the business date (dates after it are in the future); default the settings'.
     ``rebuild`` reprocesses all of bronze instead of what is new since the last run.
     """
+    from govlake import lineage
     from govlake.quality import process_resource
 
     settings = settings or get_settings()
     if as_of is not None:
         settings = dataclasses.replace(settings, as_of=as_of)
-    return process_resource(resource, settings=settings, run_id=run_id or new_run_id("process"), rebuild=rebuild)
+    run_id = run_id or new_run_id("process")
+    with lineage.job_run(lambda: lineage.process_plan(settings, resource, rebuild=rebuild), settings=settings,
+                         run_id=run_id, name=f"process.{resource}") as job:
+        job.result = process_resource(resource, settings=settings, run_id=run_id, rebuild=rebuild)
+    return job.result
 
 
 def gold(*, settings: Settings | None = None, run_id: str | None = None) -> dict[str, int]:
     """Build the gold tables from silver; returns rows per gold table."""
+    from govlake import lineage
     from govlake.gold import build_gold
 
     settings = settings or get_settings()
-    return build_gold(settings=settings, run_id=run_id or new_run_id("gold"))
+    run_id = run_id or new_run_id("gold")
+    with lineage.job_run(lambda: lineage.gold_plan(settings), settings=settings, run_id=run_id, name="gold") as job:
+        job.result = build_gold(settings=settings, run_id=run_id)
+    return job.result
 
 
 def extract(*, settings: Settings | None = None, run_id: str | None = None) -> Path:
     """Write the masked analyst extract; returns its path."""
+    from govlake import lineage
     from govlake.extract import build_extract
 
     settings = settings or get_settings()
-    return build_extract(settings=settings, run_id=run_id or new_run_id("extract"))
+    run_id = run_id or new_run_id("extract")
+    with lineage.job_run(lambda: lineage.extract_plan(settings), settings=settings, run_id=run_id,
+                         name="extract") as job:
+        job.result = build_extract(settings=settings, run_id=run_id)
+    return job.result
+
+
+def credit(*, settings: Settings | None = None, run_id: str | None = None, rebuild: bool = False):
+    """The credit step over what changed since its last run: 双公示 lifecycles and publications,
+    repairs, withdrawals, 一企一档 profiles and scores (govlake.credit)."""
+    from govlake.credit import build_credit
+
+    settings = settings or get_settings()
+    return build_credit(settings=settings, run_id=run_id or new_run_id("credit"), rebuild=rebuild)
+
+
+def conflicts(*, settings: Settings | None = None, run_id: str | None = None):
+    """Compare every department's copy with its authority (一数一源) and merge gold/conflicts."""
+    from govlake.governance import detect_conflicts
+
+    settings = settings or get_settings()
+    return detect_conflicts(settings=settings, run_id=run_id or new_run_id("conflicts"))
 
 
 def run(*, settings: Settings | None = None, run_id: str | None = None, rebuild: bool = False) -> dict:
-    """Everything after ingest over what has landed: process each resource, then gold and extract."""
+    """Everything after ingest over what has landed: process each resource, then gold, credit and extract."""
     from govlake.catalog import get_catalog
     from govlake.storage import open_table, table_path
 
@@ -66,5 +106,8 @@ def run(*, settings: Settings | None = None, run_id: str | None = None, rebuild:
         if open_table(table_path(settings, "bronze", res.slug)) is not None:
             results[code] = process(code, settings=settings, run_id=run_id, rebuild=rebuild)
     tables = gold(settings=settings, run_id=run_id)
+    credit_result = credit(settings=settings, run_id=run_id, rebuild=rebuild)
+    found = conflicts(settings=settings, run_id=run_id)
     path = extract(settings=settings, run_id=run_id)
-    return {"run_id": run_id, "resources": results, "gold": tables, "extract": path}
+    return {"run_id": run_id, "resources": results, "gold": tables, "credit": credit_result, "conflicts": found,
+            "extract": path}

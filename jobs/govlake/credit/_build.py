@@ -1,0 +1,277 @@
+"""The credit step: 双公示 lifecycles, publications, repairs, withdrawals and 一企一档 profiles.
+
+Incremental (STYLE.md §8): the step reads only the silver data files added since the versions it
+consumed last (lake/meta/consumption) and re-derives just the records they touch:
+
+- penalty and licence decisions that are new or changed, penalties whose publication is due to end
+  by the run's business date, and penalties named by new credit-repair applications
+  (``sql/gold/penalty_record.sql.j2``, ``license_record.sql.j2``);
+- the repair applications concerning those penalties (``credit_repair_review.sql.j2``);
+- the profiles of the enterprises those records, the court's list, tax, social insurance or the
+  registry touch (``enterprise_credit_profile.sql.j2``).
+
+The results are merged by key into gold/penalty_record and gold/license_record (every decision with
+its lifecycle: the lake keeps the history), gold/penalty_publication and gold/license_publication
+(only what is published now: a record that is revoked, expired, repaired or not to be published is
+deleted from them), gold/credit_repair_review and gold/enterprise_credit_profile. Every record that
+leaves a publication is written to gold/withdrawal_log with the output, the reason and the dates.
+``rebuild=True`` re-derives everything from silver.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import jinja2
+import pyarrow as pa
+
+from govlake import storage
+from govlake.catalog import get_catalog
+from govlake.config import Settings
+from govlake.consumption import consumed_version, record_consumed
+from govlake.credit._rules import CreditRules, load_credit_rules
+from govlake.gold import GoldError, check_keys, model_header, register_silver, silver_schema
+
+CONSUMER = "credit"
+INPUTS = ("credit.penalty", "credit.license", "credit.repair", "court.dishonest",
+          "tax.credit_rating", "hrss.social_insurance", "amr.enterprise")
+"""Silver tables the step reads incrementally."""
+PROFILE_TRIGGERS = ("court_dishonest", "tax_credit_rating", "hrss_social_insurance", "amr_enterprise")
+"""Silver tables whose new rows re-derive the profile of the enterprise they name."""
+PUBLISHED = "公示中"
+REASONS = {"已到期": ("expired", "公示期满"), "已修复": ("repaired", "信用修复"),
+           "已撤销": ("revoked", "决定已撤销"), "不予公示": ("not_published", "不予公示（仅警告）")}
+
+
+@dataclass(frozen=True)
+class RecordKind:
+    """A 双公示 record type: its silver resource, gold tables and what the publication adds."""
+
+    name: str
+    resource: str
+    record: str
+    publication: str
+    published_extra: tuple[str, ...]
+    due_sql: str | None = None
+    """Records (of the current record table) whose state changes with time alone, given ``as_of``."""
+
+    @property
+    def key(self) -> tuple[str, ...]:
+        return tuple(get_catalog().resource(self.resource).key)
+
+
+PENALTY = RecordKind(
+    "penalty", "credit.penalty", "penalty_record", "penalty_publication",
+    ("deadline_date", "deadline_provisional", "on_time", "severity", "publish_end"),
+    due_sql="publicity_status = '公示中' and publish_end <= date '{as_of}'")
+LICENSE = RecordKind("license", "credit.license", "license_record", "license_publication",
+                     ("deadline_date", "deadline_provisional", "on_time"))
+KINDS = (PENALTY, LICENSE)
+
+WITHDRAWAL_SCHEMA = pa.schema([
+    ("output", pa.string()), ("record_type", pa.string()), ("decision_no", pa.string()),
+    ("authority_uscc", pa.string()), ("uscc", pa.string()), ("reason", pa.string()),
+    ("reason_zh", pa.string()), ("effective_date", pa.date32()), ("as_of", pa.date32()),
+    ("withdrawn_at", pa.timestamp("us", tz="UTC")), ("run_id", pa.string()),
+])
+
+
+@dataclass
+class CreditResult:
+    run_id: str
+    as_of: dt.date
+    rebuilt: bool
+    rederived: dict[str, int] = field(default_factory=dict)
+    """Rows re-derived (and merged) per gold table in this run."""
+    withdrawn: dict[str, int] = field(default_factory=dict)
+    """Records that left a publication in this run, per reason."""
+    tables: dict[str, int] = field(default_factory=dict)
+    """Rows per credit table after the run."""
+
+
+def _sql_list(values) -> str:
+    return "cast([" + ", ".join("'" + str(v).replace("'", "''") + "'" for v in values) + "] as varchar[])"
+
+
+def render(settings: Settings, name: str, rules: CreditRules, as_of: dt.date) -> str:
+    """The SQL of credit model ``sql/gold/<name>.sql.j2`` rendered with ``credit_rules.yml``."""
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(settings.sql_dir / "gold")),
+                             undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
+    pub, score = rules.publicity, rules.score
+    return env.get_template(f"{name}.sql.j2").render(
+        as_of=as_of.isoformat(), serious_categories=_sql_list(pub.serious_categories),
+        serious_fine_from=pub.serious_fine_from, periods=pub.periods,
+        warning_only_depts=_sql_list(pub.warning_only_not_published_by),
+        factors=score.factors, base=score.base, floor=score.floor, ceiling=score.ceiling,
+        grade_sql=score.grade_sql("scored.credit_score"))
+
+
+def _gold(settings: Settings, name: str) -> Path:
+    return storage.table_path(settings, "gold", name)
+
+
+def _deadlines(con, rules: CreditRules) -> None:
+    """``ref_deadline``: the publication deadline of every (decision date, department) to derive."""
+    pairs = con.execute("""select distinct decision_date, _dept from (
+            select decision_date, _dept from penalty_input union all select decision_date, _dept from license_input)
+        where decision_date is not null""").fetchall()
+    calendar = rules.calendar()
+    rows = {"decision_date": [], "dept": [], "deadline_date": [], "deadline_provisional": []}
+    for day, dept in pairs:
+        deadline = calendar.add_workdays(day, rules.deadline.days_for(dept))
+        for k, v in zip(rows, (day, dept, deadline.date, deadline.provisional)):
+            rows[k].append(v)
+    table = pa.table(rows, schema=pa.schema([("decision_date", pa.date32()), ("dept", pa.string()),
+                                             ("deadline_date", pa.date32()), ("deadline_provisional", pa.bool_())]))
+    con.register("ref_deadline_arrow", table)
+    con.execute("create or replace temp table ref_deadline as select * from ref_deadline_arrow")
+    con.unregister("ref_deadline_arrow")
+
+
+def _inputs(con, settings: Settings, kind: RecordKind, as_of: dt.date, rebuild: bool) -> None:
+    """``<kind>_input``: silver rows of the decisions to re-derive."""
+    res = get_catalog(settings.catalog_dir).resource(kind.resource)
+    columns = ", ".join(silver_schema(res).names)
+    key = ", ".join(kind.key)
+    if rebuild:
+        con.execute(f"create temp table {kind.name}_input as select {columns} from silver_{res.slug}")
+        return
+    storage.register(con, f"{kind.record}_current", _gold(settings, kind.record))
+    touched = []
+    if kind.due_sql:
+        touched.append(kind.due_sql.format(as_of=as_of.isoformat()))
+    if kind is PENALTY:
+        touched.append("""exists (select 1 from changed_credit_repair as r
+                          where r.uscc = cur.uscc and r.decision_no = cur.decision_no)""")
+    con.execute(f"create temp table {kind.name}_input as select {columns} from changed_{res.slug}")
+    if touched:
+        con.execute(f"""insert into {kind.name}_input
+            select {columns} from {kind.record}_current as cur
+            where ({' or '.join(touched)})
+              and not exists (select 1 from changed_{res.slug} as c
+                              where {' and '.join(f'c.{k} = cur.{k}' for k in kind.key)})""")
+    # a silver file rewritten by a merge also holds unchanged rows: keep one row per key
+    con.execute(f"""create or replace temp table {kind.name}_input as select * from {kind.name}_input
+        qualify row_number() over (partition by {key} order by _received_at desc) = 1""")
+
+
+def _derive(con, settings: Settings, name: str, rules: CreditRules, as_of: dt.date) -> None:
+    """Run model ``name`` into temp table ``new_<name>`` and check its key."""
+    sql = render(settings, name, rules, as_of)
+    con.execute(f"create or replace temp table new_{name} as\n{sql}")
+    check_keys(con, f"new_{name}", model_header(sql))
+
+
+def _write(settings: Settings, con, name: str, key, run_id: str, rebuild: bool, *, select: str | None = None,
+           delete_flag: str | None = None) -> int:
+    """Merge (or, on a rebuild, overwrite with) ``new_<name>`` into gold/<name>; returns rows merged."""
+    query = select or f"select * from new_{name}"
+    n = con.execute(f"select count(*) from ({query}) as q").fetchone()[0]
+    path = _gold(settings, name)
+    if rebuild or storage.open_table(path) is None:
+        keep = f"select * exclude ({delete_flag}) from ({query}) as q where not {delete_flag}" if delete_flag else query
+        storage.write_table(path, con.sql(keep).to_arrow_reader(100_000), mode="overwrite", run_id=run_id)
+    elif n:
+        storage.merge_table(path, con.sql(query).to_arrow_table(), key=list(key), run_id=run_id,
+                            delete_flag=delete_flag)
+    return n
+
+
+def _records(con, settings: Settings, kind: RecordKind, rules: CreditRules, as_of: dt.date, run_id: str,
+             rebuild: bool, result: CreditResult) -> list[dict]:
+    """Derive ``kind``'s records, merge records and publication; returns the withdrawals."""
+    _derive(con, settings, kind.record, rules, as_of)
+    res = get_catalog(settings.catalog_dir).resource(kind.resource)
+    key = ", ".join(kind.key)
+    withdrawals: list[dict] = []
+    if storage.register(con, f"{kind.publication}_before", _gold(settings, kind.publication)):
+        for row in con.execute(f"""select n.{kind.key[0]}, n.authority_uscc, n.uscc, n.publicity_status,
+                   {'n.publish_end' if kind is PENALTY else 'null'} from new_{kind.record} as n
+                semi join {kind.publication}_before as b using ({key})
+                where n.publicity_status <> '{PUBLISHED}'""").fetchall():
+            reason, reason_zh = REASONS[row[3]]
+            effective = row[4] if reason in ("expired", "repaired") and row[4] else as_of
+            withdrawals.append({"output": f"gold/{kind.publication}", "record_type": kind.name,
+                                "decision_no": row[0], "authority_uscc": row[1], "uscc": row[2],
+                                "reason": reason, "reason_zh": reason_zh, "effective_date": effective})
+    result.rederived[kind.record] = _write(settings, con, kind.record, kind.key, run_id, rebuild)
+    published = ", ".join([*silver_schema(res).names, *kind.published_extra])
+    published = published.replace(", _batch_id", "").replace(", _received_at", "")
+    result.rederived[kind.publication] = _write(
+        settings, con, kind.publication, kind.key, run_id, rebuild, delete_flag="_withdraw",
+        select=f"select {published}, publicity_status <> '{PUBLISHED}' as _withdraw from new_{kind.record}")
+    return withdrawals
+
+
+def build_credit(*, settings: Settings, run_id: str, rebuild: bool = False) -> CreditResult:
+    """Run the credit step over what changed in silver since its last run (or everything)."""
+    catalog = get_catalog(settings.catalog_dir)
+    rules = load_credit_rules(settings.catalog_dir)
+    as_of = settings.today
+    rebuild = rebuild or any(storage.open_table(_gold(settings, k.record)) is None for k in KINDS)
+    if storage.open_table(_gold(settings, "legal_entity")) is None:
+        raise GoldError("gold/legal_entity does not exist yet: run the gold step before the credit step")
+    result = CreditResult(run_id, as_of, rebuild)
+    con = storage.connect(settings)
+    try:
+        register_silver(con, settings, catalog)
+        versions: dict[str, int | None] = {}
+        for code in INPUTS:
+            res = catalog.resource(code)
+            key = f"silver/{res.slug}"
+            since = None if rebuild else consumed_version(settings, CONSUMER, key)
+            versions[key], files = storage.files_since(storage.table_path(settings, "silver", res.slug), since)
+            storage.register_files(con, f"changed_{res.slug}", files, silver_schema(res))
+        for kind in KINDS:
+            _inputs(con, settings, kind, as_of, rebuild)
+        _deadlines(con, rules)
+        withdrawals = [w for kind in KINDS
+                       for w in _records(con, settings, kind, rules, as_of, run_id, rebuild, result)]
+
+        storage.register(con, "penalty_record", _gold(settings, "penalty_record"))
+        storage.register(con, "license_record", _gold(settings, "license_record"))
+        storage.register(con, "legal_entity", _gold(settings, "legal_entity"))
+        repair_source = "silver_credit_repair" if rebuild else """(
+            select * from changed_credit_repair
+            union all by name
+            select * from silver_credit_repair as r semi join penalty_input as p using (uscc, decision_no))"""
+        con.execute(f"""create temp table repair_input as select * from {repair_source} as r
+            qualify row_number() over (partition by uscc, decision_no order by _received_at desc) = 1""")
+        _derive(con, settings, "credit_repair_review", rules, as_of)
+        result.rederived["credit_repair_review"] = _write(
+            settings, con, "credit_repair_review", ("uscc", "decision_no"), run_id, rebuild)
+
+        if rebuild:
+            touched = ["select uscc from legal_entity", "select uscc from penalty_record",
+                       "select uscc from license_record", "select uscc from silver_court_dishonest"]
+        else:
+            touched = ["select uscc from new_penalty_record", "select uscc from new_license_record",
+                       *(f"select uscc from changed_{slug}" for slug in PROFILE_TRIGGERS)]
+        con.execute("create temp table affected_uscc as select distinct uscc from ("
+                    + " union all ".join(touched) + ") as t where uscc is not null")
+        _derive(con, settings, "enterprise_credit_profile", rules, as_of)
+        result.rederived["enterprise_credit_profile"] = _write(
+            settings, con, "enterprise_credit_profile", ("uscc",), run_id, rebuild)
+    finally:
+        con.close()
+
+    log_withdrawals(settings, withdrawals, as_of=as_of, run_id=run_id)
+    for w in withdrawals:
+        result.withdrawn[w["reason"]] = result.withdrawn.get(w["reason"], 0) + 1
+    record_consumed(settings, CONSUMER, versions, run_id)
+    for name in ("penalty_record", "penalty_publication", "license_record", "license_publication",
+                 "credit_repair_review", "enterprise_credit_profile", "withdrawal_log"):
+        result.tables[name] = storage.row_count(_gold(settings, name))
+    return result
+
+
+def log_withdrawals(settings: Settings, rows: list[dict], *, as_of: dt.date, run_id: str) -> None:
+    """Append records that left a public output to gold/withdrawal_log."""
+    if not rows:
+        return
+    at = dt.datetime.now(dt.UTC)
+    table = pa.Table.from_pylist([{**r, "as_of": as_of, "withdrawn_at": at, "run_id": run_id} for r in rows],
+                                 schema=WITHDRAWAL_SCHEMA)
+    storage.write_table(_gold(settings, "withdrawal_log"), table, mode="append", run_id=run_id)
