@@ -22,6 +22,7 @@ from govlake.generate._manifest import (
 from govlake.generate._penalty import penalty_frames
 from govlake.generate._population import population_frames
 from govlake.generate._repair import plan_repairs, repair_files, repair_frames
+from govlake.generate._sharing import write_sharing_inputs
 from govlake.generate._writers import CsvSink, DbSink, JsonlSink, XlsxSink
 
 REGISTRY_FILE = "amr_registry.sqlite"
@@ -47,7 +48,8 @@ def generate_city(out: Path, *, scale: int = 2000, seed: int = 42, defect_rate: 
     Args:
         out: the inbox folder; created if missing. Gets ``amr_registry.sqlite``,
             ``tax/``, ``hrss/``, ``psb/``, ``credit/license/``, ``credit/penalty/``,
-            ``credit/repair/``, ``court/`` and ``manifest.json``.
+            ``credit/repair/``, ``court/`` and ``manifest.json``; a whole city also gets ``dsj/`` (the bureau's 事项清单
+            and sharing-request log, docs/sharing-inputs.md).
         scale: about the total rows over all resources, split in fixed shares
             (``SHARES``: enterprises 15%, penalties 35%, licences 25%, population 15%,
             social insurance 8%, tax 2%; at least 20 rows each), plus credit repairs (2% of
@@ -92,6 +94,8 @@ def generate_city(out: Path, *, scale: int = 2000, seed: int = 42, defect_rate: 
             finally:
                 sink.close()
             recorder.close()
+    if only is None:  # the bureau's own sharing inputs (事项清单, request log) go with a whole city
+        write_sharing_inputs(out, catalog=catalog, seed=seed, as_of=as_of, scale=scale)
     manifest.write(out / "manifest.json")
     return manifest
 
