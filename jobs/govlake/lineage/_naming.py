@@ -1,0 +1,83 @@
+"""Dataset names after the OpenLineage naming spec (spec/Naming.md).
+
+- Files (department exports, the analyst extract): namespace ``file``, name the absolute path.
+- Delta tables in the lake: a directory of files, so namespace ``file`` and the table's absolute
+  path (``/…/var/lake/silver/amr_enterprise``).
+- Database tables from their SQLAlchemy URL: PostgreSQL ``postgres://{host}:{port}`` +
+  ``{database}.{schema}.{table}``, MySQL ``mysql://{host}:{port}`` + ``{database}.{table}``. The spec
+  has no SQLite entry; a SQLite database is a file, so its namespace is ``sqlite://{absolute path}``
+  and the name ``main.{table}`` (SQLite's schema name).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from govlake.config import Settings
+
+FILE = "file"
+LAYERS = ("bronze", "silver", "quarantine", "gold", "meta")
+
+
+@dataclass(frozen=True)
+class DatasetRef:
+    """One dataset as OpenLineage names it, plus what govlake knows about it."""
+
+    namespace: str
+    name: str
+    kind: str
+    """``lake`` (a Delta table), ``file`` (an export or the extract) or ``db`` (a source table)."""
+    label: str
+    """How people name it: ``silver.amr_enterprise``, ``db:amr_enterprise``, a file path."""
+    layer: str | None = None
+    path: Path | None = None
+    """The Delta table's or file's location."""
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.namespace, self.name)
+
+
+def lake_table(settings: Settings, layer: str, name: str) -> DatasetRef:
+    """A Delta table of the lake: ``file`` + its absolute path."""
+    path = settings.table_path(layer, name).resolve()
+    return DatasetRef(FILE, str(path), "lake", f"{layer}.{name}", layer, path)
+
+
+def file_dataset(path: Path | str) -> DatasetRef:
+    """A file: ``file`` + its absolute path."""
+    resolved = Path(path).resolve()
+    return DatasetRef(FILE, str(resolved), "file", str(resolved), None, resolved)
+
+
+def db_table(url: str, table: str) -> DatasetRef:
+    """A table of the database at SQLAlchemy ``url``."""
+    parsed = sa.make_url(url)
+    backend = parsed.get_backend_name()
+    label = f"db:{table}"
+    if backend == "sqlite":
+        database = parsed.database or ":memory:"
+        location = str(Path(database).resolve()) if database != ":memory:" else database
+        return DatasetRef(f"sqlite://{location}", f"main.{table}", "db", label)
+    host = parsed.host or "localhost"
+    scheme = "postgres" if backend == "postgresql" else backend
+    port = parsed.port or {"postgres": 5432, "mysql": 3306}.get(scheme)
+    namespace = f"{scheme}://{host}:{port}" if port else f"{scheme}://{host}"
+    if scheme == "postgres":
+        return DatasetRef(namespace, f"{parsed.database}.public.{table}", "db", label)
+    return DatasetRef(namespace, f"{parsed.database}.{table}", "db", label)
+
+
+def ref_from_event(namespace: str, name: str) -> DatasetRef:
+    """The ref of a dataset read back from an event: a lake table when its path is ``…/lake/<layer>/<t>``."""
+    if namespace == FILE:
+        path = Path(name)
+        if path.parent.name in LAYERS and path.parent.parent.name == "lake":
+            return DatasetRef(FILE, name, "lake", f"{path.parent.name}.{path.name}", path.parent.name, path)
+        return DatasetRef(FILE, name, "file", name, None, path)
+    if namespace.startswith("sqlite://") and name.startswith("main."):
+        return DatasetRef(namespace, name, "db", f"db:{name.removeprefix('main.')}")
+    return DatasetRef(namespace, name, "db", f"db:{name.rsplit('.', 1)[-1]}")
