@@ -56,7 +56,7 @@ def generate_city(out: Path, *, scale: int = 2000, seed: int = 42, defect_rate: 
             the penalties) and court 失信 entries (1% of the enterprises), at least 20 each.
             It also sizes the registry, population and penalties that other resources refer
             to in ``only`` mode (``only="credit.repair"`` refers to the penalties a full run
-            with the same scale, seed, as_of and batch_size writes).
+            with the same scale, seed, defect_rate, as_of and batch_size writes).
         seed: the same arguments give byte-identical files.
         defect_rate: probability of each defect kind per row, in [0, 1/12]; a row carries
             at most one defect (see ``DefectKind`` and the manifest's ``defect_kinds``).
