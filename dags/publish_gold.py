@@ -9,7 +9,8 @@ would publish once a year).
 and the 双公示 publications (`lake/gold/license_publication`, `lake/gold/penalty_publication`)
 from silver, checking each model's grain and keys before anything is written; `extract` then
 writes the masked analyst database `extracts/analyst.duckdb` (personal data masked from the
-catalog's classification).
+catalog's classification). `conflicts` compares every department's copy of a data item with its
+authoritative department's value (一数一源) and merges the disagreements into `lake/gold/conflicts`.
 
 Owner: the big data bureau itself (`dsj`), which publishes on the departments' behalf.
 """
@@ -37,6 +38,7 @@ GOLD = [
     Asset("govlake://gold/penalty_publication"),
 ]
 EXTRACT = Asset("govlake://extract/analyst")
+CONFLICTS = Asset("govlake://gold/conflicts")
 
 
 @dag(
@@ -65,7 +67,17 @@ def publish_gold() -> None:
         with no_retry_on_data_errors():
             return str(pipeline.extract(run_id=run_id()))
 
-    gold() >> extract()
+    @task(outlets=[CONFLICTS])
+    def conflicts() -> dict:
+        """Compare departments' copies with their authorities (一数一源); merge gold/conflicts."""
+        from govlake import pipeline
+
+        with no_retry_on_data_errors():
+            return jsonable(pipeline.conflicts(run_id=run_id()))
+
+    built = gold()
+    built >> extract()
+    built >> conflicts()
 
 
 publish_gold()

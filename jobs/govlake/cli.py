@@ -14,6 +14,9 @@ app = typer.Typer(help="govlake: the city big data bureau's lakehouse pipeline."
                   pretty_exceptions_enable=False)
 catalog_app = typer.Typer(help="The data resource catalog (政务数据资源目录).", no_args_is_help=True)
 app.add_typer(catalog_app, name="catalog")
+from govlake.governance._objections_cli import objection_app  # noqa: E402
+
+app.add_typer(objection_app, name="objection")
 console = Console()
 err = Console(stderr=True)
 

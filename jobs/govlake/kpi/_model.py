@@ -13,6 +13,7 @@ Unit = Literal["ratio", "rows", "days", "count"]
 
 PROVIDERS: tuple[str, ...] = (
     "govlake.credit.kpis:credit_kpis",
+    "govlake.governance.kpis:conflict_kpis",
     "govlake.sharing.kpis:sharing_kpis",
 )
 """``module:function`` of every KPI provider, in the order ``govlake kpi`` prints them."""
