@@ -92,7 +92,8 @@ def test_publish_gold_runs_on_the_daily_feeds_together_or_any_slower_feed(dagbag
     produced = {a.uri for feed in FEEDS for a in dagbag.dags[feed].get_task("process").outlets}
     assert silver == produced, "every Asset publish_gold waits for is produced by a feed DAG"
     gold, extract = dag.get_task("gold"), dag.get_task("extract")
-    assert gold.downstream_task_ids == {"extract"}
+    assert gold.downstream_task_ids == {"extract", "conflicts"}
+    assert [a.uri for a in dag.get_task("conflicts").outlets] == ["govlake://gold/conflicts"]
     assert {a.uri for a in gold.outlets} == {
         "govlake://gold/legal_entity", "govlake://gold/license_publication", "govlake://gold/penalty_publication"}
     assert [a.uri for a in extract.outlets] == ["govlake://extract/analyst"]
