@@ -80,18 +80,28 @@ def extract(*, settings: Settings | None = None, run_id: str | None = None) -> P
 def credit(*, settings: Settings | None = None, run_id: str | None = None, rebuild: bool = False):
     """The credit step over what changed since its last run: 双公示 lifecycles and publications,
     repairs, withdrawals, 一企一档 profiles and scores (govlake.credit)."""
+    from govlake import lineage
     from govlake.credit import build_credit
 
     settings = settings or get_settings()
-    return build_credit(settings=settings, run_id=run_id or new_run_id("credit"), rebuild=rebuild)
+    run_id = run_id or new_run_id("credit")
+    with lineage.job_run(lambda: lineage.credit_plan(settings, rebuild=rebuild), settings=settings, run_id=run_id,
+                         name="credit") as job:
+        job.result = build_credit(settings=settings, run_id=run_id, rebuild=rebuild)
+    return job.result
 
 
 def conflicts(*, settings: Settings | None = None, run_id: str | None = None):
     """Compare every department's copy with its authority (一数一源) and merge gold/conflicts."""
+    from govlake import lineage
     from govlake.governance import detect_conflicts
 
     settings = settings or get_settings()
-    return detect_conflicts(settings=settings, run_id=run_id or new_run_id("conflicts"))
+    run_id = run_id or new_run_id("conflicts")
+    with lineage.job_run(lambda: lineage.conflicts_plan(settings), settings=settings, run_id=run_id,
+                         name="conflicts") as job:
+        job.result = detect_conflicts(settings=settings, run_id=run_id)
+    return job.result
 
 
 def run(*, settings: Settings | None = None, run_id: str | None = None, rebuild: bool = False) -> dict:

@@ -19,12 +19,21 @@ from govlake.lineage._emit import (
     job_run,
     transport_for,
 )
-from govlake.lineage._jobs import extract_plan, gold_plan, ingest_plan, process_plan, table_job_plan
+from govlake.lineage._jobs import (
+    conflicts_plan,
+    credit_plan,
+    extract_plan,
+    gold_plan,
+    ingest_plan,
+    process_plan,
+    table_job_plan,
+)
 from govlake.lineage._naming import DatasetRef, db_table, file_dataset, lake_table
 from govlake.lineage._validate import validate_event, validate_file
 
 __all__ = [
-    "NAMESPACE", "Assertion", "Dataset", "DatasetRef", "JobPlan", "MemoryTransport", "capture", "db_table",
+    "NAMESPACE", "Assertion", "Dataset", "DatasetRef", "JobPlan", "MemoryTransport", "capture", "conflicts_plan",
+    "credit_plan", "db_table",
     "extract_plan", "file_dataset", "gold_plan", "ingest_plan", "job_run", "lake_table", "process_plan",
     "table_job_plan", "transport_for", "validate_event", "validate_file",
 ]

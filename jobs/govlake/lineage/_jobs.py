@@ -213,13 +213,13 @@ def gold_plan(settings: Settings) -> JobPlan:
 # ---- extract ------------------------------------------------------------------------------
 
 def extract_plan(settings: Settings) -> JobPlan:
+    from govlake import gold
     from govlake.extract import EXTRACT_NAME, release_sql
-    from govlake.gold import GOLD_TABLES, table_docs
 
-    docs = table_docs(settings)
+    docs = gold.table_docs(settings)
     target = file_dataset(settings.extracts / EXTRACT_NAME)
     inputs, lineage = [], {}
-    for name in GOLD_TABLES:
+    for name in getattr(gold, "PUBLIC_TABLES", gold.GOLD_TABLES):
         ref = lake_table(settings, "gold", name)
         inputs.append(Dataset(ref))
         doc = docs.get(name)
@@ -236,6 +236,34 @@ def extract_plan(settings: Settings) -> JobPlan:
     return JobPlan(name="extract", description="Write the masked analyst extract from the gold tables",
                    inputs=inputs, outputs=[output], owner="dsj")
 
+
+
+# ---- credit and conflicts (table level) -------------------------------------------------------
+
+def credit_plan(settings: Settings, *, rebuild: bool = False) -> JobPlan:
+    """The credit step (govlake.credit): its silver inputs and gold outputs, table level only."""
+    from govlake.credit import _build as credit
+
+    catalog = get_catalog(settings.catalog_dir)
+    reads = [("silver", catalog.resource(code).slug) for code in credit.INPUTS] + [("gold", "legal_entity")]
+    writes = [("gold", name) for name in CREDIT_OUTPUTS]
+    return table_job_plan(settings, "credit", reads=reads, writes=writes, owner="credit", overwrite=rebuild,
+                          description="双公示 lifecycles and publications, credit repairs, withdrawals and "
+                          "一企一档 credit profiles (catalog/credit_rules.yml)")
+
+
+CREDIT_OUTPUTS = ("penalty_record", "license_record", "penalty_publication", "license_publication",
+                  "credit_repair_review", "enterprise_credit_profile", "withdrawal_log")
+
+
+def conflicts_plan(settings: Settings) -> JobPlan:
+    """一数一源 conflict detection (govlake.governance): silver copies and authorities → gold/conflicts."""
+    catalog = get_catalog(settings.catalog_dir)
+    reads = [("silver", r.slug) for r in sorted(catalog.resources.values(), key=lambda r: r.code)
+             if storage.open_table(settings.table_path("silver", r.slug)) is not None]
+    return table_job_plan(settings, "conflicts", reads=reads, writes=[("gold", "conflicts")], owner="dsj",
+                          overwrite=False, description="Compare every department's copy of an item with the "
+                          "authoritative department's value (一数一源) and merge gold/conflicts")
 
 
 # ---- any job over lake tables ---------------------------------------------------------------
