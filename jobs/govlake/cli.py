@@ -171,6 +171,80 @@ def status(as_json: Annotated[bool, typer.Option("--json", help="Machine-readabl
     console.print(f"analyst extract: [bold]{info['extract'] or '(not built yet)'}[/]")
 
 
+@app.command()
+def kpi(
+    as_json: Annotated[bool, typer.Option("--json", help="Every KPI with every value, machine-readable.")] = False,
+    period: Annotated[str | None, typer.Option(help="Show this period (e.g. 2026-10); default each KPI's latest.")]
+    = None,
+) -> None:
+    """Every KPI (双公示 credit, 一数一源, sharing) with its definition, inputs, period, values and target."""
+    from govlake.config import get_settings
+    from govlake.kpi import compute_kpis, kpis_to_json
+
+    settings = get_settings()
+    try:
+        kpis = compute_kpis(settings)
+    except _known_errors() as exc:
+        _fail(exc)
+    if as_json:
+        typer.echo(json.dumps(kpis_to_json(kpis, as_of=settings.today.isoformat()), ensure_ascii=False, indent=2,
+                              default=str))
+        return
+    for k in kpis:
+        periods = sorted({v.period for v in k.values})
+        shown = period if period in periods else (periods[-1] if periods else None)
+        target = "" if k.target is None else (f" — target {'≥' if k.target_direction == 'min' else '≤'} "
+                                              + (f"{k.target:.0%}" if k.unit == "ratio" else f"{k.target:g}"))
+        console.print(f"\n[bold]{k.name_zh}[/] {k.name_en} [dim]({k.id})[/]{target}", highlight=False)
+        console.print(f"  {k.definition_zh}\n  {k.definition_en}\n  period: {k.period}; inputs: "
+                      f"{', '.join(k.inputs)}", highlight=False, soft_wrap=True)
+        if shown is None:
+            console.print("  no data yet", style="dim")
+            continue
+        t = Table(title=f"{k.id} · {shown}", title_justify="left")
+        for col in ("scope", "value", "numerator", "denominator", "status"):
+            t.add_column(col, justify="left" if col in ("scope", "status") else "right")
+        for v in (v for v in k.values if v.period == shown):
+            value = "—" if v.value is None else (f"{v.value:.2%}" if k.unit == "ratio" else f"{v.value:,.2f}")
+            status = {True: "[green]meets target[/]", False: "[red]below target[/]", None: ""}[v.meets_target]
+            if v.provisional:
+                status += " provisional"
+            t.add_row(v.scope, value, "" if v.numerator is None else f"{v.numerator:g}",
+                      "" if v.denominator is None else f"{v.denominator:g}", status)
+        console.print(t)
+        below = k.below_target(shown)
+        if below:
+            console.print(f"  [red]below target in {shown}:[/] {', '.join(below)}", highlight=False)
+
+
+@app.command()
+def rules(
+    resource: Annotated[str | None, typer.Argument(help="Catalog resource code; every resource when omitted.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    markdown: Annotated[bool, typer.Option("--markdown", help="The 双公示 rule pack as docs/rules.md.")] = False,
+) -> None:
+    """The quality rules: id, severity, Great Expectations class, Chinese and English description."""
+    from govlake.quality import rule_listing, rules_markdown
+
+    if markdown:
+        typer.echo(rules_markdown(), nl=False)
+        return
+    try:
+        listing = rule_listing(resource)
+    except _known_errors() as exc:
+        _fail(exc)
+    if as_json:
+        console.print_json(json.dumps(listing, ensure_ascii=False))
+        return
+    t = Table(title=f"quality rules of {resource or 'every resource'}")
+    for col in (["resource"] if not resource else []) + ["id", "severity", "expectation", "说明", "description"]:
+        t.add_column(col)
+    for r in listing:
+        t.add_row(*([r["resource"]] if not resource else []), r["id"], r["severity"], r["expectation"] or "—",
+                  r["zh"], r["en"])
+    console.print(t)
+
+
 @catalog_app.command("validate")
 def catalog_validate() -> None:
     """Load the catalog and report every problem with its file and line."""
@@ -186,6 +260,66 @@ def catalog_validate() -> None:
     console.print(f"catalog ok: {len(cat.resources)} resources, {len(cat.departments)} departments, "
                   f"{len(cat.code_lists)} code lists")
 
+
+
+@catalog_app.command("search")
+def catalog_search(
+    text: Annotated[str, typer.Argument(help="Text in a resource code, a name (zh/en), an item or a department.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Find resources, data items and departments by code or name."""
+    from govlake.catalog._browse import print_search, search
+    from govlake.config import get_settings
+
+    hits = search(get_settings(), text)
+    if as_json:
+        console.print_json(json.dumps(hits, ensure_ascii=False, default=str))
+    else:
+        print_search(console, hits, text)
+
+
+@catalog_app.command("show")
+def catalog_show(
+    resource: Annotated[str, typer.Argument(help="Resource code, e.g. amr.enterprise.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """A resource: items, classification, authority, sharing, freshness, quality, lineage, conflicts."""
+    from govlake.catalog._browse import BrowseError, print_show, show
+    from govlake.config import get_settings
+
+    try:
+        info = show(get_settings(), resource)
+    except BrowseError as exc:
+        _fail(exc)
+    if as_json:
+        console.print_json(json.dumps(info, ensure_ascii=False, default=str))
+    else:
+        print_show(console, info)
+
+
+@catalog_app.command("lineage")
+def catalog_lineage(
+    target: Annotated[str, typer.Argument(help="TABLE[.COLUMN]: gold.legal_entity.address, amr.enterprise, …")],
+    upstream: Annotated[bool, typer.Option("--upstream", help="Only where it comes from.")] = False,
+    downstream: Annotated[bool, typer.Option("--downstream", help="Only what it feeds.")] = False,
+    indirect: Annotated[bool, typer.Option(help="Also follow columns that only decide a value.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Upstream and downstream of a table or column, down to the source files and database tables."""
+    from govlake.catalog._browse import BrowseError, jsonable, lineage, print_lineage
+    from govlake.config import get_settings
+
+    settings = get_settings()
+    both = upstream == downstream
+    try:
+        result = lineage(settings, target, upstream=upstream or both, downstream=downstream or both,
+                         indirect=indirect)
+    except BrowseError as exc:
+        _fail(exc)
+    if as_json:
+        console.print_json(json.dumps(jsonable(result), ensure_ascii=False, default=str))
+    else:
+        print_lineage(console, settings, result)
 
 if __name__ == "__main__":
     app()

@@ -145,14 +145,17 @@ def _inputs(con, settings: Settings, kind: RecordKind, as_of: dt.date, rebuild: 
     if kind is PENALTY:
         touched.append("""exists (select 1 from changed_credit_repair as r
                           where r.uscc = cur.uscc and r.decision_no = cur.decision_no)""")
-    con.execute(f"create temp table {kind.name}_input as select {columns} from changed_{res.slug}")
+    # a silver file rewritten by a merge also holds rows copied unchanged: skip the rows the current
+    # record was derived from already (same key, same batch and row)
+    con.execute(f"""create temp table {kind.name}_input as select {columns} from changed_{res.slug} as c
+        where not exists (select 1 from {kind.record}_current as cur
+                          where {' and '.join(f'c.{k} = cur.{k}' for k in (*kind.key, '_batch_id', '_row_number'))})""")
     if touched:
         con.execute(f"""insert into {kind.name}_input
             select {columns} from {kind.record}_current as cur
             where ({' or '.join(touched)})
-              and not exists (select 1 from changed_{res.slug} as c
+              and not exists (select 1 from {kind.name}_input as c
                               where {' and '.join(f'c.{k} = cur.{k}' for k in kind.key)})""")
-    # a silver file rewritten by a merge also holds unchanged rows: keep one row per key
     con.execute(f"""create or replace temp table {kind.name}_input as select * from {kind.name}_input
         qualify row_number() over (partition by {key} order by _received_at desc) = 1""")
 

@@ -1,0 +1,317 @@
+"""The credit step on hand-made silver: deadlines, lifecycle, repair, withdrawal, profile, score, KPIs.
+
+Every expected value below is computed by hand from the State Council calendar and
+catalog/credit_rules.yml (7 working days, amr 20; 一般 3–12 months, 严重 6–36 months; serious
+from 吊销许可证件 or a fine ≥ 100 万元; score base 800, bands A 900 / B 750 / C 600).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from decimal import Decimal
+
+import duckdb
+import pyarrow as pa
+import pytest
+
+from govlake import storage
+from govlake.catalog import get_catalog
+from govlake.config import Settings
+from govlake.credit import build_credit
+from govlake.credit.kpis import credit_kpis
+from govlake.extract import build_extract
+from govlake.gold import build_gold, silver_schema
+from test_gold import DEPT, E1, E2, PERSON_ID, _license, _penalty
+
+RECEIVED = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+
+
+def put_silver(settings: Settings, code: str, rows: list[dict], *, batch: str = "b1",
+               received: dt.datetime = RECEIVED) -> None:
+    """Merge rows into silver by key, as the process step does."""
+    res = get_catalog(settings.catalog_dir).resource(code)
+    records = [{"_source": f"inbox/{res.slug}_{batch}.csv", "_row_number": i + 1, "_batch_id": batch,
+                "_received_at": received, "_dept": res.provider} | row for i, row in enumerate(rows)]
+    table = pa.Table.from_pylist(records, schema=silver_schema(res))
+    storage.merge_table(storage.table_path(settings, "silver", res.slug), table, key=res.key, run_id=batch)
+
+
+def rows(settings: Settings, name: str, key: str) -> dict:
+    table = storage.open_table(storage.table_path(settings, "gold", name))
+    return {} if table is None else {r[key]: r for r in table.to_pyarrow_table().to_pylist()}
+
+
+def run_day(settings: Settings, as_of: dt.date, run_id: str):
+    day = dataclasses.replace(settings, as_of=as_of)
+    build_gold(settings=day, run_id=run_id)
+    result = build_credit(settings=day, run_id=run_id)
+    build_extract(settings=day, run_id=run_id)
+    return result
+
+
+def ee_penalty(no: str, decided: dt.date, **kw) -> dict:
+    return _penalty(no, decision_date=decided, valid_until=decided + dt.timedelta(days=365), **kw)
+
+
+# ---- deadlines on the State Council calendar -----------------------------------------------------
+
+def test_deadlines_around_national_day_2026_and_into_2027(tmp_path):
+    settings = Settings(var=tmp_path / "var", as_of=dt.date(2026, 12, 31))
+    amr = {"authority_uscc": DEPT["amr"], "source_dept_uscc": DEPT["amr"], "_dept": "amr"}
+    put_silver(settings, "credit.penalty", [
+        # 9-30, (10-01..07 holiday), 10-08, 10-09, Sat 10-10 (make-up day), 10-12, 10-13, 10-14 → 7th
+        ee_penalty("P1", dt.date(2026, 9, 29), submitted_at=dt.datetime(2026, 10, 14, 18, 0)),
+        ee_penalty("P2", dt.date(2026, 9, 30), submitted_at=dt.datetime(2026, 10, 16, 9, 0)),       # due 10-15
+        # 10-10 (Saturday, working), 10-12 … 10-16, 10-19 → 7th; no 报送时间: received 10-19 17:00 UTC is
+        # 10-20 01:00 in Shanghai → late
+        ee_penalty("P3", dt.date(2026, 10, 9), submitted_at=None),
+        # market regulation counts 20 working days: … 10-30 is the 19th, 11-02 the 20th
+        ee_penalty("P4", dt.date(2026, 9, 29), submitted_at=dt.datetime(2026, 11, 2, 9, 0), **amr),
+        # 12-25, 12-28 … 12-31, 2027-01-01 (no calendar: Friday counted), 01-04 → provisional
+        ee_penalty("P5", dt.date(2026, 12, 24), submitted_at=dt.datetime(2026, 12, 30, 9, 0)),
+    ])
+    put_silver(settings, "credit.penalty", [ee_penalty("P3", dt.date(2026, 10, 9), submitted_at=None)],
+               batch="b2", received=dt.datetime(2026, 10, 19, 17, 0, tzinfo=dt.UTC))
+    put_silver(settings, "amr.enterprise", [])
+    build_gold(settings=settings, run_id="g")
+    build_credit(settings=settings, run_id="c")
+    got = {no: (r["deadline_date"], r["deadline_provisional"], r["on_time"])
+           for no, r in rows(settings, "penalty_record", "decision_no").items()}
+    assert got == {
+        "P1": (dt.date(2026, 10, 14), False, True),
+        "P2": (dt.date(2026, 10, 15), False, False),
+        "P3": (dt.date(2026, 10, 19), False, False),
+        "P4": (dt.date(2026, 11, 2), False, True),
+        "P5": (dt.date(2027, 1, 4), True, True),
+    }
+    published = rows(settings, "penalty_publication", "decision_no")
+    assert published["P5"]["deadline_date"] == dt.date(2027, 1, 4) and published["P5"]["deadline_provisional"]
+
+
+def test_a_holiday_file_settles_2027(tmp_path):
+    catalog = tmp_path / "catalog"
+    catalog.mkdir()
+    real = get_catalog().directory if hasattr(get_catalog(), "directory") else None
+    src = Settings(var=tmp_path).catalog_dir
+    for path in src.rglob("*.yml"):
+        target = catalog / path.relative_to(src)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        text = path.read_text(encoding="utf-8")
+        if path.name == "credit_rules.yml":
+            text = text.replace("holiday_file: null", "holiday_file: holidays.yml")
+        target.write_text(text, encoding="utf-8")
+    (catalog / "holidays.yml").write_text("2027:\n  holidays: [2027-01-01]\n", encoding="utf-8")
+    assert real is None or real != catalog
+    settings = Settings(var=tmp_path / "var", catalog_dir=catalog, as_of=dt.date(2026, 12, 31))
+    put_silver(settings, "credit.penalty", [ee_penalty("P5", dt.date(2026, 12, 24))])
+    put_silver(settings, "amr.enterprise", [])
+    build_gold(settings=settings, run_id="g")
+    build_credit(settings=settings, run_id="c")
+    record = rows(settings, "penalty_record", "decision_no")["P5"]
+    # 2027-01-01 is a holiday per the file: 12-25, 28, 29, 30, 31, 01-04, 01-05 → settled, not provisional
+    assert (record["deadline_date"], record["deadline_provisional"]) == (dt.date(2027, 1, 5), False)
+
+
+# ---- publicity lifecycle, repair, withdrawal, profile ----------------------------------------------
+
+AMR = [
+    {"uscc": E1, "name": "济南甲有限公司", "legal_rep": "张三", "legal_rep_id": PERSON_ID, "reg_capital": Decimal(100),
+     "established": dt.date(2015, 3, 1), "address": "山东省济南市历下区泉城路1号", "region_code": "370102",
+     "industry_code": "F5211", "status": "存续", "updated_at": dt.datetime(2026, 1, 1, 9, 0)},
+    {"uscc": E2, "name": "济南乙商贸有限公司", "legal_rep": "李四", "reg_capital": Decimal(50),
+     "established": dt.date(2018, 6, 1), "address": "山东省济南市天桥区北园大街2号", "region_code": "370105",
+     "industry_code": "F5123", "status": "吊销", "updated_at": dt.datetime(2026, 1, 1, 9, 0)},
+]
+TAX = [{"uscc": E1, "name": "济南甲有限公司", "year": 2025, "rating": "A"},
+       {"uscc": E2, "name": "济南乙商贸有限公司", "year": 2025, "rating": "D"}]
+HRSS = [{"uscc": E1, "name": "济南甲有限公司", "period": "202610", "insured_count": 10, "due_amount": Decimal(5000),
+         "paid_amount": Decimal(5000), "arrears": Decimal(0)},
+        {"uscc": E2, "name": "济南乙商贸有限公司", "period": "202610", "insured_count": 3, "due_amount": Decimal(900),
+         "paid_amount": Decimal(400), "arrears": Decimal(500)}]
+COURT = [{"case_no": "（2026）鲁0102执1号", "subject_name": "济南乙商贸有限公司", "subject_type": "法人及非法人组织",
+          "uscc": E2, "court_name": "济南市历下区人民法院", "filing_date": dt.date(2026, 2, 1),
+          "published_date": dt.date(2026, 5, 1), "circumstance": "有履行能力而拒不履行", "performance": "全部未履行"},
+         {"case_no": "（2025）鲁0102执9号", "subject_name": "济南甲有限公司", "subject_type": "法人及非法人组织",
+          "uscc": E1, "court_name": "济南市历下区人民法院", "filing_date": dt.date(2025, 2, 1),
+          "published_date": dt.date(2025, 5, 1), "circumstance": "有履行能力而拒不履行", "performance": "已履行",
+          "removed_date": dt.date(2025, 12, 1)}]
+PENALTIES = [
+    # 一般, decided 2025-11-01: published until 2026-11-01 (12 months) → expires before day 2
+    ee_penalty("Q1", dt.date(2025, 11, 1), fine_amount=Decimal(2)),
+    # 严重 (吊销许可证件): repair allowed from 2026-09-10 (6 months)
+    ee_penalty("Q2", dt.date(2026, 3, 10), penalty_category="吊销许可证件", fine_amount=None,
+               licence_revoked="食品经营许可证 JY123"),
+    # 一般, decided 2026-01-15: repair allowed from 2026-04-15
+    ee_penalty("Q3", dt.date(2026, 1, 15), fine_amount=Decimal(3)),
+    # revoked on day 2
+    ee_penalty("Q4", dt.date(2026, 6, 1)),
+    # 严重 by its fine (150 万元 ≥ 100)
+    ee_penalty("Q5", dt.date(2026, 8, 1), uscc=E2, subject_name="济南乙商贸有限公司", fine_amount=Decimal(150)),
+    # market regulation does not publish a warning-only decision
+    ee_penalty("Q6", dt.date(2026, 9, 1), penalty_category="警告", fine_amount=None, authority_uscc=DEPT["amr"],
+               source_dept_uscc=DEPT["amr"], _dept="amr"),
+]
+
+
+def repair(no: str, on: dt.date, uscc: str = E1) -> dict:
+    return {"uscc": uscc, "subject_name": "济南甲有限公司", "decision_no": no, "repair_date": on,
+            "repair_authority": "济南市生态环境局"}
+
+
+@pytest.fixture
+def lake(tmp_path):
+    settings = Settings(var=tmp_path / "var")
+    for code, data in (("amr.enterprise", AMR), ("tax.credit_rating", TAX), ("hrss.social_insurance", HRSS),
+                       ("court.dishonest", COURT), ("credit.penalty", PENALTIES),
+                       ("credit.license", [_license("L1", uscc=E1), _license("L2", uscc=E1)])):
+        put_silver(settings, code, data)
+    put_silver(settings, "credit.repair", [repair("Q2", dt.date(2026, 8, 1))])     # before 2026-09-10
+    day1 = run_day(settings, dt.date(2026, 10, 20), "day1")
+    # day 2: a repair after the minimum, a repair of no known decision, a revocation
+    put_silver(settings, "credit.repair", [repair("Q3", dt.date(2026, 11, 10)), repair("Q9", dt.date(2026, 11, 1))],
+               batch="b2")
+    put_silver(settings, "credit.penalty", [ee_penalty("Q4", dt.date(2026, 6, 1), status="无效")], batch="b2")
+    day2 = run_day(settings, dt.date(2026, 11, 20), "day2")
+    return settings, day1, day2
+
+
+def test_day_one_publishes_all_but_the_warning(lake):
+    settings, day1, _ = lake
+    assert day1.rebuilt and day1.tables["penalty_record"] == 6
+    records = rows(settings, "penalty_record", "decision_no")
+    assert {no: (r["severity"], r["min_publish_end"], r["max_publish_end"]) for no, r in records.items()} == {
+        "Q1": ("一般", dt.date(2026, 2, 1), dt.date(2026, 11, 1)),
+        "Q2": ("严重", dt.date(2026, 9, 10), dt.date(2029, 3, 10)),
+        "Q3": ("一般", dt.date(2026, 4, 15), dt.date(2027, 1, 15)),
+        "Q4": ("一般", dt.date(2026, 9, 1), dt.date(2027, 6, 1)),
+        "Q5": ("严重", dt.date(2027, 2, 1), dt.date(2029, 8, 1)),
+        "Q6": ("一般", dt.date(2026, 12, 1), dt.date(2027, 9, 1)),
+    }
+
+
+def test_a_repair_before_the_minimum_is_refused_with_its_reason(lake):
+    settings, _, _ = lake
+    review = rows(settings, "credit_repair_review", "decision_no")
+    assert review["Q2"]["outcome"] == "rejected"
+    assert review["Q2"]["reason_zh"] == "修复日期2026-08-01早于最短公示期满日2026-09-10（严重失信）"
+    assert "before the minimum publicity period ends on 2026-09-10" in review["Q2"]["reason_en"]
+    assert "Q2" in rows(settings, "penalty_publication", "decision_no")
+    assert (review["Q9"]["outcome"], review["Q9"]["reason_en"]) == ("rejected",
+                                                                    "no such penalty decision for this enterprise")
+    assert review["Q3"]["outcome"] == "accepted"
+
+
+def test_expired_repaired_and_revoked_records_leave_every_public_output(lake):
+    settings, _, day2 = lake
+    assert set(rows(settings, "penalty_publication", "decision_no")) == {"Q2", "Q5"}
+    with duckdb.connect(str(settings.extracts / "analyst.duckdb"), read_only=True) as con:
+        assert {r[0] for r in con.execute("select decision_no from penalty_publication").fetchall()} == {"Q2", "Q5"}
+    records = rows(settings, "penalty_record", "decision_no")
+    assert {no: r["publicity_status"] for no, r in records.items()} == {
+        "Q1": "已到期", "Q2": "公示中", "Q3": "已修复", "Q4": "已撤销", "Q5": "公示中", "Q6": "不予公示"}
+    assert (records["Q3"]["repaired_on"], records["Q3"]["publish_end"]) == (dt.date(2026, 11, 10),
+                                                                           dt.date(2026, 11, 10))
+    log = storage.open_table(storage.table_path(settings, "gold", "withdrawal_log")).to_pyarrow_table().to_pylist()
+    got = sorted((r["output"], r["decision_no"], r["reason"], r["effective_date"], r["run_id"]) for r in log)
+    expected = []
+    for output in ("extract/analyst.duckdb:penalty_publication", "gold/penalty_publication"):
+        expected += [(output, "Q1", "expired", dt.date(2026, 11, 1), "day2"),
+                     (output, "Q3", "repaired", dt.date(2026, 11, 10), "day2"),
+                     (output, "Q4", "revoked", dt.date(2026, 11, 20), "day2")]
+    assert got == sorted(expected)
+    assert day2.withdrawn == {"expired": 1, "repaired": 1, "revoked": 1}
+
+
+def test_day_two_rederives_only_what_changed(lake):
+    _, _, day2 = lake
+    assert not day2.rebuilt
+    # Q4 (resubmitted), Q1 (due to expire) and Q3 (repaired); not Q2, Q5, Q6
+    assert day2.rederived["penalty_record"] == 3
+    # the two new repair applications
+    assert day2.rederived["credit_repair_review"] == 2
+    # only E1's profile: every touched record names E1
+    assert day2.rederived["enterprise_credit_profile"] == 1
+
+
+def test_profiles_and_scores_equal_hand_computed_values(lake):
+    settings, _, _ = lake
+    profiles = rows(settings, "enterprise_credit_profile", "uscc")
+    e1, e2 = profiles[E1], profiles[E2]
+    # E1: Q2 published 严重; Q1 expired + Q3 repaired = 2 past; Q4 revoked; Q6 not published (一般, not counted)
+    assert (e1["published_serious_count"], e1["published_general_count"], e1["past_penalty_count"],
+            e1["revoked_penalty_count"], e1["repaired_penalty_count"]) == (1, 0, 2, 1, 1)
+    assert (e1["published_penalty_amount"], e1["past_penalty_amount"]) == (Decimal(0), Decimal(5))  # 2 + 3
+    assert (e1["valid_license_count"], e1["court_dishonest"], e1["tax_rating"]) == (2, False, "A")
+    # 800 − 150 (1 serious) − 10 (2 past × 5) + 80 (tax A) + 10 (2 licences × 5) = 730 → C (600 ≤ 730 < 750)
+    assert (e1["credit_score"], e1["credit_grade"]) == (730, "C")
+    assert [(f["factor"], f["points"]) for f in e1["score_factors"]] == [
+        ("published_serious_penalties", -150), ("past_penalties", -10), ("tax_rating", 80), ("valid_licenses", 10)]
+    # E2: 800 − 150 (Q5 serious) − 300 (court) − 200 (tax D) − 80 (arrears) − 200 (吊销) = −130 → floor 0 → D
+    assert (e2["credit_score"], e2["credit_grade"], e2["court_dishonest"]) == (0, "D", True)
+    assert {f["factor"]: f["points"] for f in e2["score_factors"]} == {
+        "published_serious_penalties": -150, "court_dishonest": -300, "tax_rating": -200,
+        "social_insurance_arrears": -80, "registration_status": -200}
+    assert e2["penalties_by_category"] == [{"category": "罚款", "severity": "严重", "published_count": 1,
+                                           "past_count": 0, "published_amount": Decimal(150),
+                                           "past_amount": Decimal(0)}]
+
+
+def test_the_extract_masks_the_profile(lake):
+    settings, _, _ = lake
+    with duckdb.connect(str(settings.extracts / "analyst.duckdb"), read_only=True) as con:
+        legal_rep = con.execute("select legal_rep from enterprise_credit_profile where uscc = ?", [E1]).fetchone()[0]
+        cells = [str(v) for row in con.execute("select * from enterprise_credit_profile").fetchall() for v in row]
+    assert legal_rep == "张*"
+    assert not any(PERSON_ID in c for c in cells)
+
+
+# ---- KPIs -------------------------------------------------------------------------------------------
+
+def test_compliance_and_timeliness_equal_hand_computed_values(tmp_path):
+    settings = Settings(var=tmp_path / "var", as_of=dt.date(2026, 11, 20))
+    amr = {"authority_uscc": DEPT["amr"], "source_dept_uscc": DEPT["amr"], "_dept": "amr"}
+    put_silver(settings, "credit.penalty", [
+        # ee, decided in October: deadlines 10-14 (P1), 10-15 (P2); decided 10-09 → 10-19 (P3)
+        ee_penalty("P1", dt.date(2026, 9, 29), submitted_at=dt.datetime(2026, 10, 14, 9, 0)),   # Sep, on time
+        ee_penalty("P2", dt.date(2026, 10, 9), submitted_at=dt.datetime(2026, 10, 19, 9, 0)),   # Oct, on time
+        ee_penalty("P3", dt.date(2026, 10, 9), submitted_at=dt.datetime(2026, 10, 20, 9, 0)),   # Oct, late
+        ee_penalty("P4", dt.date(2026, 10, 12), submitted_at=dt.datetime(2026, 10, 13, 9, 0)),  # Oct, on time
+        # amr, 20 working days from 10-09: Sat 10-10, 10-12…16, 10-19…23, 10-26…30 (16), 11-02…05 → 11-05
+        ee_penalty("P5", dt.date(2026, 10, 9), submitted_at=dt.datetime(2026, 11, 5, 20, 0), **amr),  # on time
+    ])
+    put_silver(settings, "credit.license", [
+        _license("L1", decision_date=dt.date(2026, 10, 9), submitted_at=dt.datetime(2026, 11, 9, 9, 0)),  # amr late
+    ])
+    # two quarantined ee rows submitted in October, one in November, and one whose department is unknown
+    res = get_catalog(settings.catalog_dir).resource("credit.penalty")
+    quarantine = pa.table({
+        "decision_no": ["X1", "X2", "X3", "X4"],
+        "_dept": ["ee", "ee", "ee", None],
+        "_submitted_at": [dt.datetime(2026, 10, 2), dt.datetime(2026, 10, 30), dt.datetime(2026, 11, 2),
+                          dt.datetime(2026, 10, 5)],
+        "_failed_rules": [["code.penalty_category"]] * 4,
+    })
+    storage.write_table(storage.table_path(settings, "quarantine", res.slug), quarantine, mode="append", run_id="q")
+    put_silver(settings, "amr.enterprise", [])
+    build_gold(settings=settings, run_id="g")
+    build_credit(settings=settings, run_id="c")
+    kpis = {k.id: k for k in credit_kpis(settings)}
+
+    compliance = {(v.scope, v.period): (v.numerator, v.denominator) for v in kpis["credit.compliance_rate"].values}
+    # submissions in October: ee P1, P2, P3, P4 pass + X1, X2 fail → 4/6; amr none; unknown X4 → 0/1
+    assert compliance[("ee", "2026-10")] == (4, 6)
+    assert compliance[("未识别", "2026-10")] == (0, 1)
+    # November: ee X3 fails → 0/1; amr P5 and L1 pass → 2/2; all → 2/3
+    assert compliance[("ee", "2026-11")] == (0, 1)
+    assert compliance[("amr", "2026-11")] == (2, 2)
+    assert compliance[("all", "2026-10")] == (4, 7) and compliance[("all", "2026-11")] == (2, 3)
+
+    timeliness = {(v.scope, v.period): (v.numerator, v.denominator) for v in kpis["credit.timeliness_rate"].values}
+    assert timeliness[("ee", "2026-09")] == (1, 1)
+    assert timeliness[("ee", "2026-10")] == (2, 3)              # P3 late
+    assert timeliness[("amr", "2026-10")] == (1, 2)             # P5 on time (11-05), L1 late (11-09)
+    assert timeliness[("all", "2026-10")] == (3, 5)
+    k = dataclasses.replace(kpis["credit.timeliness_rate"]).with_target_status()
+    assert k.below_target("2026-10") == ["amr", "ee"]
+    assert k.below_target("2026-09") == []
