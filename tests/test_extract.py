@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 
 import duckdb
@@ -9,7 +10,8 @@ import pytest
 
 from govlake.config import Settings
 from govlake.extract import INFO_TABLE, build_extract
-from govlake.gold import GOLD_TABLES, build_gold
+from govlake.credit import build_credit
+from govlake.gold import PUBLIC_TABLES, build_gold
 from govlake.identifiers import is_valid_id_number
 from test_gold import E1, MOBILE, PERSON_ID, PERSON_ID_2, write_sample_silver
 
@@ -19,9 +21,10 @@ MOBILE_RE = re.compile(r"1[3-9]\d{9}")
 
 @pytest.fixture
 def extract(tmp_path):
-    settings = Settings(var=tmp_path / "var")
+    settings = Settings(var=tmp_path / "var", as_of=dt.date(2024, 5, 6))
     write_sample_silver(settings)
     build_gold(settings=settings, run_id="run-1")
+    build_credit(settings=settings, run_id="run-1")
     path = build_extract(settings=settings, run_id="run-1")
     return settings, path
 
@@ -37,11 +40,13 @@ def test_extract_holds_the_gold_tables(extract):
     assert path == settings.extracts / "analyst.duckdb"
     with duckdb.connect(str(path), read_only=True) as con:
         tables = {t for (t,) in con.execute("select table_name from duckdb_tables()").fetchall()}
-        assert tables == {*GOLD_TABLES, INFO_TABLE}
-        counts = {t: con.execute(f"select count(*) from {t}").fetchone()[0] for t in GOLD_TABLES}
+        assert tables == {*PUBLIC_TABLES, INFO_TABLE}
+        counts = {t: con.execute(f"select count(*) from {t}").fetchone()[0] for t in PUBLIC_TABLES}
         info = {r["gold_table"]: r for r in _rows(con, INFO_TABLE)}
-    assert counts == {"legal_entity": 4, "license_publication": 3, "penalty_publication": 4}
-    assert {t: info[t]["rows"] for t in GOLD_TABLES} == counts
+    # legal_entity: E1–E4; the profile adds E5, named only by a penalty; no repairs
+    assert counts == {"legal_entity": 4, "license_publication": 3, "penalty_publication": 4,
+                      "enterprise_credit_profile": 5, "credit_repair_review": 0}
+    assert {t: info[t]["rows"] for t in PUBLIC_TABLES} == counts
     assert {r["run_id"] for r in info.values()} == {"run-1"}
 
 
@@ -54,7 +59,7 @@ def test_tables_and_columns_carry_catalog_comments(extract):
     assert all(tables.values())
     assert "grain: one row per 统一社会信用代码" in tables["legal_entity"]
     assert tables["penalty_publication"].startswith("行政处罚信息（双公示）")
-    assert all(comment for (t, _c), comment in columns.items() if t in GOLD_TABLES)
+    assert all(comment for (t, _c), comment in columns.items() if t in PUBLIC_TABLES)
     assert columns[("penalty_publication", "subject_name")].startswith("行政相对人名称 | Subject name | L3 | masked")
     assert columns[("legal_entity", "tax_rating")].startswith("纳税信用级别（最新） | Rating | L1")
     assert "derived" in columns[("legal_entity", "license_count")]
@@ -63,7 +68,7 @@ def test_tables_and_columns_carry_catalog_comments(extract):
 def test_no_id_or_mobile_number_survives(extract):
     _, path = extract
     with duckdb.connect(str(path), read_only=True) as con:
-        cells = [v for t in (*GOLD_TABLES, INFO_TABLE) for row in _rows(con, t) for v in row.values()
+        cells = [v for t in (*PUBLIC_TABLES, INFO_TABLE) for row in _rows(con, t) for v in row.values()
                  if isinstance(v, str)]
     assert cells
     assert not [c for c in cells if is_valid_id_number(c)]

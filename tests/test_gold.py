@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from decimal import Decimal
 
@@ -13,6 +14,8 @@ from sqlglot import ErrorLevel
 from govlake import storage
 from govlake.catalog import get_catalog
 from govlake.config import Settings
+from govlake.credit import build_credit
+from govlake.credit._build import LICENSE, PENALTY
 from govlake.gold import (
     GOLD_TABLES,
     MODEL_ORDER,
@@ -136,10 +139,10 @@ def write_sample_silver(settings: Settings) -> None:
         write_silver(settings, code, rows)
 
 
-def read_gold(settings: Settings, name: str) -> list[dict]:
+def read_gold(settings: Settings, name: str, *, key: tuple[str, ...] | None = None) -> list[dict]:
     dt_ = storage.open_table(storage.table_path(settings, "gold", name))
     rows = dt_.to_pyarrow_table().to_pylist()
-    key = model_header(model_sql(settings, name)).key
+    key = key or model_header(model_sql(settings, name)).key
     return sorted(rows, key=lambda r: tuple(str(r[k]) for k in key))
 
 
@@ -201,19 +204,21 @@ def test_latest_rating_social_insurance_and_counts(built):
 
 
 def test_publications_hold_valid_decisions_only(built):
-    settings, counts = built
-    licenses = read_gold(settings, "license_publication")
-    penalties = read_gold(settings, "penalty_publication")
-    assert counts["license_publication"] == 3 and counts["penalty_publication"] == 4
+    settings, _ = built
+    result = build_credit(settings=dataclasses.replace(settings, as_of=dt.date(2024, 5, 6)), run_id="credit-1")
+    assert (result.tables["license_publication"], result.tables["penalty_publication"]) == (3, 4)
+    licenses = read_gold(settings, "license_publication", key=("doc_no",))
+    penalties = read_gold(settings, "penalty_publication", key=("decision_no",))
     assert "济市监许〔2024〕3号" not in {r["doc_no"] for r in licenses}
     assert "济环罚〔2024〕2号" not in {r["decision_no"] for r in penalties}
     assert {r["status"] for r in licenses + penalties} == {"有效"}
     first = licenses[0]
     assert (first["_dept"], first["_source"], first["_row_number"]) == ("amr", "inbox/credit_license.csv", 1)
     catalog = get_catalog(settings.catalog_dir)
-    for name, code in (("license_publication", "credit.license"), ("penalty_publication", "credit.penalty")):
+    for name, kind in (("license_publication", LICENSE), ("penalty_publication", PENALTY)):
         columns = storage.open_table(storage.table_path(settings, "gold", name)).schema().to_arrow().names
-        assert list(columns) == [i.column for i in catalog.resource(code).items] + ["_dept", "_source", "_row_number"]
+        assert list(columns) == ([i.column for i in catalog.resource(kind.resource).items]
+                                 + ["_source", "_row_number", "_dept", *kind.published_extra])
 
 
 def test_rerun_gives_the_same_rows(built):
@@ -232,8 +237,9 @@ def test_missing_silver_gives_empty_gold(settings):
 
 def test_key_tests_stop_a_bad_model(settings):
     write_silver(settings, "credit.license", [_license("重复1号"), _license("重复1号")])
+    build_gold(settings=settings, run_id="run-dup")
     with pytest.raises(GoldError, match="duplicated keys"):
-        build_gold(settings=settings, run_id="run-dup")
+        build_credit(settings=settings, run_id="run-dup")
     assert storage.open_table(storage.table_path(settings, "gold", "license_publication")) is None
 
 
@@ -265,7 +271,7 @@ def test_entity_plan_comes_from_the_catalog(settings):
     assert copies["address"] == ["tax.credit_rating"]
     assert copies["status"] == []
     assert "legal_rep_id" not in copies and "updated_at" not in copies
-    assert [r.code for r in plan.subjects] == ["credit.license", "credit.penalty"]
+    assert [r.code for r in plan.subjects] == ["court.dishonest", "credit.license", "credit.penalty"]
 
 
 @pytest.mark.parametrize("name", MODEL_ORDER)
