@@ -52,7 +52,7 @@ demo: export GOVLAKE_VAR ?= $(CURDIR)/var
 demo: setup
 	$(RUN) govlake generate --out "$$GOVLAKE_VAR/city" --scale $(DEMO_SCALE)
 	@# The demo city is generated as of 2026-11-20; that is the runs' logical (business) date.
-	DAGS_TEST_DATE=2026-11-20 infra/dags-test.sh $(FEED_DAGS) publish_gold
+	DAGS_TEST_DATE=2026-11-20 infra/dags-test.sh $(FEED_DAGS) publish_gold publish_credit
 	$(RUN) govlake status
 
 ## test: start (or reuse) the PostgreSQL test server, then pytest.

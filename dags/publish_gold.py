@@ -1,15 +1,13 @@
 """
-# Publish gold and the analyst extract
+# Publish gold: 法人库 and the 一数一源 conflicts
 
 Runs when the daily feeds (registry, population, licensing, penalties, credit repairs, the
 court's 失信 list) have all published their silver tables since the last run, or when the monthly
 social-insurance or the yearly tax feed publishes (Asset-based schedule; waiting for every feed
 would publish once a year).
-`gold` rebuilds 法人库 (`lake/gold/legal_entity`)
-and the 双公示 publications (`lake/gold/license_publication`, `lake/gold/penalty_publication`)
-from silver, checking each model's grain and keys before anything is written; `extract` then
-writes the masked analyst database `extracts/analyst.duckdb` (personal data masked from the
-catalog's classification). `conflicts` compares every department's copy of a data item with its
+`gold` rebuilds 法人库 (`lake/gold/legal_entity`) from silver, checking each model's grain and
+keys before anything is written; its Asset, with the credit feeds', schedules `publish_credit`
+(双公示 publications, 一企一档 profiles, the analyst extract, the KPIs). `conflicts` compares every department's copy of a data item with its
 authoritative department's value (一数一源) and merges the disagreements into `lake/gold/conflicts`.
 
 Owner: the big data bureau itself (`dsj`), which publishes on the departments' behalf.
@@ -32,12 +30,7 @@ SILVER = AssetAny(
     Asset("govlake://silver/hrss_social_insurance"),
     Asset("govlake://silver/tax_credit_rating"),
 )
-GOLD = [
-    Asset("govlake://gold/legal_entity"),
-    Asset("govlake://gold/license_publication"),
-    Asset("govlake://gold/penalty_publication"),
-]
-EXTRACT = Asset("govlake://extract/analyst")
+GOLD = [Asset("govlake://gold/legal_entity")]
 CONFLICTS = Asset("govlake://gold/conflicts")
 
 
@@ -59,14 +52,6 @@ def publish_gold() -> None:
         with no_retry_on_data_errors():
             return jsonable(pipeline.gold(run_id=run_id()))
 
-    @task(outlets=[EXTRACT])
-    def extract() -> str:
-        """Write the masked analyst extract; its path."""
-        from govlake import pipeline
-
-        with no_retry_on_data_errors():
-            return str(pipeline.extract(run_id=run_id()))
-
     @task(outlets=[CONFLICTS])
     def conflicts() -> dict:
         """Compare departments' copies with their authorities (一数一源); merge gold/conflicts."""
@@ -75,9 +60,7 @@ def publish_gold() -> None:
         with no_retry_on_data_errors():
             return jsonable(pipeline.conflicts(run_id=run_id()))
 
-    built = gold()
-    built >> extract()
-    built >> conflicts()
+    gold() >> conflicts()
 
 
 publish_gold()

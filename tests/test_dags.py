@@ -38,7 +38,7 @@ def test_no_import_errors(dagbag):
 
 
 def test_one_feed_dag_per_catalog_resource_and_publish_gold(dagbag):
-    assert set(dagbag.dag_ids) == set(FEEDS) | {"publish_gold"}
+    assert set(dagbag.dag_ids) == set(FEEDS) | {"publish_gold", "publish_credit"}
 
 
 def test_every_dag_has_tags_owner_retries_and_its_docstring_as_doc(dagbag):
@@ -91,13 +91,28 @@ def test_publish_gold_runs_on_the_daily_feeds_together_or_any_slower_feed(dagbag
     assert others == {f"govlake://silver/{res.slug}" for res in FEEDS.values() if res.update_cycle != "daily"}
     produced = {a.uri for feed in FEEDS for a in dagbag.dags[feed].get_task("process").outlets}
     assert silver == produced, "every Asset publish_gold waits for is produced by a feed DAG"
-    gold, extract = dag.get_task("gold"), dag.get_task("extract")
-    assert gold.downstream_task_ids == {"extract", "conflicts"}
+    gold = dag.get_task("gold")
+    assert gold.downstream_task_ids == {"conflicts"}
     assert [a.uri for a in dag.get_task("conflicts").outlets] == ["govlake://gold/conflicts"]
-    assert {a.uri for a in gold.outlets} == {
-        "govlake://gold/legal_entity", "govlake://gold/license_publication", "govlake://gold/penalty_publication"}
-    assert [a.uri for a in extract.outlets] == ["govlake://extract/analyst"]
+    assert {a.uri for a in gold.outlets} == {"govlake://gold/legal_entity"}
     assert dag.owner == "dsj"
+
+
+def test_publish_credit_runs_after_gold_and_the_credit_feeds(dagbag):
+    from airflow.sdk import AssetAll
+
+    dag = dagbag.dags["publish_credit"]
+    assert isinstance(dag.schedule, AssetAll)
+    assert _leaves(dag.schedule) == {"govlake://gold/legal_entity"} | {
+        f"govlake://silver/{slug}" for slug in ("credit_license", "credit_penalty", "credit_repair", "court_dishonest")}
+    produced = {a.uri for d in dagbag.dags.values() for t in d.tasks for a in t.outlets}
+    assert _leaves(dag.schedule) <= produced, "every Asset publish_credit waits for is produced by a DAG"
+    credit = dag.get_task("credit")
+    assert credit.downstream_task_ids == {"extract", "kpis"}
+    assert {"govlake://gold/penalty_publication", "govlake://gold/enterprise_credit_profile",
+            "govlake://gold/withdrawal_log"} <= {a.uri for a in credit.outlets}
+    assert [a.uri for a in dag.get_task("extract").outlets] == ["govlake://extract/analyst"]
+    assert dag.owner == "credit"
 
 
 def test_parsing_a_dag_file_imports_no_pipeline_code(tmp_path):

@@ -140,6 +140,9 @@ def run(
     for r in summary["resources"].values():
         _print_process(r)
     console.print(f"gold: {summary['gold']}")
+    c = summary["credit"]
+    console.print(f"credit (as of {c.as_of}{', rebuilt' if c.rebuilt else ''}): re-derived {c.rederived}; "
+                  f"withdrawn {c.withdrawn or 'none'}", highlight=False)
     console.print(f"extract: {summary['extract']}")
 
 
@@ -238,7 +241,7 @@ def rules(
         return
     t = Table(title=f"quality rules of {resource or 'every resource'}")
     for col in (["resource"] if not resource else []) + ["id", "severity", "expectation", "说明", "description"]:
-        t.add_column(col)
+        t.add_column(col, no_wrap=col in ("resource", "id", "severity", "expectation"))
     for r in listing:
         t.add_row(*([r["resource"]] if not resource else []), r["id"], r["severity"], r["expectation"] or "—",
                   r["zh"], r["en"])

@@ -64,12 +64,18 @@ def gold(*, settings: Settings | None = None, run_id: str | None = None) -> dict
     return job.result
 
 
-def extract(*, settings: Settings | None = None, run_id: str | None = None) -> Path:
-    """Write the masked analyst extract; returns its path."""
+def _on(settings: Settings | None, as_of: dt.date | None) -> Settings:
+    """The settings, with the business date set when one is given."""
+    settings = settings or get_settings()
+    return settings if as_of is None else dataclasses.replace(settings, as_of=as_of)
+
+
+def extract(*, settings: Settings | None = None, run_id: str | None = None, as_of: dt.date | None = None) -> Path:
+    """Write the masked analyst extract; returns its path. ``as_of`` dates its withdrawal-log rows."""
     from govlake import lineage
     from govlake.extract import build_extract
 
-    settings = settings or get_settings()
+    settings = _on(settings, as_of)
     run_id = run_id or new_run_id("extract")
     with lineage.job_run(lambda: lineage.extract_plan(settings), settings=settings, run_id=run_id,
                          name="extract") as job:
@@ -77,18 +83,28 @@ def extract(*, settings: Settings | None = None, run_id: str | None = None) -> P
     return job.result
 
 
-def credit(*, settings: Settings | None = None, run_id: str | None = None, rebuild: bool = False):
+def credit(*, settings: Settings | None = None, run_id: str | None = None, rebuild: bool = False,
+           as_of: dt.date | None = None):
     """The credit step over what changed since its last run: 双公示 lifecycles and publications,
-    repairs, withdrawals, 一企一档 profiles and scores (govlake.credit)."""
+    repairs, withdrawals, 一企一档 profiles and scores (govlake.credit). ``as_of``: the business date
+    publication periods are judged on (default the settings')."""
     from govlake import lineage
     from govlake.credit import build_credit
 
-    settings = settings or get_settings()
+    settings = _on(settings, as_of)
     run_id = run_id or new_run_id("credit")
     with lineage.job_run(lambda: lineage.credit_plan(settings, rebuild=rebuild), settings=settings, run_id=run_id,
                          name="credit") as job:
         job.result = build_credit(settings=settings, run_id=run_id, rebuild=rebuild)
     return job.result
+
+
+def kpis(*, settings: Settings | None = None, run_id: str | None = None, as_of: dt.date | None = None) -> int:
+    """Compute every KPI and append its values to meta/kpi_history; returns the number of values."""
+    from govlake.kpi import compute_kpis, record_kpis
+
+    settings = _on(settings, as_of)
+    return record_kpis(settings, compute_kpis(settings), run_id=run_id or new_run_id("kpis"))
 
 
 def conflicts(*, settings: Settings | None = None, run_id: str | None = None):
@@ -105,7 +121,8 @@ def conflicts(*, settings: Settings | None = None, run_id: str | None = None):
 
 
 def run(*, settings: Settings | None = None, run_id: str | None = None, rebuild: bool = False) -> dict:
-    """Everything after ingest over what has landed: process each resource, then gold, credit and extract."""
+    """Everything after ingest over what has landed: process each resource, then gold, credit, conflicts,
+    the extract and the KPI history."""
     from govlake.catalog import get_catalog
     from govlake.storage import open_table, table_path
 
@@ -119,5 +136,6 @@ def run(*, settings: Settings | None = None, run_id: str | None = None, rebuild:
     credit_result = credit(settings=settings, run_id=run_id, rebuild=rebuild)
     found = conflicts(settings=settings, run_id=run_id)
     path = extract(settings=settings, run_id=run_id)
+    recorded = kpis(settings=settings, run_id=run_id)
     return {"run_id": run_id, "resources": results, "gold": tables, "credit": credit_result, "conflicts": found,
-            "extract": path}
+            "extract": path, "kpi_values": recorded}

@@ -6,6 +6,6 @@ Each :class:`Kpi` carries its definition, inputs, period and target next to its 
 figure is never printed without what it means (DOMAIN.md §1).
 """
 
-from govlake.kpi._model import Kpi, KpiValue, compute_kpis, kpis_to_json
+from govlake.kpi._model import Kpi, KpiValue, compute_kpis, kpis_to_json, record_kpis
 
-__all__ = ["Kpi", "KpiValue", "compute_kpis", "kpis_to_json"]
+__all__ = ["Kpi", "KpiValue", "compute_kpis", "kpis_to_json", "record_kpis"]

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import importlib
 from dataclasses import dataclass, field
 from typing import Literal
+
+import pyarrow as pa
 
 from govlake.config import Settings
 
@@ -78,6 +81,29 @@ def compute_kpis(settings: Settings) -> list[Kpi]:
         module, func = path.split(":")
         kpis.extend(k.with_target_status() for k in getattr(importlib.import_module(module), func)(settings))
     return kpis
+
+
+HISTORY_SCHEMA = pa.schema([
+    ("kpi_id", pa.string()), ("name_zh", pa.string()), ("scope", pa.string()), ("period", pa.string()),
+    ("value", pa.float64()), ("numerator", pa.float64()), ("denominator", pa.float64()),
+    ("provisional", pa.bool_()), ("meets_target", pa.bool_()), ("target", pa.float64()),
+    ("as_of", pa.date32()), ("run_id", pa.string()), ("recorded_at", pa.timestamp("us", tz="UTC")),
+])
+
+
+def record_kpis(settings: Settings, kpis: list[Kpi], *, run_id: str) -> int:
+    """Append every value of ``kpis`` to lake/meta/kpi_history (the report's trends); returns the count."""
+    from govlake import storage
+
+    at = dt.datetime.now(dt.UTC)
+    rows = [{"kpi_id": k.id, "name_zh": k.name_zh, "scope": v.scope, "period": v.period, "value": v.value,
+             "numerator": v.numerator, "denominator": v.denominator, "provisional": v.provisional,
+             "meets_target": v.meets_target, "target": k.target, "as_of": settings.today, "run_id": run_id,
+             "recorded_at": at} for k in kpis for v in k.values]
+    if rows:
+        storage.write_table(storage.table_path(settings, "meta", "kpi_history"),
+                            pa.Table.from_pylist(rows, schema=HISTORY_SCHEMA), mode="append", run_id=run_id)
+    return len(rows)
 
 
 def kpis_to_json(kpis: list[Kpi], *, as_of: str) -> dict:

@@ -1,0 +1,80 @@
+"""
+# Publish public credit: 双公示 lifecycles, 一企一档 profiles, the analyst extract, the KPIs
+
+Runs when 法人库 (`gold/legal_entity`, from `publish_gold`) and the feeds the credit step reads —
+licensing and penalty decisions, credit repairs and the court's 失信被执行人 list — have all been
+updated since its last run (Asset-based schedule).
+
+- `credit` re-derives only what changed since its last run (incremental): each decision's deadline
+  (the n-th working day after it on the State Council calendar), on-time flag, 失信 severity and
+  publicity period; credit-repair reviews; withdrawals (expired, repaired, revoked) with the
+  withdrawal log; the 一企一档 profile and public credit score of every enterprise touched. Results are
+  merged into `gold/penalty_record`, `gold/penalty_publication`, `gold/license_record`,
+  `gold/license_publication`, `gold/credit_repair_review`, `gold/enterprise_credit_profile`.
+- `extract` then writes the masked analyst database `extracts/analyst.duckdb`; records that left
+  it are logged too.
+- `kpis` records every KPI (双公示 合规率 and 及时率, conflicts, sharing) in `meta/kpi_history` for
+  the quality report's trends; `govlake kpi` prints the same figures.
+
+The business date is the DAG run's logical date (Asia/Shanghai). Owner: the public-credit centre
+(`credit`), which publishes 双公示 on the departments' behalf.
+"""
+
+from airflow.sdk import Asset, AssetAll, dag, task
+
+from govlake.orchestration import START_DATE, business_date, jsonable, no_retry_on_data_errors, run_id
+
+INPUTS = AssetAll(
+    Asset("govlake://gold/legal_entity"),
+    Asset("govlake://silver/credit_license"),
+    Asset("govlake://silver/credit_penalty"),
+    Asset("govlake://silver/credit_repair"),
+    Asset("govlake://silver/court_dishonest"),
+)
+CREDIT = [Asset(f"govlake://gold/{name}") for name in (
+    "penalty_record", "penalty_publication", "license_record", "license_publication", "credit_repair_review",
+    "enterprise_credit_profile", "withdrawal_log")]
+EXTRACT = Asset("govlake://extract/analyst")
+KPIS = Asset("govlake://meta/kpi_history")
+
+
+@dag(
+    schedule=INPUTS,
+    start_date=START_DATE,
+    catchup=False,
+    max_active_runs=1,
+    default_args={"owner": "credit", "retries": 2},
+    tags=["govlake", "credit", "extract", "kpi"],
+    doc_md=__doc__,
+)
+def publish_credit() -> None:
+    @task(outlets=CREDIT)
+    def credit() -> dict:
+        """The incremental credit step; rows re-derived per table, withdrawals per reason."""
+        from govlake import pipeline
+
+        with no_retry_on_data_errors():
+            return jsonable(pipeline.credit(run_id=run_id(), as_of=business_date()))
+
+    @task(outlets=[EXTRACT])
+    def extract() -> str:
+        """Write the masked analyst extract; its path."""
+        from govlake import pipeline
+
+        with no_retry_on_data_errors():
+            return str(pipeline.extract(run_id=run_id(), as_of=business_date()))
+
+    @task(outlets=[KPIS])
+    def kpis() -> int:
+        """Record every KPI value in meta/kpi_history; the number of values."""
+        from govlake import pipeline
+
+        with no_retry_on_data_errors():
+            return pipeline.kpis(run_id=run_id(), as_of=business_date())
+
+    built = credit()
+    built >> extract()
+    built >> kpis()
+
+
+publish_credit()
