@@ -7,8 +7,9 @@ social-insurance or the yearly tax feed publishes (Asset-based schedule; waiting
 would publish once a year).
 `gold` rebuilds 法人库 (`lake/gold/legal_entity`) from silver, checking each model's grain and
 keys before anything is written; its Asset, with the credit feeds', schedules `publish_credit`
-(双公示 publications, 一企一档 profiles, the analyst extract, the KPIs). `conflicts` compares every department's copy of a data item with its
-authoritative department's value (一数一源) and merges the disagreements into `lake/gold/conflicts`.
+(双公示 publications, 一企一档 profiles, the analyst extract, the KPIs). `conflicts` compares every
+department's copy of a data item with its authoritative department's value (一数一源) and merges the
+disagreements into `lake/gold/conflicts`.
 
 Owner: the big data bureau itself (`dsj`), which publishes on the departments' behalf.
 """

@@ -9,8 +9,8 @@ import duckdb
 import pytest
 
 from govlake.config import Settings
-from govlake.extract import INFO_TABLE, build_extract
 from govlake.credit import build_credit
+from govlake.extract import INFO_TABLE, build_extract
 from govlake.gold import PUBLIC_TABLES, build_gold
 from govlake.identifiers import is_valid_id_number
 from test_gold import E1, MOBILE, PERSON_ID, PERSON_ID_2, write_sample_silver
