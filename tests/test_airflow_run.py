@@ -50,3 +50,19 @@ def test_feed_and_publish_gold_through_airflow(tmp_path):
     assert {"feed_credit_penalty.ingest", "feed_credit_penalty.process", "publish_gold.gold",
             "publish_gold.extract"} <= completed
     assert {e["job"]["namespace"] for e in events} == {"govlake"}
+
+    # Every event and facet validates against the OpenLineage 2-0-2 schemas (offline): the provider's
+    # and govlake's own (govlake.lineage, var/lineage/govlake.jsonl).
+    from govlake.lineage import validate_file
+
+    assert validate_file(var / "lineage" / "airflow.jsonl") == {}
+    assert validate_file(var / "lineage" / "govlake.jsonl") == {}
+    # A govlake job run inside a task names the provider's run of that task as its parent.
+    ours = [json.loads(line) for line in (var / "lineage" / "govlake.jsonl").read_text().splitlines()]
+    task_runs = {(e["job"]["name"], e["run"]["runId"]) for e in events}
+    parents = {e["job"]["name"]: (p["job"]["name"], p["run"]["runId"]) for e in ours
+               if e["eventType"] == "COMPLETE" and (p := e["run"]["facets"].get("parent"))}
+    for job, task in [("ingest.credit.penalty", "feed_credit_penalty.ingest"),
+                      ("process.credit.penalty", "feed_credit_penalty.process"),
+                      ("gold", "publish_gold.gold"), ("extract", "publish_gold.extract")]:
+        assert parents[job][0] == task and parents[job] in task_runs, job
