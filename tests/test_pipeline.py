@@ -129,3 +129,39 @@ def test_no_valid_id_number_or_mobile_unmasked_in_the_extract(city):
                 leaks += [(table, col, m) for m in MOBILE.findall(value)]
     assert leaks == []
     assert con.execute("select count(*) from legal_entity").fetchone()[0] > 100
+
+
+def test_credit_repairs_end_as_the_manifest_expects(city):
+    settings, manifest, _ = city
+    quarantined = {(r["_source"], r["_row_number"])
+                   for r in _rows(settings.lake / "quarantine" / "credit_repair")}
+    reviews = {(r["uscc"], r["decision_no"]): r for r in _rows(settings.lake / "gold" / "credit_repair_review")}
+    records = {(r["uscc"], r["decision_no"]): r for r in _rows(settings.lake / "gold" / "penalty_record")}
+    checked = Counter()
+    for repair in manifest.repairs:
+        if (str(settings.city / repair.file), repair.row_number) in quarantined:
+            continue
+        review = reviews[(repair.uscc, repair.decision_no)]
+        expected = "accepted" if repair.outcome == "accepted" else "rejected"
+        assert review["outcome"] == expected, (repair, review["reason_en"])
+        if repair.outcome == "accepted":
+            record = records[(repair.uscc, repair.decision_no)]
+            ended_first = record["scheduled_publish_end"] <= dt.date.fromisoformat(repair.repair_date)
+            never_published = record["publicity_status"] == "不予公示"   # market regulation's warning-only
+            assert never_published or record["publicity_status"] == ("已到期" if ended_first else "已修复")
+        checked[repair.outcome] += 1
+    assert set(checked) == {"accepted", "too_early", "unknown_decision"}
+
+
+def test_the_court_list_flags_exactly_the_listed_enterprises(city):
+    settings, manifest, _ = city
+    flagged = {r["uscc"] for r in _rows(settings.lake / "gold" / "enterprise_credit_profile") if r["court_dishonest"]}
+    assert flagged == set(manifest.dishonest_listed)
+
+
+def test_nothing_withdrawn_is_published(city):
+    settings, _, _ = city
+    published = {(r["decision_no"], r["authority_uscc"]) for r in _rows(settings.lake / "gold" / "penalty_publication")}
+    records = _rows(settings.lake / "gold" / "penalty_record")
+    assert published == {(r["decision_no"], r["authority_uscc"]) for r in records if r["publicity_status"] == "公示中"}
+    assert {r["publicity_status"] for r in records} >= {"公示中", "已到期", "已撤销"}
