@@ -70,7 +70,7 @@ def run_one(rows: int, workdir: Path) -> dict:
     return {"rows": rows, "silver": result.silver, "quarantined": result.quarantined,
             "duplicates": result.duplicates, "stages": stages, "peak_rss_mib": round(_peak_mib()),
             "day": {"rows": day_rows, "run": dataclasses.asdict(day_result.run), "rederived": credit.rederived,
-                    "withdrawn": credit.withdrawn}}
+                    "withdrawn": credit.withdrawn, "credit_seconds": credit.seconds}}
 
 
 DAY_ROWS = 10_000
@@ -108,7 +108,7 @@ def main(sizes: list[int]) -> None:
         print(f"peak resident memory of the whole run: {report['peak_rss_mib']:,} MiB")
         day = report["day"]
         print(f"day of {day['rows']:,} records: this run {day['run']}; credit re-derived {day['rederived']}; "
-              f"withdrawn {day['withdrawn']}")
+              f"withdrawn {day['withdrawn']}; credit seconds per phase {day['credit_seconds']}")
 
 
 if __name__ == "__main__":

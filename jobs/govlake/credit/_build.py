@@ -21,6 +21,8 @@ leaves a publication is written to gold/withdrawal_log with the output, the reas
 from __future__ import annotations
 
 import datetime as dt
+import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -89,6 +91,15 @@ class CreditResult:
     """Records that left a publication in this run, per reason."""
     tables: dict[str, int] = field(default_factory=dict)
     """Rows per credit table after the run."""
+    seconds: dict[str, float] = field(default_factory=dict)
+    """Wall time per phase (inputs, records, repairs, profiles, log)."""
+
+
+@contextmanager
+def _timed(result: CreditResult, phase: str):
+    start = time.perf_counter()
+    yield
+    result.seconds[phase] = round(time.perf_counter() - start, 2)
 
 
 def _sql_list(values) -> str:
@@ -219,55 +230,72 @@ def build_credit(*, settings: Settings, run_id: str, rebuild: bool = False) -> C
     result = CreditResult(run_id, as_of, rebuild)
     con = storage.connect(settings)
     try:
-        register_silver(con, settings, catalog)
-        versions: dict[str, int | None] = {}
-        for code in INPUTS:
-            res = catalog.resource(code)
-            key = f"silver/{res.slug}"
-            since = None if rebuild else consumed_version(settings, CONSUMER, key)
-            versions[key], files = storage.files_since(storage.table_path(settings, "silver", res.slug), since)
-            storage.register_files(con, f"changed_{res.slug}", files, silver_schema(res))
-        for kind in KINDS:
-            _inputs(con, settings, kind, as_of, rebuild)
-        _deadlines(con, rules)
-        withdrawals = [w for kind in KINDS
-                       for w in _records(con, settings, kind, rules, as_of, run_id, rebuild, result)]
+        with _timed(result, "inputs"):
+            register_silver(con, settings, catalog)
+            versions: dict[str, int | None] = {}
+            for code in INPUTS:
+                res = catalog.resource(code)
+                key = f"silver/{res.slug}"
+                since = None if rebuild else consumed_version(settings, CONSUMER, key)
+                versions[key], files = storage.files_since(storage.table_path(settings, "silver", res.slug), since)
+                storage.register_files(con, f"changed_{res.slug}", files, silver_schema(res))
+            for kind in KINDS:
+                _inputs(con, settings, kind, as_of, rebuild)
+            _deadlines(con, rules)
+        with _timed(result, "records"):
+            withdrawals = [w for kind in KINDS
+                           for w in _records(con, settings, kind, rules, as_of, run_id, rebuild, result)]
 
         storage.register(con, "penalty_record", _gold(settings, "penalty_record"))
         storage.register(con, "license_record", _gold(settings, "license_record"))
         storage.register(con, "legal_entity", _gold(settings, "legal_entity"))
-        repair_source = "silver_credit_repair" if rebuild else """(
-            select * from changed_credit_repair
-            union all by name
-            select * from silver_credit_repair as r semi join penalty_input as p using (uscc, decision_no))"""
-        con.execute(f"""create temp table repair_input as select * from {repair_source} as r
-            qualify row_number() over (partition by uscc, decision_no order by _received_at desc) = 1""")
-        _derive(con, settings, "credit_repair_review", rules, as_of)
-        result.rederived["credit_repair_review"] = _write(
-            settings, con, "credit_repair_review", ("uscc", "decision_no"), run_id, rebuild)
-
-        if rebuild:
-            touched = ["select uscc from legal_entity", "select uscc from penalty_record",
-                       "select uscc from license_record", "select uscc from silver_court_dishonest"]
-        else:
-            touched = ["select uscc from new_penalty_record", "select uscc from new_license_record",
-                       *(f"select uscc from changed_{slug}" for slug in PROFILE_TRIGGERS)]
-        con.execute("create temp table affected_uscc as select distinct uscc from ("
-                    + " union all ".join(touched) + ") as t where uscc is not null")
-        _derive(con, settings, "enterprise_credit_profile", rules, as_of)
-        result.rederived["enterprise_credit_profile"] = _write(
-            settings, con, "enterprise_credit_profile", ("uscc",), run_id, rebuild)
+        with _timed(result, "repairs"):
+            _repairs(con, settings, rules, as_of, run_id, rebuild, result)
+        with _timed(result, "profiles"):
+            _profiles(con, settings, rules, as_of, run_id, rebuild, result)
     finally:
         con.close()
 
-    log_withdrawals(settings, withdrawals, as_of=as_of, run_id=run_id)
+    with _timed(result, "log"):
+        log_withdrawals(settings, withdrawals, as_of=as_of, run_id=run_id)
+        record_consumed(settings, CONSUMER, versions, run_id)
     for w in withdrawals:
         result.withdrawn[w["reason"]] = result.withdrawn.get(w["reason"], 0) + 1
-    record_consumed(settings, CONSUMER, versions, run_id)
-    for name in ("penalty_record", "penalty_publication", "license_record", "license_publication",
-                 "credit_repair_review", "enterprise_credit_profile", "withdrawal_log"):
-        result.tables[name] = storage.row_count(_gold(settings, name))
+    with _timed(result, "counts"):
+        for name in ("penalty_record", "penalty_publication", "license_record", "license_publication",
+                     "credit_repair_review", "enterprise_credit_profile", "withdrawal_log"):
+            result.tables[name] = storage.row_count(_gold(settings, name))
     return result
+
+
+def _repairs(con, settings: Settings, rules: CreditRules, as_of: dt.date, run_id: str, rebuild: bool,
+             result: CreditResult) -> None:
+    """Review the new repair applications and those naming a re-derived penalty."""
+    source = "silver_credit_repair" if rebuild else """(
+        select * from changed_credit_repair
+        union all by name
+        select * from silver_credit_repair as r semi join penalty_input as p using (uscc, decision_no))"""
+    con.execute(f"""create temp table repair_input as select * from {source} as r
+        qualify row_number() over (partition by uscc, decision_no order by _received_at desc) = 1""")
+    _derive(con, settings, "credit_repair_review", rules, as_of)
+    result.rederived["credit_repair_review"] = _write(
+        settings, con, "credit_repair_review", ("uscc", "decision_no"), run_id, rebuild)
+
+
+def _profiles(con, settings: Settings, rules: CreditRules, as_of: dt.date, run_id: str, rebuild: bool,
+              result: CreditResult) -> None:
+    """Re-derive the profiles of the enterprises a re-derived record or a changed input names."""
+    if rebuild:
+        touched = ["select uscc from legal_entity", "select uscc from penalty_record",
+                   "select uscc from license_record", "select uscc from silver_court_dishonest"]
+    else:
+        touched = ["select uscc from new_penalty_record", "select uscc from new_license_record",
+                   *(f"select uscc from changed_{slug}" for slug in PROFILE_TRIGGERS)]
+    con.execute("create temp table affected_uscc as select distinct uscc from ("
+                + " union all ".join(touched) + ") as t where uscc is not null")
+    _derive(con, settings, "enterprise_credit_profile", rules, as_of)
+    result.rederived["enterprise_credit_profile"] = _write(
+        settings, con, "enterprise_credit_profile", ("uscc",), run_id, rebuild)
 
 
 def log_withdrawals(settings: Settings, rows: list[dict], *, as_of: dt.date, run_id: str) -> None:

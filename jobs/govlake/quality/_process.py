@@ -277,7 +277,8 @@ def _publish(con, settings: Settings, resource, run_id: str, *, rebuild: bool) -
     columns = ", ".join([i.column for i in resource.items]
                         + ["_dept", "_source", "_row_number", "_batch_id", "_received_at"])
     silver_path = storage.table_path(settings, "silver", resource.slug)
-    if rebuild:
+    if rebuild or storage.open_table(silver_path) is None:
+        # nothing to merge with: stream the rows instead of holding them in memory
         silver = con.sql(f"select {columns} from upserts").to_arrow_reader(BATCH_ROWS)
         storage.write_table(silver_path, silver, mode="overwrite", run_id=run_id)
     elif con.execute("select count(*) from upserts").fetchone()[0]:
