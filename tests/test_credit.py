@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 from decimal import Decimal
+from pathlib import Path
 
 import duckdb
 import pyarrow as pa
@@ -315,3 +316,14 @@ def test_compliance_and_timeliness_equal_hand_computed_values(tmp_path):
     k = dataclasses.replace(kpis["credit.timeliness_rate"]).with_target_status()
     assert k.below_target("2026-10") == ["amr", "ee"]
     assert k.below_target("2026-09") == []
+
+
+def test_the_documented_score_matches_the_configuration():
+    from govlake.credit import load_credit_rules
+
+    rules = load_credit_rules(Settings(var=Path(".")).catalog_dir)
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "credit.md").read_text(encoding="utf-8")
+    for factor in rules.score.factors:
+        assert f"`{factor.id}`" in doc, factor.id
+    assert f"`score.base` ({rules.score.base:g})" in doc
+    assert ", ".join(f"{g} ≥ {low:g}" for g, low in rules.score.bands.items()) in doc
