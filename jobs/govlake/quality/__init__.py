@@ -1,6 +1,30 @@
-"""Quality: rules from the catalog and expectations/, GX validation, silver/quarantine split."""
+"""Quality: rules from the catalog and expectations/, GX validation, silver/quarantine split.
 
+The rule pack's Great Expectations classes (``ExpectColumnValuesToBeValidUscc`` …) are exported
+here too, imported on first use so that importing govlake.quality does not load GX.
+"""
+
+from govlake.quality._listing import rule_listing, rules_markdown
 from govlake.quality._process import ProcessResult, QualityError, process_resource
 from govlake.quality._rules import Rule, RuleSet, rules_for
 
-__all__ = ["ProcessResult", "QualityError", "Rule", "RuleSet", "process_resource", "rules_for"]
+_EXPECTATIONS = (
+    "ExpectColumnPairValuesAToNotBeAfterB", "ExpectColumnValuesToBeMultiValuedInSet",
+    "ExpectColumnValuesToBeParseable", "ExpectColumnValuesToBePositiveWhen", "ExpectColumnValuesToBeValidIdNumber",
+    "ExpectColumnValuesToBeValidRegionCode", "ExpectColumnValuesToBeValidUscc",
+    "ExpectColumnValuesToFullyMatchRegex", "ExpectColumnValuesToHaveKnownIdNumberCounty",
+    "ExpectColumnValuesToHaveValidUsccOrganizationCode", "ExpectColumnValuesToNotBeAfterDate",
+    "ExpectColumnValuesToNotBeInTheFuture", "ExpectColumnValuesToNotBeNullWhen", "PackExpectation",
+)
+
+
+def __getattr__(name: str):
+    if name in _EXPECTATIONS:
+        from govlake.quality import _expectations
+
+        return getattr(_expectations, name)
+    raise AttributeError(f"module 'govlake.quality' has no attribute {name!r}")
+
+
+__all__ = ["ProcessResult", "QualityError", "Rule", "RuleSet", "process_resource", "rule_listing", "rules_for",
+           "rules_markdown", *_EXPECTATIONS]

@@ -8,17 +8,26 @@ that keep their connection; tests/test_quality.py holds GX's counts to DuckDB's.
 
 GX is handed a cursor of the pipeline's own in-memory DuckDB connection (SQLAlchemy
 ``creator``), so it validates the very table the split uses, with no copy to a file.
+
+Each rule becomes one instance of the expectation class it names (``Rule.expectation``): a GX
+built-in (``ExpectColumnValuesToNotBeNull``, ``ExpectColumnValuesToBeInSet`` …), one of the pack's
+own classes (_expectations.py), or, for a hand-written ``fail_when``, an UnexpectedRowsExpectation.
+The rule id, severity and zh/en description travel in the expectation's ``meta``.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import os
+import re
 from dataclasses import dataclass
+from typing import Any
 
 import duckdb
 
-from govlake.quality._rules import Rule
+from govlake.quality._checks import TODAY
+from govlake.quality._rules import RAW_SQL, Rule
 
 os.environ.setdefault("TQDM_DISABLE", "1")
 
@@ -47,12 +56,57 @@ class GxOutcome:
     error: str | None
 
 
-def validate_with_gx(con: duckdb.DuckDBPyConnection, table: str, rules: list[Rule], *,
-                     suite_name: str) -> list[GxOutcome]:
-    """Run every rule as a GX UnexpectedRowsExpectation on ``table`` of the open DuckDB database."""
+LINEAGE = ["_batch_id", "_row_number"]
+"""What GX returns per failing row: lineage only, never the row's (personal) data."""
+
+
+def _escape(sql: str) -> str:
+    return sql.replace("{", "{{").replace("}", "}}")
+
+
+def expectation_for(rule: Rule, *, today: dt.date | None = None) -> Any:
+    """The GX expectation that checks ``rule`` (``today`` binds an ``as_of`` placeholder)."""
+    from great_expectations import expectations as gxe
+
+    from govlake.quality._expectations import PACK
+
+    common = {"description": f"{rule.id}: {rule.zh} / {rule.en}",
+              "meta": {"rule_id": rule.id, "severity": rule.severity, "zh": rule.zh, "en": rule.en}}
+    if rule.expectation == RAW_SQL:
+        return gxe.UnexpectedRowsExpectation(
+            unexpected_rows_query=f"select {', '.join(LINEAGE)} from {{batch}} where " + _escape(rule.fail_when),
+            **common)
+    kwargs = dict(rule.kwargs)
+    if kwargs.get("as_of") == TODAY:
+        if today is None:
+            raise ValueError(f"{rule.id}: the run's date is needed to bind as_of")
+        kwargs["as_of"] = today
+    if rule.expectation in PACK:
+        expectation = PACK[rule.expectation](**kwargs, report_columns=LINEAGE, **common)
+        if TODAY not in rule.fail_when and expectation.condition != rule.fail_when:
+            raise ValueError(f"{rule.id}: the expectation's SQL differs from the rule's")
+        return expectation
+    return getattr(gxe, rule.expectation)(**kwargs, **common)
+
+
+_DATE_LITERAL = re.compile(r"date '(\d{4}-\d{2}-\d{2})'")
+
+
+def _run_date(rules: list[Rule]) -> dt.date | None:
+    """The business date the run bound into its date rules (quality/_process.py binds it in the
+    SQL with ``bind_today``); ``as_of`` of the same rules' expectations gets the same date."""
+    for r in rules:
+        if r.kwargs.get("as_of") == TODAY and (m := _DATE_LITERAL.search(r.fail_when)):
+            return dt.date.fromisoformat(m.group(1))
+    return None
+
+
+def run_suite(con: duckdb.DuckDBPyConnection, table: str, expectations: list, *, suite_name: str,
+              result_format: str = "BASIC") -> Any:
+    """Validate ``table`` of the open DuckDB database with ``expectations`` (GX objects) in an
+    ephemeral GX context; returns GX's ExpectationSuiteValidationResult."""
     import duckdb_engine
     import great_expectations as gx
-    from great_expectations import expectations as gxe
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
     logging.getLogger("great_expectations").setLevel(logging.WARNING)
@@ -65,26 +119,28 @@ def validate_with_gx(con: duckdb.DuckDBPyConnection, table: str, rules: list[Rul
     asset = source.add_table_asset(name=table, table_name=table)
     batch = asset.add_batch_definition_whole_table("whole_table")
     suite = context.suites.add(gx.ExpectationSuite(name=suite_name))
-    for rule in rules:
-        suite.add_expectation(gxe.UnexpectedRowsExpectation(
-            # Only the lineage columns of failing rows; braces in regexes are escaped for GX.
-            unexpected_rows_query="select _batch_id, _row_number from {batch} where "
-            + rule.fail_when.replace("{", "{{").replace("}", "}}"),
-            description=f"{rule.id}: {rule.zh} / {rule.en}",
-            meta={"rule_id": rule.id, "severity": rule.severity},
-        ))
+    for expectation in expectations:
+        suite.add_expectation(expectation)
     definition = context.validation_definitions.add(
         gx.ValidationDefinition(name=f"{suite_name}_validation", data=batch, suite=suite))
     try:
-        result = definition.run(result_format="BASIC")
+        return definition.run(result_format=result_format)
     finally:
         engine = source.get_execution_engine()
         engine.close()
         engine.engine.dispose()
+
+
+def validate_with_gx(con: duckdb.DuckDBPyConnection, table: str, rules: list[Rule], *,
+                     suite_name: str, today: dt.date | None = None) -> list[GxOutcome]:
+    """Run every rule as its GX expectation on ``table`` of the open DuckDB database."""
+    today = today or _run_date(rules)
+    result = run_suite(con, table, [expectation_for(rule, today=today) for rule in rules], suite_name=suite_name)
     outcomes = []
     for r in result.results:
         rule_id = r.expectation_config.meta["rule_id"]
-        count = r.result.get("observed_value")
+        # UnexpectedRowsExpectation reports its count as observed_value; map expectations as unexpected_count.
+        count = r.result.get("observed_value", r.result.get("unexpected_count"))
         error = _error_of(r.exception_info) if count is None else None
         outcomes.append(GxOutcome(rule_id, bool(r.success), int(count) if count is not None else None, error))
     return outcomes
