@@ -6,6 +6,7 @@ import csv
 import datetime as dt
 import io
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -182,6 +183,28 @@ def test_reingesting_the_same_file_adds_nothing(settings):
     assert again.rows == explicit.rows == 0
     assert len(_bronze(settings)) == 2
     assert [r["status"] for r in _log(settings)].count("landed") == 1
+
+
+def test_an_unchanged_file_is_not_read_again_and_a_changed_one_is(settings, monkeypatch):
+    from govlake.ingest import _ingest
+
+    path = _write(settings.city / "credit/penalty/a.csv", _csv_text(HEADER, [_row(1), _row(2)]), "gbk")
+    ingest_resource("credit.penalty", files=None, settings=settings, run_id="r1")
+    read = []
+    real_sniff = _ingest.sniff
+    monkeypatch.setattr(_ingest, "sniff", lambda p: read.append(p) or real_sniff(p))
+
+    again = ingest_resource("credit.penalty", files=None, settings=settings, run_id="r2")
+    assert [b.status for b in again.batches] == ["skipped_already_ingested"] and read == []
+    # touched (same bytes, new mtime): read once, recognised by its hash
+    path.touch()
+    os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 1_000_000))
+    touched = ingest_resource("credit.penalty", files=None, settings=settings, run_id="r3")
+    assert [b.status for b in touched.batches] == ["skipped_already_ingested"] and read == [path]
+    # rewritten with another row: landed
+    _write(path, _csv_text(HEADER, [_row(1), _row(2), _row(3)]), "gbk")
+    changed = ingest_resource("credit.penalty", files=None, settings=settings, run_id="r4")
+    assert [b.status for b in changed.batches] == ["landed"] and changed.rows == 3
 
 
 def test_interrupted_landing_is_settled_from_bronze(settings, monkeypatch):

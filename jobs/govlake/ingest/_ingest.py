@@ -70,6 +70,11 @@ class _Lander:
         kind = _KIND_BY_SUFFIX.get(path.suffix.lower(), self.res.source.kind)
         if not path.is_file():
             return self._record(BatchResult(str(path), None, None, 0, "rejected", f"{path}: no such file"))
+        st = path.stat()
+        seen = self.past.files.get((str(path), st.st_size, st.st_mtime_ns))
+        if seen is not None:  # landed before and unchanged since: no need to read it again
+            return self._record(BatchResult(str(path), seen, None, 0, "skipped_already_ingested",
+                                            size=st.st_size, mtime_ns=st.st_mtime_ns))
         try:
             facts = fingerprint(path) if kind == "xlsx" else sniff(path)
         except IngestError as exc:
@@ -82,7 +87,8 @@ class _Lander:
                 return read_jsonl(path, facts, self.res, asm)
             return read_csv(path, facts, self.res, asm)
 
-        return self._land(BatchResult(str(path), facts.sha256, facts.encoding, 0, "landed"), opener)
+        return self._land(BatchResult(str(path), facts.sha256, facts.encoding, 0, "landed", size=st.st_size,
+                                      mtime_ns=st.st_mtime_ns), opener)
 
     def window(self) -> BatchResult:
         try:

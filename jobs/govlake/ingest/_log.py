@@ -22,7 +22,7 @@ S = pa.string()
 SCHEMA = pa.schema([
     ("run_id", S), ("batch_id", S), ("resource", S), ("source", S), ("source_hash", S), ("encoding", S),
     ("rows", pa.int64()), ("status", S), ("error", S), ("received_at", pa.timestamp("us", tz="UTC")),
-    ("watermark_hi", S),
+    ("watermark_hi", S), ("size", pa.int64()), ("mtime_ns", pa.int64()),
 ])
 LANDING = "landing"
 
@@ -43,6 +43,8 @@ class History:
 
     hashes: set[str] = field(default_factory=set)
     watermark_hi: str | None = None
+    files: dict[tuple[str, int, int], str] = field(default_factory=dict)
+    """(path, size, mtime_ns) of landed files → their sha256: unchanged files need no re-reading."""
 
     def add(self, source_hash: str, watermark_hi: str | None) -> None:
         self.hashes.add(source_hash)
@@ -72,6 +74,9 @@ def history(settings: Settings, resource: str, bronze: Path, *, run_id: str) -> 
                 repairs.append(dict(repair, status="rejected", error="interrupted before the bronze commit"))
     if repairs:
         append(settings, repairs, run_id=run_id)
+    for r in rows:
+        if r["source_hash"] in found.hashes and r.get("size") is not None and r.get("mtime_ns") is not None:
+            found.files[(r["source"], r["size"], r["mtime_ns"])] = r["source_hash"]
     return found
 
 

@@ -34,6 +34,10 @@ class BatchResult:
     error: str | None = None
     batch_id: str | None = None
     watermark_hi: str | None = None
+    size: int | None = None
+    """File size and modification time (ns) when hashed: a file seen again unchanged is skipped
+    without reading it."""
+    mtime_ns: int | None = None
 
 
 @dataclass
