@@ -188,7 +188,7 @@ def _contest(con, resource) -> _Contest:
         union all
         select s.{key.replace(', ', ', s.')}, {', '.join('s.' + c for c in order_cols.split(', '))}, false as _new
         from silver_current as s semi join candidates as c using ({key})""")
-    con.execute(f"""create temp table upserts as
+    con.execute(f"""create temp view upserts as
         select c.* exclude (_rank) from candidates as c semi join (
             select * from (select {key}, _new, row_number() over (partition by {key} order by {order}) as _w
                            from contest) as ranked_contest
