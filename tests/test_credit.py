@@ -327,3 +327,20 @@ def test_the_documented_score_matches_the_configuration():
         assert f"`{factor.id}`" in doc, factor.id
     assert f"`score.base` ({rules.score.base:g})" in doc
     assert ", ".join(f"{g} ≥ {low:g}" for g, low in rules.score.bands.items()) in doc
+
+
+@pytest.mark.parametrize("name", ["penalty_record", "license_record", "credit_repair_review",
+                                  "enterprise_credit_profile"])
+def test_credit_models_have_a_header_and_transpile_to_spark(name):
+    import sqlglot
+    from sqlglot import ErrorLevel
+
+    from govlake.credit import load_credit_rules, render
+    from govlake.gold import model_header
+
+    settings = Settings(var=Path("."))
+    sql = render(settings, name, load_credit_rules(settings.catalog_dir), dt.date(2026, 11, 20))
+    header = model_header(sql)
+    assert header.grain.startswith("one row per") and header.unique and header.not_null and header.owner
+    assert sql.rstrip().splitlines()[-1].startswith("select * from ")
+    sqlglot.transpile(sql, read="duckdb", write="spark", unsupported_level=ErrorLevel.RAISE)
