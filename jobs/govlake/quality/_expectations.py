@@ -17,9 +17,11 @@ returns per failing row; the pipeline asks for lineage columns only, so no perso
 leaves the database in a validation result).
 
 Why UnexpectedRowsExpectation and not ColumnMapExpectation with metric providers: the pack's
-checks span several columns (raw text vs parsed value, a condition on another column), GX 1.x
-map metrics take SQLAlchemy expressions while our checks are SQL text shared with the split,
-and one count query per rule measured as fast as GX's bundled map metrics on DuckDB.
+checks span several columns (raw text vs parsed value, a condition on another column), and GX
+1.x map metrics take SQLAlchemy expressions while these checks are SQL text shared with the
+split. Below result_format COMPLETE a pack expectation asks GX for the count only (one query,
+not the count plus a fetch of up to 200 rows): on 1M penalty rows the 45 rules took 11–14 s in
+GX this way against 20–23 s as plain UnexpectedRowsExpectations (2 shared cores).
 """
 
 from __future__ import annotations

@@ -13,7 +13,6 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from types import MappingProxyType
 from typing import Any, Literal
 
 import yaml
@@ -49,10 +48,9 @@ def check(rule_id: str, severity: Severity, zh: str, en: str, expectation: str, 
           **kwargs: Any) -> Rule:
     """A rule checked by ``expectation(**kwargs)``; its SQL comes from the same class and kwargs."""
     kwargs = {k: v for k, v in kwargs.items() if v is not None}
-    columns = tuple(c for k in ("column", "column_a", "column_b") if isinstance(c := kwargs.get(k), str))
-    columns += tuple(kwargs.get("column_list", ()))
-    return Rule(rule_id, severity, zh, en, fail_when(expectation, kwargs, d), columns, expectation,
-                MappingProxyType(kwargs))
+    named = [c for k in ("column", "column_a", "column_b") if isinstance(c := kwargs.get(k), str)]
+    columns = tuple(dict.fromkeys(c.split("__")[0] for c in [*named, *kwargs.get("column_list", ())]))
+    return Rule(rule_id, severity, zh, en, fail_when(expectation, kwargs, d), columns, expectation, kwargs)
 
 
 @dataclass(frozen=True)
