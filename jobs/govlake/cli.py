@@ -221,6 +221,27 @@ def kpi(
 
 
 @app.command()
+def report(
+    out: Annotated[Path | None, typer.Option(help="Folder of the site (default var/reports/quality).")] = None,
+    pdf: Annotated[bool, typer.Option("--pdf/--no-pdf", help="Print the bulletin to PDF (headless Chromium).")]
+    = True,
+) -> None:
+    """The auditor's quality report: a static site (overview, scorecards, trends, drill-down, 季度通报)."""
+    from govlake.report import build_report
+
+    try:
+        result = build_report(out=out, pdf=pdf)
+    except _known_errors() as exc:
+        _fail(exc)
+    console.print(f"quality report: {len(result.pages)} pages, {len(result.csv_files)} CSV files in "
+                  f"{result.seconds:.1f}s; open [bold]{result.path}[/]", highlight=False, soft_wrap=True)
+    if result.pdf:
+        console.print(f"bulletin PDF: {result.pdf}", highlight=False, soft_wrap=True)
+    for note in result.notes:
+        console.print(f"note: {note}", style="dim", highlight=False, soft_wrap=True)
+
+
+@app.command()
 def rules(
     resource: Annotated[str | None, typer.Argument(help="Catalog resource code; every resource when omitted.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
