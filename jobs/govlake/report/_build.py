@@ -43,14 +43,14 @@ def build_report(settings: Settings | None = None, *, out: Path | None = None, p
     out.mkdir(parents=True)
     generated = (f"生成于 generated {dt.datetime.now().astimezone():%Y-%m-%d %H:%M %Z} · 业务日期 business date "
                  f"{settings.today} · 数据湖 lake {settings.lake}")
-    site = Site(data, scoring, out, generated=generated)
-    site.build()
     notes, written = [], None
+    if pdf and _browser.chromium() is None:
+        notes.append("bulletin.pdf not written: no Chromium installed (apt-get install chromium)")
+        pdf = False
+    site = Site(data, scoring, out, generated=generated, pdf=pdf)
+    site.build()
     if pdf:
-        if _browser.chromium() is None:
-            notes.append("bulletin.pdf not written: no Chromium installed (apt-get install chromium)")
-        else:
-            written = _browser.print_pdf(out / "bulletin.html", out / "bulletin.pdf")
+        written = _browser.print_pdf(out / "bulletin.html", out / "bulletin.pdf")
     if data.gx_docs is None:
         notes.append("no Great Expectations Data Docs under var/reports/gx; the overview says so")
     return ReportResult(path=out / "index.html", pages=site.pages, csv_files=site.csv_files, pdf=written,

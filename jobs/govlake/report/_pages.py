@@ -56,8 +56,8 @@ def table_page(code: str) -> str:
 class Site:
     """Writes every page of the report from :class:`LakeData`."""
 
-    def __init__(self, data: LakeData, scoring: dict[str, Any], out, *, generated: str) -> None:
-        self.data, self.scoring, self.out, self.generated = data, scoring, out, generated
+    def __init__(self, data: LakeData, scoring: dict[str, Any], out, *, generated: str, pdf: bool = False) -> None:
+        self.data, self.scoring, self.out, self.generated, self.pdf = data, scoring, out, generated, pdf
         self.measures = scoring["measures"]
         self.weights = {m["id"]: float(m["weight"]) for m in self.measures}
         self.kpis = {k.id: k for k in data.kpis}
@@ -504,8 +504,8 @@ class Site:
         q, prev_q = self.quarter, previous(self.quarter)
         p = self.page("bulletin.html", f"数据质量季度通报 {q}", f"Quarterly data quality bulletin {q}")
         p.add(f'<p>季度 quarter <b>{e(q)}</b>（截至 to {e(self.data.as_of)}），较上期 = 与 {e(prev_q)} 比较. '
-              f'<span class="noprint"><a href="bulletin.pdf">PDF</a> · 每个表格下方可导出 CSV every table exports '
-              f"as CSV.</span></p>")
+              f'<span class="noprint">{"<a href=bulletin.pdf>PDF</a> · " if self.pdf else ""}每个表格下方可导出 CSV '
+              f"every table exports as CSV.</span></p>")
         cards = scorecards(self.data, q, self.scoring)
         p.h2("一、部门排名", "1. Department ranking", anchor="ranking")
         p.add(self.weights_note())

@@ -1,0 +1,243 @@
+"""The quality report (govlake report): built from a small generated city, its figures equal
+`govlake kpi --json`, every local link resolves, no 身份证号 or mobile number leaks into any file,
+and (marker browser) headless Chromium loads the pages with no console error and draws the charts."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import json
+import re
+from html.parser import HTMLParser
+from pathlib import Path
+from urllib.parse import unquote
+
+import pytest
+from typer.testing import CliRunner
+
+from govlake import pipeline
+from govlake.catalog import get_catalog
+from govlake.cli import app
+from govlake.config import Settings
+from govlake.generate import generate_city
+from govlake.identifiers import is_valid_id_number
+from govlake.report import Measure, Scorecard, build_report, weighted_total
+from govlake.report._browser import chromium, dump_dom
+from govlake.report._scores import months_of, previous, rank
+
+AS_OF = dt.date(2026, 11, 20)
+ID18 = re.compile(r"(?<![0-9A-Za-z])[1-9][0-9]{16}[0-9Xx](?![0-9A-Za-z])")
+MOBILE = re.compile(r"(?<![0-9])1[3-9][0-9]{9}(?![0-9])")
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory) -> tuple[Settings, Path]:
+    root = tmp_path_factory.mktemp("report")
+    settings = Settings(var=root / "var", inbox=root / "inbox", as_of=AS_OF)
+    generate_city(settings.city, scale=1500, seed=11, as_of=AS_OF)
+    for code in get_catalog(settings.catalog_dir).resources:
+        pipeline.ingest(code, settings=settings)
+    pipeline.run(settings=settings, run_id="rep-1")
+    result = build_report(settings, pdf=False)
+    return settings, result.path.parent
+
+
+class _Links(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.links: list[str] = []
+        self.ids: set[str] = set()
+        self.kpi_cells: list[dict[str, str]] = []
+        self._cell: dict[str, str] | None = None
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        for key in ("href", "src"):
+            if key in a:
+                self.links.append(a[key])
+        if "id" in a:
+            self.ids.add(a["id"])
+        if tag == "td" and "data-kpi" in a:
+            self._cell = {k: a[k] or "" for k in ("data-kpi", "data-scope", "data-period", "data-value")} | {
+                "text": ""}
+
+    def handle_data(self, data):
+        if self._cell is not None:
+            self._cell["text"] += data
+
+    def handle_endtag(self, tag):
+        if tag == "td" and self._cell is not None:
+            self.kpi_cells.append(self._cell)
+            self._cell = None
+
+
+def _parse(path: Path) -> _Links:
+    p = _Links()
+    p.feed(path.read_text(encoding="utf-8"))
+    return p
+
+
+# ---- pure parts, hand-computed ---------------------------------------------------------------
+
+
+def test_weighted_total_renormalises_over_the_measures_a_department_has():
+    weights = {"completeness": 15, "credit_compliance": 15, "consistency": 10}
+    # 15 × 0.9 + 15 × 0.5 = 21 over weight 30 → 70.0; consistency has no rows and is left out.
+    measures = {"completeness": Measure(9, 10), "credit_compliance": Measure(1, 2), "consistency": Measure(0, 0)}
+    assert weighted_total(measures, weights) == pytest.approx(70.0)
+    assert weighted_total({"consistency": Measure(0, 0)}, weights) is None
+
+
+def test_rank_shares_equal_totals_and_skips_departments_without_one():
+    cards = [Scorecard("a", "2026-10", total=80.0), Scorecard("b", "2026-10", total=95.0),
+             Scorecard("c", "2026-10", total=80.0), Scorecard("d", "2026-10", total=None)]
+    rank(cards)
+    assert [(c.dept, c.rank) for c in cards] == [("a", 2), ("b", 1), ("c", 2), ("d", None)]
+
+
+def test_periods():
+    assert months_of("2026-Q4") == ["2026-10", "2026-11", "2026-12"]
+    assert months_of("2026-10") == ["2026-10"]
+    assert previous("2026-01") == "2025-12"
+    assert previous("2026-Q1") == "2025-Q4"
+    assert previous("2026-Q4") == "2026-Q3"
+
+
+# ---- the site from a generated city ----------------------------------------------------------
+
+
+def _kpi_json(settings: Settings, monkeypatch) -> dict:
+    monkeypatch.setenv("GOVLAKE_VAR", str(settings.var))
+    monkeypatch.setenv("GOVLAKE_AS_OF", settings.today.isoformat())
+    monkeypatch.setenv("GOVLAKE_INBOX", str(settings.inbox))
+    result = CliRunner().invoke(app, ["kpi", "--json"])
+    assert result.exit_code == 0, result.output
+    return json.loads(result.output)
+
+
+def test_every_figure_on_the_overview_equals_govlake_kpi_json(site, monkeypatch):
+    settings, out = site
+    doc = _kpi_json(settings, monkeypatch)
+    expected = {(k["id"], v["scope"], v["period"]): (k["unit"], v["value"], v["provisional"])
+                for k in doc["kpis"] for v in k["values"]}
+    cells = _parse(out / "index.html").kpi_cells
+    assert len(cells) > 50
+    for c in cells:
+        unit, value, provisional = expected[(c["data-kpi"], c["data-scope"], c["data-period"])]
+        text = c["text"].removesuffix(" *")
+        if value is None:
+            assert text == "—"
+        elif unit == "ratio":
+            assert text == f"{value:.2%}", c
+        else:
+            assert float(text.replace(",", "")) == pytest.approx(value, abs=0.005), c
+        assert c["text"].endswith(" *") == provisional
+    # Both 双公示 KPIs of last month are shown for every department that has them.
+    shown = {(c["data-kpi"], c["data-scope"]) for c in cells if c["data-period"] == "2026-10"}
+    want = {(kid, scope) for kid, scope, period in expected if period == "2026-10"}
+    assert shown == want
+
+
+def test_the_overview_lists_exactly_the_departments_below_98_percent_last_month(site, monkeypatch):
+    settings, out = site
+    doc = _kpi_json(settings, monkeypatch)
+    below = {(k["id"], v["scope"]) for k in doc["kpis"] if k["id"].startswith("credit.")
+             for v in k["values"] if v["period"] == "2026-10" and v["scope"] != "all" and v["meets_target"] is False}
+    assert below, "the generated city has departments below target last month"
+    html = (out / "index.html").read_text(encoding="utf-8")
+    missed = html[html.index('id="missed-table"'):]
+    missed = missed[:missed.index("</table>")]
+    listed = set(re.findall(r'data-kpi="([^"]+)" data-scope="([^"]+)" data-period="2026-10"', missed))
+    assert listed == below
+    # Each row drills down to the department's 双公示 rules, which name rows by file and row number.
+    for _, dept in below:
+        page = out / "dept" / f"{dept}.html"
+        assert 'id="credit-rules"' in page.read_text(encoding="utf-8")
+
+
+def test_every_local_link_resolves_and_nothing_is_fetched_from_the_network(site):
+    _, out = site
+    pages = sorted(out.rglob("*.html"))
+    assert len(pages) > 50
+    ids = {p: _parse(p).ids for p in pages}
+    checked = 0
+    for page in pages:
+        for link in _parse(page).links:
+            assert not re.match(r"^(https?:)?//", link), f"{page.name}: network link {link}"
+            target, _, anchor = link.partition("#")
+            path = (page.parent / unquote(target)).resolve() if target else page
+            assert path.exists(), f"{page.relative_to(out)}: broken link {link}"
+            if anchor and path.suffix == ".html":
+                assert anchor in ids[path], f"{page.relative_to(out)}: no #{anchor} in {path.name}"
+            checked += 1
+    assert checked > 500
+
+
+def test_no_valid_id_number_or_mobile_number_in_any_file(site):
+    settings, out = site
+    # The quarantine does hold valid ID numbers (so the masking is what keeps them out of the site).
+    raw = "".join(str(r) for p in (settings.lake / "quarantine").iterdir()
+                  for r in __import__("deltalake").DeltaTable(str(p)).to_pyarrow_table().to_pylist())
+    assert any(is_valid_id_number(m) for m in ID18.findall(raw))
+    files = [p for p in out.rglob("*") if p.is_file() and p.suffix != ".pdf"]
+    assert any(p.suffix == ".csv" for p in files)
+    for p in files:
+        text = p.read_text(encoding="utf-8-sig")
+        leaked = [m for m in ID18.findall(text) if is_valid_id_number(m)]
+        assert not leaked, f"{p.relative_to(out)}: {leaked[:3]}"
+        assert not MOBILE.findall(text), f"{p.relative_to(out)}: {MOBILE.findall(text)[:3]}"
+    masked = "".join(p.read_text(encoding="utf-8") for p in (out / "rules").glob("*.html"))
+    assert re.search(r"[1-9][0-9]{5}\*{8}[0-9]{3}[0-9X]", masked), "sample rows show masked ID numbers"
+
+
+def test_bulletin_tables_are_exported_as_csv(site):
+    _, out = site
+    html = (out / "bulletin.html").read_text(encoding="utf-8")
+    links = re.findall(r'href="(bulletin-[^"]+\.csv)"', html)
+    assert "bulletin-2026-Q4-ranking.csv" in links and "bulletin-2026-Q4-below-target.csv" in links
+    with (out / "bulletin-2026-Q4-ranking.csv").open(encoding="utf-8-sig") as f:
+        rows = list(csv.reader(f))
+    assert rows[0][:2] == ["排名 rank", "部门 department"]
+    ranking = html[html.index('id="ranking"'):]
+    ranking = ranking[ranking.index("<tbody>"):ranking.index("</tbody>")]
+    assert len(rows) - 1 == ranking.count("<tr>")
+    ranks = [int(r[0]) for r in rows[1:] if r[0] != "—"]
+    assert ranks == sorted(ranks) and ranks[0] == 1
+
+
+# ---- headless Chromium -----------------------------------------------------------------------
+
+browser = pytest.mark.skipif(chromium() is None, reason="no Chromium (make setup installs Debian's chromium)")
+
+
+@pytest.mark.browser
+@browser
+def test_the_console_check_catches_a_script_error_and_a_network_fetch(tmp_path):
+    bad = tmp_path / "bad.html"
+    bad.write_text('<html><body><img src="http://example.com/x.png"><script>undefinedThing();</script></body></html>')
+    _, console = dump_dom(bad)
+    assert any("undefinedThing" in line for line in console)
+
+
+@pytest.mark.browser
+@browser
+def test_pages_load_in_chromium_with_no_console_error_and_charts_drawn(site):
+    _, out = site
+    rule = max((out / "rules").glob("*.html"), key=lambda p: p.stat().st_size)
+    for page in (out / "index.html", out / "departments.html", out / "trends.html", out / "bulletin.html",
+                 out / "dept" / "trans.html", rule, out / "tables" / "credit.penalty.html"):
+        dom, console = dump_dom(page)
+        assert "</html>" in dom and "govlake" in dom, page
+        assert console == [], f"{page.name}: {console}"
+        if page.name in ("trends.html", "trans.html", "departments.html"):
+            points = [int(n) for n in re.findall(r'<svg class="chart"[^>]*data-points="(\d+)"', dom)]
+            assert points and max(points) > 0, page.name
+            assert "<circle" in dom or "<rect" in dom
+
+
+@pytest.mark.browser
+@browser
+def test_bulletin_prints_to_pdf(site, tmp_path):
+    settings, _ = site
+    result = build_report(settings, out=tmp_path / "q", pdf=True)
+    assert result.pdf is not None and result.pdf.read_bytes()[:5] == b"%PDF-"
