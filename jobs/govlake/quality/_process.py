@@ -121,7 +121,7 @@ def process_resource(code: str, *, settings: Settings, run_id: str, today: dt.da
         problems: list[str] = []
         if rows_read:
             problems = _validate(con, settings, resource, ruleset, row_rules + warn_rules, failures, warnings,
-                                 rows_read, quarantined, run_id)
+                                 rows_read, quarantined, run_id, today or settings.today)
         run = Totals(rows_read, counts.candidates - counts.matched, quarantined,
                      counts.valid - counts.candidates + counts.matched)
         if problems:
@@ -201,13 +201,14 @@ def _contest(con, resource) -> _Contest:
 
 
 def _validate(con, settings, resource, ruleset, rules, failures, warnings, rows_read, quarantined,
-              run_id) -> list[str]:
+              run_id, today: dt.date) -> list[str]:
     """GX runs the same rules as native expectations on ``checked``; record the results.
 
     Returns the problems that block publishing (quarantine rate, GX/DuckDB disagreement).
     """
     code = resource.code
-    gx = {o.rule_id: o for o in validate_with_gx(con, "checked", rules, suite_name=f"{resource.slug}_{run_id}")}
+    gx = {o.rule_id: o for o in validate_with_gx(con, "checked", rules, suite_name=f"{resource.slug}_{run_id}",
+                                                 today=today)}
     validated_at = now()
     results, mismatches = [], []
     for r in rules:
