@@ -1,6 +1,6 @@
 # govlake — every target does its own set-up on a fresh machine (Python 3.11, Java 17, make).
 #
-#   make demo    generate a sample city, run every DAG through Airflow, print what was built
+#   make demo    generate a sample city, run every DAG through Airflow, print what was built, build the report
 #   make test    the test suite, with a local PostgreSQL server (infra/pg.sh)
 #   make lint    ruff + sqlfluff
 #   make bench   infra/bench.py
@@ -28,7 +28,8 @@ export DEBIAN_FRONTEND := noninteractive
 help:
 	@sed -n 's/^#   make /make /p' $(firstword $(MAKEFILE_LIST))
 
-## setup: uv, the locked environment (bytecode precompiled), Debian's PostgreSQL server for the tests.
+## setup: uv, the locked environment (bytecode precompiled), Debian's PostgreSQL server for the tests,
+## Debian's chromium (bulletin PDF, browser tests).
 setup:
 	@if ! command -v uv >/dev/null && ! python3 -m uv --version >/dev/null 2>&1; then \
 	    echo "setup: installing uv $(UV_VERSION)"; \
@@ -38,6 +39,14 @@ setup:
 	@# Precompiled bytecode: every `airflow dags test` imports Airflow and Great Expectations afresh,
 	@# and PYTHONDONTWRITEBYTECODE (or a read-only cache) would otherwise recompile them each time.
 	@uv="$$(command -v uv || echo python3 -m uv)"; set -x; $$uv sync --frozen --compile-bytecode
+	@if ! command -v chromium >/dev/null; then \
+	    if [[ $$(id -u) -eq 0 ]]; then \
+	        echo "setup: installing Debian's chromium (quality report PDF and browser tests)"; \
+	        apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium fonts-noto-cjk >/dev/null; \
+	    else \
+	        echo "setup: chromium missing and not root; skipping (no bulletin PDF, browser tests skipped)"; \
+	    fi; \
+	fi
 	@if ! compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null; then \
 	    if [[ $$(id -u) -eq 0 ]]; then \
 	        echo "setup: installing Debian's postgresql (server for the postgres tests)"; \
@@ -47,13 +56,15 @@ setup:
 	    fi; \
 	fi
 
-## demo: a sample city through every DAG (airflow dags test), then `govlake status`.
+## demo: a sample city through every DAG (airflow dags test), then `govlake status` and `govlake report`.
 demo: export GOVLAKE_VAR ?= $(CURDIR)/var
 demo: setup
 	$(RUN) govlake generate --out "$$GOVLAKE_VAR/city" --scale $(DEMO_SCALE)
 	@# The demo city is generated as of 2026-11-20; that is the runs' logical (business) date.
 	DAGS_TEST_DATE=2026-11-20 infra/dags-test.sh $(FEED_DAGS) publish_gold publish_credit
 	$(RUN) govlake status
+	@# The report judges "last month" and the quarter from the same business date as the runs.
+	GOVLAKE_AS_OF=2026-11-20 $(RUN) govlake report
 
 ## test: start (or reuse) the PostgreSQL test server, then pytest.
 test: setup
