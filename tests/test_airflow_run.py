@@ -1,4 +1,4 @@
-"""A tiny city through Airflow itself: `airflow dags test` of a feed DAG and publish_gold.
+"""A tiny city through Airflow itself: `airflow dags test` of a feed DAG, publish_gold and publish_credit.
 
 Runs infra/airflow.sh (the same Airflow home set-up as `make demo`) in a temporary GOVLAKE_VAR and
 AIRFLOW_HOME: SQLite metadata database migrated on first use, OpenLineage file transport.
@@ -6,6 +6,7 @@ AIRFLOW_HOME: SQLite metadata database migrated on first use, OpenLineage file t
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import subprocess
@@ -41,14 +42,21 @@ def test_feed_and_publish_gold_through_airflow(tmp_path):
     assert DeltaTable(str(var / "lake" / "silver" / "credit_penalty")).to_pyarrow_table().num_rows > 0
 
     _dags_test("publish_gold", env)
+    assert DeltaTable.is_deltatable(str(var / "lake" / "gold" / "legal_entity"))
+    _dags_test("publish_credit", env)
     assert (var / "extracts" / "analyst.duckdb").is_file()
-    assert DeltaTable.is_deltatable(str(var / "lake" / "gold" / "penalty_publication"))
+    publication = DeltaTable(str(var / "lake" / "gold" / "penalty_publication")).to_pyarrow_table()
+    assert publication.num_rows > 0 and "deadline_date" in publication.column_names
+    # the DAG run's logical date is the business date of the lifecycle
+    records = DeltaTable(str(var / "lake" / "gold" / "penalty_record")).to_pyarrow_table()
+    assert set(records.column("status_as_of").to_pylist()) == {dt.date(2026, 11, 20)}
+    assert DeltaTable(str(var / "lake" / "meta" / "kpi_history")).to_pyarrow_table().num_rows > 0
 
     # OpenLineage: the provider's file transport wrote one JSON event per line, per task start/finish.
     events = [json.loads(line) for line in (var / "lineage" / "airflow.jsonl").read_text().splitlines()]
     completed = {e["job"]["name"] for e in events if e["eventType"] == "COMPLETE"}
     assert {"feed_credit_penalty.ingest", "feed_credit_penalty.process", "publish_gold.gold",
-            "publish_gold.extract"} <= completed
+            "publish_credit.credit", "publish_credit.extract", "publish_credit.kpis"} <= completed
     assert {e["job"]["namespace"] for e in events} == {"govlake"}
 
     # Every event and facet validates against the OpenLineage 2-0-2 schemas (offline): the provider's
@@ -64,5 +72,6 @@ def test_feed_and_publish_gold_through_airflow(tmp_path):
                if e["eventType"] == "COMPLETE" and (p := e["run"]["facets"].get("parent"))}
     for job, task in [("ingest.credit.penalty", "feed_credit_penalty.ingest"),
                       ("process.credit.penalty", "feed_credit_penalty.process"),
-                      ("gold", "publish_gold.gold"), ("extract", "publish_gold.extract")]:
+                      ("gold", "publish_gold.gold"), ("credit", "publish_credit.credit"),
+                      ("extract", "publish_credit.extract")]:
         assert parents[job][0] == task and parents[job] in task_runs, job
