@@ -165,3 +165,12 @@ def test_nothing_withdrawn_is_published(city):
     records = _rows(settings.lake / "gold" / "penalty_record")
     assert published == {(r["decision_no"], r["authority_uscc"]) for r in records if r["publicity_status"] == "公示中"}
     assert {r["publicity_status"] for r in records} >= {"公示中", "已到期", "已撤销"}
+
+
+def test_great_expectations_data_docs_hold_no_id_or_mobile_number(city):
+    settings, _, _ = city
+    pages = list((settings.reports / "gx").rglob("*.html"))
+    assert len(pages) > len(get_catalog(settings.catalog_dir).resources)   # a page per validation, and the index
+    leaks = [(p.name, m) for p in pages for text in [p.read_text(encoding="utf-8")]
+             for m in ID_18.findall(text) + MOBILE.findall(text) if len(m) == 11 or is_valid_id_number(m.upper())]
+    assert leaks == []

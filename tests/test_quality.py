@@ -143,3 +143,17 @@ def test_a_new_batch_is_merged_into_silver_and_only_new_rows_are_checked(setting
     assert (r4.rows_read, r4.silver, r4.quarantined, r4.duplicates) == (20, 10, 7, 3)
     assert {row["decision_no"]: row["content"] for row in _table(settings, "silver")} == {
         k: v["content"] for k, v in silver.items()}
+
+
+def test_great_expectations_data_docs_per_run_hold_no_personal_data(settings):
+    from govlake.quality._process import gx_validation_page
+
+    write_bronze(settings, "credit.penalty", _rows())
+    process_resource("credit.penalty", settings=settings, run_id="r1", today=TODAY)
+    page = gx_validation_page(settings, "credit_penalty", "r1")
+    assert page is not None and page.is_file()
+    html = page.read_text(encoding="utf-8")
+    assert "uscc.uscc" in html and "SGS.fine_amount" in html   # the rule ids travel in the expectations' meta
+    for path in (settings.reports / "gx").rglob("*.html"):
+        text = path.read_text(encoding="utf-8")
+        assert "11010519491231002X" not in text and "张三" not in text, path

@@ -21,7 +21,10 @@ import datetime as dt
 import logging
 import os
 import re
+import shutil
+import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import duckdb
@@ -102,9 +105,15 @@ def _run_date(rules: list[Rule]) -> dt.date | None:
 
 
 def run_suite(con: duckdb.DuckDBPyConnection, table: str, expectations: list, *, suite_name: str,
-              result_format: str = "BASIC") -> Any:
+              result_format: str = "BASIC", docs_dir: Path | None = None) -> Any:
     """Validate ``table`` of the open DuckDB database with ``expectations`` (GX objects) in an
-    ephemeral GX context; returns GX's ExpectationSuiteValidationResult."""
+    ephemeral GX context; returns GX's ExpectationSuiteValidationResult.
+
+    With ``docs_dir`` GX also renders its Data Docs there (a checkpoint with UpdateDataDocsAction):
+    one page per validation under ``validations/<suite_name>/``, kept across runs, and the latest
+    run's index. No
+    failing values are kept (``partial_unexpected_count`` 0), so the pages hold no personal data.
+    """
     import duckdb_engine
     import great_expectations as gx
     from great_expectations.data_context.types.base import ProgressBarsConfig
@@ -123,8 +132,28 @@ def run_suite(con: duckdb.DuckDBPyConnection, table: str, expectations: list, *,
         suite.add_expectation(expectation)
     definition = context.validation_definitions.add(
         gx.ValidationDefinition(name=f"{suite_name}_validation", data=batch, suite=suite))
+    fmt = {"result_format": result_format, "partial_unexpected_count": 0}
     try:
-        return definition.run(result_format=result_format)
+        if docs_dir is None:
+            return definition.run(result_format=fmt)
+        # GX rebuilds a site from its (here ephemeral) stores and drops pages it does not know, so
+        # each run renders into a scratch site whose pages are then added to the kept one.
+        docs_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=docs_dir.parent, prefix=".gx-") as scratch:
+            context.add_data_docs_site(site_name="govlake", site_config={
+                "class_name": "SiteBuilder",
+                "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": scratch},
+                "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"}})
+            checkpoint = context.checkpoints.add(gx.Checkpoint(
+                name=f"{suite_name}_checkpoint", validation_definitions=[definition], result_format=fmt,
+                actions=[gx.checkpoint.UpdateDataDocsAction(name="data_docs", site_names=["govlake"])]))
+            result = next(iter(checkpoint.run().run_results.values()))
+            for part in ("validations", "expectations"):
+                shutil.copytree(Path(scratch) / part, docs_dir / part, dirs_exist_ok=True)
+            if not (docs_dir / "static").exists():
+                shutil.copytree(Path(scratch) / "static", docs_dir / "static")
+            shutil.copy2(Path(scratch) / "index.html", docs_dir / "index.html")   # the latest run's index
+        return result
     finally:
         engine = source.get_execution_engine()
         engine.close()
@@ -132,10 +161,12 @@ def run_suite(con: duckdb.DuckDBPyConnection, table: str, expectations: list, *,
 
 
 def validate_with_gx(con: duckdb.DuckDBPyConnection, table: str, rules: list[Rule], *,
-                     suite_name: str, today: dt.date | None = None) -> list[GxOutcome]:
-    """Run every rule as its GX expectation on ``table`` of the open DuckDB database."""
+                     suite_name: str, today: dt.date | None = None, docs_dir: Path | None = None) -> list[GxOutcome]:
+    """Run every rule as its GX expectation on ``table`` of the open DuckDB database (rendering GX's
+    Data Docs into ``docs_dir`` when given)."""
     today = today or _run_date(rules)
-    result = run_suite(con, table, [expectation_for(rule, today=today) for rule in rules], suite_name=suite_name)
+    result = run_suite(con, table, [expectation_for(rule, today=today) for rule in rules], suite_name=suite_name,
+                       docs_dir=docs_dir)
     outcomes = []
     for r in result.results:
         rule_id = r.expectation_config.meta["rule_id"]

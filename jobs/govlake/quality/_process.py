@@ -21,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -208,7 +209,7 @@ def _validate(con, settings, resource, ruleset, rules, failures, warnings, rows_
     """
     code = resource.code
     gx = {o.rule_id: o for o in validate_with_gx(con, "checked", rules, suite_name=f"{resource.slug}_{run_id}",
-                                                 today=today)}
+                                                 today=today, docs_dir=gx_docs_dir(settings))}
     validated_at = now()
     results, mismatches = [], []
     for r in rules:
@@ -237,6 +238,16 @@ def _validate(con, settings, resource, ruleset, rules, failures, warnings, rows_
     if mismatches:
         problems.append("Great Expectations and DuckDB disagree: " + "; ".join(mismatches))
     return problems
+
+
+def gx_docs_dir(settings: Settings) -> Path:
+    """Where Great Expectations renders its Data Docs: one page per validation run."""
+    return settings.reports / "gx"
+
+
+def gx_validation_page(settings: Settings, slug: str, run_id: str) -> Path | None:
+    """The Data Docs page of resource ``slug``'s validation in run ``run_id``, if rendered."""
+    return next(iter(sorted((gx_docs_dir(settings) / "validations" / f"{slug}_{run_id}").rglob("*.html"))), None)
 
 
 def _last_totals(settings: Settings, code: str) -> Totals:

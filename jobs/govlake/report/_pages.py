@@ -7,6 +7,7 @@ from collections import defaultdict
 from typing import Any
 
 from govlake.kpi import Kpi, KpiValue
+from govlake.quality._process import gx_validation_page
 from govlake.report import _svg
 from govlake.report._data import LakeData, RuleInfo
 from govlake.report._html import Cell, Page, bi, e, slug, status_class, status_label
@@ -207,12 +208,12 @@ class Site:
                          ("状态", "status")], rows, numeric=(1, 2, 3))
         gx = self.data.gx_docs
         p.h2("Great Expectations Data Docs", "GX Data Docs")
-        p.add(f'<p><a href="{e(os.path.relpath(gx, self.out))}">GX Data Docs</a></p>' if gx else
-              '<p class="note">本次流水线未生成 Great Expectations Data Docs：每条规则的 GX 结果'
-              '（unexpected 计数、是否通过）已写入 meta/validation_results，并在各规则页逐次列出。'
-              'The pipeline does not build GX Data Docs; the GX '
-              'result of every rule (unexpected count, success) is in meta/validation_results and listed per run on '
-              'each rule page.</p>')
+        p.add(f'<p>每次校验运行由 Great Expectations 生成一页 Data Docs，各规则页按运行链接到对应页面；'
+              f'<a href="{e(os.path.relpath(gx, self.out))}">最近一次运行的 GX Data Docs</a>。'
+              'Every validation run has its Great Expectations Data Docs page; rule pages link each run to it '
+              '(GX\'s own pages load their styles from a CDN, so offline they show unstyled).</p>' if gx else
+              '<p class="note">尚无 Great Expectations Data Docs（var/reports/gx）。No GX Data Docs yet '
+              '(var/reports/gx): they are written by each validation run.</p>')
         self.write(p)
 
     def departments(self) -> None:
@@ -398,8 +399,15 @@ class Site:
         p.add(_svg.line_chart([(r.rule_id, sorted(by_day.items()))], title="失败行数 failed rows"))
         if r.history:
             last = r.history[-5:]
-            p.table([("日期", "day"), ("运行", "run"), ("检查行数", "rows checked"), ("失败", "failed")],
-                    [[Cell(d), Cell(run), Cell(c), Cell(f)] for d, run, c, f in reversed(last)], numeric=(2, 3))
+            slug_ = self.data.catalog.resource(r.resource).slug
+
+            def run_cell(run: str) -> Cell:
+                page = gx_validation_page(self.data.settings, slug_, run)
+                return Cell(run, href=root + os.path.relpath(page, self.out) if page else None)
+
+            p.table([("日期", "day"), ("运行（GX Data Docs）", "run (GX Data Docs)"), ("检查行数", "rows checked"),
+                     ("失败", "failed")],
+                    [[Cell(d), run_cell(run), Cell(c), Cell(f)] for d, run, c, f in reversed(last)], numeric=(2, 3))
         p.h2("按部门", "By department")
         if r.by_dept:
             p.table([("部门", "department"), ("隔离行", "quarantined rows"), (self.last_month, "last month"),
