@@ -344,3 +344,14 @@ def test_credit_models_have_a_header_and_transpile_to_spark(name):
     assert header.grain.startswith("one row per") and header.unique and header.not_null and header.owner
     assert sql.rstrip().splitlines()[-1].startswith("select * from ")
     sqlglot.transpile(sql, read="duckdb", write="spark", unsupported_level=ErrorLevel.RAISE)
+
+
+@pytest.mark.parametrize("kind", ["penalty", "license"])
+def test_record_kinds_agree_with_the_catalog_and_their_models(kind):
+    from govlake.credit import KINDS, load_credit_rules, render
+    from govlake.gold import model_header
+
+    k = {k.name: k for k in KINDS}[kind]
+    settings = Settings(var=Path("."))
+    header = model_header(render(settings, k.record, load_credit_rules(settings.catalog_dir), dt.date(2026, 11, 20)))
+    assert k.key == tuple(get_catalog(settings.catalog_dir).resource(k.resource).key) == header.key

@@ -53,22 +53,20 @@ class RecordKind:
 
     name: str
     resource: str
+    key: tuple[str, ...]
+    """The record's key: the resource's catalog key and the record model's header key (tested)."""
     record: str
     publication: str
     published_extra: tuple[str, ...]
     due_sql: str | None = None
     """Records (of the current record table) whose state changes with time alone, given ``as_of``."""
 
-    @property
-    def key(self) -> tuple[str, ...]:
-        return tuple(get_catalog().resource(self.resource).key)
-
 
 PENALTY = RecordKind(
-    "penalty", "credit.penalty", "penalty_record", "penalty_publication",
+    "penalty", "credit.penalty", ("decision_no", "authority_uscc"), "penalty_record", "penalty_publication",
     ("deadline_date", "deadline_provisional", "on_time", "severity", "publish_end"),
     due_sql="publicity_status = '公示中' and publish_end <= date '{as_of}'")
-LICENSE = RecordKind("license", "credit.license", "license_record", "license_publication",
+LICENSE = RecordKind("license", "credit.license", ("doc_no", "authority_uscc"), "license_record", "license_publication",
                      ("deadline_date", "deadline_provisional", "on_time"))
 KINDS = (PENALTY, LICENSE)
 
