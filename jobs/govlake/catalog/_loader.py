@@ -91,6 +91,7 @@ def load_catalog(directory: Path) -> Catalog:
     departments: dict[str, Department] = {}
     code_lists: dict[str, CodeList] = {}
     resources: dict[str, Resource] = {}
+    copy_lines: dict[str, tuple[Path, dict]] = {}
 
     dep_file = directory / "departments.yml"
     data, lines = _read(dep_file)
@@ -131,9 +132,56 @@ def load_catalog(directory: Path) -> Catalog:
                     f"{res_file}:{_line(lines, ('items', i, 'level'))}: "
                     f"items.{i}: personal data ({item.pii}) cannot be level L1")
         resources[res.code] = res
+        copy_lines[res.code] = (res_file, lines)
+    for code, (res_file, lines) in copy_lines.items():
+        problems.extend(_copy_problems(resources[code], resources, res_file, lines))
     if problems:
         raise CatalogError(problems)
     return Catalog(departments, code_lists, resources)
+
+
+def _copy_problems(res: Resource, resources: dict[str, Resource], path: Path, lines: dict) -> list[str]:
+    """``copy_of`` names a single-key resource's item; ``copy_key`` and ``copy_when`` use this resource's columns."""
+    problems = []
+    columns = {i.column for i in res.items}
+    for i, item in enumerate(res.items):
+        if not item.copy_of:
+            continue
+
+        def bad(field: str, message: str, i: int = i) -> None:
+            problems.append(f"{path}:{_line(lines, ('items', i, field))}: items.{i}.{field}: {message}")
+
+        code, _, column = item.copy_of.rpartition(".")
+        target = resources.get(code)
+        if target is None:
+            bad("copy_of", f"unknown resource {code!r}")
+        elif column not in {t.column for t in target.items}:
+            bad("copy_of", f"{code} has no item {column!r}")
+        elif len(target.key) != 1:
+            bad("copy_of", f"{code} is not keyed by one entity key ({', '.join(target.key)})")
+        elif code == res.code:
+            bad("copy_of", "an item cannot be a copy of its own resource")
+        if item.copy_key and item.copy_key not in columns:
+            bad("copy_key", f"{item.copy_key!r} is not an item of {res.code}")
+        if item.copy_when:
+            used = _condition_columns(item.copy_when)
+            unknown = None if used is None else used - columns
+            if unknown is None or unknown:
+                bad("copy_when", f"not a SQL condition on {res.code}'s columns: {item.copy_when!r}"
+                    + (f" (unknown {sorted(unknown)})" if unknown else ""))
+    return problems
+
+
+def _condition_columns(condition: str) -> set[str] | None:
+    """Columns a SQL condition refers to, or None when it does not parse."""
+    import sqlglot
+    from sqlglot import exp
+
+    try:
+        tree = sqlglot.parse_one(condition, dialect="duckdb")
+    except sqlglot.errors.ParseError:
+        return None
+    return {c.name for c in tree.find_all(exp.Column)}
 
 
 @lru_cache(maxsize=8)

@@ -71,6 +71,23 @@ class Item(BaseModel):
     description: str | None = None
     share_type: ShareType | None = None
     """This item's 共享类型 when it differs from the resource's (e.g. an L4 item 不予共享)."""
+    copy_of: str | None = Field(default=None, pattern=r"^[a-z]+\.[a-z_]+\.[a-z][a-z0-9_]*$")
+    """``<resource>.<column>`` this item copies under another column (一数一源), e.g. a 法定代表人 that is
+    ``psb.population.name``: checked against that resource (its provider decides the value). Unlike
+    ``authority`` it says nothing about who decides the item for this resource's own entity (the 法人库)."""
+    copy_key: str | None = None
+    """With ``copy_of``: this resource's column holding the authority's entity key (e.g. ``id_no``)."""
+    copy_when: str | None = None
+    """With ``copy_of``: SQL condition on this resource's row under which the item is a copy
+    (e.g. ``subject_type = '自然人'``); rows outside it are not compared."""
+
+    @model_validator(mode="after")
+    def _copy_fields(self) -> Item:
+        if (self.copy_key or self.copy_when) and not self.copy_of:
+            raise ValueError("copy_key and copy_when need copy_of")
+        if self.copy_of and self.authority:
+            raise ValueError("declare either authority (same column) or copy_of, not both")
+        return self
 
 
 class Source(BaseModel):

@@ -89,32 +89,37 @@ def _record_key_sql(check: CopyCheck) -> str:
 
 
 def comparison_sql(check: CopyCheck) -> str:
-    """One row per copy record holding the item for an entity the authority holds, both values present."""
+    """One row per copy record holding the item for an entity the authority holds, both values present.
+
+    A copy with a condition (``copy_when``) is compared only on the rows that meet it.
+    """
     dept = (f"coalesce(copy._dept, {_q(check.copy.provider)})" if check.copy.department_from
             else _q(check.copy.provider))
-    col = check.column
+    col, auth_col = check.copy_column, check.column
     key_id = f"{check.copy.code}|{col}|"
+    source = (f"(select * from silver_{check.copy.slug} where {check.when})" if check.when
+              else f"silver_{check.copy.slug}")
     return f"""
     select
         left(sha256({_q(key_id)} || copy.{check.copy_key} || '|' || coalesce({_record_key_sql(check)}, '')),
              16) as conflict_id,
-        {_q(col)} as item,
+        {_q(auth_col)} as item,
         {_q(check.authority_item.name)} as item_name,
         {_q(check.entity_key_type)} as entity_key_type,
-        copy.{check.copy_key} as entity_key,
+        cast(copy.{check.copy_key} as varchar) as entity_key,
         {_q(check.copy.code)} as resource,
         {_record_key_sql(check)} as record_key,
         {_q(check.department)} as authority_department,
         {_q(check.authority.code)} as authority_resource,
-        cast(auth.{col} as varchar) as authoritative_value,
+        cast(auth.{auth_col} as varchar) as authoritative_value,
         {dept} as department,
         cast(copy.{col} as varchar) as other_value,
-        {comparable_sql(f'auth.{col}', check.authority_item)}
+        {comparable_sql(f'auth.{auth_col}', check.authority_item)}
             is not distinct from {comparable_sql(f'copy.{col}', check.authority_item)} as agrees
-    from silver_{check.copy.slug} as copy
+    from {source} as copy
     inner join silver_{check.authority.slug} as auth
-        on copy.{check.copy_key} = auth.{check.authority_key}
-    where copy.{col} is not null and auth.{col} is not null"""
+        on cast(copy.{check.copy_key} as varchar) = cast(auth.{check.authority_key} as varchar)
+    where copy.{col} is not null and auth.{auth_col} is not null"""
 
 
 def comparisons_sql(plan: tuple[CopyCheck, ...]) -> str:

@@ -6,6 +6,13 @@ resource* is the resource that department provides, keyed by one entity key (``u
 amr.enterprise, ``id_number`` for psb.population), that holds an item of the same column. The
 copy is matched to it by the copy's item of the same column as that key, else by its only item
 of the same type.
+
+An item may also be a copy of another resource's item under another column, declared with
+``copy_of: <resource>.<column>`` (the authority is that resource's provider), ``copy_key`` (the
+copy's column holding the authority's key, else found as above) and ``copy_when`` (an SQL condition
+on the copy's row under which the item is a copy): e.g. a 自然人's ``subject_name`` in credit.penalty
+is a copy of ``psb.population.name``, matched on ``id_no``. ``copy_of`` leaves ``authority`` alone, so
+the 法人库's attribute authorities (gold's entity plan) do not change.
 """
 
 from __future__ import annotations
@@ -24,7 +31,7 @@ class CopyCheck:
     """One copy (resource + item) compared with its authoritative resource."""
 
     item: Item
-    """The copy's item (its ``column`` names the item in both resources)."""
+    """The copy's item (its ``column`` names the item in both resources unless it has ``copy_of``)."""
     copy: Resource
     copy_key: str
     """Column of ``copy`` holding the entity key."""
@@ -34,9 +41,17 @@ class CopyCheck:
     authority_item: Item
     department: str
     """The authoritative department's code."""
+    when: str | None = None
+    """SQL condition on the copy's row under which the item is a copy (``copy_when``); None: every row."""
 
     @property
     def column(self) -> str:
+        """The data item: the authority's column (``name`` for a 自然人's ``subject_name``)."""
+        return self.authority_item.column
+
+    @property
+    def copy_column(self) -> str:
+        """The copy's column holding the item."""
         return self.item.column
 
     @property
@@ -68,6 +83,17 @@ def _copy_key(copy: Resource, authority: Resource) -> str | None:
     return same_type[0] if len(same_type) == 1 else None
 
 
+def _declared_copy(catalog: Catalog, res: Resource, item: Item) -> CopyCheck:
+    code, _, column = item.copy_of.rpartition(".")
+    authority = catalog.resource(code)
+    key = item.copy_key or _copy_key(res, authority)
+    if key is None:
+        raise ConflictPlanError(f"{res.code}.{item.column}: no column to match {code}.{authority.key[0]} on; "
+                                "declare copy_key")
+    return CopyCheck(item, res, key, authority, authority.key[0], authority.item(column), authority.provider,
+                     item.copy_when)
+
+
 def conflict_plan(catalog: Catalog) -> tuple[CopyCheck, ...]:
     """Every copy the catalog declares, in resource-code then item order.
 
@@ -77,6 +103,9 @@ def conflict_plan(catalog: Catalog) -> tuple[CopyCheck, ...]:
     checks = []
     for res in sorted(catalog.resources.values(), key=lambda r: r.code):
         for item in res.items:
+            if item.copy_of:
+                checks.append(_declared_copy(catalog, res, item))
+                continue
             dept = res.authority_of(item)
             if dept == res.provider:
                 continue
