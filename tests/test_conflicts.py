@@ -263,7 +263,7 @@ def test_generated_city_conflicts_are_exactly_the_injected_disagreements(tmp_pat
     pipeline.gold(settings=settings, run_id="city-1")
     summary = pipeline.conflicts(settings=settings, run_id="city-1")
     rows = read(settings, "gold", "conflicts")
-    expected = Counter((d.resource, d.item, d.uscc, d.department, d.authoritative_value, d.other_value)
+    expected = Counter((d.resource, d.item, d.entity_key, d.department, d.authoritative_value, d.other_value)
                        for d in manifest.disagreements)
     found = Counter((r["resource"], r["item"], r["entity_key"], r["department"], r["authoritative_value"],
                      r["other_value"]) for r in rows)

@@ -218,6 +218,9 @@ def test_manifest_matches_the_files(city):
                 if ("amr_registry.sqlite", i) not in recorded}
     disagreements = {(d.file, d.row_number): d for d in manifest.disagreements}
     copied = {"tax.credit_rating": ("name", "address"), "hrss.social_insurance": ("name", "legal_rep")}
+    # a 自然人's subject_name is a copy of the population's name for the same 身份证号
+    people = {r["id_number"]: r["name"] for c, f in _files(manifest) if c == "psb.population"
+              for i, r in enumerate(_read(out, c, f), 1) if (f.path, i) not in recorded}
     for code, f in _files(manifest):
         seen: set[tuple] = set()
         counts: Counter[str] = Counter()
@@ -233,6 +236,12 @@ def test_manifest_matches_the_files(city):
                     found.add("disagreement")
                     d = disagreements[(f.path, n)]
                     assert (d.item, d.authoritative_value, d.other_value) == (item, clean[item], row[item])
+            named = people.get(row.get("id_no")) if row.get("subject_type") == "自然人" else None
+            if named and row["subject_name"] != named and row["subject_name"].strip() == row["subject_name"]:
+                found.add("disagreement")
+                d = disagreements[(f.path, n)]
+                assert (d.item, d.id_number, d.authoritative_value, d.other_value) == (
+                    "name", row["id_no"], named, row["subject_name"])
             rec = recorded.get((f.path, n))
             assert found == ({rec.defect_kind} if rec else set()), (f.path, n, row, rec)
             counts.update(found)

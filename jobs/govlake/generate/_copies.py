@@ -3,6 +3,9 @@
 Each row is one registry enterprise (a permutation, so keys do not repeat within a year or
 month); name, address and legal representative are copied from the registry, except rows
 planned as disagreements, which hold a former name, another house number or another person.
+
+:func:`person_disagreements` does the same for a natural person's name in the credit and court
+feeds (a copy of psb.population's 姓名 for the same 身份证号).
 """
 
 from __future__ import annotations
@@ -17,11 +20,13 @@ from govlake.generate._context import City
 from govlake.generate._defects import DefectKind
 from govlake.generate._enterprises import other_address
 from govlake.generate._frame import Frame, Spec, inject_cells, inject_duplicates
+from govlake.generate._population import planned_population_kinds
 from govlake.generate._random import (
     batch_rng,
     coprime_multiplier,
     formatted,
     hash_int,
+    hash_unit,
     pick,
     weighted,
 )
@@ -78,6 +83,33 @@ def _disagree(frame: Frame, city: City, idx: np.ndarray, ent: dict, dept: str,
         frame.disagreements.append({"row": row, "item": item, "uscc": frame["uscc"][row],
                                     "department": dept, "authoritative_value": auth,
                                     "other_value": other})
+
+
+def person_disagreements(frame: Frame, city: City, resource: str, dept: str, *, batch_size: int,
+                         rate: float | None = None) -> None:
+    """Give some 自然人 rows another person's name under the same 身份证号 (``id_no``).
+
+    Rows are chosen by a hash of (seed, resource, department, row), at ``rate`` (default
+    ``city.defect_rate``), among
+    rows with no planned defect whose person (hidden column ``_person``) has a clean population row,
+    so that silver holds both values; no random draw is taken, so the rest of the file is unchanged.
+    Recorded as ``disagreement`` on ``subject_name``, item ``name`` (psb.population's column).
+    """
+    rows = np.arange(frame.n)
+    chosen = (hash_unit(city.seed, f"person-disagree|{resource}|{dept}", frame.start + rows)
+              < (city.defect_rate if rate is None else rate))
+    rows = rows[chosen & (frame["subject_type"] == "自然人") & (frame.planned < 0) & (frame.kind < 0)]
+    person = frame["_person"][rows].astype(np.int64)
+    rows = rows[planned_population_kinds(city, person, batch_size=batch_size) < 0]
+    other = city.persons(hash_int(city.seed, "other-person", frame.start + rows, city.n_pop))["name"]
+    for row, name in zip(rows.tolist(), other.tolist()):
+        auth = frame["subject_name"][row]
+        if name == auth:
+            continue
+        frame.set("subject_name", row, name)
+        frame.mark(row, K.DISAGREEMENT, "subject_name")
+        frame.disagreements.append({"row": row, "item": "name", "uscc": None, "id_number": frame["id_no"][row],
+                                    "department": dept, "authoritative_value": auth, "other_value": name})
 
 
 def tax_frames(city: City, k: int, first: int, rows: int, columns: list[str], *,

@@ -17,6 +17,7 @@ import numpy as np
 
 from govlake.generate._calendar import day_number, day_text
 from govlake.generate._context import City
+from govlake.generate._copies import person_disagreements
 from govlake.generate._defects import DefectKind
 from govlake.generate._frame import INVALID_CODES, Frame, Spec, inject_cells, inject_duplicates
 from govlake.generate._people import DISTRICT_NAMES, REGIONS
@@ -75,7 +76,9 @@ def court_frames(city: City, rows: int, columns: list[str], *, batch_size: int) 
                 break
             idx = np.where(bad, (idx + 1) % city.n_ent, idx)
         ent = city.enterprises(idx)
-        per = city.persons(rng.integers(0, city.n_pop, n))
+        person = rng.integers(0, city.n_pop, n)
+        per = city.persons(person)
+        frame["_person"] = person
         frame["subject_name"] = np.where(natural, per["name"], ent["name"])
         frame["subject_type"] = np.where(natural, "自然人", ent["subject_type"])
         frame["uscc"] = choose(~natural, ent["uscc"], None)
@@ -110,6 +113,9 @@ def court_frames(city: City, rows: int, columns: list[str], *, batch_size: int) 
         frame["_outcome"] = choose(removed, REMOVED, LISTED)
         frame["_listed_uscc"] = choose(~natural, ent["uscc"], "")
 
+        # the list is small (1% of the enterprises): five times the defect rate, so a demo city has some
+        person_disagreements(frame, city, RESOURCE, "court", batch_size=batch_size,
+                             rate=min(1.0, 5 * city.defect_rate))
         inject_cells(frame, SPEC, columns, rng, city.catalog)
         inject_duplicates(frame)
         yield frame

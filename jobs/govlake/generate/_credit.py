@@ -91,7 +91,8 @@ def fill_common(city: City, frame: Frame, rng: np.random.Generator, dept: str) -
         ent_idx = np.where(bad, (ent_idx + 1) % city.n_ent, ent_idx)
     idx = np.where(external, city.n_ent + rng.integers(0, city.n_external, n), ent_idx)
     ent = city.enterprises(idx)
-    per = city.persons(rng.integers(0, city.n_pop, n))
+    person = rng.integers(0, city.n_pop, n)
+    per = city.persons(person)
     with_rep_id = ~natural & CREDIT_DEPTS[dept]["legal_rep_id"]
     frame["subject_name"] = np.where(natural, per["name"], ent["name"])
     frame["subject_type"] = np.where(natural, "自然人", ent["subject_type"])
@@ -112,6 +113,7 @@ def fill_common(city: City, frame: Frame, rng: np.random.Generator, dept: str) -
     frame["source_dept"] = main.name
     frame["source_dept_uscc"] = main.uscc
     frame["_outside"] = external
+    frame["_person"] = person
 
 
 def decision_days(city: City, frame: Frame, rng: np.random.Generator, *,

@@ -78,7 +78,8 @@ DESCRIPTIONS: dict[DefectKind, str] = {
     DefectKind.FUTURE_DATE: "a decision/establishment/rating date after the as-of date",
     DefectKind.DUPLICATE: "exact copy of an earlier valid row of the same file (same business key)",
     DefectKind.LATE_SUBMISSION: "报送时间 later than 7 working days after the decision date",
-    DefectKind.DISAGREEMENT: "a copy (tax, hrss) of an item whose authority (amr) holds another value",
+    DefectKind.DISAGREEMENT: ("a copy of an item whose authority holds another value (tax, hrss against amr; "
+                              "a 自然人's name in the credit and court feeds against psb)"),
 }
 
 INVALID_KINDS: frozenset[DefectKind] = frozenset(k for k in DefectKind if k.invalid)

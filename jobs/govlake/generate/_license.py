@@ -8,6 +8,7 @@ import numpy as np
 
 from govlake.generate._calendar import LONG_TERM, day_number
 from govlake.generate._context import City
+from govlake.generate._copies import person_disagreements
 from govlake.generate._credit import (
     DeptFile,
     dates,
@@ -81,6 +82,7 @@ def license_frames(city: City, f: DeptFile, *, batch_size: int) -> Iterator[Fram
         frame.set("valid_to", cross, dates(days[cross] - rng.integers(30, 365, len(cross))))
         frame.mark(cross, K.CROSS_FIELD, "valid_to")
 
+        person_disagreements(frame, city, RESOURCE, f.dept, batch_size=batch_size)
         inject_cells(frame, SPEC, f.columns, rng, city.catalog)
         inject_duplicates(frame)
         yield frame

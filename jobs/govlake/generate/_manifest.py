@@ -55,16 +55,23 @@ class DefectRecord:
 
 @dataclass(frozen=True)
 class Disagreement:
-    """A copy of an item held by ``department`` that disagrees with the authority (amr)."""
+    """A copy of an item held by ``department`` that disagrees with its authority: amr's registry
+    (``uscc`` set) or, for a natural person's name, psb.population (``id_number`` set, ``item``
+    ``name`` whatever the copy's column)."""
 
     resource: str
     item: str
-    uscc: str
+    uscc: str | None
     department: str
     authoritative_value: str
     other_value: str
     file: str
     row_number: int
+    id_number: str | None = None
+
+    @property
+    def entity_key(self) -> str:
+        return self.uscc or self.id_number
 
 
 @dataclass(frozen=True)

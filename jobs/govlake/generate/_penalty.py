@@ -7,6 +7,7 @@ from collections.abc import Iterator
 import numpy as np
 
 from govlake.generate._context import City
+from govlake.generate._copies import person_disagreements
 from govlake.generate._credit import (
     DeptFile,
     dates,
@@ -116,6 +117,7 @@ def penalty_frames(city: City, f: DeptFile, *, batch_size: int) -> Iterator[Fram
             frame.set(c, cross, "")
         frame.mark(cross, K.CROSS_FIELD, "fine_amount")
 
+        person_disagreements(frame, city, RESOURCE, f.dept, batch_size=batch_size)
         inject_cells(frame, SPEC, f.columns, rng, city.catalog)
         inject_duplicates(frame)
         yield frame

@@ -24,6 +24,21 @@ SPEC = Spec(
 )
 
 
+def planned_population_kinds(city: City, idx: np.ndarray, *, batch_size: int) -> np.ndarray:
+    """Codes of the defect kinds planned for persons ``idx`` in the population file (-1 = clean),
+    as :func:`population_frames` with the same ``batch_size`` draws them (the first draw of each
+    batch's generator). Lets other resources compare a person only with a clean population row."""
+    idx = np.asarray(idx, dtype=np.int64)
+    out = np.full(len(idx), -1, dtype=np.int8)
+    starts = idx // batch_size * batch_size
+    for start in np.unique(starts).tolist():
+        frame = Frame(min(batch_size, city.n_pop - start), start)
+        frame.plan(batch_rng(city.seed, RESOURCE, start), SPEC.kinds, city.defect_rate)
+        sel = starts == start
+        out[sel] = frame.planned[idx[sel] - start]
+    return out
+
+
 def population_frames(city: City, rows: int, columns: list[str], *, batch_size: int) -> Iterator[Frame]:
     """Persons ``0 .. rows-1``, in batches."""
     for start in range(0, rows, batch_size):
