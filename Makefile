@@ -3,7 +3,7 @@
 #   make demo    generate a sample city, run every DAG through Airflow, print what was built, build the report
 #   make test    the test suite, with a local PostgreSQL server (infra/pg.sh)
 #   make lint    ruff + sqlfluff
-#   make bench   infra/bench.py
+#   make bench   infra/bench.py (1M and 10M rows + a 10,000-record day on each), infra/bench_report.py
 #   make clean   stop the test server, remove var/
 
 SHELL := /bin/bash
@@ -83,6 +83,7 @@ lint: setup
 
 bench: setup
 	$(RUN) python infra/bench.py
+	$(RUN) python infra/bench_report.py
 
 clean:
 	@if [[ -x infra/pg.sh && -d var/pg ]]; then infra/pg.sh stop || true; fi
