@@ -18,7 +18,7 @@ from govlake import pipeline, storage
 from govlake.catalog import get_catalog
 from govlake.config import REPO_ROOT, Settings
 from govlake.generate import generate_city
-from govlake.gold import build_gold, silver_schema
+from govlake.gold import build_gold, entity_plan, silver_schema
 from govlake.governance import conflict_plan, detect_conflicts
 from govlake.governance._conflicts import comparable_sql
 from govlake.governance.kpis import conflict_kpis, conflict_rates
@@ -85,7 +85,7 @@ def write_silver(settings: Settings, code: str, rows: list[dict]) -> None:
     res = get_catalog(settings.catalog_dir).resource(code)
     extra = [{"_source": f"inbox/{res.slug}.csv", "_row_number": i + 1, "_batch_id": "b1", "_received_at": RECEIVED,
               "_dept": res.provider} for i in range(len(rows))]
-    table = pa.Table.from_pylist([r | e for r, e in zip(rows, extra)], schema=silver_schema(res))
+    table = pa.Table.from_pylist([e | r for r, e in zip(rows, extra)], schema=silver_schema(res))
     storage.write_table(storage.table_path(settings, "silver", res.slug), table, mode="overwrite", run_id="test")
 
 
@@ -249,6 +249,110 @@ def test_person_copies_are_checked_and_printed_masked(tmp_path, monkeypatch):
     _no_identifiers(out.output + table.output)
 
 
+# ---- a natural person's name: copies of psb.population.name under other columns ----------------
+
+P1, P2, P3, P4, P5, P9 = (id_number("19850101", f"{n:03d}") for n in (11, 22, 33, 44, 55, 99))
+POPULATION = [{"id_number": p, "name": n, "sex": "男", "birth_date": dt.date(1985, 1, 1), "hukou_region": "370102"}
+              for p, n in ((P1, "孙八"), (P2, "周九"), (P3, "吴十"), (P4, "张三"), (P5, "李思"))]
+AMR_REPS = [AMR[0] | {"legal_rep_id": P4},   # 张三 = 张三
+            AMR[1] | {"legal_rep_id": P5},   # 李四 ≠ 李思: a conflict
+            AMR[2] | {"legal_rep_id": None}]  # no 身份证号: not compared
+
+
+def _penalty(no: str, subject_type: str, name: str, id_no: str | None) -> dict:
+    return {"decision_no": no, "authority_uscc": E9, "subject_type": subject_type, "subject_name": name,
+            "id_no": id_no, "_dept": "emerg"}
+
+
+PENALTY = [
+    _penalty("罚1", "自然人", "孙八", P1),                # agrees
+    _penalty("罚2", "自然人", "周 九", P2),               # agrees after whitespace folding
+    _penalty("罚3", "自然人", "吴拾", P3),                # disagrees
+    _penalty("罚4", "法人及非法人组织", "济南甲有限公司", P1),  # not a 自然人: not a copy of a person's name
+    _penalty("罚5", "自然人", "郑一", P9),                # not in the population: nothing to compare with
+]
+COURT = [
+    {"case_no": "（2026）鲁01执1号", "subject_type": "自然人", "subject_name": "孙捌", "id_no": P1},  # disagrees
+    {"case_no": "（2026）鲁01执2号", "subject_type": "法人及非法人组织", "subject_name": "济南乙商贸(集团)有限公司",
+     "uscc": E2},
+]
+# compared / disagreeing, by hand:
+#   amr    legal_rep: E1, E2 → 2 / 1;  emerg (credit.penalty) 罚1-罚3 → 3 / 1;  court 1 / 1
+#   item psb.population.name: 6 / 3
+PERSON_EXPECTED = {
+    ("amr.enterprise", "name", P5, f"uscc={E2}", "李思", "李四"),  # the copy's own key tells its rows apart
+    ("credit.penalty", "name", P3, f"decision_no=罚3;authority_uscc={E9}", "吴十", "吴拾"),
+    ("court.dishonest", "name", P1, "case_no=（2026）鲁01执1号", "孙八", "孙捌"),
+}
+
+
+@pytest.fixture
+def people(settings: Settings) -> Settings:
+    for code, rows in (("psb.population", POPULATION), ("amr.enterprise", AMR_REPS), ("credit.penalty", PENALTY),
+                       ("court.dishonest", COURT)):
+        write_silver(settings, code, rows)
+    return settings
+
+
+def test_person_name_copies_are_declared_with_copy_of(settings):
+    catalog = get_catalog(settings.catalog_dir)
+    person = {(c.copy.code, c.copy_column): (c.column, c.authority.code, c.copy_key, c.when, c.entity_key_type)
+              for c in conflict_plan(catalog) if c.authority.code == "psb.population"}
+    natural = "subject_type = '自然人'"
+    assert person == {
+        ("amr.enterprise", "legal_rep"): ("name", "psb.population", "legal_rep_id", None, "id_number"),
+        ("credit.penalty", "subject_name"): ("name", "psb.population", "id_no", natural, "id_number"),
+        ("credit.license", "subject_name"): ("name", "psb.population", "id_no", natural, "id_number"),
+        ("court.dishonest", "subject_name"): ("name", "psb.population", "id_no", natural, "id_number"),
+    }
+    # the 法人库's legal_rep is still decided by amr: gold's entity plan does not look for psb
+    legal_rep = next(a for a in entity_plan(catalog).attributes if a.column == "legal_rep")
+    assert (legal_rep.authority.code, [r.code for r in legal_rep.copies]) == ("amr.enterprise",
+                                                                               ["hrss.social_insurance"])
+
+
+def test_person_names_are_compared_only_for_natural_persons_in_the_population(people):
+    summary = detect_conflicts(settings=people, run_id="n1", now=T1)
+    rows = read(people, "gold", "conflicts")
+    assert _found(rows) == PERSON_EXPECTED
+    assert (summary.compared, summary.disagreeing) == (6, 3)
+    assert {r["resource"]: r["department"] for r in rows} == {
+        "amr.enterprise": "amr", "credit.penalty": "emerg", "court.dishonest": "court"}
+    assert all((r["entity_key_type"], r["authority_department"], r["authority_resource"], r["item_name"])
+               == ("id_number", "psb", "psb.population", "姓名") for r in rows)
+    rates = conflict_rates(people)
+    assert rates.by_department == {"amr": (1, 2), "court": (1, 1), "emerg": (1, 3)}
+    assert rates.by_item == {"psb.population.name": (3, 6)}
+    by_item = {v.scope: v for v in next(k for k in conflict_kpis(people)
+                                         if k.id == "governance.conflict_rate_by_item").values}
+    assert by_item["psb.population.name"].value == pytest.approx(0.5)
+    # gold keeps amr's legal representative (the registry decides the 法人库's value)
+    build_gold(settings=people, run_id="g1")
+    assert {r["uscc"]: r["legal_rep"] for r in read(people, "gold", "legal_entity")}[E2] == "李四"
+
+
+def test_copy_declarations_are_validated_with_file_and_line(tmp_path):
+    from govlake.catalog import CatalogError, load_catalog
+
+    catalog_dir = tmp_path / "catalog"
+    shutil.copytree(REPO_ROOT / "catalog", catalog_dir)
+    bad = PENSION.replace("pii: person_name, authority: psb}",
+                          "pii: person_name, copy_of: psb.population.nom, copy_key: idno, copy_when: \"kind = 1\"}")
+    (catalog_dir / "resources" / "hrss.pension.yml").write_text(bad, encoding="utf-8")
+    with pytest.raises(CatalogError) as err:
+        load_catalog(catalog_dir)
+    path = catalog_dir / "resources" / "hrss.pension.yml"
+    assert err.value.problems == [
+        f"{path}:19: items.1.copy_of: psb.population has no item 'nom'",
+        f"{path}:19: items.1.copy_key: 'idno' is not an item of hrss.pension",
+        f"{path}:19: items.1.copy_when: not a SQL condition on hrss.pension's columns: 'kind = 1' (unknown ['kind'])",
+    ]
+    (catalog_dir / "resources" / "hrss.pension.yml").write_text(
+        PENSION.replace("authority: psb}", "authority: psb, copy_key: id_number}"), encoding="utf-8")
+    with pytest.raises(CatalogError, match=r"hrss.pension.yml:19: items.1: Value error, copy_key and copy_when need"):
+        load_catalog(catalog_dir)
+
+
 # ---- the generated city: exactly the injected disagreements -----------------------------------
 
 
@@ -268,6 +372,8 @@ def test_generated_city_conflicts_are_exactly_the_injected_disagreements(tmp_pat
     found = Counter((r["resource"], r["item"], r["entity_key"], r["department"], r["authoritative_value"],
                      r["other_value"]) for r in rows)
     assert len(expected) >= 5
+    assert {"credit.penalty", "credit.license", "court.dishonest"} <= {d.resource for d in manifest.disagreements
+                                                                       if d.id_number}
     assert found == expected
     per_item = Counter((d.item, d.department) for d in manifest.disagreements)
     assert Counter((r["item"], r["department"]) for r in rows) == per_item
