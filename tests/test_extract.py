@@ -90,6 +90,8 @@ def test_personal_columns_are_masked_per_catalog(extract):
     assert person["subject_name"] == "孙*"
     assert person["id_no"] == PERSON_ID[:6] + "********" + PERSON_ID[-4:]
     assert "身份证号370102********" in person["facts"] and "138****5678" in person["facts"]
+    # the subject's own name inside 违法事实 is masked too (a company's name is not)
+    assert person["facts"].startswith("当事人孙*（") and "孙八" not in person["facts"]
     assert licenses["济市监许〔2024〕4号"]["subject_name"] == "赵*"
     assert entities[E1]["legal_rep"] == "张*"
     assert entities[E1]["name"] == "济南甲有限公司"

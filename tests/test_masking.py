@@ -138,3 +138,26 @@ def test_mask_sql_transpiles_to_spark(pii):
     it = item(pii, pii_when="subject_type = '自然人'")
     sqlglot.transpile(f"select {mask_sql(it, 'x')} from t", read="duckdb", write="spark",
                       unsupported_level=ErrorLevel.RAISE)
+
+
+def test_a_rows_own_person_names_are_scrubbed_from_its_free_text():
+    import duckdb
+
+    from govlake.catalog import get_catalog
+    from govlake.masking import name_items, scrub_names, scrub_names_sql
+
+    res = get_catalog().resource("credit.penalty")
+    names = name_items(res.items)
+    assert {i.column for i in names} == {"subject_name", "legal_rep"}
+    rows = [
+        {"subject_type": "自然人", "subject_name": "孙八", "legal_rep": None, "facts": "当事人孙八在孙八家门口焚烧"},
+        {"subject_type": "法人及非法人组织", "subject_name": "济南甲有限公司", "legal_rep": "张三",
+         "facts": "济南甲有限公司（法定代表人张三）超标排放"},
+        {"subject_type": "自然人", "subject_name": "李", "legal_rep": None, "facts": "李某"},   # one character: kept
+    ]
+    expected = ["当事人孙*在孙*家门口焚烧", "济南甲有限公司（法定代表人张*）超标排放", "李某"]
+    assert [scrub_names(r["facts"], r, names) for r in rows] == expected
+    con = duckdb.connect()
+    con.execute("create table t (subject_type varchar, subject_name varchar, legal_rep varchar, facts varchar)")
+    con.executemany("insert into t values (?, ?, ?, ?)", [list(r.values()) for r in rows])
+    assert [r[0] for r in con.execute(f"select {scrub_names_sql('facts', names)} from t").fetchall()] == expected

@@ -28,7 +28,7 @@ from govlake.config import Settings
 from govlake.credit import KINDS, log_withdrawals
 from govlake.credit._build import REASONS
 from govlake.gold import PUBLIC_TABLES, ColumnDoc, TableDoc, table_docs
-from govlake.masking import is_released, mask_sql, scrub_sql
+from govlake.masking import is_released, mask_sql, name_items, scrub_names_sql, scrub_sql
 
 EXTRACT_NAME = "analyst.duckdb"
 INFO_TABLE = "extract_info"
@@ -44,8 +44,11 @@ def _ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def release_sql(column: ColumnDoc) -> str | None:
-    """The SQL expression releasing ``column`` in the extract, or None when it is withheld."""
+def release_sql(column: ColumnDoc, names: list | None = None) -> str | None:
+    """The SQL expression releasing ``column`` in the extract, or None when it is withheld.
+
+    Free text is scrubbed of ID and mobile numbers and of the person names the row holds
+    (``names``: the table's person-name items)."""
     ref = _ident(column.name)
     item = column.item
     if item is None:
@@ -55,7 +58,7 @@ def release_sql(column: ColumnDoc) -> str | None:
     if item.pii:
         return mask_sql(item, ref)
     if item.type == "string" and not item.code_list:
-        return scrub_sql(ref)
+        return scrub_sql(scrub_names_sql(ref, names or []))
     return ref
 
 
@@ -81,9 +84,12 @@ def table_comment(doc: TableDoc, run_id: str) -> str:
 def _copy_table(con: duckdb.DuckDBPyConnection, doc: TableDoc, source: str, run_id: str) -> list[str]:
     """Create the masked copy of one gold table; returns the columns withheld."""
     released, withheld = [], []
-    for name in con.sql(f"select * from {source}").columns:
+    columns = con.sql(f"select * from {source}").columns
+    names = name_items([c.item for n, c in doc.columns.items() if n in columns and c.item is not None
+                        and c.item.column == n])
+    for name in columns:
         column = doc.columns.get(name)
-        expr = release_sql(column) if column else None
+        expr = release_sql(column, names) if column else None
         if expr is None:
             withheld.append(name)
             continue

@@ -129,6 +129,33 @@ def scrub_text(value: str | None) -> str | None:
     return re.sub(MOBILE_IN_TEXT, r"\1" + MASK + r"\2", value)
 
 
+def name_items(items: list[Item]) -> list[Item]:
+    """The person-name items of a row: their values are scrubbed from the row's free text too."""
+    return [i for i in items if i.pii == "person_name"]
+
+
+def scrub_names(value: str | None, row: Mapping[str, Any], names: list[Item]) -> str | None:
+    """Replace, inside free text, the natural persons' names the same row holds (the subject named in
+    its own 违法事实, say) by their masks. Python twin of :func:`scrub_names_sql`."""
+    if value is None:
+        return None
+    for item in names:
+        name = row.get(item.column)
+        if isinstance(name, str) and len(name) > 1 and is_personal(item, row):
+            value = value.replace(name, mask_person_name(name))
+    return value
+
+
+def scrub_names_sql(text_expr: str, names: list[Item]) -> str:
+    """SQL twin of :func:`scrub_names` over the columns of the row in scope."""
+    for item in names:
+        col = item.column
+        personal = f"coalesce(({item.pii_when}), true)" if item.pii_when else "true"
+        text_expr = (f"case when {personal} and length({col}) > 1 "
+                     f"then replace({text_expr}, {col}, {_sql_mask('person_name', col)}) else {text_expr} end")
+    return text_expr
+
+
 def is_released(item: Item) -> bool:
     """Whether the item may appear in an extract: L4 only when it has a mask (``pii``)."""
     return item.level != "L4" or item.pii is not None

@@ -15,7 +15,7 @@ from govlake import storage
 from govlake.catalog import Catalog, Resource, get_catalog
 from govlake.config import Settings
 from govlake.kpi import Kpi, compute_kpis
-from govlake.masking import is_released, mask_value, scrub_text
+from govlake.masking import is_released, mask_value, name_items, scrub_names, scrub_text
 
 SAMPLES_PER_DEPT = 5
 """Sample failing rows kept per rule and department (masked)."""
@@ -86,11 +86,13 @@ def _sample(res: Resource, row: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {"file": Path(str(row.get("_source") or "").split("?")[0]).name or row.get("_source"),
                            "row": row.get("_row_number"), "dept": row.get("_dept"),
                            "rules": ", ".join(row.get("_failed_rules") or [])}
+    names = name_items(res.items)
     for item in res.items:
         if item.column not in row or not is_released(item):
             continue
-        value = row[item.column]
-        value = mask_value(item, value, row)
+        value = mask_value(item, row[item.column], row)
+        if isinstance(value, str) and not item.pii:
+            value = scrub_names(value, row, names)
         out[item.column] = scrub_text(value) if isinstance(value, str) else value
     return out
 
