@@ -19,7 +19,7 @@ from govlake.catalog import get_catalog
 from govlake.config import REPO_ROOT, Settings
 from govlake.generate import generate_city
 from govlake.gold import build_gold, entity_plan, silver_schema
-from govlake.governance import conflict_plan, detect_conflicts
+from govlake.governance import conflict_plan, detect_conflicts, raise_objection
 from govlake.governance._conflicts import comparable_sql
 from govlake.governance.kpis import conflict_kpis, conflict_rates
 from govlake.identifiers import is_valid_id_number, ric_check_char, uscc_check_char
@@ -326,6 +326,12 @@ def test_person_names_are_compared_only_for_natural_persons_in_the_population(pe
     by_item = {v.scope: v for v in next(k for k in conflict_kpis(people)
                                          if k.id == "governance.conflict_rate_by_item").values}
     assert by_item["psb.population.name"].value == pytest.approx(0.5)
+    # an objection about a person conflict disputes the population's name (the item, not the copy's column)
+    court = next(r for r in rows if r["resource"] == "court.dishonest")
+    o = raise_objection(settings=people, conflict_id=court["conflict_id"], by="court", reason="姓名与户籍不一致",
+                        run_id="o1", now=T2)
+    assert (o.resource, o.item, o.entity_key_type, o.entity_key, o.disputed_value) == (
+        "psb.population", "name", "id_number", P1, "孙八")
     # gold keeps amr's legal representative (the registry decides the 法人库's value)
     build_gold(settings=people, run_id="g1")
     assert {r["uscc"]: r["legal_rep"] for r in read(people, "gold", "legal_entity")}[E2] == "李四"

@@ -65,7 +65,7 @@ def conflict_kpis(settings: Settings) -> list[Kpi]:
     """一数一源冲突率 per department holding copies, and per data item."""
     rates = conflict_rates(settings)
     period = f"as of {settings.today.isoformat()}"
-    inputs = ("catalog/resources (item authority)", "silver/<every resource holding a copy>",
+    inputs = ("catalog/resources (item authority, copy_of)", "silver/<every resource holding a copy>",
               "silver/<its authoritative resource>")
     common = {"inputs": inputs, "period": "snapshot of the copies in silver", "unit": "ratio",
               "target": None, "target_direction": "max"}
