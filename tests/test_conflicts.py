@@ -22,20 +22,11 @@ from govlake.gold import build_gold, entity_plan, silver_schema
 from govlake.governance import conflict_plan, detect_conflicts, raise_objection
 from govlake.governance._conflicts import comparable_sql
 from govlake.governance.kpis import conflict_kpis, conflict_rates
-from govlake.identifiers import is_valid_id_number, ric_check_char, uscc_check_char
+from govlake.identifiers import is_valid_id_number
+from test_gold import id_number, uscc
 
 RECEIVED = dt.datetime(2026, 5, 6, 8, 0, tzinfo=dt.UTC)
 T1, T2, T3, T4 = (dt.datetime(2026, 11, d, 9, 0, tzinfo=dt.UTC) for d in (1, 2, 3, 4))
-
-
-def uscc(n: int) -> str:
-    first17 = f"91370102MA{n:07d}"
-    return first17 + uscc_check_char(first17)
-
-
-def id_number(birth: str, seq: str) -> str:
-    first17 = f"370102{birth}{seq}"
-    return first17 + ric_check_char(first17)
 
 
 E1, E2, E3, E9 = (uscc(n) for n in (1, 2, 3, 9))

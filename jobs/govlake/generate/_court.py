@@ -19,10 +19,10 @@ from govlake.generate._calendar import day_number, day_text
 from govlake.generate._context import City
 from govlake.generate._copies import person_disagreements
 from govlake.generate._defects import DefectKind
-from govlake.generate._frame import INVALID_CODES, Frame, Spec, inject_cells, inject_duplicates
+from govlake.generate._frame import Frame, Spec, inject_cells, inject_duplicates
 from govlake.generate._people import DISTRICT_NAMES, REGIONS
 from govlake.generate._random import batch_rng, choose, formatted, objects, pick, weighted
-from govlake.generate._registry import planned_kinds
+from govlake.generate._registry import prefer_valid
 from govlake.generate._vocab import DISHONEST_CIRCUMSTANCES, DISTRICT_COURT, INTERMEDIATE_COURT
 
 K = DefectKind
@@ -69,12 +69,7 @@ def court_frames(city: City, rows: int, columns: list[str], *, batch_size: int) 
         natural = exact_share(rng, n, NATURAL_SHARE)
         removed = exact_share(rng, n, REMOVED_SHARE)
 
-        idx = rng.integers(0, city.n_ent, n)
-        for _ in range(4):  # registry enterprises whose registry row is valid
-            bad = np.isin(planned_kinds(city, idx), INVALID_CODES)
-            if not bad.any():
-                break
-            idx = np.where(bad, (idx + 1) % city.n_ent, idx)
+        idx = prefer_valid(city, rng.integers(0, city.n_ent, n))
         ent = city.enterprises(idx)
         person = rng.integers(0, city.n_pop, n)
         per = city.persons(person)

@@ -15,10 +15,10 @@ from govlake.generate import _ids
 from govlake.generate._calendar import calendar_for, day_number, day_text, seconds_text
 from govlake.generate._context import EXTERNAL_SHARE, City
 from govlake.generate._defects import DefectKind
-from govlake.generate._frame import CODES, INVALID_CODES, Frame
+from govlake.generate._frame import CODES, Frame
 from govlake.generate._people import DISTRICT_NAMES, REGIONS
 from govlake.generate._random import choose, objects, stable_id
-from govlake.generate._registry import planned_kinds
+from govlake.generate._registry import prefer_valid
 from govlake.generate._vocab import CREDIT_DEPTS
 
 K = DefectKind
@@ -83,12 +83,7 @@ def fill_common(city: City, frame: Frame, rng: np.random.Generator, dept: str) -
     n = frame.n
     natural = rng.random(n) < NATURAL_SHARE
     external = ~natural & (rng.random(n) < EXTERNAL_SHARE)
-    ent_idx = rng.integers(0, city.n_ent, n)
-    for _ in range(4):  # prefer enterprises whose registry row is valid
-        bad = np.isin(planned_kinds(city, ent_idx), INVALID_CODES)
-        if not bad.any():
-            break
-        ent_idx = np.where(bad, (ent_idx + 1) % city.n_ent, ent_idx)
+    ent_idx = prefer_valid(city, rng.integers(0, city.n_ent, n))
     idx = np.where(external, city.n_ent + rng.integers(0, city.n_external, n), ent_idx)
     ent = city.enterprises(idx)
     person = rng.integers(0, city.n_pop, n)

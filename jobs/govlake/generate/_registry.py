@@ -9,7 +9,7 @@ import numpy as np
 from govlake.generate._calendar import day_number, day_text
 from govlake.generate._context import City
 from govlake.generate._defects import DefectKind
-from govlake.generate._frame import Frame, Spec, inject_cells
+from govlake.generate._frame import INVALID_CODES, Frame, Spec, inject_cells
 from govlake.generate._random import batch_rng
 
 K = DefectKind
@@ -38,6 +38,17 @@ def planned_kinds(city: City, idx: np.ndarray) -> np.ndarray:
     out = frame.planned
     out[np.asarray(idx) >= city.n_ent] = -1
     return out
+
+
+def prefer_valid(city: City, idx: np.ndarray, tries: int = 4) -> np.ndarray:
+    """Registry indices moved on to the next enterprise while their registry row is planned invalid
+    (a few tries), so that other resources mostly name enterprises the registry really holds."""
+    for _ in range(tries):
+        bad = np.isin(planned_kinds(city, idx), INVALID_CODES)
+        if not bad.any():
+            break
+        idx = np.where(bad, (idx + 1) % city.n_ent, idx)
+    return idx
 
 
 def registry_columns(city: City) -> list[str]:
