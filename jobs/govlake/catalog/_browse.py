@@ -182,6 +182,7 @@ def show(settings: Settings, code: str) -> dict[str, Any]:
         "grain": res.grain, "key": res.key, "source": res.source.model_dump(exclude_none=True),
         "items": [{"column": i.column, "name": i.name, "name_en": i.name_en, "type": i.type,
                    "required": i.required, "level": i.level, "pii": i.pii, "authority": res.authority_of(i),
+                   "copy_of": i.copy_of, "copy_when": i.copy_when,
                    "code_list": i.code_list, "aliases": i.aliases} for i in res.items],
         "freshness": freshness(settings, res),
         "quality": latest_quality(settings, res.code),
@@ -209,8 +210,11 @@ def print_show(console: Console, info: dict[str, Any]) -> None:
     for col in ("column", "name", "type", "req", "level", "PII", "authority"):
         t.add_column(col)
     for i in info["items"]:
+        authority = i["authority"] if i["authority"] != info["provider"] else f"{i['authority']} (provider)"
+        if i["copy_of"]:
+            authority += f"; copy of {i['copy_of']}" + (f" when {i['copy_when']}" if i["copy_when"] else "")
         t.add_row(i["column"], i["name"], i["type"], "yes" if i["required"] else "", i["level"], i["pii"] or "",
-                  i["authority"] if i["authority"] != info["provider"] else f"{i['authority']} (provider)")
+                  authority)
     console.print(t)
     q = info["quality"]
     if q["rules"]:
