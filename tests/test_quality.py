@@ -157,3 +157,17 @@ def test_great_expectations_data_docs_per_run_hold_no_personal_data(settings):
     for path in (settings.reports / "gx").rglob("*.html"):
         text = path.read_text(encoding="utf-8")
         assert "11010519491231002X" not in text and "张三" not in text, path
+
+
+def test_a_new_row_older_than_the_one_in_silver_is_the_duplicate(settings):
+    write_bronze(settings, "credit.penalty", [dict(BASE, content="罚款1万元")], batch="b5")
+    process_resource("credit.penalty", settings=settings, run_id="r1", today=TODAY)
+    # same received time, an earlier batch id: it sorts before the row already in silver
+    write_bronze(settings, "credit.penalty", [dict(BASE, content="旧版本"), dict(BASE, decision_no="2号")],
+                 batch="b4")
+    r = process_resource("credit.penalty", settings=settings, run_id="r2", today=TODAY)
+    assert r.run == Totals(2, 1, 0, 1)
+    silver = {row["decision_no"]: row for row in _table(settings, "silver")}
+    kept = silver["济市监罚〔2026〕1号"]
+    assert (kept["content"], kept["_batch_id"]) == ("罚款1万元", "b5")
+    assert (r.rows_read, r.silver, r.duplicates) == (3, 2, 1)

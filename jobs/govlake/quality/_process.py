@@ -177,23 +177,29 @@ class _Contest:
 
 
 def _contest(con, resource) -> _Contest:
-    """Decide which new rows reach silver: table ``upserts`` (the latest row per key, old or new)."""
+    """Decide which new rows reach silver: view ``upserts`` (new rows that are the latest of their key,
+    among the new rows and the row already in silver).
+
+    Only keys and ordering columns are materialized (``candidates``, ``contest``); the winning rows
+    are picked from ``checked`` by (batch, row), so no second copy of the wide rows is made.
+    """
     key = ", ".join(resource.key)
     order = _order_by(resource)
-    order_cols = ", ".join(dict.fromkeys(c.split()[0] for c in order.split(", ")))
-    con.execute(f"""create temp table candidates as select * from (
-        select *, row_number() over (partition by {key} order by {order}) as _rank
-        from checked where _failed = '') as ranked where _rank = 1""")
+    order_cols = list(dict.fromkeys(c.split()[0] for c in order.split(", ")))  # ends with _batch_id, _row_number
+    narrow = ", ".join(dict.fromkeys([*resource.key, *order_cols]))
+    con.execute(f"""create temp table candidates as select {narrow} from checked where _failed = ''
+        qualify row_number() over (partition by {key} order by {order}) = 1""")
     con.execute(f"""create temp table contest as
-        select {key}, {order_cols}, true as _new from candidates
+        select {narrow}, true as _new from candidates
         union all
-        select s.{key.replace(', ', ', s.')}, {', '.join('s.' + c for c in order_cols.split(', '))}, false as _new
+        select {', '.join('s.' + c for c in narrow.split(', '))}, false as _new
         from silver_current as s semi join candidates as c using ({key})""")
     con.execute(f"""create temp view upserts as
-        select c.* exclude (_rank) from candidates as c semi join (
-            select * from (select {key}, _new, row_number() over (partition by {key} order by {order}) as _w
-                           from contest) as ranked_contest
-            where _w = 1 and _new) as w using ({key})""")
+        select * from checked semi join (
+            select _batch_id, _row_number from (
+                select *, row_number() over (partition by {key} order by {order}) as _w from contest
+            ) as ranked_contest where _w = 1 and _new
+        ) as w using (_batch_id, _row_number)""")
     rows, quarantined = con.execute(
         "select count(*), count(*) filter (where _failed <> '') from checked").fetchone()
     candidates = con.execute("select count(*) from candidates").fetchone()[0]
