@@ -130,7 +130,7 @@ def process_resource(code: str, *, settings: Settings, run_id: str, today: dt.da
                        note="; ".join(problems))
             raise QualityError(f"{code}: " + "; ".join(problems) + "; silver and quarantine left unchanged")
         if rows_read or rebuild:
-            _publish(con, settings, resource, run_id, rebuild=rebuild)
+            _publish(con, settings, resource, run_id, rebuild=rebuild, matched=counts.matched)
     finally:
         con.close()
 
@@ -289,17 +289,20 @@ def _rule_counts(con, column: str) -> dict[str, int]:
         group by rule""").fetchall())
 
 
-def _publish(con, settings: Settings, resource, run_id: str, *, rebuild: bool) -> None:
+def _publish(con, settings: Settings, resource, run_id: str, *, rebuild: bool, matched: int) -> None:
     """Merge ``upserts`` into silver by key and append the failing rows to quarantine
-    (both replaced on a rebuild)."""
+    (both replaced on a rebuild). When no new row's key is in silver yet (``matched`` 0) the rows
+    are appended: one commit, without delta-rs reading the whole table to look for matches."""
     columns = ", ".join([i.column for i in resource.items]
                         + ["_dept", "_source", "_row_number", "_batch_id", "_received_at"])
     silver_path = storage.table_path(settings, "silver", resource.slug)
-    if rebuild or storage.open_table(silver_path) is None:
+    new_rows = con.execute("select count(*) from upserts").fetchone()[0]
+    exists = storage.open_table(silver_path) is not None
+    if rebuild or not exists or (new_rows and not matched):
         # nothing to merge with: stream the rows instead of holding them in memory
         silver = con.sql(f"select {columns} from upserts").to_arrow_reader(BATCH_ROWS)
-        storage.write_table(silver_path, silver, mode="overwrite", run_id=run_id)
-    elif con.execute("select count(*) from upserts").fetchone()[0]:
+        storage.write_table(silver_path, silver, mode="overwrite" if rebuild else "append", run_id=run_id)
+    elif new_rows:
         storage.merge_table(silver_path, con.sql(f"select {columns} from upserts").to_arrow_table(),
                             key=resource.key, run_id=run_id)
     submitted = "c.submitted_at" if any(i.column == "submitted_at" for i in resource.items) else "null"
