@@ -22,19 +22,19 @@ SCHEMA = pa.schema([
 NAME = "consumption"
 
 
-def consumed_version(settings: Settings, consumer: str, table: str) -> int | None:
-    """The version of ``table`` (a lake-relative path such as ``bronze/credit_penalty``) last consumed."""
-    dt = storage.open_table(storage.table_path(settings, "meta", NAME))
-    if dt is None:
-        return None
+def consumed_versions(settings: Settings, consumer: str) -> dict[str, int | None]:
+    """Per table (a lake-relative path such as ``bronze/credit_penalty``), the version ``consumer``
+    consumed last; a table it never consumed (or rebuilt from nothing) is absent or None."""
+    if storage.open_table(storage.table_path(settings, "meta", NAME)) is None:
+        return {}
     con = storage.connect(settings)
     try:
         storage.register(con, "consumption", storage.table_path(settings, "meta", NAME))
-        row = con.execute("""select version from consumption where consumer = ? and table_path = ?
-                             order by recorded_at desc limit 1""", [consumer, table]).fetchone()
+        rows = con.execute("""select table_path, arg_max(version, recorded_at) from consumption
+                              where consumer = ? group by table_path""", [consumer]).fetchall()
     finally:
         con.close()
-    return None if row is None or row[0] is None else int(row[0])
+    return {table: None if version is None else int(version) for table, version in rows}
 
 
 def record_consumed(settings: Settings, consumer: str, versions: dict[str, int | None], run_id: str) -> None:

@@ -26,7 +26,7 @@ import duckdb
 from govlake import storage
 from govlake.config import Settings
 from govlake.credit import KINDS, log_withdrawals
-from govlake.credit._build import REASONS
+from govlake.credit._build import withdrawal
 from govlake.gold import PUBLIC_TABLES, ColumnDoc, TableDoc, table_docs
 from govlake.masking import is_released, mask_sql, name_items, scrub_names_sql, scrub_sql
 
@@ -108,25 +108,18 @@ def _withdrawals(con: duckdb.DuckDBPyConnection, settings: Settings, previous: P
     from their gold lifecycle record (gold/penalty_record, gold/license_record)."""
     con.execute(f"attach {_quote(str(previous))} as previous (read_only)")
     try:
+        had = {r[0] for r in con.execute(
+            "select table_name from duckdb_tables() where database_name = 'previous'").fetchall()}
         rows = []
-        for kind in KINDS:
-            have = {r[0] for r in con.execute("select table_name from duckdb_tables() where database_name = "
-                                              "'previous'").fetchall()}
-            if kind.publication not in have:
-                continue
+        for kind in (k for k in KINDS if k.publication in had):
             storage.register(con, f"gold_{kind.record}", storage.table_path(settings, "gold", kind.record))
             key = ", ".join(kind.key)
-            end = "r.publish_end" if "publish_end" in kind.published_extra else "null"
-            for no, authority, uscc, status, effective in con.execute(f"""
-                    select r.{kind.key[0]}, r.authority_uscc, r.uscc, r.publicity_status, {end}
+            rows += [withdrawal(f"extract/{EXTRACT_NAME}:{kind.publication}", kind, row, settings.today)
+                     for row in con.execute(f"""
+                    select {kind.key[0]}, r.authority_uscc, r.uscc, r.publicity_status, {kind.end_column}
                     from (select {key} from previous.{kind.publication}
                           except select {key} from {kind.publication}) as gone
-                    join gold_{kind.record} as r using ({key})""").fetchall():
-                reason, reason_zh = REASONS.get(status, ("rebuilt", "重建后不再包含"))
-                rows.append({"output": f"extract/{EXTRACT_NAME}:{kind.publication}", "record_type": kind.name,
-                             "decision_no": no, "authority_uscc": authority, "uscc": uscc, "reason": reason,
-                             "reason_zh": reason_zh,
-                             "effective_date": effective if reason in ("expired", "repaired") else settings.today})
+                    join gold_{kind.record} as r using ({key})""").fetchall()]
         return rows
     finally:
         con.execute("detach previous")

@@ -106,6 +106,12 @@ def register_files(con: duckdb.DuckDBPyConnection, name: str, files: Sequence[st
     if not files:
         con.register(name, schema.empty_table())
         return
+    _parquet_view(con, name, files)
+
+
+def _parquet_view(con: duckdb.DuckDBPyConnection, name: str, files: Sequence[str]) -> None:
+    """View ``name`` over Parquet data files through DuckDB's own reader (parallel, and several times
+    faster than an Arrow dataset scan); files written before a schema change are read by column name."""
     listed = ", ".join("'" + f.replace("'", "''") + "'" for f in files)
     con.execute(f'create or replace temp view "{name}" as select * from read_parquet([{listed}], union_by_name = true)')
 
@@ -153,9 +159,6 @@ def register(con: duckdb.DuckDBPyConnection, name: str, path: Path, *,
     if dt.metadata().partition_columns or not files:
         con.register(name, dt.to_pyarrow_dataset())
     else:
-        # The current version's Parquet files through DuckDB's own reader: parallel and several
-        # times faster than an Arrow dataset scan. delta-rs writes neither deletion vectors nor
-        # column mapping here, so the file list is the table.
-        listed = ", ".join("'" + f.replace("'", "''") + "'" for f in files)
-        con.execute(f'create or replace temp view "{name}" as select * from read_parquet([{listed}])')
+        # delta-rs writes neither deletion vectors nor column mapping here: the file list is the table
+        _parquet_view(con, name, files)
     return True

@@ -32,7 +32,7 @@ import pyarrow as pa
 from govlake import storage
 from govlake.catalog import get_catalog
 from govlake.config import Settings
-from govlake.consumption import consumed_version, record_consumed
+from govlake.consumption import consumed_versions, record_consumed
 from govlake.credit._rules import CreditRules, load_credit_rules
 from govlake.gold import GoldError, check_keys, model_header, register_silver, silver_schema
 
@@ -60,6 +60,11 @@ class RecordKind:
     published_extra: tuple[str, ...]
     due_sql: str | None = None
     """Records (of the current record table) whose state changes with time alone, given ``as_of``."""
+
+    @property
+    def end_column(self) -> str:
+        """SQL for the record's publication end (null for kinds without a publicity period)."""
+        return "publish_end" if "publish_end" in self.published_extra else "null"
 
 
 PENALTY = RecordKind(
@@ -199,18 +204,13 @@ def _records(con, settings: Settings, kind: RecordKind, rules: CreditRules, as_o
     key = ", ".join(kind.key)
     withdrawals: list[dict] = []
     if storage.register(con, f"{kind.publication}_before", _gold(settings, kind.publication)):
-        for row in con.execute(f"""select n.{kind.key[0]}, n.authority_uscc, n.uscc, n.publicity_status,
-                   {'n.publish_end' if kind is PENALTY else 'null'} from new_{kind.record} as n
-                semi join {kind.publication}_before as b using ({key})
-                where n.publicity_status <> '{PUBLISHED}'""").fetchall():
-            reason, reason_zh = REASONS[row[3]]
-            effective = row[4] if reason in ("expired", "repaired") and row[4] else as_of
-            withdrawals.append({"output": f"gold/{kind.publication}", "record_type": kind.name,
-                                "decision_no": row[0], "authority_uscc": row[1], "uscc": row[2],
-                                "reason": reason, "reason_zh": reason_zh, "effective_date": effective})
+        withdrawals = [withdrawal(f"gold/{kind.publication}", kind, row, as_of) for row in con.execute(f"""
+            select {kind.key[0]}, authority_uscc, uscc, publicity_status, {kind.end_column}
+            from new_{kind.record} as n semi join {kind.publication}_before as b using ({key})
+            where n.publicity_status <> '{PUBLISHED}'""").fetchall()]
     result.rederived[kind.record] = _write(settings, con, kind.record, kind.key, run_id, rebuild)
-    published = ", ".join([*silver_schema(res).names, *kind.published_extra])
-    published = published.replace(", _batch_id", "").replace(", _received_at", "")
+    published = ", ".join([c for c in silver_schema(res).names if c not in ("_batch_id", "_received_at")]
+                          + list(kind.published_extra))
     result.rederived[kind.publication] = _write(
         settings, con, kind.publication, kind.key, run_id, rebuild, delete_flag="_withdraw",
         select=f"select {published}, publicity_status <> '{PUBLISHED}' as _withdraw from new_{kind.record}")
@@ -231,11 +231,12 @@ def build_credit(*, settings: Settings, run_id: str, rebuild: bool = False) -> C
         with _timed(result, "inputs"):
             register_silver(con, settings, catalog)
             versions: dict[str, int | None] = {}
+            consumed = {} if rebuild else consumed_versions(settings, CONSUMER)
             for code in INPUTS:
                 res = catalog.resource(code)
                 key = f"silver/{res.slug}"
-                since = None if rebuild else consumed_version(settings, CONSUMER, key)
-                versions[key], files = storage.files_since(storage.table_path(settings, "silver", res.slug), since)
+                versions[key], files = storage.files_since(storage.table_path(settings, "silver", res.slug),
+                                                           consumed.get(key))
                 storage.register_files(con, f"changed_{res.slug}", files, silver_schema(res))
             for kind in KINDS:
                 _inputs(con, settings, kind, as_of, rebuild)
@@ -294,6 +295,17 @@ def _profiles(con, settings: Settings, rules: CreditRules, as_of: dt.date, run_i
     _derive(con, settings, "enterprise_credit_profile", rules, as_of)
     result.rederived["enterprise_credit_profile"] = _write(
         settings, con, "enterprise_credit_profile", ("uscc",), run_id, rebuild)
+
+
+def withdrawal(output: str, kind: RecordKind, row: tuple, as_of: dt.date) -> dict:
+    """A withdrawal-log row for a record that left ``output``: ``row`` is (key[0], authority_uscc, uscc,
+    publicity_status, publication end). Expiry and repair take effect on the publication end; the
+    rest on the run's business date."""
+    no, authority, uscc, status, end = row
+    reason, reason_zh = REASONS.get(status, ("rebuilt", "重建后不再包含"))
+    return {"output": output, "record_type": kind.name, "decision_no": no, "authority_uscc": authority,
+            "uscc": uscc, "reason": reason, "reason_zh": reason_zh,
+            "effective_date": end if reason in ("expired", "repaired") and end else as_of}
 
 
 def log_withdrawals(settings: Settings, rows: list[dict], *, as_of: dt.date, run_id: str) -> None:

@@ -29,7 +29,7 @@ import pyarrow.compute as pc
 from govlake import storage
 from govlake.catalog import get_catalog
 from govlake.config import Settings
-from govlake.consumption import consumed_version, record_consumed
+from govlake.consumption import consumed_versions, record_consumed
 from govlake.gold import silver_schema
 from govlake.identifiers import region_codes
 from govlake.ingest import bronze_schema
@@ -99,7 +99,7 @@ def process_resource(code: str, *, settings: Settings, run_id: str, today: dt.da
     bronze_path = storage.table_path(settings, "bronze", resource.slug)
     silver_path = storage.table_path(settings, "silver", resource.slug)
     consumer, bronze_key = f"process:{code}", f"bronze/{resource.slug}"
-    since = None if rebuild else consumed_version(settings, consumer, bronze_key)
+    since = None if rebuild else consumed_versions(settings, consumer).get(bronze_key)
     version, files = storage.files_since(bronze_path, since)
     before = Totals() if rebuild else _last_totals(settings, code)
 
