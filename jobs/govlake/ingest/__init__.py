@@ -5,8 +5,9 @@ append commit to ``bronze/<slug>`` (raw text, lineage columns; docs/architecture
 ``meta/ingest_log`` and skips sources already landed (same sha256, same window).
 """
 
-from govlake.ingest._bronze import bronze_schema
+from govlake.ingest._bronze import bronze_schema, row_hash_sql
 from govlake.ingest._ingest import discover, ingest_resource
 from govlake.ingest._results import BatchResult, IngestError, IngestResult, Status
 
-__all__ = ["BatchResult", "IngestError", "IngestResult", "Status", "bronze_schema", "discover", "ingest_resource"]
+__all__ = ["BatchResult", "IngestError", "IngestResult", "Status", "bronze_schema", "discover", "ingest_resource",
+           "row_hash_sql"]
