@@ -15,7 +15,9 @@ import pyarrow as pa
 import pyarrow.compute
 from deltalake import CommitProperties, DeltaTable, write_deltalake
 from deltalake.exceptions import TableNotFoundError
+from deltalake.transaction import Transaction
 
+from govlake._faults import crash_point
 from govlake.config import Settings
 
 WriteMode = Literal["append", "overwrite"]
@@ -28,12 +30,22 @@ def table_path(settings: Settings, layer: str, name: str) -> Path:
     return settings.table_path(layer, name)
 
 
-def open_table(path: Path) -> DeltaTable | None:
-    """The Delta table at ``path``, or None when none has been written yet."""
+def open_table(path: Path, *, version: int | None = None) -> DeltaTable | None:
+    """The Delta table at ``path`` (at ``version`` when given), or None when none has been written yet."""
     try:
-        return DeltaTable(str(path))
+        return DeltaTable(str(path), version=version)
     except TableNotFoundError:
         return None
+
+
+def _commit(run_id: str, txn: tuple[str, int] | None) -> CommitProperties:
+    """Commit metadata: the run id, and the step's transaction identifier (govlake.steps)."""
+    apps = [Transaction(app_id=txn[0], version=txn[1])] if txn else None
+    return CommitProperties(custom_metadata={"govlake.run_id": run_id}, app_transactions=apps)
+
+
+def _label(path: Path, label: str | None) -> str:
+    return label or f"commit:{path.parent.name}/{path.name}"
 
 
 def write_table(
@@ -45,8 +57,13 @@ def write_table(
     schema: pa.Schema | None = None,
     predicate: str | None = None,
     partition_by: list[str] | None = None,
+    txn: tuple[str, int] | None = None,
+    label: str | None = None,
 ) -> None:
-    """Write Arrow data as one Delta commit; streams a reader without holding it in memory."""
+    """Write Arrow data as one Delta commit; streams a reader without holding it in memory.
+
+    ``txn`` (app id, version) is recorded in the commit (Delta ``txn`` action): see govlake.steps.
+    """
     if not isinstance(data, (pa.Table, pa.RecordBatchReader)):
         if schema is None:
             raise ValueError("an iterable of batches needs its schema")
@@ -59,8 +76,9 @@ def write_table(
         predicate=predicate,
         partition_by=partition_by,
         schema_mode="merge" if mode == "append" else "overwrite",
-        commit_properties=CommitProperties(custom_metadata={"govlake.run_id": run_id}),
+        commit_properties=_commit(run_id, txn),
     )
+    crash_point(_label(path, label))
 
 
 def row_count(path: Path, *, version: int | None = None) -> int:
@@ -81,14 +99,15 @@ def connect(settings: Settings, *, database: str | None = None) -> duckdb.DuckDB
     return con
 
 
-def files_since(path: Path, version: int | None) -> tuple[int | None, list[str]]:
-    """The table's current version and the data files added after ``version`` that are still live.
+def files_since(path: Path, version: int | None, *, until: int | None = None) -> tuple[int | None, list[str]]:
+    """The table's version (``until``, else the current one) and the data files live at it that were
+    added after ``version``.
 
     ``version`` None means the whole table. For an append-only table these files hold exactly the
     rows added since; after a merge they also hold rows copied unchanged from rewritten files, so a
     consumer must treat them as "rows that may have changed" (re-deriving them is idempotent).
     """
-    dt = open_table(path)
+    dt = open_table(path, version=until)
     if dt is None:
         return None, []
     files = dt.file_uris()
@@ -117,7 +136,8 @@ def _parquet_view(con: duckdb.DuckDBPyConnection, name: str, files: Sequence[str
 
 
 def merge_table(path: Path, source: pa.Table | pa.RecordBatchReader, *, key: Sequence[str], run_id: str,
-                delete_flag: str | None = None) -> dict:
+                delete_flag: str | None = None, txn: tuple[str, int] | None = None, label: str | None = None
+                ) -> dict:
     """Upsert ``source`` into the Delta table at ``path`` by ``key`` (created when absent).
 
     With ``delete_flag`` (a boolean source column, not written): a flagged row deletes the target row
@@ -130,26 +150,28 @@ def merge_table(path: Path, source: pa.Table | pa.RecordBatchReader, *, key: Seq
         table = source.read_all() if isinstance(source, pa.RecordBatchReader) else source
         if delete_flag:
             table = table.filter(pa.compute.invert(table[delete_flag].fill_null(False))).select(columns)
-        write_table(path, table, mode="append", run_id=run_id)
+        write_table(path, table, mode="append", run_id=run_id, txn=txn, label=label)
         return {"num_target_rows_inserted": table.num_rows, "created": True}
     keep = f"not s.{delete_flag}" if delete_flag else None
     merger = dt.merge(source, predicate=" and ".join(f"t.{k} = s.{k}" for k in key), source_alias="s",
-                      target_alias="t", commit_properties=CommitProperties(custom_metadata={"govlake.run_id": run_id}))
+                      target_alias="t", commit_properties=_commit(run_id, txn))
     if delete_flag:
         merger = merger.when_matched_delete(predicate=f"s.{delete_flag}")
     assignments = {c: f"s.{c}" for c in columns}
-    return (merger.when_matched_update(assignments, predicate=keep)
-            .when_not_matched_insert(assignments, predicate=keep).execute())
+    metrics = (merger.when_matched_update(assignments, predicate=keep)
+               .when_not_matched_insert(assignments, predicate=keep).execute())
+    crash_point(_label(path, label))
+    return metrics
 
 
 def register(con: duckdb.DuckDBPyConnection, name: str, path: Path, *,
-             empty_schema: pa.Schema | None = None) -> bool:
-    """Expose the Delta table at ``path`` to DuckDB as view ``name`` (lazy Arrow dataset scan).
+             empty_schema: pa.Schema | None = None, version: int | None = None) -> bool:
+    """Expose the Delta table at ``path`` (at ``version`` when given) to DuckDB as view ``name``.
 
     Returns False when the table does not exist; with ``empty_schema`` an empty view is
     registered instead so that models still run.
     """
-    dt = open_table(path)
+    dt = open_table(path, version=version)
     if dt is None:
         if empty_schema is None:
             return False

@@ -1,0 +1,225 @@
+"""Who may write which tables now: named locks, behind one small interface.
+
+Every govlake step takes the lock of what it writes before it reads anything (``hold``):
+
+| lock | taken by | protects |
+|---|---|---|
+| ``ingest:<resource>`` | ingest | the resource's bronze table and its ingest-log rows (a file lands once) |
+| ``process:<resource>`` | process, ``batches reject/release`` | the resource's silver, quarantine and held batches |
+| ``publish`` | gold, conflicts, credit, extract, kpis, objections | gold, the extract, kpi history, objections |
+| ``report`` | report | the report folder |
+| ``lake`` | every step shared; backup, restore, vacuum exclusive | a consistent cut of the whole lake |
+
+A second invocation that needs a held lock waits (``GOVLAKE_LOCK_WAIT`` seconds, default 1800,
+saying once who holds it) and then refuses with :class:`LockBusy`, naming the holder's command,
+pid, host and start time. So two invocations touching the same tables run one after the other.
+
+On one machine (the default) locks are ``flock(2)`` locks on files under ``var/locks``: the
+kernel releases them when their process ends, however it ends (``kill -9`` included), so a lock
+is never left stale; the holder file is only what the last holder wrote about itself. They hold
+between processes of one host and on NFSv4 (byte-range emulation); a lake shared by several
+hosts on object storage needs another :class:`LockProvider` (the interface the Spark and S3 work
+plugs into: a PostgreSQL advisory lock, say), see docs/operations.md.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import fcntl
+import json
+import logging
+import os
+import socket
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from govlake.config import Settings
+
+log = logging.getLogger(__name__)
+
+LAKE = "lake"
+PUBLISH = "publish"
+
+
+class LockBusy(RuntimeError):
+    """A lock stayed held by another invocation for longer than we were willing to wait."""
+
+
+@dataclass(frozen=True)
+class Holder:
+    """What a lock's holder says about itself."""
+
+    command: str
+    pid: int
+    host: str
+    since: str
+
+    def describe(self) -> str:
+        return f"`{self.command}` (pid {self.pid} on {self.host}, since {self.since})"
+
+
+class LockProvider(Protocol):
+    """Acquires named locks; ``shared`` locks may be held by many at once, exclusive by one."""
+
+    def acquire(self, name: str, *, shared: bool, timeout: float) -> contextlib.AbstractContextManager[None]:
+        """Hold ``name`` for the ``with`` block; raise LockBusy after ``timeout`` seconds."""
+        ...
+
+    def holders(self) -> dict[str, Holder]:
+        """Locks held right now (by anybody) and what their holders said about themselves."""
+        ...
+
+
+def command_line() -> str:
+    """This process's command, for holder records (arguments kept short)."""
+    args = [Path(sys.argv[0]).name if sys.argv else "python", *sys.argv[1:]]
+    text = " ".join(args)
+    return text if len(text) <= 200 else text[:197] + "..."
+
+
+class FileLocks:
+    """flock(2) locks on ``<dir>/<name>.lock``; re-entrant within one process."""
+
+    def __init__(self, directory: Path):
+        self.directory = directory
+        self._held: dict[str, tuple[int, int, bool]] = {}
+        """name → (fd, depth, shared) for the locks this process holds."""
+
+    def _path(self, name: str) -> Path:
+        safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in name)
+        return self.directory / f"{safe}.lock"
+
+    @contextlib.contextmanager
+    def acquire(self, name: str, *, shared: bool, timeout: float) -> Iterator[None]:
+        if name in self._held:
+            fd, depth, was_shared = self._held[name]
+            if was_shared and not shared:
+                raise RuntimeError(f"lock {name}: cannot upgrade a shared lock to exclusive")
+            self._held[name] = (fd, depth + 1, was_shared)
+            try:
+                yield
+            finally:
+                fd, depth, was_shared = self._held[name]
+                self._held[name] = (fd, depth - 1, was_shared)
+            return
+        self.directory.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self._path(name), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            self._lock(fd, name, shared=shared, timeout=timeout)
+            if not shared:
+                _write_holder(fd)
+            self._held[name] = (fd, 1, shared)
+            try:
+                yield
+            finally:
+                del self._held[name]
+                fcntl.flock(fd, fcntl.LOCK_UN)
+        finally:
+            os.close(fd)
+
+    def _lock(self, fd: int, name: str, *, shared: bool, timeout: float) -> None:
+        mode = fcntl.LOCK_SH if shared else fcntl.LOCK_EX
+        deadline, told, pause = time.monotonic() + timeout, False, 0.05
+        while True:
+            try:
+                fcntl.flock(fd, mode | fcntl.LOCK_NB)
+                return
+            except BlockingIOError:
+                pass
+            if time.monotonic() >= deadline:
+                raise LockBusy(f"{name} is held by {self._blame(name)}; waited {timeout:g}s. Wait for it to "
+                               "finish (or stop it) and run again; set GOVLAKE_LOCK_WAIT to wait longer")
+            if not told:
+                log.warning("waiting for lock %s, held by %s", name, self._blame(name))
+                told = True
+            time.sleep(pause)
+            pause = min(pause * 2, 1.0)
+
+    def _blame(self, name: str) -> str:
+        if name == LAKE:
+            held = self.holders()
+            return ("; ".join(f"{n}: {h.describe()}" for n, h in sorted(held.items()) if n != LAKE)
+                    or "another govlake command")
+        holder = _read_holder(self._path(name))
+        return holder.describe() if holder else "another govlake command"
+
+    def holders(self) -> dict[str, Holder]:
+        found = {}
+        if not self.directory.is_dir():
+            return found
+        for path in sorted(self.directory.glob("*.lock")):
+            name = path.stem
+            if name in self._held:
+                continue
+            try:
+                fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+            except FileNotFoundError:
+                continue
+            try:
+                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+                fcntl.flock(fd, fcntl.LOCK_UN)
+            except BlockingIOError:
+                found[name] = _read_holder(path) or Holder("another govlake command", 0, "?", "?")
+            finally:
+                os.close(fd)
+        return found
+
+
+def _write_holder(fd: int) -> None:
+    record = {"command": command_line(), "pid": os.getpid(), "host": socket.gethostname(),
+              "since": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")}
+    data = json.dumps(record, ensure_ascii=False).encode("utf-8")
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, data, 0)
+
+
+def _read_holder(path: Path) -> Holder | None:
+    try:
+        record = json.loads(path.read_text(encoding="utf-8") or "null")
+        return Holder(str(record["command"]), int(record["pid"]), str(record["host"]), str(record["since"]))
+    except (OSError, ValueError, TypeError, KeyError):
+        return None
+
+
+_PROVIDERS: dict[Path, FileLocks] = {}
+
+
+def provider(settings: Settings) -> LockProvider:
+    """The lock provider of ``settings``' lake (one per lake per process, so locks are re-entrant)."""
+    directory = settings.var / "locks"
+    if directory not in _PROVIDERS:
+        _PROVIDERS[directory] = FileLocks(directory)
+    return _PROVIDERS[directory]
+
+
+def wait_seconds() -> float:
+    """How long to wait for a held lock: GOVLAKE_LOCK_WAIT (seconds), default 1800."""
+    raw = os.environ.get("GOVLAKE_LOCK_WAIT", "1800")
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError(f"GOVLAKE_LOCK_WAIT={raw!r}: expected a number of seconds") from None
+    if value < 0:
+        raise ValueError(f"GOVLAKE_LOCK_WAIT={raw!r}: expected a number of seconds ≥ 0")
+    return value
+
+
+@contextlib.contextmanager
+def hold(settings: Settings, name: str, *, timeout: float | None = None) -> Iterator[None]:
+    """Hold lock ``name`` exclusively (and the lake lock shared) for the ``with`` block.
+
+    ``hold(settings, LAKE)`` holds the whole lake exclusively: every other step waits.
+    """
+    locks = provider(settings)
+    wait = wait_seconds() if timeout is None else timeout
+    if name == LAKE:
+        with locks.acquire(LAKE, shared=False, timeout=wait):
+            yield
+        return
+    with locks.acquire(LAKE, shared=True, timeout=wait), locks.acquire(name, shared=False, timeout=wait):
+        yield

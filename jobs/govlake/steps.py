@@ -1,0 +1,299 @@
+"""Crash-consistent steps: an intent written ahead, inputs read at pinned versions, outputs stamped.
+
+A step (process of one resource, credit, the extract, …) writes several Delta tables, one commit
+each; Delta has no transaction across tables. So every step runs as one **intent**:
+
+1. Under the step's lock (govlake.locks) it writes its intent, ``lake/_steps/<consumer>.json``:
+   an id (increasing, never reused), the run id, its parameters (business date, rebuild) and the
+   version of every table it will read (its *cut*).
+2. It reads its inputs at those versions only (``Intent.version``), so running the same intent
+   again computes the same rows, whatever was committed since.
+3. Each output commit carries the Delta transaction identifier ``txn(appId=<consumer>,
+   version=<intent id>)`` (:meth:`Intent.write_table`, :meth:`Intent.merge_table`); a table whose
+   ``transaction_version(<consumer>)`` has reached the intent id already holds that commit, and the
+   write is skipped.
+4. When every output is written the intent is marked done.
+
+A process killed between two commits leaves its intent open. The next invocation of the same step
+finds it and runs it again first (``replay``): the commits that happened are skipped by their
+txn, the others are made, with the same rows, and only then does the new run start. No
+``--rebuild``, no manual step, no row written twice. Steps that rebuild their outputs from
+scratch anyway (gold, conflicts) set ``replay=False``: an open intent of theirs is superseded by
+the next run.
+
+Why this and not more: the txn identifier is Delta's own idempotent-write mechanism and lives in
+the same commit as the data, so "written" and "marked written" cannot disagree; the intent file
+only has to say what to redo, and it is replaced atomically (write, fsync, rename).
+
+Fault injection (``GOVLAKE_CRASH_AT``, govlake._faults) kills a step at any of these commit boundaries.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import os
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pyarrow as pa
+
+from govlake import locks, storage
+from govlake._faults import crash_point
+from govlake.config import Settings
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+STEPS_DIR = "_steps"
+
+
+class StepAbandoned(RuntimeError):
+    """Raised by a step body that decided to publish nothing; its intent is closed, not replayed."""
+
+
+@dataclass
+class Intent:
+    """One run of a step: what it reads (at which versions) and how it stamps what it writes."""
+
+    settings: Settings
+    consumer: str
+    id: int
+    run_id: str
+    params: dict[str, Any]
+    versions: dict[str, int | None]
+    """Lake-relative table path (``silver/credit_penalty``) → the version this intent reads (None: absent)."""
+    replay: bool = False
+    written: list[str] = field(default_factory=list)
+
+    # ---- reading ----------------------------------------------------------------------------
+
+    def version(self, table: str) -> int | None:
+        """The version of ``table`` (lake-relative) this intent reads; KeyError if not declared."""
+        try:
+            return self.versions[table]
+        except KeyError:
+            raise KeyError(f"step {self.consumer}: table {table} was not declared as an input") from None
+
+    def path(self, table: str) -> Path:
+        return self.settings.lake / table
+
+    def register(self, con, name: str, table: str, *, empty_schema: pa.Schema | None = None) -> bool:
+        """storage.register of ``table`` at this intent's version of it (absent at the cut: like absent)."""
+        version = self.version(table)
+        if version is None:
+            if empty_schema is None:
+                return False
+            con.register(name, empty_schema.empty_table())
+            return True
+        return storage.register(con, name, self.path(table), empty_schema=empty_schema, version=version)
+
+    def files_since(self, table: str, since: int | None) -> list[str]:
+        """Data files of ``table`` at this intent's version added after version ``since``."""
+        version = self.version(table)
+        if version is None:
+            return []
+        return storage.files_since(self.path(table), since, until=version)[1]
+
+    # ---- writing ----------------------------------------------------------------------------
+
+    def done(self, table: str, tag: str = "") -> bool:
+        """Whether ``table`` already holds this intent's commit (its txn version reached our id)."""
+        dt_ = storage.open_table(self.path(table))
+        if dt_ is None:
+            return False
+        reached = dt_.transaction_version(self._app(tag))
+        return reached is not None and reached >= self.id
+
+    def _app(self, tag: str) -> str:
+        return f"{self.consumer}#{tag}" if tag else self.consumer
+
+    def _stamp(self, table: str, tag: str) -> tuple[str, int] | None:
+        if self.done(table, tag):
+            log.info("%s: %s already holds run %s's commit; skipped", self.consumer, table, self.run_id)
+            return None
+        return (self._app(tag), self.id)
+
+    def write_table(self, table: str, data, *, mode: storage.WriteMode, schema: pa.Schema | None = None,
+                    tag: str = "") -> bool:
+        """storage.write_table stamped with this intent; False when it had been written already."""
+        txn = self._stamp(table, tag)
+        if txn is None:
+            return False
+        storage.write_table(self.path(table), data, mode=mode, run_id=self.run_id, schema=schema, txn=txn,
+                            label=f"{self.consumer}:{table}")
+        self.written.append(table)
+        return True
+
+    def merge_table(self, table: str, source, *, key: Sequence[str], delete_flag: str | None = None,
+                    tag: str = "") -> dict | None:
+        """storage.merge_table stamped with this intent; None when it had been merged already."""
+        txn = self._stamp(table, tag)
+        if txn is None:
+            return None
+        metrics = storage.merge_table(self.path(table), source, key=key, run_id=self.run_id,
+                                      delete_flag=delete_flag, txn=txn, label=f"{self.consumer}:{table}")
+        self.written.append(table)
+        return metrics
+
+    def append_rows(self, table: str, rows: list[dict], schema: pa.Schema, *, tag: str = "") -> bool:
+        """Append ``rows`` (dicts keyed by ``schema``'s names) as one stamped commit; nothing when empty."""
+        if not rows:
+            return False
+        data = pa.Table.from_pylist([{f: r.get(f) for f in schema.names} for r in rows], schema=schema)
+        return self.write_table(table, data, mode="append", tag=tag)
+
+
+# ---- the intent file --------------------------------------------------------------------------
+
+
+def _steps_dir(settings: Settings) -> Path:
+    return settings.lake / STEPS_DIR
+
+
+def _file(settings: Settings, consumer: str) -> Path:
+    safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in consumer)
+    return _steps_dir(settings) / f"{safe}.json"
+
+
+def _write_json(path: Path, record: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(record, f, ensure_ascii=False, default=str)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def read_record(settings: Settings, consumer: str) -> dict | None:
+    path = _file(settings, consumer)
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except ValueError as exc:  # only a torn write could do this, and writes are atomic renames
+        raise RuntimeError(f"{path}: unreadable step record ({exc}); delete it and run `govlake run --rebuild`")\
+            from None
+
+
+def open_intents(settings: Settings) -> list[dict]:
+    """Every intent left open by an interrupted step (what ``govlake status`` shows)."""
+    found = []
+    directory = _steps_dir(settings)
+    if directory.is_dir():
+        for path in sorted(directory.glob("*.json")):
+            try:
+                record = json.loads(path.read_text(encoding="utf-8"))
+            except ValueError:
+                continue
+            if record.get("state") == "open":
+                found.append(record)
+    return found
+
+
+def clear_intents(settings: Settings) -> None:
+    """Forget every intent (after a restore: the lake went back to a cut where none was open)."""
+    directory = _steps_dir(settings)
+    if directory.is_dir():
+        for path in directory.glob("*.json"):
+            path.unlink()
+
+
+def table_versions(settings: Settings, tables: Iterable[str]) -> dict[str, int | None]:
+    """The current version of each lake-relative table (None when it does not exist yet)."""
+    out = {}
+    for table in tables:
+        dt_ = storage.open_table(settings.lake / table)
+        out[table] = None if dt_ is None else dt_.version()
+    return out
+
+
+def _begin(settings: Settings, consumer: str, run_id: str, params: dict, reads: Iterable[str],
+           previous: dict | None) -> Intent:
+    last = previous.get("id", 0) if previous else 0
+    intent_id = max(time.time_ns(), last + 1)
+    versions = table_versions(settings, dict.fromkeys(reads))
+    record = {"consumer": consumer, "id": intent_id, "run_id": run_id, "state": "open", "params": params,
+              "versions": versions, "started_at": dt.datetime.now(dt.UTC).isoformat(), "pid": os.getpid()}
+    _write_json(_file(settings, consumer), record)
+    crash_point(f"{consumer}:begin")
+    return Intent(settings, consumer, intent_id, run_id, params, versions)
+
+
+def _close(settings: Settings, intent: Intent, state: str) -> None:
+    _write_json(_file(settings, intent.consumer), {
+        "consumer": intent.consumer, "id": intent.id, "run_id": intent.run_id, "state": state,
+        "closed_at": dt.datetime.now(dt.UTC).isoformat()})
+    crash_point(f"{intent.consumer}:done")
+
+
+def _from_record(settings: Settings, record: dict) -> Intent:
+    return Intent(settings, record["consumer"], int(record["id"]), record["run_id"], record.get("params") or {},
+                  record.get("versions") or {}, replay=True)
+
+
+@dataclass
+class StepRun:
+    """What :func:`run` hands back: the body's result and the run ids it recovered first."""
+
+    result: Any
+    recovered: list[str] = field(default_factory=list)
+
+
+def run(settings: Settings, consumer: str, *, lock: str, run_id: str, params: Callable[[], dict],
+        reads: Callable[[dict], Iterable[str]], body: Callable[[Intent], T], replay: bool = True) -> T:
+    """Run ``body`` as a new intent of ``consumer`` under ``lock``, after finishing an interrupted one.
+
+    Args:
+        lock: the lock to hold (govlake.locks), taken before anything is read.
+        params: computes the new intent's parameters (JSON-able) under the lock.
+        reads: the lake-relative tables whose versions the intent pins, given its parameters.
+        body: does the work through the intent; it runs once per intent (twice in all after a crash).
+        replay: False for steps that rebuild their outputs anyway: an open intent is superseded.
+    """
+    with locks.hold(settings, lock):
+        previous = read_record(settings, consumer)
+        if previous is not None and previous.get("state") == "open":
+            stale = _from_record(settings, previous)
+            if replay:
+                log.warning("%s: finishing run %s, interrupted at %s", consumer, stale.run_id,
+                            previous.get("started_at"))
+                try:
+                    body(stale)
+                except StepAbandoned:
+                    pass
+                except Exception as exc:
+                    raise RecoveryError(
+                        f"{consumer}: finishing the interrupted run {stale.run_id} failed: {exc}. Fix the cause "
+                        "and run again (it is retried each time); `govlake run --rebuild` rebuilds everything "
+                        "from bronze instead") from exc
+                _close(settings, stale, "done")
+            else:
+                log.warning("%s: run %s was interrupted; this run replaces its outputs", consumer, stale.run_id)
+                _close(settings, stale, "superseded")
+        chosen = params()
+        intent = _begin(settings, consumer, run_id, chosen, reads(chosen), previous)
+        try:
+            result = body(intent)
+        except StepAbandoned:
+            _close(settings, intent, "abandoned")
+            raise
+        except BaseException:
+            if not intent.written:  # nothing committed: nothing to finish
+                _close(settings, intent, "failed")
+            raise
+        _close(settings, intent, "done")
+        return result
+
+
+class RecoveryError(RuntimeError):
+    """An interrupted step could not be finished; the message says what to do."""
