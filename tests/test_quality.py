@@ -87,18 +87,30 @@ def test_rerun_over_the_same_bronze_changes_no_counts(settings):
     assert history.num_rows == 2   # history grows, tables do not
 
 
-def test_blocking_rule_keeps_previous_silver(settings):
+def test_a_batch_over_its_blocking_limit_is_held_and_the_other_batches_go_on(settings):
     write_bronze(settings, "credit.penalty", _rows())
     process_resource("credit.penalty", settings=settings, run_id="r1", today=TODAY)
-    before = DeltaTable(str(settings.lake / "silver" / "credit_penalty")).version()
     garbage = [dict(BASE, decision_no=f"g{i}", decision_date="not a date") for i in range(30)]
     write_bronze(settings, "credit.penalty", garbage, batch="b2", source="garbage.csv")
-    with pytest.raises(QualityError, match="blocking rule failed"):
-        process_resource("credit.penalty", settings=settings, run_id="r2", today=TODAY)
-    assert DeltaTable(str(settings.lake / "silver" / "credit_penalty")).version() == before
+    write_bronze(settings, "credit.penalty", [dict(BASE, decision_no="新1号")], batch="b3", source="good.csv")
+    r = process_resource("credit.penalty", settings=settings, run_id="r2", today=TODAY)
+    [held] = r.held_batches
+    assert (held.batch_id, held.source, held.rows, held.quarantined) == ("b2", "garbage.csv", 30, 30)
+    assert held.rules[0] == {"rule": "format.decision_date", "rows": 30, "first_row": 1}
+    assert "garbage.csv" in held.describe() and "30 of 30 rows" in held.describe()
+    silver = {row["decision_no"] for row in _table(settings, "silver")}
+    assert "新1号" in silver and not any(no.startswith("g") for no in silver)
+    assert not any(row["_batch_id"] == "b2" for row in _table(settings, "quarantine"))
+    assert (r.run.rows, r.run.silver, r.run.held) == (31, 1, 30)
+    assert (r.rows_read, r.held) == (16 + 31, 30)
     recon = DeltaTable(str(settings.lake / "meta" / "reconciliation")).to_pyarrow_table().to_pylist()
     latest = max(recon, key=lambda x: x["checked_at"])
-    assert latest["run_id"] == "r2" and latest["published"] is False
+    assert latest["run_id"] == "r2" and latest["published"] and latest["balanced"]
+    assert (latest["held"], latest["new_held"]) == (30, 30)
+    assert "garbage.csv" in latest["note"]
+    # the next run leaves the held batch where it is
+    r3 = process_resource("credit.penalty", settings=settings, run_id="r3", today=TODAY)
+    assert (r3.run.rows, r3.held) == (0, 30)
 
 
 def test_every_rule_has_bilingual_description_and_severity(settings):

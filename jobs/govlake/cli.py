@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 app = typer.Typer(help="govlake: the city big data bureau's lakehouse pipeline.", no_args_is_help=True,
                   pretty_exceptions_enable=False)
@@ -22,9 +23,12 @@ err = Console(stderr=True)
 
 def _known_errors() -> tuple[type[Exception], ...]:
     from govlake.catalog import CatalogError
-    from govlake.quality import QualityError
+    from govlake.locks import LockBusy
+    from govlake.quality import BatchError, QualityError
+    from govlake.steps import RecoveryError
 
-    errors: list[type[Exception]] = [CatalogError, QualityError, KeyError, FileNotFoundError]
+    errors: list[type[Exception]] = [CatalogError, QualityError, KeyError, FileNotFoundError, LockBusy,
+                                     RecoveryError, BatchError]
     try:
         from govlake.ingest import IngestError
 
@@ -95,11 +99,16 @@ def ingest(
 
 def _print_process(r) -> None:
     n = r.run
-    console.print(f"{r.resource}: this run read {n.rows} = new silver {n.silver} + quarantined {n.quarantined}"
-                  f" + duplicates {n.duplicates}; tables: read {r.rows_read} = silver {r.silver} + quarantined "
-                  f"{r.quarantined} + duplicates {r.duplicates}", highlight=False)
+    held = f" + held {n.held}" if n.held else ""
+    table_held = f" + held {r.held}" if r.held else ""
+    rejected = f" + rejected {r.rejected}" if r.rejected else ""
+    console.print(Text(f"{r.resource}: this run read {n.rows} = new silver {n.silver} + quarantined {n.quarantined}"
+                       f" + duplicates {n.duplicates}{held}; tables: read {r.rows_read} = silver {r.silver} + "
+                       f"quarantined {r.quarantined} + duplicates {r.duplicates}{table_held}{rejected}"))
     for rule, n in sorted(r.rule_failures.items(), key=lambda kv: -kv[1]):
-        console.print(f"  quarantined by {rule}: {n}", highlight=False)
+        console.print(Text(f"  quarantined by {rule}: {n}"))
+    for h in r.held_batches:
+        console.print(Text(f"  {h.describe()}", style="yellow"))
 
 
 def _print_rejected_rows(code: str, sources: list[str], limit: int = 20) -> None:
@@ -139,11 +148,24 @@ def run(
         _fail(exc)
     for r in summary["resources"].values():
         _print_process(r)
-    console.print(f"gold: {summary['gold']}")
+    console.print(f"gold: {summary['gold']}", highlight=False)
     c = summary["credit"]
     console.print(f"credit (as of {c.as_of}{', rebuilt' if c.rebuilt else ''}): re-derived {c.rederived}; "
                   f"withdrawn {c.withdrawn or 'none'}", highlight=False)
-    console.print(f"extract: {summary['extract']}")
+    console.print(f"extract: {summary['extract']}", highlight=False)
+    _exit_if_held(summary["resources"].values())
+
+
+HELD_EXIT = 3
+"""Exit code of a run that published everything else but held a batch (see ``govlake batches``)."""
+
+
+def _exit_if_held(results) -> None:
+    held = [h for r in results for h in r.held_batches]
+    if held:
+        err.print(Text(f"{len(held)} batch(es) held; nothing else was stopped. `govlake batches` lists them; "
+                       "`govlake batches reject|release ID --reason …` decides.", style="yellow"))
+        raise typer.Exit(HELD_EXIT)
 
 
 @app.command()
@@ -169,8 +191,21 @@ def status(as_json: Annotated[bool, typer.Option("--json", help="Machine-readabl
     console.print(q)
     for row in info["reconciliation"]:
         mark = "[green]balanced[/]" if row["balanced"] else "[red]NOT balanced[/]"
+        held = f" + held {row['held']:,}" if row["held"] else ""
+        rejected = f" + rejected {row['rejected']:,}" if row["rejected"] else ""
+        pending = f"; pending {row['pending']:,} (landed, not processed yet)" if row["pending"] else ""
         console.print(f"{row['resource']}: read {row['rows_read']:,} = silver {row['silver']:,} + quarantined "
-                      f"{row['quarantined']:,} + duplicates {row['duplicates']:,} {mark}", highlight=False)
+                      f"{row['quarantined']:,} + duplicates {row['duplicates']:,}{held}{rejected} {mark}"
+                      f"{pending}", highlight=False)
+    for b in info["held_batches"]:
+        console.print(Text.assemble(("held: ", "yellow"), f"{b['resource']} batch {b['batch_id']} ({b['source']}): "
+                                    f"{b['quarantined']:,} of {b['rows']:,} rows quarantined; {b['status']} — "
+                                    "`govlake batches` to reject or release it"))
+    for i in info["interrupted_steps"]:
+        console.print(Text(f"interrupted: {i['step']} (run {i['run_id']}, {i['started_at']}); the next run of "
+                           "that step finishes it first", style="yellow"))
+    for name, holder in info["locks"].items():
+        console.print(Text(f"lock {name} held by {holder}"))
     console.print(f"analyst extract: [bold]{info['extract'] or '(not built yet)'}[/]")
 
 
@@ -345,5 +380,104 @@ def catalog_lineage(
     else:
         print_lineage(console, settings, result)
 
+batches_app = typer.Typer(help="Held batches: a file or database window over its blocking limit.",
+                          invoke_without_command=True)
+app.add_typer(batches_app, name="batches")
+
+
+@batches_app.callback()
+def batches(
+    ctx: typer.Context,
+    all_: Annotated[bool, typer.Option("--all", help="Also batches already rejected or published.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """List held batches (file, rows, the rules that blocked them); reject or release one."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from govlake.config import get_settings
+    from govlake.quality import _batches
+
+    shown = [b for b in _batches.states(get_settings())
+             if all_ or b.status in (_batches.HELD, _batches.RELEASED)]
+    if as_json:
+        typer.echo(json.dumps([vars(b) for b in shown], ensure_ascii=False, default=str, indent=2))
+        return
+    if not shown:
+        console.print("no held batches")
+        return
+    t = Table(title="batches held back (blocking rule per file or database window)")
+    for col in ("batch", "resource", "source", "rows", "quarantined", "status", "rules (rows, first row)", "since",
+                "decided by / why"):
+        t.add_column(col, justify="right" if col in ("rows", "quarantined") else "left", overflow="fold")
+    for b in shown:
+        rules = "; ".join(f"{r['rule']} ({r['rows']}, row {r['first_row']})" for r in b.rules[:4])
+        decided = "" if b.status == _batches.HELD else f"{b.actor}: {b.reason}"
+        t.add_row(*(Text(str(v)) for v in (b.batch_id, b.resource, b.source, f"{b.rows:,}", f"{b.quarantined:,}",
+                                           b.status, rules, f"{b.held_at or b.at:%Y-%m-%d %H:%M}", decided)))
+    console.print(t)
+
+
+def _decide(batch_id: str, decision: str, reason: str, by: str | None) -> None:
+    from govlake.config import get_settings
+    from govlake.pipeline import new_run_id
+    from govlake.quality import decide_batch
+
+    try:
+        b = decide_batch(get_settings(), batch_id, decision=decision, reason=reason, by=by,
+                         run_id=new_run_id("batches"))
+    except _known_errors() as exc:
+        _fail(exc)
+    what = ("its rows are accounted for as rejected; bronze keeps them" if decision == "rejected"
+            else "the next `govlake run` (or the feed's process task) publishes it")
+    console.print(Text(f"batch {b.batch_id} ({b.resource}, {b.source}, {b.rows:,} rows) {decision} by {b.actor}: "
+                       f"{what}"))
+
+
+@batches_app.command("reject")
+def batches_reject(
+    batch_id: Annotated[str, typer.Argument(help="The batch id (or its first characters).")],
+    reason: Annotated[str, typer.Option("--reason", help="Why it is set aside (recorded).")],
+    by: Annotated[str | None, typer.Option("--by", help="Who decides (default GOVLAKE_ACTOR or the login).")] = None,
+) -> None:
+    """Set a held batch aside: its rows count as rejected; nothing is deleted from bronze."""
+    _decide(batch_id, "rejected", reason, by)
+
+
+@batches_app.command("release")
+def batches_release(
+    batch_id: Annotated[str, typer.Argument(help="The batch id (or its first characters).")],
+    reason: Annotated[str, typer.Option("--reason", help="Why it is published anyway (recorded).")],
+    by: Annotated[str | None, typer.Option("--by", help="Who decides (default GOVLAKE_ACTOR or the login).")] = None,
+) -> None:
+    """Publish a held batch anyway: the next process run takes it without judging it again."""
+    _decide(batch_id, "released", reason, by)
+
+
+def main() -> None:
+    """The console script: run the app, then leave without interpreter teardown.
+
+    Native thread pools (delta-rs, Arrow, DuckDB) can abort the process at interpreter exit
+    ("terminate called without an active exception", exit 134) after all work is done, which would
+    turn a success into a failure. Output is flushed, logging shut down, and the exit code passed
+    to ``os._exit`` as the command decided it.
+    """
+    import contextlib
+    import logging
+    import os
+    import sys
+
+    code = 0
+    try:
+        app(standalone_mode=True)
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    finally:
+        logging.shutdown()
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(Exception):  # a closed pipe must not change the exit code
+                stream.flush()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    app()
+    main()

@@ -37,10 +37,9 @@ def consumed_versions(settings: Settings, consumer: str) -> dict[str, int | None
     return {table: None if version is None else int(version) for table, version in rows}
 
 
-def record_consumed(settings: Settings, consumer: str, versions: dict[str, int | None], run_id: str) -> None:
-    """Record the versions ``consumer`` has now processed (None: start again from nothing)."""
+def consumption_rows(consumer: str, versions: dict[str, int | None], run_id: str) -> list[dict]:
+    """The rows recording that ``consumer`` has now processed ``versions`` (None: start again from
+    nothing); a step appends them as its last output (govlake.steps.Intent.append_rows)."""
     at = dt.datetime.now(dt.UTC)
-    rows = [{"consumer": consumer, "table_path": t, "version": v, "run_id": run_id, "recorded_at": at}
+    return [{"consumer": consumer, "table_path": t, "version": v, "run_id": run_id, "recorded_at": at}
             for t, v in versions.items()]
-    storage.write_table(storage.table_path(settings, "meta", NAME), pa.Table.from_pylist(rows, schema=SCHEMA),
-                        mode="append", run_id=run_id)

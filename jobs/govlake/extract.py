@@ -23,9 +23,10 @@ from pathlib import Path
 
 import duckdb
 
-from govlake import storage
+from govlake import locks, steps, storage
+from govlake._faults import crash_point
 from govlake.config import Settings
-from govlake.credit import KINDS, log_withdrawals
+from govlake.credit import KINDS, WITHDRAWAL_SCHEMA, withdrawal_rows
 from govlake.credit._build import withdrawal
 from govlake.gold import PUBLIC_TABLES, ColumnDoc, TableDoc, table_docs
 from govlake.masking import is_released, mask_sql, name_items, scrub_names_sql, scrub_sql
@@ -103,7 +104,7 @@ def _copy_table(con: duckdb.DuckDBPyConnection, doc: TableDoc, source: str, run_
     return withheld
 
 
-def _withdrawals(con: duckdb.DuckDBPyConnection, settings: Settings, previous: Path) -> list[dict]:
+def _withdrawals(con: duckdb.DuckDBPyConnection, intent: steps.Intent, previous: Path, as_of: dt.date) -> list[dict]:
     """Publication records in the previous extract that the new one no longer has, with the reason
     from their gold lifecycle record (gold/penalty_record, gold/license_record)."""
     con.execute(f"attach {_quote(str(previous))} as previous (read_only)")
@@ -112,9 +113,9 @@ def _withdrawals(con: duckdb.DuckDBPyConnection, settings: Settings, previous: P
             "select table_name from duckdb_tables() where database_name = 'previous'").fetchall()}
         rows = []
         for kind in (k for k in KINDS if k.publication in had):
-            storage.register(con, f"gold_{kind.record}", storage.table_path(settings, "gold", kind.record))
+            intent.register(con, f"gold_{kind.record}", f"gold/{kind.record}")
             key = ", ".join(kind.key)
-            rows += [withdrawal(f"extract/{EXTRACT_NAME}:{kind.publication}", kind, row, settings.today)
+            rows += [withdrawal(f"extract/{EXTRACT_NAME}:{kind.publication}", kind, row, as_of)
                      for row in con.execute(f"""
                     select {kind.key[0]}, r.authority_uscc, r.uscc, r.publicity_status, {kind.end_column}
                     from (select {key} from previous.{kind.publication}
@@ -128,8 +129,27 @@ def _withdrawals(con: duckdb.DuckDBPyConnection, settings: Settings, previous: P
 def build_extract(*, settings: Settings, run_id: str) -> Path:
     """Write ``settings.extracts / "analyst.duckdb"`` from the gold tables; returns its path.
 
-    Raises FileNotFoundError when a gold table has not been built yet.
+    One intent of govlake.steps under the ``publish`` lock: the gold tables are read at the versions
+    pinned when it started, the withdrawal-log rows are written (stamped) before the new file
+    replaces the old one, so an interrupted run is finished by the next one without a row lost or
+    written twice. Raises FileNotFoundError when a gold table has not been built yet.
     """
+    tables = [f"gold/{name}" for name in PUBLIC_TABLES] + [f"gold/{kind.record}" for kind in KINDS]
+
+    def params() -> dict:
+        for name in PUBLIC_TABLES:
+            path = storage.table_path(settings, "gold", name)
+            if storage.open_table(path) is None:
+                raise FileNotFoundError(f"gold table {name} has not been built ({path}); run gold first")
+        return {"as_of": settings.today.isoformat()}
+
+    return steps.run(settings, "extract", lock=locks.PUBLISH, run_id=run_id, params=params,
+                     reads=lambda _: tables, body=_build)
+
+
+def _build(intent: steps.Intent) -> Path:
+    settings, run_id = intent.settings, intent.run_id
+    as_of = dt.date.fromisoformat(intent.params["as_of"])
     docs = table_docs(settings)
     target = settings.extracts / EXTRACT_NAME
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -141,17 +161,13 @@ def build_extract(*, settings: Settings, run_id: str) -> Path:
         con = storage.connect(settings, database=str(tmp))
         try:
             for name in PUBLIC_TABLES:
-                path = storage.table_path(settings, "gold", name)
-                table = storage.open_table(path)
-                if table is None:
-                    raise FileNotFoundError(f"gold table {name} has not been built ({path}); run gold first")
                 view = f"gold_{name}"
-                storage.register(con, view, path)
+                intent.register(con, view, f"gold/{name}")
                 withheld = _copy_table(con, docs[name], view, run_id)
                 if withheld:
                     log.warning("extract %s: columns withheld: %s", name, ", ".join(withheld))
                 rows = con.execute(f"select count(*) from {_ident(name)}").fetchone()[0]
-                info.append((name, table.version(), rows, ", ".join(withheld) or None))
+                info.append((name, intent.version(f"gold/{name}"), rows, ", ".join(withheld) or None))
             con.execute(f"create table {INFO_TABLE} (gold_table varchar, gold_version bigint, "
                         "rows bigint, withheld_columns varchar, run_id varchar, built_at_utc timestamp)")
             built_at = dt.datetime.now(dt.UTC).replace(tzinfo=None)
@@ -160,11 +176,15 @@ def build_extract(*, settings: Settings, run_id: str) -> Path:
             con.execute(f"comment on table {INFO_TABLE} is "
                         f"{_quote('本抽取的来源与批次 | Gold versions and run of this extract')}")
             con.execute("checkpoint")
-            withdrawals = _withdrawals(con, settings, target) if target.exists() else []
+            withdrawals = _withdrawals(con, intent, target, as_of) if target.exists() else []
         finally:
             con.close()
+        # the log first: if the process dies before the rename, the next run logs nothing twice (the
+        # commit is stamped) and still renames; if it dies after, the file already is the new one
+        intent.append_rows("gold/withdrawal_log", withdrawal_rows(withdrawals, as_of=as_of, run_id=run_id),
+                           WITHDRAWAL_SCHEMA)
         os.replace(tmp, target)
-        log_withdrawals(settings, withdrawals, as_of=settings.today, run_id=run_id)
+        crash_point("extract:file")
     finally:
         for leftover in (tmp, tmp.with_name(tmp.name + ".wal")):
             leftover.unlink(missing_ok=True)

@@ -24,7 +24,7 @@ import duckdb
 import jinja2
 import pyarrow as pa
 
-from govlake import storage
+from govlake import locks, steps, storage
 from govlake.catalog import Catalog, Item, Resource, get_catalog
 from govlake.config import Settings
 from govlake.governance._objections import register_objection_views
@@ -82,12 +82,17 @@ def silver_schema(resource: Resource) -> pa.Schema:
     return pa.schema(fields)
 
 
-def register_silver(con: duckdb.DuckDBPyConnection, settings: Settings, catalog: Catalog) -> None:
-    """Register every resource's silver table as view ``silver_<slug>`` (empty when absent)."""
+def register_silver(con: duckdb.DuckDBPyConnection, settings: Settings, catalog: Catalog, *,
+                    intent: steps.Intent | None = None) -> None:
+    """Register every resource's silver table as view ``silver_<slug>`` (empty when absent); with
+    ``intent``, at the versions it pinned (govlake.steps)."""
     for res in catalog.resources.values():
         view = f"silver_{res.slug}"
         schema = silver_schema(res)
-        storage.register(con, view, storage.table_path(settings, "silver", res.slug), empty_schema=schema)
+        if intent is not None:
+            intent.register(con, view, f"silver/{res.slug}", empty_schema=schema)
+        else:
+            storage.register(con, view, storage.table_path(settings, "silver", res.slug), empty_schema=schema)
         missing = [n for n in schema.names if n not in con.sql(f"select * from {view}").columns]
         if missing:
             raise GoldError(f"silver/{res.slug} lacks contract columns {missing} (docs/architecture.md)")
@@ -394,11 +399,18 @@ def check_keys(con: duckdb.DuckDBPyConnection, name: str, header: ModelHeader) -
 def build_gold(*, settings: Settings, run_id: str) -> dict[str, int]:
     """Build every gold model from silver and overwrite the gold Delta tables.
 
-    Returns the number of rows per gold table. Re-runnable: the same silver gives the same rows.
-    Raises GoldError when silver lacks contract columns or a model fails its key tests (nothing
-    of that model is written then).
+    Returns the number of rows per gold table. Re-runnable: the same silver gives the same rows, so
+    a run interrupted between two tables is simply superseded by the next (govlake.steps, no
+    replay), under the ``publish`` lock. Raises GoldError when silver lacks contract columns or a
+    model fails its key tests (nothing of that model is written then).
     """
     catalog = get_catalog(settings.catalog_dir)
+    return steps.run(settings, "gold", lock=locks.PUBLISH, run_id=run_id, params=dict, reads=lambda _: [],
+                     body=lambda intent: _build(intent, catalog), replay=False)
+
+
+def _build(intent: steps.Intent, catalog: Catalog) -> dict[str, int]:
+    settings = intent.settings
     con = storage.connect(settings)
     rows: dict[str, int] = {}
     try:
@@ -409,11 +421,9 @@ def build_gold(*, settings: Settings, run_id: str) -> dict[str, int]:
             con.execute(f"create or replace temp table {name} as\n{sql}")
             check_keys(con, name, model_header(sql))
             if name in GOLD_TABLES:
-                path = storage.table_path(settings, "gold", name)
-                storage.write_table(path, con.sql(f"select * from {name}").to_arrow_reader(100_000),
-                                    mode="overwrite", run_id=run_id)
-                rows[name] = storage.row_count(path)
+                table = f"gold/{name}"
+                intent.write_table(table, con.sql(f"select * from {name}").to_arrow_reader(100_000), mode="overwrite")
+                rows[name] = storage.row_count(intent.path(table))
     finally:
         con.close()
     return rows
-

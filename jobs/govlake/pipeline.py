@@ -20,14 +20,18 @@ def new_run_id(prefix: str = "run") -> str:
 
 def ingest(resource: str, *, files: list[Path] | None = None, settings: Settings | None = None,
            run_id: str | None = None):
-    """Land one resource in bronze: the given files, or everything new in its source."""
-    from govlake import lineage
+    """Land one resource in bronze: the given files, or everything new in its source.
+
+    Under lock ``ingest:<resource>`` (govlake.locks): two ingests of one resource run one after the
+    other, so a file delivered twice at once lands once."""
+    from govlake import lineage, locks
     from govlake.ingest import ingest_resource
 
     settings = settings or get_settings()
     run_id = run_id or new_run_id("ingest")
-    with lineage.job_run(lambda: lineage.ingest_plan(settings, resource, files), settings=settings, run_id=run_id,
-                         name=f"ingest.{resource}") as job:
+    plan = lambda: lineage.ingest_plan(settings, resource, files)  # noqa: E731
+    with locks.hold(settings, f"ingest:{resource}"), \
+            lineage.job_run(plan, settings=settings, run_id=run_id, name=f"ingest.{resource}") as job:
         job.result = ingest_resource(resource, files=files, settings=settings, run_id=run_id)
     return job.result
 

@@ -1,11 +1,13 @@
-"""What the lake holds now: tables, row counts, quarantine per rule, latest reconciliation."""
+"""What the lake holds now: tables, row counts, quarantine per rule, latest reconciliation, rows
+pending (landed, not processed yet) and held, held batches, interrupted steps and who holds a lock."""
 
 from __future__ import annotations
 
 import duckdb
 
-from govlake import storage
+from govlake import locks, steps, storage
 from govlake.config import Settings, get_settings
+from govlake.quality import _batches
 
 
 def lake_status(settings: Settings | None = None) -> dict:
@@ -33,12 +35,25 @@ def lake_status(settings: Settings | None = None) -> dict:
     if rec is not None:
         con = duckdb.connect()
         con.register("r", rec.to_pyarrow_dataset())
-        cols = ["resource", "run_id", "rows_read", "silver", "quarantined", "duplicates", "balanced", "published"]
-        for row in con.execute(f"""select {', '.join(cols)} from r
+        have = set(rec.schema().to_arrow().names)
+        cols = ["resource", "run_id", "rows_read", "silver", "quarantined", "duplicates", "held", "rejected",
+                "balanced", "published"]
+        select = ", ".join(c if c in have else f"null as {c}" for c in cols)
+        for row in con.execute(f"""select {select} from r where published
                 qualify row_number() over (partition by resource order by checked_at desc) = 1
                 order by resource""").fetchall():
-            recon.append(dict(zip(cols, row)))
+            recon.append({**dict(zip(cols, row)), "held": row[6] or 0, "rejected": row[7] or 0})
         con.close()
+    bronze_rows = {t["table"]: t["rows"] for t in tables if t["layer"] == "bronze"}
+    for r in recon:
+        r["pending"] = max(bronze_rows.get(r["resource"].replace(".", "_"), 0) - (r["rows_read"] or 0), 0)
+    held = [{"batch_id": b.batch_id, "resource": b.resource, "source": b.source, "rows": b.rows,
+             "quarantined": b.quarantined, "status": b.status, "since": b.held_at, "reason": b.reason}
+            for b in _batches.states(settings) if b.status in (_batches.HELD, _batches.RELEASED)]
+    interrupted = [{"step": i["consumer"], "run_id": i["run_id"], "started_at": i.get("started_at")}
+                   for i in steps.open_intents(settings)]
+    held_locks = {name: h.describe() for name, h in locks.provider(settings).holders().items()}
     extract = settings.extracts / "analyst.duckdb"
     return {"lake": str(settings.lake), "tables": tables, "quarantine_by_rule": by_rule,
-            "reconciliation": recon, "extract": str(extract) if extract.exists() else None}
+            "reconciliation": recon, "held_batches": held, "interrupted_steps": interrupted, "locks": held_locks,
+            "extract": str(extract) if extract.exists() else None}

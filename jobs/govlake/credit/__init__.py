@@ -4,8 +4,8 @@
 is the KPI provider for 合规率 and 及时率; ``load_credit_rules`` reads catalog/credit_rules.yml.
 """
 
-from govlake.credit._build import KINDS, WITHDRAWAL_SCHEMA, CreditResult, build_credit, log_withdrawals, render
+from govlake.credit._build import KINDS, WITHDRAWAL_SCHEMA, CreditResult, build_credit, render, withdrawal_rows
 from govlake.credit._rules import CreditRules, load_credit_rules
 
 __all__ = ["KINDS", "WITHDRAWAL_SCHEMA", "CreditResult", "CreditRules", "build_credit", "load_credit_rules",
-           "log_withdrawals", "render"]
+           "withdrawal_rows", "render"]

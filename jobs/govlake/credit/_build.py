@@ -29,10 +29,11 @@ from pathlib import Path
 import jinja2
 import pyarrow as pa
 
-from govlake import storage
+from govlake import locks, steps, storage
 from govlake.catalog import get_catalog
 from govlake.config import Settings
-from govlake.consumption import consumed_versions, record_consumed
+from govlake.consumption import SCHEMA as CONSUMPTION_SCHEMA
+from govlake.consumption import consumed_versions, consumption_rows
 from govlake.credit._rules import CreditRules, load_credit_rules
 from govlake.gold import GoldError, check_keys, model_header, register_silver, silver_schema
 
@@ -144,15 +145,15 @@ def _deadlines(con, rules: CreditRules) -> None:
     con.unregister("ref_deadline_arrow")
 
 
-def _inputs(con, settings: Settings, kind: RecordKind, as_of: dt.date, rebuild: bool) -> None:
+def _inputs(con, intent: steps.Intent, kind: RecordKind, as_of: dt.date, rebuild: bool) -> None:
     """``<kind>_input``: silver rows of the decisions to re-derive."""
-    res = get_catalog(settings.catalog_dir).resource(kind.resource)
+    res = get_catalog(intent.settings.catalog_dir).resource(kind.resource)
     columns = ", ".join(silver_schema(res).names)
     key = ", ".join(kind.key)
     if rebuild:
         con.execute(f"create temp table {kind.name}_input as select {columns} from silver_{res.slug}")
         return
-    storage.register(con, f"{kind.record}_current", _gold(settings, kind.record))
+    intent.register(con, f"{kind.record}_current", f"gold/{kind.record}")
     touched = []
     if kind.due_sql:
         touched.append(kind.due_sql.format(as_of=as_of.isoformat()))
@@ -181,83 +182,110 @@ def _derive(con, settings: Settings, name: str, rules: CreditRules, as_of: dt.da
     check_keys(con, f"new_{name}", model_header(sql))
 
 
-def _write(settings: Settings, con, name: str, key, run_id: str, rebuild: bool, *, select: str | None = None,
+def _write(intent: steps.Intent, con, name: str, key, rebuild: bool, *, select: str | None = None,
            delete_flag: str | None = None) -> int:
     """Merge (or, on a rebuild, overwrite with) ``new_<name>`` into gold/<name>; returns rows merged."""
     query = select or f"select * from new_{name}"
     n = con.execute(f"select count(*) from ({query}) as q").fetchone()[0]
-    path = _gold(settings, name)
-    if rebuild or storage.open_table(path) is None:
+    table = f"gold/{name}"
+    if rebuild or intent.version(table) is None:
         keep = f"select * exclude ({delete_flag}) from ({query}) as q where not {delete_flag}" if delete_flag else query
-        storage.write_table(path, con.sql(keep).to_arrow_reader(100_000), mode="overwrite", run_id=run_id)
+        intent.write_table(table, con.sql(keep).to_arrow_reader(100_000), mode="overwrite")
     elif n:
-        storage.merge_table(path, con.sql(query).to_arrow_table(), key=list(key), run_id=run_id,
-                            delete_flag=delete_flag)
+        intent.merge_table(table, con.sql(query).to_arrow_table(), key=list(key), delete_flag=delete_flag)
     return n
 
 
-def _records(con, settings: Settings, kind: RecordKind, rules: CreditRules, as_of: dt.date, run_id: str,
+def _records(con, intent: steps.Intent, kind: RecordKind, rules: CreditRules, as_of: dt.date,
              rebuild: bool, result: CreditResult) -> list[dict]:
     """Derive ``kind``'s records, merge records and publication; returns the withdrawals."""
+    settings = intent.settings
     _derive(con, settings, kind.record, rules, as_of)
     res = get_catalog(settings.catalog_dir).resource(kind.resource)
     key = ", ".join(kind.key)
     withdrawals: list[dict] = []
-    if storage.register(con, f"{kind.publication}_before", _gold(settings, kind.publication)):
+    if intent.register(con, f"{kind.publication}_before", f"gold/{kind.publication}"):
         withdrawals = [withdrawal(f"gold/{kind.publication}", kind, row, as_of) for row in con.execute(f"""
             select {kind.key[0]}, authority_uscc, uscc, publicity_status, {kind.end_column}
             from new_{kind.record} as n semi join {kind.publication}_before as b using ({key})
             where n.publicity_status <> '{PUBLISHED}'""").fetchall()]
-    result.rederived[kind.record] = _write(settings, con, kind.record, kind.key, run_id, rebuild)
+    result.rederived[kind.record] = _write(intent, con, kind.record, kind.key, rebuild)
     published = ", ".join([c for c in silver_schema(res).names if c not in ("_batch_id", "_received_at")]
                           + list(kind.published_extra))
     result.rederived[kind.publication] = _write(
-        settings, con, kind.publication, kind.key, run_id, rebuild, delete_flag="_withdraw",
+        intent, con, kind.publication, kind.key, rebuild, delete_flag="_withdraw",
         select=f"select {published}, publicity_status <> '{PUBLISHED}' as _withdraw from new_{kind.record}")
     return withdrawals
 
 
+def _tables(catalog) -> tuple[list[str], list[str]]:
+    """(silver tables the step reads incrementally, every table it reads or writes) — lake-relative."""
+    inputs = [f"silver/{catalog.resource(code).slug}" for code in INPUTS]
+    silver = [f"silver/{res.slug}" for res in catalog.resources.values()]
+    gold = [f"gold/{name}" for kind in KINDS for name in (kind.record, kind.publication)]
+    gold += ["gold/credit_repair_review", "gold/enterprise_credit_profile", "gold/legal_entity"]
+    return inputs, list(dict.fromkeys(silver + gold))
+
+
 def build_credit(*, settings: Settings, run_id: str, rebuild: bool = False) -> CreditResult:
-    """Run the credit step over what changed in silver since its last run (or everything)."""
+    """Run the credit step over what changed in silver since its last run (or everything).
+
+    One intent of govlake.steps under the ``publish`` lock: its inputs are read at the versions
+    pinned when it started and its outputs are stamped, so an interrupted run is finished, exactly,
+    by the next one before it starts.
+    """
     catalog = get_catalog(settings.catalog_dir)
+    inputs, tables = _tables(catalog)
+
+    def params() -> dict:
+        if storage.open_table(_gold(settings, "legal_entity")) is None:
+            raise GoldError("gold/legal_entity does not exist yet: run the gold step before the credit step")
+        full = rebuild or any(storage.open_table(_gold(settings, k.record)) is None for k in KINDS)
+        consumed = {} if full else consumed_versions(settings, CONSUMER)
+        return {"as_of": settings.today.isoformat(), "rebuild": full, "since": {t: consumed.get(t) for t in inputs}}
+
+    return steps.run(settings, CONSUMER, lock=locks.PUBLISH, run_id=run_id, params=params,
+                     reads=lambda _: tables, body=lambda intent: _build(intent, catalog, inputs))
+
+
+def _build(intent: steps.Intent, catalog, inputs: list[str]) -> CreditResult:
+    settings, run_id = intent.settings, intent.run_id
     rules = load_credit_rules(settings.catalog_dir)
-    as_of = settings.today
-    rebuild = rebuild or any(storage.open_table(_gold(settings, k.record)) is None for k in KINDS)
-    if storage.open_table(_gold(settings, "legal_entity")) is None:
-        raise GoldError("gold/legal_entity does not exist yet: run the gold step before the credit step")
+    as_of = dt.date.fromisoformat(intent.params["as_of"])
+    rebuild = intent.params["rebuild"]
     result = CreditResult(run_id, as_of, rebuild)
     con = storage.connect(settings)
     try:
         with _timed(result, "inputs"):
-            register_silver(con, settings, catalog)
+            register_silver(con, settings, catalog, intent=intent)
             versions: dict[str, int | None] = {}
-            consumed = {} if rebuild else consumed_versions(settings, CONSUMER)
-            for code in INPUTS:
-                res = catalog.resource(code)
-                key = f"silver/{res.slug}"
-                versions[key], files = storage.files_since(storage.table_path(settings, "silver", res.slug),
-                                                           consumed.get(key))
+            for table in inputs:
+                versions[table] = intent.version(table)
+                res = catalog.resource(next(c for c in INPUTS if f"silver/{catalog.resource(c).slug}" == table))
+                files = intent.files_since(table, intent.params["since"].get(table))
                 storage.register_files(con, f"changed_{res.slug}", files, silver_schema(res))
             for kind in KINDS:
-                _inputs(con, settings, kind, as_of, rebuild)
+                _inputs(con, intent, kind, as_of, rebuild)
             _deadlines(con, rules)
         with _timed(result, "records"):
             withdrawals = [w for kind in KINDS
-                           for w in _records(con, settings, kind, rules, as_of, run_id, rebuild, result)]
+                           for w in _records(con, intent, kind, rules, as_of, rebuild, result)]
 
+        # the records as this run left them (only this step writes them, under the publish lock)
         storage.register(con, "penalty_record", _gold(settings, "penalty_record"))
         storage.register(con, "license_record", _gold(settings, "license_record"))
-        storage.register(con, "legal_entity", _gold(settings, "legal_entity"))
+        intent.register(con, "legal_entity", "gold/legal_entity")
         with _timed(result, "repairs"):
-            _repairs(con, settings, rules, as_of, run_id, rebuild, result)
+            _repairs(con, intent, rules, as_of, rebuild, result)
         with _timed(result, "profiles"):
-            _profiles(con, settings, rules, as_of, run_id, rebuild, result)
+            _profiles(con, intent, rules, as_of, rebuild, result)
     finally:
         con.close()
 
     with _timed(result, "log"):
-        log_withdrawals(settings, withdrawals, as_of=as_of, run_id=run_id)
-        record_consumed(settings, CONSUMER, versions, run_id)
+        intent.append_rows("gold/withdrawal_log", withdrawal_rows(withdrawals, as_of=as_of, run_id=run_id),
+                           WITHDRAWAL_SCHEMA)
+        intent.append_rows("meta/consumption", consumption_rows(CONSUMER, versions, run_id), CONSUMPTION_SCHEMA)
     for w in withdrawals:
         result.withdrawn[w["reason"]] = result.withdrawn.get(w["reason"], 0) + 1
     with _timed(result, "counts"):
@@ -267,7 +295,7 @@ def build_credit(*, settings: Settings, run_id: str, rebuild: bool = False) -> C
     return result
 
 
-def _repairs(con, settings: Settings, rules: CreditRules, as_of: dt.date, run_id: str, rebuild: bool,
+def _repairs(con, intent: steps.Intent, rules: CreditRules, as_of: dt.date, rebuild: bool,
              result: CreditResult) -> None:
     """Review the new repair applications and those naming a re-derived penalty."""
     source = "silver_credit_repair" if rebuild else """(
@@ -276,12 +304,12 @@ def _repairs(con, settings: Settings, rules: CreditRules, as_of: dt.date, run_id
         select * from silver_credit_repair as r semi join penalty_input as p using (uscc, decision_no))"""
     con.execute(f"""create temp table repair_input as select * from {source} as r
         qualify row_number() over (partition by uscc, decision_no order by _received_at desc) = 1""")
-    _derive(con, settings, "credit_repair_review", rules, as_of)
+    _derive(con, intent.settings, "credit_repair_review", rules, as_of)
     result.rederived["credit_repair_review"] = _write(
-        settings, con, "credit_repair_review", ("uscc", "decision_no"), run_id, rebuild)
+        intent, con, "credit_repair_review", ("uscc", "decision_no"), rebuild)
 
 
-def _profiles(con, settings: Settings, rules: CreditRules, as_of: dt.date, run_id: str, rebuild: bool,
+def _profiles(con, intent: steps.Intent, rules: CreditRules, as_of: dt.date, rebuild: bool,
               result: CreditResult) -> None:
     """Re-derive the profiles of the enterprises a re-derived record or a changed input names."""
     if rebuild:
@@ -292,9 +320,9 @@ def _profiles(con, settings: Settings, rules: CreditRules, as_of: dt.date, run_i
                    *(f"select uscc from changed_{slug}" for slug in PROFILE_TRIGGERS)]
     con.execute("create temp table affected_uscc as select distinct uscc from ("
                 + " union all ".join(touched) + ") as t where uscc is not null")
-    _derive(con, settings, "enterprise_credit_profile", rules, as_of)
+    _derive(con, intent.settings, "enterprise_credit_profile", rules, as_of)
     result.rederived["enterprise_credit_profile"] = _write(
-        settings, con, "enterprise_credit_profile", ("uscc",), run_id, rebuild)
+        intent, con, "enterprise_credit_profile", ("uscc",), rebuild)
 
 
 def withdrawal(output: str, kind: RecordKind, row: tuple, as_of: dt.date) -> dict:
@@ -308,11 +336,7 @@ def withdrawal(output: str, kind: RecordKind, row: tuple, as_of: dt.date) -> dic
             "effective_date": end if reason in ("expired", "repaired") and end else as_of}
 
 
-def log_withdrawals(settings: Settings, rows: list[dict], *, as_of: dt.date, run_id: str) -> None:
-    """Append records that left a public output to gold/withdrawal_log."""
-    if not rows:
-        return
+def withdrawal_rows(rows: list[dict], *, as_of: dt.date, run_id: str) -> list[dict]:
+    """gold/withdrawal_log rows for records that left a public output (``withdrawal`` dicts)."""
     at = dt.datetime.now(dt.UTC)
-    table = pa.Table.from_pylist([{**r, "as_of": as_of, "withdrawn_at": at, "run_id": run_id} for r in rows],
-                                 schema=WITHDRAWAL_SCHEMA)
-    storage.write_table(_gold(settings, "withdrawal_log"), table, mode="append", run_id=run_id)
+    return [{**r, "as_of": as_of, "withdrawn_at": at, "run_id": run_id} for r in rows]

@@ -26,7 +26,7 @@ import duckdb
 import pyarrow as pa
 from deltalake import CommitProperties
 
-from govlake import storage
+from govlake import locks, steps, storage
 from govlake.catalog import Catalog, Item, get_catalog
 from govlake.config import Settings
 from govlake.governance._plan import CopyCheck, conflict_plan
@@ -181,8 +181,15 @@ _STATUS_SQL = f"""
 def detect_conflicts(*, settings: Settings, run_id: str, now: dt.datetime | None = None) -> ConflictSummary:
     """Compare every copy with its authority and merge the disagreements into gold/conflicts.
 
-    Re-runnable: the same silver changes nothing but ``last_seen`` and ``run_id``.
+    Re-runnable: the same silver changes nothing but ``last_seen`` and ``run_id``; so a run
+    interrupted before its commit is superseded by the next (govlake.steps, no replay), under the
+    ``publish`` lock.
     """
+    return steps.run(settings, "conflicts", lock=locks.PUBLISH, run_id=run_id, params=dict, reads=lambda _: [],
+                     body=lambda intent: _detect(settings, run_id, now), replay=False)
+
+
+def _detect(settings: Settings, run_id: str, now: dt.datetime | None) -> ConflictSummary:
     now = _now(now)
     catalog = get_catalog(settings.catalog_dir)
     path = storage.table_path(settings, "gold", CONFLICTS)

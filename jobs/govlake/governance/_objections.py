@@ -31,7 +31,7 @@ from typing import Literal
 import duckdb
 import pyarrow as pa
 
-from govlake import storage
+from govlake import locks, steps, storage
 from govlake.catalog import Catalog, Resource, get_catalog
 from govlake.config import Settings
 
@@ -192,17 +192,31 @@ def register_objection_views(con: duckdb.DuckDBPyConnection, settings: Settings)
 # ---- writing ---------------------------------------------------------------------------------
 
 
-def _write(settings: Settings, row: dict, *, run_id: str) -> Objection:
-    """Append one step, rebuild the current-state table, refresh the conflicts' status."""
+def _write(settings: Settings, make_row, *, run_id: str) -> Objection:
+    """Append one step, rebuild the current-state table, refresh the conflicts' status.
+
+    ``make_row`` checks the step against the objection's state and returns its history row; it runs
+    under the ``publish`` lock, so two steps on one objection cannot both pass the check. One intent
+    of govlake.steps: a crash after the history commit is finished by the next objection command
+    (or publish step), without the step written twice.
+    """
     from govlake.governance._conflicts import refresh_conflict_status
 
-    storage.write_table(storage.table_path(settings, "meta", HISTORY),
-                        pa.Table.from_pylist([row], schema=HISTORY_SCHEMA), mode="append", run_id=run_id)
-    states = current_state(history(settings))
-    table = pa.Table.from_pylist([vars(o) for o in states], schema=CURRENT_SCHEMA)
-    storage.write_table(storage.table_path(settings, "meta", CURRENT), table, mode="overwrite", run_id=run_id)
-    refresh_conflict_status(settings=settings, run_id=run_id)
-    return next(o for o in states if o.objection_id == row["objection_id"])
+    def body(intent: steps.Intent) -> Objection:
+        row = dict(intent.params["row"], at=dt.datetime.fromisoformat(intent.params["row"]["at"]))
+        intent.append_rows(f"meta/{HISTORY}", [row], HISTORY_SCHEMA)
+        states = current_state(history(settings))
+        table = pa.Table.from_pylist([vars(o) for o in states], schema=CURRENT_SCHEMA)
+        intent.write_table(f"meta/{CURRENT}", table, mode="overwrite")
+        refresh_conflict_status(settings=settings, run_id=intent.run_id)
+        return next(o for o in states if o.objection_id == row["objection_id"])
+
+    def params() -> dict:
+        row = make_row()
+        return {"row": dict(row, at=row["at"].isoformat())}
+
+    return steps.run(settings, "objections", lock=locks.PUBLISH, run_id=run_id, params=params,
+                     reads=lambda _: [f"meta/{HISTORY}", f"meta/{CURRENT}"], body=body)
 
 
 def _now(now: dt.datetime | None) -> dt.datetime:
@@ -259,6 +273,17 @@ def raise_objection(*, settings: Settings, by: str, reason: str, conflict_id: st
     """Raise an objection about a conflict's authoritative value, or about ``resource.item`` of one entity."""
     by, reason = _need(by, "--by"), _need(reason, "--reason")
     catalog = get_catalog(settings.catalog_dir)
+
+    def make_row() -> dict:
+        return _raised_row(settings, catalog, by=by, reason=reason, conflict_id=conflict_id, resource=resource,
+                           item=item, entity_key=entity_key, run_id=run_id, now=now)
+
+    return _write(settings, make_row, run_id=run_id)
+
+
+def _raised_row(settings: Settings, catalog: Catalog, *, by: str, reason: str, conflict_id: str | None,
+                resource: str | None, item: str | None, entity_key: str | None, run_id: str,
+                now: dt.datetime | None) -> dict:
     if conflict_id:
         if resource or item or entity_key:
             raise ObjectionError("give either a conflict id or --resource/--item/--entity, not both")
@@ -275,10 +300,9 @@ def raise_objection(*, settings: Settings, by: str, reason: str, conflict_id: st
         subject = {"conflict_id": None, "resource": res.code, "item": item, "entity_key_type": key_type,
                    "entity_key": entity_key, "disputed_value": value}
     at = _now(now)
-    row = {"objection_id": f"OBJ-{at:%Y%m%d}-{uuid.uuid4().hex[:6]}", "step": 1, "action": "raise",
-           "previous_state": None, "state": "raised", "actor": by, "at": at, "reason": reason,
-           **subject, "corrected_value": None, "run_id": run_id}
-    return _write(settings, row, run_id=run_id)
+    return {"objection_id": f"OBJ-{at:%Y%m%d}-{uuid.uuid4().hex[:6]}", "step": 1, "action": "raise",
+            "previous_state": None, "state": "raised", "actor": by, "at": at, "reason": reason,
+            **subject, "corrected_value": None, "run_id": run_id}
 
 
 def _check_value(catalog: Catalog, resource: str, item: str, value: str) -> str:
@@ -308,10 +332,18 @@ def transition(objection_id: str, action: str, *, settings: Settings, by: str, r
     by, reason = _need(by, "--by"), _need(reason, "--reason")
     if action not in TRANSITIONS:
         raise ObjectionError(f"unknown action {action!r}; actions are {', '.join(TRANSITIONS)}")
-    steps = history(settings, objection_id)
-    if not steps:
+    return _write(settings, lambda: _step_row(settings, objection_id, action, by=by, reason=reason,
+                                              corrected_value=corrected_value, run_id=run_id, now=now),
+                  run_id=run_id)
+
+
+def _step_row(settings: Settings, objection_id: str, action: str, *, by: str, reason: str,
+              corrected_value: str | None, run_id: str, now: dt.datetime | None) -> dict:
+    """The history row of step ``action`` on ``objection_id``, checked against its state."""
+    done = history(settings, objection_id)
+    if not done:
         raise ObjectionError(f"no objection {objection_id!r}")
-    last = steps[-1]
+    last = done[-1]
     allowed_from, target = TRANSITIONS[action]
     if last["state"] not in allowed_from:
         possible = [a for a, (src, _) in TRANSITIONS.items() if last["state"] in src]
@@ -322,6 +354,5 @@ def transition(objection_id: str, action: str, *, settings: Settings, by: str, r
         if action != "resolve":
             raise ObjectionError("--corrected-value goes with resolve only")
         _check_value(get_catalog(settings.catalog_dir), last["resource"], last["item"], corrected_value)
-    row = {**last, "step": last["step"] + 1, "action": action, "previous_state": last["state"], "state": target,
-           "actor": by, "at": _now(now), "reason": reason, "corrected_value": corrected_value, "run_id": run_id}
-    return _write(settings, row, run_id=run_id)
+    return {**last, "step": last["step"] + 1, "action": action, "previous_state": last["state"], "state": target,
+            "actor": by, "at": _now(now), "reason": reason, "corrected_value": corrected_value, "run_id": run_id}

@@ -93,16 +93,17 @@ HISTORY_SCHEMA = pa.schema([
 
 def record_kpis(settings: Settings, kpis: list[Kpi], *, run_id: str) -> int:
     """Append every value of ``kpis`` to lake/meta/kpi_history (the report's trends); returns the count."""
-    from govlake import storage
+
+    from govlake import locks, steps
 
     at = dt.datetime.now(dt.UTC)
     rows = [{"kpi_id": k.id, "name_zh": k.name_zh, "scope": v.scope, "period": v.period, "value": v.value,
              "numerator": v.numerator, "denominator": v.denominator, "provisional": v.provisional,
              "meets_target": v.meets_target, "target": k.target, "as_of": settings.today, "run_id": run_id,
              "recorded_at": at} for k in kpis for v in k.values]
-    if rows:
-        storage.write_table(storage.table_path(settings, "meta", "kpi_history"),
-                            pa.Table.from_pylist(rows, schema=HISTORY_SCHEMA), mode="append", run_id=run_id)
+    # one stamped commit: a run interrupted around it is superseded by the next (values are per run)
+    steps.run(settings, "kpis", lock=locks.PUBLISH, run_id=run_id, params=dict, reads=lambda _: [], replay=False,
+              body=lambda intent: intent.append_rows("meta/kpi_history", rows, HISTORY_SCHEMA))
     return len(rows)
 
 

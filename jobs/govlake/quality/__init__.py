@@ -4,8 +4,9 @@ The rule pack's Great Expectations classes (``ExpectColumnValuesToBeValidUscc`` 
 here too, imported on first use so that importing govlake.quality does not load GX.
 """
 
+from govlake.quality._batches import Batch, BatchError
 from govlake.quality._listing import rule_listing, rules_markdown
-from govlake.quality._process import ProcessResult, QualityError, process_resource
+from govlake.quality._process import HeldBatch, ProcessResult, QualityError, decide_batch, process_resource
 from govlake.quality._rules import Rule, RuleSet, rules_for
 
 _EXPECTATIONS = (
@@ -26,5 +27,5 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'govlake.quality' has no attribute {name!r}")
 
 
-__all__ = ["ProcessResult", "QualityError", "Rule", "RuleSet", "process_resource", "rule_listing", "rules_for",
-           "rules_markdown", *_EXPECTATIONS]
+__all__ = ["Batch", "BatchError", "HeldBatch", "ProcessResult", "QualityError", "Rule", "RuleSet", "decide_batch",
+           "process_resource", "rule_listing", "rules_for", "rules_markdown", *_EXPECTATIONS]

@@ -21,6 +21,7 @@ RECONCILIATION_SCHEMA = pa.schema([
     ("silver", pa.int64()), ("quarantined", pa.int64()), ("duplicates", pa.int64()),
     ("new_rows", pa.int64()), ("new_silver", pa.int64()), ("new_quarantined", pa.int64()),
     ("new_duplicates", pa.int64()), ("bronze_version", pa.int64()),
+    ("held", pa.int64()), ("rejected", pa.int64()), ("new_held", pa.int64()),
     ("balanced", pa.bool_()), ("published", pa.bool_()), ("note", pa.string()),
     ("checked_at", pa.timestamp("us", tz="UTC")),
 ])

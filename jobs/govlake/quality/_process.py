@@ -3,38 +3,51 @@
 Incremental: each run reads only the bronze data files added since the bronze version it consumed
 last (lake/meta/consumption), so its cost follows the day's rows, not the table's size. Steps (all
 inside one in-memory DuckDB database that spills to var/work):
-1. ``checked``: the standardize model (sql/staging) over the new bronze rows, plus ``_failed``,
-   the ids of every row-level rule the row fails.
-2. Great Expectations runs the same rules on ``checked``; its counts must equal DuckDB's.
-3. The contest: per business key the latest valid row (watermark, then received time, batch, row)
-   among the new rows and the one already in silver wins; every other valid row is a duplicate.
-4. Blocking checks; only when they pass are the winners merged into silver by key and the failing
-   rows (the raw bronze row + failed rule ids + department + submission time) appended to quarantine.
-5. Reconciliation, for the run and for the tables: rows read = silver + quarantined + duplicates,
-   checked against the Delta tables as written; a mismatch fails the run.
+1. The input: the new bronze rows, less the batches held or rejected, plus the batches an operator
+   released since (govlake.quality._batches).
+2. ``checked``: the standardize model (sql/staging) over the input, plus ``_failed``, the ids of
+   every row-level rule the row fails.
+3. Blocking, per delivered batch (a file, a database window): a batch whose share of quarantined
+   rows is over the resource's limit is held — left out of this run, recorded with its file and the
+   rules that blocked it — and every other batch goes on.
+4. Great Expectations runs the same rules on ``checked``; its counts must equal DuckDB's.
+5. The contest: per business key the latest valid row (watermark, then received time, batch, row)
+   among the new rows and the one already in silver wins; every other valid row is a duplicate. A
+   failing row whose content (govlake.ingest.row_hash_sql) is in quarantine already — a re-sent
+   file — is a duplicate too, so it is quarantined once.
+6. The winners are merged into silver by key and the failing rows (the raw bronze row + failed rule
+   ids + department + submission time + content hash) appended to quarantine.
+7. Reconciliation, for the run and for the tables: rows read = silver + quarantined + duplicates +
+   held + rejected, checked against the Delta tables as written; a mismatch fails the run.
 
-``rebuild=True`` reprocesses all of bronze and replaces silver and quarantine.
+The step is one intent of govlake.steps (lock ``process:<resource>``): its inputs are read at the
+versions pinned when it started and every output commit is stamped, so a run killed between two
+commits is finished by the next one, exactly. ``rebuild=True`` reprocesses all of bronze and
+replaces silver and quarantine.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from govlake import storage
+from govlake import locks, steps, storage
 from govlake.catalog import get_catalog
 from govlake.config import Settings
-from govlake.consumption import consumed_versions, record_consumed
+from govlake.consumption import SCHEMA as CONSUMPTION_SCHEMA
+from govlake.consumption import consumed_versions, consumption_rows
 from govlake.gold import silver_schema
 from govlake.identifiers import region_codes
-from govlake.ingest import bronze_schema
+from govlake.ingest import bronze_schema, row_hash_sql
+from govlake.quality import _batches
 from govlake.quality._gx import validate_with_gx
-from govlake.quality._meta import RECONCILIATION_SCHEMA, VALIDATION_SCHEMA, append, now
+from govlake.quality._meta import RECONCILIATION_SCHEMA, VALIDATION_SCHEMA, now
 from govlake.quality._rules import RuleSet, bind_today, rules_for
 from govlake.transform import StagingRenderer, dialect
 
@@ -42,7 +55,28 @@ BATCH_ROWS = 100_000
 
 
 class QualityError(RuntimeError):
-    """A blocking rule failed or the counts do not reconcile; nothing was published."""
+    """The counts do not reconcile, or GX and DuckDB disagree; the message says what was published."""
+
+
+class ValidationMismatch(QualityError, steps.StepAbandoned):
+    """Great Expectations and DuckDB disagree on a rule's count: nothing of the run was published."""
+
+
+@dataclass(frozen=True)
+class HeldBatch:
+    """A batch this run held: over its blocking limit, left out of silver and quarantine."""
+
+    batch_id: str
+    source: str
+    rows: int
+    quarantined: int
+    rules: list[dict]
+    limit_rate: float
+
+    def describe(self) -> str:
+        rules = ", ".join(f"{r['rule']} {r['rows']} rows (first: row {r['first_row']})" for r in self.rules[:3])
+        return (f"batch {self.batch_id} ({self.source}) held: {self.quarantined} of {self.rows} rows quarantined "
+                f"({self.quarantined / self.rows:.0%} > {self.limit_rate:.0%}); {rules}")
 
 
 @dataclass
@@ -57,7 +91,30 @@ class ProcessResult:
     warnings: dict[str, int] = field(default_factory=dict)
     published: bool = True
     run: Totals | None = None
-    """This run's rows: read = new silver + quarantined + duplicates (the other counts are table totals)."""
+    """This run's rows: read = new silver + quarantined + duplicates + held (the other counts are table totals)."""
+    held: int = 0
+    rejected: int = 0
+    held_batches: list[HeldBatch] = field(default_factory=list)
+    """Batches this run held."""
+
+
+@dataclass(frozen=True)
+class Totals:
+    """Rows read = silver + quarantined + duplicates + held + rejected: for one run, or the whole table."""
+
+    rows: int = 0
+    silver: int = 0
+    quarantined: int = 0
+    duplicates: int = 0
+    held: int = 0
+    rejected: int = 0
+
+    def __add__(self, other: Totals) -> Totals:
+        return Totals(*(a + b for a, b in zip(dataclasses.astuple(self), dataclasses.astuple(other))))
+
+    @property
+    def balanced(self) -> bool:
+        return self.rows == self.silver + self.quarantined + self.duplicates + self.held + self.rejected
 
 
 def _reference_tables(con, catalog) -> None:
@@ -79,35 +136,55 @@ def _order_by(resource) -> str:
     return ", ".join(order)
 
 
+def _tables(resource) -> dict[str, str]:
+    """The lake-relative tables the step reads and writes."""
+    return {"bronze": f"bronze/{resource.slug}", "silver": f"silver/{resource.slug}",
+            "quarantine": f"quarantine/{resource.slug}", "batches": _batches.TABLE}
+
+
 def process_resource(code: str, *, settings: Settings, run_id: str, today: dt.date | None = None,
                      rebuild: bool = False) -> ProcessResult:
     """Standardize and validate the bronze rows added since the last run; merge them into silver.
 
     Incremental: only bronze data files added since the version this step consumed last are read
     (bronze is append-only), so the cost follows the new rows. ``rebuild`` reprocesses all of bronze
-    and replaces silver and quarantine (after a rule or catalog change).
+    and replaces silver and quarantine (after a rule or catalog change). Runs as one intent of
+    govlake.steps under lock ``process:<code>`` (an interrupted earlier run is finished first).
     """
     catalog = get_catalog(settings.catalog_dir)
     resource = catalog.resource(code)
+    consumer = f"process:{code}"
+    tables = _tables(resource)
+
+    def params() -> dict:
+        since = None if rebuild else consumed_versions(settings, consumer).get(tables["bronze"])
+        before = Totals() if rebuild else _last_totals(settings, code)
+        return {"since": since, "as_of": (today or settings.today).isoformat(), "rebuild": rebuild,
+                "before": dataclasses.asdict(before)}
+
+    return steps.run(settings, consumer, lock=consumer, run_id=run_id, params=params,
+                     reads=lambda _: tables.values(),
+                     body=lambda intent: _process(intent, catalog, resource, tables))
+
+
+def _process(intent: steps.Intent, catalog, resource, tables: dict[str, str]) -> ProcessResult:
+    settings, run_id, code = intent.settings, intent.run_id, resource.code
+    p = intent.params
+    rebuild, since, before = p["rebuild"], p["since"], Totals(**p["before"])
+    as_of = dt.date.fromisoformat(p["as_of"])
     d = dialect("duckdb")
     ruleset: RuleSet = rules_for(resource, catalog, d, settings.expectations_dir)
-    today_sql = d.date_literal(today or settings.today)
+    today_sql = d.date_literal(as_of)
     rules = [dataclasses.replace(r, fail_when=bind_today(r.fail_when, today_sql)) for r in ruleset.rules]
     row_rules = [r for r in rules if r.severity == "row"]
     warn_rules = [r for r in rules if r.severity == "warning"]
-
-    bronze_path = storage.table_path(settings, "bronze", resource.slug)
-    silver_path = storage.table_path(settings, "silver", resource.slug)
-    consumer, bronze_key = f"process:{code}", f"bronze/{resource.slug}"
-    since = None if rebuild else consumed_versions(settings, consumer).get(bronze_key)
-    version, files = storage.files_since(bronze_path, since)
-    before = Totals() if rebuild else _last_totals(settings, code)
+    version = intent.version(tables["bronze"])
 
     con = storage.connect(settings)
     try:
         _reference_tables(con, catalog)
-        storage.register_files(con, f"bronze_{resource.slug}", files, bronze_schema(resource))
-        if rebuild or not storage.register(con, "silver_current", silver_path):
+        _inputs(con, intent, resource, tables, since=since)
+        if rebuild or not intent.register(con, "silver_current", tables["silver"]):
             con.register("silver_current", silver_schema(resource).empty_table())
         stg_sql = StagingRenderer(catalog, d, settings).render(resource)
         flags = ", ".join(f"case when {r.fail_when} then '{r.id}' end" for r in row_rules) or "null"
@@ -115,60 +192,124 @@ def process_resource(code: str, *, settings: Settings, run_id: str, today: dt.da
         # One materialized table: the standardized new rows with the ids of the rules each fails.
         con.execute(f"create table checked as select *, concat_ws(';', {flags}) as _failed, "
                     f"concat_ws(';', {warns}) as _warned from ({stg_sql}) as stg")
+        held = _hold(con, resource, ruleset.max_quarantine_rate)
+        _quarantine_duplicates(con, intent, resource, tables, rebuild=rebuild)
         counts = _contest(con, resource)
         failures, warnings = _rule_counts(con, "_failed"), _rule_counts(con, "_warned")
-        rows_read, quarantined = counts.rows, counts.quarantined
+        rows_read = counts.rows
 
-        problems: list[str] = []
+        mismatches: list[str] = []
         if rows_read:
-            problems = _validate(con, settings, resource, ruleset, row_rules + warn_rules, failures, warnings,
-                                 rows_read, quarantined, run_id, today or settings.today)
-        run = Totals(rows_read, counts.candidates - counts.matched, quarantined,
-                     counts.valid - counts.candidates + counts.matched)
-        if problems:
-            _reconcile(settings, run_id, code, before, run, before, version, balanced=True, published=False,
-                       note="; ".join(problems))
-            raise QualityError(f"{code}: " + "; ".join(problems) + "; silver and quarantine left unchanged")
+            mismatches = _validate(con, intent, resource, ruleset, row_rules + warn_rules, failures, warnings,
+                                   rows_read, counts, held, as_of)
+        run = Totals(rows_read + sum(h.rows for h in held), counts.candidates - counts.matched,
+                     counts.quarantined, counts.valid - counts.candidates + counts.matched + counts.resent,
+                     sum(h.rows for h in held))
+        if mismatches:
+            _reconcile(intent, code, before, run, version, balanced=True, published=False,
+                       note="; ".join(mismatches))
+            raise ValidationMismatch(f"{code}: Great Expectations and DuckDB disagree: " + "; ".join(mismatches)
+                                     + "; nothing of this run was published (a defect: please report it)")
+        _record_batches(con, intent, resource, held)
         if rows_read or rebuild:
-            _publish(con, settings, resource, run_id, rebuild=rebuild, matched=counts.matched)
+            _publish(con, intent, resource, tables, rebuild=rebuild, matched=counts.matched)
     finally:
         con.close()
 
-    after = Totals(storage.row_count(bronze_path, version=version),
-                   storage.row_count(silver_path),
-                   storage.row_count(storage.table_path(settings, "quarantine", resource.slug)),
-                   before.duplicates + run.duplicates)
+    held_rows, rejected_rows = _batches.totals(settings, code)
+    after = Totals(storage.row_count(intent.path(tables["bronze"]), version=version) if version is not None else 0,
+                   storage.row_count(intent.path(tables["silver"])),
+                   storage.row_count(intent.path(tables["quarantine"])),
+                   before.duplicates + run.duplicates, held_rows, rejected_rows)
     expected = before + run
-    balanced = (after.rows == after.silver + after.quarantined + after.duplicates
-                and (after.silver, after.quarantined) == (expected.silver, expected.quarantined))
+    balanced = after.balanced and (after.silver, after.quarantined) == (expected.silver, expected.quarantined)
     note = None if balanced else (
         f"rows read {after.rows} != silver {after.silver} + quarantined {after.quarantined} + duplicates "
-        f"{after.duplicates} (expected silver {expected.silver}, quarantined {expected.quarantined})")
-    _reconcile(settings, run_id, code, after, run, before, version, balanced=balanced, published=True, note=note)
-    if note:
+        f"{after.duplicates} + held {after.held} + rejected {after.rejected} (expected silver {expected.silver}, "
+        f"quarantined {expected.quarantined})")
+    if held and not note:
+        note = "; ".join(h.describe() for h in held)
+    _reconcile(intent, code, after, run, version, balanced=balanced, published=True, note=note)
+    if not balanced:
         raise QualityError(f"{code}: {note}")
-    record_consumed(settings, consumer, {bronze_key: version}, run_id)
+    intent.append_rows("meta/consumption", consumption_rows(intent.consumer, {tables["bronze"]: version}, run_id),
+                       CONSUMPTION_SCHEMA)
     return ProcessResult(code, run_id, after.rows, after.silver, after.quarantined, after.duplicates,
-                         failures, warnings, run=run)
+                         failures, warnings, run=run, held=after.held, rejected=after.rejected, held_batches=held)
 
 
-@dataclass(frozen=True)
-class Totals:
-    """Rows read = silver + quarantined + duplicates: for one run, or for the whole table."""
+def _inputs(con, intent: steps.Intent, resource, tables: dict[str, str], *, since: int | None) -> None:
+    """View ``bronze_<slug>``: the rows this run reads — the new bronze rows less the batches held or
+    rejected, plus the batches released since they were held (read again from bronze by batch id)."""
+    schema = bronze_schema(resource)
+    bronze = tables["bronze"]
+    storage.register_files(con, "bronze_new", intent.files_since(bronze, since), schema)
+    _batches.register_states(con, intent, intent.settings, resource.code)
+    released = [r[0] for r in con.execute(
+        f"select batch_id from batch_state where status = '{_batches.RELEASED}'").fetchall()]
+    excluded = ", ".join(f"'{s}'" for s in _batches.EXCLUDED)
+    sql = f"""select * from bronze_new
+        where _batch_id not in (select batch_id from batch_state where status in ({excluded}))"""
+    if released:
+        intent.register(con, "bronze_all", bronze, empty_schema=schema)
+        sql += """ union all by name
+            select * from bronze_all where _batch_id in (select batch_id from batch_state where status = 'released')"""
+    con.execute(f"create or replace temp view bronze_{resource.slug} as {sql}")
 
-    rows: int = 0
-    silver: int = 0
-    quarantined: int = 0
-    duplicates: int = 0
 
-    def __add__(self, other: Totals) -> Totals:
-        return Totals(*(a + b for a, b in zip(dataclasses.astuple(self), dataclasses.astuple(other))))
+def _hold(con, resource, limit: float) -> list[HeldBatch]:
+    """Hold every batch over the blocking limit: its rows leave ``checked``. Batches an operator
+    released (or that were published that way before) are not judged again."""
+    rows = con.execute(f"""
+        with judged as (
+            select _batch_id, any_value(_source) as _source, count(*) as n,
+                   count(*) filter (where _failed <> '') as q
+            from checked
+            where _batch_id not in (select batch_id from batch_state
+                                    where status in ('{_batches.RELEASED}', '{_batches.PUBLISHED}'))
+            group by _batch_id
+        )
+        select _batch_id, _source, n, q from judged where q > n * {float(limit)!r} order by _batch_id""").fetchall()
+    held = []
+    for batch_id, source, n, q in rows:
+        rules = [{"rule": rule, "rows": count, "first_row": first} for rule, count, first in con.execute("""
+            select rule, count(*), min(_row_number) from (
+                select unnest(string_split(_failed, ';')) as rule, _row_number from checked
+                where _batch_id = ? and _failed <> '')
+            group by rule order by count(*) desc, rule""", [batch_id]).fetchall()]
+        held.append(HeldBatch(batch_id, source, n, q, rules, limit))
+    if held:
+        con.execute("delete from checked where _batch_id in (select unnest(?))", [[h.batch_id for h in held]])
+    return held
+
+
+def _quarantine_duplicates(con, intent: steps.Intent, resource, tables: dict[str, str], *, rebuild: bool) -> None:
+    """Table ``resent`` (batch, row, hash): failing rows whose content is quarantined already (in
+    quarantine, or earlier in this run): a re-sent row is quarantined once. Also ``failing_hash``."""
+    con.execute(f"""create temp table failing_hash as
+        select c._batch_id, c._row_number, c._received_at, {row_hash_sql(resource, 'b')} as _row_hash
+        from checked as c join bronze_{resource.slug} as b using (_batch_id, _row_number)
+        where c._failed <> ''""")
+    known = "select null::varchar as _row_hash where false"
+    if not rebuild and intent.register(con, "quarantine_before", tables["quarantine"]):
+        has_hash = "_row_hash" in con.sql("select * from quarantine_before").columns
+        hashed = row_hash_sql(resource)
+        known = (f"select coalesce(_row_hash, {hashed}) as _row_hash from quarantine_before" if has_hash
+                 else f"select {hashed} as _row_hash from quarantine_before")
+    con.execute(f"""create temp table resent as
+        select _batch_id, _row_number from (
+            select *, row_number() over (partition by _row_hash order by _received_at, _batch_id, _row_number) as k
+            from failing_hash) as ranked
+        where k > 1 or _row_hash in ({known})""")
 
 
 @dataclass(frozen=True)
 class _Contest:
     rows: int
     quarantined: int
+    """Failing rows quarantined now (the re-sent ones are not)."""
+    resent: int
+    """Failing rows whose content was quarantined already: duplicates."""
     valid: int
     candidates: int
     """Valid new rows that are the latest of their key within the new rows."""
@@ -200,20 +341,21 @@ def _contest(con, resource) -> _Contest:
                 select *, row_number() over (partition by {key} order by {order}) as _w from contest
             ) as ranked_contest where _w = 1 and _new
         ) as w using (_batch_id, _row_number)""")
-    rows, quarantined = con.execute(
+    rows, failing = con.execute(
         "select count(*), count(*) filter (where _failed <> '') from checked").fetchone()
+    resent = con.execute("select count(*) from resent").fetchone()[0]
     candidates = con.execute("select count(*) from candidates").fetchone()[0]
     matched = con.execute("select count(*) from contest where not _new").fetchone()[0]
-    return _Contest(rows, quarantined, rows - quarantined, candidates, matched)
+    return _Contest(rows, failing - resent, resent, rows - failing, candidates, matched)
 
 
-def _validate(con, settings, resource, ruleset, rules, failures, warnings, rows_read, quarantined,
-              run_id, today: dt.date) -> list[str]:
+def _validate(con, intent: steps.Intent, resource, ruleset, rules, failures, warnings, rows_read,
+              counts: _Contest, held: list[HeldBatch], today: dt.date) -> list[str]:
     """GX runs the same rules as native expectations on ``checked``; record the results.
 
-    Returns the problems that block publishing (quarantine rate, GX/DuckDB disagreement).
+    Returns the disagreements between GX and DuckDB (a defect: nothing is published then).
     """
-    code = resource.code
+    settings, run_id, code = intent.settings, intent.run_id, resource.code
     gx = {o.rule_id: o for o in validate_with_gx(con, "checked", rules, suite_name=f"{resource.slug}_{run_id}",
                                                  today=today, docs_dir=gx_docs_dir(settings))}
     validated_at = now()
@@ -228,22 +370,54 @@ def _validate(con, settings, resource, ruleset, rules, failures, warnings, rows_
             "description_zh": r.zh, "description_en": r.en, "rows_checked": rows_read,
             "failed": failed, "gx_unexpected": o.unexpected_count, "gx_success": o.success,
             "success": failed == 0, "validated_at": validated_at})
-    rate = quarantined / rows_read if rows_read else 0.0
-    blocking_ok = rate <= ruleset.max_quarantine_rate
+    limit = ruleset.max_quarantine_rate
+    judged = rows_read + sum(h.rows for h in held)
     results.append({
         "run_id": run_id, "resource": code, "rule_id": "blocking.quarantine_rate", "severity": "blocking",
-        "description_zh": f"隔离行比例不得超过{ruleset.max_quarantine_rate:.0%}",
-        "description_en": f"At most {ruleset.max_quarantine_rate:.0%} of the rows may be quarantined",
-        "rows_checked": rows_read, "failed": quarantined, "gx_unexpected": None, "gx_success": None,
-        "success": blocking_ok, "validated_at": validated_at})
-    append(settings, "validation_results", results, VALIDATION_SCHEMA, run_id)
-    problems = []
-    if not blocking_ok:
-        problems.append(f"blocking rule failed: {quarantined} of {rows_read} rows quarantined "
-                        f"({rate:.1%} > {ruleset.max_quarantine_rate:.0%})")
-    if mismatches:
-        problems.append("Great Expectations and DuckDB disagree: " + "; ".join(mismatches))
-    return problems
+        "description_zh": f"每批（文件或数据库窗口）隔离行比例不得超过{limit:.0%}，否则该批暂扣",
+        "description_en": f"At most {limit:.0%} of a batch's (file's or window's) rows may be quarantined, "
+                          "else the batch is held",
+        "rows_checked": judged, "failed": sum(h.rows for h in held), "gx_unexpected": None, "gx_success": None,
+        "success": not held, "validated_at": validated_at})
+    intent.append_rows("meta/validation_results", results, VALIDATION_SCHEMA)
+    return mismatches
+
+
+def _record_batches(con, intent: steps.Intent, resource, held: list[HeldBatch]) -> None:
+    """meta/batches: the batches held now, and the released batches this run publishes."""
+    at = now()
+    rows = [{"batch_id": h.batch_id, "resource": resource.code, "source": h.source, "rows": h.rows,
+             "quarantined": h.quarantined, "status": _batches.HELD, "rules": json.dumps(h.rules, ensure_ascii=False),
+             "limit_rate": h.limit_rate, "reason": h.describe(), "actor": "govlake", "at": at, "run_id": intent.run_id}
+            for h in held]
+    for batch_id, source, n, q in con.execute(f"""
+            select _batch_id, any_value(_source), count(*), count(*) filter (where _failed <> '') from checked
+            where _batch_id in (select batch_id from batch_state where status = '{_batches.RELEASED}')
+            group by _batch_id""").fetchall():
+        rows.append({"batch_id": batch_id, "resource": resource.code, "source": source, "rows": n, "quarantined": q,
+                     "status": _batches.PUBLISHED, "rules": None, "limit_rate": None,
+                     "reason": "released by an operator; published without judging it again", "actor": "govlake",
+                     "at": at, "run_id": intent.run_id})
+    intent.append_rows(_batches.TABLE, rows, _batches.SCHEMA)
+
+
+def decide_batch(settings: Settings, batch_id: str, *, decision: str, reason: str, by: str | None = None,
+                 run_id: str) -> _batches.Batch:
+    """Reject or release held batch ``batch_id`` (``batches reject|release``), recorded with who, when
+    and why, under the resource's process lock; the reconciliation is restated at once (held rows
+    become rejected, or stay held until the next process run publishes them)."""
+    batch = _batches.find(settings, batch_id)
+    with locks.hold(settings, f"process:{batch.resource}"):
+        batch = _batches.find(settings, batch.batch_id)
+        _batches.record_decision(settings, batch, status=decision, reason=reason, by=by, run_id=run_id)
+        before = _last_totals(settings, batch.resource)
+        held, rejected = _batches.totals(settings, batch.resource)
+        totals = dataclasses.replace(before, held=held, rejected=rejected)
+        row = reconciliation_row(run_id, batch.resource, totals, Totals(), None, balanced=totals.balanced,
+                                 published=True, note=f"batch {batch.batch_id} ({batch.source}) {decision}: {reason}")
+        storage.write_table(storage.table_path(settings, "meta", "reconciliation"),
+                            pa.Table.from_pylist([row], schema=RECONCILIATION_SCHEMA), mode="append", run_id=run_id)
+    return next(b for b in _batches.states(settings, resource=batch.resource) if b.batch_id == batch.batch_id)
 
 
 def gx_docs_dir(settings: Settings) -> Path:
@@ -264,22 +438,31 @@ def _last_totals(settings: Settings, code: str) -> Totals:
     con = storage.connect(settings)
     try:
         storage.register(con, "reconciliation", path)
-        row = con.execute("""select rows_read, silver, quarantined, duplicates from reconciliation
-                             where resource = ? and published order by checked_at desc limit 1""",
+        columns = con.sql("select * from reconciliation").columns
+        extra = ", ".join(f"coalesce({c}, 0)" if c in columns else "0" for c in ("held", "rejected"))
+        row = con.execute(f"""select rows_read, silver, quarantined, duplicates, {extra} from reconciliation
+                              where resource = ? and published order by checked_at desc limit 1""",
                           [code]).fetchone()
     finally:
         con.close()
     return Totals(*row) if row else Totals()
 
 
-def _reconcile(settings, run_id, code, totals: Totals, run: Totals, before: Totals, version, *,
-               balanced: bool, published: bool, note: str | None) -> None:
-    append(settings, "reconciliation", [{
-        "run_id": run_id, "resource": code, "rows_read": totals.rows, "silver": totals.silver,
-        "quarantined": totals.quarantined, "duplicates": totals.duplicates,
-        "new_rows": run.rows, "new_silver": run.silver, "new_quarantined": run.quarantined,
-        "new_duplicates": run.duplicates, "bronze_version": version, "balanced": balanced,
-        "published": published, "note": note, "checked_at": now()}], RECONCILIATION_SCHEMA, run_id)
+def _reconcile(intent: steps.Intent, code: str, totals: Totals, run: Totals, version, *, balanced: bool,
+               published: bool, note: str | None) -> None:
+    intent.append_rows("meta/reconciliation", [reconciliation_row(
+        intent.run_id, code, totals, run, version, balanced=balanced, published=published, note=note)],
+        RECONCILIATION_SCHEMA)
+
+
+def reconciliation_row(run_id: str, code: str, totals: Totals, run: Totals, version, *, balanced: bool,
+                       published: bool, note: str | None) -> dict:
+    return {"run_id": run_id, "resource": code, "rows_read": totals.rows, "silver": totals.silver,
+            "quarantined": totals.quarantined, "duplicates": totals.duplicates, "held": totals.held,
+            "rejected": totals.rejected, "new_rows": run.rows, "new_silver": run.silver,
+            "new_quarantined": run.quarantined, "new_duplicates": run.duplicates, "new_held": run.held,
+            "bronze_version": version, "balanced": balanced, "published": published, "note": note,
+            "checked_at": now()}
 
 
 def _rule_counts(con, column: str) -> dict[str, int]:
@@ -289,36 +472,34 @@ def _rule_counts(con, column: str) -> dict[str, int]:
         group by rule""").fetchall())
 
 
-def _publish(con, settings: Settings, resource, run_id: str, *, rebuild: bool, matched: int) -> None:
-    """Merge ``upserts`` into silver by key and append the failing rows to quarantine
-    (both replaced on a rebuild). When no new row's key is in silver yet (``matched`` 0) the rows
-    are appended: one commit, without delta-rs reading the whole table to look for matches."""
+def _publish(con, intent: steps.Intent, resource, tables: dict[str, str], *, rebuild: bool, matched: int) -> None:
+    """Merge ``upserts`` into silver by key and append the failing rows to quarantine, less the
+    re-sent ones (both replaced on a rebuild). When no new row's key is in silver yet (``matched`` 0)
+    the rows are appended: one commit, without delta-rs reading the whole table to look for matches."""
     columns = ", ".join([i.column for i in resource.items]
                         + ["_dept", "_source", "_row_number", "_batch_id", "_received_at"])
-    silver_path = storage.table_path(settings, "silver", resource.slug)
     new_rows = con.execute("select count(*) from upserts").fetchone()[0]
-    exists = storage.open_table(silver_path) is not None
+    exists = intent.version(tables["silver"]) is not None
     if rebuild or not exists or (new_rows and not matched):
         # nothing to merge with: stream the rows instead of holding them in memory
         silver = con.sql(f"select {columns} from upserts").to_arrow_reader(BATCH_ROWS)
-        storage.write_table(silver_path, silver, mode="overwrite" if rebuild else "append", run_id=run_id)
+        intent.write_table(tables["silver"], silver, mode="overwrite" if rebuild else "append")
     elif new_rows:
-        storage.merge_table(silver_path, con.sql(f"select {columns} from upserts").to_arrow_table(),
-                            key=resource.key, run_id=run_id)
+        intent.merge_table(tables["silver"], con.sql(f"select {columns} from upserts").to_arrow_table(),
+                           key=resource.key)
     submitted = "c.submitted_at" if any(i.column == "submitted_at" for i in resource.items) else "null"
     reader = con.sql(f"""
-        select b.*, c._failed as _failed_rules, '{run_id}' as _run_id, c._dept,
+        select b.*, c._failed as _failed_rules, '{intent.run_id}' as _run_id, c._dept,
                coalesce(cast({submitted} as timestamp), cast(b._received_at at time zone 'Asia/Shanghai' as timestamp))
-                   as _submitted_at
+                   as _submitted_at,
+               h._row_hash
         from bronze_{resource.slug} as b
         join checked as c on b._batch_id = c._batch_id and b._row_number = c._row_number
-        where c._failed <> ''""").to_arrow_reader(BATCH_ROWS)
-    quarantine_path = storage.table_path(settings, "quarantine", resource.slug)
-    quarantine = _split_rules(reader)
-    if rebuild:
-        storage.write_table(quarantine_path, quarantine, mode="overwrite", run_id=run_id)
-    else:
-        storage.write_table(quarantine_path, quarantine, mode="append", run_id=run_id)
+        join failing_hash as h on h._batch_id = c._batch_id and h._row_number = c._row_number
+        where c._failed <> ''
+          and not exists (select 1 from resent as r where r._batch_id = c._batch_id and r._row_number = c._row_number)
+        """).to_arrow_reader(BATCH_ROWS)
+    intent.write_table(tables["quarantine"], _split_rules(reader), mode="overwrite" if rebuild else "append")
 
 
 def _split_rules(reader: pa.RecordBatchReader) -> pa.RecordBatchReader:
