@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import json
 from decimal import Decimal
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from govlake.credit import build_credit
 from govlake.credit.kpis import credit_kpis
 from govlake.extract import build_extract
 from govlake.gold import build_gold, silver_schema
+from govlake.identifiers import uscc_check_char
 from test_gold import DEPT, E1, E2, PERSON_ID, _license, _penalty
 
 RECEIVED = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
@@ -316,6 +318,64 @@ def test_compliance_and_timeliness_equal_hand_computed_values(tmp_path):
     k = dataclasses.replace(kpis["credit.timeliness_rate"]).with_target_status()
     assert k.below_target("2026-10") == ["amr", "ee"]
     assert k.below_target("2026-09") == []
+
+
+OTHER_DEPT = "11370100MB0000120" + uscc_check_char("11370100MB0000120")
+"""A submitting department (and authority) that catalog/departments.yml does not list."""
+
+
+def test_a_department_missing_from_the_catalog_gets_the_default_deadline_and_counts_as_unknown(
+        tmp_path, monkeypatch):
+    settings = Settings(var=tmp_path / "var", as_of=dt.date(2026, 11, 20))
+    other = {"authority": "济南市某新设机构", "authority_uscc": OTHER_DEPT, "source_dept": "济南市某新设机构",
+             "source_dept_uscc": OTHER_DEPT, "_dept": None}
+    put_silver(settings, "credit.penalty", [
+        # default 7 working days from 10-09: Sat 10-10 (make-up day), 10-12 … 10-16, 10-19 → 10-19
+        ee_penalty("U1", dt.date(2026, 10, 9), submitted_at=dt.datetime(2026, 10, 19, 9, 0), **other),  # on time
+        # from 10-12: 10-13 … 10-16, 10-19, 10-20, 10-21 → 10-21
+        ee_penalty("U2", dt.date(2026, 10, 12), submitted_at=dt.datetime(2026, 10, 22, 9, 0), **other),  # late
+        ee_penalty("P1", dt.date(2026, 10, 9), submitted_at=dt.datetime(2026, 10, 19, 9, 0)),             # ee, on time
+    ])
+    put_silver(settings, "credit.license", [
+        # market regulation's own code would give 20 days; an unknown submitter gets 7: due 10-19, sent 10-20
+        _license("UL1", decision_date=dt.date(2026, 10, 9), submitted_at=dt.datetime(2026, 10, 20, 9, 0),
+                 **other | {"authority_uscc": DEPT["amr"]}),
+    ])
+    put_silver(settings, "amr.enterprise", [])
+    build_gold(settings=settings, run_id="g")
+    build_credit(settings=settings, run_id="c")
+
+    penalties = {no: (r["_dept"], r["dept_unknown"], r["deadline_date"], r["on_time"])
+                 for no, r in rows(settings, "penalty_record", "decision_no").items()}
+    assert penalties == {"U1": (None, True, dt.date(2026, 10, 19), True),
+                         "U2": (None, True, dt.date(2026, 10, 21), False),
+                         "P1": ("ee", False, dt.date(2026, 10, 19), True)}
+    licence = rows(settings, "license_record", "doc_no")["UL1"]
+    assert (licence["dept_unknown"], licence["deadline_date"], licence["on_time"]) == (
+        True, dt.date(2026, 10, 19), False)
+
+    kpis = {k.id: k for k in credit_kpis(settings)}
+    timeliness = {(v.scope, v.period): (v.numerator, v.denominator) for v in kpis["credit.timeliness_rate"].values}
+    # October: unknown U1 on time, U2 and UL1 late → 1/3; ee P1 → 1/1; all 2/4
+    assert timeliness == {("未识别", "2026-10"): (1, 3), ("ee", "2026-10"): (1, 1), ("all", "2026-10"): (2, 4)}
+    compliance = {(v.scope, v.period): (v.numerator, v.denominator) for v in kpis["credit.compliance_rate"].values}
+    # every record reached silver; submitted in October; one 'all' figure, not one per unresolved row
+    assert compliance == {("未识别", "2026-10"): (3, 3), ("ee", "2026-10"): (1, 1), ("all", "2026-10"): (4, 4)}
+
+    from typer.testing import CliRunner
+
+    from govlake.cli import app
+
+    monkeypatch.setenv("GOVLAKE_VAR", str(settings.var))
+    monkeypatch.setenv("GOVLAKE_AS_OF", "2026-11-20")
+    result = CliRunner().invoke(app, ["kpi", "--json"])
+    assert result.exit_code == 0, result.output
+    doc = {k["id"]: k for k in json.loads(result.output)["kpis"]}["credit.timeliness_rate"]
+    unknown = [v for v in doc["values"] if v["scope"] == "未识别"]
+    assert [(v["period"], v["numerator"], v["denominator"], v["meets_target"]) for v in unknown] == [
+        ("2026-10", 1, 3, False)]
+    assert unknown[0]["value"] == pytest.approx(1 / 3)
+    assert doc["below_target"] == ["未识别"]   # ee 100%; 'all' is not a department
 
 
 def test_the_documented_score_matches_the_configuration():

@@ -23,6 +23,7 @@ class DeadlineRules(BaseModel):
     holiday_file: str | None = None
 
     def days_for(self, department: str | None) -> int:
+        """Working days for ``department``; the default for one without its own rule or unknown (None)."""
         return self.by_department.get(department or "", self.working_days)
 
 
