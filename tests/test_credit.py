@@ -92,20 +92,24 @@ def test_deadlines_around_national_day_2026_and_into_2027(tmp_path):
     assert published["P5"]["deadline_date"] == dt.date(2027, 1, 4) and published["P5"]["deadline_provisional"]
 
 
-def test_a_holiday_file_settles_2027(tmp_path):
+def copy_catalog(tmp_path: Path, old: str, new: str) -> Path:
+    """A copy of the catalog folder in ``tmp_path`` whose credit_rules.yml has ``old`` replaced by ``new``."""
     catalog = tmp_path / "catalog"
-    catalog.mkdir()
-    real = get_catalog().directory if hasattr(get_catalog(), "directory") else None
     src = Settings(var=tmp_path).catalog_dir
     for path in src.rglob("*.yml"):
         target = catalog / path.relative_to(src)
         target.parent.mkdir(parents=True, exist_ok=True)
         text = path.read_text(encoding="utf-8")
         if path.name == "credit_rules.yml":
-            text = text.replace("holiday_file: null", "holiday_file: holidays.yml")
+            assert old in text
+            text = text.replace(old, new)
         target.write_text(text, encoding="utf-8")
+    return catalog
+
+
+def test_a_holiday_file_settles_2027(tmp_path):
+    catalog = copy_catalog(tmp_path, "holiday_file: null", "holiday_file: holidays.yml")
     (catalog / "holidays.yml").write_text("2027:\n  holidays: [2027-01-01]\n", encoding="utf-8")
-    assert real is None or real != catalog
     settings = Settings(var=tmp_path / "var", catalog_dir=catalog, as_of=dt.date(2026, 12, 31))
     put_silver(settings, "credit.penalty", [ee_penalty("P5", dt.date(2026, 12, 24))])
     put_silver(settings, "amr.enterprise", [])
@@ -114,6 +118,25 @@ def test_a_holiday_file_settles_2027(tmp_path):
     record = rows(settings, "penalty_record", "decision_no")["P5"]
     # 2027-01-01 is a holiday per the file: 12-25, 28, 29, 30, 31, 01-04, 01-05 → settled, not provisional
     assert (record["deadline_date"], record["deadline_provisional"]) == (dt.date(2027, 1, 5), False)
+
+
+def test_a_department_code_missing_from_the_catalog_is_an_error_with_file_and_line(tmp_path):
+    from govlake.catalog import CatalogError
+    from govlake.credit import load_credit_rules
+
+    catalog = copy_catalog(tmp_path, "    amr: 20 ", "    amrr: 20 ")
+    text = (catalog / "credit_rules.yml").read_text(encoding="utf-8").replace(
+        "warning_only_not_published_by: [amr]", "warning_only_not_published_by: [amr, ae]")
+    (catalog / "credit_rules.yml").write_text(text, encoding="utf-8")
+    lines = text.splitlines()
+    typo = next(n for n, line in enumerate(lines, 1) if "amrr: 20" in line)
+    warning = next(n for n, line in enumerate(lines, 1) if "[amr, ae]" in line)
+    with pytest.raises(CatalogError) as err:
+        load_credit_rules(catalog)
+    path = catalog / "credit_rules.yml"
+    assert [p.split(" (departments.yml")[0] for p in err.value.problems] == [
+        f"{path}:{typo}: deadline.by_department.amrr: unknown department 'amrr'",
+        f"{path}:{warning}: publicity.warning_only_not_published_by.1: unknown department 'ae'"]
 
 
 # ---- publicity lifecycle, repair, withdrawal, profile ----------------------------------------------
