@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import json
 from decimal import Decimal
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from govlake.credit import build_credit
 from govlake.credit.kpis import credit_kpis
 from govlake.extract import build_extract
 from govlake.gold import build_gold, silver_schema
+from govlake.identifiers import uscc_check_char
 from test_gold import DEPT, E1, E2, PERSON_ID, _license, _penalty
 
 RECEIVED = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
@@ -90,20 +92,24 @@ def test_deadlines_around_national_day_2026_and_into_2027(tmp_path):
     assert published["P5"]["deadline_date"] == dt.date(2027, 1, 4) and published["P5"]["deadline_provisional"]
 
 
-def test_a_holiday_file_settles_2027(tmp_path):
+def copy_catalog(tmp_path: Path, old: str, new: str) -> Path:
+    """A copy of the catalog folder in ``tmp_path`` whose credit_rules.yml has ``old`` replaced by ``new``."""
     catalog = tmp_path / "catalog"
-    catalog.mkdir()
-    real = get_catalog().directory if hasattr(get_catalog(), "directory") else None
     src = Settings(var=tmp_path).catalog_dir
     for path in src.rglob("*.yml"):
         target = catalog / path.relative_to(src)
         target.parent.mkdir(parents=True, exist_ok=True)
         text = path.read_text(encoding="utf-8")
         if path.name == "credit_rules.yml":
-            text = text.replace("holiday_file: null", "holiday_file: holidays.yml")
+            assert old in text
+            text = text.replace(old, new)
         target.write_text(text, encoding="utf-8")
+    return catalog
+
+
+def test_a_holiday_file_settles_2027(tmp_path):
+    catalog = copy_catalog(tmp_path, "holiday_file: null", "holiday_file: holidays.yml")
     (catalog / "holidays.yml").write_text("2027:\n  holidays: [2027-01-01]\n", encoding="utf-8")
-    assert real is None or real != catalog
     settings = Settings(var=tmp_path / "var", catalog_dir=catalog, as_of=dt.date(2026, 12, 31))
     put_silver(settings, "credit.penalty", [ee_penalty("P5", dt.date(2026, 12, 24))])
     put_silver(settings, "amr.enterprise", [])
@@ -112,6 +118,25 @@ def test_a_holiday_file_settles_2027(tmp_path):
     record = rows(settings, "penalty_record", "decision_no")["P5"]
     # 2027-01-01 is a holiday per the file: 12-25, 28, 29, 30, 31, 01-04, 01-05 → settled, not provisional
     assert (record["deadline_date"], record["deadline_provisional"]) == (dt.date(2027, 1, 5), False)
+
+
+def test_a_department_code_missing_from_the_catalog_is_an_error_with_file_and_line(tmp_path):
+    from govlake.catalog import CatalogError
+    from govlake.credit import load_credit_rules
+
+    catalog = copy_catalog(tmp_path, "    amr: 20 ", "    amrr: 20 ")
+    text = (catalog / "credit_rules.yml").read_text(encoding="utf-8").replace(
+        "warning_only_not_published_by: [amr]", "warning_only_not_published_by: [amr, ae]")
+    (catalog / "credit_rules.yml").write_text(text, encoding="utf-8")
+    lines = text.splitlines()
+    typo = next(n for n, line in enumerate(lines, 1) if "amrr: 20" in line)
+    warning = next(n for n, line in enumerate(lines, 1) if "[amr, ae]" in line)
+    with pytest.raises(CatalogError) as err:
+        load_credit_rules(catalog)
+    path = catalog / "credit_rules.yml"
+    assert [p.split(" (departments.yml")[0] for p in err.value.problems] == [
+        f"{path}:{typo}: deadline.by_department.amrr: unknown department 'amrr'",
+        f"{path}:{warning}: publicity.warning_only_not_published_by.1: unknown department 'ae'"]
 
 
 # ---- publicity lifecycle, repair, withdrawal, profile ----------------------------------------------
@@ -316,6 +341,64 @@ def test_compliance_and_timeliness_equal_hand_computed_values(tmp_path):
     k = dataclasses.replace(kpis["credit.timeliness_rate"]).with_target_status()
     assert k.below_target("2026-10") == ["amr", "ee"]
     assert k.below_target("2026-09") == []
+
+
+OTHER_DEPT = "11370100MB0000120" + uscc_check_char("11370100MB0000120")
+"""A submitting department (and authority) that catalog/departments.yml does not list."""
+
+
+def test_a_department_missing_from_the_catalog_gets_the_default_deadline_and_counts_as_unknown(
+        tmp_path, monkeypatch):
+    settings = Settings(var=tmp_path / "var", as_of=dt.date(2026, 11, 20))
+    other = {"authority": "济南市某新设机构", "authority_uscc": OTHER_DEPT, "source_dept": "济南市某新设机构",
+             "source_dept_uscc": OTHER_DEPT, "_dept": None}
+    put_silver(settings, "credit.penalty", [
+        # default 7 working days from 10-09: Sat 10-10 (make-up day), 10-12 … 10-16, 10-19 → 10-19
+        ee_penalty("U1", dt.date(2026, 10, 9), submitted_at=dt.datetime(2026, 10, 19, 9, 0), **other),  # on time
+        # from 10-12: 10-13 … 10-16, 10-19, 10-20, 10-21 → 10-21
+        ee_penalty("U2", dt.date(2026, 10, 12), submitted_at=dt.datetime(2026, 10, 22, 9, 0), **other),  # late
+        ee_penalty("P1", dt.date(2026, 10, 9), submitted_at=dt.datetime(2026, 10, 19, 9, 0)),             # ee, on time
+    ])
+    put_silver(settings, "credit.license", [
+        # market regulation's own code would give 20 days; an unknown submitter gets 7: due 10-19, sent 10-20
+        _license("UL1", decision_date=dt.date(2026, 10, 9), submitted_at=dt.datetime(2026, 10, 20, 9, 0),
+                 **other | {"authority_uscc": DEPT["amr"]}),
+    ])
+    put_silver(settings, "amr.enterprise", [])
+    build_gold(settings=settings, run_id="g")
+    build_credit(settings=settings, run_id="c")
+
+    penalties = {no: (r["_dept"], r["dept_unknown"], r["deadline_date"], r["on_time"])
+                 for no, r in rows(settings, "penalty_record", "decision_no").items()}
+    assert penalties == {"U1": (None, True, dt.date(2026, 10, 19), True),
+                         "U2": (None, True, dt.date(2026, 10, 21), False),
+                         "P1": ("ee", False, dt.date(2026, 10, 19), True)}
+    licence = rows(settings, "license_record", "doc_no")["UL1"]
+    assert (licence["dept_unknown"], licence["deadline_date"], licence["on_time"]) == (
+        True, dt.date(2026, 10, 19), False)
+
+    kpis = {k.id: k for k in credit_kpis(settings)}
+    timeliness = {(v.scope, v.period): (v.numerator, v.denominator) for v in kpis["credit.timeliness_rate"].values}
+    # October: unknown U1 on time, U2 and UL1 late → 1/3; ee P1 → 1/1; all 2/4
+    assert timeliness == {("未识别", "2026-10"): (1, 3), ("ee", "2026-10"): (1, 1), ("all", "2026-10"): (2, 4)}
+    compliance = {(v.scope, v.period): (v.numerator, v.denominator) for v in kpis["credit.compliance_rate"].values}
+    # every record reached silver; submitted in October; one 'all' figure, not one per unresolved row
+    assert compliance == {("未识别", "2026-10"): (3, 3), ("ee", "2026-10"): (1, 1), ("all", "2026-10"): (4, 4)}
+
+    from typer.testing import CliRunner
+
+    from govlake.cli import app
+
+    monkeypatch.setenv("GOVLAKE_VAR", str(settings.var))
+    monkeypatch.setenv("GOVLAKE_AS_OF", "2026-11-20")
+    result = CliRunner().invoke(app, ["kpi", "--json"])
+    assert result.exit_code == 0, result.output
+    doc = {k["id"]: k for k in json.loads(result.output)["kpis"]}["credit.timeliness_rate"]
+    unknown = [v for v in doc["values"] if v["scope"] == "未识别"]
+    assert [(v["period"], v["numerator"], v["denominator"], v["meets_target"]) for v in unknown] == [
+        ("2026-10", 1, 3, False)]
+    assert unknown[0]["value"] == pytest.approx(1 / 3)
+    assert doc["below_target"] == ["未识别"]   # ee 100%; 'all' is not a department
 
 
 def test_the_documented_score_matches_the_configuration():

@@ -5,13 +5,16 @@ through govlake.pipeline like every other feed.
 Every input row lands in exactly one of silver, quarantine or "dropped as duplicate"; the
 quarantine holds exactly the manifest's invalid rows; repairs refer to penalties that are in
 silver (with the decision date the manifest records) or, for unknown decisions, to none; the
-enterprises silver shows as currently listed are the manifest's.
+enterprises silver shows as currently listed are the manifest's. A repair file with only the four
+columns that define the feed (hand-made CSV, xlsx and JSON lines) is reviewed end to end.
 """
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
 import hashlib
+import json
 from collections import Counter
 from pathlib import Path
 
@@ -22,6 +25,7 @@ from govlake import pipeline
 from govlake.config import Settings
 from govlake.generate import REPAIR_OUTCOMES, Manifest, generate_city, plan_rows
 from govlake.identifiers import is_valid_id_number, is_valid_uscc
+from test_gold import DEPT, E1, E2, E3, PERSON_ID
 
 pytestmark = pytest.mark.integration
 
@@ -212,3 +216,97 @@ def test_penalty_decisions_span_four_years(city):
     assert any(d < three_years for d in dates)                 # past a 3-year publicity period
     assert any(three_years <= d < one_year for d in dates)     # past 1 year, within 3
     assert any(d >= one_year for d in dates)                   # within a year
+
+
+# ---- a repair file with only the four columns that define the feed ------------------------------------
+
+REPAIR_COLUMNS = ["统一社会信用代码", "处罚决定书文号", "修复日期", "修复机关"]
+
+
+def _penalty_row(no: str, uscc: str, name: str, decided: str, category: str, fine: str, **extra: str) -> dict:
+    """One credit.penalty row as a department exports it (Chinese headers, text cells)."""
+    return {"行政相对人名称": name, "行政相对人类别": "法人及非法人组织", "行政相对人代码_1(统一社会信用代码)": uscc,
+            "证件类型": "", "证件号码": "",
+            "行政处罚决定书文号": no, "违法行为类型": "超标排放", "违法事实": "超标排放大气污染物",
+            "处罚依据": "《大气污染防治法》第九十九条", "处罚类别": category, "处罚内容": category,
+            "罚款金额(万元)": fine, "暂扣或吊销证照名称及编号": "", "处罚决定日期": decided, "处罚有效期": "2099-12-31",
+            "处罚机关": "济南市生态环境局", "处罚机关统一社会信用代码": DEPT["ee"], "数据来源单位": "济南市生态环境局",
+            "数据来源单位统一社会信用代码": DEPT["ee"], "报送时间": f"{decided} 10:00:00"} | extra
+
+
+def _write_csv(path: Path, rows: list[dict], encoding: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", encoding=encoding, newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]), lineterminator="\r\n")
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
+
+
+def test_four_column_repair_files_land_and_are_reviewed_end_to_end(tmp_path):
+    import xlsxwriter
+
+    settings = Settings(var=tmp_path / "var", inbox=tmp_path / "inbox", as_of=AS_OF)
+    inbox = tmp_path / "inbox"
+    penalties = _write_csv(inbox / "ee_penalties.csv", [
+        # 一般 (fine 2 万元), decided 2026-01-15: repair allowed from 2026-04-15, published until 2027-01-15
+        _penalty_row("济环罚〔2026〕1号", E1, "济南甲有限公司", "2026-01-15", "罚款", "2"),
+        # 严重 (吊销许可证件), decided 2026-03-10: repair allowed from 2026-09-10
+        _penalty_row("济环罚〔2026〕2号", E2, "济南乙商贸有限公司", "2026-03-10", "吊销许可证件", "",
+                     **{"暂扣或吊销证照名称及编号": "排污许可证 PW001"}),
+        # 一般, decided 2026-02-02: repair allowed from 2026-05-02
+        _penalty_row("济环罚〔2026〕3号", E1, "济南甲有限公司", "2026-02-02", "罚款", "3"),
+        # 一般, decided 2026-01-20: repair allowed from 2026-04-20; a natural person (whose code is given)
+        _penalty_row("济环罚〔2026〕4号", E3, "孙八", "2026-01-20", "罚款", "1",
+                     **{"行政相对人类别": "自然人", "证件类型": "身份证", "证件号码": PERSON_ID}),
+    ], "gbk")
+    # GBK CSV, exactly the four columns: 2026-05-10 ≥ 2026-04-15 → accepted; a decision nobody made;
+    # 2026-06-01 ≥ 2026-04-20 → accepted, without the person's name (the review does not mask names)
+    csv_file = _write_csv(inbox / "repair_4col.csv", [
+        dict(zip(REPAIR_COLUMNS, [E1, "济环罚〔2026〕1号", "2026-05-10", "山东省公共信用信息中心"])),
+        dict(zip(REPAIR_COLUMNS, [E2, "济环罚〔2026〕99号", "2026-06-01", "山东省公共信用信息中心"])),
+        dict(zip(REPAIR_COLUMNS, [E3, "济环罚〔2026〕4号", "2026-06-01", "山东省公共信用信息中心"])),
+    ], "gbk")
+    # XLSX with the same four columns: 2026-08-01 < 2026-09-10 → rejected (严重)
+    xlsx_file = inbox / "repair_4col.xlsx"
+    book = xlsxwriter.Workbook(str(xlsx_file))
+    sheet = book.add_worksheet("修复结果")
+    sheet.write_row(0, 0, REPAIR_COLUMNS)
+    sheet.write_row(1, 0, [E2, "济环罚〔2026〕2号", "2026-08-01", "国家公共信用信息中心"])
+    book.close()
+    # JSON lines with the same four keys: 2026-06-30 ≥ 2026-05-02 → accepted
+    jsonl_file = inbox / "repair_4col.jsonl"
+    jsonl_file.write_text(json.dumps(dict(zip(REPAIR_COLUMNS, [E1, "济环罚〔2026〕3号", "2026-06-30",
+                                                                "市公共信用信息中心"])), ensure_ascii=False) + "\n",
+                          encoding="utf-8")
+
+    pipeline.ingest("credit.penalty", files=[penalties], settings=settings, run_id="i1")
+    landed = pipeline.ingest("credit.repair", files=[csv_file, xlsx_file, jsonl_file], settings=settings,
+                             run_id="i2")
+    assert [(Path(b.source).name, b.status, b.rows) for b in landed.batches] == [
+        ("repair_4col.csv", "landed", 3), ("repair_4col.xlsx", "landed", 1), ("repair_4col.jsonl", "landed", 1)]
+    assert landed.batches[0].encoding == "gbk"
+    summary = pipeline.run(settings=settings, run_id="r1")
+    result = summary["resources"]["credit.repair"]
+    assert (result.rows_read, result.silver, result.quarantined, result.duplicates) == (5, 5, 0, 0)
+
+    review = {r["decision_no"]: r for r in _rows(settings, "gold", "credit_repair_review")}
+    got = {no: ((Path(r["_source"]).name, r["_row_number"]), r["subject_name"], r["outcome"], r["reason_zh"])
+           for no, r in review.items()}
+    assert got == {
+        "济环罚〔2026〕1号": (("repair_4col.csv", 1), "济南甲有限公司", "accepted", "修复有效，公示于2026-05-10结束"),
+        "济环罚〔2026〕99号": (("repair_4col.csv", 2), None, "rejected", "未找到该企业的这一行政处罚决定"),
+        "济环罚〔2026〕4号": (("repair_4col.csv", 3), None, "accepted", "修复有效，公示于2026-06-01结束"),
+        "济环罚〔2026〕2号": (("repair_4col.xlsx", 1), "济南乙商贸有限公司", "rejected",
+                           "修复日期2026-08-01早于最短公示期满日2026-09-10（严重失信）"),
+        "济环罚〔2026〕3号": (("repair_4col.jsonl", 1), "济南甲有限公司", "accepted", "修复有效，公示于2026-06-30结束"),
+    }
+    records = {r["decision_no"]: r for r in _rows(settings, "gold", "penalty_record")}
+    assert {no: (r["publicity_status"], r["publish_end"], r["repair_authority"]) for no, r in records.items()} == {
+        "济环罚〔2026〕1号": ("已修复", dt.date(2026, 5, 10), "山东省公共信用信息中心"),
+        "济环罚〔2026〕2号": ("公示中", dt.date(2029, 3, 10), None),
+        "济环罚〔2026〕3号": ("已修复", dt.date(2026, 6, 30), "市公共信用信息中心"),
+        "济环罚〔2026〕4号": ("已修复", dt.date(2026, 6, 1), "山东省公共信用信息中心"),
+    }
+    published = {r["decision_no"] for r in _rows(settings, "gold", "penalty_publication")}
+    assert published == {"济环罚〔2026〕2号"}

@@ -128,7 +128,11 @@ def _gold(settings: Settings, name: str) -> Path:
 
 
 def _deadlines(con, rules: CreditRules) -> None:
-    """``ref_deadline``: the publication deadline of every (decision date, department) to derive."""
+    """``ref_deadline``: the publication deadline of every (decision date, department) to derive.
+
+    A department of null (数据来源单位统一社会信用代码 not in catalog/departments.yml) gets the default
+    number of working days; the record models join on it with ``is not distinct from``.
+    """
     pairs = con.execute("""select distinct decision_date, _dept from (
             select decision_date, _dept from penalty_input union all select decision_date, _dept from license_input)
         where decision_date is not null""").fetchall()

@@ -8,7 +8,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from govlake.catalog._loader import CatalogError, _parse, _read
+from govlake.catalog._loader import CatalogError, _line, _parse, _read, get_catalog
 from govlake.workdays import WorkdayCalendar
 
 RULES_FILE = "credit_rules.yml"
@@ -23,6 +23,7 @@ class DeadlineRules(BaseModel):
     holiday_file: str | None = None
 
     def days_for(self, department: str | None) -> int:
+        """Working days for ``department``; the default for one without its own rule or unknown (None)."""
         return self.by_department.get(department or "", self.working_days)
 
 
@@ -115,7 +116,11 @@ class CreditRules(BaseModel):
 
 
 def load_credit_rules(catalog_dir: Path) -> CreditRules:
-    """Read and validate ``<catalog_dir>/credit_rules.yml``; errors name the file and line."""
+    """Read and validate ``<catalog_dir>/credit_rules.yml``; errors name the file and line.
+
+    Department codes (``deadline.by_department``, ``publicity.warning_only_not_published_by``) must
+    be in the catalog's departments.yml: a misspelt one would silently fall back to the defaults.
+    """
     return _load(str(catalog_dir))
 
 
@@ -125,6 +130,13 @@ def _load(directory: str) -> CreditRules:
     data, lines = _read(path)
     problems: list[str] = []
     rules = _parse(CreditRules, data, path, lines, (), problems)
+    if rules is not None:
+        known = get_catalog(Path(directory)).departments
+        used = [(("deadline", "by_department", code), code) for code in rules.deadline.by_department]
+        used += [(("publicity", "warning_only_not_published_by", i), code)
+                 for i, code in enumerate(rules.publicity.warning_only_not_published_by)]
+        problems += [f"{path}:{_line(lines, loc)}: {'.'.join(map(str, loc))}: unknown department {code!r} "
+                     f"(departments.yml has: {', '.join(known)})" for loc, code in used if code not in known]
     if problems:
         raise CatalogError(problems)
     return rules.model_copy(update={"folder": Path(directory)})

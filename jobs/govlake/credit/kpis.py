@@ -2,13 +2,16 @@
 
 - 合规率 = records passing every row rule (they reached silver) ÷ records submitted (silver +
   quarantine; duplicates of a record count once), per submitting department and month of submission
-  (报送时间, else the batch's received time, Asia/Shanghai). Rows whose department cannot be resolved
-  count under 未识别.
+  (报送时间, else the batch's received time, Asia/Shanghai).
 - 及时率 = records submitted on or before their deadline ÷ records decided, per department and month of
   the decision date, over the decisions in gold/penalty_record and gold/license_record (quarantined
   rows are measured by 合规率: their decision date may be unreadable). A month whose deadlines used a
   year no calendar covers yet is provisional.
-Both have the plans' target of 98%.
+
+Both have the plans' target of 98%. In both, a record whose department cannot be resolved
+(数据来源单位统一社会信用代码 not in catalog/departments.yml) counts under the scope 未识别 and in
+``all``: none drops out. Its deadline is the default number of working days (the gold records flag
+it with ``dept_unknown``).
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ def credit_kpis(settings: Settings) -> list[Kpi]:
         submitted = []
         for code in RESOURCES:
             res = catalog.resource(code)
-            submitted.append(f"""select _dept as dept,
+            submitted.append(f"""select coalesce(_dept, '{UNKNOWN_DEPT}') as dept,
                     coalesce(submitted_at, cast(_received_at at time zone 'Asia/Shanghai' as timestamp)) as submitted,
                     true as passed from silver_{res.slug}""")
             view = f"quarantine_{res.slug}"
@@ -50,20 +53,21 @@ def credit_kpis(settings: Settings) -> list[Kpi]:
                                  f"false as passed from {view}")
         con.execute("create temp view submissions as " + " union all ".join(submitted))
         compliance = con.execute("""
-            select coalesce(dept, 'all'), strftime(submitted, '%Y-%m') as period, count(*) filter (where passed),
-                   count(*), false
+            select if(grouping(dept) = 1, 'all', dept), strftime(submitted, '%Y-%m') as period,
+                   count(*) filter (where passed), count(*), false
             from submissions where submitted is not null
             group by grouping sets ((dept, period), (period)) order by period, dept nulls first""").fetchall()
 
         decided = []
         for table in ("penalty_record", "license_record"):
             if storage.register(con, table, storage.table_path(settings, "gold", table)):
-                decided.append(f"select _dept as dept, decision_date, on_time, deadline_provisional from {table}")
+                decided.append(f"select coalesce(_dept, '{UNKNOWN_DEPT}') as dept, decision_date, on_time, "
+                               f"deadline_provisional from {table}")
         timeliness = []
         if decided:
             con.execute("create temp view decisions as " + " union all ".join(decided))
             timeliness = con.execute("""
-                select coalesce(dept, 'all'), strftime(decision_date, '%Y-%m') as period,
+                select if(grouping(dept) = 1, 'all', dept), strftime(decision_date, '%Y-%m') as period,
                        count(*) filter (where on_time), count(*), bool_or(deadline_provisional)
                 from decisions where decision_date is not null
                 group by grouping sets ((dept, period), (period)) order by period, dept nulls first""").fetchall()

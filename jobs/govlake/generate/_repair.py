@@ -62,7 +62,7 @@ SPEC = Spec(
     kinds=(K.USCC_CHECK, K.FULL_WIDTH, K.DATE_FORMAT, K.BLANK_REQUIRED, K.WHITESPACE, K.CROSS_FIELD,
            K.FUTURE_DATE, K.DUPLICATE),
     uscc=("uscc", "authority_uscc", "repair_authority_uscc"), dates=("repair_date",),
-    required=("uscc", "subject_name", "decision_no", "repair_date", "repair_authority"),
+    required=("uscc", "decision_no", "repair_date", "repair_authority"),
     text=("uscc", "subject_name", "decision_no", "repair_authority"),
 )
 
