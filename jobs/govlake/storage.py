@@ -153,8 +153,9 @@ def merge_table(path: Path, source: pa.Table | pa.RecordBatchReader, *, key: Seq
         write_table(path, table, mode="append", run_id=run_id, txn=txn, label=label)
         return {"num_target_rows_inserted": table.num_rows, "created": True}
     keep = f"not s.{delete_flag}" if delete_flag else None
+    # merge_schema: a column the models gained since the table was created is added, not dropped
     merger = dt.merge(source, predicate=" and ".join(f"t.{k} = s.{k}" for k in key), source_alias="s",
-                      target_alias="t", commit_properties=_commit(run_id, txn))
+                      target_alias="t", merge_schema=True, commit_properties=_commit(run_id, txn))
     if delete_flag:
         merger = merger.when_matched_delete(predicate=f"s.{delete_flag}")
     assignments = {c: f"s.{c}" for c in columns}
