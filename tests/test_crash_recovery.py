@@ -20,6 +20,7 @@ from govlake.quality import process_resource
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "infra"))
 from chaos import lake_digest, latest_reconciliation, meta_findings  # noqa: E402
+
 from test_quality import BASE, TODAY, _rows  # noqa: E402
 
 PROCESS = textwrap.dedent("""

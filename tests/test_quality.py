@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import datetime as dt
 
-import pytest
 from deltalake import DeltaTable
 
 from _bronze import write_bronze
 from govlake.catalog import get_catalog
 from govlake.identifiers import uscc_check_char
-from govlake.quality import QualityError, process_resource, rules_for
+from govlake.quality import process_resource, rules_for
 from govlake.quality._process import Totals
 from govlake.transform import DUCKDB
 

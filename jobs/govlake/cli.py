@@ -405,16 +405,18 @@ def batches(
     if not shown:
         console.print("no held batches")
         return
-    t = Table(title="batches held back (blocking rule per file or database window)")
-    for col in ("batch", "resource", "source", "rows", "quarantined", "status", "rules (rows, first row)", "since",
-                "decided by / why"):
-        t.add_column(col, justify="right" if col in ("rows", "quarantined") else "left", overflow="fold")
     for b in shown:
-        rules = "; ".join(f"{r['rule']} ({r['rows']}, row {r['first_row']})" for r in b.rules[:4])
-        decided = "" if b.status == _batches.HELD else f"{b.actor}: {b.reason}"
-        t.add_row(*(Text(str(v)) for v in (b.batch_id, b.resource, b.source, f"{b.rows:,}", f"{b.quarantined:,}",
-                                           b.status, rules, f"{b.held_at or b.at:%Y-%m-%d %H:%M}", decided)))
-    console.print(t)
+        limit = f", limit {b.limit_rate:.0%}" if b.limit_rate is not None else ""
+        console.print(Text.assemble((b.batch_id, "bold"), f"  {b.resource}  {b.status} (held "
+                                    f"{b.held_at or b.at:%Y-%m-%d %H:%M})  {b.rows:,} rows, {b.quarantined:,} "
+                                    f"quarantined{limit}"))
+        console.print(Text(f"  file: {b.source}"), soft_wrap=True)
+        for r in b.rules[:5]:
+            console.print(Text(f"  rule {r['rule']}: {r['rows']:,} rows (first: row {r['first_row']})"))
+        if b.status != _batches.HELD:
+            console.print(Text(f"  decided by {b.actor}: {b.reason}"), soft_wrap=True)
+    console.print("reject: govlake batches reject ID --reason …   release: govlake batches release ID --reason …",
+                  highlight=False)
 
 
 def _decide(batch_id: str, decision: str, reason: str, by: str | None) -> None:
