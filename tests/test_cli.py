@@ -78,3 +78,81 @@ def test_unparseable_file_is_rejected_naming_it(tmp_path):
                          capture_output=True, text=True, env=env, timeout=300)
     assert out.returncode == 1
     assert "broken.csv" in out.stderr and "Traceback" not in out.stderr
+
+
+def _invoke(tmp_path, monkeypatch, *args: str):
+    """``govlake …`` in this process (CliRunner), with var/ and the inbox under tmp_path."""
+    from typer.testing import CliRunner
+
+    from govlake.cli import app
+
+    monkeypatch.setenv("GOVLAKE_VAR", str(tmp_path / "var"))
+    monkeypatch.setenv("GOVLAKE_INBOX", str(tmp_path / "inbox"))
+    monkeypatch.setenv("GOVLAKE_SOURCE_DB_URL", f"sqlite:///{tmp_path / 'no-such-registry.sqlite'}")
+    return CliRunner().invoke(app, list(args))
+
+
+MARKUP = ["[/x]", "[bold]b", "[link=file:///etc/passwd]x[/link]"]
+
+
+def test_data_is_printed_literally_never_as_markup_or_control_codes(tmp_path, monkeypatch):
+    inbox = tmp_path / "inbox/credit/penalty"
+    inbox.mkdir(parents=True)
+    (inbox / "[bold]x[_x].csv").write_text(",".join(MARKUP) + "\n1,2,3\n", encoding="utf-8")
+    named = inbox / "new\nline\x1b[31mred.csv"
+    named.write_text(",".join(["行政相对人名称"] + MARKUP) + "\n1,2,3,4\n", encoding="utf-8")
+
+    out = _invoke(tmp_path, monkeypatch, "ingest", "credit.penalty")
+
+    assert out.exit_code == 1, out.output
+    text = out.output
+    assert "credit.penalty: rejected 0 rows from " + str(inbox / "[bold]x[_x].csv") in text
+    assert str(inbox) + "/new\\nline\\x1b[31mred.csv" in text  # escaped, never raw
+    assert "\x1b" not in text and "line\x1b" not in text
+    assert "the header is: 行政相对人名称, [/x], [bold]b, [link=file:///etc/passwd]x[/link]" in text
+    assert "Traceback" not in text
+
+
+def test_ingest_all_goes_on_past_failing_sources_and_sums_up(tmp_path, monkeypatch):
+    from govlake import pipeline
+
+    good = tmp_path / "inbox/credit/penalty/good.csv"
+    good.parent.mkdir(parents=True)
+    good.write_bytes(_penalty_csv([_row(1), _row(2)]))
+    real = pipeline.ingest
+
+    def flaky(code, **kwargs):
+        if code == "psb.population":
+            raise RuntimeError("disk on fire")
+        return real(code, **kwargs)
+
+    monkeypatch.setattr(pipeline, "ingest", flaky)
+    out = _invoke(tmp_path, monkeypatch, "ingest", "--all")
+
+    assert out.exit_code == 1, out.output
+    lines = out.output.splitlines()
+    assert any(line.startswith("amr.enterprise: rejected 0 rows from db:amr_enterprise") for line in lines)
+    assert "psb.population: failed — RuntimeError: disk on fire" in out.output
+    assert "credit.penalty: landed 2 rows from " + str(good) in out.output
+    summary = {line.split("│")[1].strip(): line for line in lines if line.count("│") > 5}
+    assert set(summary) >= set(get_catalog().resources) - {"hrss.social_insurance"}  # long codes fold
+    assert [c.strip() for c in summary["credit.penalty"].split("│")[2:6]] == ["1", "0", "0", "2"]
+    assert [c.strip() for c in summary["amr.enterprise"].split("│")[2:6]] == ["0", "0", "1", "0"]
+    assert "6 of 8 resources without a rejected source; 2 with a rejected source or failed" in out.output
+    bronze = DeltaTable(str(tmp_path / "var/lake/bronze/credit_penalty")).to_pyarrow_dataset()
+    assert bronze.count_rows() == 2
+
+
+def test_discovery_exits_1_when_a_file_is_rejected_after_landing_the_others(tmp_path, monkeypatch):
+    folder = tmp_path / "inbox/credit/penalty"
+    folder.mkdir(parents=True)
+    (folder / "a.csv").write_bytes(_penalty_csv([_row(1)]))
+    (folder / "b.csv").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(64))
+    out = _invoke(tmp_path, monkeypatch, "ingest", "credit.penalty")
+    assert out.exit_code == 1
+    assert f"landed 1 rows from {folder / 'a.csv'}" in out.output
+    assert f"{folder / 'b.csv'}: not a text file (it is a PNG image)" in out.output
+    again = _invoke(tmp_path, monkeypatch, "ingest", "credit.penalty")  # still rejected: still 1
+    assert again.exit_code == 1 and "skipped_already_ingested" in again.output
+    (folder / "b.csv").unlink()
+    assert _invoke(tmp_path, monkeypatch, "ingest", "credit.penalty").exit_code == 0

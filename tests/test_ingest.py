@@ -127,12 +127,13 @@ def test_missing_required_header_rejects_the_file(settings):
     bad = _write(settings.city / "credit/penalty/bad.csv", _csv_text(header, rows))
     _write(settings.city / "credit/penalty/good.csv", _csv_text(HEADER, [_row(1)]))
 
-    result = ingest_resource("credit.penalty", files=None, settings=settings, run_id="r1")
-    by_name = {Path(b.source).name: b for b in result.batches}
-    assert by_name["good.csv"].status == "landed"
-    assert by_name["bad.csv"].status == "rejected"
-    assert str(bad) in by_name["bad.csv"].error
-    assert "行政处罚决定书文号" in by_name["bad.csv"].error and "处罚机关 (authority)" in by_name["bad.csv"].error
+    with pytest.raises(IngestError, match="1 of 2 source"):  # after landing the good file
+        ingest_resource("credit.penalty", files=None, settings=settings, run_id="r1")
+    by_name = {Path(r["source"]).name: r for r in _log(settings) if r["status"] != "landing"}
+    assert by_name["good.csv"]["status"] == "landed"
+    assert by_name["bad.csv"]["status"] == "rejected"
+    assert str(bad) in by_name["bad.csv"]["error"]
+    assert "行政处罚决定书文号" in by_name["bad.csv"]["error"] and "处罚机关 (authority)" in by_name["bad.csv"]["error"]
     assert len(_bronze(settings)) == 1
 
     with pytest.raises(IngestError, match="行政处罚决定书文号") as info:
@@ -192,7 +193,7 @@ def test_an_unchanged_file_is_not_read_again_and_a_changed_one_is(settings, monk
     ingest_resource("credit.penalty", files=None, settings=settings, run_id="r1")
     read = []
     real_sniff = _ingest.sniff
-    monkeypatch.setattr(_ingest, "sniff", lambda p: read.append(p) or real_sniff(p))
+    monkeypatch.setattr(_ingest, "sniff", lambda s: read.append(s.path) or real_sniff(s))
 
     again = ingest_resource("credit.penalty", files=None, settings=settings, run_id="r2")
     assert [b.status for b in again.batches] == ["skipped_already_ingested"] and read == []

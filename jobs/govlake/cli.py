@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
+
+from govlake._literal import literal
 
 app = typer.Typer(help="govlake: the city big data bureau's lakehouse pipeline.", no_args_is_help=True,
                   pretty_exceptions_enable=False)
@@ -75,26 +78,85 @@ def ingest(
     all_: Annotated[bool, typer.Option("--all", help="Ingest every resource from its source.")] = False,
     run: Annotated[bool, typer.Option("--run/--no-run", help="With --file: also standardize and validate.")] = True,
 ) -> None:
-    """Land raw data in bronze; re-ingesting the same file or database window adds nothing."""
+    """Land raw data in bronze; re-ingesting the same file or database window adds nothing.
+
+    Every source is tried (a failing one does not stop the others); the exit code is 1 when any
+    file or window was rejected or a resource failed, 0 otherwise.
+    """
     from govlake import pipeline
     from govlake.catalog import get_catalog
 
     if not resource and not all_:
         _fail(ValueError("name a RESOURCE or pass --all"))
-    codes = list(get_catalog().resources) if all_ else [resource]
     try:
-        for code in codes:
-            result = pipeline.ingest(code, files=[f.resolve() for f in file] if file else None)
-            for b in result.batches:
-                colour = {"landed": "green", "rejected": "red"}.get(b.status, "yellow")
-                console.print(f"{code}: [{colour}]{b.status}[/] {b.rows} rows from {b.source}"
-                              + (f" ({b.encoding})" if getattr(b, "encoding", None) else "")
-                              + (f" — {b.error}" if b.error else ""), highlight=False)
-            if file and run:
-                _print_process(pipeline.process(code))
-                _print_rejected_rows(code, [str(f.resolve()) for f in file])
+        codes = list(get_catalog().resources) if all_ else [get_catalog().resource(resource or "").code]
     except _known_errors() as exc:
-        _fail(exc)
+        _error(exc)
+    files = [Path(os.path.abspath(f)) for f in file] if file else None  # links are not resolved: ingest refuses them
+    outcomes: list[tuple[str, object, str | None]] = []
+    for code in codes:
+        result, problem = None, None
+        try:
+            result = pipeline.ingest(code, files=files)
+        except Exception as exc:  # one failing source must not stop the others
+            result = getattr(exc, "result", None)
+            problem = _shorten(_message(exc), 2000) if result is None else None
+        outcomes.append((code, result, problem))
+        for b in result.batches if result is not None else []:
+            colour = {"landed": "green", "rejected": "red"}.get(b.status, "yellow")
+            line = literal(f"{code}: ", (b.status, colour), f" {b.rows} rows from {b.source}",
+                           f" ({b.encoding})" if b.encoding else "", f" — {b.error}" if b.error else "")
+            (err if b.status == "rejected" else console).print(line, soft_wrap=True)
+        if problem:
+            err.print(literal(f"{code}: ", ("failed", "bold red"), f" — {problem}"), soft_wrap=True)
+        if files and run and result is not None and not result.rejected and problem is None:
+            try:
+                _print_process(pipeline.process(code))
+                _print_rejected_rows(code, [str(f) for f in files])
+            except _known_errors() as exc:
+                _error(exc)
+    if all_:
+        _print_ingest_summary(outcomes)
+    if any(problem or (result is not None and result.rejected) for _, result, problem in outcomes):
+        raise typer.Exit(1)
+
+
+def _message(exc: BaseException) -> str:
+    text = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
+    known = isinstance(exc, _known_errors())
+    return str(text) if known else f"{type(exc).__name__}: {text}"
+
+
+def _error(exc: BaseException) -> NoReturn:
+    """Print ``exc`` as data (no markup, control characters escaped) and exit 1."""
+    err.print(literal(("error:", "bold red"), " ", _message(exc)), soft_wrap=True)
+    raise typer.Exit(1)
+
+
+def _shorten(text: str, limit: int = 160) -> str:
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
+def _print_ingest_summary(outcomes: list[tuple[str, object, str | None]]) -> None:
+    """One row per resource: landed / skipped / rejected sources, rows landed, the error."""
+    t = Table(title="ingest --all")
+    for col in ("resource", "landed", "skipped", "rejected", "rows", "error"):
+        t.add_column(col, justify="right" if col in ("landed", "skipped", "rejected", "rows") else "left",
+                     overflow="fold", no_wrap=col == "resource")
+    for code, result, problem in outcomes:
+        batches = getattr(result, "batches", [])
+        count = {s: sum(1 for b in batches if b.status == s) for s in ("landed", "skipped_already_ingested",
+                                                                       "rejected")}
+        rejected = [b.error or b.source for b in batches if b.status == "rejected"]
+        errors = problem or (_shorten(rejected[0]) + (f" (+{len(rejected) - 1} more above)" if rejected[1:] else "")
+                             if rejected else "")
+        t.add_row(literal(code), str(count["landed"]), str(count["skipped_already_ingested"]),
+                  literal((str(count["rejected"]), "red" if count["rejected"] else "")),
+                  f"{getattr(result, 'rows', 0):,}", literal((errors, "red")))
+    console.print(t)
+    failed = sum(1 for _, r, p in outcomes if p or (r is not None and r.rejected))
+    console.print(literal(f"{len(outcomes) - failed} of {len(outcomes)} resources without a rejected source"
+                          + (f"; {failed} with a rejected source or failed" if failed else "")), soft_wrap=True)
 
 
 def _print_process(r) -> None:
@@ -129,9 +191,9 @@ def _print_rejected_rows(code: str, sources: list[str], limit: int = 20) -> None
     rows = con.execute(f"""select _source, _row_number, array_to_string(_failed_rules, ', ')
         from q where _source in ({listed}) order by _source, _row_number""").fetchall()
     for source, row, rules in rows[:limit]:
-        console.print(f"  {source}:{row}: {rules}", highlight=False, soft_wrap=True)
+        console.print(literal(f"  {source}:{row}: {rules}"), soft_wrap=True)
     if len(rows) > limit:
-        console.print(f"  … and {len(rows) - limit} more rows in {path}", highlight=False, soft_wrap=True)
+        console.print(literal(f"  … and {len(rows) - limit} more rows in {path}"), soft_wrap=True)
 
 
 @app.command()

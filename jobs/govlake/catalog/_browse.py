@@ -20,6 +20,7 @@ from rich.table import Table
 from rich.tree import Tree
 
 from govlake import storage
+from govlake._literal import literal, plain
 from govlake.catalog._loader import Catalog, get_catalog
 from govlake.catalog._models import Resource
 from govlake.config import Settings
@@ -67,9 +68,9 @@ def search(settings: Settings, text: str) -> list[dict[str, Any]]:
 
 def print_search(console: Console, hits: list[dict[str, Any]], text: str) -> None:
     if not hits:
-        console.print(f"nothing in the catalog matches {text!r}", highlight=False)
+        console.print(literal(f"nothing in the catalog matches {text!r}"))
         return
-    t = Table(title=f"catalog entries matching {text!r}")
+    t = Table(title=literal(f"catalog entries matching {text!r}"))
     for col in ("kind", "code", "name", "name_en", "detail"):
         t.add_column(col)
     for h in hits:
@@ -79,7 +80,7 @@ def print_search(console: Console, hits: list[dict[str, Any]], text: str) -> Non
             detail = f"provider {h['provider']}"
         else:
             detail = f"{h['level']}, authority {h['authority']}"
-        t.add_row(h["kind"], h["code"], h["name"], h["name_en"], detail)
+        t.add_row(*(literal(v) for v in (h["kind"], h["code"], h["name"], h["name_en"], detail)))
     console.print(t)
 
 
@@ -195,17 +196,17 @@ def show(settings: Settings, code: str) -> dict[str, Any]:
 
 
 def print_show(console: Console, info: dict[str, Any]) -> None:
-    console.print(f"[bold]{info['code']}[/] {info['name']} ({info['name_en']}) — {info['kind']}, {info['category']}",
-                  highlight=False)
-    console.print(f"provider: {info['provider']} {info['provider_name'] or ''}; grain: {info['grain']}; "
-                  f"key: {' + '.join(info['key'])}", highlight=False)
-    console.print(f"summary: {info['summary']}", highlight=False)
+    console.print(literal((info["code"], "bold"), f" {info['name']} ({info['name_en']}) — {info['kind']}, "
+                          f"{info['category']}"))
+    console.print(literal(f"provider: {info['provider']} {info['provider_name'] or ''}; grain: {info['grain']}; "
+                          f"key: {' + '.join(info['key'])}"))
+    console.print(literal(f"summary: {info['summary']}"))
     share = info["share_type"] + (f" — {info['share_condition']} ({info['share_basis']})"
                                   if info["share_condition"] else "")
-    console.print(f"sharing: {share}; method {info['share_method']}; opening: {info['open_type']}", highlight=False)
+    console.print(literal(f"sharing: {share}; method {info['share_method']}; opening: {info['open_type']}"))
     f = info["freshness"]
     when = f"last landed {f['last_landed']:%Y-%m-%d %H:%M} UTC ({f['age_days']} days ago)" if f["last_landed"] else ""
-    console.print(f"update cycle: {f['update_cycle']}; freshness: [bold]{f['status']}[/] {when}", highlight=False)
+    console.print(literal(f"update cycle: {f['update_cycle']}; freshness: ", (f["status"], "bold"), f" {when}"))
     t = Table(title="items (信息项)")
     for col in ("column", "name", "type", "req", "level", "PII", "authority"):
         t.add_column(col)
@@ -213,8 +214,8 @@ def print_show(console: Console, info: dict[str, Any]) -> None:
         authority = i["authority"] if i["authority"] != info["provider"] else f"{i['authority']} (provider)"
         if i["copy_of"]:
             authority += f"; copy of {i['copy_of']}" + (f" when {i['copy_when']}" if i["copy_when"] else "")
-        t.add_row(i["column"], i["name"], i["type"], "yes" if i["required"] else "", i["level"], i["pii"] or "",
-                  authority)
+        t.add_row(*(literal(v) for v in (i["column"], i["name"], i["type"], "yes" if i["required"] else "",
+                                          i["level"], i["pii"] or "", authority)))
     console.print(t)
     q = info["quality"]
     if q["rules"]:
@@ -222,8 +223,8 @@ def print_show(console: Console, info: dict[str, Any]) -> None:
         for col in ("rule", "severity", "failed", "checked", "ok", "description"):
             t.add_column(col, justify="right" if col in ("failed", "checked") else "left")
         for r in q["rules"]:
-            t.add_row(r["rule_id"], r["severity"], str(r["failed"]), str(r["rows_checked"]),
-                      "[green]yes[/]" if r["success"] else "[red]no[/]", r["description_zh"])
+            t.add_row(literal(r["rule_id"]), literal(r["severity"]), str(r["failed"]), str(r["rows_checked"]),
+                      "[green]yes[/]" if r["success"] else "[red]no[/]", literal(r["description_zh"]))
         console.print(t)
     else:
         console.print("quality: not validated yet")
@@ -231,8 +232,8 @@ def print_show(console: Console, info: dict[str, Any]) -> None:
     if not lin["events"]:
         console.print("lineage: no OpenLineage events under var/lineage yet (run the pipeline)")
     else:
-        console.print("lineage upstream: " + (", ".join(lin["upstream"]) or "(none recorded)"), highlight=False)
-        console.print("lineage downstream: " + (", ".join(lin["downstream"]) or "(none recorded)"), highlight=False)
+        console.print(literal("lineage upstream: " + (", ".join(lin["upstream"]) or "(none recorded)")))
+        console.print(literal("lineage downstream: " + (", ".join(lin["downstream"]) or "(none recorded)")))
     _print_conflicts(console, info["conflicts"], "一数一源 conflicts on this resource")
 
 
@@ -241,13 +242,13 @@ def _print_conflicts(console: Console, found: dict[str, Any] | None, title: str)
         console.print("conflicts: gold/conflicts has not been built yet", highlight=False)
         return
     if not found["groups"]:
-        console.print(f"{title}: none", highlight=False)
+        console.print(literal(f"{title}: none"))
         return
-    t = Table(title=f"{title} (gold/conflicts)")
+    t = Table(title=literal(f"{title} (gold/conflicts)"))
     for col in ("item", "authority", "department", "status", "entities", "first seen", "last seen"):
         t.add_column(col, justify="right" if col == "entities" else "left")
     for g in found["groups"]:
-        t.add_row(g["item"] or "", g["authority"] or "", g["department"] or "", g["status"] or "",
+        t.add_row(*(literal(v or "") for v in (g["item"], g["authority"], g["department"], g["status"])),
                   str(g["entities"]), _day(g["first_seen"]), _day(g["last_seen"]))
     console.print(t)
 
@@ -344,7 +345,7 @@ def _label(graph: LineageGraph, key, column: str | None) -> str:
     ref = graph.ref(key)
     name = f"{ref.label} ({ref.namespace} {ref.name})" if ref.kind == "db" else ref.label
     label = f"{name}.{column}" if column and ref.kind != "file" else (f"{name} [{column}]" if column else name)
-    return escape(label)
+    return escape(plain(label))
 
 
 def print_lineage(console: Console, settings: Settings, result: dict[str, Any]) -> None:
@@ -357,7 +358,7 @@ def print_lineage(console: Console, settings: Settings, result: dict[str, Any]) 
         if direction not in result:
             continue
         walk = result[direction]["_walk"]
-        tree = Tree(f"[bold]{direction}[/] of {escape(root_label)}", highlight=False)
+        tree = Tree(f"[bold]{direction}[/] of {escape(plain(root_label))}", highlight=False)
         _grow(tree, graph, walk.root.key, walk.column, walk.hops, direction, seen=set())
         console.print(tree)
         if not walk.hops:
@@ -376,7 +377,7 @@ def _grow(tree: Tree, graph: LineageGraph, key, column, hops: list[Hop], directi
             continue
         nxt = (h.source, h.source_column) if direction == "upstream" else (h.target, h.target_column)
         kind = "" if h.kind == "DIRECT" else f", {h.kind.lower()}"
-        branch = tree.add(f"{_label(graph, *nxt)}  [dim]({h.job}{kind})[/]", highlight=False)
+        branch = tree.add(f"{_label(graph, *nxt)}  [dim]({escape(plain(h.job))}{kind})[/]", highlight=False)
         _grow(branch, graph, nxt[0], nxt[1], hops, direction, seen)
 
 

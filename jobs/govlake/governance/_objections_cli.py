@@ -13,6 +13,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from govlake._literal import literal
 from govlake.catalog import get_catalog
 from govlake.config import get_settings
 from govlake.governance._conflicts import CONFLICTS
@@ -45,15 +46,15 @@ def _run_id() -> str:
 
 def _fail(exc: Exception) -> None:
     message = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
-    err.print(f"[bold red]error:[/] {message}", highlight=False)
+    err.print(literal(("error:", "bold red"), f" {message}"), soft_wrap=True)
     raise typer.Exit(1)
 
 
 def _done(objection: Objection) -> None:
     shown = display_objection(objection, get_catalog(get_settings().catalog_dir))
     flag = " (value marked as disputed)" if objection.disputed else ""
-    console.print(f"{shown['objection_id']}: {shown['state']}{flag} — {shown['resource']}.{shown['item']} "
-                  f"of {shown['entity_key']}", highlight=False)
+    console.print(literal(f"{shown['objection_id']}: {shown['state']}{flag} — {shown['resource']}.{shown['item']} "
+                          f"of {shown['entity_key']}"), soft_wrap=True)
 
 
 @objection_app.command("raise")
@@ -140,9 +141,10 @@ def list_(
     for col in ("objection", "state", "value", "entity", "disputed", "corrected", "raised", "last step"):
         t.add_column(col)
     for r in rows:
-        t.add_row(r["objection_id"], r["state"] + (" *" if r["disputed"] else ""), f"{r['resource']}.{r['item']}",
-                  r["entity_key"], r["disputed_value"] or "", r["corrected_value"] or "",
-                  f"{r['raised_at']} {r['raised_by']}", f"{r['updated_at']} {r['updated_by']}: {r['last_reason']}")
+        t.add_row(*(literal(v) for v in (
+            r["objection_id"], r["state"] + (" *" if r["disputed"] else ""), f"{r['resource']}.{r['item']}",
+            r["entity_key"], r["disputed_value"] or "", r["corrected_value"] or "",
+            f"{r['raised_at']} {r['raised_by']}", f"{r['updated_at']} {r['updated_by']}: {r['last_reason']}")))
     console.print(t)
     console.print("* value marked as disputed (accepted or verified)", highlight=False)
 
@@ -158,12 +160,12 @@ def history_(objection_id: ObjectionId, as_json: Json = False) -> None:
     if as_json:
         typer.echo(json.dumps(rows, ensure_ascii=False, indent=1))
         return
-    t = Table(title=f"{objection_id}: {rows[0]['resource']}.{rows[0]['item']} of {rows[0]['entity_key']}")
+    t = Table(title=literal(f"{objection_id}: {rows[0]['resource']}.{rows[0]['item']} of {rows[0]['entity_key']}"))
     for col in ("step", "action", "state", "by", "at", "reason", "corrected value"):
         t.add_column(col)
     for r in rows:
-        t.add_row(str(r["step"]), r["action"], r["state"], r["actor"], r["at"], r["reason"],
-                  r["corrected_value"] or "")
+        t.add_row(*(literal(v) for v in (r["step"], r["action"], r["state"], r["actor"], r["at"], r["reason"],
+                                          r["corrected_value"] or "")))
     console.print(t)
 
 
@@ -194,10 +196,10 @@ def conflicts(
     for col in ("conflict", "item", "entity", "authority", "other", "record", "since", "last seen", "status"):
         t.add_column(col)
     for r in shown:
-        t.add_row(r["conflict_id"], r["item"], r["entity_key"],
-                  f"{r['authority_department']}: {r['authoritative_value']}",
-                  f"{r['department']}: {r['other_value']}", r["record_key"] or "", r["first_seen"],
-                  r["last_seen"], r["status"])
+        t.add_row(*(literal(v) for v in (
+            r["conflict_id"], r["item"], r["entity_key"], f"{r['authority_department']}: {r['authoritative_value']}",
+            f"{r['department']}: {r['other_value']}", r["record_key"] or "", r["first_seen"], r["last_seen"],
+            r["status"])))
     console.print(t)
 
 

@@ -9,6 +9,12 @@ record number and text, ``csv.reader`` splits it, and it lands with the fields i
 beyond the header in ``_extra._overflow`` and ``_parse_error`` = ``expected N fields, got M``.
 A file with a long run of such rows (all rows one field short, say) is finished by ``csv.reader``.
 Blank lines are not rows; ``_row_number`` counts records (header excluded), not physical lines.
+
+Memory is bounded whatever the file holds: Arrow reads blocks of ``BLOCK_BYTES`` and a record that
+does not fit in one (a 200 MB line, or an unclosed quote running to the end of the file) rejects
+the file naming its row; ``csv.reader`` gets its lines through ``_Lines``, which refuses a record
+longer than ``MAX_RECORD`` characters the same way; a header of more than ``MAX_COLUMNS`` fields is
+refused before any row is read.
 """
 
 from __future__ import annotations
@@ -17,7 +23,6 @@ import csv
 import io
 import itertools
 from collections.abc import Iterator
-from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -26,34 +31,89 @@ import pyarrow.csv as pcsv
 from govlake.catalog import Resource
 from govlake.ingest._bronze import BATCH_ROWS, Assembler, extra_json
 from govlake.ingest._encoding import FileFacts, first_error
-from govlake.ingest._headers import Layout, layout
+from govlake.ingest._headers import MAX_COLUMNS, Layout, layout
+from govlake.ingest._paths import Source
 from govlake.ingest._results import IngestError
 
 BLOCK_BYTES = 8 << 20
 """Arrow parses the file in blocks of this size: one record batch (~30k rows of 300 bytes) each."""
 MAX_PENDING = 50_000
 """Bad rows held at most before the rest of a file is read by ``csv.reader`` instead of Arrow."""
+PENDING_BYTES = 64 << 20
+"""… or bad rows' text held at most (bytes, roughly)."""
+MAX_RECORD = 8 << 20
+"""Characters of one record (header included) that ``csv.reader`` takes at most."""
 NUL_ERROR = "NUL byte in a field"
+csv.field_size_limit(max(csv.field_size_limit(), MAX_RECORD))  # a field may be as long as a record
 
 
-def read_csv(path: Path, facts: FileFacts, resource: Resource, asm: Assembler) -> Iterator[pa.RecordBatch]:
-    """Check the header of ``path`` now (IngestError when unusable); the batches come lazily."""
+class _TooLong(Exception):
+    """A record ran past ``MAX_RECORD`` characters."""
+
+
+class _Lines:
+    """The physical lines of a text stream for ``csv.reader``, each read with a bound; raises
+    ``_TooLong`` once the current record (reset by ``next_record``) passes ``limit`` characters."""
+
+    def __init__(self, text: io.TextIOBase, limit: int):
+        self.text, self.limit, self.pending = text, limit, 0
+
+    def __iter__(self) -> _Lines:
+        return self
+
+    def __next__(self) -> str:
+        line = self.text.readline(max(1, self.limit + 1 - self.pending))
+        if not line:
+            raise StopIteration
+        self.pending += len(line)
+        if self.pending > self.limit:
+            raise _TooLong
+        return line
+
+    def next_record(self) -> None:
+        self.pending = 0
+
+
+def _records(text: io.TextIOBase, delimiter: str, limit: int) -> Iterator[list[str]]:
+    """The non-blank records of ``text`` (``csv.reader``), none longer than ``limit`` characters."""
+    lines = _Lines(text, limit)
+    reader = csv.reader(lines, delimiter=delimiter)
+    for record in reader:
+        lines.next_record()
+        if record:
+            yield record
+
+
+def _too_long(path, row: int | str) -> IngestError:
+    return IngestError(f"{path}: {row}: a record longer than {MAX_RECORD:,} characters (a line or quoted field "
+                       "that does not end: an unclosed quote?); nothing of the file landed", path=path)
+
+
+def read_csv(source: Source, facts: FileFacts, resource: Resource, asm: Assembler) -> Iterator[pa.RecordBatch]:
+    """Check the header of ``source`` now (IngestError when unusable); the batches come lazily."""
     assert facts.encoding is not None
-    header, delimiter = _header(path, facts.encoding)
+    path = source.path
+    header, delimiter = _header(source, facts.encoding)
+    if len(header) > MAX_COLUMNS:
+        raise IngestError(f"{path}: the header has {len(header):,} fields, more than the limit of "
+                          f"{MAX_COLUMNS:,} columns", path=path)
     lay = layout(resource, header)
     problem = lay.describe_missing(resource)
     if problem:
         raise IngestError(f"{path}: {problem}", path=path)
-    return _batches(path, facts, lay, delimiter, asm)
+    return _batches(source, facts, lay, delimiter, asm)
 
 
-def _header(path: Path, encoding: str) -> tuple[list[str], str]:
+def _header(source: Source, encoding: str) -> tuple[list[str], str]:
     """The first non-blank record, and the delimiter: ``,`` or a tab when the header has no comma."""
+    path = source.path
     for delimiter in (",", "\t"):
-        with path.open("rb") as raw:
+        with source.reader() as raw:
             text = io.TextIOWrapper(raw, encoding=encoding, errors="strict", newline="")
             try:
-                header = next((r for r in csv.reader(text, delimiter=delimiter) if r), None)
+                header = next(_records(text, delimiter, MAX_RECORD), None)
+            except _TooLong:
+                raise _too_long(path, "the header row") from None
             except (csv.Error, UnicodeDecodeError) as exc:
                 raise IngestError(f"{path}: cannot read the header row: {exc}", path=path) from None
         if header is None:
@@ -73,16 +133,28 @@ class _Invalid:
     def __init__(self) -> None:
         self.rows: list[tuple[int, str]] = []
         self.overflowed = False
+        self.held = 0
 
     def __call__(self, row) -> str:
-        if row.number is None or len(self.rows) >= MAX_PENDING:  # number is known: use_threads=False
-            self.overflowed = True
+        if row.number is None or len(self.rows) >= MAX_PENDING or self.held > PENDING_BYTES:
+            self.overflowed = True  # (number is known: use_threads=False)
             return "error"
         self.rows.append((row.number - 1, row.text))  # Arrow counts the header as row 1
+        self.held += len(row.text)
         return "skip"
 
+    def take(self, before: int) -> list[tuple[int, str]]:
+        """The rows numbered below ``before``, no longer held."""
+        passed = [r for r in self.rows if r[0] < before]
+        if passed:
+            self.rows = [r for r in self.rows if r[0] >= before]
+            self.held = sum(len(t) for _, t in self.rows)
+        return passed
 
-def _batches(path: Path, facts: FileFacts, lay: Layout, delimiter: str, asm: Assembler) -> Iterator[pa.RecordBatch]:
+
+def _batches(source: Source, facts: FileFacts, lay: Layout, delimiter: str, asm: Assembler
+             ) -> Iterator[pa.RecordBatch]:
+    path = source.path
     width = len(lay.headers)
     names = [f"f{i}" for i in range(width)]
     invalid = _Invalid()
@@ -90,7 +162,7 @@ def _batches(path: Path, facts: FileFacts, lay: Layout, delimiter: str, asm: Ass
     next_number = 1
     try:
         reader = pcsv.open_csv(
-            str(path),
+            source.reader(),
             read_options=pcsv.ReadOptions(encoding=encoding, use_threads=False, block_size=BLOCK_BYTES,
                                           column_names=names, skip_rows_after_names=1),
             parse_options=pcsv.ParseOptions(delimiter=delimiter, newlines_in_values=True,
@@ -104,36 +176,47 @@ def _batches(path: Path, facts: FileFacts, lay: Layout, delimiter: str, asm: Ass
                 break
             numbers, next_number = _numbers(rb.num_rows, next_number, invalid.rows)
             yield _good(rb, numbers, lay, facts.has_nul, asm)
-            passed = [r for r in invalid.rows if r[0] < next_number]
+            passed = invalid.take(next_number)
             if passed:
-                invalid.rows = [r for r in invalid.rows if r[0] >= next_number]
                 yield _bad(passed, lay, delimiter, facts.has_nul, asm)
         if invalid.rows:
             yield _bad(invalid.rows, lay, delimiter, facts.has_nul, asm)
         return
     except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
+        if "straddl" in str(exc):  # a record longer than a block
+            row = max([next_number] + [n + 1 for n, _ in invalid.rows])
+            raise IngestError(f"{path}: row {row}: a record longer than {BLOCK_BYTES:,} bytes (a line or quoted "
+                              "field that does not end: an unclosed quote?); nothing of the file landed",
+                              path=path) from None
         if not invalid.overflowed:
-            offset = first_error(path, facts.encoding or "utf-8")
+            offset = first_error(source, facts.encoding or "utf-8")
             if offset is not None:
                 raise IngestError(f"{path}: undecodable {facts.encoding} bytes at byte offset {offset}",
                                   path=path) from None
             raise IngestError(f"{path}: cannot parse the CSV: {exc}", path=path) from None
-    yield from _python_batches(path, facts, lay, delimiter, asm, done=next_number - 1)
+    yield from _python_batches(source, facts, lay, delimiter, asm, done=next_number - 1)
 
 
-def _python_batches(path: Path, facts: FileFacts, lay: Layout, delimiter: str, asm: Assembler, *,
+def _python_batches(source: Source, facts: FileFacts, lay: Layout, delimiter: str, asm: Assembler, *,
                     done: int) -> Iterator[pa.RecordBatch]:
     """The rows after the first ``done`` through ``csv.reader`` (same records as Arrow, slower)."""
-    with path.open("rb") as raw:
+    path = source.path
+    with source.reader() as raw:
         text = io.TextIOWrapper(raw, encoding=facts.encoding, errors="strict", newline="")
-        records = (r for r in csv.reader(text, delimiter=delimiter) if r)
+        records = _records(text, delimiter, MAX_RECORD)
+        number, chunk = done + 1, []  # number: the first record of chunk
         try:
             for _ in itertools.islice(records, done + 1):  # the header and the rows already landed
                 pass
-            number = done + 1
-            while chunk := list(itertools.islice(records, BATCH_ROWS)):
-                yield _records(chunk, range(number, number + len(chunk)), lay, facts.has_nul, asm)
-                number += len(chunk)
+            for record in records:
+                chunk.append(record)
+                if len(chunk) == BATCH_ROWS:
+                    yield _fixed(chunk, range(number, number + len(chunk)), lay, facts.has_nul, asm)
+                    number, chunk = number + len(chunk), []
+            if chunk:
+                yield _fixed(chunk, range(number, number + len(chunk)), lay, facts.has_nul, asm)
+        except _TooLong:
+            raise _too_long(path, f"row {number + len(chunk)}") from None
         except csv.Error as exc:
             raise IngestError(f"{path}: cannot parse the CSV: {exc}", path=path) from None
 
@@ -172,10 +255,10 @@ def _bad(rows: list[tuple[int, str]], lay: Layout, delimiter: str, has_nul: bool
     """The rows Arrow skipped, split by ``csv.reader``."""
     records = [list(itertools.chain.from_iterable(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)))
                for _, text in rows]
-    return _records(records, [n for n, _ in rows], lay, has_nul, asm)
+    return _fixed(records, [n for n, _ in rows], lay, has_nul, asm)
 
 
-def _records(records: list[list[str]], numbers, lay: Layout, has_nul: bool, asm: Assembler) -> pa.RecordBatch:
+def _fixed(records: list[list[str]], numbers, lay: Layout, has_nul: bool, asm: Assembler) -> pa.RecordBatch:
     """Records from ``csv.reader``: the fields they have, fields beyond the header as ``_overflow``,
     ``_parse_error`` for a wrong field count or a NUL byte."""
     width = len(lay.headers)

@@ -2,7 +2,8 @@
 
 One pass hashes the file and decodes it as strict UTF-8 incrementally; a file that is not UTF-8 is
 then decoded whole as GBK, and failing that as GB18030 (a superset of GBK). A file that is none of
-them, is empty or looks binary is rejected with the byte offset of the first bad byte.
+them, is empty or looks binary is rejected with the byte offset of the first bad byte. Files are
+read through their open :class:`~govlake.ingest._paths.Source` (never reopened by name).
 """
 
 from __future__ import annotations
@@ -10,8 +11,8 @@ from __future__ import annotations
 import codecs
 import hashlib
 from dataclasses import dataclass
-from pathlib import Path
 
+from govlake.ingest._paths import Source
 from govlake.ingest._results import IngestError
 
 CHUNK = 1 << 20
@@ -29,10 +30,11 @@ class FileFacts:
     has_nul: bool = False
 
 
-def fingerprint(path: Path) -> FileFacts:
+def fingerprint(source: Source) -> FileFacts:
     """sha256 and size of a binary file (XLSX)."""
+    path = source.path
     digest, size = hashlib.sha256(), 0
-    with path.open("rb") as f:
+    with source.reader() as f:
         while chunk := f.read(CHUNK):
             digest.update(chunk)
             size += len(chunk)
@@ -41,11 +43,12 @@ def fingerprint(path: Path) -> FileFacts:
     return FileFacts(digest.hexdigest(), size)
 
 
-def sniff(path: Path) -> FileFacts:
+def sniff(source: Source) -> FileFacts:
     """sha256, size and encoding of a text file; raises IngestError when it is not readable text."""
+    path = source.path
     digest, size, head, nul = hashlib.sha256(), 0, b"", False
     utf8, utf8_ok = codecs.getincrementaldecoder("utf-8")("strict"), True
-    with path.open("rb") as f:
+    with source.reader() as f:
         while chunk := f.read(CHUNK):
             if not head:
                 head = chunk[:8192]
@@ -66,34 +69,46 @@ def sniff(path: Path) -> FileFacts:
             utf8_ok = False
     facts = {"sha256": digest.hexdigest(), "size": size, "has_nul": nul}
     if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        return FileFacts(**facts, encoding=_checked(path, "utf-16"))
+        return FileFacts(**facts, encoding=_checked(source, "utf-16"))
     if head.startswith(codecs.BOM_UTF8):
-        return FileFacts(**facts, encoding="utf-8-sig" if utf8_ok else _checked(path, "utf-8"))
+        return FileFacts(**facts, encoding="utf-8-sig" if utf8_ok else _checked(source, "utf-8"))
     for magic, what in _MAGIC.items():
         if head.startswith(magic):
             raise IngestError(f"{path}: not a text file (it is {what})", path=path)
+    if _utf16_without_bom(head):
+        raise IngestError(f"{path}: looks like UTF-16 without a byte-order mark; send UTF-8, GBK, or UTF-16 "
+                          "with its BOM", path=path)
     if sum(head.count(bytes([b])) for b in _CONTROL) > max(8, len(head) // 100):
         raise IngestError(f"{path}: not a text file (binary content in the first {len(head)} bytes)", path=path)
     if utf8_ok:
         return FileFacts(**facts, encoding="utf-8")
-    if first_error(path, "gbk") is None:
+    if first_error(source, "gbk") is None:
         return FileFacts(**facts, encoding="gbk")
-    return FileFacts(**facts, encoding=_checked(path, "gb18030", tried="UTF-8, GBK or GB18030"))
+    return FileFacts(**facts, encoding=_checked(source, "gb18030", tried="UTF-8, GBK or GB18030"))
 
 
-def _checked(path: Path, encoding: str, *, tried: str | None = None) -> str:
-    offset = first_error(path, encoding)
+def _utf16_without_bom(head: bytes) -> bool:
+    """NUL bytes on one side of many byte pairs and text on the other: ASCII in UTF-16 (LE or BE)."""
+    even, odd = head[0::2], head[1::2]
+    zeros, other = (odd, even) if odd.count(0) > even.count(0) else (even, odd)
+    if zeros.count(0) < max(8, len(zeros) // 3) or other.count(0) * 10 > zeros.count(0):
+        return False
+    return sum(other.count(bytes([b])) for b in _CONTROL) * 20 < len(other)
+
+
+def _checked(source: Source, encoding: str, *, tried: str | None = None) -> str:
+    offset = first_error(source, encoding)
     if offset is not None:
-        raise IngestError(f"{path}: not valid {tried or encoding.upper()}: undecodable bytes at byte "
-                          f"offset {offset}", path=path)
+        raise IngestError(f"{source.path}: not valid {tried or encoding.upper()}: undecodable bytes at byte "
+                          f"offset {offset}", path=source.path)
     return encoding
 
 
-def first_error(path: Path, encoding: str) -> int | None:
+def first_error(source: Source, encoding: str) -> int | None:
     """Byte offset of the first byte that does not decode as ``encoding``, or None when all do."""
     decoder = codecs.getincrementaldecoder(encoding)("strict")
     consumed = 0
-    with path.open("rb") as f:
+    with source.reader() as f:
         while True:
             chunk = f.read(CHUNK)
             pending = len(decoder.getstate()[0])

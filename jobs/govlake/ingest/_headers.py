@@ -8,6 +8,12 @@ from dataclasses import dataclass
 
 from govlake.catalog import Item, Resource
 
+MAX_COLUMNS = 1_000
+"""Columns a file (CSV header, sheet) may have; more is refused before any row is read."""
+SHOWN_HEADERS = 40
+"""Header cells quoted in a message at most (each cut to ``SHOWN_CHARS`` characters)."""
+SHOWN_CHARS = 40
+
 
 def normalise(header: str) -> str:
     """The matching form of a header: NFKC (full-width → half-width), no whitespace, no BOM,
@@ -50,12 +56,32 @@ class Layout:
         return [i for i in resource.items if i.required and i.column not in self.columns]
 
     def describe_missing(self, resource: Resource) -> str | None:
-        """``missing required columns: 名称 (name), …; header: …`` or None when none are missing."""
+        """``missing required columns: 名称 (name), …; the header is: …`` or None when none are missing.
+
+        The header is quoted shortened (``SHOWN_HEADERS`` cells of ``SHOWN_CHARS`` characters) with
+        identity and mobile numbers masked; when no cell names a column the first row is probably
+        data (a file without its header row) and is not quoted at all: it could be a person's record.
+        """
         missing = self.missing_required(resource)
         if not missing:
             return None
         names = ", ".join(f"{i.name} ({i.column})" for i in missing)
-        return f"missing required columns: {names}; the header is: {', '.join(self.headers)}"
+        return f"missing required columns: {names}; {self.describe_header()}"
+
+    def describe_header(self) -> str:
+        if not self.columns:
+            return (f"no cell of the first row ({len(self.headers):,} fields) is a known column name: is the "
+                    "header row missing? (the row is not quoted: it may be data)")
+        shown = [_shorten(h) for h in self.headers[:SHOWN_HEADERS]]
+        more = len(self.headers) - SHOWN_HEADERS
+        return "the header is: " + ", ".join(shown) + (f", … and {more:,} more" if more > 0 else "")
+
+
+def _shorten(header: str) -> str:
+    from govlake.masking import scrub_text
+
+    text = header if len(header) <= SHOWN_CHARS else header[:SHOWN_CHARS] + "…"
+    return scrub_text(text) or ""
 
 
 def layout(resource: Resource, headers: Sequence[str], matcher: Matcher | None = None) -> Layout:

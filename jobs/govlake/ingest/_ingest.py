@@ -19,6 +19,7 @@ from govlake.ingest._csv import read_csv
 from govlake.ingest._db import open_window
 from govlake.ingest._encoding import fingerprint, sniff
 from govlake.ingest._jsonl import read_jsonl
+from govlake.ingest._paths import matching, open_source
 from govlake.ingest._results import BatchResult, IngestError, IngestResult
 from govlake.ingest._xlsx import read_xlsx
 
@@ -32,9 +33,9 @@ def ingest_resource(resource: str, *, files: list[Path] | None, settings: Settin
     """Land ``resource`` in bronze: ``files``, or (None) every file matching the catalog pattern under
     ``settings.city`` / the new window of its database table. Sources already landed are skipped.
 
-    Files that cannot be read are recorded as rejected and the others still land; when the files
-    were named explicitly (or the source is the database) IngestError is raised afterwards, with
-    the ``result`` attached.
+    Files that cannot be read are recorded as rejected and the others still land; then, when any
+    source was rejected, IngestError is raised with the ``result`` attached (whether the files were
+    named, discovered, or the source is the database).
     """
     res = get_catalog(settings.catalog_dir).resource(resource)
     lander = _Lander(res, settings, run_id)
@@ -46,8 +47,6 @@ def ingest_resource(resource: str, *, files: list[Path] | None, settings: Settin
     else:
         paths = [Path(f) for f in files] if files is not None else discover(settings.city, res.source.pattern or "")
         result.batches.extend(lander.file(p) for p in paths)
-        if files is None:
-            return result
     if result.rejected:
         errors = "\n  ".join(b.error or b.source for b in result.rejected)
         raise IngestError(f"{res.code}: {len(result.rejected)} of {len(result.batches)} source(s) rejected:\n"
@@ -56,8 +55,12 @@ def ingest_resource(resource: str, *, files: list[Path] | None, settings: Settin
 
 
 def discover(city: Path, pattern: str) -> list[Path]:
-    """Files matching ``pattern`` under ``city``, sorted; Excel lock files and hidden files are ignored."""
-    return sorted(p for p in city.glob(pattern) if p.is_file() and not p.name.startswith(("~$", ".")))
+    """Files matching ``pattern`` under ``city``, sorted; Excel lock files and hidden files are ignored.
+
+    Symbolic links are not followed: a link where a matching file (or a folder on the way) would be
+    is listed, so that ingest records it as rejected; IngestError when a folder cannot be listed.
+    """
+    return sorted(p for p in matching(city, pattern) if not p.name.startswith(("~$", ".")))
 
 
 class _Lander:
@@ -67,28 +70,35 @@ class _Lander:
         self.past = _log.history(settings, resource.code, self.bronze, run_id=run_id)
 
     def file(self, path: Path) -> BatchResult:
+        """Land one file, opened once without following links (under the inbox: from the inbox down);
+        the same open file is hashed and read, and a change meanwhile rejects it."""
         kind = _KIND_BY_SUFFIX.get(path.suffix.lower(), self.res.source.kind)
-        if not path.is_file():
-            return self._record(BatchResult(str(path), None, None, 0, "rejected", f"{path}: no such file"))
-        st = path.stat()
-        seen = self.past.files.get((str(path), st.st_size, st.st_mtime_ns))
-        if seen is not None:  # landed before and unchanged since: no need to read it again
-            return self._record(BatchResult(str(path), seen, None, 0, "skipped_already_ingested",
-                                            size=st.st_size, mtime_ns=st.st_mtime_ns))
         try:
-            facts = fingerprint(path) if kind == "xlsx" else sniff(path)
+            source = open_source(path, inbox=self.settings.city)
         except IngestError as exc:
             return self._record(BatchResult(str(path), None, None, 0, "rejected", str(exc)))
+        with source:
+            st = source.stat
+            seen = self.past.files.get((str(path), st.st_size, st.st_mtime_ns))
+            if seen is not None:  # landed before and unchanged since: no need to read it again
+                return self._record(BatchResult(str(path), seen, None, 0, "skipped_already_ingested",
+                                                size=st.st_size, mtime_ns=st.st_mtime_ns))
+            try:
+                facts = fingerprint(source) if kind == "xlsx" else sniff(source)
+            except IngestError as exc:
+                return self._record(BatchResult(str(path), None, None, 0, "rejected", str(exc)))
 
-        def opener(asm: Assembler) -> Iterator[pa.RecordBatch]:
-            if kind == "xlsx":
-                return read_xlsx(path, self.res, asm)
-            if kind == "jsonl":
-                return read_jsonl(path, facts, self.res, asm)
-            return read_csv(path, facts, self.res, asm)
+            def opener(asm: Assembler) -> Iterator[pa.RecordBatch]:
+                if kind == "xlsx":
+                    batches = read_xlsx(source, self.res, asm)
+                elif kind == "jsonl":
+                    batches = read_jsonl(source, facts, self.res, asm)
+                else:
+                    batches = read_csv(source, facts, self.res, asm)
+                return source.unchanged(batches)
 
-        return self._land(BatchResult(str(path), facts.sha256, facts.encoding, 0, "landed", size=st.st_size,
-                                      mtime_ns=st.st_mtime_ns), opener)
+            return self._land(BatchResult(str(path), facts.sha256, facts.encoding, 0, "landed", size=st.st_size,
+                                          mtime_ns=st.st_mtime_ns), opener)
 
     def window(self) -> BatchResult:
         try:

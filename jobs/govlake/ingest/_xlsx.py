@@ -4,6 +4,9 @@ The header is the first row, among the first ten non-empty ones, that has every 
 (else the first non-empty row, which is then reported as missing them: a title row above the header
 is common in department exports). ``_row_number`` is the sheet row minus the header row, so row 1
 is the row right under the header and blank rows keep their place without landing.
+
+Before calamine loads anything, :func:`~govlake.ingest._xlsx_limits.check_workbook` refuses zip
+bombs and sheets spanning more than the cell budget (calamine would allocate the whole span).
 """
 
 from __future__ import annotations
@@ -11,7 +14,6 @@ from __future__ import annotations
 import itertools
 import json
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
@@ -26,8 +28,10 @@ from python_calamine import (
 from govlake.catalog import Resource
 from govlake.ingest._bronze import BATCH_ROWS, Assembler
 from govlake.ingest._headers import Layout, Matcher, layout
+from govlake.ingest._paths import Source
 from govlake.ingest._results import IngestError
 from govlake.ingest._values import as_text
+from govlake.ingest._xlsx_limits import check_workbook
 
 HEADER_SEARCH_ROWS = 10
 
@@ -39,11 +43,14 @@ def cell_text(value: Any) -> str | None:
     return as_text(value)
 
 
-def read_xlsx(path: Path, resource: Resource, asm: Assembler) -> Iterator[pa.RecordBatch]:
-    """Find the sheet and header of ``path`` now (IngestError when unusable); the batches come lazily."""
+def read_xlsx(source: Source, resource: Resource, asm: Assembler) -> Iterator[pa.RecordBatch]:
+    """Find the sheet and header of ``source`` now (IngestError when unusable); the batches come lazily."""
+    path = source.path
+    wanted = resource.source.sheet
+    check_workbook(source, wanted)
     try:
-        book = CalamineWorkbook.from_path(str(path))
-        wanted = resource.source.sheet
+        with source.reader() as raw:
+            book = CalamineWorkbook.from_filelike(raw)
         names = book.sheet_names
         if wanted is not None and wanted not in names:
             raise IngestError(f"{path}: no sheet named {wanted!r}; the workbook has: {', '.join(names)}", path=path)
