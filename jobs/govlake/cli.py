@@ -43,7 +43,10 @@ def _known_errors() -> tuple[type[Exception], ...]:
 
 def _fail(exc: Exception) -> None:
     message = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
-    err.print(f"[bold red]error:[/] {message}", highlight=False)
+    first, *rest = str(message).split("\n")
+    err.print(literal(("error: ", "bold red"), first))
+    for line in rest:
+        err.print(literal(line))
     raise typer.Exit(1)
 
 

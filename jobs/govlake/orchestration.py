@@ -120,7 +120,9 @@ def feed_dag(resource: str, *, schedule: str, owner: str, retries: int, tags: li
             log.info("ingest %s: %s", resource, summary)
             return summary
 
-        @task(outlets=[outlet])
+        # all_done: a rejected file fails the ingest task (and so the DAG run), but the files that
+        # did land are still processed; a held batch is reported by process without failing it
+        @task(outlets=[outlet], trigger_rule="all_done")
         def process(resource: str) -> dict:
             """Standardize and validate bronze into silver + quarantine; reconciled or failed."""
             from govlake import pipeline
@@ -129,6 +131,8 @@ def feed_dag(resource: str, *, schedule: str, owner: str, retries: int, tags: li
                 result = pipeline.process(resource, run_id=run_id(), as_of=business_date())
             summary = jsonable(result)
             log.info("process %s: %s", resource, summary)
+            for held in result.held_batches:
+                log.warning("process %s: %s — `govlake batches` to reject or release it", resource, held.describe())
             return summary
 
         ingest(resource) >> process(resource)
