@@ -15,6 +15,7 @@ import pytest
 import sqlalchemy as sa
 from deltalake import DeltaTable, write_deltalake
 from pydantic import ValidationError
+from typer.testing import CliRunner
 
 from govlake import pipeline, storage
 from govlake.catalog import get_catalog
@@ -362,6 +363,28 @@ def test_a_non_canonical_high_water_mark_in_the_log_recovers_by_itself(lake):
     assert (batch.rows, batch.watermark_hi) == (2, "2026-11-20 11:00:00")
     assert [r["uscc"] for r in _bronze(settings)[2:]] == [uscc(4), uscc(3)]
     _assert_accounted(settings, engine)
+
+
+def test_cli_exit_codes(lake, monkeypatch):
+    settings, engine = lake
+    from govlake.cli import app
+
+    monkeypatch.setenv("GOVLAKE_VAR", str(settings.var))
+    monkeypatch.setenv("GOVLAKE_SOURCE_DB_URL", settings.source_db_url)
+    def ingest(*args: str) -> tuple[int, str]:
+        out = CliRunner().invoke(app, ["ingest", *args])
+        return out.exit_code, " ".join(out.output.split())
+
+    _insert(engine, [_enterprise(1, "not a date")])
+    code, text = ingest("amr.enterprise")
+    assert (code, "no updated_at read is a date and time" in text) == (1, True), text
+    _insert(engine, [_enterprise(2, "2026-11-02 09:00:00")])
+    code, text = ingest("amr.enterprise")
+    assert (code, "landed 2 rows" in text, "row 1 (updated_at 'not a date')" in text) == (0, True, True), text
+    code, text = ingest("amr.enterprise", "--full-scan")
+    assert (code, "skipped_already_ingested 0 rows" in text, "(full scan)" in text) == (0, True, True), text
+    code, text = ingest("credit.penalty", "--full-scan")
+    assert (code, "a full scan is for database sources" in text) == (1, True), text
 
 
 # ---- connection, columns, types -------------------------------------------------------------

@@ -70,6 +70,8 @@ def ingest(
     file: Annotated[list[Path] | None, typer.Option("--file", help="Ingest this file (repeatable).")] = None,
     all_: Annotated[bool, typer.Option("--all", help="Ingest every resource from its source.")] = False,
     run: Annotated[bool, typer.Option("--run/--no-run", help="With --file: also standardize and validate.")] = True,
+    full_scan: Annotated[bool, typer.Option("--full-scan", help="Database source: read the whole table, landing "
+                                            "what bronze lacks (periodic reconciliation).")] = False,
 ) -> None:
     """Land raw data in bronze; re-ingesting the same file or database window adds nothing."""
     from govlake import pipeline
@@ -80,7 +82,7 @@ def ingest(
     codes = list(get_catalog().resources) if all_ else [resource]
     try:
         for code in codes:
-            result = pipeline.ingest(code, files=[f.resolve() for f in file] if file else None)
+            result = pipeline.ingest(code, files=[f.resolve() for f in file] if file else None, full_scan=full_scan)
             for b in result.batches:
                 colour = {"landed": "green", "rejected": "red"}.get(b.status, "yellow")
                 console.print(f"{code}: [{colour}]{b.status}[/] {b.rows} rows from {b.source}"
