@@ -80,6 +80,8 @@ def ingest(
     file: Annotated[list[Path] | None, typer.Option("--file", help="Ingest this file (repeatable).")] = None,
     all_: Annotated[bool, typer.Option("--all", help="Ingest every resource from its source.")] = False,
     run: Annotated[bool, typer.Option("--run/--no-run", help="With --file: also standardize and validate.")] = True,
+    full_scan: Annotated[bool, typer.Option("--full-scan", help="Database source: read the whole table, landing "
+                                            "what bronze lacks (periodic reconciliation).")] = False,
 ) -> None:
     """Land raw data in bronze; re-ingesting the same file or database window adds nothing.
 
@@ -92,7 +94,8 @@ def ingest(
     if not resource and not all_:
         _fail(ValueError("name a RESOURCE or pass --all"))
     try:
-        codes = list(get_catalog().resources) if all_ else [get_catalog().resource(resource or "").code]
+        catalog = get_catalog()
+        codes = list(catalog.resources) if all_ else [catalog.resource(resource or "").code]
     except _known_errors() as exc:
         _error(exc)
     files = [Path(os.path.abspath(f)) for f in file] if file else None  # links are not resolved: ingest refuses them
@@ -100,7 +103,9 @@ def ingest(
     for code in codes:
         result, problem = None, None
         try:
-            result = pipeline.ingest(code, files=files)
+            # with --all, --full-scan applies to the database sources only
+            scan = full_scan and (not all_ or catalog.resource(code).source.kind == "db")
+            result = pipeline.ingest(code, files=files, full_scan=scan)
         except Exception as exc:  # one failing source must not stop the others
             result = getattr(exc, "result", None)
             problem = _shorten(_message(exc), 2000) if result is None else None

@@ -19,8 +19,9 @@ def new_run_id(prefix: str = "run") -> str:
 
 
 def ingest(resource: str, *, files: list[Path] | None = None, settings: Settings | None = None,
-           run_id: str | None = None):
-    """Land one resource in bronze: the given files, or everything new in its source.
+           run_id: str | None = None, full_scan: bool = False):
+    """Land one resource in bronze: the given files, or everything new in its source (``full_scan``:
+    a database source's whole table, deduplicated against bronze).
 
     Under lock ``ingest:<resource>`` (govlake.locks): two ingests of one resource run one after the
     other, so a file delivered twice at once lands once."""
@@ -32,7 +33,7 @@ def ingest(resource: str, *, files: list[Path] | None = None, settings: Settings
     plan = lambda: lineage.ingest_plan(settings, resource, files)  # noqa: E731
     with locks.hold(settings, f"ingest:{resource}"), \
             lineage.job_run(plan, settings=settings, run_id=run_id, name=f"ingest.{resource}") as job:
-        job.result = ingest_resource(resource, files=files, settings=settings, run_id=run_id)
+        job.result = ingest_resource(resource, files=files, settings=settings, run_id=run_id, full_scan=full_scan)
     return job.result
 
 

@@ -97,6 +97,9 @@ class Source(BaseModel):
     kind: SourceKind
     table: str | None = None
     watermark: str | None = None
+    lookback: str | None = Field(default=None, pattern=r"^([0-9]+[dhms])+$")
+    """db: how far below the high-water mark each read starts again (``1d``, ``2h``, ``1d12h``, ``0s``),
+    catching rows committed late; default one day (docs/feeds.md)."""
     pattern: str | None = None
     sheet: str | None = None
 

@@ -2,7 +2,8 @@
 
 ``ingest_resource`` lands each new file or database window of a catalogued resource as one
 append commit to ``bronze/<slug>`` (raw text, lineage columns; docs/architecture.md), logs it in
-``meta/ingest_log`` and skips sources already landed (same sha256, same window).
+``meta/ingest_log`` and skips sources already landed (same sha256; for a database, rows whose content
+hash is already in bronze).
 """
 
 from govlake.ingest._bronze import bronze_schema, row_hash_sql

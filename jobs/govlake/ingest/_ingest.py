@@ -16,11 +16,12 @@ from govlake.config import Settings
 from govlake.ingest import _log
 from govlake.ingest._bronze import Assembler, Provenance, land
 from govlake.ingest._csv import read_csv
-from govlake.ingest._db import open_window
+from govlake.ingest._db import bronze_files, read_window
 from govlake.ingest._encoding import fingerprint, sniff
 from govlake.ingest._jsonl import read_jsonl
 from govlake.ingest._paths import matching, open_source
 from govlake.ingest._results import BatchResult, IngestError, IngestResult
+from govlake.ingest._watermark import parse_lookback
 from govlake.ingest._xlsx import read_xlsx
 
 _KIND_BY_SUFFIX = {".csv": "csv", ".tsv": "csv", ".txt": "csv", ".xlsx": "xlsx", ".xlsm": "xlsx",
@@ -29,9 +30,12 @@ _DATA_ERRORS = (IngestError, UnicodeError, csv.Error, pa.ArrowInvalid)
 Opener = Callable[[Assembler], Iterator[pa.RecordBatch]]
 
 
-def ingest_resource(resource: str, *, files: list[Path] | None, settings: Settings, run_id: str) -> IngestResult:
+def ingest_resource(resource: str, *, files: list[Path] | None, settings: Settings, run_id: str,
+                    full_scan: bool = False) -> IngestResult:
     """Land ``resource`` in bronze: ``files``, or (None) every file matching the catalog pattern under
     ``settings.city`` / the new window of its database table. Sources already landed are skipped.
+    ``full_scan`` (database sources) reads the whole table instead of the window, landing the rows
+    bronze does not hold yet.
 
     Files that cannot be read are recorded as rejected and the others still land; then, when any
     source was rejected, IngestError is raised with the ``result`` attached (whether the files were
@@ -40,10 +44,12 @@ def ingest_resource(resource: str, *, files: list[Path] | None, settings: Settin
     res = get_catalog(settings.catalog_dir).resource(resource)
     lander = _Lander(res, settings, run_id)
     result = IngestResult(res.code, run_id)
+    if full_scan and res.source.kind != "db":
+        raise IngestError(f"{res.code} arrives as {res.source.kind} files; a full scan is for database sources")
     if res.source.kind == "db":
         if files:
             raise IngestError(f"{res.code} is read from database table {res.source.table}; it takes no files")
-        result.batches.append(lander.window())
+        result.batches.append(lander.window(full_scan=full_scan))
     else:
         paths = [Path(f) for f in files] if files is not None else discover(settings.city, res.source.pattern or "")
         result.batches.extend(lander.file(p) for p in paths)
@@ -100,17 +106,34 @@ class _Lander:
             return self._land(BatchResult(str(path), facts.sha256, facts.encoding, 0, "landed", size=st.st_size,
                                           mtime_ns=st.st_mtime_ns), opener)
 
-    def window(self) -> BatchResult:
+    def window(self, *, full_scan: bool = False) -> BatchResult:
+        """Read the database table from the high-water mark minus the look-back (all of it on the
+        first read or with ``full_scan``) and land the rows bronze does not hold yet as one window."""
+        src, past = self.res.source, self.past
+        lo = None if full_scan or past.high_water is None else past.high_water - parse_lookback(src.lookback)
+        con = storage.connect(self.settings)
         try:
-            with open_window(self.settings.db_url, self.res, self.past.watermark_hi) as reader:
-                w = reader.window
-                batch = BatchResult(w.source, w.source_hash, None, 0, "landed", watermark_hi=w.hi or w.lo)
-                if w.empty:
-                    batch.status = "skipped_already_ingested"
-                    return self._record(batch)
-                return self._land(batch, reader.batches)
+            landed = bronze_files(self.bronze, past.db_batches(since=lo))
+            read = read_window(self.settings.db_url, self.res, con=con, lo=lo, high_water=past.high_water,
+                               landed=landed, full_scan=full_scan)
+            w = read.window
+            batch = BatchResult(w.source, read.source_hash, None, 0, "landed", watermark_hi=w.hi,
+                                unwatermarked_rows=read.unwatermarked)
+            if read.rows == 0:
+                batch.status = "skipped_already_ingested"
+                return self._record(batch)
+            if not read.readable:
+                values = ", ".join(repr(v) for _, v in read.unparsed[:3])
+                batch.status, batch.error = "rejected", (
+                    f"{w.source}: no {src.watermark} read is a date and time ({len(read.unparsed)} new "
+                    f"row(s), e.g. {values}); nothing landed, the rows are read again on the next ingest")
+                return self._record(batch)
+            batch.error = read.warning()
+            return self._land(batch, read.batches)
         except IngestError as exc:  # no connection, no table, a required column missing
-            return self._record(BatchResult(f"db:{self.res.source.table}", None, None, 0, "rejected", str(exc)))
+            return self._record(BatchResult(f"db:{src.table}", None, None, 0, "rejected", str(exc)))
+        finally:
+            con.close()
 
     def _land(self, batch: BatchResult, opener: Opener) -> BatchResult:
         assert batch.source_hash is not None

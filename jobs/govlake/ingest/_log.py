@@ -1,7 +1,9 @@
 """The ingest log (``meta/ingest_log``): one row per file or window and outcome, append-only.
 
 It makes ingest idempotent: a source hash with a ``landed`` row is not landed again, and the db
-high-water mark is the largest ``watermark_hi`` landed. Before a batch is written a ``landing`` row
+high-water mark is the largest ``watermark_hi`` landed, parsed (so a mark written in another format
+by an older version is read correctly). Its database windows say which bronze batches a new read
+must be compared with (``History.db_batches``). Before a batch is written a ``landing`` row
 is logged; a ``landing`` row without an outcome (the process died between the bronze commit and
 the log commit) is settled on the next ingest by looking for its batch id in bronze.
 """
@@ -17,12 +19,13 @@ import pyarrow.compute as pc
 
 from govlake import storage
 from govlake.config import Settings
+from govlake.ingest._watermark import canonical, parse_watermark
 
 S = pa.string()
 SCHEMA = pa.schema([
     ("run_id", S), ("batch_id", S), ("resource", S), ("source", S), ("source_hash", S), ("encoding", S),
     ("rows", pa.int64()), ("status", S), ("error", S), ("received_at", pa.timestamp("us", tz="UTC")),
-    ("watermark_hi", S), ("size", pa.int64()), ("mtime_ns", pa.int64()),
+    ("watermark_hi", S), ("size", pa.int64()), ("mtime_ns", pa.int64()), ("unwatermarked_rows", pa.int64()),
 ])
 LANDING = "landing"
 
@@ -37,19 +40,59 @@ def append(settings: Settings, rows: list[dict], *, run_id: str) -> None:
     storage.write_table(log_path(settings), table, mode="append", run_id=run_id)
 
 
+@dataclass(frozen=True)
+class DbWindow:
+    """A landed database window: its bronze batch, its parsed high-water mark (None when the log's
+    is absent or unreadable) and whether it landed rows without a usable watermark (None: logged
+    before that was recorded)."""
+
+    batch_id: str
+    hi: dt.datetime | None
+    unwatermarked: bool | None
+
+
 @dataclass
 class History:
     """What the log says has landed for one resource."""
 
     hashes: set[str] = field(default_factory=set)
-    watermark_hi: str | None = None
+    high_water: dt.datetime | None = None
+    """The largest parsed ``watermark_hi`` of a landed window; unreadable marks are ignored."""
     files: dict[tuple[str, int, int], str] = field(default_factory=dict)
     """(path, size, mtime_ns) of landed files → their sha256: unchanged files need no re-reading."""
+    windows: list[DbWindow] = field(default_factory=list)
 
-    def add(self, source_hash: str, watermark_hi: str | None) -> None:
+    @property
+    def watermark_hi(self) -> str | None:
+        """The high-water mark, canonical (``YYYY-MM-DD HH:MM:SS[.ffffff]``)."""
+        return None if self.high_water is None else canonical(self.high_water)
+
+    def add(self, source_hash: str, watermark_hi: str | None, *, batch_id: str | None = None,
+            source: str | None = None, unwatermarked_rows: int | None = None) -> None:
+        """Record a landed file or window (a window when ``source`` starts with ``db:``)."""
         self.hashes.add(source_hash)
-        if watermark_hi is not None and (self.watermark_hi is None or watermark_hi > self.watermark_hi):
-            self.watermark_hi = watermark_hi
+        hi = _parsed(watermark_hi)
+        if hi is not None and (self.high_water is None or hi > self.high_water):
+            self.high_water = hi
+        if batch_id and source and source.startswith("db:"):
+            unwatermarked = None if unwatermarked_rows is None else unwatermarked_rows > 0
+            self.windows.append(DbWindow(batch_id, hi, unwatermarked))
+
+    def db_batches(self, *, since: dt.datetime | None) -> list[str]:
+        """Batch ids of the landed windows that may hold rows a read from ``since`` fetches again: every
+        window when ``since`` is None; else those whose mark is at or above ``since`` or unknown, and
+        those with rows without a usable watermark (every read fetches those again)."""
+        return [w.batch_id for w in self.windows
+                if since is None or w.hi is None or w.hi >= since or w.unwatermarked]
+
+
+def _parsed(mark: str | None) -> dt.datetime | None:
+    if mark is None:
+        return None
+    try:
+        return parse_watermark(mark)
+    except ValueError:
+        return None
 
 
 def history(settings: Settings, resource: str, bronze: Path, *, run_id: str) -> History:
@@ -63,13 +106,13 @@ def history(settings: Settings, resource: str, bronze: Path, *, run_id: str) -> 
     repairs = []
     for r in rows:
         if r["status"] == "landed":
-            found.add(r["source_hash"], r["watermark_hi"])
+            _add(found, r)
         elif r["status"] == LANDING and r["batch_id"] not in outcomes:
             landed = _bronze_rows(bronze, r["batch_id"])
             repair = dict(r, run_id=run_id, rows=landed, received_at=dt.datetime.now(dt.UTC))
             if landed:
                 repairs.append(dict(repair, status="landed", error="outcome recovered from bronze"))
-                found.add(r["source_hash"], r["watermark_hi"])
+                _add(found, r)
             else:
                 repairs.append(dict(repair, status="rejected", error="interrupted before the bronze commit"))
     if repairs:
@@ -78,6 +121,11 @@ def history(settings: Settings, resource: str, bronze: Path, *, run_id: str) -> 
         if r["source_hash"] in found.hashes and r.get("size") is not None and r.get("mtime_ns") is not None:
             found.files[(r["source"], r["size"], r["mtime_ns"])] = r["source_hash"]
     return found
+
+
+def _add(found: History, row: dict) -> None:
+    found.add(row["source_hash"], row["watermark_hi"], batch_id=row["batch_id"], source=row["source"],
+              unwatermarked_rows=row.get("unwatermarked_rows"))
 
 
 def _bronze_rows(bronze: Path, batch_id: str) -> int:

@@ -38,6 +38,8 @@ class BatchResult:
     """File size and modification time (ns) when hashed: a file seen again unchanged is skipped
     without reading it."""
     mtime_ns: int | None = None
+    unwatermarked_rows: int | None = None
+    """Database window: its rows whose watermark is null or not a date and time."""
 
 
 @dataclass
