@@ -25,6 +25,10 @@ _SPARK_FORMATS = {
     "%Y/%m/%d %H:%M:%S": "y/M/d H:m:s",
     "%Y-%m-%dT%H:%M:%S": "y-M-d'T'H:m:s",
     "%Y-%m-%d %H:%M": "y-M-d H:m",
+    "%Y-%m-%d %H:%M:%S.%f": "y-M-d H:m:s.SSSSSS",
+    "%Y-%m-%dT%H:%M:%S.%f": "y-M-d'T'H:m:s.SSSSSS",
+    "%Y%m%d%H%M%S": "yyyyMMddHHmmss",
+    "%Y.%m.%d %H:%M:%S": "y.M.d H:m:s",
 }
 
 WHITESPACE = " \t\r\n\u3000"
