@@ -26,21 +26,31 @@ def build_report(settings: Settings | None = None, *, out: Path | None = None, p
     """Write the quality report to ``out`` (default var/reports/quality/); returns what was written.
 
     ``pdf``: print bulletin.html to bulletin.pdf with headless Chromium (skipped with a note when no
-    Chromium is installed).
+    Chromium is installed). The site is built beside ``out`` and then swapped in, under the
+    ``report`` lock: a reader never sees half a site, and a killed build leaves the previous one.
     """
+    from govlake import locks
+
+    settings = settings or get_settings()
+    with locks.hold(settings, "report"):
+        return _build(settings, out=out, pdf=pdf)
+
+
+def _build(settings: Settings, *, out: Path | None, pdf: bool) -> ReportResult:
     from govlake.report import _browser
     from govlake.report._data import load
     from govlake.report._pages import Site
     from govlake.report._scores import load_scorecard
 
     started = time.perf_counter()
-    settings = settings or get_settings()
-    out = out or settings.reports / "quality"
+    final = out or settings.reports / "quality"
     scoring = load_scorecard()
     data = load(settings, scoring)
-    if out.exists():
-        shutil.rmtree(out)
-    out.mkdir(parents=True)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    for leftover in final.parent.glob(f".{final.name}.*"):  # what a killed build left
+        shutil.rmtree(leftover, ignore_errors=True)
+    out = final.with_name(f".{final.name}.building")
+    out.mkdir()
     generated = (f"生成于 generated {dt.datetime.now().astimezone():%Y-%m-%d %H:%M %Z} · 业务日期 business date "
                  f"{settings.today} · 数据湖 lake {settings.lake}")
     notes, written = [], None
@@ -53,5 +63,11 @@ def build_report(settings: Settings | None = None, *, out: Path | None = None, p
         written = _browser.print_pdf(out / "bulletin.html", out / "bulletin.pdf")
     if data.gx_docs is None:
         notes.append("no Great Expectations Data Docs under var/reports/gx; the overview says so")
-    return ReportResult(path=out / "index.html", pages=site.pages, csv_files=site.csv_files, pdf=written,
+    old = final.with_name(f".{final.name}.old")
+    if final.exists():
+        final.rename(old)
+    out.rename(final)
+    shutil.rmtree(old, ignore_errors=True)
+    return ReportResult(path=final / "index.html", pages=site.pages, csv_files=site.csv_files,
+                        pdf=final / Path(written).relative_to(out) if written else None,
                         seconds=time.perf_counter() - started, notes=notes)
