@@ -44,9 +44,9 @@ def _known_errors() -> tuple[type[Exception], ...]:
 def _fail(exc: Exception) -> None:
     message = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
     first, *rest = str(message).split("\n")
-    err.print(literal(("error: ", "bold red"), first))
+    err.print(literal(("error: ", "bold red"), first), soft_wrap=True)
     for line in rest:
-        err.print(literal(line))
+        err.print(literal(line), soft_wrap=True)
     raise typer.Exit(1)
 
 
@@ -525,6 +525,22 @@ def batches_release(
     _decide(batch_id, "released", reason, by)
 
 
+def _unexpected(exc: BaseException) -> None:
+    from govlake.masking import scrub_text
+
+    text = " ".join(str(exc).split())
+    if "No space left on device" in text or "os error 28" in text or getattr(exc, "errno", None) == 28:
+        err.print(literal(("error: ", "bold red"), "no space left on device. Free space under GOVLAKE_VAR "
+                          "(var/work holds DuckDB spill files; `govlake vacuum` removes old table versions) and "
+                          "run the same command again: a step interrupted here is finished by its next run, "
+                          "nothing written twice."), soft_wrap=True)
+        err.print(literal(f"  ({type(exc).__name__}: {scrub_text(text[:500])})"), soft_wrap=True)
+        return
+    err.print(literal(("error: ", "bold red"), f"{type(exc).__name__}: {scrub_text(text[:1000])}"), soft_wrap=True)
+    err.print(literal("  unexpected: run again with GOVLAKE_DEBUG=1 for the traceback and report it; a step "
+                      "interrupted here is finished by its next run"), soft_wrap=True)
+
+
 def main() -> None:
     """The console script: run the app, then leave without interpreter teardown.
 
@@ -532,6 +548,9 @@ def main() -> None:
     ("terminate called without an active exception", exit 134) after all work is done, which would
     turn a success into a failure. Output is flushed, logging shut down, and the exit code passed
     to ``os._exit`` as the command decided it.
+
+    An error no command expected is printed as one line (ID and mobile numbers masked) with exit
+    code 1 — a full disk with what to do about it — and its traceback only with GOVLAKE_DEBUG=1.
     """
     import contextlib
     import logging
@@ -543,6 +562,11 @@ def main() -> None:
         app(standalone_mode=True)
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    except Exception as exc:  # noqa: BLE001 — the last line of defence: one clear line, a true exit code
+        if os.environ.get("GOVLAKE_DEBUG"):
+            raise
+        code = 1
+        _unexpected(exc)
     finally:
         logging.shutdown()
         for stream in (sys.stdout, sys.stderr):
