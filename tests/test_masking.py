@@ -189,6 +189,31 @@ def test_free_text_is_scrubbed():
     assert run_sql(scrub_sql("x"), [{"x": text}, {"x": None}]) == [expected, None]
 
 
+@pytest.mark.parametrize(("typed", "masked"), [
+    ("身份证37010219900307123x。", "身份证370102********123x。"),  # lower-case check character
+    ("370102 19900307 1238", "370102********1238"),
+    ("370102-19900307-1238", "370102********1238"),
+    ("3701 0219 9003 0712 38", "3701 02********12 38"),
+    ("３７０１０２１９９００３０７１２３８", "３７０１０２********１２３８"),  # full-width digits
+    ("３７０１０２１９９００３０７１２３Ｘ", "３７０１０２********１２３Ｘ"),
+    ("旧证370102900307123号", "旧证370102********123号"),  # legacy 15 digits
+    ("370102 900307 123", "370102********123"),
+    ("电话+8613812345678", "电话+86138****5678"),
+    ("电话+86 138 1234 5678", "电话+86 138****5678"),
+    ("电话008613812345678", "电话0086138****5678"),
+    ("138-1234-5678", "138****5678"),
+    ("（+86）188－1234－5678", "（+86）188****5678"),
+    ("１３８１２３４５６７８", "１３８****５６７８"),
+    ("两个：13812345678、13912345678", "两个：138****5678、139****5678"),
+    ("罚款3900元，2024年5月9日", "罚款3900元，2024年5月9日"),  # amounts and dates stay
+    ("济环罚〔2024〕4号，2024-05-09 14:34:28", "济环罚〔2024〕4号，2024-05-09 14:34:28"),
+    ("座机0531-88886666", "座机0531-88886666"),  # landlines are not required
+])
+def test_free_text_variants_are_scrubbed(typed, masked):
+    assert scrub_text(typed) == masked
+    assert run_sql(scrub_sql("x"), [{"x": typed}]) == [masked]
+
+
 @pytest.mark.parametrize("pii", ["id_number", "phone", "person_name", "address", "bank_account", "health"])
 def test_mask_sql_transpiles_to_spark(pii):
     it = item(pii, public_when={"subject_type": ["法人及非法人组织", "法人"]})

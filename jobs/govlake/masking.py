@@ -28,8 +28,12 @@ typos — leaves the item masked. Items of level L4 without a ``pii`` kind have 
 released at all (:func:`is_released`).
 
 Free text (string items without a code list) may carry ID and mobile numbers typed by a clerk
-(违法事实, 备注); :func:`scrub_sql` / :func:`scrub_text` mask every 18-digit 身份证号 and
-mobile number found inside such text.
+(违法事实, 备注); :func:`scrub_sql` / :func:`scrub_text` mask, wherever they are in the text, 18-digit
+身份证号 (check character ``X`` or ``x``) and legacy 15-digit ones with a plausible birth date, and
+mobile numbers (``1[3-9]`` + 9 digits, whatever prefix such as ``+86`` or ``0086`` stands before
+them), also when written with full-width digits or with single spaces or hyphens between digits
+(``370102 19900101 1234``, ``138-0013-8000``). The names of the row's own natural persons are
+replaced inside its free text too (:func:`scrub_names`).
 
 The SQL builders emit portable SQL (DuckDB dialect, transpilable to Spark by sqlglot); the
 Python functions are the reference the tests hold the SQL to.
@@ -60,11 +64,32 @@ ADDRESS_DIVISION_PATTERN = (
 )
 _ADDRESS_RE = re.compile(ADDRESS_DIVISION_PATTERN)
 
-# In free text: an 18-digit 身份证号 (plausible birth date) and an 11-digit mobile number.
-ID_IN_TEXT = (
-    r"([1-9][0-9]{5})((?:19|20)[0-9]{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12][0-9]|3[01]))([0-9]{3}[0-9Xx])"
-)
-MOBILE_IN_TEXT = r"(1[3-9][0-9])[0-9]{4}([0-9]{4})"
+# Numbers in free text. Digits may be full-width; one space or hyphen may stand between any two.
+_SEP = "[ \u3000－‐‑‒–—-]"
+
+
+def _digits_pattern(*parts: str) -> str:
+    """Character classes (or groups) in a row, each pair allowed one space or hyphen between them."""
+    return f"{_SEP}?".join(parts)
+
+
+_D = "[0-9０-９]"
+_D1 = "[1-9１-９]"
+_YEAR = "(?:" + _digits_pattern("[1１]", "[9９]") + "|" + _digits_pattern("[2２]", "[0０]") + ")"
+_MONTH = "(?:" + _digits_pattern("[0０]", _D1) + "|" + _digits_pattern("[1１]", "[0-2０-２]") + ")"
+_DAY = ("(?:" + _digits_pattern("[0０]", _D1) + "|" + _digits_pattern("[12１２]", _D) + "|"
+        + _digits_pattern("[3３]", "[01０１]") + ")")
+ID_IN_TEXT = (f"({_digits_pattern(_D1, *[_D] * 5)}){_SEP}?({_digits_pattern(_YEAR, _D, _D, _MONTH, _DAY)})"
+              f"{_SEP}?({_digits_pattern(_D, _D, _D, '[0-9０-９XxＸｘ]')})")
+"""An 18-digit 身份证号: division (kept), birth date (masked), sequence and check character (kept)."""
+ID15_IN_TEXT = (f"({_digits_pattern(_D1, *[_D] * 5)}){_SEP}?({_digits_pattern(_D, _D, _MONTH, _DAY)})"
+                f"{_SEP}?({_digits_pattern(_D, _D, _D)})")
+"""A legacy 15-digit 身份证号 (two-digit year): division and sequence kept, birth date masked."""
+MOBILE_IN_TEXT = (f"({_digits_pattern('[1１]', '[3-9３-９]', _D)}){_SEP}?{_digits_pattern(*[_D] * 4)}{_SEP}?"
+                  f"({_digits_pattern(*[_D] * 4)})")
+"""A mobile number: first 3 and last 4 digits kept (a prefix such as +86 stays as typed)."""
+_TEXT_PATTERNS = ((ID_IN_TEXT, r"\1" + ID_MASK + r"\3"), (ID15_IN_TEXT, r"\1" + ID_MASK + r"\3"),
+                  (MOBILE_IN_TEXT, r"\1" + MASK + r"\2"))
 
 
 # ---- Python reference ----------------------------------------------------------------------
@@ -127,11 +152,12 @@ PY_MASKS = {
 
 
 def scrub_text(value: str | None) -> str | None:
-    """Mask 18-digit 身份证号 and mobile numbers found inside free text."""
+    """Mask 身份证号 (18 and 15 digits) and mobile numbers found inside free text."""
     if value is None:
         return None
-    value = re.sub(ID_IN_TEXT, r"\1" + ID_MASK + r"\3", value)
-    return re.sub(MOBILE_IN_TEXT, r"\1" + MASK + r"\2", value)
+    for pattern, replacement in _TEXT_PATTERNS:
+        value = re.sub(pattern, replacement, value)
+    return value
 
 
 def name_items(items: list[Item]) -> list[Item]:
@@ -320,7 +346,7 @@ def mask_sql(item: Item, column_expr: str) -> str:
 
 
 def scrub_sql(column_expr: str) -> str:
-    """SQL expression masking 身份证号 and mobile numbers inside free text (DuckDB regexp_replace)."""
-    ids = (f"regexp_replace({column_expr}, {_quote(ID_IN_TEXT)}, "
-           f"'\\1{ID_MASK}\\3', 'g')")
-    return f"regexp_replace({ids}, {_quote(MOBILE_IN_TEXT)}, '\\1{MASK}\\2', 'g')"
+    """SQL twin of :func:`scrub_text` (DuckDB regexp_replace, RE2: the same patterns as Python's re)."""
+    for pattern, replacement in _TEXT_PATTERNS:
+        column_expr = f"regexp_replace({column_expr}, {_quote(pattern)}, {_quote(replacement)}, 'g')"
+    return column_expr
