@@ -50,11 +50,17 @@ class Layout:
         return [i for i in resource.items if i.required and i.column not in self.columns]
 
     def describe_missing(self, resource: Resource) -> str | None:
-        """``missing required columns: 名称 (name), …; header: …`` or None when none are missing."""
+        """``missing required columns: 名称 (name), …; header: …`` or None when none are missing.
+
+        The header is quoted only when some cell names an item: a first row naming none is data
+        (the header row is missing) and may hold personal values, so it is described, not shown."""
         missing = self.missing_required(resource)
         if not missing:
             return None
         names = ", ".join(f"{i.name} ({i.column})" for i in missing)
+        if not self.columns:
+            return (f"missing required columns: {names}; none of the first row's {len(self.headers)} cells "
+                    "names an item (is the header row missing? the row is not shown: it may be data)")
         return f"missing required columns: {names}; the header is: {', '.join(self.headers)}"
 
 
