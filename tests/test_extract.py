@@ -84,7 +84,7 @@ def test_personal_columns_are_masked_per_catalog(extract):
         licenses = {r["doc_no"]: r for r in _rows(con, "license_publication")}
         entities = {r["uscc"]: r for r in _rows(con, "legal_entity")}
     company, person = penalties["济环罚〔2024〕1号"], penalties["济环罚〔2024〕4号"]
-    assert company["subject_name"] == "济南甲有限公司"  # pii_when: only 自然人 names are personal
+    assert company["subject_name"] == "济南甲有限公司"  # public_when: an organisation's name is public
     assert company["legal_rep"] == "张*"
     assert company["legal_rep_id_no"] == PERSON_ID[:6] + "********" + PERSON_ID[-4:]
     assert person["subject_name"] == "孙*"

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import sys
+import unicodedata
+
 import duckdb
 import pytest
 import sqlglot
@@ -10,9 +13,11 @@ from sqlglot import ErrorLevel
 from govlake.catalog import Item, get_catalog
 from govlake.masking import (
     is_personal,
+    is_public,
     is_released,
     mask_address,
     mask_id_number,
+    mask_note,
     mask_person_name,
     mask_phone,
     mask_sql,
@@ -88,19 +93,70 @@ def test_sql_masks_like_python(pii, values):
     assert run_sql(mask_sql(it, "x"), [{"x": v} for v in values]) == expected
 
 
-def test_pii_when_is_honoured():
-    """A company's name as 行政相对人名称 is not masked; a natural person's is; unknown type is."""
+PUBLIC = ["法人及非法人组织", "法人", "非法人组织", "法人和非法人组织", " 法人及非法人组织 ", "\u3000法人\u3000",
+          "\t法人及非法人组织\n", "法⼈", "\xa0非法⼈组织"]  # ⼈ is the Kangxi radical U+2F08: NFKC gives 人
+PERSONAL = [None, "", " ", "自然人", " 自然人 ", "个人", "个体工商户", "unknown", "自燃人", "法人代表", "法 人",
+            "法人及非法人组织X", "NULL", "其他"]
+
+
+def test_only_a_row_positively_about_an_organisation_is_unmasked():
+    """Default-deny: 行政相对人名称 is released only when 行政相对人类别 is, normalised, one of the
+    organisation values; blank, null, 个人, 自然人, 个体工商户, unknown values and typos are masked."""
     subject_name = get_catalog().resource("credit.penalty").item("subject_name")
-    rows = [
-        {"subject_name": "济南甲有限公司", "subject_type": "法人及非法人组织"},
-        {"subject_name": "济南市历下区张三烧烤店", "subject_type": "个体工商户"},
-        {"subject_name": "张三", "subject_type": "自然人"},
-        {"subject_name": "李四", "subject_type": None},
-    ]
-    expected = ["济南甲有限公司", "济南市历下区张三烧烤店", "张*", "李*"]
+    rows = ([{"subject_name": "济南甲有限公司", "subject_type": t} for t in PUBLIC]
+            + [{"subject_name": "张三丰", "subject_type": t} for t in PERSONAL] + [{"subject_name": "李四"}])
+    expected = ["济南甲有限公司"] * len(PUBLIC) + ["张*"] * len(PERSONAL) + ["李*"]
     assert [mask_value(subject_name, r["subject_name"], r) for r in rows] == expected
-    assert run_sql(mask_sql(subject_name, "subject_name"), rows) == expected
-    assert [is_personal(subject_name, r) for r in rows] == [False, False, True, True]
+    assert run_sql(mask_sql(subject_name, "subject_name"),
+                   [{"subject_type": None} | r for r in rows]) == expected
+    assert [is_personal(subject_name, r) for r in rows] == [e != "济南甲有限公司" for e in expected]
+    assert mask_value(subject_name, "济南甲有限公司") == "济*"  # no row: not known to be public
+
+
+def _variants(value: str) -> list[str]:
+    """``value`` with each character replaced by each character NFKC folds into it, and padded."""
+    from govlake.masking import WHITESPACE, _nfkc_sources
+
+    sources = _nfkc_sources()
+    out = [value, *(w + value + w for w in WHITESPACE)]
+    for i, char in enumerate(value):
+        out += [value[:i] + s + value[i + 1:] for s in sources.get(char, ())]
+    return out
+
+
+def test_sql_normalises_categories_like_python():
+    """One definition: the SQL folding and trimming agrees with NFKC + strip on every variant."""
+    from govlake.masking import WHITESPACE, normalise_category, public_sql
+
+    subject_name = get_catalog().resource("credit.penalty").item("subject_name")
+    values = [v for base in subject_name.public_when["subject_type"] for v in _variants(base)]
+    values += ["⼈", "自然⼈", "法人 ", "ﾎｳｼﾞﾝ", "法人\u200b", *PERSONAL[1:]]
+    assert sum(1 for v in values if normalise_category(v) == "法人") > 30
+    rows = [{"subject_type": v} for v in values] + [{"subject_type": None}]
+    assert run_sql(public_sql(subject_name), rows) == [is_public(subject_name, r) for r in rows]
+    # WHITESPACE is what str.strip removes, and NFKC turns no other character into whitespace, so
+    # trimming before folding is the same as after.
+    every = [chr(c) for c in range(sys.maxunicode + 1) if not 0xD800 <= c <= 0xDFFF]
+    assert "".join(c for c in every if c.isspace()) == WHITESPACE
+    assert "".join(c for c in every if unicodedata.normalize("NFKC", c).isspace()) == WHITESPACE
+
+
+def test_catalog_public_conditions_name_the_resources_columns():
+    for res in get_catalog().resources.values():
+        columns = {i.column for i in res.items}
+        for it in res.items:
+            if it.public_when:
+                assert it.pii, f"{res.code}.{it.column}: public_when without pii"
+                assert set(it.public_when) <= columns, f"{res.code}.{it.column}"
+                assert "自然人" not in str(it.public_when) and "个体工商户" not in str(it.public_when)
+
+
+def test_mask_note_states_the_rule():
+    subject_name = get_catalog().resource("credit.penalty").item("subject_name")
+    assert mask_note(subject_name) == ("masked: person_name unless subject_type is "
+                                       "法人 / 法人及非法人组织 / 法人和非法人组织 / 非法人组织")
+    assert mask_note(item("phone")) == "masked: phone"
+    assert mask_note(item(None)) is None
 
 
 def test_l4_without_a_mask_is_not_released():
@@ -133,9 +189,34 @@ def test_free_text_is_scrubbed():
     assert run_sql(scrub_sql("x"), [{"x": text}, {"x": None}]) == [expected, None]
 
 
+@pytest.mark.parametrize(("typed", "masked"), [
+    ("身份证37010219900307123x。", "身份证370102********123x。"),  # lower-case check character
+    ("370102 19900307 1238", "370102********1238"),
+    ("370102-19900307-1238", "370102********1238"),
+    ("3701 0219 9003 0712 38", "3701 02********12 38"),
+    ("３７０１０２１９９００３０７１２３８", "３７０１０２********１２３８"),  # full-width digits
+    ("３７０１０２１９９００３０７１２３Ｘ", "３７０１０２********１２３Ｘ"),
+    ("旧证370102900307123号", "旧证370102********123号"),  # legacy 15 digits
+    ("370102 900307 123", "370102********123"),
+    ("电话+8613812345678", "电话+86138****5678"),
+    ("电话+86 138 1234 5678", "电话+86 138****5678"),
+    ("电话008613812345678", "电话0086138****5678"),
+    ("138-1234-5678", "138****5678"),
+    ("（+86）188－1234－5678", "（+86）188****5678"),
+    ("１３８１２３４５６７８", "１３８****５６７８"),
+    ("两个：13812345678、13912345678", "两个：138****5678、139****5678"),
+    ("罚款3900元，2024年5月9日", "罚款3900元，2024年5月9日"),  # amounts and dates stay
+    ("济环罚〔2024〕4号，2024-05-09 14:34:28", "济环罚〔2024〕4号，2024-05-09 14:34:28"),
+    ("座机0531-88886666", "座机0531-88886666"),  # landlines are not required
+])
+def test_free_text_variants_are_scrubbed(typed, masked):
+    assert scrub_text(typed) == masked
+    assert run_sql(scrub_sql("x"), [{"x": typed}]) == [masked]
+
+
 @pytest.mark.parametrize("pii", ["id_number", "phone", "person_name", "address", "bank_account", "health"])
 def test_mask_sql_transpiles_to_spark(pii):
-    it = item(pii, pii_when="subject_type = '自然人'")
+    it = item(pii, public_when={"subject_type": ["法人及非法人组织", "法人"]})
     sqlglot.transpile(f"select {mask_sql(it, 'x')} from t", read="duckdb", write="spark",
                       unsupported_level=ErrorLevel.RAISE)
 

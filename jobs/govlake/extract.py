@@ -2,7 +2,7 @@
 
 One table per public gold table (govlake.gold.PUBLIC_TABLES). Each column's release follows its
 catalog item (govlake.masking):
-personal items (``pii``, honouring ``pii_when``) are masked; L4 items without a mask are left
+personal items (``pii``) are masked unless the row is public (``public_when``); L4 items without a mask are left
 out; free-text items (strings without a code list) are scrubbed of ID and mobile numbers. A
 gold column that the gold documentation (govlake.gold.table_docs) does not know is left out
 too, so a new column is never released unreviewed. Tables and columns carry comments from the
@@ -29,7 +29,7 @@ from govlake.config import Settings
 from govlake.credit import KINDS, WITHDRAWAL_SCHEMA, withdrawal_rows
 from govlake.credit._build import withdrawal
 from govlake.gold import PUBLIC_TABLES, ColumnDoc, TableDoc, table_docs
-from govlake.masking import is_released, mask_sql, name_items, scrub_names_sql, scrub_sql
+from govlake.masking import is_released, mask_note, mask_sql, name_items, scrub_names_sql, scrub_sql
 
 EXTRACT_NAME = "analyst.duckdb"
 INFO_TABLE = "extract_info"
@@ -69,8 +69,7 @@ def column_comment(column: ColumnDoc) -> str:
     if column.item is not None:
         parts.append(column.item.level)
         if column.item.pii:
-            when = f" when {column.item.pii_when}" if column.item.pii_when else ""
-            parts.append(f"masked: {column.item.pii}{when}")
+            parts.append(mask_note(column.item))
         parts.append(f"from {column.resource}.{column.item.column}")
     else:
         parts.append("derived")

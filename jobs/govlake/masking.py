@@ -1,4 +1,4 @@
-"""Masking of personal data (DOMAIN.md §5), driven by the catalog items' ``pii``, ``level`` and ``pii_when``.
+"""Masking of personal data (DOMAIN.md §5), driven by the catalog items' ``pii``, ``level`` and ``public_when``.
 
 Rules, by ``pii`` kind (a null stays null in every rule):
 
@@ -18,13 +18,22 @@ Rules, by ``pii`` kind (a null stays null in every rule):
 - ``bank_account`` — ``****`` + last 4 when at least 12 characters, else all ``*``.
 - ``health`` — ``****`` (nothing of the value is released).
 
-An item is personal when it has ``pii`` and its ``pii_when`` condition (SQL over the row, e.g.
-``subject_type = '自然人'``) is true or unknown (null): unknown counts as personal. Items of
-level L4 without a ``pii`` kind have no mask and are not released at all (:func:`is_released`).
+Default-deny: an item with ``pii`` is masked in every row unless the row is positively not about a
+natural person. The catalog says when with ``public_when``: columns of the row and the values that
+make the item public, e.g. ``public_when: {subject_type: [法人及非法人组织, 法人, 非法人组织]}`` —
+the subject is an organisation. A value matches after :func:`normalise_category` (NFKC, which folds
+full-width forms and compatibility characters, then surrounding whitespace trimmed) on both sides;
+anything else — null, blank, 自然人, 个人, 个体工商户 (often named after its owner), unknown values,
+typos — leaves the item masked. Items of level L4 without a ``pii`` kind have no mask and are not
+released at all (:func:`is_released`).
 
 Free text (string items without a code list) may carry ID and mobile numbers typed by a clerk
-(违法事实, 备注); :func:`scrub_sql` / :func:`scrub_text` mask every 18-digit 身份证号 and
-mobile number found inside such text.
+(违法事实, 备注); :func:`scrub_sql` / :func:`scrub_text` mask, wherever they are in the text, 18-digit
+身份证号 (check character ``X`` or ``x``) and legacy 15-digit ones with a plausible birth date, and
+mobile numbers (``1[3-9]`` + 9 digits, whatever prefix such as ``+86`` or ``0086`` stands before
+them), also when written with full-width digits or with single spaces or hyphens between digits
+(``370102 19900101 1234``, ``138-0013-8000``). The names of the row's own natural persons are
+replaced inside its free text too (:func:`scrub_names`).
 
 The SQL builders emit portable SQL (DuckDB dialect, transpilable to Spark by sqlglot); the
 Python functions are the reference the tests hold the SQL to.
@@ -33,11 +42,11 @@ Python functions are the reference the tests hold the SQL to.
 from __future__ import annotations
 
 import re
+import sys
+import unicodedata
 from collections.abc import Mapping
+from functools import cache
 from typing import Any
-
-import sqlglot
-from sqlglot import expressions as exp
 
 from govlake.catalog import Item
 
@@ -55,11 +64,32 @@ ADDRESS_DIVISION_PATTERN = (
 )
 _ADDRESS_RE = re.compile(ADDRESS_DIVISION_PATTERN)
 
-# In free text: an 18-digit 身份证号 (plausible birth date) and an 11-digit mobile number.
-ID_IN_TEXT = (
-    r"([1-9][0-9]{5})((?:19|20)[0-9]{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12][0-9]|3[01]))([0-9]{3}[0-9Xx])"
-)
-MOBILE_IN_TEXT = r"(1[3-9][0-9])[0-9]{4}([0-9]{4})"
+# Numbers in free text. Digits may be full-width; one space or hyphen may stand between any two.
+_SEP = "[ \u3000－‐‑‒–—-]"
+
+
+def _digits_pattern(*parts: str) -> str:
+    """Character classes (or groups) in a row, each pair allowed one space or hyphen between them."""
+    return f"{_SEP}?".join(parts)
+
+
+_D = "[0-9０-９]"
+_D1 = "[1-9１-９]"
+_YEAR = "(?:" + _digits_pattern("[1１]", "[9９]") + "|" + _digits_pattern("[2２]", "[0０]") + ")"
+_MONTH = "(?:" + _digits_pattern("[0０]", _D1) + "|" + _digits_pattern("[1１]", "[0-2０-２]") + ")"
+_DAY = ("(?:" + _digits_pattern("[0０]", _D1) + "|" + _digits_pattern("[12１２]", _D) + "|"
+        + _digits_pattern("[3３]", "[01０１]") + ")")
+ID_IN_TEXT = (f"({_digits_pattern(_D1, *[_D] * 5)}){_SEP}?({_digits_pattern(_YEAR, _D, _D, _MONTH, _DAY)})"
+              f"{_SEP}?({_digits_pattern(_D, _D, _D, '[0-9０-９XxＸｘ]')})")
+"""An 18-digit 身份证号: division (kept), birth date (masked), sequence and check character (kept)."""
+ID15_IN_TEXT = (f"({_digits_pattern(_D1, *[_D] * 5)}){_SEP}?({_digits_pattern(_D, _D, _MONTH, _DAY)})"
+                f"{_SEP}?({_digits_pattern(_D, _D, _D)})")
+"""A legacy 15-digit 身份证号 (two-digit year): division and sequence kept, birth date masked."""
+MOBILE_IN_TEXT = (f"({_digits_pattern('[1１]', '[3-9３-９]', _D)}){_SEP}?{_digits_pattern(*[_D] * 4)}{_SEP}?"
+                  f"({_digits_pattern(*[_D] * 4)})")
+"""A mobile number: first 3 and last 4 digits kept (a prefix such as +86 stays as typed)."""
+_TEXT_PATTERNS = ((ID_IN_TEXT, r"\1" + ID_MASK + r"\3"), (ID15_IN_TEXT, r"\1" + ID_MASK + r"\3"),
+                  (MOBILE_IN_TEXT, r"\1" + MASK + r"\2"))
 
 
 # ---- Python reference ----------------------------------------------------------------------
@@ -122,11 +152,12 @@ PY_MASKS = {
 
 
 def scrub_text(value: str | None) -> str | None:
-    """Mask 18-digit 身份证号 and mobile numbers found inside free text."""
+    """Mask 身份证号 (18 and 15 digits) and mobile numbers found inside free text."""
     if value is None:
         return None
-    value = re.sub(ID_IN_TEXT, r"\1" + ID_MASK + r"\3", value)
-    return re.sub(MOBILE_IN_TEXT, r"\1" + MASK + r"\2", value)
+    for pattern, replacement in _TEXT_PATTERNS:
+        value = re.sub(pattern, replacement, value)
+    return value
 
 
 def name_items(items: list[Item]) -> list[Item]:
@@ -146,77 +177,57 @@ def scrub_names(value: str | None, row: Mapping[str, Any], names: list[Item]) ->
     return value
 
 
-def scrub_names_sql(text_expr: str, names: list[Item]) -> str:
-    """SQL twin of :func:`scrub_names` over the columns of the row in scope."""
-    for item in names:
-        col = item.column
-        personal = f"coalesce(({item.pii_when}), true)" if item.pii_when else "true"
-        text_expr = (f"case when {personal} and length({col}) > 1 "
-                     f"then replace({text_expr}, {col}, {_sql_mask('person_name', col)}) else {text_expr} end")
-    return text_expr
-
-
 def is_released(item: Item) -> bool:
     """Whether the item may appear in an extract: L4 only when it has a mask (``pii``)."""
     return item.level != "L4" or item.pii is not None
 
 
-def is_personal(item: Item, row: Mapping[str, Any]) -> bool:
-    """Whether the item is personal data in this row (``pii`` and ``pii_when`` true or unknown)."""
-    if item.pii is None:
+def normalise_category(value: Any) -> str | None:
+    """The form a category is matched in: NFKC (full-width forms and compatibility characters such as
+    ``⼈`` folded), surrounding whitespace trimmed. None for anything but a string."""
+    if not isinstance(value, str):
+        return None
+    return unicodedata.normalize("NFKC", value).strip()
+
+
+@cache
+def _public_values(values: tuple[str, ...]) -> tuple[str, ...]:
+    normalised = {normalise_category(v) for v in values}
+    if "" in normalised:
+        raise ValueError(f"public_when: a blank value makes nothing public: {list(values)}")
+    return tuple(sorted(normalised))
+
+
+def is_public(item: Item, row: Mapping[str, Any]) -> bool:
+    """Whether ``row`` positively shows that ``item`` is not about a natural person: every column of
+    ``public_when`` holds, normalised, one of its values. Python twin of :func:`public_sql`."""
+    if not item.public_when:
         return False
-    if item.pii_when is None:
-        return True
-    result = _evaluate(sqlglot.parse_one(item.pii_when, read="duckdb"), row)
-    return result is None or bool(result)
+    return all(normalise_category(row.get(column)) in _public_values(tuple(values))
+               for column, values in item.public_when.items())
+
+
+def is_personal(item: Item, row: Mapping[str, Any]) -> bool:
+    """Whether the item is personal data in this row: it has ``pii`` and the row is not public."""
+    return item.pii is not None and not is_public(item, row)
 
 
 def mask_value(item: Item, value: Any, row: Mapping[str, Any] | None = None) -> Any:
     """The released form of ``value`` of ``item`` in ``row`` (Python twin of :func:`mask_sql`)."""
     if not is_released(item):
         raise ValueError(f"item {item.column} (L4, no mask) is not released")
-    if item.pii is None or not is_personal(item, row or {}):
+    if not is_personal(item, row or {}):
         return value
     return PY_MASKS[item.pii](value)
 
 
-def _evaluate(node: exp.Expression, row: Mapping[str, Any]) -> Any:
-    """Three-valued evaluation of the small SQL subset used in ``pii_when`` (None = unknown)."""
-    if isinstance(node, exp.Paren):
-        return _evaluate(node.this, row)
-    if isinstance(node, exp.Column):
-        return row.get(node.name)
-    if isinstance(node, exp.Literal):
-        return node.this if node.is_string else float(node.this)
-    if isinstance(node, exp.Null):
+def mask_note(item: Item) -> str | None:
+    """How the item is released, for comments: ``masked: person_name unless subject_type is 法人 / …``."""
+    if item.pii is None:
         return None
-    if isinstance(node, exp.Boolean):
-        return node.this
-    if isinstance(node, exp.Not):
-        inner = _evaluate(node.this, row)
-        return None if inner is None else not inner
-    if isinstance(node, (exp.And, exp.Or)):
-        left, right = _evaluate(node.left, row), _evaluate(node.right, row)
-        if isinstance(node, exp.And):
-            if left is False or right is False:
-                return False
-            return None if left is None or right is None else True
-        if left is True or right is True:
-            return True
-        return None if left is None or right is None else False
-    if isinstance(node, exp.Is):
-        return _evaluate(node.this, row) is None
-    if isinstance(node, (exp.EQ, exp.NEQ)):
-        left, right = _evaluate(node.left, row), _evaluate(node.right, row)
-        if left is None or right is None:
-            return None
-        return (left == right) if isinstance(node, exp.EQ) else (left != right)
-    if isinstance(node, exp.In):
-        left = _evaluate(node.this, row)
-        if left is None:
-            return None
-        return left in [_evaluate(e, row) for e in node.expressions]
-    raise ValueError(f"pii_when: unsupported SQL in Python evaluation: {node.sql()}")
+    unless = " and ".join(f"{column} is {' / '.join(_public_values(tuple(values)))}"
+                          for column, values in (item.public_when or {}).items())
+    return f"masked: {item.pii}" + (f" unless {unless}" if unless else "")
 
 
 # ---- SQL builders ----------------------------------------------------------------------------
@@ -224,6 +235,75 @@ def _evaluate(node: exp.Expression, row: Mapping[str, Any]) -> Any:
 
 def _quote(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
+
+
+def _ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+@cache
+def _nfkc_sources() -> dict[str, tuple[str, ...]]:
+    """NFKC form → the characters NFKC turns into it (every code point that NFKC changes)."""
+    found: dict[str, list[str]] = {}
+    for code in range(sys.maxunicode + 1):
+        char = chr(code)
+        if not 0xD800 <= code <= 0xDFFF and not unicodedata.is_normalized("NFKC", char):
+            found.setdefault(unicodedata.normalize("NFKC", char), []).append(char)
+    return {k: tuple(v) for k, v in found.items()}
+
+
+WHITESPACE = ("\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005"
+              "\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000")
+"""What :func:`normalise_category` trims: the characters ``str.strip`` removes (``str.isspace``),
+which are also the only ones NFKC turns into whitespace."""
+
+
+def normalise_category_sql(expr: str, values: tuple[str, ...]) -> str:
+    """SQL twin of :func:`normalise_category` for comparing with ``values`` (normalised).
+
+    SQL has no NFKC, so the expression folds just the characters whose NFKC form is made of the
+    characters of ``values`` (``translate`` for single characters, ``replace`` for the rest), then
+    trims :data:`WHITESPACE`. The result may differ from NFKC + trim, but it is one of ``values``
+    exactly when NFKC + trim is (tests/test_masking.py holds the two to it).
+    """
+    alphabet = set("".join(values))
+    if any(unicodedata.normalize("NFD", c) != c for c in alphabet):
+        raise ValueError(f"public_when: values with composed characters cannot be matched in SQL: {values}")
+    singles, multiples = [], []
+    for target, sources in sorted(_nfkc_sources().items()):
+        if target and set(target) <= alphabet:
+            (singles if len(target) == 1 else multiples).extend((s, target) for s in sources)
+    for source, target in multiples:
+        expr = f"replace({expr}, {_quote(source)}, {_quote(target)})"
+    if singles:
+        expr = (f"translate({expr}, {_quote(''.join(s for s, _ in singles))}, "
+                f"{_quote(''.join(t for _, t in singles))})")
+    return f"trim({expr}, {_quote(WHITESPACE)})"
+
+
+def public_sql(item: Item) -> str:
+    """SQL condition over the row: true only when the row is positively not about a natural person
+    (:func:`is_public`); null, blank and unknown categories give false."""
+    if not item.public_when:
+        return "false"
+    parts = []
+    for column, values in item.public_when.items():
+        normalised = _public_values(tuple(values))
+        listed, col = ", ".join(_quote(v) for v in normalised), _ident(column)
+        # Values already in normal form (nearly all) skip the folding.
+        parts.append(f"case when {col} in ({listed}) then true "
+                     f"else {normalise_category_sql(col, normalised)} in ({listed}) end")
+    return f"coalesce({' and '.join(f'({p})' for p in parts)}, false)"
+
+
+def scrub_names_sql(text_expr: str, names: list[Item]) -> str:
+    """SQL twin of :func:`scrub_names` over the columns of the row in scope."""
+    for item in names:
+        col = _ident(item.column)
+        personal = f"not {public_sql(item)}" if item.public_when else "true"
+        text_expr = (f"case when {personal} and length({col}) > 1 "
+                     f"then replace({text_expr}, {col}, {_sql_mask('person_name', col)}) else {text_expr} end")
+    return text_expr
 
 
 def _sql_mask(kind: str, x: str) -> str:
@@ -249,24 +329,24 @@ def _sql_mask(kind: str, x: str) -> str:
 
 
 def mask_sql(item: Item, column_expr: str) -> str:
-    """SQL expression releasing ``column_expr`` of ``item``: masked when personal, else unchanged.
+    """SQL expression releasing ``column_expr`` of ``item``: masked unless the row is public.
 
-    ``pii_when`` is evaluated on the row the expression runs over (its columns must be in
-    scope); a null condition counts as personal. Raises ValueError for items that are not
-    released at all (L4 without ``pii``).
+    ``public_when`` is evaluated on the row the expression runs over (its columns must be in
+    scope, :func:`public_sql`); a row that is not positively public is masked. Raises ValueError
+    for items that are not released at all (L4 without ``pii``).
     """
     if not is_released(item):
         raise ValueError(f"item {item.column} (L4, no mask) is not released")
     if item.pii is None:
         return column_expr
     masked = _sql_mask(item.pii, f"cast({column_expr} as varchar)")
-    if item.pii_when is None:
+    if not item.public_when:
         return masked
-    return f"case when coalesce(({item.pii_when}), true) then {masked} else {column_expr} end"
+    return f"case when {public_sql(item)} then {column_expr} else {masked} end"
 
 
 def scrub_sql(column_expr: str) -> str:
-    """SQL expression masking 身份证号 and mobile numbers inside free text (DuckDB regexp_replace)."""
-    ids = (f"regexp_replace({column_expr}, {_quote(ID_IN_TEXT)}, "
-           f"'\\1{ID_MASK}\\3', 'g')")
-    return f"regexp_replace({ids}, {_quote(MOBILE_IN_TEXT)}, '\\1{MASK}\\2', 'g')"
+    """SQL twin of :func:`scrub_text` (DuckDB regexp_replace, RE2: the same patterns as Python's re)."""
+    for pattern, replacement in _TEXT_PATTERNS:
+        column_expr = f"regexp_replace({column_expr}, {_quote(pattern)}, {_quote(replacement)}, 'g')"
+    return column_expr

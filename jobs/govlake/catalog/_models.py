@@ -64,8 +64,10 @@ class Item(BaseModel):
     """Dates that may lie in the future (validity ends); others fail the not-future rule."""
     level: Level = "L1"
     pii: PiiKind | None = None
-    pii_when: str | None = None
-    """SQL condition on the row under which the item is personal (e.g. only for 自然人)."""
+    public_when: dict[str, list[str]] | None = None
+    """When a ``pii`` item is NOT personal: row columns and the values (compared after NFKC and
+    trimming) that make it public, e.g. ``{subject_type: [法人及非法人组织]}``; every other row is
+    masked (default-deny, govlake.masking)."""
     authority: str | None = None
     """Department that is the authoritative source (一数一源); ``None`` means the provider."""
     description: str | None = None

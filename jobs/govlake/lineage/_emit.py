@@ -2,7 +2,9 @@
 
 ``job_run`` sends START when a job begins, then COMPLETE with the datasets' facets (schema,
 column lineage, output statistics, version, ownership, quality assertions) or FAIL with the
-error. A job describes what it reads and writes as a :class:`JobPlan`; ``plan`` may be a callable
+error: its message (ID and mobile numbers masked) and the frames of its stack, but not the
+messages of the exceptions it was raised from (a library's message may quote a row). A job
+describes what it reads and writes as a :class:`JobPlan`; ``plan`` may be a callable
 so that working it out (parsing SQL, reading source headers) is timed with the job, and a plan
 that cannot be worked out never stops the job: the event then carries an ``extractionError``.
 
@@ -54,6 +56,7 @@ from openlineage.client.uuid import generate_new_uuid
 from govlake.config import Settings
 from govlake.lineage._naming import DatasetRef
 from govlake.lineage._stats import delta_schema, delta_version, written_by_run
+from govlake.masking import scrub_text
 
 log = logging.getLogger(__name__)
 
@@ -262,11 +265,13 @@ def _run_facets(info: _RunInfo, *, error: BaseException | None = None) -> dict[s
     if info.extraction_errors:
         facets["extractionError"] = extraction_error_run.ExtractionErrorRunFacet(
             totalTasks=1, failedTasks=1, producer=PRODUCER,
-            errors=[extraction_error_run.Error(errorMessage=e) for e in info.extraction_errors])
+            errors=[extraction_error_run.Error(errorMessage=scrub_text(e)) for e in info.extraction_errors])
     if error is not None:
+        message = scrub_text(f"{type(error).__name__}: {error}")
         facets["errorMessage"] = error_message_run.ErrorMessageRunFacet(
-            message=f"{type(error).__name__}: {error}", programmingLanguage="python",
-            stackTrace="".join(traceback.format_exception(error)), producer=PRODUCER)
+            message=message, programmingLanguage="python", producer=PRODUCER,
+            stackTrace="Traceback (most recent call last):\n" + "".join(traceback.format_tb(error.__traceback__))
+            + message + "\n")
     return facets
 
 
@@ -362,7 +367,7 @@ def job_run(plan: JobPlan | Callable[[], JobPlan], *, settings: Settings, run_id
     try:
         job_plan = plan() if callable(plan) else plan
     except Exception as exc:
-        log.warning("lineage of %s not worked out: %s", name, exc)
+        log.warning("lineage of %s not worked out: %s", name, scrub_text(str(exc)))
         info.extraction_errors.append(f"{type(exc).__name__}: {exc}")
         job_plan = JobPlan(name=name or "unknown", description="(lineage could not be worked out)")
     info.extraction_errors += job_plan.errors
@@ -397,7 +402,7 @@ def _finish(plan: JobPlan, result: Any, error: BaseException | None, info: _RunI
     try:
         plan.finish(plan, result, error, info.govlake_run_id)
     except Exception as exc:
-        log.warning("lineage of %s not completed: %s", plan.name, exc)
+        log.warning("lineage of %s not completed: %s", plan.name, scrub_text(str(exc)))
         info.extraction_errors.append(f"{type(exc).__name__}: {exc}")
 
 
