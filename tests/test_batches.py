@@ -108,3 +108,24 @@ def test_run_exits_3_when_a_batch_is_held_and_publishes_the_rest(lake):
     assert "batch b-bad2 (bad2.csv) held: 5 of 5 rows quarantined" in out.output
     assert "1 batch(es) held" in out.output
     assert (lake.extracts / "analyst.duckdb").exists()  # gold, credit and the extract went on
+
+
+def test_a_rebuild_leaves_held_batches_out_and_reads_a_released_one_once(lake):
+    runner.invoke(app, ["batches", "release", "b-garbage", "--reason", "按原样处理"])
+    r = process_resource("credit.penalty", settings=lake, run_id="r3", today=TODAY, rebuild=True)
+    assert sum(1 for q in _rows_of(lake, "quarantine") if q["_batch_id"] == "b-garbage") == 8
+    assert sum(1 for s in _rows_of(lake, "silver") if s["_batch_id"] == "b-garbage") == 4
+    assert (r.held, r.rejected) == (0, 0) and _latest_reconciliation(lake)["balanced"]
+    bronze = len(_rows_of(lake, "bronze"))
+    assert r.rows_read == bronze == r.silver + r.quarantined + r.duplicates
+
+
+def test_a_run_whose_only_batch_is_held_records_the_blocking_result(lake):
+    write_bronze(lake, "credit.penalty", [dict(BASE, decision_no=f"z{i}", uscc="bad") for i in range(4)],
+                 batch="b-only", source="only.csv")
+    r = process_resource("credit.penalty", settings=lake, run_id="r3", today=TODAY)
+    assert (r.run.rows, r.run.held, [h.batch_id for h in r.held_batches]) == (4, 4, ["b-only"])
+    results = DeltaTable(str(lake.lake / "meta" / "validation_results")).to_pyarrow_table().to_pylist()
+    mine = [x for x in results if x["run_id"] == "r3"]
+    assert [(x["rule_id"], x["rows_checked"], x["failed"], x["success"]) for x in mine] == [
+        ("blocking.quarantine_rate", 4, 4, False)]
