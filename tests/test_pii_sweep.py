@@ -31,6 +31,7 @@ from govlake.cli import app
 from govlake.config import Settings
 from govlake.generate import generate_city, to_full_width
 from govlake.identifiers import ric_check_char, uscc_check_char
+from govlake.quality import decide_batch
 from govlake.report import build_report
 
 AS_OF = dt.date(2026, 11, 20)
@@ -213,7 +214,14 @@ def city(tmp_path_factory) -> dict:
             app, ["ingest", "credit.penalty", "--file", str(headerless), "--no-run"],
             env={"GOVLAKE_VAR": str(settings.var), "GOVLAKE_INBOX": str(settings.city),
                  "GOVLAKE_AS_OF": AS_OF.isoformat()})
-        pipeline.run(settings=settings, run_id="sweep-1")
+        first = pipeline.run(settings=settings, run_id="sweep-1")
+        # the injected files are mostly bad rows, so they are held; released, they are published
+        held = [h for r in first["resources"].values() for h in r.held_batches]
+        assert {Path(h.source).name for h in held} >= {"sweep_20261120.csv", "sweep_20261120.jsonl"}
+        for h in held:
+            decide_batch(settings, h.batch_id, decision="released", reason="sweep test", by="sweep",
+                         run_id="sweep-release")
+        pipeline.run(settings=settings, run_id="sweep-2")
         build_report(settings, pdf=False)
     finally:
         root_logger.removeHandler(handler)
