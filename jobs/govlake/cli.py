@@ -22,9 +22,10 @@ err = Console(stderr=True)
 
 def _known_errors() -> tuple[type[Exception], ...]:
     from govlake.catalog import CatalogError
+    from govlake.config import SettingsError
     from govlake.quality import QualityError
 
-    errors: list[type[Exception]] = [CatalogError, QualityError, KeyError, FileNotFoundError]
+    errors: list[type[Exception]] = [SettingsError, CatalogError, QualityError, KeyError, FileNotFoundError]
     try:
         from govlake.ingest import IngestError
 
@@ -35,9 +36,24 @@ def _known_errors() -> tuple[type[Exception], ...]:
 
 
 def _fail(exc: Exception) -> None:
+    """Print ``error: …`` (no traceback) and exit: 2 for a bad setting, 1 for anything else."""
+    from rich.markup import escape
+
+    from govlake.config import SettingsError
+
     message = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
-    err.print(f"[bold red]error:[/] {message}", highlight=False)
-    raise typer.Exit(1)
+    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+    raise typer.Exit(2 if isinstance(exc, SettingsError) else 1)
+
+
+@app.callback()
+def _settings_first() -> None:
+    from govlake.config import SettingsError, get_settings
+
+    try:
+        get_settings()
+    except SettingsError as exc:
+        _fail(exc)
 
 
 @app.command()
