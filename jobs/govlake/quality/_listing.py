@@ -76,6 +76,10 @@ def rules_markdown(*, settings: Settings | None = None) -> str:
         "`expectations/<resource>.yml`, where each can be switched off or re-graded (`enabled`,",
         "`severity`, `overrides`). `govlake rules [RESOURCE] [--json]` prints the same list.",
         "",
+        "`govlake catalog validate` checks the expectations files with the catalog: unknown resources,",
+        "expectation classes or arguments, columns that are not in the standardized row, SQL that does not",
+        "parse or bind, duplicate rule ids and bad severities, each with its file and line.",
+        "",
     ]
     listing = [r for code in PACK_RESOURCES for r in rule_listing(code, settings=settings)]
     for code in PACK_RESOURCES:
