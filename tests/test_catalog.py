@@ -248,6 +248,34 @@ def test_copy_when_is_checked_like_pii_when(tmp_path):
     _one(_problems(cat), f"{f}:{_line_of(text, 'copy_when')}:", "unknown column subjecttype")
 
 
+# ---- the blocking limit ---------------------------------------------------------------------
+
+
+def test_every_resource_has_a_blocking_limit_from_the_catalog(tmp_path, settings):
+    cat = _copy_catalog(tmp_path)
+    catalog = load_catalog(cat)
+    assert catalog.defaults.max_quarantine_rate == 0.5
+    assert not (settings.expectations_dir / "amr.enterprise.yml").exists()
+    amr = rules_for(catalog.resource("amr.enterprise"), catalog, DUCKDB, settings.expectations_dir)
+    assert amr.max_quarantine_rate == 0.5
+    (cat / "defaults.yml").write_text("max_quarantine_rate: 0.3\n", encoding="utf-8")
+    _edit(cat / "resources" / "tax.credit_rating.yml", "core_business: true\n",
+          "core_business: true\nmax_quarantine_rate: 0.1\n")
+    catalog = load_catalog(cat)
+    rates = {code: rules_for(catalog.resource(code), catalog, DUCKDB, settings.expectations_dir).max_quarantine_rate
+             for code in ("amr.enterprise", "tax.credit_rating", "credit.penalty")}
+    # the catalog default, a resource's own limit, and the expectations file's blocking setting
+    assert rates == {"amr.enterprise": 0.3, "tax.credit_rating": 0.1, "credit.penalty": 0.5}
+
+
+def test_a_blocking_limit_outside_zero_to_one_is_refused(tmp_path):
+    cat = _copy_catalog(tmp_path)
+    (cat / "defaults.yml").write_text("max_quarantine_rate: 1.5\nmax_quarantine: 0.2\n", encoding="utf-8")
+    problems = _problems(cat)
+    _one(problems, f"{cat / 'defaults.yml'}:1:", "less than or equal to 1")
+    _one(problems, f"{cat / 'defaults.yml'}:2:1:", "max_quarantine: Extra inputs are not permitted")
+
+
 # ---- expectations files ---------------------------------------------------------------------
 
 

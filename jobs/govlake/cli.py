@@ -311,7 +311,7 @@ def catalog_validate() -> None:
         for p in problems:
             err.print(p, highlight=False, markup=False, soft_wrap=True)
         if checkable is None:
-            err.print(f"{settings.expectations_dir} not checked: departments and code lists must load first",
+            err.print(f"{settings.expectations_dir} not checked: departments, code lists and defaults must load first",
                       highlight=False, soft_wrap=True)
         err.print(f"{len(problems)} problem{'s' if len(problems) > 1 else ''} in the catalog", highlight=False)
         raise typer.Exit(1)

@@ -1,32 +1,32 @@
 """Load and validate catalog/*.yml, reporting every error at once with its file and line.
 
-``departments.yml`` (a list), ``code_lists.yml`` (a mapping) and ``resources/<code>.yml`` are read
-strictly (``_yaml.py``), checked against the models, then against each other: departments, code
-lists, copied resources and items that are named must exist, and the SQL conditions must parse
-over the resource's columns (``_sql.py``).
+``departments.yml`` (a list), ``code_lists.yml`` (a mapping), the optional ``defaults.yml`` and
+``resources/<code>.yml`` are read strictly (``_yaml.py``), checked against the models, then against
+each other: departments, code lists, copied resources and items that are named must exist, and the
+SQL conditions must parse over the resource's columns (``_sql.py``).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from govlake.catalog._models import CodeList, Department, Resource
+from govlake.catalog._models import CodeList, Defaults, Department, Resource
 from govlake.catalog._sql import SQL_TYPES, Binder, column_name_problem, condition_problem
 from govlake.catalog._yaml import YamlDoc, read_yaml
 
-DEPARTMENTS, CODE_LISTS, RESOURCES = "departments.yml", "code_lists.yml", "resources"
+DEPARTMENTS, CODE_LISTS, DEFAULTS, RESOURCES = "departments.yml", "code_lists.yml", "defaults.yml", "resources"
 
 
 class CatalogError(ValueError):
     """The catalog is invalid; ``problems`` lists ``file:line: message`` strings.
 
-    ``partial`` is the part of the catalog without problems (None when departments or code lists
-    are broken) and ``left_out`` the resources it lacks, so that checks of other files
+    ``partial`` is the part of the catalog without problems (None when departments, code lists or
+    defaults are broken) and ``left_out`` the resources it lacks, so that checks of other files
     (expectations) can still run on the rest.
     """
 
@@ -59,11 +59,12 @@ def _parse(model: type[BaseModel], data: Any, path: Path, lines: YamlDoc, prefix
 
 @dataclass(frozen=True)
 class Catalog:
-    """The whole catalog: departments, code lists and resources."""
+    """The whole catalog: departments, code lists, resources and the catalog-wide defaults."""
 
     departments: dict[str, Department]
     code_lists: dict[str, CodeList]
     resources: dict[str, Resource]
+    defaults: Defaults = field(default_factory=Defaults)
 
     def resource(self, code: str) -> Resource:
         try:
@@ -74,6 +75,11 @@ class Catalog:
 
     def department(self, code: str) -> Department:
         return self.departments[code]
+
+    def max_quarantine_rate(self, code: str) -> float:
+        """The resource's blocking limit from the catalog: its own, else the catalog default."""
+        own = self.resource(code).max_quarantine_rate
+        return self.defaults.max_quarantine_rate if own is None else own
 
 
 def _top(doc: YamlDoc, kind: type, what: str, *, empty_ok: bool = True) -> Any:
@@ -120,6 +126,11 @@ def _code_lists(doc: YamlDoc, data: dict) -> dict[str, CodeList]:
                             "which is not one of the values")
         out[name] = cl
     return out
+
+
+def _defaults(doc: YamlDoc) -> Defaults:
+    data = _top(doc, dict, "a mapping of settings (max_quarantine_rate)")
+    return (_parse(Defaults, data, doc.path, doc, (), doc.problems) if data is not None else None) or Defaults()
 
 
 @dataclass
@@ -232,7 +243,7 @@ def _resource_docs(folder: Path, problems: list[str]) -> list[YamlDoc]:
 
 
 def load_catalog(directory: Path) -> Catalog:
-    """Read ``departments.yml``, ``code_lists.yml`` and ``resources/*.yml``.
+    """Read ``departments.yml``, ``code_lists.yml``, ``defaults.yml`` (optional) and ``resources/*.yml``.
 
     Raises:
         CatalogError: every problem found, each ``file:line[:col]: message``.
@@ -241,10 +252,12 @@ def load_catalog(directory: Path) -> Catalog:
     if not directory.is_dir():
         raise CatalogError([f"{directory}: no catalog folder here ({DEPARTMENTS}, {CODE_LISTS}, {RESOURCES}/)"])
     dep_doc, cl_doc = read_yaml(directory / DEPARTMENTS), read_yaml(directory / CODE_LISTS)
+    def_doc = read_yaml(directory / DEFAULTS, required=False)
     dep_data = _top(dep_doc, list, "a list of departments ({code, name, name_en, uscc})")
     cl_data = _top(cl_doc, dict, "a mapping of code list name → {description, values, synonyms}")
     departments = _departments(dep_doc, dep_data or [])
     code_lists = _code_lists(cl_doc, cl_data or {})
+    defaults = _defaults(def_doc)
     folder_problems: list[str] = []
     res_docs = _resource_docs(directory / RESOURCES, folder_problems)
     # A file that could not be read is reported once, not again at every name it should have held.
@@ -268,14 +281,15 @@ def load_catalog(directory: Path) -> Catalog:
         _resource_problems(res, doc, names)
         _copy_problems(res, doc, names)
         _bind_problems(res, doc)
-    problems = [*dep_doc.sorted_problems(), *cl_doc.sorted_problems(), *folder_problems,
-                *(p for doc in res_docs for p in doc.sorted_problems())]
+    problems = [*dep_doc.sorted_problems(), *cl_doc.sorted_problems(), *def_doc.sorted_problems(),
+                *folder_problems, *(p for doc in res_docs for p in doc.sorted_problems())]
     if problems:
         sound = {r.code: r for r, doc in parsed if not doc.problems}
-        partial = None if dep_doc.problems or cl_doc.problems else Catalog(departments, code_lists, sound)
+        partial = None if dep_doc.problems or cl_doc.problems or def_doc.problems else Catalog(
+            departments, code_lists, sound, defaults)
         left_out = frozenset((set(names.resources) | names.broken_resources) - set(sound))
         raise CatalogError(problems, partial=partial, left_out=left_out)
-    return Catalog(departments, code_lists, names.resources)
+    return Catalog(departments, code_lists, names.resources, defaults)
 
 
 class _AnyName(set):

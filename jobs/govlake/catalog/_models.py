@@ -22,6 +22,15 @@ SourceKind = Literal["csv", "xlsx", "jsonl", "db"]
 _Strict = ConfigDict(extra="forbid", frozen=True)
 
 
+class Defaults(BaseModel):
+    """Catalog-wide settings (``catalog/defaults.yml``); a resource may override them."""
+
+    model_config = _Strict
+    max_quarantine_rate: float = Field(default=0.5, ge=0, le=1)
+    """Blocking limit of every resource that sets none: a run with a larger share of its rows
+    quarantined publishes nothing."""
+
+
 class Department(BaseModel):
     model_config = _Strict
     code: str
@@ -137,6 +146,9 @@ class Resource(BaseModel):
     claimed_by: str | None = None
     """Department that claimed (认领) the entry and answers for it; None: not claimed yet."""
     claimed_on: dt.date | None = None
+    max_quarantine_rate: float | None = Field(default=None, ge=0, le=1)
+    """Blocking limit on the share of a run's rows quarantined; None: the catalog default
+    (``defaults.yml``). ``expectations/<code>.yml`` may set it too (``blocking``)."""
 
     @property
     def slug(self) -> str:

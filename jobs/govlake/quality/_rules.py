@@ -55,7 +55,8 @@ def check(rule_id: str, severity: Severity, zh: str, en: str, expectation: str, 
 class RuleSet:
     resource: str
     rules: list[Rule]
-    max_quarantine_rate: float = 1.0
+    max_quarantine_rate: float = 0.5
+    """Blocking limit: the expectations file's, else the resource's in the catalog, else the catalog default."""
     source_file: Path | None = None
     extra: dict = field(default_factory=dict)
 
@@ -154,7 +155,7 @@ def rules_for(resource: Resource, catalog: Catalog, d: Dialect, expectations_dir
     for item in resource.items:
         rules.extend(_item_rules(catalog, item, d))
     path = expectations_dir / f"{resource.code}.yml"
-    max_rate = 1.0
+    max_rate = catalog.max_quarantine_rate(resource.code)
     if not path.exists():
         return RuleSet(resource.code, rules, max_quarantine_rate=max_rate)
     spec = read_rule_file(path, resource)
