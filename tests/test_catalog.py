@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -333,3 +335,23 @@ def test_expectations_files_are_read_strictly(tmp_path):
     problems = check_expectations(catalog, exp)
     _one(problems, f"{f}:{_line_of(text, 'severity: warning')}:", "duplicate key 'severity'")
     _one(problems, f"{exp / 'psb.population.yml'}:1:1:", "the top level must be a mapping")
+
+
+FORK = """
+import os, sys
+from govlake.catalog import load_catalog
+from govlake.config import REPO_ROOT
+from govlake.quality import check_expectations
+load_catalog(REPO_ROOT / "catalog")
+pid = os.fork()
+if pid == 0:  # a task process forked after the catalog was loaded (its checks use DuckDB)
+    assert check_expectations(load_catalog(REPO_ROOT / "catalog"), REPO_ROOT / "expectations") == []
+    sys.exit(0)  # a normal exit: interpreter shutdown must not wait on the parent's DuckDB
+_, status = os.waitpid(pid, 0)
+sys.exit(os.waitstatus_to_exitcode(status))
+"""
+
+
+def test_loading_the_catalog_leaves_nothing_that_hangs_a_forked_process():
+    out = subprocess.run([sys.executable, "-c", FORK], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
