@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
+import subprocess
+import sys
 
 import pyarrow as pa
 import pytest
@@ -141,3 +144,60 @@ def test_show(lake):
 def test_show_unknown_resource(lake):
     result = CliRunner().invoke(app, ["catalog", "show", "amr.nothing"])
     assert result.exit_code == 1 and "no resource 'amr.nothing'" in result.output
+
+
+# ---- govlake catalog validate -------------------------------------------------------------
+
+
+def _broken_catalog(tmp_path) -> tuple[dict[str, str], list[tuple[str, int, str]]]:
+    """A copy of the catalog and expectations with a mistake in a resource, in credit_rules.yml and in
+    an expectations file: (env, [(file, line, text)])."""
+    import shutil
+
+    from govlake.config import REPO_ROOT
+
+    cat, exp = tmp_path / "catalog", tmp_path / "expectations"
+    shutil.copytree(REPO_ROOT / "catalog", cat)
+    shutil.copytree(REPO_ROOT / "expectations", exp)
+    expected = []
+    for path, old, new, needle, problem in [
+        (cat / "resources" / "credit.penalty.yml", "key: [decision_no, authority_uscc]\n",
+         "key: [decision_no, authority_uscc]\nkey: [remark]\n", "key: [remark]", "duplicate key 'key'"),
+        (cat / "credit_rules.yml", "  working_days: 7\n", "  working_days: 7\n  working_day: 5\n", "working_day: 5",
+         "Extra inputs are not permitted"),
+        (exp / "court.dishonest.yml", "severity: warning", "severity: fatal", "fatal", "severity 'fatal'"),
+    ]:
+        text = path.read_text(encoding="utf-8").replace(old, new)
+        path.write_text(text, encoding="utf-8")
+        expected.append((str(path), next(i for i, ln in enumerate(text.splitlines(), 1) if needle in ln), problem))
+    env = {"GOVLAKE_CATALOG_DIR": str(cat), "GOVLAKE_EXPECTATIONS_DIR": str(exp), "GOVLAKE_VAR": str(tmp_path / "var")}
+    return env, expected
+
+
+def test_validate_reports_every_problem_with_file_and_line(tmp_path, monkeypatch):
+    env, expected = _broken_catalog(tmp_path)
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    result = CliRunner().invoke(app, ["catalog", "validate"])
+    assert result.exit_code == 1, result.output
+    assert isinstance(result.exception, SystemExit)
+    lines = result.stderr.splitlines()
+    for path, line, text in expected:
+        assert any(ln.startswith(f"{path}:{line}:") and text in ln for ln in lines), (path, line, text, lines)
+    assert lines[-1] == "3 problems in the catalog" and len(lines) == 4, lines
+
+
+def test_validate_as_a_user_runs_it_exits_1_without_a_traceback(tmp_path):
+    env, expected = _broken_catalog(tmp_path)
+    out = subprocess.run([sys.executable, "-m", "govlake.cli", "catalog", "validate"], capture_output=True, text=True,
+                         env={**os.environ, **env}, timeout=120)
+    assert out.returncode == 1, out.stderr
+    assert "Traceback" not in out.stderr and out.stdout == ""
+    assert [ln.split(":")[0] for ln in out.stderr.splitlines()[:-1]] == [p for p, _, _ in expected]
+
+
+def test_validate_a_good_catalog(tmp_path, monkeypatch):
+    monkeypatch.setenv("GOVLAKE_VAR", str(tmp_path / "var"))
+    result = CliRunner().invoke(app, ["catalog", "validate"])
+    assert result.exit_code == 0, result.output
+    assert "catalog ok: 8 resources" in result.stdout and "expectations ok" in result.stdout

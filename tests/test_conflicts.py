@@ -340,13 +340,13 @@ def test_copy_declarations_are_validated_with_file_and_line(tmp_path):
         load_catalog(catalog_dir)
     path = catalog_dir / "resources" / "hrss.pension.yml"
     assert err.value.problems == [
-        f"{path}:19: items.1.copy_of: psb.population has no item 'nom'",
-        f"{path}:19: items.1.copy_key: 'idno' is not an item of hrss.pension",
-        f"{path}:19: items.1.copy_when: not a SQL condition on hrss.pension's columns: 'kind = 1' (unknown ['kind'])",
+        f"{path}:19:83: items.1.copy_of: psb.population has no item 'nom'",
+        f"{path}:19:113: items.1.copy_key: 'idno' is not an item of hrss.pension",
+        f"{path}:19:130: items.1.copy_when: unknown column kind in 'kind = 1'",
     ]
     (catalog_dir / "resources" / "hrss.pension.yml").write_text(
         PENSION.replace("authority: psb}", "authority: psb, copy_key: id_number}"), encoding="utf-8")
-    with pytest.raises(CatalogError, match=r"hrss.pension.yml:19: items.1: Value error, copy_key and copy_when need"):
+    with pytest.raises(CatalogError, match=r"hrss.pension.yml:19:5: items.1: copy_key and copy_when need"):
         load_catalog(catalog_dir)
 
 

@@ -26,12 +26,13 @@ err = Console(stderr=True)
 
 def _known_errors() -> tuple[type[Exception], ...]:
     from govlake.catalog import CatalogError
+    from govlake.config import SettingsError
     from govlake.locks import LockBusy
     from govlake.quality import BatchError, QualityError
     from govlake.steps import RecoveryError
 
-    errors: list[type[Exception]] = [CatalogError, QualityError, KeyError, FileNotFoundError, LockBusy,
-                                     RecoveryError, BatchError]
+    errors: list[type[Exception]] = [SettingsError, CatalogError, QualityError, KeyError, FileNotFoundError,
+                                     LockBusy, RecoveryError, BatchError]
     try:
         from govlake.ingest import IngestError
 
@@ -42,12 +43,25 @@ def _known_errors() -> tuple[type[Exception], ...]:
 
 
 def _fail(exc: Exception) -> None:
+    """Print ``error: …`` literally (no markup, no traceback) and exit: 2 for a bad setting, 1 otherwise."""
+    from govlake.config import SettingsError
+
     message = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
     first, *rest = str(message).split("\n")
     err.print(literal(("error: ", "bold red"), first), soft_wrap=True)
     for line in rest:
         err.print(literal(line), soft_wrap=True)
-    raise typer.Exit(1)
+    raise typer.Exit(2 if isinstance(exc, SettingsError) else 1)
+
+
+@app.callback()
+def _settings_first() -> None:
+    from govlake.config import SettingsError, get_settings
+
+    try:
+        get_settings()
+    except SettingsError as exc:
+        _fail(exc)
 
 
 @app.command()
@@ -376,19 +390,36 @@ def rules(
 
 @catalog_app.command("validate")
 def catalog_validate() -> None:
-    """Load the catalog and report every problem with its file and line."""
+    """Check the catalog, credit_rules.yml and expectations/: every problem with its file and line."""
     from govlake.catalog import CatalogError, load_catalog
     from govlake.config import get_settings
+    from govlake.credit._rules import load_credit_rules
+    from govlake.quality import check_expectations
 
+    settings = get_settings()
+    problems: list[str] = []
+    cat, checkable, skip = None, None, frozenset()
     try:
-        cat = load_catalog(get_settings().catalog_dir)
+        cat = checkable = load_catalog(settings.catalog_dir)
     except CatalogError as exc:
-        for p in exc.problems:
-            err.print(p, highlight=False)
-        raise typer.Exit(1) from None
+        problems.extend(exc.problems)
+        checkable, skip = exc.partial, exc.left_out
+    try:
+        load_credit_rules(settings.catalog_dir)
+    except CatalogError as exc:
+        problems.extend(exc.problems)
+    if checkable is not None:
+        problems.extend(check_expectations(checkable, settings.expectations_dir, skip=skip))
+    if problems:
+        for p in problems:
+            err.print(p, highlight=False, markup=False, soft_wrap=True)
+        if checkable is None:
+            err.print(f"{settings.expectations_dir} not checked: departments, code lists and defaults must load first",
+                      highlight=False, soft_wrap=True)
+        err.print(f"{len(problems)} problem{'s' if len(problems) > 1 else ''} in the catalog", highlight=False)
+        raise typer.Exit(1)
     console.print(f"catalog ok: {len(cat.resources)} resources, {len(cat.departments)} departments, "
-                  f"{len(cat.code_lists)} code lists")
-
+                  f"{len(cat.code_lists)} code lists; expectations ok", highlight=False)
 
 
 @catalog_app.command("search")

@@ -1,17 +1,20 @@
 """Settings: where govlake keeps its outputs and which engine runs the SQL models.
 
-One place chooses the resources (STYLE.md §4): every job asks ``get_settings()``; nothing
-else reads environment variables. ``GOVLAKE_VAR`` moves every output; ``GOVLAKE_ENGINE``
-selects ``duckdb`` (default, one machine) or ``spark`` (delta-spark at scale).
+One place chooses the resources: every job asks ``get_settings()``; nothing else reads
+environment variables, and each is validated before use (a ``SettingsError`` names the variable
+and its value). ``GOVLAKE_VAR`` moves every output; ``GOVLAKE_ENGINE`` selects ``duckdb``
+(default, one machine) or ``spark`` (delta-spark at scale).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
+from urllib.parse import urlsplit
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -31,7 +34,8 @@ class Settings:
     as_of: dt.date | None = None
     """The run's business date (dates after it are 'in the future'); default: today."""
     duckdb_memory_limit: str = "4GB"
-    """DuckDB spills to var/work beyond this, so memory stays flat as inputs grow."""
+    """DuckDB spills to var/work beyond this, so memory stays flat as inputs grow (``4GB``, ``512MiB``,
+    or ``80%`` of the machine's memory; see ``memory_bytes``)."""
     inbox: Path | None = None
     source_db_url: str | None = None
     lineage_url: str | None = None
@@ -77,21 +81,108 @@ class Settings:
         return self.source_db_url or f"sqlite:///{self.city / 'amr_registry.sqlite'}"
 
 
+class SettingsError(ValueError):
+    """A setting from the environment is unusable; the message names the variable and its value."""
+
+    def __init__(self, variable: str, value: str, reason: str):
+        self.variable, self.value = variable, value
+        shown = value if len(value) <= 120 else value[:117] + "..."
+        super().__init__(f"{variable}={shown!r}: {reason}")
+
+
+_MEMORY = re.compile(r"^(\d+(?:\.\d+)?)\s*(b|kb|mb|gb|tb|kib|mib|gib|tib|k|m|g|t)$", re.IGNORECASE)
+_PERCENT = re.compile(r"^(\d+(?:\.\d+)?)\s*%$")
+_UNITS = {"b": 1, "k": 1000, "m": 1000**2, "g": 1000**3, "t": 1000**4,
+          "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
+MIN_DUCKDB_MEMORY = 64 * 2**20
+"""Below this DuckDB cannot hold the pipeline's working set."""
+_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+
+
+def memory_bytes(value: str, *, variable: str = "GOVLAKE_DUCKDB_MEMORY") -> int:
+    """Bytes of a DuckDB memory size (``4GB``, ``512MiB``) or share of this machine's memory (``80%``).
+
+    Raises:
+        SettingsError: anything else, or less than 64 MiB.
+    """
+    text = value.strip()
+    if m := _PERCENT.match(text):
+        share = float(m.group(1))
+        if not 0 < share <= 100:
+            raise SettingsError(variable, value, "a share of memory must be between 0% and 100%")
+        size = int(_machine_memory() * share / 100)
+    elif m := _MEMORY.match(text):
+        unit = m.group(2).lower()
+        size = int(float(m.group(1)) * _UNITS[unit if unit in _UNITS else unit[0]])
+    else:
+        raise SettingsError(variable, value, "not a DuckDB memory size; write e.g. 4GB, 512MiB or 80% "
+                                             "(of this machine's memory)")
+    if size < MIN_DUCKDB_MEMORY:
+        raise SettingsError(variable, value, "DuckDB needs at least 64MiB")
+    return size
+
+
+def _machine_memory() -> int:
+    """Physical memory, or the container's (cgroup v2) limit when that is smaller."""
+    total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    try:
+        limit = Path("/sys/fs/cgroup/memory.max").read_text().strip()
+    except OSError:
+        return total
+    return min(total, int(limit)) if limit.isdigit() else total
+
+
+def _as_of(value: str) -> dt.date:
+    if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value.strip()):
+        raise SettingsError("GOVLAKE_AS_OF", value, "not an ISO date; write YYYY-MM-DD, e.g. 2026-11-20")
+    try:
+        return dt.date.fromisoformat(value.strip())
+    except ValueError as exc:
+        raise SettingsError("GOVLAKE_AS_OF", value, f"not a date ({exc})") from None
+
+
+def _folder(variable: str, value: str) -> Path:
+    if _URL.match(value.strip()):
+        raise SettingsError(variable, value, "object storage (URLs) is not supported yet; give a local folder")
+    if not value.strip():
+        raise SettingsError(variable, value, "empty; give a folder or unset the variable")
+    return Path(value).expanduser().resolve()
+
+
+def _http_url(variable: str, value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        shown = parts._replace(netloc=parts.hostname or "").geturl() if parts.password else value
+        raise SettingsError(variable, shown, "not an http(s) URL, e.g. http://localhost:5000")
+    return value
+
+
 def get_settings() -> Settings:
-    """Settings from the environment: GOVLAKE_VAR, GOVLAKE_ENGINE, GOVLAKE_INBOX, GOVLAKE_SOURCE_DB_URL,
-    GOVLAKE_DUCKDB_MEMORY, GOVLAKE_LINEAGE_URL,
-    GOVLAKE_AS_OF (YYYY-MM-DD)."""
-    var = Path(os.environ.get("GOVLAKE_VAR", REPO_ROOT / "var")).resolve()
-    engine = os.environ.get("GOVLAKE_ENGINE", "duckdb")
-    if engine not in ("duckdb", "spark"):
-        raise ValueError(f"GOVLAKE_ENGINE must be duckdb or spark, not {engine!r}")
-    inbox = os.environ.get("GOVLAKE_INBOX")
+    """Settings from the environment, each validated before use.
+
+    GOVLAKE_VAR, GOVLAKE_INBOX, GOVLAKE_CATALOG_DIR, GOVLAKE_EXPECTATIONS_DIR (local folders),
+    GOVLAKE_ENGINE (duckdb|spark), GOVLAKE_SOURCE_DB_URL, GOVLAKE_LINEAGE_URL (http(s)),
+    GOVLAKE_DUCKDB_MEMORY (``4GB``, ``512MiB``, ``80%``), GOVLAKE_AS_OF (YYYY-MM-DD).
+
+    Raises:
+        SettingsError: a variable holds an unusable value (named with the value in the message).
+    """
+    env = os.environ
+    var = _folder("GOVLAKE_VAR", env["GOVLAKE_VAR"]) if "GOVLAKE_VAR" in env else (REPO_ROOT / "var").resolve()
+    engine = env.get("GOVLAKE_ENGINE", "duckdb")
+    if engine not in get_args(Engine):
+        raise SettingsError("GOVLAKE_ENGINE", engine, "must be duckdb or spark")
+    memory = env.get("GOVLAKE_DUCKDB_MEMORY", "4GB")
+    memory_bytes(memory)
+    folders = {key: _folder(f"GOVLAKE_{key.upper()}", env[f"GOVLAKE_{key.upper()}"])
+               for key in ("inbox", "catalog_dir", "expectations_dir") if env.get(f"GOVLAKE_{key.upper()}")}
+    lineage_url = env.get("GOVLAKE_LINEAGE_URL") or None
     return Settings(
         var=var,
         engine=engine,  # type: ignore[arg-type]
-        inbox=Path(inbox).resolve() if inbox else None,
-        source_db_url=os.environ.get("GOVLAKE_SOURCE_DB_URL") or None,
-        lineage_url=os.environ.get("GOVLAKE_LINEAGE_URL") or None,
-        duckdb_memory_limit=os.environ.get("GOVLAKE_DUCKDB_MEMORY", "4GB"),
-        as_of=dt.date.fromisoformat(os.environ["GOVLAKE_AS_OF"]) if os.environ.get("GOVLAKE_AS_OF") else None,
+        source_db_url=env.get("GOVLAKE_SOURCE_DB_URL") or None,
+        lineage_url=lineage_url and _http_url("GOVLAKE_LINEAGE_URL", lineage_url),
+        duckdb_memory_limit=memory.strip(),
+        as_of=_as_of(env["GOVLAKE_AS_OF"]) if env.get("GOVLAKE_AS_OF") else None,
+        **folders,
     )

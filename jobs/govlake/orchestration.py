@@ -75,7 +75,8 @@ def _data_errors() -> tuple[type[Exception], ...]:
     import importlib
 
     errors: list[type[Exception]] = []
-    for module, name in [("govlake.catalog", "CatalogError"), ("govlake.ingest", "IngestError"),
+    for module, name in [("govlake.config", "SettingsError"), ("govlake.catalog", "CatalogError"),
+                         ("govlake.ingest", "IngestError"),
                          ("govlake.quality", "QualityError"), ("govlake.gold", "GoldError")]:
         try:
             errors.append(getattr(importlib.import_module(module), name))

@@ -91,12 +91,15 @@ def row_count(path: Path, *, version: int | None = None) -> int:
 
 def connect(settings: Settings, *, database: str | None = None) -> duckdb.DuckDBPyConnection:
     """A DuckDB connection tuned for this machine, spilling to var/work."""
+    from govlake.config import memory_bytes
+
     settings.work.mkdir(parents=True, exist_ok=True)
-    con = duckdb.connect(database or ":memory:")
-    con.execute(f"set temp_directory = '{settings.work / 'duckdb_tmp'}'")
-    con.execute(f"set memory_limit = '{settings.duckdb_memory_limit}'")
-    con.execute("set preserve_insertion_order = false")
-    return con
+    # Settings go in as configuration values, never pasted into SQL.
+    return duckdb.connect(database or ":memory:", config={
+        "temp_directory": str(settings.work / "duckdb_tmp"),
+        "memory_limit": f"{memory_bytes(settings.duckdb_memory_limit)}B",
+        "preserve_insertion_order": False,
+    })
 
 
 def files_since(path: Path, version: int | None, *, until: int | None = None) -> tuple[int | None, list[str]]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 ShareType = Literal["无条件共享", "有条件共享", "不予共享"]
 OpenType = Literal["无条件开放", "有条件开放", "不予开放"]
@@ -20,6 +20,15 @@ ItemType = Literal[
 SourceKind = Literal["csv", "xlsx", "jsonl", "db"]
 
 _Strict = ConfigDict(extra="forbid", frozen=True)
+
+
+class Defaults(BaseModel):
+    """Catalog-wide settings (``catalog/defaults.yml``); a resource may override them."""
+
+    model_config = _Strict
+    max_quarantine_rate: float = Field(default=0.5, ge=0, le=1)
+    """Blocking limit of every resource that sets none: a run with a larger share of its rows
+    quarantined publishes nothing."""
 
 
 class Department(BaseModel):
@@ -38,13 +47,7 @@ class CodeList(BaseModel):
     description: str
     values: list[str]
     synonyms: dict[str, str] = Field(default_factory=dict)
-
-    @model_validator(mode="after")
-    def _synonyms_target_values(self) -> CodeList:
-        bad = {k: v for k, v in self.synonyms.items() if v not in self.values}
-        if bad:
-            raise ValueError(f"synonyms map to values not in the list: {bad}")
-        return self
+    """Checked by the loader: every synonym maps to one of ``values``."""
 
 
 class Item(BaseModel):
@@ -115,7 +118,11 @@ class Source(BaseModel):
 
 
 class Resource(BaseModel):
-    """One catalogued data resource (信息资源)."""
+    """One catalogued data resource (信息资源).
+
+    Rules across fields and files (key and watermark columns are items, departments and code lists
+    exist, SQL conditions parse) are checked by the loader, which knows each value's line.
+    """
 
     model_config = _Strict
     code: str = Field(pattern=r"^[a-z]+\.[a-z_]+$")
@@ -144,32 +151,9 @@ class Resource(BaseModel):
     claimed_by: str | None = None
     """Department that claimed (认领) the entry and answers for it; None: not claimed yet."""
     claimed_on: dt.date | None = None
-
-    @field_validator("items")
-    @classmethod
-    def _unique_columns(cls, items: list[Item]) -> list[Item]:
-        seen: set[str] = set()
-        for item in items:
-            if item.column in seen:
-                raise ValueError(f"column {item.column!r} is declared twice")
-            seen.add(item.column)
-        return items
-
-    @model_validator(mode="after")
-    def _rules(self) -> Resource:
-        columns = {i.column for i in self.items}
-        missing = [k for k in self.key if k not in columns]
-        if missing:
-            raise ValueError(f"key columns not among the items: {missing}")
-        if self.share_type != "无条件共享" and not (self.share_condition and self.share_basis):
-            raise ValueError(f"{self.share_type} needs share_condition and share_basis")
-        if self.department_from and self.department_from not in columns:
-            raise ValueError(f"department_from {self.department_from!r} is not an item")
-        if self.source.kind == "db" and self.source.watermark not in columns:
-            raise ValueError(f"watermark {self.source.watermark!r} is not an item")
-        if self.claimed_on and not self.claimed_by:
-            raise ValueError("claimed_on needs claimed_by (the department that claimed the entry)")
-        return self
+    max_quarantine_rate: float | None = Field(default=None, ge=0, le=1)
+    """Blocking limit on the share of a run's rows quarantined; None: the catalog default
+    (``defaults.yml``). ``expectations/<code>.yml`` may set it too (``blocking``)."""
 
     @property
     def slug(self) -> str:

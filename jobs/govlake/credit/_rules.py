@@ -8,7 +8,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from govlake.catalog._loader import CatalogError, _line, _parse, _read, get_catalog
+from govlake.catalog._loader import CatalogError, _parse, _read, get_catalog
 from govlake.workdays import WorkdayCalendar
 
 RULES_FILE = "credit_rules.yml"
@@ -135,7 +135,7 @@ def _load(directory: str) -> CreditRules:
         used = [(("deadline", "by_department", code), code) for code in rules.deadline.by_department]
         used += [(("publicity", "warning_only_not_published_by", i), code)
                  for i, code in enumerate(rules.publicity.warning_only_not_published_by)]
-        problems += [f"{path}:{_line(lines, loc)}: {'.'.join(map(str, loc))}: unknown department {code!r} "
+        problems += [f"{lines.where(loc)}: {'.'.join(map(str, loc))}: unknown department {code!r} "
                      f"(departments.yml has: {', '.join(known)})" for loc, code in used if code not in known]
     if problems:
         raise CatalogError(problems)

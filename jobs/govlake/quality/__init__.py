@@ -7,7 +7,7 @@ here too, imported on first use so that importing govlake.quality does not load 
 from govlake.quality._batches import Batch, BatchError
 from govlake.quality._listing import rule_listing, rules_markdown
 from govlake.quality._process import HeldBatch, ProcessResult, QualityError, decide_batch, process_resource
-from govlake.quality._rules import Rule, RuleSet, rules_for
+from govlake.quality._rules import Rule, RuleSet, check_expectations, rules_for
 
 _EXPECTATIONS = (
     "ExpectColumnPairValuesAToNotBeAfterB", "ExpectColumnValuesToBeMultiValuedInSet",
@@ -27,5 +27,5 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'govlake.quality' has no attribute {name!r}")
 
 
-__all__ = ["Batch", "BatchError", "HeldBatch", "ProcessResult", "QualityError", "Rule", "RuleSet", "decide_batch",
-           "process_resource", "rule_listing", "rules_for", "rules_markdown", *_EXPECTATIONS]
+__all__ = ["Batch", "BatchError", "HeldBatch", "ProcessResult", "QualityError", "Rule", "RuleSet", "check_expectations",
+           "decide_batch", "process_resource", "rule_listing", "rules_for", "rules_markdown", *_EXPECTATIONS]

@@ -76,6 +76,13 @@ def rules_markdown(*, settings: Settings | None = None) -> str:
         "`expectations/<resource>.yml`, where each can be switched off or re-graded (`enabled`,",
         "`severity`, `overrides`). `govlake rules [RESOURCE] [--json]` prints the same list.",
         "",
+        "Every resource has a blocking limit (`blocking.quarantine_rate`): `max_quarantine_rate` in",
+        "`catalog/defaults.yml` (0.5 unless set there), unless the resource's catalog file or the `blocking`",
+        "section of its `expectations/<resource>.yml` sets its own (the expectations file wins).",
+        "`govlake catalog validate` checks the expectations files with the catalog: unknown resources,",
+        "expectation classes or arguments, columns that are not in the standardized row, SQL that does not",
+        "parse or bind, duplicate rule ids and bad severities, each with its file and line.",
+        "",
     ]
     listing = [r for code in PACK_RESOURCES for r in rule_listing(code, settings=settings)]
     for code in PACK_RESOURCES:

@@ -10,17 +10,15 @@ while GX runs the expectation on the same table (_gx.py); the two are held to th
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-
-from govlake.catalog import Catalog, Item, Resource
+from govlake.catalog import Catalog, CatalogError, Item, Resource
 from govlake.identifiers import sql_id_number_valid, sql_uscc_valid
 from govlake.quality._checks import TODAY, fail_when
-from govlake.transform import Dialect, tokens_of
+from govlake.transform import DUCKDB, Dialect, tokens_of
 
 Severity = Literal["row", "warning", "blocking"]
 
@@ -57,7 +55,8 @@ def check(rule_id: str, severity: Severity, zh: str, en: str, expectation: str, 
 class RuleSet:
     resource: str
     rules: list[Rule]
-    max_quarantine_rate: float = 1.0
+    max_quarantine_rate: float = 0.5
+    """Blocking limit: the expectations file's, else the resource's in the catalog, else the catalog default."""
     source_file: Path | None = None
     extra: dict = field(default_factory=dict)
 
@@ -143,67 +142,77 @@ def _expand(sql: str, d: Dialect) -> str:
 
 def rules_for(resource: Resource, catalog: Catalog, d: Dialect, expectations_dir: Path) -> RuleSet:
     """Every rule of ``resource``: the parse rule, the catalog rules, then those of
-    ``expectations/<resource>.yml`` (with its ``overrides`` of catalog rules applied)."""
+    ``expectations/<resource>.yml`` (with its ``overrides`` of catalog rules applied).
+
+    Raises:
+        CatalogError: the expectations file has problems (the ones ``check_expectations`` lists).
+    """
+    from govlake.quality._rule_file import read_rule_file
+
     rules = [check("parse.row", "row", "行须能按表头完整解析（字段数一致、格式正确）",
                    "The row must parse against the header (field count, JSON)",
                    "ExpectColumnValuesToBeNull", d, column="_parse_error")]
     for item in resource.items:
         rules.extend(_item_rules(catalog, item, d))
     path = expectations_dir / f"{resource.code}.yml"
-    max_rate = 1.0
-    if path.exists():
-        spec = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        if spec.get("resource") != resource.code:
-            raise ValueError(f"{path}: resource is {spec.get('resource')!r}, expected {resource.code!r}")
-        for i, r in enumerate(spec.get("rules", [])):
-            rule = _yaml_rule(r, d, where=f"{path}: rules[{i}]")
-            if rule is not None:
-                rules.append(rule)
-        rules = _override(rules, spec.get("overrides") or {}, where=f"{path}: overrides")
-        max_rate = float((spec.get("blocking") or {}).get("max_quarantine_rate", 1.0))
-    ids = [r.id for r in rules]
-    dupes = {i for i in ids if ids.count(i) > 1}
-    if dupes:
-        raise ValueError(f"duplicate rule ids for {resource.code}: {sorted(dupes)}")
-    return RuleSet(resource.code, rules, max_quarantine_rate=max_rate,
-                   source_file=path if path.exists() else None)
+    max_rate = catalog.max_quarantine_rate(resource.code)
+    if not path.exists():
+        return RuleSet(resource.code, rules, max_quarantine_rate=max_rate)
+    spec = read_rule_file(path, resource)
+    generated = {r.id for r in rules}
+    for i, r in spec.specs:
+        if r["id"] in generated:
+            spec.doc.problem(("rules", i, "id"), f"rules[{i}] ({r['id']}): {r['id']!r} is the id of a rule "
+                             "the catalog generates; choose another id (or use overrides)")
+        elif r.get("enabled", True):
+            rules.append(_yaml_rule(r, d))
+    known = {r.id for r in rules} | {r["id"] for _, r in spec.specs}
+    for rule_id in spec.overrides:
+        if rule_id not in known:
+            spec.doc.problem(("overrides", rule_id), f"overrides: no rule {rule_id!r} for {resource.code} "
+                             "(`govlake rules RESOURCE` lists them)", key=True)
+    if spec.problems:
+        raise CatalogError(spec.doc.sorted_problems())
+    rules = _override(rules, spec.overrides)
+    if spec.max_quarantine_rate is not None:
+        max_rate = spec.max_quarantine_rate
+    return RuleSet(resource.code, rules, max_quarantine_rate=max_rate, source_file=path)
 
 
-def _yaml_rule(r: dict, d: Dialect, *, where: str) -> Rule | None:
-    """One rule of expectations/*.yml: ``expectation`` + ``kwargs``, or a hand-written ``fail_when``."""
-    missing = {"id", "severity", "zh", "en"} - set(r)
-    if missing:
-        raise ValueError(f"{where} lacks {sorted(missing)}")
-    if ("fail_when" in r) == ("expectation" in r):
-        raise ValueError(f"{where} ({r['id']}) needs either fail_when or expectation (+ kwargs)")
-    if r["severity"] not in ("row", "warning"):
-        raise ValueError(f"{where} ({r['id']}) severity must be row or warning")
-    if not r.get("enabled", True):
-        return None
+def check_expectations(catalog: Catalog, expectations_dir: Path, *, skip: Collection[str] = ()) -> list[str]:
+    """Every problem of the expectations folder and its files (``file:line:col: message``).
+
+    Args:
+        catalog: the catalog the files are about.
+        expectations_dir: the folder of ``<resource>.yml`` files.
+        skip: resources whose files are not checked (their catalog entry is broken: ``CatalogError.left_out``).
+    """
+    from govlake.quality._rule_file import expectation_files
+
+    problems = expectation_files(catalog, expectations_dir, skip=skip)
+    for code in sorted(set(catalog.resources) - set(skip)):
+        try:
+            rules_for(catalog.resource(code), catalog, DUCKDB, expectations_dir)
+        except CatalogError as exc:
+            problems.extend(exc.problems)
+    return problems
+
+
+def _yaml_rule(r: dict, d: Dialect) -> Rule:
+    """One checked rule of expectations/*.yml: ``expectation`` + ``kwargs``, or a hand-written ``fail_when``."""
     if "fail_when" in r:
         return check(r["id"], r["severity"], r["zh"], r["en"], RAW_SQL, d, fail_when=_expand(r["fail_when"], d))
-    try:
-        return check(r["id"], r["severity"], r["zh"], r["en"], r["expectation"], d, **(r.get("kwargs") or {}))
-    except (ValueError, KeyError) as exc:
-        raise ValueError(f"{where} ({r['id']}): {exc}") from None
+    return check(r["id"], r["severity"], r["zh"], r["en"], r["expectation"], d, **(r.get("kwargs") or {}))
 
 
-def _override(rules: list[Rule], overrides: dict, *, where: str) -> list[Rule]:
-    """``overrides: {rule_id: {severity: warning} | {enabled: false}}`` for catalog-generated rules."""
-    by_id = {r.id: r for r in rules}
-    unknown = sorted(set(overrides) - set(by_id))
-    if unknown:
-        raise ValueError(f"{where}: no such rules {unknown}")
+def _override(rules: list[Rule], overrides: dict) -> list[Rule]:
+    """``overrides: {rule_id: {severity: warning} | {enabled: false}}`` (checked by ``_rule_file``)."""
     out = []
     for r in rules:
         o = overrides.get(r.id) or {}
-        if set(o) - {"severity", "enabled"}:
-            raise ValueError(f"{where}.{r.id}: only severity and enabled can be overridden")
         if not o.get("enabled", True):
             continue
         if "severity" in o:
-            if o["severity"] not in ("row", "warning"):
-                raise ValueError(f"{where}.{r.id}: severity must be row or warning")
             r = replace(r, severity=o["severity"])
         out.append(r)
     return out

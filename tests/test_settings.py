@@ -1,0 +1,123 @@
+"""Settings from the environment are validated before use and never pasted into SQL."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import subprocess
+import sys
+
+import pytest
+from typer.testing import CliRunner
+
+from govlake import storage
+from govlake.cli import app
+from govlake.config import Settings, SettingsError, get_settings, memory_bytes
+
+CRAFTED = "4GB'; copy (select 1) to '{target}'; --"
+
+
+@pytest.fixture
+def env(tmp_path, monkeypatch):
+    """A clean GOVLAKE_ environment with var/ under tmp_path; returns monkeypatch to set more."""
+    for key in list(os.environ):
+        if key.startswith("GOVLAKE_"):
+            monkeypatch.delenv(key)
+    monkeypatch.setenv("GOVLAKE_VAR", str(tmp_path / "var"))
+    return monkeypatch
+
+
+def test_defaults_and_valid_values(env, tmp_path):
+    s = get_settings()
+    assert (s.var, s.engine, s.duckdb_memory_limit, s.as_of) == (tmp_path / "var", "duckdb", "4GB", None)
+    env.setenv("GOVLAKE_DUCKDB_MEMORY", "512MiB")
+    env.setenv("GOVLAKE_AS_OF", "2026-11-20")
+    env.setenv("GOVLAKE_ENGINE", "spark")
+    env.setenv("GOVLAKE_CATALOG_DIR", str(tmp_path / "catalog"))
+    s = get_settings()
+    assert (s.duckdb_memory_limit, s.as_of, s.engine, s.catalog_dir) == (
+        "512MiB", dt.date(2026, 11, 20), "spark", tmp_path / "catalog")
+
+
+@pytest.mark.parametrize("value, size", [("4GB", 4 * 10**9), ("512MiB", 512 * 2**20), ("1.5 gb", 15 * 10**8),
+                                         ("2G", 2 * 10**9), ("1TiB", 2**40)])
+def test_memory_sizes(value, size):
+    assert memory_bytes(value) == size
+
+
+def test_a_share_of_the_machine_memory():
+    total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    assert 0 < memory_bytes("50%") <= total // 2 + 1
+
+
+@pytest.mark.parametrize("variable, value, reason", [
+    ("GOVLAKE_DUCKDB_MEMORY", CRAFTED.format(target="/tmp/x.csv"), "not a DuckDB memory size"),
+    ("GOVLAKE_DUCKDB_MEMORY", "4", "not a DuckDB memory size"),
+    ("GOVLAKE_DUCKDB_MEMORY", "150%", "between 0% and 100%"),
+    ("GOVLAKE_DUCKDB_MEMORY", "10kb", "at least 64MiB"),
+    ("GOVLAKE_AS_OF", "20261120", "not an ISO date"),
+    ("GOVLAKE_AS_OF", "2026-02-30", "not a date"),
+    ("GOVLAKE_ENGINE", "polars", "must be duckdb or spark"),
+    ("GOVLAKE_VAR", "s3://bucket/govlake", "object storage (URLs) is not supported yet"),
+    ("GOVLAKE_INBOX", "https://example.org/inbox", "object storage (URLs) is not supported yet"),
+    ("GOVLAKE_LINEAGE_URL", "marquez:5000", "not an http(s) URL"),
+])
+def test_bad_values_are_refused_naming_variable_and_value(env, variable, value, reason):
+    env.setenv(variable, value)
+    with pytest.raises(SettingsError) as info:
+        get_settings()
+    assert isinstance(info.value, ValueError)
+    assert str(info.value).startswith(f"{variable}={value!r}: ") and reason in str(info.value)
+
+
+def test_a_url_password_is_not_repeated_in_the_error(env):
+    env.setenv("GOVLAKE_LINEAGE_URL", "ftp://user:s3cret@lineage.example.org/")
+    with pytest.raises(SettingsError) as info:
+        get_settings()
+    assert "s3cret" not in str(info.value) and "lineage.example.org" in str(info.value)
+
+
+def test_a_crafted_memory_limit_writes_no_file(env, tmp_path):
+    target = tmp_path / "x.csv"
+    crafted = CRAFTED.format(target=target)
+    env.setenv("GOVLAKE_DUCKDB_MEMORY", crafted)
+    with pytest.raises(SettingsError):
+        get_settings()
+    # Settings built in code do not reach SQL either: connect() refuses the value
+    with pytest.raises(SettingsError):
+        storage.connect(Settings(var=tmp_path / "var", duckdb_memory_limit=crafted))
+    assert not target.exists()
+
+
+def test_connect_passes_settings_as_configuration(tmp_path):
+    settings = Settings(var=tmp_path / "it's a var", duckdb_memory_limit="512MiB")
+    con = storage.connect(settings)
+    temp, memory, order = con.execute("select current_setting('temp_directory'), current_setting('memory_limit'), "
+                                      "current_setting('preserve_insertion_order')").fetchone()
+    assert (temp, memory, order) == (str(tmp_path / "it's a var" / "work" / "duckdb_tmp"), "512.0 MiB", False)
+    # DuckDB spills into that folder although its name holds a quote
+    con.execute("set memory_limit = '64MiB'")
+    con.execute("create temp table t as select range::varchar || 'xxxxxxxxxxxxxxxxxxxxxxxx' as v from range(1000000)")
+    assert con.execute("select count(*) from (select v from t order by v desc)").fetchone() == (1_000_000,)
+    assert any((tmp_path / "it's a var" / "work" / "duckdb_tmp").iterdir())
+
+
+def test_the_cli_prints_one_line_and_exits_2(env, tmp_path):
+    target = tmp_path / "x.csv"
+    env.setenv("GOVLAKE_DUCKDB_MEMORY", CRAFTED.format(target=target))
+    for args in (["status"], ["catalog", "validate"], ["rules", "credit.penalty"]):
+        result = CliRunner().invoke(app, args)
+        assert result.exit_code == 2, (args, result.output)
+        assert result.stderr.splitlines() == [f"error: GOVLAKE_DUCKDB_MEMORY={CRAFTED.format(target=target)!r}: "
+                                              "not a DuckDB memory size; write e.g. 4GB, 512MiB or 80% (of this "
+                                              "machine's memory)"]
+    assert not target.exists()
+
+
+def test_the_cli_as_a_user_runs_it(tmp_path):
+    env = {**os.environ, "GOVLAKE_VAR": "s3://bucket/lake"}
+    out = subprocess.run([sys.executable, "-m", "govlake.cli", "status"], capture_output=True, text=True, env=env,
+                         timeout=120)
+    assert out.returncode == 2 and out.stdout == ""
+    assert out.stderr == ("error: GOVLAKE_VAR='s3://bucket/lake': object storage (URLs) is not supported yet; "
+                          "give a local folder\n")
