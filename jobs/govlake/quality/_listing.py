@@ -42,9 +42,9 @@ def rule_listing(resource: str | None = None, *, settings: Settings | None = Non
                         "kwargs": kwargs, "zh": r.zh, "en": r.en})
         out.append({"resource": code, "id": "blocking.quarantine_rate", "severity": "blocking",
                     "expectation": None, "kwargs": {"max_quarantine_rate": rs.max_quarantine_rate},
-                    "zh": f"隔离行比例不得超过{rs.max_quarantine_rate:.0%}，否则本次不发布",
-                    "en": f"At most {rs.max_quarantine_rate:.0%} of the rows may be quarantined, "
-                          "or nothing is published"})
+                    "zh": f"每批（文件或数据库窗口）隔离行比例不得超过{rs.max_quarantine_rate:.0%}，否则该批暂扣",
+                    "en": f"At most {rs.max_quarantine_rate:.0%} of a batch's (file's or database window's) "
+                          "rows may be quarantined, or the batch is held"})
     return out
 
 
@@ -70,7 +70,8 @@ def rules_markdown(*, settings: Settings | None = None) -> str:
         "",
         "Every rule of the licensing and penalty feeds: its id, severity (`row`: the row goes to",
         "quarantine with the rule id; `warning`: counted in `meta/validation_results` only; `blocking`:",
-        "the run publishes nothing), the Great Expectations expectation that checks it and the",
+        "a delivered batch over it is held — none of its rows is published, every other batch goes on,",
+        "and `govlake batches reject|release` decides it), the Great Expectations expectation that checks it and the",
         "description in Chinese and English. Required, format, not-future, code-list and identifier",
         "rules come from the catalog; the `SGS.*` rules and their settings from",
         "`expectations/<resource>.yml`, where each can be switched off or re-graded (`enabled`,",
