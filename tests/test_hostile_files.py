@@ -7,8 +7,6 @@ file declares, or holds a 300 MB line, dies there instead of passing.
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import os
 import subprocess
@@ -27,28 +25,13 @@ from govlake.ingest import _csv as csv_module
 from govlake.ingest import _jsonl as jsonl_module
 from govlake.ingest import _xlsx_limits as limits
 from govlake.ingest._paths import open_source
+from test_ingest import HEADER, _csv_text, _row, _write  # noqa: E402
 
-PENALTY = get_catalog().resource("credit.penalty")
-HEADER = [i.name for i in PENALTY.items]
 TAX_HEADER = ["纳税人识别号", "纳税人名称", "注册地址", "评价年度", "纳税信用级别", "评价日期"]
 
 
-def _row(n: int, **values: str) -> list[str]:
-    return [values.get(i.column, f"{i.column}-{n}") for i in PENALTY.items]
-
-
 def _csv(rows: list[list[str]], header: list[str] = HEADER) -> str:
-    out = io.StringIO()
-    w = csv.writer(out, lineterminator="\r\n")
-    w.writerow(header)
-    w.writerows(rows)
-    return out.getvalue()
-
-
-def _write(path: Path, data: str | bytes, encoding: str = "utf-8") -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(data if isinstance(data, bytes) else data.encode(encoding))
-    return path
+    return _csv_text(header, rows)
 
 
 def _log(settings) -> list[dict]:
