@@ -93,3 +93,35 @@ def test_a_kill_after_any_commit_is_recovered_by_the_next_run(prepared, tmp_path
     assert sum(1 for r in quarantine if r["decision_no"] == "4号") == 1
     batches = DeltaTable(str(case.lake / "meta" / "batches")).to_pyarrow_table().to_pylist()
     assert [(b["batch_id"], b["status"]) for b in batches] == [("b3", "held")]
+
+
+RAISE = textwrap.dedent("""
+    import sys
+    from pathlib import Path
+    from govlake.config import Settings
+    from govlake.governance import raise_objection
+    settings = Settings(var=Path(sys.argv[1]))
+    raise_objection(settings=settings, by="王审核", reason="名称以登记为准", resource="amr.enterprise", item="name",
+                    entity_key=sys.argv[2], run_id="obj-1")
+""")
+
+
+@pytest.mark.parametrize("label", ["objections:meta/objections_history", "objections:meta/objections"])
+def test_an_objection_step_killed_between_its_commits_is_finished_by_the_next_one(settings, label):
+    from govlake.governance import detect_conflicts, history, list_objections, transition
+    from test_conflicts import write_silver
+    from test_objections import AMR, E1, HRSS
+
+    write_silver(settings, "amr.enterprise", AMR)
+    write_silver(settings, "hrss.social_insurance", HRSS)
+    detect_conflicts(settings=settings, run_id="c1")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GOVLAKE_")} | {"GOVLAKE_CRASH_AT": label}
+    killed = subprocess.run([sys.executable, "-c", RAISE, str(settings.var), E1], env=env, capture_output=True,
+                            text=True, timeout=300)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    [raised] = history(settings)
+    # the next objection command finishes the interrupted one first, then takes its own step
+    transition(raised["objection_id"], "accept", settings=settings, by="李科长", reason="受理", run_id="obj-2")
+    assert [(h["action"], h["run_id"]) for h in history(settings)] == [("raise", "obj-1"), ("accept", "obj-2")]
+    [objection] = list_objections(settings)
+    assert (objection.state, objection.steps) == ("accepted", 2)
