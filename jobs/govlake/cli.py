@@ -556,6 +556,163 @@ def batches_release(
     _decide(batch_id, "released", reason, by)
 
 
+# ---- backup, restore, drill, vacuum (govlake.backup; docs/operations.md) --------------------------
+
+
+def _backup_errors() -> tuple[type[Exception], ...]:
+    from govlake.backup import BackupError
+
+    return (BackupError, OSError, *_known_errors())
+
+
+def _say(text: str, *, error: bool = False) -> None:
+    """One line of a backup command's output, never wrapped (paths stay whole)."""
+    (err if error else console).print(literal(text, style="red" if error and not text.startswith(" ") else ""),
+                                      soft_wrap=True)
+
+
+def _size(n: int) -> str:
+    return f"{n / 1e6:,.1f} MB" if n >= 100_000 else f"{n / 1e3:,.1f} kB"
+
+
+@app.command()
+def backup(
+    to: Annotated[Path, typer.Option("--to", help="Backup folder (created when absent); files an earlier backup "
+                                                 "there holds are not copied again.")],
+) -> None:
+    """Back the whole lake up at one consistent cut: every Delta table, lake/_steps and the extract."""
+    from govlake.backup import take_backup
+    from govlake.config import get_settings
+
+    try:
+        r = take_backup(get_settings(), to=to)
+    except _backup_errors() as exc:
+        _fail(exc)
+    m = r.manifest
+    _say(f"backup {m.backup_id} (cut {m.cut}): {len(m.tables)} tables, {m.rows:,} rows; copied {r.copied} files "
+         f"({_size(r.copied_bytes)}), reused {r.reused} files ({_size(r.reused_bytes)}) in {r.seconds:.1f}s; "
+         f"manifest {r.path}")
+
+
+def _as_of(text: str):
+    import datetime as dt
+
+    try:
+        moment = dt.datetime.fromisoformat(text.strip())
+    except ValueError:
+        _fail(ValueError(f"--as-of {text!r}: expected an ISO time such as 2026-11-20T09:30:00+08:00"))
+    return moment if moment.tzinfo else moment.astimezone()
+
+
+@app.command()
+def restore(
+    source: Annotated[Path | None, typer.Option("--from", help="Backup folder to restore from.")] = None,
+    backup_id: Annotated[str | None, typer.Option("--backup", help="With --from: this backup (default the latest).")]
+    = None,
+    table: Annotated[list[str] | None, typer.Option("--table", help="With --from: only this table (e.g. "
+                     "silver/credit_penalty) and what depends on it; repeatable.")] = None,
+    as_of: Annotated[str | None, typer.Option("--as-of", help="Delta time travel to this ISO time (local time "
+                     "without a zone) inside the retention window.")] = None,
+    resume_: Annotated[bool, typer.Option("--resume", help="Finish a restore that was interrupted.")] = False,
+) -> None:
+    """Bring the lake back: the whole lake or some tables from a backup, or the lake as of a time."""
+    from govlake import backup as bk
+    from govlake.config import get_settings
+
+    if sum((source is not None, as_of is not None, resume_)) != 1:
+        _fail(ValueError("give one of --from DIR, --as-of TIME or --resume"))
+    if source is None and (table or backup_id):
+        _fail(ValueError("--table and --backup go with --from DIR"))
+    settings = get_settings()
+    try:
+        if resume_:
+            result = bk.resume(settings)
+            if result is None:
+                console.print("no interrupted restore to finish")
+                return
+        elif as_of is not None:
+            result = bk.restore_as_of(settings, moment=_as_of(as_of))
+        elif table:
+            result = bk.restore_tables(settings, source=source, tables=table, backup_id=backup_id)
+        else:
+            result = bk.restore_lake(settings, source=source, backup_id=backup_id)
+    except _backup_errors() as exc:
+        if bk.read_fence(settings) is not None:
+            exc = RuntimeError(f"{exc}. The restore was interrupted: `govlake restore --resume` finishes it")
+        _fail(exc)
+    what = {"whole": "the whole lake", "table": "tables", "as-of": "the lake"}[result.kind]
+    source_text = f"backup {result.backup_id}" if result.backup_id else "time travel"
+    checked = f", {result.files} files ({_size(result.bytes)}) checked" if result.files else ""
+    _say(f"restored {what} to {result.cut:%Y-%m-%d %H:%M:%S} UTC from {source_text}: {len(result.tables)} tables"
+         f"{checked} in {result.seconds:.1f}s")
+    if result.kind != "whole" and result.tables:
+        _say("  " + ", ".join(result.tables))
+    if result.aside_dir is not None:
+        _say(f"set aside (never deleted; remove it when no longer needed): {result.aside_dir}")
+    for note in result.notes:
+        _say(f"note: {note}")
+    console.print("next: `govlake ingest --all` and `govlake run` carry on from the restored state")
+
+
+@app.command()
+def drill(
+    source: Annotated[Path, typer.Option("--from", help="Backup folder.")],
+    backup_id: Annotated[str | None, typer.Option("--backup", help="This backup (default the latest).")] = None,
+    scratch: Annotated[Path | None, typer.Option(help="Folder for the scratch lake (default the system's temp).")]
+    = None,
+    keep: Annotated[bool, typer.Option(help="Leave the scratch lake in place.")] = False,
+) -> None:
+    """Restore drill (灾备演练): restore a backup into scratch, check every file and table, record it."""
+    from govlake.backup import run_drill
+    from govlake.config import get_settings
+
+    try:
+        r = run_drill(get_settings(), source=source, backup_id=backup_id, scratch=scratch, keep=keep)
+    except _backup_errors() as exc:
+        _fail(exc)
+    m = r.manifest
+    what = f"backup {m.backup_id} (cut {m.cut})" if m else str(r.backup_dir)
+    counts = (f"{r.tables} tables, {r.rows:,} rows, {r.files} files ({_size(r.bytes)}) restored and checked "
+              f"in {r.seconds:.1f}s")
+    if r.scratch:
+        _say(f"scratch lake kept at {r.scratch}")
+    if r.passed:
+        _say(f"drill {r.drill_id} of {what}: passed — {counts}; recorded in meta/drills")
+        return
+    _say(f"drill {r.drill_id} of {what}: FAILED — {counts}; recorded in meta/drills", error=True)
+    for problem in r.problems:
+        _say(f"  {problem}", error=True)
+    raise typer.Exit(1)
+
+
+@app.command()
+def vacuum(
+    retain_hours: Annotated[int, typer.Option(help="Keep every file a version of the last H hours needs.")] = 168,
+    force: Annotated[bool, typer.Option(help="Allow --retain-hours below the safe minimum (24).")] = False,
+    dry_run: Annotated[bool, typer.Option(help="Only list what would be deleted.")] = False,
+    compact: Annotated[bool, typer.Option(help="Also compact the meta tables' small files, checkpoint every table "
+                                               "and drop old log entries of gold and meta.")] = False,
+) -> None:
+    """Delete files no version inside the retention window needs (open intents' versions are kept)."""
+    from govlake.backup import vacuum as run_vacuum
+    from govlake.config import get_settings
+
+    try:
+        r = run_vacuum(get_settings(), retain_hours=retain_hours, force=force, dry_run=dry_run, compact=compact)
+    except _backup_errors() as exc:
+        _fail(exc)
+    verb = "would remove" if r.dry_run else "removed"
+    for table, (files, size) in sorted(r.removed.items()):
+        _say(f"{table}: {verb} {files} files ({_size(size)})")
+    for table, (removed, added) in sorted(r.compacted.items()):
+        _say(f"{table}: compacted {removed} files into {added}")
+    for table, versions in sorted(r.kept_pinned.items()):
+        _say(f"{table}: kept versions {', '.join(map(str, versions))} (an interrupted step reads them)")
+    for note in r.notes:
+        _say(f"note: {note}")
+    _say(f"vacuum (retain {r.retain_hours} h): {verb} {r.files} files ({_size(r.bytes)}) in {r.seconds:.1f}s")
+
+
 def _unexpected(exc: BaseException) -> None:
     from govlake.masking import scrub_text
 

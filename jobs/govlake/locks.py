@@ -14,6 +14,9 @@ A second invocation that needs a held lock waits (``GOVLAKE_LOCK_WAIT`` seconds,
 saying once who holds it) and then refuses with :class:`LockBusy`, naming the holder's command,
 pid, host and start time. So two invocations touching the same tables run one after the other.
 
+While ``var/locks/fence.json`` exists (an interrupted ``govlake restore`` left the lake half
+changed) no step starts: :func:`hold` refuses with the file's message, which says what to do.
+
 On one machine (the default) locks are ``flock(2)`` locks on files under ``var/locks``: the
 kernel releases them when their process ends, however it ends (``kill -9`` included), so a lock
 is never left stale; the holder file is only what the last holder wrote about itself. They hold
@@ -44,6 +47,7 @@ log = logging.getLogger(__name__)
 
 LAKE = "lake"
 PUBLISH = "publish"
+FENCE = "fence.json"
 
 
 class LockBusy(RuntimeError):
@@ -221,5 +225,23 @@ def hold(settings: Settings, name: str, *, timeout: float | None = None) -> Iter
         with locks.acquire(LAKE, shared=False, timeout=wait):
             yield
         return
-    with locks.acquire(LAKE, shared=True, timeout=wait), locks.acquire(name, shared=False, timeout=wait):
-        yield
+    with locks.acquire(LAKE, shared=True, timeout=wait):
+        check_fence(settings)
+        with locks.acquire(name, shared=False, timeout=wait):
+            yield
+
+
+def check_fence(settings: Settings) -> None:
+    """Refuse while ``var/locks/fence.json`` exists (written and removed by govlake.backup's restores),
+    unless this process wrote it (a restore rebuilding the extract)."""
+    path = settings.var / "locks" / FENCE
+    try:
+        record = json.loads(path.read_text(encoding="utf-8") or "{}")
+    except FileNotFoundError:
+        return
+    except (OSError, ValueError):
+        record = {}
+    if record.get("pid") == os.getpid() and record.get("host") == socket.gethostname():
+        return
+    raise LockBusy(record.get("message") or f"{path}: the lake is fenced off by an interrupted restore; "
+                   "run `govlake restore --resume`")

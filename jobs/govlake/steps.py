@@ -25,6 +25,10 @@ Why this and not more: the txn identifier is Delta's own idempotent-write mechan
 the same commit as the data, so "written" and "marked written" cannot disagree; the intent file
 only has to say what to redo, and it is replaced atomically (write, fsync, rename).
 
+Every intent's begin (before its file is written) and close (after) is also appended to
+``lake/_steps/history.jsonl`` (:func:`record_event`, one fsync'd JSON line each): the moments no
+intent was open are the quiet cuts ``govlake restore --as-of`` may go back to (govlake.backup).
+
 Fault injection (``GOVLAKE_CRASH_AT``, govlake._faults) kills a step at any of these commit boundaries.
 """
 
@@ -49,6 +53,7 @@ from govlake.config import Settings
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 STEPS_DIR = "_steps"
+HISTORY = "history.jsonl"
 
 
 class StepAbandoned(RuntimeError):
@@ -208,6 +213,36 @@ def clear_intents(settings: Settings) -> None:
             path.unlink()
 
 
+def record_event(settings: Settings, event: dict) -> None:
+    """Append ``event`` (with its time, ``at``) to ``lake/_steps/history.jsonl`` and fsync it."""
+    path = _steps_dir(settings) / HISTORY
+    path.parent.mkdir(parents=True, exist_ok=True)
+    line = json.dumps({"at": dt.datetime.now(dt.UTC).isoformat(), **event}, ensure_ascii=False, default=str)
+    fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        size = os.fstat(fd).st_size
+        torn = size > 0 and os.pread(fd, 1, size - 1) != b"\n"  # a crash mid-line: start a new one
+        os.write(fd, (("\n" if torn else "") + line + "\n").encode("utf-8"))
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def history(settings: Settings) -> list[dict]:
+    """Every event of ``lake/_steps/history.jsonl``, oldest first (a line torn by a crash is skipped)."""
+    try:
+        text = (_steps_dir(settings) / HISTORY).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return []
+    events = []
+    for line in text.splitlines():
+        try:
+            events.append(json.loads(line))
+        except ValueError:
+            continue
+    return events
+
+
 def table_versions(settings: Settings, tables: Iterable[str]) -> dict[str, int | None]:
     """The current version of each lake-relative table (None when it does not exist yet)."""
     out = {}
@@ -224,6 +259,8 @@ def _begin(settings: Settings, consumer: str, run_id: str, params: dict, reads: 
     versions = table_versions(settings, dict.fromkeys(reads))
     record = {"consumer": consumer, "id": intent_id, "run_id": run_id, "state": "open", "params": params,
               "versions": versions, "started_at": dt.datetime.now(dt.UTC).isoformat(), "pid": os.getpid()}
+    record_event(settings, {"event": "begin", "consumer": consumer, "id": intent_id, "run_id": run_id,
+                            "versions": versions})
     _write_json(_file(settings, consumer), record)
     crash_point(f"{consumer}:begin")
     return Intent(settings, consumer, intent_id, run_id, params, versions)
@@ -233,6 +270,7 @@ def _close(settings: Settings, intent: Intent, state: str) -> None:
     _write_json(_file(settings, intent.consumer), {
         "consumer": intent.consumer, "id": intent.id, "run_id": intent.run_id, "state": state,
         "closed_at": dt.datetime.now(dt.UTC).isoformat()})
+    record_event(settings, {"event": "close", "consumer": intent.consumer, "id": intent.id, "state": state})
     crash_point(f"{intent.consumer}:done")
 
 

@@ -5,7 +5,9 @@ high-water mark is the largest ``watermark_hi`` landed, parsed (so a mark writte
 by an older version is read correctly). Its database windows say which bronze batches a new read
 must be compared with (``History.db_batches``). Before a batch is written a ``landing`` row
 is logged; a ``landing`` row without an outcome (the process died between the bronze commit and
-the log commit) is settled on the next ingest by looking for its batch id in bronze.
+the log commit) is settled on the next ingest by looking for its batch id in bronze. An
+``unlanded`` row (written by ``govlake restore --table bronze/…`` for a batch the restored bronze
+no longer holds) cancels the ``landed`` row of its batch: the file is landed again.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ SCHEMA = pa.schema([
     ("watermark_hi", S), ("size", pa.int64()), ("mtime_ns", pa.int64()), ("unwatermarked_rows", pa.int64()),
 ])
 LANDING = "landing"
+UNLANDED = "unlanded"
 
 
 def log_path(settings: Settings) -> Path:
@@ -103,9 +106,10 @@ def history(settings: Settings, resource: str, bronze: Path, *, run_id: str) -> 
         return found
     rows = log.to_pyarrow_dataset().to_table(filter=pc.field("resource") == resource).to_pylist()
     outcomes = {r["batch_id"] for r in rows if r["status"] != LANDING and r["batch_id"]}
+    unlanded = {r["batch_id"] for r in rows if r["status"] == UNLANDED}
     repairs = []
     for r in rows:
-        if r["status"] == "landed":
+        if r["status"] == "landed" and r["batch_id"] not in unlanded:
             _add(found, r)
         elif r["status"] == LANDING and r["batch_id"] not in outcomes:
             landed = _bronze_rows(bronze, r["batch_id"])

@@ -10,6 +10,7 @@ from govlake.kpi import Kpi, KpiValue
 from govlake.quality._process import gx_validation_page
 from govlake.report import _svg
 from govlake.report._data import LakeData, RuleInfo
+from govlake.report._drills import drill_section, load_drills
 from govlake.report._html import Cell, Page, bi, e, slug, status_class, status_label
 from govlake.report._scores import Scorecard, months_of, previous, quarter_of, scorecards
 
@@ -214,6 +215,7 @@ class Site:
               '(GX\'s own pages load their styles from a CDN, so offline they show unstyled).</p>' if gx else
               '<p class="note">尚无 Great Expectations Data Docs（var/reports/gx）。No GX Data Docs yet '
               '(var/reports/gx): they are written by each validation run.</p>')
+        drill_section(p, load_drills(self.data.settings))
         self.write(p)
 
     def departments(self) -> None:
