@@ -290,6 +290,8 @@ def status(as_json: Annotated[bool, typer.Option("--json", help="Machine-readabl
                            "that step finishes it first", style="yellow"))
     for name, holder in info["locks"].items():
         console.print(Text(f"lock {name} held by {holder}"))
+    if info["fence"]:
+        console.print(literal(("fenced: ", "bold red"), info["fence"]), soft_wrap=True)
     console.print(f"analyst extract: [bold]{info['extract'] or '(not built yet)'}[/]")
 
 

@@ -53,7 +53,12 @@ def lake_status(settings: Settings | None = None) -> dict:
     interrupted = [{"step": i["consumer"], "run_id": i["run_id"], "started_at": i.get("started_at")}
                    for i in steps.open_intents(settings)]
     held_locks = {name: h.describe() for name, h in locks.provider(settings).holders().items()}
+    fence = None
+    try:
+        locks.check_fence(settings)
+    except locks.LockBusy as exc:
+        fence = str(exc)
     extract = settings.extracts / "analyst.duckdb"
     return {"lake": str(settings.lake), "tables": tables, "quarantine_by_rule": by_rule,
-            "reconciliation": recon, "held_batches": held, "interrupted_steps": interrupted, "locks": held_locks,
+            "reconciliation": recon, "held_batches": held, "interrupted_steps": interrupted, "locks": held_locks, "fence": fence,
             "extract": str(extract) if extract.exists() else None}
