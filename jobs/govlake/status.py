@@ -60,5 +60,5 @@ def lake_status(settings: Settings | None = None) -> dict:
         fence = str(exc)
     extract = settings.extracts / "analyst.duckdb"
     return {"lake": str(settings.lake), "tables": tables, "quarantine_by_rule": by_rule,
-            "reconciliation": recon, "held_batches": held, "interrupted_steps": interrupted, "locks": held_locks, "fence": fence,
-            "extract": str(extract) if extract.exists() else None}
+            "reconciliation": recon, "held_batches": held, "interrupted_steps": interrupted, "locks": held_locks,
+            "fence": fence, "extract": str(extract) if extract.exists() else None}
