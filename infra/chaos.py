@@ -3,7 +3,8 @@ times at once, race ingests of one file — then let the next plain run recover 
 table, row by row (content hashes), with a clean serial run.
 
 Usage: uv run python infra/chaos.py [--scale 20000] [--random 40] [--overlap 2 4] [--workdir DIR]
-                                    [--only boundaries|random|overlap|races] [--limit N] [--seed S]
+                                    [--only boundaries|random|overlap|races] [--limit N] [--per-label N]
+                                    [--seed S]
 
 1. Generates a city (``govlake generate --scale N``) and runs the baseline serially: ``govlake ingest
    --all`` then ``govlake run``, with GOVLAKE_COMMIT_TRACE listing every commit boundary of both.
@@ -406,6 +407,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--overlap", type=int, nargs="*", default=[2, 4])
     ap.add_argument("--only", choices=["boundaries", "random", "overlap", "races"], action="append")
     ap.add_argument("--limit", type=int, default=None, help="at most this many boundaries (spread evenly)")
+    ap.add_argument("--per-label", type=int, default=None,
+                    help="kill at only the first N occurrences of each boundary label (ingest repeats its three "
+                         "labels per file)")
     ap.add_argument("--workdir", type=Path, default=None)
     args = ap.parse_args(argv)
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="govlake-chaos-"))
@@ -416,6 +420,8 @@ def main(argv: list[str] | None = None) -> int:
     only = set(args.only or ["boundaries", "random", "overlap", "races"])
     if "boundaries" in only:
         todo = [("ingest", label) for label in harness.ingest_labels] + [("run", label) for label in harness.run_labels]
+        if args.per_label:
+            todo = [(phase, label) for phase, label in todo if int(label.rsplit(":", 1)[1]) <= args.per_label]
         if args.limit and len(todo) > args.limit:
             step = len(todo) / args.limit
             todo = [todo[int(i * step)] for i in range(args.limit)]
