@@ -9,7 +9,7 @@ import pyarrow as pa
 from govlake import storage
 from govlake.catalog import get_catalog
 from govlake.config import Settings
-from govlake.ingest import bronze_schema
+from govlake.contracts import bronze_schema
 
 
 def write_bronze(settings: Settings, code: str, rows: list[dict], *, batch: str = "b1",

@@ -17,8 +17,9 @@ from typer.testing import CliRunner
 from govlake import pipeline, storage
 from govlake.catalog import get_catalog
 from govlake.config import REPO_ROOT, Settings
+from govlake.contracts import silver_schema
 from govlake.generate import generate_city
-from govlake.gold import build_gold, entity_plan, silver_schema
+from govlake.gold import build_gold, entity_plan
 from govlake.governance import conflict_plan, detect_conflicts, raise_objection
 from govlake.governance._conflicts import comparable_sql
 from govlake.governance.kpis import conflict_kpis, conflict_rates

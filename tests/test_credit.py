@@ -21,10 +21,11 @@ import pytest
 from govlake import storage
 from govlake.catalog import get_catalog
 from govlake.config import Settings
+from govlake.contracts import silver_schema
 from govlake.credit import build_credit
 from govlake.credit.kpis import credit_kpis
 from govlake.extract import build_extract
-from govlake.gold import build_gold, silver_schema
+from govlake.gold import build_gold
 from govlake.identifiers import uscc_check_char
 from test_gold import DEPT, E1, E2, PERSON_ID, _license, _penalty
 

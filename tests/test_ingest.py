@@ -16,9 +16,9 @@ from deltalake import DeltaTable
 
 from govlake import storage
 from govlake.catalog import get_catalog
+from govlake.contracts import bronze_schema
 from govlake.ingest import IngestError, ingest_resource
 from govlake.ingest import _csv as csv_module
-from govlake.ingest._bronze import bronze_schema
 
 PENALTY = get_catalog().resource("credit.penalty")
 HEADER = [i.name for i in PENALTY.items]

@@ -10,15 +10,10 @@ from __future__ import annotations
 
 import datetime as dt
 
-import pyarrow as pa
-
-from govlake import storage
+from govlake import contracts, storage
 from govlake.config import Settings
 
-SCHEMA = pa.schema([
-    ("consumer", pa.string()), ("table_path", pa.string()), ("version", pa.int64()),
-    ("run_id", pa.string()), ("recorded_at", pa.timestamp("us", tz="UTC")),
-])
+SCHEMA = contracts.CONSUMPTION
 NAME = "consumption"
 
 

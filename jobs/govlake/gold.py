@@ -22,11 +22,11 @@ from dataclasses import dataclass
 
 import duckdb
 import jinja2
-import pyarrow as pa
 
 from govlake import locks, steps, storage
 from govlake.catalog import Catalog, Item, Resource, get_catalog
 from govlake.config import Settings
+from govlake.contracts import silver_schema
 from govlake.governance._objections import register_objection_views
 
 GOLD_TABLES = ("legal_entity",)
@@ -38,14 +38,7 @@ PUBLIC_TABLES = ("legal_entity", "penalty_publication", "license_publication", "
 tables (penalty_record, license_record) and the withdrawal log hold withdrawn records and stay in the lake."""
 ENTITY_KEY = "uscc"
 ENTITY_CATEGORY = "法人库"
-DOUBLE_PUBLICITY_ITEM = "source_dept_uscc"
 
-_ARROW_TYPES = {
-    "date": pa.date32(),
-    "timestamp": pa.timestamp("us"),
-    "decimal": pa.decimal128(18, 4),
-    "integer": pa.int64(),
-}
 _SQL_TYPES = {"date": "date", "timestamp": "timestamp", "decimal": "decimal(18, 4)", "integer": "bigint"}
 _ORDER_LATEST = "_received_at desc nulls last, _row_number desc nulls last"
 
@@ -55,31 +48,6 @@ class GoldError(RuntimeError):
 
 
 # ---- silver inputs --------------------------------------------------------------------------
-
-
-def is_double_publicity(resource: Resource) -> bool:
-    """双公示 resources carry 数据来源单位统一社会信用代码, resolved to ``_dept`` in silver."""
-    return any(i.column == DOUBLE_PUBLICITY_ITEM for i in resource.items)
-
-
-def silver_schema(resource: Resource) -> pa.Schema:
-    """The silver contract schema of ``resource`` (docs/architecture.md, Silver contract).
-
-    string/uscc/id_number/region_code/industry_code/phone → string, date → date32, timestamp →
-    timestamp[us], decimal → decimal(18,4), integer → int64 (multi-value items are ``;``-joined
-    strings); then ``_source``, ``_row_number``, ``_batch_id``, ``_received_at`` and, for 双公示
-    resources, ``_dept``.
-    """
-    fields = [pa.field(i.column, _ARROW_TYPES.get(i.type, pa.string())) for i in resource.items]
-    fields += [
-        pa.field("_source", pa.string()),
-        pa.field("_row_number", pa.int64()),
-        pa.field("_batch_id", pa.string()),
-        pa.field("_received_at", pa.timestamp("us", tz="UTC")),
-    ]
-    if is_double_publicity(resource):
-        fields.append(pa.field("_dept", pa.string()))
-    return pa.schema(fields)
 
 
 def register_silver(con: duckdb.DuckDBPyConnection, settings: Settings, catalog: Catalog, *,

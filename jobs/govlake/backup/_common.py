@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from govlake import locks, steps, storage
+from govlake import contracts, locks, steps, storage
 from govlake.backup._files import BackupError, CopyProblem, copy_file, describe_os_error, write_atomic
 from govlake.backup._manifest import FileEntry, Manifest
 from govlake.backup._take import actor
@@ -37,11 +37,7 @@ COMPLETE = ".govlake-staging-complete"
 CONSUMER = "restore"
 RESTORES = "meta/restores"
 S = pa.string()
-RESTORES_SCHEMA = pa.schema([
-    ("restore_id", S), ("kind", S), ("backup_id", S), ("backup_dir", S), ("cut", pa.timestamp("us", tz="UTC")),
-    ("tables", S), ("set_aside", S), ("actor", S), ("host", S), ("at", pa.timestamp("us", tz="UTC")),
-    ("seconds", pa.float64()), ("note", S),
-])
+RESTORES_SCHEMA = contracts.RESTORES
 
 
 @dataclass

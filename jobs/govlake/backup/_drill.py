@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from govlake import locks, storage
+from govlake import contracts, locks, storage
 from govlake.backup._common import materialize
 from govlake.backup._files import BackupError
 from govlake.backup._lake import open_at
@@ -33,12 +33,7 @@ TABLE = "meta/drills"
 LOCK = "drills"
 PASSED, FAILED = "passed", "failed"
 S = pa.string()
-SCHEMA = pa.schema([
-    ("drill_id", S), ("backup_id", S), ("backup_dir", S), ("cut", pa.timestamp("us", tz="UTC")),
-    ("tables", pa.int64()), ("rows", pa.int64()), ("files", pa.int64()), ("bytes", pa.int64()),
-    ("seconds", pa.float64()), ("result", S), ("problems", S), ("actor", S), ("host", S),
-    ("at", pa.timestamp("us", tz="UTC")),
-])
+SCHEMA = contracts.DRILLS
 
 
 @dataclass

@@ -29,13 +29,14 @@ from pathlib import Path
 import jinja2
 import pyarrow as pa
 
-from govlake import locks, steps, storage
+from govlake import contracts, locks, steps, storage
 from govlake.catalog import get_catalog
 from govlake.config import Settings
 from govlake.consumption import SCHEMA as CONSUMPTION_SCHEMA
 from govlake.consumption import consumed_versions, consumption_rows
+from govlake.contracts import silver_schema
 from govlake.credit._rules import CreditRules, load_credit_rules
-from govlake.gold import GoldError, check_keys, model_header, register_silver, silver_schema
+from govlake.gold import GoldError, check_keys, model_header, register_silver
 
 CONSUMER = "credit"
 INPUTS = ("credit.penalty", "credit.license", "credit.repair", "court.dishonest",
@@ -76,12 +77,7 @@ LICENSE = RecordKind("license", "credit.license", ("doc_no", "authority_uscc"), 
                      ("deadline_date", "deadline_provisional", "on_time"))
 KINDS = (PENALTY, LICENSE)
 
-WITHDRAWAL_SCHEMA = pa.schema([
-    ("output", pa.string()), ("record_type", pa.string()), ("decision_no", pa.string()),
-    ("authority_uscc", pa.string()), ("uscc", pa.string()), ("reason", pa.string()),
-    ("reason_zh", pa.string()), ("effective_date", pa.date32()), ("as_of", pa.date32()),
-    ("withdrawn_at", pa.timestamp("us", tz="UTC")), ("run_id", pa.string()),
-])
+WITHDRAWAL_SCHEMA = contracts.WITHDRAWAL_LOG
 
 
 @dataclass

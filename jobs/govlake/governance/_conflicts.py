@@ -23,10 +23,9 @@ import datetime as dt
 from dataclasses import dataclass
 
 import duckdb
-import pyarrow as pa
 from deltalake import CommitProperties
 
-from govlake import locks, steps, storage
+from govlake import contracts, locks, steps, storage
 from govlake.catalog import Catalog, Item, get_catalog
 from govlake.config import Settings
 from govlake.governance._plan import CopyCheck, conflict_plan
@@ -36,25 +35,7 @@ CONFLICTS = "conflicts"
 """gold/conflicts."""
 OPEN, UNDER_OBJECTION, RESOLVED = "open", "under_objection", "resolved"
 
-CONFLICT_SCHEMA = pa.schema([
-    pa.field("conflict_id", pa.string(), nullable=False),
-    pa.field("item", pa.string()),
-    pa.field("item_name", pa.string()),
-    pa.field("entity_key_type", pa.string()),
-    pa.field("entity_key", pa.string()),
-    pa.field("resource", pa.string()),
-    pa.field("record_key", pa.string()),
-    pa.field("authority_department", pa.string()),
-    pa.field("authority_resource", pa.string()),
-    pa.field("authoritative_value", pa.string()),
-    pa.field("department", pa.string()),
-    pa.field("other_value", pa.string()),
-    pa.field("first_seen", pa.timestamp("us", tz="UTC")),
-    pa.field("last_seen", pa.timestamp("us", tz="UTC")),
-    pa.field("resolved_at", pa.timestamp("us", tz="UTC")),
-    pa.field("status", pa.string()),
-    pa.field("run_id", pa.string()),
-])
+CONFLICT_SCHEMA = contracts.CONFLICTS
 """One row per (copy resource, copy record, item) that disagreed with the authority at some run.
 
 ``entity_key`` is the 统一社会信用代码 or the 身份证号 in clear (the lake holds identifiers; everything

@@ -31,7 +31,7 @@ from typing import Literal
 import duckdb
 import pyarrow as pa
 
-from govlake import locks, steps, storage
+from govlake import contracts, locks, steps, storage
 from govlake.catalog import Catalog, Resource, get_catalog
 from govlake.config import Settings
 
@@ -52,44 +52,8 @@ TRANSITIONS: dict[str, tuple[frozenset[str], str]] = {
 OPEN_STATES = frozenset({"raised", "accepted", "verified"})
 DISPUTED_STATES = frozenset({"accepted", "verified"})
 
-_TS = pa.timestamp("us", tz="UTC")
-_SUBJECT = [
-    pa.field("conflict_id", pa.string()),
-    pa.field("resource", pa.string()),
-    pa.field("item", pa.string()),
-    pa.field("entity_key_type", pa.string()),
-    pa.field("entity_key", pa.string()),
-    pa.field("disputed_value", pa.string()),
-]
-HISTORY_SCHEMA = pa.schema([
-    pa.field("objection_id", pa.string()),
-    pa.field("step", pa.int64()),
-    pa.field("action", pa.string()),
-    pa.field("previous_state", pa.string()),
-    pa.field("state", pa.string()),
-    pa.field("actor", pa.string()),
-    pa.field("at", _TS),
-    pa.field("reason", pa.string()),
-    *_SUBJECT,
-    pa.field("corrected_value", pa.string()),
-    pa.field("run_id", pa.string()),
-])
-"""One row per step. ``disputed_value`` is the value objected to, as text, when raised."""
-CURRENT_SCHEMA = pa.schema([
-    pa.field("objection_id", pa.string()),
-    *_SUBJECT,
-    pa.field("corrected_value", pa.string()),
-    pa.field("state", pa.string()),
-    pa.field("outcome", pa.string()),
-    pa.field("disputed", pa.bool_()),
-    pa.field("raised_by", pa.string()),
-    pa.field("raised_at", _TS),
-    pa.field("updated_by", pa.string()),
-    pa.field("updated_at", _TS),
-    pa.field("resolved_at", _TS),
-    pa.field("last_reason", pa.string()),
-    pa.field("steps", pa.int64()),
-])
+HISTORY_SCHEMA = contracts.OBJECTIONS_HISTORY
+CURRENT_SCHEMA = contracts.OBJECTIONS
 """``outcome``: resolved / rejected once decided (kept after archiving); ``disputed``: state is
 accepted or verified; ``resolved_at``: when resolved (null otherwise)."""
 

@@ -6,7 +6,7 @@ append commit to ``bronze/<slug>`` (raw text, lineage columns; docs/architecture
 hash is already in bronze).
 """
 
-from govlake.ingest._bronze import bronze_schema, row_hash_sql
+from govlake.contracts import bronze_schema, row_hash_sql
 from govlake.ingest._ingest import discover, ingest_resource
 from govlake.ingest._results import BatchResult, IngestError, IngestResult, Status
 

@@ -13,27 +13,10 @@ import pyarrow as pa
 
 from govlake import storage
 from govlake.catalog import Resource
+from govlake.contracts import bronze_schema
 
 BATCH_ROWS = 50_000
 STRING = pa.string()
-META = [
-    ("_extra", STRING), ("_parse_error", STRING), ("_resource", STRING), ("_batch_id", STRING),
-    ("_source", STRING), ("_source_hash", STRING), ("_received_at", pa.timestamp("us", tz="UTC")),
-    ("_row_number", pa.int64()),
-]
-
-
-def row_hash_sql(resource: Resource, alias: str | None = None) -> str:
-    """SQL (DuckDB and Spark alike) for the content hash of a bronze row: md5 of the JSON array of its
-    raw item values in catalog order. Two deliveries of the same row, from a re-sent file or an
-    overlapping database window, have the same hash; lineage columns do not take part."""
-    prefix = f"{alias}." if alias else ""
-    return "md5(to_json(list_value(" + ", ".join(f'{prefix}"{i.column}"' for i in resource.items) + ")))"
-
-
-def bronze_schema(resource: Resource) -> pa.Schema:
-    """Every item column as a nullable string, then the lineage columns (docs/architecture.md)."""
-    return pa.schema([(i.column, STRING) for i in resource.items] + META)
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,8 @@ import sqlalchemy as sa
 
 from govlake import storage
 from govlake.catalog import Resource
-from govlake.ingest._bronze import BATCH_ROWS, STRING, Assembler, bronze_schema, extra_json, row_hash_sql
+from govlake.contracts import bronze_schema, row_hash_sql
+from govlake.ingest._bronze import BATCH_ROWS, STRING, Assembler, extra_json
 from govlake.ingest._headers import Layout, layout
 from govlake.ingest._results import IngestError
 from govlake.ingest._values import column_text

@@ -19,16 +19,12 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from govlake import storage
+from govlake import contracts, storage
 from govlake.config import Settings
 from govlake.ingest._watermark import canonical, parse_watermark
 
 S = pa.string()
-SCHEMA = pa.schema([
-    ("run_id", S), ("batch_id", S), ("resource", S), ("source", S), ("source_hash", S), ("encoding", S),
-    ("rows", pa.int64()), ("status", S), ("error", S), ("received_at", pa.timestamp("us", tz="UTC")),
-    ("watermark_hi", S), ("size", pa.int64()), ("mtime_ns", pa.int64()), ("unwatermarked_rows", pa.int64()),
-])
+SCHEMA = contracts.INGEST_LOG
 LANDING = "landing"
 UNLANDED = "unlanded"
 

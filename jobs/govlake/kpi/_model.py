@@ -8,8 +8,7 @@ import importlib
 from dataclasses import dataclass, field
 from typing import Literal
 
-import pyarrow as pa
-
+from govlake import contracts
 from govlake.config import Settings
 
 Unit = Literal["ratio", "rows", "days", "count"]
@@ -83,12 +82,7 @@ def compute_kpis(settings: Settings) -> list[Kpi]:
     return kpis
 
 
-HISTORY_SCHEMA = pa.schema([
-    ("kpi_id", pa.string()), ("name_zh", pa.string()), ("scope", pa.string()), ("period", pa.string()),
-    ("value", pa.float64()), ("numerator", pa.float64()), ("denominator", pa.float64()),
-    ("provisional", pa.bool_()), ("meets_target", pa.bool_()), ("target", pa.float64()),
-    ("as_of", pa.date32()), ("run_id", pa.string()), ("recorded_at", pa.timestamp("us", tz="UTC")),
-])
+HISTORY_SCHEMA = contracts.KPI_HISTORY
 
 
 def record_kpis(settings: Settings, kpis: list[Kpi], *, run_id: str) -> int:

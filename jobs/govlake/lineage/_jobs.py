@@ -103,8 +103,7 @@ def _ingest_finish(settings: Settings, res: Resource, plan: JobPlan, result, err
 # ---- process ------------------------------------------------------------------------------
 
 def process_plan(settings: Settings, code: str, *, rebuild: bool = False) -> JobPlan:
-    from govlake.gold import silver_schema
-    from govlake.ingest import bronze_schema
+    from govlake.contracts import bronze_schema, silver_schema
     from govlake.transform import StagingRenderer, dialect
 
     catalog = get_catalog(settings.catalog_dir)
@@ -174,7 +173,8 @@ def _lake_view(settings: Settings, view: str) -> DatasetRef | None:
 
 
 def gold_plan(settings: Settings) -> JobPlan:
-    from govlake.gold import GOLD_TABLES, MODEL_ORDER, model_header, model_sql, silver_schema
+    from govlake.contracts import silver_schema
+    from govlake.gold import GOLD_TABLES, MODEL_ORDER, model_header, model_sql
 
     catalog = get_catalog(settings.catalog_dir)
     schema: dict[str, list[str]] = {f"silver_{r.slug}": silver_schema(r).names for r in catalog.resources.values()}

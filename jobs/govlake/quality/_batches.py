@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 
-from govlake import storage
+from govlake import contracts, storage
 from govlake.config import Settings
 
 NAME = "batches"
@@ -31,11 +31,7 @@ HELD, RELEASED, REJECTED, PUBLISHED = "held", "released", "rejected", "published
 EXCLUDED = (HELD, REJECTED)
 """States whose rows a process run leaves out."""
 S = pa.string()
-SCHEMA = pa.schema([
-    ("batch_id", S), ("resource", S), ("source", S), ("rows", pa.int64()), ("quarantined", pa.int64()),
-    ("status", S), ("rules", S), ("limit_rate", pa.float64()), ("reason", S), ("actor", S),
-    ("at", pa.timestamp("us", tz="UTC")), ("run_id", S),
-])
+SCHEMA = contracts.BATCHES
 
 
 class BatchError(ValueError):

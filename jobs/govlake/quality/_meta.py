@@ -6,25 +6,11 @@ import datetime as dt
 
 import pyarrow as pa
 
-from govlake import storage
+from govlake import contracts, storage
 from govlake.config import Settings
 
-VALIDATION_SCHEMA = pa.schema([
-    ("run_id", pa.string()), ("resource", pa.string()), ("rule_id", pa.string()),
-    ("severity", pa.string()), ("description_zh", pa.string()), ("description_en", pa.string()),
-    ("rows_checked", pa.int64()), ("failed", pa.int64()), ("gx_unexpected", pa.int64()),
-    ("gx_success", pa.bool_()), ("success", pa.bool_()), ("validated_at", pa.timestamp("us", tz="UTC")),
-])
-
-RECONCILIATION_SCHEMA = pa.schema([
-    ("run_id", pa.string()), ("resource", pa.string()), ("rows_read", pa.int64()),
-    ("silver", pa.int64()), ("quarantined", pa.int64()), ("duplicates", pa.int64()),
-    ("new_rows", pa.int64()), ("new_silver", pa.int64()), ("new_quarantined", pa.int64()),
-    ("new_duplicates", pa.int64()), ("bronze_version", pa.int64()),
-    ("held", pa.int64()), ("rejected", pa.int64()), ("new_held", pa.int64()),
-    ("balanced", pa.bool_()), ("published", pa.bool_()), ("note", pa.string()),
-    ("checked_at", pa.timestamp("us", tz="UTC")),
-])
+VALIDATION_SCHEMA = contracts.VALIDATION_RESULTS
+RECONCILIATION_SCHEMA = contracts.RECONCILIATION
 
 
 def now() -> dt.datetime:

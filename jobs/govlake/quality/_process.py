@@ -42,9 +42,8 @@ from govlake.catalog import get_catalog
 from govlake.config import Settings
 from govlake.consumption import SCHEMA as CONSUMPTION_SCHEMA
 from govlake.consumption import consumed_versions, consumption_rows
-from govlake.gold import silver_schema
+from govlake.contracts import bronze_schema, quarantine_schema, row_hash_sql, silver_schema
 from govlake.identifiers import region_codes
-from govlake.ingest import bronze_schema, row_hash_sql
 from govlake.quality import _batches
 from govlake.quality._gx import validate_with_gx
 from govlake.quality._meta import RECONCILIATION_SCHEMA, VALIDATION_SCHEMA, now
@@ -502,11 +501,12 @@ def _publish(con, intent: steps.Intent, resource, tables: dict[str, str], *, reb
         where c._failed <> ''
           and not exists (select 1 from resent as r where r._batch_id = c._batch_id and r._row_number = c._row_number)
         """).to_arrow_reader(BATCH_ROWS)
-    intent.write_table(tables["quarantine"], _split_rules(reader), mode="overwrite" if rebuild else "append")
+    intent.write_table(tables["quarantine"], _split_rules(reader, quarantine_schema(resource)),
+                       mode="overwrite" if rebuild else "append")
 
 
-def _split_rules(reader: pa.RecordBatchReader) -> pa.RecordBatchReader:
-    """``_failed_rules`` as list<string> (rule ids), batch by batch."""
+def _split_rules(reader: pa.RecordBatchReader, contract: pa.Schema) -> pa.RecordBatchReader:
+    """``_failed_rules`` as list<string> (rule ids), batch by batch, in the quarantine contract's shape."""
     idx = reader.schema.get_field_index("_failed_rules")
     schema = reader.schema.set(idx, pa.field("_failed_rules", pa.list_(pa.string())))
 
@@ -514,6 +514,6 @@ def _split_rules(reader: pa.RecordBatchReader) -> pa.RecordBatchReader:
         for batch in reader:
             arrays = list(batch.columns)
             arrays[idx] = pc.split_pattern(arrays[idx], ";")
-            yield pa.RecordBatch.from_arrays(arrays, schema=schema)
+            yield pa.RecordBatch.from_arrays(arrays, schema=schema).select(contract.names).cast(contract)
 
-    return pa.RecordBatchReader.from_batches(schema, batches())
+    return pa.RecordBatchReader.from_batches(contract, batches())
