@@ -121,3 +121,16 @@ def test_the_cli_as_a_user_runs_it(tmp_path):
     assert out.returncode == 2 and out.stdout == ""
     assert out.stderr == ("error: GOVLAKE_VAR='s3://bucket/lake': object storage (URLs) is not supported yet; "
                           "give a local folder\n")
+
+
+def test_an_engine_this_installation_cannot_run_is_refused_not_replaced(tmp_path):
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GOVLAKE_")}
+    env.update(GOVLAKE_VAR=str(tmp_path / "var"), GOVLAKE_ENGINE="spark")
+    out = subprocess.run([sys.executable, "-m", "govlake.cli", "status"], env=env, capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 2, out.stderr
+    assert "GOVLAKE_ENGINE='spark'" in out.stderr and "Traceback" not in out.stderr
+    assert not (tmp_path / "var" / "lake").exists()

@@ -57,9 +57,10 @@ def _fail(exc: Exception) -> None:
 @app.callback()
 def _settings_first() -> None:
     from govlake.config import SettingsError, get_settings
+    from govlake.engine import get_engine
 
     try:
-        get_settings()
+        get_engine(get_settings())
     except SettingsError as exc:
         _fail(exc)
 

@@ -104,11 +104,12 @@ def _ingest_finish(settings: Settings, res: Resource, plan: JobPlan, result, err
 
 def process_plan(settings: Settings, code: str, *, rebuild: bool = False) -> JobPlan:
     from govlake.contracts import bronze_schema, silver_schema
-    from govlake.transform import StagingRenderer, dialect
+    from govlake.engine import get_engine
+    from govlake.transform import StagingRenderer
 
     catalog = get_catalog(settings.catalog_dir)
     res = catalog.resource(code)
-    sql = StagingRenderer(catalog, dialect("duckdb"), settings).render(res)
+    sql = StagingRenderer(catalog, get_engine(settings).dialect, settings).render(res)
     bronze = lake_table(settings, "bronze", res.slug)
     departments = file_dataset(settings.catalog_dir / "departments.yml")
     bronze_columns = bronze_schema(res).names

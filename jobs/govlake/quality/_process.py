@@ -43,12 +43,13 @@ from govlake.config import Settings
 from govlake.consumption import SCHEMA as CONSUMPTION_SCHEMA
 from govlake.consumption import consumed_versions, consumption_rows
 from govlake.contracts import bronze_schema, quarantine_schema, row_hash_sql, silver_schema
+from govlake.engine import get_engine
 from govlake.identifiers import region_codes
 from govlake.quality import _batches
 from govlake.quality._gx import validate_with_gx
 from govlake.quality._meta import RECONCILIATION_SCHEMA, VALIDATION_SCHEMA, now
 from govlake.quality._rules import RuleSet, bind_today, rules_for
-from govlake.transform import StagingRenderer, dialect
+from govlake.transform import StagingRenderer
 
 BATCH_ROWS = 100_000
 
@@ -171,7 +172,8 @@ def _process(intent: steps.Intent, catalog, resource, tables: dict[str, str]) ->
     p = intent.params
     rebuild, since, before = p["rebuild"], p["since"], Totals(**p["before"])
     as_of = dt.date.fromisoformat(p["as_of"])
-    d = dialect("duckdb")
+    engine = get_engine(settings)
+    d = engine.dialect
     ruleset: RuleSet = rules_for(resource, catalog, d, settings.expectations_dir)
     today_sql = d.date_literal(as_of)
     rules = [dataclasses.replace(r, fail_when=bind_today(r.fail_when, today_sql)) for r in ruleset.rules]
@@ -179,7 +181,7 @@ def _process(intent: steps.Intent, catalog, resource, tables: dict[str, str]) ->
     warn_rules = [r for r in rules if r.severity == "warning"]
     version = intent.version(tables["bronze"])
 
-    con = storage.connect(settings)
+    con = engine.connect()
     try:
         _reference_tables(con, catalog)
         _inputs(con, intent, resource, tables, since=since)
