@@ -422,7 +422,7 @@ def test_credit_models_have_a_header_and_transpile_to_spark(name):
     from sqlglot import ErrorLevel
 
     from govlake.credit import load_credit_rules, render
-    from govlake.gold import model_header
+    from govlake.transform import model_header
 
     settings = Settings(var=Path("."))
     sql = render(settings, name, load_credit_rules(settings.catalog_dir), dt.date(2026, 11, 20))
@@ -435,7 +435,7 @@ def test_credit_models_have_a_header_and_transpile_to_spark(name):
 @pytest.mark.parametrize("kind", ["penalty", "license"])
 def test_record_kinds_agree_with_the_catalog_and_their_models(kind):
     from govlake.credit import KINDS, load_credit_rules, render
-    from govlake.gold import model_header
+    from govlake.transform import model_header
 
     k = {k.name: k for k in KINDS}[kind]
     settings = Settings(var=Path("."))

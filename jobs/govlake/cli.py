@@ -30,9 +30,10 @@ def _known_errors() -> tuple[type[Exception], ...]:
     from govlake.locks import LockBusy
     from govlake.quality import BatchError, QualityError
     from govlake.steps import RecoveryError
+    from govlake.transform import ModelError
 
     errors: list[type[Exception]] = [SettingsError, CatalogError, QualityError, KeyError, FileNotFoundError,
-                                     LockBusy, RecoveryError, BatchError]
+                                     LockBusy, RecoveryError, BatchError, ModelError]
     try:
         from govlake.ingest import IngestError
 

@@ -17,17 +17,17 @@ empty view with the contract schema (:func:`silver_schema`).
 from __future__ import annotations
 
 import dataclasses
-import re
 from dataclasses import dataclass
 
 import duckdb
-import jinja2
 
 from govlake import locks, steps, storage
 from govlake.catalog import Catalog, Item, Resource, get_catalog
 from govlake.config import Settings
 from govlake.contracts import silver_schema
+from govlake.engine import get_engine
 from govlake.governance._objections import register_objection_views
+from govlake.transform import ModelError, ModelHeader, ModelRunner, model_header
 
 GOLD_TABLES = ("legal_entity",)
 """Tables :func:`build_gold` writes (the 双公示 and credit tables come from govlake.credit)."""
@@ -43,8 +43,8 @@ _SQL_TYPES = {"date": "date", "timestamp": "timestamp", "decimal": "decimal(18, 
 _ORDER_LATEST = "_received_at desc nulls last, _row_number desc nulls last"
 
 
-class GoldError(RuntimeError):
-    """A gold model failed: missing silver columns or a failed key test."""
+GoldError = ModelError
+"""A gold model failed: missing silver columns, a missing input or a failed key test."""
 
 
 # ---- silver inputs --------------------------------------------------------------------------
@@ -69,48 +69,16 @@ def register_silver(con: duckdb.DuckDBPyConnection, settings: Settings, catalog:
 # ---- model headers and SQL ------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class ModelHeader:
-    """What a model's first line states: grain, key tests and owner department."""
-
-    grain: str
-    key: tuple[str, ...]
-    unique: bool
-    not_null: bool
-    owner: str
-
-
-_HEADER = re.compile(r"^-- grain: (?P<grain>.+?) \| key: (?P<key>.+?) \| owner: (?P<owner>\S+)\s*$")
-
-
-def model_header(sql: str) -> ModelHeader:
-    """Parse ``-- grain: ... | key: a + b unique not null | owner: dept`` from the first line."""
-    match = _HEADER.match(sql.splitlines()[0] if sql else "")
-    if not match:
-        raise GoldError(f"model does not start with a grain | key | owner header: {sql[:80]!r}")
-    key = match["key"]
-    tests = re.search(r"(\s+unique)?(\s+not null)?$", key)
-    columns = key[: tests.start()] if tests else key
-    return ModelHeader(
-        grain=match["grain"],
-        key=tuple(c.strip() for c in columns.split("+")),
-        unique=bool(tests and tests.group(1)),
-        not_null=bool(tests and tests.group(2)),
-        owner=match["owner"],
-    )
+def model_context(name: str, catalog: Catalog) -> dict:
+    """What gold model ``name`` is rendered with (the catalog-derived plan, or nothing)."""
+    make = _CONTEXTS.get(name)
+    return make(catalog) if make else {}
 
 
 def model_sql(settings: Settings, name: str, catalog: Catalog | None = None) -> str:
-    """The SQL of gold model ``name``: ``sql/gold/<name>.sql``, or ``<name>.sql.j2`` rendered
-    with the catalog-derived context of that model."""
-    folder = settings.sql_dir / "gold"
-    template = folder / f"{name}.sql.j2"
-    if not template.exists():
-        return (folder / f"{name}.sql").read_text(encoding="utf-8")
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(folder)),
-                             undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
-    context = _CONTEXTS[name](catalog or get_catalog(settings.catalog_dir))
-    return env.get_template(template.name).render(**context)
+    """The SQL of gold model ``name`` (``sql/gold/<name>.sql[.j2]``), rendered by the model runner."""
+    context = model_context(name, catalog or get_catalog(settings.catalog_dir))
+    return ModelRunner(settings.sql_dir).render(f"gold/{name}", **context).sql
 
 
 # ---- the catalog-generated entity attributes (一数一源) ------------------------------------
@@ -350,20 +318,6 @@ def _credit_model_first_line(settings: Settings, name: str) -> str:
 # ---- build ----------------------------------------------------------------------------------
 
 
-def check_keys(con: duckdb.DuckDBPyConnection, name: str, header: ModelHeader) -> None:
-    cols = ", ".join(header.key)
-    if header.not_null:
-        nulls = con.execute(f"select count(*) from {name} where "
-                            + " or ".join(f"{c} is null" for c in header.key)).fetchone()[0]
-        if nulls:
-            raise GoldError(f"{name}: {nulls} rows with a null key ({cols})")
-    if header.unique:
-        dups = con.execute(f"select count(*) from (select {cols} from {name} group by {cols} "
-                           "having count(*) > 1) as duplicated").fetchone()[0]
-        if dups:
-            raise GoldError(f"{name}: {dups} duplicated keys ({cols})")
-
-
 def build_gold(*, settings: Settings, run_id: str) -> dict[str, int]:
     """Build every gold model from silver and overwrite the gold Delta tables.
 
@@ -384,10 +338,9 @@ def _build(intent: steps.Intent, catalog: Catalog) -> dict[str, int]:
     try:
         register_silver(con, settings, catalog)
         register_objection_views(con, settings)  # corrections and disputes (数据异议) for int_entity_attributes
+        runner = ModelRunner(settings.sql_dir, dialect=get_engine(settings).dialect)
         for name in MODEL_ORDER:
-            sql = model_sql(settings, name, catalog)
-            con.execute(f"create or replace temp table {name} as\n{sql}")
-            check_keys(con, name, model_header(sql))
+            runner.run(con, f"gold/{name}", **model_context(name, catalog))
             if name in GOLD_TABLES:
                 table = f"gold/{name}"
                 intent.write_table(table, con.sql(f"select * from {name}").to_arrow_reader(100_000), mode="overwrite")

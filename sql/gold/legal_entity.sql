@@ -1,4 +1,5 @@
 -- grain: one row per 统一社会信用代码 held by an enterprise-keyed resource (法人库, 一企一档) | key: uscc unique not null | owner: dsj
+-- inputs: int_entity_attributes, silver_credit_license, silver_credit_penalty, silver_hrss_social_insurance, silver_tax_credit_rating
 -- The registry attributes come from int_entity_attributes (generated from the catalog: each
 -- attribute from its authoritative department, else from a copy and flagged). Added here: the
 -- latest tax credit rating, the latest social-insurance month, and the numbers of valid

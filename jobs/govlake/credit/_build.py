@@ -26,7 +26,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import jinja2
 import pyarrow as pa
 
 from govlake import contracts, locks, steps, storage
@@ -36,7 +35,9 @@ from govlake.consumption import SCHEMA as CONSUMPTION_SCHEMA
 from govlake.consumption import consumed_versions, consumption_rows
 from govlake.contracts import silver_schema
 from govlake.credit._rules import CreditRules, load_credit_rules
-from govlake.gold import GoldError, check_keys, model_header, register_silver
+from govlake.engine import get_engine
+from govlake.gold import GoldError, register_silver
+from govlake.transform import ModelRunner
 
 CONSUMER = "credit"
 INPUTS = ("credit.penalty", "credit.license", "credit.repair", "court.dishonest",
@@ -106,17 +107,20 @@ def _sql_list(values) -> str:
     return "cast([" + ", ".join("'" + str(v).replace("'", "''") + "'" for v in values) + "] as varchar[])"
 
 
+def context(rules: CreditRules, as_of: dt.date) -> dict:
+    """What the credit models (``sql/gold/*_record.sql.j2`` …) are rendered with: ``credit_rules.yml``
+    and the business date."""
+    pub, score = rules.publicity, rules.score
+    return {"as_of": as_of.isoformat(), "serious_categories": _sql_list(pub.serious_categories),
+            "serious_fine_from": pub.serious_fine_from, "periods": pub.periods,
+            "warning_only_depts": _sql_list(pub.warning_only_not_published_by),
+            "factors": score.factors, "base": score.base, "floor": score.floor, "ceiling": score.ceiling,
+            "grade_sql": score.grade_sql("scored.credit_score")}
+
+
 def render(settings: Settings, name: str, rules: CreditRules, as_of: dt.date) -> str:
     """The SQL of credit model ``sql/gold/<name>.sql.j2`` rendered with ``credit_rules.yml``."""
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(settings.sql_dir / "gold")),
-                             undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
-    pub, score = rules.publicity, rules.score
-    return env.get_template(f"{name}.sql.j2").render(
-        as_of=as_of.isoformat(), serious_categories=_sql_list(pub.serious_categories),
-        serious_fine_from=pub.serious_fine_from, periods=pub.periods,
-        warning_only_depts=_sql_list(pub.warning_only_not_published_by),
-        factors=score.factors, base=score.base, floor=score.floor, ceiling=score.ceiling,
-        grade_sql=score.grade_sql("scored.credit_score"))
+    return ModelRunner(settings.sql_dir).render(f"gold/{name}", **context(rules, as_of)).sql
 
 
 def _gold(settings: Settings, name: str) -> Path:
@@ -176,10 +180,9 @@ def _inputs(con, intent: steps.Intent, kind: RecordKind, as_of: dt.date, rebuild
 
 
 def _derive(con, settings: Settings, name: str, rules: CreditRules, as_of: dt.date) -> None:
-    """Run model ``name`` into temp table ``new_<name>`` and check its key."""
-    sql = render(settings, name, rules, as_of)
-    con.execute(f"create or replace temp table new_{name} as\n{sql}")
-    check_keys(con, f"new_{name}", model_header(sql))
+    """Run model ``name`` into temp table ``new_<name>`` (the model runner checks its inputs and key)."""
+    ModelRunner(settings.sql_dir, dialect=get_engine(settings).dialect).run(
+        con, f"gold/{name}", into=f"new_{name}", **context(rules, as_of))
 
 
 def _write(intent: steps.Intent, con, name: str, key, rebuild: bool, *, select: str | None = None,

@@ -12,7 +12,7 @@ from govlake.governance._conflicts import (
     CONFLICT_SCHEMA,
     CONFLICTS,
     ConflictSummary,
-    comparisons_sql,
+    comparisons_context,
     detect_conflicts,
     refresh_conflict_status,
 )
@@ -35,7 +35,7 @@ from govlake.governance._plan import ConflictPlanError, CopyCheck, conflict_plan
 __all__ = [
     "CONFLICTS", "CONFLICT_SCHEMA", "CURRENT_SCHEMA", "HISTORY_SCHEMA", "TRANSITIONS",
     "ConflictPlanError", "ConflictSummary", "CopyCheck", "Objection", "ObjectionError",
-    "comparisons_sql", "conflict_plan", "current_state", "detect_conflicts", "display_conflict",
+    "comparisons_context", "conflict_plan", "current_state", "detect_conflicts", "display_conflict",
     "display_objection", "history", "list_objections", "mask_entity_key", "raise_objection",
     "refresh_conflict_status", "register_objection_views", "transition",
 ]

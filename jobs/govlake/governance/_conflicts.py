@@ -28,7 +28,9 @@ from deltalake import CommitProperties
 from govlake import contracts, locks, steps, storage
 from govlake.catalog import Catalog, Item, get_catalog
 from govlake.config import Settings
+from govlake.engine import get_engine
 from govlake.governance._plan import CopyCheck, conflict_plan
+from govlake.transform import ModelRunner
 from govlake.transform._staging import FULL_WIDTH, HALF_WIDTH
 
 CONFLICTS = "conflicts"
@@ -69,47 +71,28 @@ def _record_key_sql(check: CopyCheck) -> str:
     return f"concat_ws(';', {parts})"
 
 
-def comparison_sql(check: CopyCheck) -> str:
-    """One row per copy record holding the item for an entity the authority holds, both values present.
-
-    A copy with a condition (``copy_when``) is compared only on the rows that meet it.
-    """
+def comparison_context(check: CopyCheck) -> dict:
+    """What sql/governance/comparisons.sql.j2 needs of one copy check: its names and SQL expressions."""
     dept = (f"coalesce(copy._dept, {_q(check.copy.provider)})" if check.copy.department_from
             else _q(check.copy.provider))
     col, auth_col = check.copy_column, check.column
-    key_id = f"{check.copy.code}|{col}|"
-    source = (f"(select * from silver_{check.copy.slug} where {check.when})" if check.when
-              else f"silver_{check.copy.slug}")
-    return f"""
-    select
-        left(sha256({_q(key_id)} || copy.{check.copy_key} || '|' || coalesce({_record_key_sql(check)}, '')),
-             16) as conflict_id,
-        {_q(auth_col)} as item,
-        {_q(check.authority_item.name)} as item_name,
-        {_q(check.entity_key_type)} as entity_key_type,
-        cast(copy.{check.copy_key} as varchar) as entity_key,
-        {_q(check.copy.code)} as resource,
-        {_record_key_sql(check)} as record_key,
-        {_q(check.department)} as authority_department,
-        {_q(check.authority.code)} as authority_resource,
-        cast(auth.{auth_col} as varchar) as authoritative_value,
-        {dept} as department,
-        cast(copy.{col} as varchar) as other_value,
-        {comparable_sql(f'auth.{auth_col}', check.authority_item)}
-            is not distinct from {comparable_sql(f'copy.{col}', check.authority_item)} as agrees
-    from {source} as copy
-    inner join silver_{check.authority.slug} as auth
-        on cast(copy.{check.copy_key} as varchar) = cast(auth.{check.authority_key} as varchar)
-    where copy.{col} is not null and auth.{auth_col} is not null"""
+    copy_view = f"silver_{check.copy.slug}"
+    return {
+        "copy_view": copy_view, "authority_view": f"silver_{check.authority.slug}",
+        "source": f"(select * from {copy_view} where {check.when})" if check.when else copy_view,
+        "key_id": _q(f"{check.copy.code}|{col}|"), "copy_key": check.copy_key, "authority_key": check.authority_key,
+        "record_key": _record_key_sql(check), "item": _q(auth_col), "item_name": _q(check.authority_item.name),
+        "entity_key_type": _q(check.entity_key_type), "resource": _q(check.copy.code),
+        "authority_department": _q(check.department), "authority_resource": _q(check.authority.code),
+        "department": dept, "col": col, "auth_col": auth_col,
+        "auth_comparable": comparable_sql(f"auth.{auth_col}", check.authority_item),
+        "copy_comparable": comparable_sql(f"copy.{col}", check.authority_item),
+    }
 
 
-def comparisons_sql(plan: tuple[CopyCheck, ...]) -> str:
-    """Every comparison of :func:`comparison_sql` (``agrees`` false: a conflict), as one query."""
-    if not plan:
-        return ("select " + ", ".join(f"cast(null as varchar) as {f.name}" for f in CONFLICT_SCHEMA
-                                     if f.name in _COMPARISON_COLUMNS)
-                + ", cast(null as boolean) as agrees where false")
-    return "\nunion all\n".join(comparison_sql(c) for c in plan)
+def comparisons_context(plan: tuple[CopyCheck, ...]) -> dict:
+    """The context of sql/governance/comparisons.sql.j2: every copy check of the plan."""
+    return {"checks": [comparison_context(c) for c in plan], "columns": list(_COMPARISON_COLUMNS)}
 
 
 _COMPARISON_COLUMNS = ("conflict_id", "item", "item_name", "entity_key_type", "entity_key", "resource",
@@ -122,7 +105,8 @@ def compare(con: duckdb.DuckDBPyConnection, settings: Settings, catalog: Catalog
     from govlake.gold import register_silver
 
     register_silver(con, settings, catalog)
-    con.execute(f"create or replace temp table comparisons as {comparisons_sql(conflict_plan(catalog))}")
+    ModelRunner(settings.sql_dir, dialect=get_engine(settings).dialect).run(
+        con, "governance/comparisons", **comparisons_context(conflict_plan(catalog)))
     return "comparisons"
 
 

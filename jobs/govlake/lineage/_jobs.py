@@ -175,7 +175,8 @@ def _lake_view(settings: Settings, view: str) -> DatasetRef | None:
 
 def gold_plan(settings: Settings) -> JobPlan:
     from govlake.contracts import silver_schema
-    from govlake.gold import GOLD_TABLES, MODEL_ORDER, model_header, model_sql
+    from govlake.gold import GOLD_TABLES, MODEL_ORDER, model_sql
+    from govlake.transform import model_header
 
     catalog = get_catalog(settings.catalog_dir)
     schema: dict[str, list[str]] = {f"silver_{r.slug}": silver_schema(r).names for r in catalog.resources.values()}

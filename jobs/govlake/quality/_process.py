@@ -49,7 +49,7 @@ from govlake.quality import _batches
 from govlake.quality._gx import validate_with_gx
 from govlake.quality._meta import RECONCILIATION_SCHEMA, VALIDATION_SCHEMA, now
 from govlake.quality._rules import RuleSet, bind_today, rules_for
-from govlake.transform import StagingRenderer
+from govlake.transform import ModelRunner, StagingRenderer
 
 BATCH_ROWS = 100_000
 
@@ -187,15 +187,16 @@ def _process(intent: steps.Intent, catalog, resource, tables: dict[str, str]) ->
         _inputs(con, intent, resource, tables, since=since)
         if rebuild or not intent.register(con, "silver_current", tables["silver"]):
             con.register("silver_current", silver_schema(resource).empty_table())
-        stg_sql = StagingRenderer(catalog, d, settings).render(resource)
-        flags = ", ".join(f"case when {r.fail_when} then '{r.id}' end" for r in row_rules) or "null"
-        warns = ", ".join(f"case when {r.fail_when} then '{r.id}' end" for r in warn_rules) or "null"
+        runner = ModelRunner(settings.sql_dir, dialect=d)
+        staging = StagingRenderer(catalog, d, settings)
+        runner.run(con, "staging/standardize", into=f"stg_{resource.slug}", kind="view",
+                   **staging.context(resource))
         # One materialized table: the standardized new rows with the ids of the rules each fails.
-        con.execute(f"create table checked as select *, concat_ws(';', {flags}) as _failed, "
-                    f"concat_ws(';', {warns}) as _warned from ({stg_sql}) as stg")
+        runner.run(con, "silver/checked", temp=False, resource=resource, flags=_flags(row_rules),
+                   warnings=_flags(warn_rules))
         held = _hold(con, resource, ruleset.max_quarantine_rate)
-        _quarantine_duplicates(con, intent, resource, tables, rebuild=rebuild)
-        counts = _contest(con, resource)
+        _quarantine_duplicates(con, runner, intent, resource, tables, rebuild=rebuild)
+        counts = _contest(con, runner, resource)
         failures, warnings = _rule_counts(con, "_failed"), _rule_counts(con, "_warned")
         rows_read = counts.rows
 
@@ -286,24 +287,24 @@ def _hold(con, resource, limit: float) -> list[HeldBatch]:
     return held
 
 
-def _quarantine_duplicates(con, intent: steps.Intent, resource, tables: dict[str, str], *, rebuild: bool) -> None:
-    """Table ``resent`` (batch, row, hash): failing rows whose content is quarantined already (in
+def _flags(rules) -> str:
+    """The rule-id expressions the checked model joins: each rule's id when its condition holds."""
+    return ", ".join(f"case when {r.fail_when} then '{r.id}' end" for r in rules) or "null"
+
+
+def _quarantine_duplicates(con, runner: ModelRunner, intent: steps.Intent, resource, tables: dict[str, str], *,
+                           rebuild: bool) -> None:
+    """Table ``resent`` (batch, row): failing rows whose content is quarantined already (in
     quarantine, or earlier in this run): a re-sent row is quarantined once. Also ``failing_hash``."""
-    con.execute(f"""create temp table failing_hash as
-        select c._batch_id, c._row_number, c._received_at, {row_hash_sql(resource, 'b')} as _row_hash
-        from checked as c join bronze_{resource.slug} as b using (_batch_id, _row_number)
-        where c._failed <> ''""")
+    runner.run(con, "silver/failing_hash", resource=resource, row_hash=row_hash_sql(resource, "b"))
     known = "select null::varchar as _row_hash where false"
     if not rebuild and intent.register(con, "quarantine_before", tables["quarantine"]):
         has_hash = "_row_hash" in con.sql("select * from quarantine_before").columns
         hashed = row_hash_sql(resource)
         known = (f"select coalesce(_row_hash, {hashed}) as _row_hash from quarantine_before" if has_hash
                  else f"select {hashed} as _row_hash from quarantine_before")
-    con.execute(f"""create temp table resent as
-        select _batch_id, _row_number from (
-            select *, row_number() over (partition by _row_hash order by _received_at, _batch_id, _row_number) as k
-            from failing_hash) as ranked
-        where k > 1 or _row_hash in ({known})""")
+    con.execute(f"create or replace temp view quarantine_hashes as {known}")
+    runner.run(con, "silver/resent", resource=resource)
 
 
 @dataclass(frozen=True)
@@ -320,30 +321,19 @@ class _Contest:
     """Candidates whose key is in silver already: one of the two rows is dropped as a duplicate."""
 
 
-def _contest(con, resource) -> _Contest:
+def _contest(con, runner: ModelRunner, resource) -> _Contest:
     """Decide which new rows reach silver: view ``upserts`` (new rows that are the latest of their key,
-    among the new rows and the row already in silver).
+    among the new rows and the row already in silver; models sql/silver/candidates, contest, upserts).
 
     Only keys and ordering columns are materialized (``candidates``, ``contest``); the winning rows
     are picked from ``checked`` by (batch, row), so no second copy of the wide rows is made.
     """
-    key = ", ".join(resource.key)
     order = _order_by(resource)
     order_cols = list(dict.fromkeys(c.split()[0] for c in order.split(", ")))  # ends with _batch_id, _row_number
-    narrow = ", ".join(dict.fromkeys([*resource.key, *order_cols]))
-    con.execute(f"""create temp table candidates as select {narrow} from checked where _failed = ''
-        qualify row_number() over (partition by {key} order by {order}) = 1""")
-    con.execute(f"""create temp table contest as
-        select {narrow}, true as _new from candidates
-        union all
-        select {', '.join('s.' + c for c in narrow.split(', '))}, false as _new
-        from silver_current as s semi join candidates as c using ({key})""")
-    con.execute(f"""create temp view upserts as
-        select * from checked semi join (
-            select _batch_id, _row_number from (
-                select *, row_number() over (partition by {key} order by {order}) as _w from contest
-            ) as ranked_contest where _w = 1 and _new
-        ) as w using (_batch_id, _row_number)""")
+    context = {"resource": resource, "order": order, "narrow": list(dict.fromkeys([*resource.key, *order_cols]))}
+    for name in ("candidates", "contest"):
+        runner.run(con, f"silver/{name}", **context)
+    runner.run(con, "silver/upserts", kind="view", **context)
     rows, failing = con.execute(
         "select count(*), count(*) filter (where _failed <> '') from checked").fetchone()
     resent = con.execute("select count(*) from resent").fetchone()[0]

@@ -1,6 +1,19 @@
-"""Standardizing SQL models (bronze → typed staging) and the dialect layer."""
+"""The SQL models: one runner for every model under sql/, the standardizing model's column SQL,
+and the dialect layer (the only place that knows how the engines' SQL differs)."""
 
 from govlake.transform._dialect import DUCKDB, SPARK, Dialect, dialect
+from govlake.transform._models import (
+    ModelError,
+    ModelHeader,
+    ModelRunner,
+    Rendered,
+    check_keys,
+    model_header,
+    model_inputs,
+    referenced_relations,
+)
 from govlake.transform._staging import StagingRenderer, multi_normalized, tokens_of
 
-__all__ = ["DUCKDB", "SPARK", "Dialect", "StagingRenderer", "dialect", "multi_normalized", "tokens_of"]
+__all__ = ["DUCKDB", "SPARK", "Dialect", "ModelError", "ModelHeader", "ModelRunner", "Rendered", "StagingRenderer",
+           "check_keys", "dialect", "model_header", "model_inputs", "multi_normalized", "referenced_relations",
+           "tokens_of"]

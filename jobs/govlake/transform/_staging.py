@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import jinja2
-
 from govlake.catalog import Catalog, Item, Resource
 from govlake.config import Settings
 from govlake.identifiers import sql_ric_check_char
 from govlake.transform._dialect import Dialect
+from govlake.transform._models import ModelRunner
 
 # U+FF01..U+FF5E are the full-width forms of U+0021..U+007E; U+3000 is the ideographic space.
 FULL_WIDTH = "".join(chr(c) for c in range(0xFF01, 0xFF5F)) + "\u3000"
@@ -68,10 +67,7 @@ class StagingRenderer:
     def __init__(self, catalog: Catalog, dialect: Dialect, settings: Settings):
         self.catalog = catalog
         self.d = dialect
-        env = jinja2.Environment(
-            loader=jinja2.FileSystemLoader(str(settings.sql_dir)),
-            undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
-        self.template = env.get_template("staging/standardize.sql.j2")
+        self.runner = ModelRunner(settings.sql_dir, dialect=dialect)
 
     # -- cleaning: text in, text out ---------------------------------------------------
     def clean(self, item: Item, *, is_key: bool = False) -> str:
@@ -158,6 +154,10 @@ class StagingRenderer:
             out.append(ColumnSql(i.column, clean, self.typed(i), norm))
         return out
 
+    def context(self, resource: Resource) -> dict:
+        """What sql/staging/standardize.sql.j2 is rendered with."""
+        return {"resource": resource, "columns": self.columns(resource)}
+
     def render(self, resource: Resource) -> str:
-        sql = self.template.render(resource=resource, columns=self.columns(resource))
-        return self.d.to_engine(sql)
+        """The model's SQL in this dialect (the model runner renders it)."""
+        return self.d.to_engine(self.runner.render("staging/standardize", **self.context(resource)).sql)

@@ -1,0 +1,160 @@
+"""One runner for every SQL model under sql/ (staging, silver, gold, credit, governance).
+
+A model is a file ``sql/<folder>/<name>.sql`` or ``.sql.j2`` that starts with two comment lines:
+
+    -- grain: one row per … | key: a + b unique not null | owner: <department>
+    -- inputs: view_a, view_b
+
+The runner renders it (one Jinja environment for all models, undefined names are errors), checks its
+header, checks that every declared input was provided to the session and that the model reads
+nothing it did not declare, runs it on the engine's session (the dialect layer turns the DuckDB
+SQL into the engine's), materializes it, and runs its key tests (not null, unique) before anyone
+can write it anywhere. Callers provide the inputs as views or tables of the session; they never
+hand a model a table it did not ask for.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import jinja2
+import sqlglot
+from sqlglot import exp
+
+from govlake.transform._dialect import DUCKDB, Dialect
+
+
+class ModelError(RuntimeError):
+    """A model is malformed, was not given an input it declares, reads one it does not, or fails a key test."""
+
+
+@dataclass(frozen=True)
+class ModelHeader:
+    """What a model's first line states: grain, key tests and owner department."""
+
+    grain: str
+    key: tuple[str, ...]
+    unique: bool
+    not_null: bool
+    owner: str
+
+
+_HEADER = re.compile(r"^-- grain: (?P<grain>.+?) \| key: (?P<key>.+?) \| owner: (?P<owner>\S+)\s*$")
+_INPUTS = re.compile(r"^-- inputs:(?P<inputs>.*)$")
+
+
+def model_header(sql: str) -> ModelHeader:
+    """Parse ``-- grain: ... | key: a + b unique not null | owner: dept`` from the first line."""
+    match = _HEADER.match(sql.splitlines()[0] if sql else "")
+    if not match:
+        raise ModelError(f"model does not start with a grain | key | owner header: {sql[:80]!r}")
+    key = match["key"]
+    tests = re.search(r"(\s+unique)?(\s+not null)?$", key)
+    columns = key[: tests.start()] if tests else key
+    return ModelHeader(grain=match["grain"], key=tuple(c.strip() for c in columns.split("+")),
+                       unique=bool(tests and tests.group(1)), not_null=bool(tests and tests.group(2)),
+                       owner=match["owner"])
+
+
+def model_inputs(sql: str) -> tuple[str, ...]:
+    """The relations a rendered model declares on its second line (``-- inputs: a, b``)."""
+    lines = sql.splitlines()
+    match = _INPUTS.match(lines[1]) if len(lines) > 1 else None
+    if not match:
+        raise ModelError(f"model does not declare its inputs on its second line (-- inputs: a, b): {sql[:80]!r}")
+    return tuple(dict.fromkeys(n.strip() for n in match["inputs"].split(",") if n.strip()))
+
+
+def referenced_relations(sql: str) -> set[str]:
+    """The tables and views a query reads (its own CTEs left out)."""
+    tree = sqlglot.parse_one(sql, read="duckdb")
+    ctes = {cte.alias_or_name for cte in tree.find_all(exp.CTE)}
+    return {t.name for t in tree.find_all(exp.Table) if t.name and t.name not in ctes}
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """A model rendered for one run: its SQL (DuckDB dialect), header and declared inputs."""
+
+    name: str
+    sql: str
+    header: ModelHeader
+    inputs: tuple[str, ...]
+
+
+class ModelRunner:
+    """Renders and runs the models of one ``sql/`` folder on one engine's sessions."""
+
+    def __init__(self, sql_dir: Path, *, dialect: Dialect = DUCKDB):
+        self.sql_dir = sql_dir
+        self.dialect = dialect
+        self.env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(sql_dir)), undefined=jinja2.StrictUndefined,
+                                      keep_trailing_newline=True, autoescape=False)
+
+    def path(self, name: str) -> Path:
+        """``sql/<name>.sql.j2``, else ``sql/<name>.sql``."""
+        for suffix in (".sql.j2", ".sql"):
+            candidate = self.sql_dir / f"{name}{suffix}"
+            if candidate.exists():
+                return candidate
+        raise ModelError(f"no model {name!r} under {self.sql_dir} (expected {name}.sql or {name}.sql.j2)")
+
+    def render(self, name: str, **context) -> Rendered:
+        """Render model ``name`` (e.g. ``gold/legal_entity``) with ``context``; check its header."""
+        path = self.path(name)
+        try:
+            sql = self.env.get_template(path.relative_to(self.sql_dir).as_posix()).render(**context)
+        except jinja2.UndefinedError as exc:
+            raise ModelError(f"{path}: {exc} (the model needs it in its context)") from None
+        try:
+            return Rendered(name, sql, model_header(sql), model_inputs(sql))
+        except ModelError as exc:
+            raise ModelError(f"{path}: {exc}") from None
+
+    def header(self, name: str, **context) -> ModelHeader:
+        return self.render(name, **context).header
+
+    def run(self, con, name: str, *, into: str | None = None, kind: Literal["table", "view"] = "table",
+            temp: bool = True, **context) -> Rendered:
+        """Run model ``name`` into temp table (or view) ``into`` (default: the model's own name) and
+        run its key tests; the declared inputs must be relations of ``con`` and the only ones read.
+        ``temp=False``: a table of the session's database (other cursors of it, e.g. GX's, see it)."""
+        model = self.render(name, **context)
+        target = into or name.rsplit("/", 1)[-1]
+        self._check_inputs(con, model)
+        sql = self.dialect.to_engine(model.sql) if self.dialect is not DUCKDB else model.sql
+        con.execute(f"create or replace {'temp ' if temp else ''}{kind} {target} as\n{sql}")
+        if kind == "table":
+            check_keys(con, target, model.header, model=name)
+        return model
+
+    def _check_inputs(self, con, model: Rendered) -> None:
+        present = {r[0] for r in con.execute(
+            "select table_name from duckdb_tables() union all select view_name from duckdb_views() "
+            "where not internal").fetchall()}
+        missing = [i for i in model.inputs if i not in present]
+        if missing:
+            raise ModelError(f"model {model.name}: input(s) {', '.join(missing)} were not provided")
+        undeclared = sorted(referenced_relations(model.sql) - set(model.inputs))
+        if undeclared:
+            raise ModelError(f"model {model.name} reads {', '.join(undeclared)} without declaring it "
+                             f"(-- inputs: line)")
+
+
+def check_keys(con, name: str, header: ModelHeader, *, model: str | None = None) -> None:
+    """The header's key tests on relation ``name``: no null key, no duplicated key."""
+    what = model or name
+    cols = ", ".join(header.key)
+    if header.not_null:
+        nulls = con.execute(f"select count(*) from {name} where "
+                            + " or ".join(f"{c} is null" for c in header.key)).fetchone()[0]
+        if nulls:
+            raise ModelError(f"{what}: {nulls} rows with a null key ({cols})")
+    if header.unique:
+        dups = con.execute(f"select count(*) from (select {cols} from {name} group by {cols} "
+                           "having count(*) > 1) as duplicated").fetchone()[0]
+        if dups:
+            raise ModelError(f"{what}: {dups} duplicated keys ({cols})")
