@@ -12,8 +12,8 @@ from govlake.transform._models import (
     model_inputs,
     referenced_relations,
 )
-from govlake.transform._staging import StagingRenderer, multi_normalized, tokens_of
+from govlake.transform._staging import FULL_WIDTH, HALF_WIDTH, StagingRenderer, multi_normalized, tokens_of
 
-__all__ = ["DUCKDB", "SPARK", "Dialect", "ModelError", "ModelHeader", "ModelRunner", "Rendered", "StagingRenderer",
-           "check_keys", "dialect", "model_header", "model_inputs", "multi_normalized", "referenced_relations",
-           "tokens_of"]
+__all__ = ["DUCKDB", "Dialect", "FULL_WIDTH", "HALF_WIDTH", "ModelError", "ModelHeader", "ModelRunner", "Rendered",
+           "SPARK", "StagingRenderer", "check_keys", "dialect", "model_header", "model_inputs", "multi_normalized",
+           "referenced_relations", "tokens_of"]
