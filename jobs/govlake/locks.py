@@ -20,9 +20,12 @@ changed) no step starts: :func:`hold` refuses with the file's message, which say
 On one machine (the default) locks are ``flock(2)`` locks on files under ``var/locks``: the
 kernel releases them when their process ends, however it ends (``kill -9`` included), so a lock
 is never left stale; the holder file is only what the last holder wrote about itself. They hold
-between processes of one host and on NFSv4 (byte-range emulation); a lake shared by several
-hosts on object storage needs another :class:`LockProvider` (the interface the Spark and S3 work
-plugs into: a PostgreSQL advisory lock, say), see docs/operations.md.
+between processes of one host and on NFSv4 (byte-range emulation). When several machines write
+one lake (object storage, a Spark cluster, Airflow workers on other hosts), ``GOVLAKE_LOCK_URL``
+names a PostgreSQL server and :class:`PgLocks` takes the same locks as session-level advisory locks
+there: the server releases them when the holder's connection ends, however it ends, and the
+holders' own records (table ``govlake_lock_holders``) are read only for the locks actually held.
+docs/operations.md says which guarantee holds where.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import fcntl
+import hashlib
 import json
 import logging
 import os
@@ -174,10 +178,13 @@ class FileLocks:
         return found
 
 
+def _holder_record() -> str:
+    return json.dumps({"command": command_line(), "pid": os.getpid(), "host": socket.gethostname(),
+                       "since": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")}, ensure_ascii=False)
+
+
 def _write_holder(fd: int) -> None:
-    record = {"command": command_line(), "pid": os.getpid(), "host": socket.gethostname(),
-              "since": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")}
-    data = json.dumps(record, ensure_ascii=False).encode("utf-8")
+    data = _holder_record().encode("utf-8")
     os.ftruncate(fd, 0)
     os.pwrite(fd, data, 0)
 
@@ -190,15 +197,112 @@ def _read_holder(path: Path) -> Holder | None:
         return None
 
 
-_PROVIDERS: dict[Path, FileLocks] = {}
+class PgLocks:
+    """PostgreSQL session-level advisory locks, one connection per held lock; re-entrant within a process.
+
+    A lock's key is the first 8 bytes of sha256(``<namespace>:<name>``), the namespace being the lake's
+    location, so two lakes can share one server.
+    """
+
+    def __init__(self, url: str, namespace: str):
+        self.url = url.replace("postgresql+psycopg://", "postgresql://", 1)
+        self.namespace = namespace
+        self._held: dict[str, tuple[object, int, bool]] = {}
+
+    def _key(self, name: str) -> int:
+        digest = hashlib.sha256(f"{self.namespace}:{name}".encode()).digest()
+        return int.from_bytes(digest[:8], "big", signed=True)
+
+    def _connect(self):
+        import psycopg
+
+        conn = psycopg.connect(self.url, autocommit=True, application_name="govlake", connect_timeout=10)
+        # another process may create it at the same moment
+        with contextlib.suppress(psycopg.errors.UniqueViolation, psycopg.errors.DuplicateTable):
+            conn.execute("""create table if not exists govlake_lock_holders (
+                namespace text, name text, command text, pid integer, host text, since timestamptz,
+                backend_pid integer)""")
+        return conn
+
+    @contextlib.contextmanager
+    def acquire(self, name: str, *, shared: bool, timeout: float) -> Iterator[None]:
+        if name in self._held:
+            conn, depth, was_shared = self._held[name]
+            if was_shared and not shared:
+                raise RuntimeError(f"lock {name}: cannot upgrade a shared lock to exclusive")
+            self._held[name] = (conn, depth + 1, was_shared)
+            try:
+                yield
+            finally:
+                conn, depth, was_shared = self._held[name]
+                self._held[name] = (conn, depth - 1, was_shared)
+            return
+        conn = self._connect()
+        try:
+            self._lock(conn, name, shared=shared, timeout=timeout)
+            record = json.loads(_holder_record())
+            conn.execute("insert into govlake_lock_holders values (%s, %s, %s, %s, %s, %s, pg_backend_pid())",
+                         (self.namespace, name, record["command"], record["pid"], record["host"], record["since"]))
+            self._held[name] = (conn, 1, shared)
+            try:
+                yield
+            finally:
+                del self._held[name]
+                conn.execute("delete from govlake_lock_holders where backend_pid = pg_backend_pid() and name = %s",
+                             (name,))
+        finally:
+            conn.close()  # ends the session: the server releases its advisory locks
+
+    def _lock(self, conn, name: str, *, shared: bool, timeout: float) -> None:
+        function = "pg_try_advisory_lock_shared" if shared else "pg_try_advisory_lock"
+        deadline, told, pause = time.monotonic() + timeout, False, 0.05
+        while True:
+            if conn.execute(f"select {function}(%s)", (self._key(name),)).fetchone()[0]:
+                return
+            if time.monotonic() >= deadline:
+                raise LockBusy(f"{name} is held by {self._blame(name)}; waited {timeout:g}s. Wait for it to "
+                               "finish (or stop it) and run again; set GOVLAKE_LOCK_WAIT to wait longer")
+            if not told:
+                log.warning("waiting for lock %s, held by %s", name, self._blame(name))
+                told = True
+            time.sleep(pause)
+            pause = min(pause * 2, 1.0)
+
+    def _blame(self, name: str) -> str:
+        held = self.holders()
+        if name == LAKE:
+            return "; ".join(f"{n}: {h.describe()}" for n, h in sorted(held.items()) if n != LAKE) or \
+                "another govlake command"
+        return held[name].describe() if name in held else "another govlake command"
+
+    def holders(self) -> dict[str, Holder]:
+        conn = self._connect()
+        try:
+            rows = conn.execute("""select h.name, h.command, h.pid, h.host, h.since from govlake_lock_holders h
+                where h.namespace = %s and h.backend_pid in (
+                    select pid from pg_locks where locktype = 'advisory' and granted)
+                order by h.since""", (self.namespace,)).fetchall()
+        finally:
+            conn.close()
+        return {n: Holder(c, p, h, s.isoformat(timespec="seconds")) for n, c, p, h, s in rows
+                if n not in self._held}
+
+
+_PROVIDERS: dict[tuple[str, str], LockProvider] = {}
 
 
 def provider(settings: Settings) -> LockProvider:
-    """The lock provider of ``settings``' lake (one per lake per process, so locks are re-entrant)."""
-    directory = settings.var / "locks"
-    if directory not in _PROVIDERS:
-        _PROVIDERS[directory] = FileLocks(directory)
-    return _PROVIDERS[directory]
+    """The lock provider of ``settings``' lake (one per lake per process, so locks are re-entrant):
+    PostgreSQL advisory locks with GOVLAKE_LOCK_URL, else flock files under var/locks."""
+    if settings.lock_url:
+        key = (settings.lock_url, str(settings.lake))
+        if key not in _PROVIDERS:
+            _PROVIDERS[key] = PgLocks(settings.lock_url, str(settings.lake))
+        return _PROVIDERS[key]
+    key = ("file", str(settings.var / "locks"))
+    if key not in _PROVIDERS:
+        _PROVIDERS[key] = FileLocks(settings.var / "locks")
+    return _PROVIDERS[key]
 
 
 def wait_seconds() -> float:
