@@ -85,6 +85,8 @@ def generate(
     for code, info in manifest.resources.items():
         t.add_row(code, str(len(info.files)), f"{info.rows:,}", f"{info.invalid_rows:,}")
     console.print(t)
+    for code, note in manifest.skipped.items():
+        console.print(literal(f"{code}: skipped, {note}"), soft_wrap=True)
     console.print(f"every injected defect is listed in {target / 'manifest.json'}", soft_wrap=True)
 
 
