@@ -206,6 +206,13 @@ def test_a_catalog_resource_is_a_feed_dag_and_a_publish_gold_input_without_code(
     assert "govlake://silver/ee_noise_monitoring" not in _leaves(bag.dags["publish_credit"].schedule)
 
 
+def test_a_missing_catalog_is_an_import_error_not_an_empty_set_of_feeds(tmp_path, monkeypatch):
+    monkeypatch.setenv("GOVLAKE_CATALOG_DIR", str(tmp_path / "nowhere"))
+    bag, _ = _fill(tmp_path / "airflow")
+    assert {Path(f).name for f in bag.import_errors} == {"feeds.py", "publish_gold.py", "publish_credit.py"}
+    assert all("no catalog here" in e for e in bag.import_errors.values())
+
+
 def test_parsing_stays_cheap(tmp_path):
     """The DAG processor re-parses dags/ often: every DAG of the catalog in well under a second or two."""
     _fill(tmp_path / "warm")  # Airflow's own first imports are not the DAG files' cost

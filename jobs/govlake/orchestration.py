@@ -101,12 +101,18 @@ def catalog_feeds(directory: Path | None = None) -> list[Feed]:
     A resource file that cannot be read or lacks a code, provider or known ``update_cycle`` is left
     out with a warning in the parse log, so the other departments' feeds keep running;
     ``govlake catalog validate`` names its problems.
+
+    Raises:
+        FileNotFoundError: ``directory`` has no ``resources/`` folder (a wrong GOVLAKE_CATALOG_DIR):
+            the DAG files fail to import rather than silently define no feeds.
     """
     if directory is None:
         from govlake.config import get_settings
 
         directory = get_settings().catalog_dir
     directory = Path(directory)
+    if not (directory / "resources").is_dir():
+        raise FileNotFoundError(f"{directory}: no catalog here (resources/<code>.yml); check GOVLAKE_CATALOG_DIR")
     names: dict[str, str] = {}
     with contextlib.suppress(OSError, yaml.YAMLError):
         names = {d["code"]: d.get("name", d["code"]) for d in _read_yaml(directory / "departments.yml") or []
