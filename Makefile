@@ -65,7 +65,7 @@ demo: setup
 	@# The report judges "last month" and the quarter from the same business date as the runs.
 	GOVLAKE_AS_OF=2026-11-20 $(RUN) govlake report
 
-## test: start (or reuse) the PostgreSQL test server, then pytest.
+## test: start (or reuse) this clone's PostgreSQL test server (infra/pg.py, a free port), then pytest.
 test: setup
 	@url="$$(infra/pg.sh)" || { \
 	    if [[ -n "$${CI:-}" ]]; then echo "test: no PostgreSQL server (infra/pg.sh failed)" >&2; exit 1; fi; \
@@ -85,5 +85,6 @@ bench: setup
 	$(RUN) python infra/bench_report.py
 
 clean:
-	@if [[ -x infra/pg.sh && -d var/pg ]]; then infra/pg.sh stop || true; fi
+	@# The test server's cluster may live outside var/ (as root, under $$TMPDIR): infra/pg.py removes it too.
+	@if [[ -d var/pg ]]; then infra/pg.sh clean || true; fi
 	rm -rf var
