@@ -144,6 +144,15 @@ def test_publish_credit_runs_after_gold_and_the_feeds_the_credit_step_reads(dagb
     assert dag.owner == "credit"
 
 
+def test_every_catalog_update_cycle_has_a_schedule():
+    from typing import get_args
+
+    from govlake.catalog._models import UpdateCycle
+    from govlake.orchestration import SCHEDULES as BUILT
+
+    assert BUILT == SCHEDULES and set(SCHEDULES) == set(get_args(UpdateCycle))
+
+
 def test_credit_inputs_are_read_from_the_credit_step_without_importing_it():
     from govlake.credit._build import INPUTS
     from govlake.orchestration import credit_inputs
