@@ -19,6 +19,7 @@ from govlake.lineage._emit import (
     job_run,
     transport_for,
 )
+from govlake.lineage._graph import LineageGraph, load_graph
 from govlake.lineage._jobs import (
     conflicts_plan,
     credit_plan,
@@ -32,8 +33,8 @@ from govlake.lineage._naming import DatasetRef, db_table, file_dataset, lake_tab
 from govlake.lineage._validate import validate_event, validate_file
 
 __all__ = [
-    "NAMESPACE", "Assertion", "Dataset", "DatasetRef", "JobPlan", "MemoryTransport", "capture", "conflicts_plan",
-    "credit_plan", "db_table",
-    "extract_plan", "file_dataset", "gold_plan", "ingest_plan", "job_run", "lake_table", "process_plan",
+    "NAMESPACE", "Assertion", "Dataset", "DatasetRef", "JobPlan", "LineageGraph", "MemoryTransport", "capture",
+    "conflicts_plan", "credit_plan", "db_table",
+    "extract_plan", "file_dataset", "gold_plan", "ingest_plan", "job_run", "lake_table", "load_graph", "process_plan",
     "table_job_plan", "transport_for", "validate_event", "validate_file",
 ]
