@@ -231,7 +231,8 @@ def test_person_copies_are_checked_and_printed_masked(tmp_path, monkeypatch):
 
     from govlake.cli import app
 
-    monkeypatch.setattr("govlake.governance._objections_cli.get_settings", lambda: settings)
+    monkeypatch.setenv("GOVLAKE_VAR", str(settings.var))
+    monkeypatch.setenv("GOVLAKE_CATALOG_DIR", str(catalog_dir))
     out = CliRunner().invoke(app, ["objection", "conflicts", "--json"])
     assert out.exit_code == 0, out.output
     shown = json.loads(out.output)[0]

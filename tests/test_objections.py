@@ -169,7 +169,7 @@ def test_bad_requests_are_refused(lake):
 def test_cli_walks_an_objection_and_prints_no_identifier_unmasked(lake, monkeypatch):
     from govlake.cli import app
 
-    monkeypatch.setattr("govlake.governance._objections_cli.get_settings", lambda: lake)
+    monkeypatch.setenv("GOVLAKE_VAR", str(lake.var))
     write_silver(lake, "psb.population", [
         {"id_number": PERSON, "name": "孙八", "sex": "男", "birth_date": dt.date(1990, 3, 7), "hukou_region": "370102",
          "address": "山东省济南市历下区泉城路8号", "mobile": MOBILE}])

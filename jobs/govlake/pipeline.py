@@ -6,12 +6,20 @@ START and COMPLETE/FAIL events (docs/lineage.md); a new job does the same with i
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from govlake.config import Settings, get_settings
+
+OnStep = Callable[[str, bool], None]
+"""``on_step(step, done)``: told before (``done`` False) and after (True) each step of :func:`run`."""
+OnSource = Callable[[str, object], None]
+"""``on_source(source, result)``: told before an ingest reads a file or database window (``result``
+None) and after (its ``BatchResult``)."""
 
 
 def new_run_id(prefix: str = "run") -> str:
@@ -19,9 +27,9 @@ def new_run_id(prefix: str = "run") -> str:
 
 
 def ingest(resource: str, *, files: list[Path] | None = None, settings: Settings | None = None,
-           run_id: str | None = None, full_scan: bool = False):
+           run_id: str | None = None, full_scan: bool = False, on_source: OnSource | None = None):
     """Land one resource in bronze: the given files, or everything new in its source (``full_scan``:
-    a database source's whole table, deduplicated against bronze).
+    a database source's whole table, deduplicated against bronze). ``on_source`` follows each source.
 
     Under lock ``ingest:<resource>`` (govlake.locks): two ingests of one resource run one after the
     other, so a file delivered twice at once lands once."""
@@ -34,7 +42,8 @@ def ingest(resource: str, *, files: list[Path] | None = None, settings: Settings
     plan = lambda: ingest_lineage(settings, resource, files)  # noqa: E731
     with locks.hold(settings, f"ingest:{resource}"), \
             lineage.job_run(plan, settings=settings, run_id=run_id, name=f"ingest.{resource}") as job:
-        job.result = ingest_resource(resource, files=files, settings=settings, run_id=run_id, full_scan=full_scan)
+        job.result = ingest_resource(resource, files=files, settings=settings, run_id=run_id, full_scan=full_scan,
+                                     on_source=on_source)
     return job.result
 
 
@@ -126,9 +135,10 @@ def conflicts(*, settings: Settings | None = None, run_id: str | None = None):
     return job.result
 
 
-def run(*, settings: Settings | None = None, run_id: str | None = None, rebuild: bool = False) -> dict:
+def run(*, settings: Settings | None = None, run_id: str | None = None, rebuild: bool = False,
+        on_step: OnStep | None = None) -> dict:
     """Everything after ingest over what has landed: process each resource, then gold, credit, conflicts,
-    the extract and the KPI history."""
+    the extract and the KPI history. ``on_step`` is told when each step starts and ends."""
     from govlake.catalog import get_catalog
     from govlake.storage import open_table, table_path
 
@@ -137,11 +147,27 @@ def run(*, settings: Settings | None = None, run_id: str | None = None, rebuild:
     results = {}
     for code, res in get_catalog(settings.catalog_dir).resources.items():
         if open_table(table_path(settings, "bronze", res.slug)) is not None:
-            results[code] = process(code, settings=settings, run_id=run_id, rebuild=rebuild)
-    tables = gold(settings=settings, run_id=run_id)
-    credit_result = credit(settings=settings, run_id=run_id, rebuild=rebuild)
-    found = conflicts(settings=settings, run_id=run_id)
-    path = extract(settings=settings, run_id=run_id)
-    recorded = kpis(settings=settings, run_id=run_id)
+            with _step(on_step, f"process {code}"):
+                results[code] = process(code, settings=settings, run_id=run_id, rebuild=rebuild)
+    with _step(on_step, "gold"):
+        tables = gold(settings=settings, run_id=run_id)
+    with _step(on_step, "credit"):
+        credit_result = credit(settings=settings, run_id=run_id, rebuild=rebuild)
+    with _step(on_step, "conflicts"):
+        found = conflicts(settings=settings, run_id=run_id)
+    with _step(on_step, "extract"):
+        path = extract(settings=settings, run_id=run_id)
+    with _step(on_step, "kpis"):
+        recorded = kpis(settings=settings, run_id=run_id)
     return {"run_id": run_id, "resources": results, "gold": tables, "credit": credit_result, "conflicts": found,
             "extract": path, "kpi_values": recorded}
+
+
+@contextlib.contextmanager
+def _step(on_step: OnStep | None, name: str) -> Iterator[None]:
+    """Tell ``on_step`` that step ``name`` starts, and that it ended (when it did not fail)."""
+    if on_step is not None:
+        on_step(name, False)
+    yield
+    if on_step is not None:
+        on_step(name, True)

@@ -1,4 +1,4 @@
-"""What ``govlake catalog search|show|lineage`` answer, as plain data (``--json``) and as text.
+"""What ``govlake catalog search|show|lineage`` answer, as plain data (the CLI prints it).
 
 - :func:`search`: resources, items and departments whose code or names contain the text.
 - :func:`show`: one resource with its items (classification, authority), sharing, freshness (the
@@ -14,18 +14,12 @@ import datetime as dt
 from typing import Any
 
 import pyarrow.compute as pc
-from rich.console import Console
-from rich.markup import escape
-from rich.table import Table
-from rich.tree import Tree
 
 from govlake import storage
-from govlake._literal import literal, plain
 from govlake.catalog._loader import Catalog, get_catalog
 from govlake.catalog._models import Resource
 from govlake.config import Settings
-from govlake.lineage._graph import Hop, LineageGraph, load_graph
-from govlake.lineage._naming import DatasetRef, lake_table
+from govlake.lineage import DatasetRef, LineageGraph, lake_table, load_graph
 
 CYCLE_DAYS = {"realtime": 1, "daily": 1, "weekly": 7, "monthly": 31, "quarterly": 92, "yearly": 366}
 """Days a landing stays fresh per 更新周期 (realtime feeds are checked as daily)."""
@@ -64,24 +58,6 @@ def search(settings: Settings, text: str) -> list[dict[str, Any]]:
                              "name_en": item.name_en, "resource": res.code, "level": item.level,
                              "authority": res.authority_of(item), "matched": m})
     return hits
-
-
-def print_search(console: Console, hits: list[dict[str, Any]], text: str) -> None:
-    if not hits:
-        console.print(literal(f"nothing in the catalog matches {text!r}"))
-        return
-    t = Table(title=literal(f"catalog entries matching {text!r}"))
-    for col in ("kind", "code", "name", "name_en", "detail"):
-        t.add_column(col)
-    for h in hits:
-        if h["kind"] == "department":
-            detail = "provides " + (", ".join(h["resources"]) or "nothing yet")
-        elif h["kind"] == "resource":
-            detail = f"provider {h['provider']}"
-        else:
-            detail = f"{h['level']}, authority {h['authority']}"
-        t.add_row(*(literal(v) for v in (h["kind"], h["code"], h["name"], h["name_en"], detail)))
-    console.print(t)
 
 
 # ---- show ---------------------------------------------------------------------------------
@@ -195,68 +171,6 @@ def show(settings: Settings, code: str) -> dict[str, Any]:
     return info
 
 
-def print_show(console: Console, info: dict[str, Any]) -> None:
-    console.print(literal((info["code"], "bold"), f" {info['name']} ({info['name_en']}) — {info['kind']}, "
-                          f"{info['category']}"))
-    console.print(literal(f"provider: {info['provider']} {info['provider_name'] or ''}; grain: {info['grain']}; "
-                          f"key: {' + '.join(info['key'])}"))
-    console.print(literal(f"summary: {info['summary']}"))
-    share = info["share_type"] + (f" — {info['share_condition']} ({info['share_basis']})"
-                                  if info["share_condition"] else "")
-    console.print(literal(f"sharing: {share}; method {info['share_method']}; opening: {info['open_type']}"))
-    f = info["freshness"]
-    when = f"last landed {f['last_landed']:%Y-%m-%d %H:%M} UTC ({f['age_days']} days ago)" if f["last_landed"] else ""
-    console.print(literal(f"update cycle: {f['update_cycle']}; freshness: ", (f["status"], "bold"), f" {when}"))
-    t = Table(title="items (信息项)")
-    for col in ("column", "name", "type", "req", "level", "PII", "authority"):
-        t.add_column(col)
-    for i in info["items"]:
-        authority = i["authority"] if i["authority"] != info["provider"] else f"{i['authority']} (provider)"
-        if i["copy_of"]:
-            authority += f"; copy of {i['copy_of']}" + (f" when {i['copy_when']}" if i["copy_when"] else "")
-        t.add_row(*(literal(v) for v in (i["column"], i["name"], i["type"], "yes" if i["required"] else "",
-                                          i["level"], i["pii"] or "", authority)))
-    console.print(t)
-    q = info["quality"]
-    if q["rules"]:
-        t = Table(title=f"latest quality results (run {q['run_id']}, {q['validated_at']:%Y-%m-%d %H:%M} UTC)")
-        for col in ("rule", "severity", "failed", "checked", "ok", "description"):
-            t.add_column(col, justify="right" if col in ("failed", "checked") else "left")
-        for r in q["rules"]:
-            t.add_row(literal(r["rule_id"]), literal(r["severity"]), str(r["failed"]), str(r["rows_checked"]),
-                      "[green]yes[/]" if r["success"] else "[red]no[/]", literal(r["description_zh"]))
-        console.print(t)
-    else:
-        console.print("quality: not validated yet")
-    lin = info["lineage"]
-    if not lin["events"]:
-        console.print("lineage: no OpenLineage events under var/lineage yet (run the pipeline)")
-    else:
-        console.print(literal("lineage upstream: " + (", ".join(lin["upstream"]) or "(none recorded)")))
-        console.print(literal("lineage downstream: " + (", ".join(lin["downstream"]) or "(none recorded)")))
-    _print_conflicts(console, info["conflicts"], "一数一源 conflicts on this resource")
-
-
-def _print_conflicts(console: Console, found: dict[str, Any] | None, title: str) -> None:
-    if found is None:
-        console.print("conflicts: gold/conflicts has not been built yet", highlight=False)
-        return
-    if not found["groups"]:
-        console.print(literal(f"{title}: none"))
-        return
-    t = Table(title=literal(f"{title} (gold/conflicts)"))
-    for col in ("item", "authority", "department", "status", "entities", "first seen", "last seen"):
-        t.add_column(col, justify="right" if col == "entities" else "left")
-    for g in found["groups"]:
-        t.add_row(*(literal(v or "") for v in (g["item"], g["authority"], g["department"], g["status"])),
-                  str(g["entities"]), _day(g["first_seen"]), _day(g["last_seen"]))
-    console.print(t)
-
-
-def _day(value: dt.datetime | None) -> str:
-    return "" if value is None else f"{value:%Y-%m-%d %H:%M}"
-
-
 # ---- lineage ------------------------------------------------------------------------------
 
 def _aliases(settings: Settings, catalog: Catalog, graph: LineageGraph) -> list[tuple[str, int, DatasetRef]]:
@@ -314,7 +228,8 @@ def _node(graph: LineageGraph, key, column: str | None) -> dict[str, Any]:
 
 def lineage(settings: Settings, target: str, *, upstream: bool = True, downstream: bool = True,
             indirect: bool = False) -> dict[str, Any]:
-    """Upstream and/or downstream of a table or column (see :func:`resolve`), from var/lineage events."""
+    """Upstream and/or downstream of a table or column (see :func:`resolve`), from var/lineage events:
+    the nodes reached (nearest first) and the edges walked, in the order they were walked."""
     graph = load_graph(settings.var)
     ref, column = resolve(settings, graph, target)
     out: dict[str, Any] = {"target": {"dataset": ref.label, "namespace": ref.namespace, "name": ref.name,
@@ -328,7 +243,7 @@ def lineage(settings: Settings, target: str, *, upstream: bool = True, downstrea
                  if d > 0]
         edges = [{"from": _node(graph, h.source, h.source_column), "to": _node(graph, h.target, h.target_column),
                   "job": h.job, "kind": h.kind} for h in walk.hops]
-        out[direction] = {"nodes": nodes, "edges": edges, "_walk": walk}
+        out[direction] = {"nodes": nodes, "edges": edges}
     if ref.layer == "gold" and column:
         walk = graph.walk(ref, column=column, direction="upstream", indirect=indirect)
         catalog = get_catalog(settings.catalog_dir)
@@ -339,53 +254,3 @@ def lineage(settings: Settings, target: str, *, upstream: bool = True, downstrea
             found["groups"] = [g for g in found["groups"] if set(g["authority_resources"]) & authorities]
         out["conflicts"] = found
     return out
-
-
-def _label(graph: LineageGraph, key, column: str | None) -> str:
-    ref = graph.ref(key)
-    name = f"{ref.label} ({ref.namespace} {ref.name})" if ref.kind == "db" else ref.label
-    label = f"{name}.{column}" if column and ref.kind != "file" else (f"{name} [{column}]" if column else name)
-    return escape(plain(label))
-
-
-def print_lineage(console: Console, settings: Settings, result: dict[str, Any]) -> None:
-    graph = load_graph(settings.var)
-    target = result["target"]
-    root_label = target["dataset"] + (f".{target['column']}" if target["column"] else "")
-    if not result["events"]:
-        console.print("no OpenLineage events under var/lineage yet (run the pipeline first)")
-    for direction in ("upstream", "downstream"):
-        if direction not in result:
-            continue
-        walk = result[direction]["_walk"]
-        tree = Tree(f"[bold]{direction}[/] of {escape(plain(root_label))}", highlight=False)
-        _grow(tree, graph, walk.root.key, walk.column, walk.hops, direction, seen=set())
-        console.print(tree)
-        if not walk.hops:
-            console.print(f"  (nothing recorded {direction})")
-    if "conflicts" in result:
-        _print_conflicts(console, result["conflicts"], f"departments disagreeing on {target['column']}")
-
-
-def _grow(tree: Tree, graph: LineageGraph, key, column, hops: list[Hop], direction: str, seen: set) -> None:
-    if (key, column) in seen:
-        return
-    seen.add((key, column))
-    for h in hops:
-        here = (h.target, h.target_column) if direction == "upstream" else (h.source, h.source_column)
-        if here != (key, column):
-            continue
-        nxt = (h.source, h.source_column) if direction == "upstream" else (h.target, h.target_column)
-        kind = "" if h.kind == "DIRECT" else f", {h.kind.lower()}"
-        branch = tree.add(f"{_label(graph, *nxt)}  [dim]({escape(plain(h.job))}{kind})[/]", highlight=False)
-        _grow(branch, graph, nxt[0], nxt[1], hops, direction, seen)
-
-
-def jsonable(result: dict[str, Any]) -> dict[str, Any]:
-    """``result`` without the internal walk objects."""
-    out = dict(result)
-    for direction in ("upstream", "downstream"):
-        if direction in out:
-            out[direction] = {k: v for k, v in out[direction].items() if not k.startswith("_")}
-    return out
-

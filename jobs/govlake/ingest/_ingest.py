@@ -31,7 +31,8 @@ Opener = Callable[[Assembler], Iterator[pa.RecordBatch]]
 
 
 def ingest_resource(resource: str, *, files: list[Path] | None, settings: Settings, run_id: str,
-                    full_scan: bool = False) -> IngestResult:
+                    full_scan: bool = False, on_source: Callable[[str, BatchResult | None], None] | None = None
+                    ) -> IngestResult:
     """Land ``resource`` in bronze: ``files``, or (None) every file matching the catalog pattern under
     ``settings.city`` / the new window of its database table. Sources already landed are skipped.
     ``full_scan`` (database sources) reads the whole table instead of the window, landing the rows
@@ -39,8 +40,10 @@ def ingest_resource(resource: str, *, files: list[Path] | None, settings: Settin
 
     Files that cannot be read are recorded as rejected and the others still land; then, when any
     source was rejected, IngestError is raised with the ``result`` attached (whether the files were
-    named, discovered, or the source is the database).
+    named, discovered, or the source is the database). ``on_source(source, None)`` is called before
+    each file or window is read and ``on_source(source, its BatchResult)`` after.
     """
+    told = on_source or (lambda _source, _result: None)
     res = get_catalog(settings.catalog_dir).resource(resource)
     lander = _Lander(res, settings, run_id)
     result = IngestResult(res.code, run_id)
@@ -49,10 +52,15 @@ def ingest_resource(resource: str, *, files: list[Path] | None, settings: Settin
     if res.source.kind == "db":
         if files:
             raise IngestError(f"{res.code} is read from database table {res.source.table}; it takes no files")
+        told(f"db:{res.source.table}", None)
         result.batches.append(lander.window(full_scan=full_scan))
+        told(f"db:{res.source.table}", result.batches[-1])
     else:
         paths = [Path(f) for f in files] if files is not None else discover(settings.city, res.source.pattern or "")
-        result.batches.extend(lander.file(p) for p in paths)
+        for p in paths:
+            told(str(p), None)
+            result.batches.append(lander.file(p))
+            told(str(p), result.batches[-1])
     if result.rejected:
         errors = "\n  ".join(b.error or b.source for b in result.rejected)
         raise IngestError(f"{res.code}: {len(result.rejected)} of {len(result.batches)} source(s) rejected:\n"

@@ -22,6 +22,7 @@ from govlake.lineage._emit import (
     job_run,
     transport_for,
 )
+from govlake.lineage._graph import LineageGraph, load_graph
 from govlake.lineage._jobs import (
     CONDITIONAL,
     DIRECT,
@@ -38,7 +39,7 @@ from govlake.lineage._validate import validate_event, validate_file
 
 __all__ = [
     "CONDITIONAL", "DIRECT", "MASKED", "NAMESPACE", "TRANSFORMED", "Assertion", "Dataset", "DatasetRef", "JobPlan",
-    "MemoryTransport", "capture", "column_lineage", "column_sources", "compose", "db_table", "delta_schema",
-    "describe", "file_dataset", "job_run", "lake_table", "lake_view", "table_job_plan", "tables_read",
-    "transport_for", "validate_event", "validate_file",
+    "LineageGraph", "MemoryTransport", "capture", "column_lineage", "column_sources", "compose", "db_table",
+    "delta_schema", "describe", "file_dataset", "job_run", "lake_table", "lake_view", "load_graph", "table_job_plan",
+    "tables_read", "transport_for", "validate_event", "validate_file",
 ]

@@ -4,8 +4,11 @@ The rule pack's Great Expectations classes (``ExpectColumnValuesToBeValidUscc`` 
 here too, imported on first use so that importing govlake.quality does not load GX.
 """
 
+from govlake.quality._batches import HELD as BATCH_HELD
+from govlake.quality._batches import RELEASED as BATCH_RELEASED
 from govlake.quality._batches import Batch, BatchError
 from govlake.quality._batches import actor as batch_actor
+from govlake.quality._batches import states as batch_states
 from govlake.quality._listing import rule_listing, rules_markdown
 from govlake.quality._process import (
     HeldBatch,
@@ -35,9 +38,9 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'govlake.quality' has no attribute {name!r}")
 
 
-__all__ = ["Batch", "BatchError", "HeldBatch", "ProcessResult", "QualityError", "Rule", "RuleSet", "batch_actor",
-           "check_expectations", "decide_batch", "gx_validation_page", "lineage_plan", "process_resource",
-           "rule_listing", "rules_for", "rules_markdown", *_EXPECTATIONS]
+__all__ = ["BATCH_HELD", "BATCH_RELEASED", "Batch", "BatchError", "HeldBatch", "ProcessResult", "QualityError", "Rule",
+           "RuleSet", "batch_actor", "batch_states", "check_expectations", "decide_batch", "gx_validation_page",
+           "lineage_plan", "process_resource", "rule_listing", "rules_for", "rules_markdown", *_EXPECTATIONS]
 
 
 def lineage_plan(settings, code, *, rebuild=False):
