@@ -21,8 +21,10 @@ from govlake.cli import app
 from govlake.config import Settings
 from govlake.generate import generate_city
 from govlake.identifiers import is_valid_id_number
-from govlake.report import Measure, Scorecard, build_report, weighted_total
+from govlake.report import Measure, Scorecard, _svg, build_report, weighted_total
 from govlake.report._browser import chromium, dump_dom
+from govlake.report._data import RuleInfo
+from govlake.report._render import Cell, Page, environment
 from govlake.report._scores import months_of, previous, rank
 
 AS_OF = dt.date(2026, 11, 20)
@@ -101,6 +103,48 @@ def test_periods():
     assert previous("2026-01") == "2025-12"
     assert previous("2026-Q1") == "2025-Q4"
     assert previous("2026-Q4") == "2026-Q3"
+
+
+HOSTILE = '"><script>alert(1)</script><img src=x onerror=alert(2)>'
+
+
+class _Tags(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.tags: list[str] = []
+        self.text = ""
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append(tag)
+
+    def handle_data(self, data):
+        self.text += data
+
+
+def _tags(html: str) -> _Tags:
+    t = _Tags()
+    t.feed(html)
+    return t
+
+
+def test_values_from_the_lake_are_text_never_markup(tmp_path):
+    """Autoescape: a rule's description, a page title, a sample row's file and values, a link, a chart's
+    title, series and x labels that look like markup come out as text, making no element of the page."""
+    rule = RuleInfo("credit.penalty", "SGS.x", "row", HOSTILE, HOSTILE, history=[("2026-11-20", "run-1", 10, 3)])
+    page = Page("rules/x.html", HOSTILE, HOSTILE)
+    sample = page.table(["file", HOSTILE], [[f"{HOSTILE}.csv", Cell(HOSTILE, href=HOSTILE)]])
+    chart = _svg.line_chart([(HOSTILE, [(HOSTILE, 1.0), ("2026-11-21", 2.0)])], title=HOSTILE, target=1.5)
+    path = page.write(tmp_path, "rule.html.j2", generated=HOSTILE, measures=[], rule=rule, severity=HOSTILE,
+                      table_href=HOSTILE, chart=chart, runs=None, by_dept=None,
+                      samples=[{"name": HOSTILE, "anchor": "dept-x", "shown": 1, "total": 3, "table": sample}])
+    page_tags = _tags(path.read_text(encoding="utf-8"))
+    assert page_tags.tags.count("script") == 1 and "img" not in page_tags.tags  # the page's own script only
+    assert page_tags.text.count("<script>alert(1)</script>") >= 10  # every value is there, as text
+    bars = environment().from_string('{% import "charts.html.j2" as ch %}{{ ch.chart(c) }}').render(
+        c=_svg.bar_chart([(HOSTILE, 0.5)], ratio=True, title=HOSTILE))
+    bar_tags = _tags(bars)
+    assert bar_tags.tags == ["svg", "text", "text", "rect", "title", "text"]
+    assert bar_tags.text.count(HOSTILE) == 3
 
 
 # ---- the site from a generated city ----------------------------------------------------------
