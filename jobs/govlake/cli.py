@@ -75,7 +75,7 @@ def generate(
 ) -> None:
     """Write a sample city's departmental exports (CSV GBK/UTF-8, XLSX, JSON lines, a database)."""
     from govlake.config import get_settings
-    from govlake.generate import generate_city
+    from govlake.generate import generate_city, record_business_date
 
     target = out or get_settings().city
     manifest = generate_city(target, scale=scale, seed=seed, defect_rate=defect_rate, only=only, rows=rows)
@@ -86,6 +86,7 @@ def generate(
         t.add_row(code, str(len(info.files)), f"{info.rows:,}", f"{info.invalid_rows:,}")
     console.print(t)
     console.print(f"every injected defect is listed in {target / 'manifest.json'}", soft_wrap=True)
+    console.print(record_business_date(get_settings(), target, manifest.as_of), soft_wrap=True, highlight=False)
 
 
 @app.command()
