@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 from govlake import pipeline, storage
 from govlake.cli import app
 from govlake.config import Settings, SettingsError, get_settings
+from govlake.credit.kpis import received_time_note
 from govlake.identifiers import RIC_CHECK, RIC_WEIGHTS
 
 AS_OF = dt.date(2026, 11, 20)
@@ -95,3 +96,9 @@ def test_files_of_a_past_business_date_land_on_it_and_the_later_file_still_wins(
     pipeline.process("psb.population", settings=settings, run_id="p1")
     (row,) = DeltaTable(str(storage.table_path(settings, "silver", "psb_population"))).to_pyarrow_table().to_pylist()
     assert (row["name"], row["_source"]) == ("张叁", str(paths[1]))
+
+
+def test_the_received_time_note_says_how_many_records_it_covers():
+    assert received_time_note(0, 5) is None
+    assert received_time_note(5, 5).endswith("no 报送时间: received time used")
+    assert "2 of 5 without 报送时间" in received_time_note(2, 5)

@@ -249,6 +249,42 @@ def test_bulletin_tables_are_exported_as_csv(site):
     assert ranks == sorted(ranks) and ranks[0] == 1
 
 
+def test_the_received_time_fallback_is_shown_next_to_the_timeliness_it_decides(site):
+    """trans and tax send no 报送时间: their 及时率 rests on the received time, and the page says so
+    next to the value (tables, the 'below target' list, their scorecards); amr's does not."""
+    _, out = site
+    html = (out / "index.html").read_text(encoding="utf-8")
+    cells = re.findall(r'<tr><td[^>]*><a href="dept/(\w+)\.html">[^<]*</a></td>'
+                       r'<td[^>]*data-kpi="credit.timeliness_rate"[^>]*>[^<]*</td>(.*?)</tr>', html)
+    notes = {dept: "received time used" in rest for dept, rest in cells}
+    assert notes and notes.get("trans") is True and notes.get("tax") is True and notes.get("amr") is False
+    missed = html[html.index('id="missed-table"'):]
+    missed = missed[:missed.index("</table>")]
+    trans = [row for row in missed.split("<tr>") if 'data-kpi="credit.timeliness_rate" data-scope="trans"' in row]
+    assert trans and all("no 报送时间: received time used" in row for row in trans)
+    assert "received time used" in (out / "dept" / "trans.html").read_text(encoding="utf-8")
+    assert 'id="kpi-notes"' not in (out / "dept" / "amr.html").read_text(encoding="utf-8")
+
+
+def test_kpi_and_report_take_the_recorded_business_date_without_govlake_as_of(site, monkeypatch, tmp_path):
+    from govlake.generate import record_business_date
+
+    settings, _ = site
+    record_business_date(settings, settings.city, AS_OF)
+    monkeypatch.delenv("GOVLAKE_AS_OF", raising=False)
+    monkeypatch.setenv("GOVLAKE_VAR", str(settings.var))
+    monkeypatch.setenv("GOVLAKE_INBOX", str(settings.inbox))
+    text = CliRunner().invoke(app, ["kpi"], env={"COLUMNS": "200"})
+    assert text.exit_code == 0, text.output
+    assert "credit.compliance_rate · 2026-11" in text.output and "credit.timeliness_rate · 2026-11" in text.output
+    trans = [line for line in text.output.splitlines() if line.startswith("│ trans ") and "received time used" in line]
+    assert trans, "govlake kpi names the fallback next to trans's 及时率"
+    assert json.loads(CliRunner().invoke(app, ["kpi", "--json"]).output)["as_of"] == "2026-11-20"
+    report = CliRunner().invoke(app, ["report", "--no-pdf", "--out", str(tmp_path / "q")])
+    assert report.exit_code == 0, report.output
+    assert "业务日期 business date <b>2026-11-20</b>" in (tmp_path / "q" / "index.html").read_text(encoding="utf-8")
+
+
 # ---- headless Chromium -----------------------------------------------------------------------
 
 browser = pytest.mark.skipif(chromium() is None, reason="no Chromium (make setup installs Debian's chromium)")

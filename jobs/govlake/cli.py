@@ -334,6 +334,7 @@ def kpi(
             status = {True: "[green]meets target[/]", False: "[red]below target[/]", None: ""}[v.meets_target]
             if v.provisional:
                 status += " provisional"
+            status += f" · {v.note}" if v.note else ""  # e.g. no 报送时间: the received time stood in
             t.add_row(v.scope, value, "" if v.numerator is None else f"{v.numerator:g}",
                       "" if v.denominator is None else f"{v.denominator:g}", status)
         console.print(t)

@@ -30,9 +30,9 @@ def bulletin(site: Site) -> None:
             in_q = v.period in months or (v.period.startswith("as of ") and v.period[6:13] in months)
             if in_q and v.scope != "all" and v.meets_target is False:
                 rows.append([Cell(f"{kpi.name_zh} {kpi.name_en}", raw=kpi.id), Cell(v.scope), Cell(v.period),
-                             kpi_cell(kpi, v), Cell(fmt_target(kpi))])
+                             kpi_cell(kpi, v), Cell(fmt_target(kpi)), Cell(v.note)])
     below = p.table([("指标", "KPI"), ("部门/范围", "department or scope"), ("期间", "period"), ("值", "value"),
-                     ("目标", "target")], rows, csv_name=f"bulletin-{q}-below-target.csv",
+                     ("目标", "target"), ("说明", "note")], rows, csv_name=f"bulletin-{q}-below-target.csv",
                     numeric=(3,)) if rows else None
 
     before = {c.dept: c for c in scorecards(site.data, prev_q, site.scoring)}

@@ -18,7 +18,7 @@ from govlake.report import _svg
 from govlake.report._data import LakeData, RuleInfo
 from govlake.report._drills import drill_view, load_drills
 from govlake.report._render import Cell, Page, Table, slug, status_class, status_label
-from govlake.report._scores import Scorecard, previous, quarter_of, scorecards
+from govlake.report._scores import Scorecard, months_of, previous, quarter_of, scorecards
 
 CREDIT_KPIS = ("credit.compliance_rate", "credit.timeliness_rate")
 CREDIT_RESOURCES = ("credit.license", "credit.penalty")
@@ -150,10 +150,11 @@ class Site:
             for v in kpi.values:
                 if v.period == self.last_month and v.scope != "all" and v.meets_target is False:
                     rows.append([Cell(kpi.name_zh, href=f"#kpi-{kid}", raw=kid), self.dept_cell(v.scope, ""),
-                                 kpi_cell(kpi, v), Cell(f"{v.numerator:g} / {v.denominator:g}"),
+                                 kpi_cell(kpi, v), Cell(f"{v.numerator:g} / {v.denominator:g}"), Cell(v.note),
                                  Cell("规则与行 rules and rows", href=dept_page(v.scope) + "#credit-rules")])
         missed = p.table([("指标", "KPI"), ("部门", "department"), ("值", "value"), ("分子/分母", "num/den"),
-                          ("下钻", "drill-down")], rows, numeric=(2,), table_id="missed-table") if rows else None
+                          ("说明", "note"), ("下钻", "drill-down")], rows, numeric=(2,),
+                         table_id="missed-table") if rows else None
         cards, sections = [], []
         for kpi in self.data.kpis:
             periods = self.shown_periods(kpi)
@@ -166,7 +167,8 @@ class Site:
             cards.append({"kpi": kpi, "cls": status_class(ok), "target": fmt_target(kpi),
                           "value": "无数据 no data" if latest is None else fmt_value(kpi, latest.value),
                           "scope": "" if latest is None else f"{latest.scope} · {latest.period}",
-                          "status": status_label(ok) if kpi.target is not None else ""})
+                          "status": status_label(ok) if kpi.target is not None else "",
+                          "note": None if latest is None else latest.note})
             sections.append({"kpi": kpi, "target": fmt_target(kpi),
                              "periods": [(period, self.kpi_table(p, kpi, period)) for period in periods]})
         gx = self.data.gx_docs
@@ -183,7 +185,8 @@ class Site:
                      else Cell(v.scope))
             rows.append([scope, kpi_cell(kpi, v), Cell("" if v.numerator is None else f"{v.numerator:g}"),
                          Cell("" if v.denominator is None else f"{v.denominator:g}"),
-                         Cell(status_label(v.meets_target) if kpi.target is not None else "")])
+                         Cell(" · ".join(x for x in (status_label(v.meets_target) if kpi.target is not None
+                                                     else "", v.note) if x))])
         return p.table([("范围", "scope"), ("值", "value"), ("分子", "numerator"), ("分母", "denominator"),
                         ("状态", "status")], rows, numeric=(1, 2, 3))
 
@@ -244,10 +247,13 @@ class Site:
             if any(v is not None for _, v in pts):
                 series.append((m["name_zh"], pts))
         chart = _svg.line_chart(series, fmt=_svg.pct, ratio=True, title="逐月得分 monthly scores (隔离率 = rate)")
+        shown = {m for period, _ in periods for m in months_of(period)}
+        notes = [(self.kpis[kid], v) for kid in CREDIT_KPIS if kid in self.kpis for v in self.kpis[kid].values
+                 if v.scope == dept and v.period in shown and v.note]
         # The 双公示 rules this department's records failed, most first, with the rows; then its other data's.
         credit = [r for r in self.data.rules.values() if r.resource in CREDIT_RESOURCES]
         other = [r for r in self.data.rules.values() if r.resource not in CREDIT_RESOURCES]
-        self.write(p, "department.html.j2", dept=dept, scorecard=scorecard, chart=chart,
+        self.write(p, "department.html.j2", dept=dept, scorecard=scorecard, chart=chart, notes=notes,
                    credit_rules=self.rule_table(p, dept, credit), other_rules=self.rule_table(p, dept, other))
 
     def rule_table(self, p: Page, dept: str, rules: list[RuleInfo]) -> dict[str, Any] | None:
