@@ -285,6 +285,16 @@ def test_kpi_and_report_take_the_recorded_business_date_without_govlake_as_of(si
     assert "业务日期 business date <b>2026-11-20</b>" in (tmp_path / "q" / "index.html").read_text(encoding="utf-8")
 
 
+def test_freshness_on_the_tables_page_is_judged_at_the_business_date(site):
+    """The city's files landed on 2026-11-20 (the business date): fresh on that date, whatever
+    today's date is when the report is built."""
+    _, out = site
+    html = (out / "tables.html").read_text(encoding="utf-8")
+    row = html[html.index('href="tables/credit.penalty.html"'):]
+    assert re.match(r'[^<]*</a></td>(?:<td[^>]*>.*?</td>){5}<td class="ok">fresh \(0\.0 d / daily\)</td>',
+                    row[row.index(">") + 1:]), row[:600]
+
+
 # ---- headless Chromium -----------------------------------------------------------------------
 
 browser = pytest.mark.skipif(chromium() is None, reason="no Chromium (make setup installs Debian's chromium)")

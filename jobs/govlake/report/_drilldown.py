@@ -3,6 +3,7 @@ every table (freshness, row counts, reconciliation, quarantine reasons, conflict
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 from typing import TYPE_CHECKING, Any
 
@@ -76,7 +77,7 @@ def tables(site: Site) -> None:
     rows, infos = [], {}
     for code, res in sorted(site.data.catalog.resources.items()):
         info = infos[code] = show(site.data.settings, code)
-        f = info["freshness"]
+        f = info["freshness"] = at_business_date(info["freshness"], site.data.settings.landing_time())
         rows.append([Cell(code, href=table_page(code)), Cell(f"{res.name} {res.name_en}"),
                      site.dept_cell(res.provider, ""),
                      Cell(counts.get(("bronze", res.slug), (0, 0))[0]),
@@ -92,6 +93,16 @@ def tables(site: Site) -> None:
     site.write(p, "tables.html.j2", resources=resources, every=every)
     for code in sorted(site.data.catalog.resources):
         table(site, code, infos[code], counts)
+
+
+def at_business_date(f: dict[str, Any], now: dt.datetime) -> dict[str, Any]:
+    """``govlake catalog show``'s freshness (judged at the clock) judged at ``now`` instead: the business
+    date's landing time, so a lake whose files landed on its business date is fresh on that date, as the
+    sharing.freshness KPI says."""
+    if f.get("last_landed") is None:
+        return f
+    age = (now - f["last_landed"]).total_seconds() / 86400
+    return f | {"age_days": round(age, 2), "status": "fresh" if age <= f["due_every_days"] else "late"}
 
 
 def table(site: Site, code: str, info: dict[str, Any], counts) -> None:

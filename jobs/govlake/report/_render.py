@@ -88,9 +88,11 @@ class Table:
     csv_name: str | None = None
     id: str | None = None
 
-    def classes(self, i: int, c: Cell) -> str:
-        """The class attribute of column ``i``'s cell ``c``."""
-        return " ".join(x for x in (c.cls, "n" if i in self.numeric else "") if x)
+    def body(self) -> list[list[tuple[str, list[tuple[str, object]], str | None, str]]]:
+        """Per row, per cell: class attribute, data attributes, link and text (the template escapes them)."""
+        numeric = set(self.numeric)
+        return [[(" ".join(x for x in (c.cls, "n" if i in numeric else "") if x), list(c.data.items()), c.href,
+                  c.shown) for i, c in enumerate(row)] for row in self.rows]
 
     def write_csv(self, folder: Path) -> None:
         assert self.csv_name is not None
