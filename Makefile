@@ -58,12 +58,13 @@ demo: export GOVLAKE_VAR ?= $(CURDIR)/var
 demo: setup
 	$(RUN) govlake generate --out "$$GOVLAKE_VAR/city" --scale $(DEMO_SCALE)
 	@# Every feed DAG of the catalog (dags/feeds.py builds one per resource), then the publish DAGs.
-	@# The demo city is generated as of 2026-11-20; that is the runs' logical (business) date.
+	@# generate records the city's as-of date (2026-11-20) in var/business_date: it is the DAG runs'
+	@# logical date, the day their files land on, and the business date of every later command
+	@# (status, kpi, report: "last month" and the quarter) unless GOVLAKE_AS_OF says otherwise.
 	feeds="$$($(RUN) govlake catalog list --dags)"; \
-	DAGS_TEST_DATE=2026-11-20 infra/dags-test.sh $$feeds publish_gold publish_credit
+	DAGS_TEST_DATE="$$(cat "$$GOVLAKE_VAR/business_date")" infra/dags-test.sh $$feeds publish_gold publish_credit
 	$(RUN) govlake status
-	@# The report judges "last month" and the quarter from the same business date as the runs.
-	GOVLAKE_AS_OF=2026-11-20 $(RUN) govlake report
+	$(RUN) govlake report
 
 ## test: start (or reuse) this clone's PostgreSQL test server (infra/pg.py, a free port), then pytest.
 test: setup

@@ -21,8 +21,10 @@ from govlake.cli import app
 from govlake.config import Settings
 from govlake.generate import generate_city
 from govlake.identifiers import is_valid_id_number
-from govlake.report import Measure, Scorecard, build_report, weighted_total
+from govlake.report import Measure, Scorecard, _svg, build_report, weighted_total
 from govlake.report._browser import chromium, dump_dom
+from govlake.report._data import RuleInfo
+from govlake.report._render import Cell, Page, environment
 from govlake.report._scores import months_of, previous, rank
 
 AS_OF = dt.date(2026, 11, 20)
@@ -101,6 +103,48 @@ def test_periods():
     assert previous("2026-01") == "2025-12"
     assert previous("2026-Q1") == "2025-Q4"
     assert previous("2026-Q4") == "2026-Q3"
+
+
+HOSTILE = '"><script>alert(1)</script><img src=x onerror=alert(2)>'
+
+
+class _Tags(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.tags: list[str] = []
+        self.text = ""
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append(tag)
+
+    def handle_data(self, data):
+        self.text += data
+
+
+def _tags(html: str) -> _Tags:
+    t = _Tags()
+    t.feed(html)
+    return t
+
+
+def test_values_from_the_lake_are_text_never_markup(tmp_path):
+    """Autoescape: a rule's description, a page title, a sample row's file and values, a link, a chart's
+    title, series and x labels that look like markup come out as text, making no element of the page."""
+    rule = RuleInfo("credit.penalty", "SGS.x", "row", HOSTILE, HOSTILE, history=[("2026-11-20", "run-1", 10, 3)])
+    page = Page("rules/x.html", HOSTILE, HOSTILE)
+    sample = page.table(["file", HOSTILE], [[f"{HOSTILE}.csv", Cell(HOSTILE, href=HOSTILE)]])
+    chart = _svg.line_chart([(HOSTILE, [(HOSTILE, 1.0), ("2026-11-21", 2.0)])], title=HOSTILE, target=1.5)
+    path = page.write(tmp_path, "rule.html.j2", generated=HOSTILE, measures=[], rule=rule, severity=HOSTILE,
+                      table_href=HOSTILE, chart=chart, runs=None, by_dept=None,
+                      samples=[{"name": HOSTILE, "anchor": "dept-x", "shown": 1, "total": 3, "table": sample}])
+    page_tags = _tags(path.read_text(encoding="utf-8"))
+    assert page_tags.tags.count("script") == 1 and "img" not in page_tags.tags  # the page's own script only
+    assert page_tags.text.count("<script>alert(1)</script>") >= 10  # every value is there, as text
+    bars = environment().from_string('{% import "charts.html.j2" as ch %}{{ ch.chart(c) }}').render(
+        c=_svg.bar_chart([(HOSTILE, 0.5)], ratio=True, title=HOSTILE))
+    bar_tags = _tags(bars)
+    assert bar_tags.tags == ["svg", "text", "text", "rect", "title", "text"]
+    assert bar_tags.text.count(HOSTILE) == 3
 
 
 # ---- the site from a generated city ----------------------------------------------------------
@@ -203,6 +247,52 @@ def test_bulletin_tables_are_exported_as_csv(site):
     assert len(rows) - 1 == ranking.count("<tr>")
     ranks = [int(r[0]) for r in rows[1:] if r[0] != "—"]
     assert ranks == sorted(ranks) and ranks[0] == 1
+
+
+def test_the_received_time_fallback_is_shown_next_to_the_timeliness_it_decides(site):
+    """trans and tax send no 报送时间: their 及时率 rests on the received time, and the page says so
+    next to the value (tables, the 'below target' list, their scorecards); amr's does not."""
+    _, out = site
+    html = (out / "index.html").read_text(encoding="utf-8")
+    cells = re.findall(r'<tr><td[^>]*><a href="dept/(\w+)\.html">[^<]*</a></td>'
+                       r'<td[^>]*data-kpi="credit.timeliness_rate"[^>]*>[^<]*</td>(.*?)</tr>', html)
+    notes = {dept: "received time used" in rest for dept, rest in cells}
+    assert notes and notes.get("trans") is True and notes.get("tax") is True and notes.get("amr") is False
+    missed = html[html.index('id="missed-table"'):]
+    missed = missed[:missed.index("</table>")]
+    trans = [row for row in missed.split("<tr>") if 'data-kpi="credit.timeliness_rate" data-scope="trans"' in row]
+    assert trans and all("no 报送时间: received time used" in row for row in trans)
+    assert "received time used" in (out / "dept" / "trans.html").read_text(encoding="utf-8")
+    assert 'id="kpi-notes"' not in (out / "dept" / "amr.html").read_text(encoding="utf-8")
+
+
+def test_kpi_and_report_take_the_recorded_business_date_without_govlake_as_of(site, monkeypatch, tmp_path):
+    from govlake.generate import record_business_date
+
+    settings, _ = site
+    record_business_date(settings, settings.city, AS_OF)
+    monkeypatch.delenv("GOVLAKE_AS_OF", raising=False)
+    monkeypatch.setenv("GOVLAKE_VAR", str(settings.var))
+    monkeypatch.setenv("GOVLAKE_INBOX", str(settings.inbox))
+    text = CliRunner().invoke(app, ["kpi"], env={"COLUMNS": "200"})
+    assert text.exit_code == 0, text.output
+    assert "credit.compliance_rate · 2026-11" in text.output and "credit.timeliness_rate · 2026-11" in text.output
+    trans = [line for line in text.output.splitlines() if line.startswith("│ trans ") and "received time used" in line]
+    assert trans, "govlake kpi names the fallback next to trans's 及时率"
+    assert json.loads(CliRunner().invoke(app, ["kpi", "--json"]).output)["as_of"] == "2026-11-20"
+    report = CliRunner().invoke(app, ["report", "--no-pdf", "--out", str(tmp_path / "q")])
+    assert report.exit_code == 0, report.output
+    assert "业务日期 business date <b>2026-11-20</b>" in (tmp_path / "q" / "index.html").read_text(encoding="utf-8")
+
+
+def test_freshness_on_the_tables_page_is_judged_at_the_business_date(site):
+    """The city's files landed on 2026-11-20 (the business date): fresh on that date, whatever
+    today's date is when the report is built."""
+    _, out = site
+    html = (out / "tables.html").read_text(encoding="utf-8")
+    row = html[html.index('href="tables/credit.penalty.html"'):]
+    assert re.match(r'[^<]*</a></td>(?:<td[^>]*>.*?</td>){5}<td class="ok">fresh \(0\.0 d / daily\)</td>',
+                    row[row.index(">") + 1:]), row[:600]
 
 
 # ---- headless Chromium -----------------------------------------------------------------------

@@ -15,8 +15,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, get_args
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+BUSINESS_TZ = ZoneInfo("Asia/Shanghai")
+"""The bureau's time zone: business dates are its calendar days."""
+BUSINESS_DATE_FILE = "business_date"
+"""Under GOVLAKE_VAR: the lake's business date (``YYYY-MM-DD``), written by ``govlake generate`` (the
+demo city's as-of date) and used when GOVLAKE_AS_OF is not set."""
 
 Engine = Literal["duckdb", "spark"]
 
@@ -32,7 +38,8 @@ class Settings:
     expectations_dir: Path = field(default=REPO_ROOT / "expectations")
     # Department-side inputs of the demo city (files and the registry database).
     as_of: dt.date | None = None
-    """The run's business date (dates after it are 'in the future'); default: today."""
+    """The run's business date (dates after it are 'in the future'): GOVLAKE_AS_OF, else the date
+    recorded in var/business_date, else (None) today."""
     duckdb_memory_limit: str = "4GB"
     """DuckDB spills to var/work beyond this, so memory stays flat as inputs grow (``4GB``, ``512MiB``,
     or ``80%`` of the machine's memory; see ``memory_bytes``)."""
@@ -48,6 +55,22 @@ class Settings:
     @property
     def today(self) -> dt.date:
         return self.as_of or dt.date.today()
+
+    def landing_time(self, now: dt.datetime | None = None) -> dt.datetime:
+        """The received time of a file landed at ``now``: ``now``, except in a run for a business date
+        that has already ended (the demo's recorded date, a backfill's GOVLAKE_AS_OF), where the file
+        lands on that date, at its last microsecond in Asia/Shanghai. A file is never received after
+        the business date it is judged on (及时率 without 报送时间, the month of submission)."""
+        now = now or dt.datetime.now(dt.UTC)
+        if self.as_of is None:
+            return now
+        end = dt.datetime.combine(self.as_of + dt.timedelta(days=1), dt.time(), BUSINESS_TZ) - dt.timedelta(
+            microseconds=1)
+        return min(now, end.astimezone(dt.UTC))
+
+    @property
+    def business_date_file(self) -> Path:
+        return self.var / BUSINESS_DATE_FILE
 
     @property
     def lake(self) -> Path:
@@ -135,13 +158,27 @@ def _machine_memory() -> int:
     return min(total, int(limit)) if limit.isdigit() else total
 
 
-def _as_of(value: str) -> dt.date:
+def _as_of(value: str, variable: str = "GOVLAKE_AS_OF") -> dt.date:
     if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value.strip()):
-        raise SettingsError("GOVLAKE_AS_OF", value, "not an ISO date; write YYYY-MM-DD, e.g. 2026-11-20")
+        raise SettingsError(variable, value, "not an ISO date; write YYYY-MM-DD, e.g. 2026-11-20")
     try:
         return dt.date.fromisoformat(value.strip())
     except ValueError as exc:
-        raise SettingsError("GOVLAKE_AS_OF", value, f"not a date ({exc})") from None
+        raise SettingsError(variable, value, f"not a date ({exc})") from None
+
+
+def recorded_business_date(var: Path) -> dt.date | None:
+    """The business date recorded in ``var/business_date`` (``govlake generate``), None without one.
+
+    Raises:
+        SettingsError: the file holds no ISO date (named by its path).
+    """
+    path = var / BUSINESS_DATE_FILE
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    return _as_of(text, str(path))
 
 
 def _folder(variable: str, value: str) -> Path:
@@ -166,7 +203,8 @@ def get_settings() -> Settings:
     GOVLAKE_VAR, GOVLAKE_INBOX, GOVLAKE_CATALOG_DIR, GOVLAKE_EXPECTATIONS_DIR (local folders),
     GOVLAKE_ENGINE (duckdb|spark), GOVLAKE_SOURCE_DB_URL, GOVLAKE_LINEAGE_URL (http(s)),
     GOVLAKE_LOCK_URL (PostgreSQL, for locks shared by several machines),
-    GOVLAKE_DUCKDB_MEMORY (``4GB``, ``512MiB``, ``80%``), GOVLAKE_AS_OF (YYYY-MM-DD).
+    GOVLAKE_DUCKDB_MEMORY (``4GB``, ``512MiB``, ``80%``), GOVLAKE_AS_OF (YYYY-MM-DD; without it the
+    business date recorded in var/business_date, else today).
 
     Raises:
         SettingsError: a variable holds an unusable value (named with the value in the message).
@@ -192,6 +230,6 @@ def get_settings() -> Settings:
         source_db_url=env.get("GOVLAKE_SOURCE_DB_URL") or None,
         lineage_url=lineage_url and _http_url("GOVLAKE_LINEAGE_URL", lineage_url),
         duckdb_memory_limit=memory.strip(),
-        as_of=_as_of(env["GOVLAKE_AS_OF"]) if env.get("GOVLAKE_AS_OF") else None,
+        as_of=_as_of(env["GOVLAKE_AS_OF"]) if env.get("GOVLAKE_AS_OF") else recorded_business_date(var),
         **folders,
     )

@@ -1,4 +1,4 @@
-"""Masking of personal data (DOMAIN.md §5), driven by the catalog items' ``pii``, ``level`` and ``public_when``.
+"""Masking of personal data (docs/domain.md), driven by the catalog items' ``pii``, ``level`` and ``public_when``.
 
 Rules, by ``pii`` kind (a null stays null in every rule):
 

@@ -1,7 +1,7 @@
 """The one storage layer: Delta tables on disk through deltalake (delta-rs), read by DuckDB.
 
 Jobs never open files themselves; they ask for a table by layer and name and hand back
-Arrow data. Every write is stamped with the run id in the Delta commit metadata (STYLE.md §8).
+Arrow data. Every write is stamped with the run id in the Delta commit metadata.
 """
 
 from __future__ import annotations

@@ -24,18 +24,19 @@ def generate(
     as_json: Json = False,
 ) -> None:
     """Write a sample city's departmental exports (CSV GBK/UTF-8, XLSX, JSON lines, a database)."""
-    from govlake.generate import generate_city
+    from govlake.generate import generate_city, record_business_date
 
     with command("generate", as_json=as_json) as ctx:
         target = out or ctx.settings.city
         with Activity(ctx, f"generating a sample city in {target}"):
             manifest = generate_city(target, scale=scale, seed=seed, defect_rate=defect_rate, only=only, rows=rows)
+        recorded = record_business_date(ctx.settings, target, manifest.as_of)
         if ctx.json:
             ctx.emit({"out": target, "manifest": target / "manifest.json",
                       "resources": {code: {"files": len(info.files), "rows": info.rows,
                                            "invalid_rows": info.invalid_rows}
                                     for code, info in manifest.resources.items()},
-                      "skipped": manifest.skipped})
+                      "skipped": manifest.skipped, "business_date": recorded})
             return
         t = Table(title=literal(f"sample city in {target}"))
         for col in ("resource", "files", "rows", "rows with an invalid defect"):
@@ -46,3 +47,4 @@ def generate(
         for code, note in manifest.skipped.items():
             ctx.say(f"{code}: skipped, {note}")
         ctx.say(f"every injected defect is listed in {target / 'manifest.json'}")
+        ctx.say(recorded)

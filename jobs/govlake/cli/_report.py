@@ -51,7 +51,9 @@ def _print_kpi(ctx: RunContext, k, period: str | None) -> None:
     for v in (v for v in k.values if v.period == shown):
         value = "—" if v.value is None else (f"{v.value:.2%}" if k.unit == "ratio" else f"{v.value:,.2f}")
         status = literal({True: ("meets target", "green"), False: ("below target", "red"), None: ""}[v.meets_target],
-                         " provisional" if v.provisional else "")
+                         " provisional" if v.provisional else "",
+                         # e.g. no 报送时间: the received time stood in
+                         f" · {v.note}" if v.note else "")
         t.add_row(literal(v.scope), value, "" if v.numerator is None else f"{v.numerator:g}",
                   "" if v.denominator is None else f"{v.denominator:g}", status)
     ctx.show(t)

@@ -1,6 +1,6 @@
 """The credit step: 双公示 lifecycles, publications, repairs, withdrawals and 一企一档 profiles.
 
-Incremental (STYLE.md §8): the step reads only the silver data files added since the versions it
+Incremental: the step reads only the silver data files added since the versions it
 consumed last (lake/meta/consumption) and re-derives just the records they touch:
 
 - penalty and licence decisions that are new or changed, penalties whose publication is due to end

@@ -8,6 +8,10 @@
   rows are measured by 合规率: their decision date may be unreadable). A month whose deadlines used a
   year no calendar covers yet is provisional.
 
+A feed that sends no 报送时间 is judged by the time its file was received: each 及时率 value that rests
+on that fallback carries a note saying so (``KpiValue.note``; ``govlake kpi`` and the report show it
+next to the figure), so a low rate reads as what it is.
+
 Both have the plans' target of 98%. In both, a record whose department cannot be resolved
 (数据来源单位统一社会信用代码 not in catalog/departments.yml) counts under the scope 未识别 and in
 ``all``: none drops out. Its deadline is the default number of working days (the gold records flag
@@ -27,9 +31,22 @@ RESOURCES = ("credit.license", "credit.penalty")
 UNKNOWN_DEPT = "未识别"
 
 
+def received_time_note(by_received: int, records: int) -> str | None:
+    """The note of a 及时率 value whose ``by_received`` of ``records`` had no 报送时间 (None: none)."""
+    if not by_received:
+        return None
+    if by_received == records:
+        return "无报送时间，按接收时间计 · no 报送时间: received time used"
+    return (f"{by_received}/{records} 条无报送时间，按接收时间计 · {by_received} of {records} without 报送时间: "
+            "received time used")
+
+
 def _values(rows) -> tuple[KpiValue, ...]:
+    """(scope, period, num, den, provisional[, records judged by their received time]) → values."""
     return tuple(KpiValue(scope=scope, period=period, value=(num / den if den else None), numerator=num,
-                          denominator=den, provisional=bool(prov)) for scope, period, num, den, prov in rows)
+                          denominator=den, provisional=bool(prov),
+                          note=received_time_note(rest[0], den) if rest else None)
+                 for scope, period, num, den, prov, *rest in rows)
 
 
 def credit_kpis(settings: Settings) -> list[Kpi]:
@@ -62,13 +79,14 @@ def credit_kpis(settings: Settings) -> list[Kpi]:
         for table in ("penalty_record", "license_record"):
             if storage.register(con, table, storage.table_path(settings, "gold", table)):
                 decided.append(f"select coalesce(_dept, '{UNKNOWN_DEPT}') as dept, decision_date, on_time, "
-                               f"deadline_provisional from {table}")
+                               f"deadline_provisional, submitted_at is null as by_received from {table}")
         timeliness = []
         if decided:
             con.execute("create temp view decisions as " + " union all ".join(decided))
             timeliness = con.execute("""
                 select if(grouping(dept) = 1, 'all', dept), strftime(decision_date, '%Y-%m') as period,
-                       count(*) filter (where on_time), count(*), bool_or(deadline_provisional)
+                       count(*) filter (where on_time), count(*), bool_or(deadline_provisional),
+                       count(*) filter (where by_received)
                 from decisions where decision_date is not null
                 group by grouping sets ((dept, period), (period)) order by period, dept nulls first""").fetchall()
     finally:

@@ -8,8 +8,10 @@ can check that the pipeline quarantines, standardizes, deduplicates and reports 
 those rows. The public-credit platform's 信用修复 CSVs refer to generated penalties and the
 court's 失信被执行人 JSON lines to registry enterprises; the manifest records each repair's
 expected outcome (:class:`RepairOutcome`) and the enterprises currently listed.
+:func:`record_business_date` makes the city's as-of date the lake's business date (var/business_date).
 """
 
+from govlake.generate._business_date import record_business_date
 from govlake.generate._city import enterprise_rows, generate_city, load_registry
 from govlake.generate._context import AS_OF, GENERATED, SHARES, plan_rows
 from govlake.generate._defects import (
@@ -33,5 +35,5 @@ __all__ = [
     "AS_OF", "GENERATED", "INVALID_KINDS", "RECORDS_LIMIT", "REPAIR_OUTCOMES", "SHARES",
     "DefectEffect", "DefectKind", "DefectRecord", "Disagreement", "FileInfo", "Manifest", "RepairOutcome",
     "ResourceInfo",
-    "enterprise_rows", "generate_city", "load_registry", "plan_rows", "to_full_width",
+    "enterprise_rows", "generate_city", "load_registry", "plan_rows", "record_business_date", "to_full_width",
 ]

@@ -1,4 +1,4 @@
-"""What the governance commands print: identifiers and personal values masked (DOMAIN.md §5).
+"""What the governance commands print: identifiers and personal values masked (docs/domain.md).
 
 The lake keeps conflicts and objections in clear (it holds the identifiers anyway); whatever leaves
 it through the CLI goes through these functions: a 身份证号 entity key as ``370102********123X``,

@@ -1,4 +1,4 @@
-"""Objections to data values (数据异议, DOMAIN.md §6), kept as append-only history.
+"""Objections to data values (数据异议, docs/domain.md), kept as append-only history.
 
 An objection disputes one value: the authoritative value of a conflict (``gold/conflicts``, by
 conflict id), or the value of an item of a resource for one entity (统一社会信用代码 / 身份证号). It

@@ -148,8 +148,8 @@ class _Lander:
         if batch.source_hash in self.past.hashes:
             batch.status = "skipped_already_ingested"
             return self._record(batch)
-        received = dt.datetime.now(dt.UTC)
-        batch.batch_id = f"{received:%Y%m%dT%H%M%S%f}-{uuid.uuid4().hex[:8]}"
+        now = dt.datetime.now(dt.UTC)  # the batch id keeps the clock's order; the received time is the business date's
+        received, batch.batch_id = self.settings.landing_time(now), f"{now:%Y%m%dT%H%M%S%f}-{uuid.uuid4().hex[:8]}"
         asm = Assembler(self.res, Provenance(self.res.code, batch.batch_id, batch.source, batch.source_hash, received))
         try:
             batches = opener(asm)

@@ -35,6 +35,9 @@ class KpiValue:
     provisional: bool = False
     """Computed with an assumption that may change (e.g. a calendar year not covered yet)."""
     meets_target: bool | None = None
+    note: str | None = None
+    """What the figure rests on when it departs from the definition, shown next to it (e.g. a feed
+    without 报送时间 judged by its received time)."""
 
 
 @dataclass(frozen=True)

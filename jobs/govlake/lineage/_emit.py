@@ -10,7 +10,7 @@ that cannot be worked out never stops the job: the event then carries an ``extra
 
 Transport (``transport_for``): JSON lines appended to ``var/lineage/govlake.jsonl``, and also an
 HTTP transport to ``settings.lineage_url`` (a Marquez-compatible API) when set. Inside
-:func:`capture` every event goes to an in-memory list instead (tests; STYLE.md §10).
+:func:`capture` every event goes to an in-memory list instead (tests).
 """
 
 from __future__ import annotations

@@ -111,12 +111,15 @@ def run_suite(con: duckdb.DuckDBPyConnection, table: str, expectations: list, *,
 
     With ``docs_dir`` GX also renders its Data Docs there (a checkpoint with UpdateDataDocsAction):
     one page per validation under ``validations/<suite_name>/``, kept across runs, and the latest
-    run's index. No
-    failing values are kept (``partial_unexpected_count`` 0), so the pages hold no personal data.
+    run's index, pointed at the vendored Bootstrap & co. (``govlake.report._gx_offline``) so they are
+    styled with no network. No failing values are kept (``partial_unexpected_count`` 0), so the
+    pages hold no personal data.
     """
     import duckdb_engine
     import great_expectations as gx
     from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    from govlake.report._gx_offline import make_offline
 
     logging.getLogger("great_expectations").setLevel(logging.WARNING)
     _persist_duckdb_connections()
@@ -148,10 +151,12 @@ def run_suite(con: duckdb.DuckDBPyConnection, table: str, expectations: list, *,
                 name=f"{suite_name}_checkpoint", validation_definitions=[definition], result_format=fmt,
                 actions=[gx.checkpoint.UpdateDataDocsAction(name="data_docs", site_names=["govlake"])]))
             result = next(iter(checkpoint.run().run_results.values()))
-            for part in ("validations", "expectations"):
-                shutil.copytree(Path(scratch) / part, docs_dir / part, dirs_exist_ok=True)
             if not (docs_dir / "static").exists():
                 shutil.copytree(Path(scratch) / "static", docs_dir / "static")
+            # GX's pages load Bootstrap & co. from CDNs: point them at vendored copies (no network).
+            make_offline(docs_dir, rendered=Path(scratch))
+            for part in ("validations", "expectations"):
+                shutil.copytree(Path(scratch) / part, docs_dir / part, dirs_exist_ok=True)
             shutil.copy2(Path(scratch) / "index.html", docs_dir / "index.html")   # the latest run's index
         return result
     finally:

@@ -3,8 +3,9 @@
 :func:`build_report` reads the lake (KPIs, meta/validation_results, reconciliation, kpi_history,
 quarantine, gold/conflicts, the lineage events and the catalog) and writes the overview, department
 scorecards and ranking, trends, rule and table drill-downs and the quarterly bulletin (季度通报) with
-CSV exports and a PDF. Pages are plain HTML with inline SVG charts: they open from the file system
-with no network. Sample rows are masked by the catalog's classification. See docs/report.md.
+CSV exports and a PDF. Pages are rendered from the Jinja templates in ``templates/`` (autoescape on)
+as plain HTML with inline SVG charts: they open from the file system with no network. Sample rows
+are masked by the catalog's classification. See docs/report.md.
 """
 
 from govlake.report._build import ReportResult, build_report

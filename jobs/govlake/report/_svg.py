@@ -1,17 +1,21 @@
-"""Charts as inline SVG, drawn in Python: no script, render offline, testable as text.
+"""Charts as inline SVG: the geometry is computed here, the markup is ``templates/charts.html.j2``.
 
-Every chart is an ``<svg class="chart">`` with ``data-series`` and ``data-points`` attributes (the
-number of series and of plotted points), each point a ``<circle>`` or ``<rect>`` with a ``<title>``
-holding its label and value, so a reader hovering sees the figure and a test can count them.
+No script, render offline, testable as text. Every chart is an ``<svg class="chart">`` with
+``data-series`` and ``data-points`` attributes (the number of series and of plotted points), each
+point a ``<circle>`` or ``<rect>`` with a ``<title>`` holding its label and value, so a reader
+hovering sees the figure and a test can count them. Labels (series names, x labels, titles) stay
+text here and are escaped by the template, like any other value of the report.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from html import escape
+from dataclasses import dataclass, field
 
 PALETTE = ("#1f6feb", "#d1242f", "#1a7f37", "#9a6700", "#8250df", "#bf3989", "#0a7480", "#6e7781")
 Fmt = Callable[[float], str]
+MAX_DOTS = 400
+"""Above this many points a line chart draws only each series' last point as a dot."""
 
 
 def pct(v: float) -> str:
@@ -33,23 +37,79 @@ def _nice_max(v: float) -> float:
     return v
 
 
+@dataclass(frozen=True)
+class Dot:
+    x: float
+    y: float
+    tip: str
+    """The point's <title>: series, x label and value."""
+
+
+@dataclass
+class Line:
+    colour: str
+    path: list[tuple[float, float]]
+    """The polyline's points (empty for a single point)."""
+    dots: list[Dot]
+
+
+@dataclass
+class LineChart:
+    width: int
+    height: int
+    title: str
+    left: int
+    right: int
+    """x of the plot's right edge."""
+    series: int
+    points: int
+    grid: list[tuple[float, str]]
+    """(y, label) of the horizontal grid lines."""
+    x_labels: list[tuple[float, str]]
+    x_label_y: int
+    target: tuple[float, str] | None
+    """(y, label) of the dashed target line."""
+    lines: list[Line]
+    legend: list[tuple[int, str, str]] = field(default_factory=list)
+    """(x, colour, series name) when there is more than one series."""
+    kind: str = "line"
+
+
+@dataclass(frozen=True)
+class Bar:
+    label: str
+    y: int
+    width: float
+    colour: str
+    value: str
+
+
+@dataclass
+class BarChart:
+    width: int
+    height: int
+    title: str
+    left: int
+    bar: int
+    """Height of one bar."""
+    bars: list[Bar]
+    target_x: float | None
+    top: int
+    kind: str = "bar"
+
+
 def line_chart(series: Sequence[tuple[str, Sequence[tuple[str, float | None]]]], *, fmt: Fmt = num,
                target: float | None = None, ratio: bool = False, width: int = 720, height: int = 240,
-               title: str = "") -> str:
-    """Lines over a shared ordered x axis (labels such as run days or months).
+               title: str = "") -> LineChart | None:
+    """Lines over a shared ordered x axis (labels such as run days or months); None when there is nothing to draw.
 
     ``series``: (name, [(x label, value or None)]); ``ratio`` fixes the y axis to 0–100%, else it runs
     from 0 to a round number above the largest value. ``target`` draws a dashed line.
     """
-    xs: list[str] = []
-    for _, pts in series:
-        for x, _v in pts:
-            if x not in xs:
-                xs.append(x)
-    xs.sort()
+    xs = sorted({x for _, pts in series for x, _v in pts})
     values = [v for _, pts in series for _, v in pts if v is not None]
     if not xs or not values:
-        return '<p class="muted">无数据 · no data</p>'
+        return None
     left, right, top, bottom = 64, 34, 16 + (14 if title else 0), 40
     pw, ph = width - left - right, height - top - bottom
     if ratio:
@@ -67,68 +127,38 @@ def line_chart(series: Sequence[tuple[str, Sequence[tuple[str, float | None]]]],
         return top + ph - ph * (max(min(v, y1), y0) - y0) / span
 
     n_points = sum(1 for _, pts in series for _, v in pts if v is not None)
-    out = [f'<svg class="chart" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" '
-           f'width="{width}" height="{height}" role="img" aria-label="{escape(title)}" '
-           f'data-series="{len(series)}" data-points="{n_points}">']
-    if title:
-        out.append(f'<text x="{left}" y="12" class="ct">{escape(title)}</text>')
-    for k in range(5):
-        v = y0 + span * k / 4
-        y = Y(v)
-        out.append(f'<line x1="{left}" x2="{left + pw}" y1="{y:.1f}" y2="{y:.1f}" class="grid"/>'
-                   f'<text x="{left - 6}" y="{y + 4:.1f}" class="ax" text-anchor="end">{escape(fmt(v))}</text>')
-    step = max(1, len(xs) // 8)
-    for i in range(0, len(xs), step):
-        out.append(f'<text x="{X(i):.1f}" y="{top + ph + 16}" class="ax" text-anchor="middle">{escape(xs[i])}</text>')
-    if target is not None and y0 <= target <= y1:
-        out.append(f'<line x1="{left}" x2="{left + pw}" y1="{Y(target):.1f}" y2="{Y(target):.1f}" class="target">'
-                   f'<title>目标 target {escape(fmt(target))}</title></line>')
     index = {x: i for i, x in enumerate(xs)}
-    dots = n_points <= 400
+    lines = []
     for s, (name, pts) in enumerate(series):
-        colour = PALETTE[s % len(PALETTE)]
         coords = [(X(index[x]), Y(v), x, v) for x, v in sorted(pts) if v is not None]
-        if len(coords) > 1:
-            path = " ".join(f"{a:.1f},{b:.1f}" for a, b, _, _ in coords)
-            out.append(f'<polyline points="{path}" fill="none" stroke="{colour}" stroke-width="1.6"/>')
-        for a, b, x, v in coords if dots or len(coords) == 1 else coords[-1:]:
-            out.append(f'<circle cx="{a:.1f}" cy="{b:.1f}" r="2.6" fill="{colour}">'
-                       f'<title>{escape(name)} · {escape(x)}: {escape(fmt(v))}</title></circle>')
+        shown = coords if n_points <= MAX_DOTS or len(coords) == 1 else coords[-1:]
+        lines.append(Line(PALETTE[s % len(PALETTE)], [(a, b) for a, b, _, _ in coords] if len(coords) > 1 else [],
+                          [Dot(a, b, f"{name} · {x}: {fmt(v)}") for a, b, x, v in shown]))
+    legend, x = [], left
     if len(series) > 1:
-        x = left
         for s, (name, _) in enumerate(series):
-            colour = PALETTE[s % len(PALETTE)]
-            out.append(f'<rect x="{x}" y="{height - 14}" width="10" height="10" fill="{colour}"/>'
-                       f'<text x="{x + 14}" y="{height - 5}" class="ax">{escape(name)}</text>')
+            legend.append((x, PALETTE[s % len(PALETTE)], name))
             x += 22 + 7 * len(name) + 5 * sum(1 for ch in name if ord(ch) > 0x2E80)
-    out.append("</svg>")
-    return "".join(out)
+    step = max(1, len(xs) // 8)
+    return LineChart(
+        width=width, height=height, title=title, left=left, right=left + pw, series=len(series), points=n_points,
+        grid=[(Y(y0 + span * k / 4), fmt(y0 + span * k / 4)) for k in range(5)],
+        x_labels=[(X(i), xs[i]) for i in range(0, len(xs), step)], x_label_y=top + ph + 16,
+        target=(Y(target), fmt(target)) if target is not None and y0 <= target <= y1 else None,
+        lines=lines, legend=legend)
 
 
 def bar_chart(bars: Sequence[tuple[str, float]], *, fmt: Fmt = num, width: int = 720, bar: int = 18,
-              ratio: bool = False, title: str = "", target: float | None = None) -> str:
-    """Horizontal bars, one per (label, value), in the given order."""
+              ratio: bool = False, title: str = "", target: float | None = None) -> BarChart | None:
+    """Horizontal bars, one per (label, value), in the given order; None when there are none."""
     if not bars:
-        return '<p class="muted">无数据 · no data</p>'
+        return None
     left, right, top = 200, 80, 8 + (16 if title else 0)
     height = top + len(bars) * (bar + 6) + 8
     top_value = 1.0 if ratio else _nice_max(max(v for _, v in bars))
     pw = width - left - right
-    out = [f'<svg class="chart" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" '
-           f'width="{width}" height="{height}" role="img" aria-label="{escape(title)}" '
-           f'data-series="1" data-points="{len(bars)}">']
-    if title:
-        out.append(f'<text x="4" y="14" class="ct">{escape(title)}</text>')
-    for i, (label, v) in enumerate(bars):
-        y = top + i * (bar + 6)
-        w = max(1.0, pw * max(v, 0) / top_value)
-        colour = PALETTE[1] if target is not None and v < target else PALETTE[0]
-        out.append(f'<text x="{left - 6}" y="{y + bar - 5}" class="ax" text-anchor="end">{escape(label)}</text>'
-                   f'<rect x="{left}" y="{y}" width="{w:.1f}" height="{bar}" fill="{colour}">'
-                   f'<title>{escape(label)}: {escape(fmt(v))}</title></rect>'
-                   f'<text x="{left + w + 4:.1f}" y="{y + bar - 5}" class="ax">{escape(fmt(v))}</text>')
-    if target is not None:
-        x = left + pw * target / top_value
-        out.append(f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{top - 4}" y2="{height - 4}" class="target"/>')
-    out.append("</svg>")
-    return "".join(out)
+    drawn = [Bar(label, top + i * (bar + 6), max(1.0, pw * max(v, 0) / top_value),
+                 PALETTE[1] if target is not None and v < target else PALETTE[0], fmt(v))
+             for i, (label, v) in enumerate(bars)]
+    return BarChart(width=width, height=height, title=title, left=left, bar=bar, bars=drawn, top=top,
+                    target_x=left + pw * target / top_value if target is not None else None)

@@ -1,4 +1,4 @@
-"""The sharing KPIs the plans set (DOMAIN.md §1), as a provider of the KPI registry.
+"""The sharing KPIs the plans set (docs/domain.md), as a provider of the KPI registry.
 
 :func:`sharing_kpis` reads the catalog, the lake (meta/ingest_log, bronze, silver) and the bureau's
 two inputs under the inbox (``dsj/service_matters.xlsx``, ``dsj/share_requests.csv``); the

@@ -1,4 +1,4 @@
-"""Every difference between the SQL engines lives here (STYLE.md §5).
+"""Every difference between the SQL engines lives here.
 
 Models are written in DuckDB's dialect and call these macros for the few things that
 sqlglot cannot transpile (lenient date parsing, full-match regexes, trimming a set of

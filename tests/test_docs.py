@@ -1,0 +1,60 @@
+"""The documentation stands on its own: README.md and docs/ link only to files of the repository
+(and their headings), and docs/domain.md states the figures catalog/credit_rules.yml configures."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from govlake.config import REPO_ROOT
+
+DOCS = sorted([REPO_ROOT / "README.md", *(REPO_ROOT / "docs").glob("*.md")])
+LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")
+OUTSIDE = re.compile(r"DOMAIN\.md|STYLE\.md|\.\./shared|(?<![\w.])/work/")
+
+
+def _anchor(heading: str) -> str:
+    """A heading's anchor as GitHub makes it: lower case, punctuation dropped, spaces to hyphens."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def _anchors(doc: Path) -> set[str]:
+    text = re.sub(r"```.*?```", "", doc.read_text(encoding="utf-8"), flags=re.S)
+    return {_anchor(h.replace("`", "")) for h in re.findall(r"^#+ (.+)$", text, flags=re.M)}
+
+
+@pytest.mark.parametrize("doc", DOCS, ids=lambda p: p.name)
+def test_every_link_of_the_docs_stays_in_the_repository_and_resolves(doc):
+    text = doc.read_text(encoding="utf-8")
+    assert not OUTSIDE.findall(text), f"{doc.name} points outside the repository"
+    for target in LINK.findall(text):
+        assert not re.match(r"^[a-z]+:", target), f"{doc.name}: {target}"
+        path, _, anchor = target.partition("#")
+        file = (doc.parent / path).resolve() if path else doc
+        assert file.is_relative_to(REPO_ROOT) and file.exists(), f"{doc.name}: {target} does not resolve"
+        if anchor and file.suffix == ".md":
+            assert anchor in _anchors(file), f"{doc.name}: no heading #{anchor} in {file.name}"
+
+
+def test_the_source_code_does_not_cite_files_outside_the_repository():
+    cited = [f"{p.relative_to(REPO_ROOT)}:{n}" for p in sorted((REPO_ROOT / "jobs").rglob("*.py"))
+             for n, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1) if OUTSIDE.search(line)]
+    assert cited == []
+
+
+def test_domain_md_states_the_configured_deadlines_periods_and_severity():
+    from govlake.credit import load_credit_rules
+
+    rules = load_credit_rules(REPO_ROOT / "catalog")
+    doc = re.sub(r"\s+", " ", (REPO_ROOT / "docs" / "domain.md").read_text(encoding="utf-8"))
+    assert f"within {rules.deadline.working_days} working days" in doc
+    assert all(f"works with {days} working days" in doc for days in rules.deadline.by_department.values())
+    for severity, period in rules.publicity.periods.items():
+        row = f"| {severity} "
+        assert row in doc, severity
+        line = doc[doc.index(row):].split(" | ", 4)
+        assert f"{period.min_months} months" in line[2] and f"{period.max_months} months" in line[3], line
+    assert ", ".join(rules.publicity.serious_categories) in doc
+    assert f"a fine of {rules.publicity.serious_fine_from:g} 万元 or more" in doc
