@@ -1,5 +1,5 @@
 """Great Expectations Data Docs work offline: every stylesheet and script a GX page loads is a
-vendored file of the site (report/gx_assets), nothing is fetched from the network, and (marker
+vendored file of the site (quality/gx_assets), nothing is fetched from the network, and (marker
 browser) headless Chromium with no network runs the pages' scripts with no console error."""
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ import duckdb
 import pytest
 
 from govlake.quality._gx import validate_with_gx
+from govlake.quality._gx_offline import ASSETS, REMOTE, make_offline, rewrite_page
 from govlake.quality._rules import Rule
 from govlake.report._browser import chromium, dump_dom
-from govlake.report._gx_offline import ASSETS, REMOTE, make_offline, rewrite_page
 
 RULES = [Rule("T.name", "row", "名称为必填项", "Name is required", "name is null"),
          Rule("T.amount", "row", "金额不得为负", "Amount must not be negative", "amount < 0")]

@@ -1,6 +1,6 @@
 """``govlake catalog``: validate the catalog; search it, show a resource, follow a table's lineage.
 
-The answers are ``govlake.catalog``'s (``search``, ``show``, ``lineage``: plain data, printed here
+The answers are ``govlake.browse``'s (``search``, ``show``, ``lineage``: plain data, printed here
 as tables and trees, or as JSON). New ``catalog`` subcommands go on ``catalog_app`` in this module.
 """
 
@@ -103,7 +103,7 @@ def catalog_search(
     as_json: Json = False,
 ) -> None:
     """Find resources, data items and departments by code or name."""
-    from govlake.catalog import search
+    from govlake.browse import search
 
     with command("catalog", as_json=as_json) as ctx:
         hits = search(ctx.settings, text)
@@ -137,7 +137,7 @@ def catalog_show(
     as_json: Json = False,
 ) -> None:
     """A resource: items, classification, authority, sharing, freshness, quality, lineage, conflicts."""
-    from govlake.catalog import show
+    from govlake.browse import show
 
     with command("catalog", as_json=as_json) as ctx:
         info = show(ctx.settings, resource)
@@ -218,7 +218,7 @@ def catalog_lineage(
     as_json: Json = False,
 ) -> None:
     """Upstream and downstream of a table or column, down to the source files and database tables."""
-    from govlake.catalog import lineage
+    from govlake.browse import lineage
 
     with command("catalog", as_json=as_json) as ctx:
         both = upstream == downstream

@@ -111,7 +111,7 @@ def run_suite(con: duckdb.DuckDBPyConnection, table: str, expectations: list, *,
 
     With ``docs_dir`` GX also renders its Data Docs there (a checkpoint with UpdateDataDocsAction):
     one page per validation under ``validations/<suite_name>/``, kept across runs, and the latest
-    run's index, pointed at the vendored Bootstrap & co. (``govlake.report._gx_offline``) so they are
+    run's index, pointed at the vendored Bootstrap & co. (``govlake.quality._gx_offline``) so they are
     styled with no network. No failing values are kept (``partial_unexpected_count`` 0), so the
     pages hold no personal data.
     """
@@ -119,7 +119,7 @@ def run_suite(con: duckdb.DuckDBPyConnection, table: str, expectations: list, *,
     import great_expectations as gx
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
-    from govlake.report._gx_offline import make_offline
+    from govlake.quality._gx_offline import make_offline
 
     logging.getLogger("great_expectations").setLevel(logging.WARNING)
     _persist_duckdb_connections()

@@ -38,7 +38,9 @@ def build_report(settings: Settings | None = None, *, out: Path | None = None, p
 
 def _build(settings: Settings, *, out: Path | None, pdf: bool) -> ReportResult:
     from govlake.report import _browser
+    from govlake.report._bulletin import bulletin
     from govlake.report._data import load
+    from govlake.report._drilldown import rules, tables
     from govlake.report._pages import Site
     from govlake.report._scores import load_scorecard
 
@@ -58,7 +60,13 @@ def _build(settings: Settings, *, out: Path | None, pdf: bool) -> ReportResult:
         notes.append("bulletin.pdf not written: no Chromium installed (apt-get install chromium)")
         pdf = False
     site = Site(data, scoring, out, generated=generated, pdf=pdf)
-    site.build()
+    # the site's own pages, then the drill-down (rules, tables) and the 季度通报 that link into them
+    site.overview()
+    site.departments()
+    site.trends()
+    rules(site)
+    tables(site)
+    bulletin(site)
     if pdf:
         written = _browser.print_pdf(out / "bulletin.html", out / "bulletin.pdf")
     if data.gx_docs is None:

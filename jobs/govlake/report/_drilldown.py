@@ -70,7 +70,7 @@ def rule(site: Site, r: RuleInfo) -> None:
 
 def tables(site: Site) -> None:
     """tables.html and one page per resource."""
-    from govlake.catalog._browse import show
+    from govlake.browse import show
 
     p = Page("tables.html", "数据表", "Tables")
     counts = {(layer, name): (n, v) for layer, name, n, v in site.data.table_counts}

@@ -128,17 +128,6 @@ class Site:
 
     # ---- pages ---------------------------------------------------------------------------------
 
-    def build(self) -> None:
-        from govlake.report._bulletin import bulletin
-        from govlake.report._drilldown import rules, tables
-
-        self.overview()
-        self.departments()
-        self.trends()
-        rules(self)
-        tables(self)
-        bulletin(self)
-
     def overview(self) -> None:
         p = Page("index.html", "总览", "Overview")
         # The question an auditor opens the page with: who missed the 双公示 targets last month.

@@ -81,7 +81,7 @@ def make_offline(site: Path, *, rendered: Path | None = None) -> list[Path]:
             remote.append(page)
     if remote:
         log.warning("GX Data Docs: %d page(s) still load a stylesheet or script from the network (e.g. %s); "
-                    "vendor it in jobs/govlake/report/gx_assets", len(remote), remote[0].name)
+                    "vendor it in jobs/govlake/quality/gx_assets", len(remote), remote[0].name)
     return remote
 
 

@@ -1,4 +1,6 @@
-"""What ``govlake catalog search|show|lineage`` answer, as plain data (the CLI prints it).
+"""Browsing the catalog over the lake: what ``govlake catalog search|show|lineage`` and the report's
+drill-down answer, as plain data (the CLI and the report print it). A service over the steps: it reads
+the catalog, the lake's meta and gold tables and the lineage events.
 
 - :func:`search`: resources, items and departments whose code or names contain the text.
 - :func:`show`: one resource with its items (classification, authority), sharing, freshness (the
@@ -16,8 +18,7 @@ from typing import Any
 import pyarrow.compute as pc
 
 from govlake import storage
-from govlake.catalog._loader import Catalog, get_catalog
-from govlake.catalog._models import Resource
+from govlake.catalog import Catalog, Resource, get_catalog
 from govlake.config import Settings
 from govlake.lineage import DatasetRef, LineageGraph, lake_table, load_graph
 
