@@ -1,4 +1,4 @@
-"""DAG integrity (STYLE.md 2): every DAG in dags/ loads, documents itself and follows the catalog."""
+"""DAG integrity: every DAG in dags/ loads, documents itself (doc_md, owner, tags) and follows the catalog."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Masking rules (DOMAIN.md §5): Python reference and SQL builders give the same answers."""
+"""Masking rules (docs/domain.md, "Classification and masking"): Python and SQL give the same answers."""
 
 from __future__ import annotations
 
