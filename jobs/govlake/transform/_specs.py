@@ -11,7 +11,7 @@ takes their docs from the record's yml.
 
 :func:`load_specs` reads the ymls strictly (the catalog's YAML reader: no duplicate keys, anchors or
 aliases) and reports every problem at once as ``file:line:col: message`` (:class:`SpecError`).
-The unit tests run with govlake.transform.run_unit_test.
+The unit tests run with :func:`govlake.transform.run_unit_test`.
 """
 
 from __future__ import annotations
