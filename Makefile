@@ -15,9 +15,6 @@ UV_VERSION := 0.13.8
 UV = $(shell command -v uv 2>/dev/null || echo python3 -m uv)
 RUN = $(UV) run --frozen
 
-FEED_DAGS := feed_amr_enterprise feed_tax_credit_rating feed_hrss_social_insurance \
-             feed_psb_population feed_credit_license feed_credit_penalty \
-             feed_credit_repair feed_court_dishonest
 DEMO_SCALE ?= 2000
 PYTEST_ARGS ?=
 
@@ -60,13 +57,15 @@ setup:
 demo: export GOVLAKE_VAR ?= $(CURDIR)/var
 demo: setup
 	$(RUN) govlake generate --out "$$GOVLAKE_VAR/city" --scale $(DEMO_SCALE)
+	@# Every feed DAG of the catalog (dags/feeds.py builds one per resource), then the publish DAGs.
 	@# The demo city is generated as of 2026-11-20; that is the runs' logical (business) date.
-	DAGS_TEST_DATE=2026-11-20 infra/dags-test.sh $(FEED_DAGS) publish_gold publish_credit
+	feeds="$$($(RUN) govlake catalog list --dags)"; \
+	DAGS_TEST_DATE=2026-11-20 infra/dags-test.sh $$feeds publish_gold publish_credit
 	$(RUN) govlake status
 	@# The report judges "last month" and the quarter from the same business date as the runs.
 	GOVLAKE_AS_OF=2026-11-20 $(RUN) govlake report
 
-## test: start (or reuse) the PostgreSQL test server, then pytest.
+## test: start (or reuse) this clone's PostgreSQL test server (infra/pg.py, a free port), then pytest.
 test: setup
 	@url="$$(infra/pg.sh)" || { \
 	    if [[ -n "$${CI:-}" ]]; then echo "test: no PostgreSQL server (infra/pg.sh failed)" >&2; exit 1; fi; \
@@ -86,5 +85,6 @@ bench: setup
 	$(RUN) python infra/bench_report.py
 
 clean:
-	@if [[ -x infra/pg.sh && -d var/pg ]]; then infra/pg.sh stop || true; fi
+	@# The test server's cluster may live outside var/ (as root, under $$TMPDIR): infra/pg.py removes it too.
+	@if [[ -d var/pg ]]; then infra/pg.sh clean || true; fi
 	rm -rf var

@@ -1,9 +1,11 @@
 """
 # Publish public credit: 双公示 lifecycles, 一企一档 profiles, the analyst extract, the KPIs
 
-Runs when 法人库 (`gold/legal_entity`, from `publish_gold`) and the feeds the credit step reads —
-licensing and penalty decisions, credit repairs and the court's 失信被执行人 list — have all been
-updated since its last run (Asset-based schedule).
+Runs when 法人库 (`gold/legal_entity`, from `publish_gold`) has been rebuilt and the feeds the credit
+step reads (`INPUTS` of `govlake.credit`: licensing and penalty decisions, credit repairs, the
+court's 失信被执行人 list, the registry, tax ratings, social insurance) have published since its last
+run: its daily inputs all together, or any slower one (monthly, yearly) on its own (Asset-based
+schedule built from the catalog and the step's inputs).
 
 - `credit` re-derives only what changed since its last run (incremental): each decision's deadline
   (the n-th working day after it on the State Council calendar), on-time flag, 失信 severity and
@@ -22,15 +24,20 @@ The business date is the DAG run's logical date (Asia/Shanghai). Owner: the publ
 
 from airflow.sdk import Asset, AssetAll, dag, task
 
-from govlake.orchestration import START_DATE, business_date, jsonable, no_retry_on_data_errors, run_id
-
-INPUTS = AssetAll(
-    Asset("govlake://gold/legal_entity"),
-    Asset("govlake://silver/credit_license"),
-    Asset("govlake://silver/credit_penalty"),
-    Asset("govlake://silver/credit_repair"),
-    Asset("govlake://silver/court_dishonest"),
+from govlake.orchestration import (
+    START_DATE,
+    business_date,
+    catalog_feeds,
+    credit_inputs,
+    jsonable,
+    no_retry_on_data_errors,
+    on_update_cycles,
+    run_id,
 )
+
+READS = credit_inputs()
+INPUTS = AssetAll(Asset("govlake://gold/legal_entity"),
+                  on_update_cycles(feed for feed in catalog_feeds() if feed.code in READS))
 CREDIT = [Asset(f"govlake://gold/{name}") for name in (
     "penalty_record", "penalty_publication", "license_record", "license_publication", "credit_repair_review",
     "enterprise_credit_profile", "withdrawal_log")]

@@ -1,10 +1,11 @@
 """
 # Publish gold: 法人库 and the 一数一源 conflicts
 
-Runs when the daily feeds (registry, population, licensing, penalties, credit repairs, the
-court's 失信 list) have all published their silver tables since the last run, or when the monthly
-social-insurance or the yearly tax feed publishes (Asset-based schedule; waiting for every feed
-would publish once a year).
+Runs when the daily feeds (every catalog resource with `update_cycle: daily`, e.g. the registry,
+population, licensing, penalties, credit repairs, the court's 失信 list) have all published their
+silver tables since the last run, or when a slower feed (the monthly social-insurance, the yearly
+tax feed) publishes (Asset-based schedule built from the catalog; waiting for every feed would
+publish once a year).
 `gold` rebuilds 法人库 (`lake/gold/legal_entity`) from silver, checking each model's grain and
 keys before anything is written; its Asset, with the credit feeds', schedules `publish_credit`
 (双公示 publications, 一企一档 profiles, the analyst extract, the KPIs). `conflicts` compares every
@@ -14,23 +15,11 @@ disagreements into `lake/gold/conflicts`.
 Owner: the big data bureau itself (`dsj`), which publishes on the departments' behalf.
 """
 
-from airflow.sdk import Asset, AssetAll, AssetAny, dag, task
+from airflow.sdk import Asset, dag, task
 
-from govlake.orchestration import START_DATE, jsonable, no_retry_on_data_errors, run_id
+from govlake.orchestration import START_DATE, catalog_feeds, jsonable, no_retry_on_data_errors, on_update_cycles, run_id
 
-DAILY_SILVER = AssetAll(
-    Asset("govlake://silver/amr_enterprise"),
-    Asset("govlake://silver/psb_population"),
-    Asset("govlake://silver/credit_license"),
-    Asset("govlake://silver/credit_penalty"),
-    Asset("govlake://silver/credit_repair"),
-    Asset("govlake://silver/court_dishonest"),
-)
-SILVER = AssetAny(
-    DAILY_SILVER,
-    Asset("govlake://silver/hrss_social_insurance"),
-    Asset("govlake://silver/tax_credit_rating"),
-)
+SILVER = on_update_cycles(catalog_feeds())
 GOLD = [Asset("govlake://gold/legal_entity")]
 CONFLICTS = Asset("govlake://gold/conflicts")
 

@@ -4,7 +4,7 @@ table, row by row (content hashes), with a clean serial run.
 
 Usage: uv run python infra/chaos.py [--scale 20000] [--random 40] [--overlap 2 4] [--workdir DIR]
                                     [--only boundaries|random|overlap|races] [--limit N] [--per-label N]
-                                    [--seed S]
+                                    [--seed S] [--jobs N]
 
 1. Generates a city (``govlake generate --scale N``) and runs the baseline serially: ``govlake ingest
    --all`` then ``govlake run``, with GOVLAKE_COMMIT_TRACE listing every commit boundary of both.
@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import concurrent.futures
 import hashlib
 import json
 import os
@@ -37,6 +38,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -255,10 +257,12 @@ class Harness:
         self.base_recon = latest_reconciliation(baseline_var)
         self.cases: list[Case] = []
         self.counter = 0
+        self._lock = threading.Lock()
 
     def fresh(self, *, ingested: bool) -> Path:
-        self.counter += 1
-        var = self.world.workdir / f"case{self.counter:04d}"
+        with self._lock:
+            self.counter += 1
+            var = self.world.workdir / f"case{self.counter:04d}"
         shutil.rmtree(var, ignore_errors=True)
         if ingested:
             shutil.copytree(self.after_ingest, var, symlinks=True)
@@ -272,8 +276,9 @@ class Harness:
             case.diff = compare(self.baseline, lake_digest(var), self.base_recon, latest_reconciliation(var),
                                 meta_findings(var))
         case.seconds = time.monotonic() - started
-        self.cases.append(case)
-        print(case.line(), flush=True)
+        with self._lock:
+            self.cases.append(case)
+            print(case.line(), flush=True)
         if case.ok:
             shutil.rmtree(var, ignore_errors=True)
         return case
@@ -399,6 +404,17 @@ def prepare(workdir: Path, scale: int, seed: int) -> Harness:
     return harness
 
 
+def _each(jobs: int, cases: list) -> None:
+    """Run the case callables, ``jobs`` at a time."""
+    if jobs <= 1:
+        for case in cases:
+            case()
+        return
+    with concurrent.futures.ThreadPoolExecutor(jobs) as pool:
+        for future in [pool.submit(case) for case in cases]:
+            future.result()
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--scale", type=int, default=20000)
@@ -411,6 +427,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="kill at only the first N occurrences of each boundary label (ingest repeats its three "
                          "labels per file)")
     ap.add_argument("--workdir", type=Path, default=None)
+    ap.add_argument("--jobs", type=int, default=1, help="kill cases run side by side (each on its own lake)")
     args = ap.parse_args(argv)
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="govlake-chaos-"))
     workdir.mkdir(parents=True, exist_ok=True)
@@ -425,11 +442,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.limit and len(todo) > args.limit:
             step = len(todo) / args.limit
             todo = [todo[int(i * step)] for i in range(args.limit)]
-        for phase, label in todo:
-            harness.boundary(phase, label)
+        _each(args.jobs, [lambda p=phase, la=label: harness.boundary(p, la) for phase, label in todo])
     if "random" in only:
-        for _ in range(args.random):
-            harness.random_kill(rng.uniform(0.5, harness.baseline_seconds))  # type: ignore[attr-defined]
+        delays = [rng.uniform(0.5, harness.baseline_seconds) for _ in range(args.random)]  # type: ignore[attr-defined]
+        _each(args.jobs, [lambda d=d: harness.random_kill(d) for d in delays])
     if "overlap" in only:
         for n in args.overlap:
             harness.overlap(n, "run")

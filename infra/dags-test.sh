@@ -2,6 +2,7 @@
 # Run DAGs one after another with `airflow dags test` in govlake's local Airflow home.
 #
 #   infra/dags-test.sh feed_credit_penalty publish_gold
+#   infra/dags-test.sh $(govlake catalog list --dags) publish_gold publish_credit   # every DAG, as make demo
 #   DAGS_TEST_DATE=2024-06-01 infra/dags-test.sh publish_gold     # a fixed logical date (default: now)
 #
 # One line per DAG with its time; the full Airflow output goes to $AIRFLOW_HOME/dags-test/<dag>.log

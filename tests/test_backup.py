@@ -260,20 +260,7 @@ def test_a_backup_killed_midway_leaves_the_previous_backup_valid(city, tmp_path)
     assert run_drill(settings, source=backups).passed
 
 
-@pytest.fixture
-def small_disk(tmp_path):
-    """A 10 MB tmpfs (needs root, else skipped)."""
-    mount = tmp_path / "disk"
-    mount.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=10m", "tmpfs", str(mount)], capture_output=True)
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode(errors='replace').strip()}")
-    try:
-        yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
-
-
+@pytest.mark.disk_mb(10)
 def test_a_full_disk_fails_the_backup_cleanly_and_keeps_the_previous_ones(city, tmp_path, small_disk):
     backups = _copy(city.backups, small_disk / "backups")
     free = shutil.disk_usage(small_disk).free

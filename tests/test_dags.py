@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import ast
 import os
+import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -17,36 +19,55 @@ pytestmark = pytest.mark.airflow
 REPO = Path(__file__).resolve().parents[1]
 DAGS = REPO / "dags"
 CATALOG = get_catalog(REPO / "catalog")
-SCHEDULES = {"daily": "@daily", "monthly": "@monthly", "yearly": "@yearly"}
+SCHEDULES = {"realtime": "@hourly", "daily": "@daily", "weekly": "@weekly", "monthly": "@monthly",
+             "quarterly": "@quarterly", "yearly": "@yearly"}
+TOGETHER = {"realtime", "daily"}
 FEEDS = {f"feed_{res.slug}": res for res in CATALOG.resources.values()}
 
 
-@pytest.fixture(scope="module")
-def dagbag(tmp_path_factory):
-    """Every DAG file parsed as the DAG processor would (an empty Airflow home, no examples)."""
+def _fill(tmp: Path):
+    """(DagBag of dags/ parsed as the DAG processor would — an empty Airflow home, no examples —, seconds)."""
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("AIRFLOW_HOME", str(tmp_path_factory.mktemp("airflow")))
+        mp.setenv("AIRFLOW_HOME", str(tmp))
         mp.setenv("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
         mp.setenv("AIRFLOW__CORE__DAGS_FOLDER", str(DAGS))
         from airflow.dag_processing.dagbag import DagBag
 
-        return DagBag(dag_folder=DAGS, safe_mode=False)
+        start = time.perf_counter()
+        bag = DagBag(dag_folder=DAGS)  # safe mode, as the DAG processor discovers files
+        return bag, time.perf_counter() - start
+
+
+@pytest.fixture(scope="module")
+def dagbag(tmp_path_factory):
+    return _fill(tmp_path_factory.mktemp("airflow"))[0]
+
+
+def _docstring(path: str) -> str | None:
+    return ast.get_docstring(ast.parse(Path(path).read_text(encoding="utf-8")), clean=False)
 
 
 def test_no_import_errors(dagbag):
     assert dagbag.import_errors == {}
 
 
-def test_one_feed_dag_per_catalog_resource_and_publish_gold(dagbag):
+def test_one_feed_dag_per_catalog_resource_and_the_publish_dags(dagbag):
     assert set(dagbag.dag_ids) == set(FEEDS) | {"publish_gold", "publish_credit"}
 
 
-def test_every_dag_has_tags_owner_retries_and_its_docstring_as_doc(dagbag):
+def test_every_dag_has_tags_owner_retries_and_its_doc(dagbag):
     for dag_id, dag in dagbag.dags.items():
         assert dag.tags, dag_id
         assert "govlake" in dag.tags, dag_id
-        docstring = ast.get_docstring(ast.parse(Path(dag.fileloc).read_text(encoding="utf-8")), clean=False)
-        assert docstring and dag.doc_md == docstring, f"{dag_id}: doc_md must be the file's docstring"
+        docstring = _docstring(dag.fileloc)
+        assert docstring, f"{dag_id}: its file has no docstring"
+        if dag_id in FEEDS:  # the catalog's description, then the feeds file's docstring (the tasks)
+            res = FEEDS[dag_id]
+            assert dag.doc_md.startswith(f"# Feed: {res.code} — {res.name} ({res.name_en})\n"), dag_id
+            assert res.summary in dag.doc_md and CATALOG.department(res.provider).name in dag.doc_md, dag_id
+            assert dag.doc_md.rstrip().endswith(docstring.strip()), dag_id
+        else:
+            assert dag.doc_md == docstring, f"{dag_id}: doc_md must be the file's docstring"
         assert not dag.catchup, dag_id
         for task in dag.tasks:
             assert task.owner and task.owner != "airflow", f"{dag_id}.{task.task_id}: owner not set"
@@ -57,10 +78,10 @@ def test_every_dag_has_tags_owner_retries_and_its_docstring_as_doc(dagbag):
 def test_feed_dag_follows_the_catalog(dagbag, dag_id):
     res = FEEDS[dag_id]
     dag = dagbag.dags[dag_id]
-    assert Path(dag.fileloc).name == f"{dag_id}.py"
+    assert Path(dag.fileloc).name == "feeds.py"
     assert dag.schedule == SCHEDULES[res.update_cycle], "schedule must come from the catalog update_cycle"
     assert dag.owner == res.provider, "owner must be the providing department"
-    assert res.provider in dag.tags
+    assert res.provider in dag.tags and res.update_cycle in dag.tags
     ingest, process = dag.get_task("ingest"), dag.get_task("process")
     assert ingest.downstream_task_ids == {"process"}
     assert process.downstream_task_ids == set()
@@ -77,20 +98,23 @@ def _leaves(condition) -> set[str]:
     return set().union(*(_leaves(c) for c in condition.objects))
 
 
-def test_publish_gold_runs_on_the_daily_feeds_together_or_any_slower_feed(dagbag):
+def _assert_by_update_cycle(condition, resources) -> None:
+    """``condition`` is AssetAny(AssetAll(the daily/realtime resources' silver), each slower one's silver)."""
     from airflow.sdk import AssetAll, AssetAny
 
+    assert isinstance(condition, AssetAny)
+    assert _leaves(condition) == {f"govlake://silver/{r.slug}" for r in resources}
+    (together,) = [c for c in condition.objects if isinstance(c, AssetAll)]
+    assert _leaves(together) == {f"govlake://silver/{r.slug}" for r in resources if r.update_cycle in TOGETHER}
+    alone = {c.uri for c in condition.objects if not isinstance(c, AssetAll)}
+    assert alone == {f"govlake://silver/{r.slug}" for r in resources if r.update_cycle not in TOGETHER}
+
+
+def test_publish_gold_runs_on_the_daily_feeds_together_or_any_slower_feed(dagbag):
     dag = dagbag.dags["publish_gold"]
-    assert isinstance(dag.schedule, AssetAny)
-    silver = _leaves(dag.schedule)
-    assert silver == {f"govlake://silver/{res.slug}" for res in FEEDS.values()}
-    (daily,) = [c for c in dag.schedule.objects if isinstance(c, AssetAll)]
-    assert _leaves(daily) == {f"govlake://silver/{res.slug}" for res in FEEDS.values()
-                              if res.update_cycle == "daily"}
-    others = {c.uri for c in dag.schedule.objects if not isinstance(c, AssetAll)}
-    assert others == {f"govlake://silver/{res.slug}" for res in FEEDS.values() if res.update_cycle != "daily"}
+    _assert_by_update_cycle(dag.schedule, FEEDS.values())
     produced = {a.uri for feed in FEEDS for a in dagbag.dags[feed].get_task("process").outlets}
-    assert silver == produced, "every Asset publish_gold waits for is produced by a feed DAG"
+    assert _leaves(dag.schedule) == produced, "every Asset publish_gold waits for is produced by a feed DAG"
     gold = dag.get_task("gold")
     assert gold.downstream_task_ids == {"conflicts"}
     assert [a.uri for a in dag.get_task("conflicts").outlets] == ["govlake://gold/conflicts"]
@@ -98,13 +122,18 @@ def test_publish_gold_runs_on_the_daily_feeds_together_or_any_slower_feed(dagbag
     assert dag.owner == "dsj"
 
 
-def test_publish_credit_runs_after_gold_and_the_credit_feeds(dagbag):
+def test_publish_credit_runs_after_gold_and_the_feeds_the_credit_step_reads(dagbag):
     from airflow.sdk import AssetAll
+
+    from govlake.credit._build import INPUTS
 
     dag = dagbag.dags["publish_credit"]
     assert isinstance(dag.schedule, AssetAll)
-    assert _leaves(dag.schedule) == {"govlake://gold/legal_entity"} | {
-        f"govlake://silver/{slug}" for slug in ("credit_license", "credit_penalty", "credit_repair", "court_dishonest")}
+    legal_entity, feeds = dag.schedule.objects
+    assert legal_entity.uri == "govlake://gold/legal_entity"
+    _assert_by_update_cycle(feeds, [CATALOG.resource(code) for code in INPUTS])
+    assert {"govlake://silver/credit_penalty", "govlake://silver/credit_license", "govlake://silver/credit_repair",
+            "govlake://silver/court_dishonest"} <= _leaves(feeds)
     produced = {a.uri for d in dagbag.dags.values() for t in d.tasks for a in t.outlets}
     assert _leaves(dag.schedule) <= produced, "every Asset publish_credit waits for is produced by a DAG"
     credit = dag.get_task("credit")
@@ -115,10 +144,97 @@ def test_publish_credit_runs_after_gold_and_the_credit_feeds(dagbag):
     assert dag.owner == "credit"
 
 
+def test_every_catalog_update_cycle_has_a_schedule():
+    from typing import get_args
+
+    from govlake.catalog._models import UpdateCycle
+    from govlake.orchestration import SCHEDULES as BUILT
+
+    assert BUILT == SCHEDULES and set(SCHEDULES) == set(get_args(UpdateCycle))
+
+
+def test_credit_inputs_are_read_from_the_credit_step_without_importing_it():
+    from govlake.credit._build import INPUTS
+    from govlake.orchestration import credit_inputs
+
+    assert credit_inputs() == INPUTS
+
+
+def test_catalog_list_names_the_feed_dags(dagbag):
+    out = subprocess.run([sys.executable, "-m", "govlake.cli", "catalog", "list", "--dags"], capture_output=True,
+                         text=True, check=False, timeout=120,
+                         env={k: v for k, v in os.environ.items() if not k.startswith("GOVLAKE_")})
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == sorted(FEEDS)
+    assert set(out.stdout.split()) == {d for d in dagbag.dag_ids if d.startswith("feed_")}
+
+
+NEW_RESOURCE = """\
+code: ee.noise_monitoring
+name: 噪声自动监测数据
+name_en: Noise monitoring
+kind: 部门
+category: 生态环境/噪声
+provider: ee
+summary: 市生态环境局功能区噪声自动监测站的小时数据。
+format: jsonl
+share_type: 无条件共享
+share_method: 接口
+open_type: 无条件开放
+update_cycle: {cycle}
+published: 2026-11-01
+grain: one row per station and hour
+key: [station, hour]
+source: {{kind: jsonl, pattern: "ee/noise/*.jsonl"}}
+items:
+  - {{column: station, name: 监测点位, name_en: Station, required: true}}
+  - {{column: hour, name: 监测时间, name_en: Hour, type: timestamp, required: true}}
+  - {{column: leq, name: 等效声级, name_en: Equivalent level (dB(A)), type: decimal}}
+"""
+
+
+@pytest.mark.parametrize("cycle", ["realtime", "quarterly"])
+def test_a_catalog_resource_is_a_feed_dag_and_a_publish_gold_input_without_code(tmp_path, monkeypatch, cycle):
+    """A catalog copy with one more resource (and one unreadable file): its feed DAG, in publish_gold's schedule."""
+    catalog = tmp_path / "catalog"
+    shutil.copytree(REPO / "catalog", catalog)
+    (catalog / "resources" / "ee.noise_monitoring.yml").write_text(NEW_RESOURCE.format(cycle=cycle), encoding="utf-8")
+    (catalog / "resources" / "zz.broken.yml").write_text("code: zz.broken\nitems: [\n", encoding="utf-8")
+    monkeypatch.setenv("GOVLAKE_CATALOG_DIR", str(catalog))
+    bag, _ = _fill(tmp_path / "airflow")
+    assert bag.import_errors == {}
+    assert set(bag.dag_ids) == set(FEEDS) | {"feed_ee_noise_monitoring", "publish_gold", "publish_credit"}
+    dag = bag.dags["feed_ee_noise_monitoring"]
+    assert dag.schedule == SCHEDULES[cycle] and dag.owner == "ee"
+    assert dag.doc_md.startswith("# Feed: ee.noise_monitoring — 噪声自动监测数据 (Noise monitoring)\n")
+    assert [a.uri for a in dag.get_task("process").outlets] == ["govlake://silver/ee_noise_monitoring"]
+    schedule = bag.dags["publish_gold"].schedule
+    assert "govlake://silver/ee_noise_monitoring" in _leaves(schedule)
+    (daily,) = [c for c in schedule.objects if hasattr(c, "objects")]
+    assert ("govlake://silver/ee_noise_monitoring" in _leaves(daily)) == (cycle == "realtime")
+    assert "govlake://silver/ee_noise_monitoring" not in _leaves(bag.dags["publish_credit"].schedule)
+
+
+def test_a_missing_catalog_is_an_import_error_not_an_empty_set_of_feeds(tmp_path, monkeypatch):
+    monkeypatch.setenv("GOVLAKE_CATALOG_DIR", str(tmp_path / "nowhere"))
+    bag, _ = _fill(tmp_path / "airflow")
+    assert {Path(f).name for f in bag.import_errors} == {"feeds.py", "publish_gold.py", "publish_credit.py"}
+    assert all("no catalog here" in e for e in bag.import_errors.values())
+
+
+def test_parsing_stays_cheap(tmp_path):
+    """The DAG processor re-parses dags/ often: every DAG of the catalog in well under a second or two."""
+    _fill(tmp_path / "warm")  # Airflow's own first imports are not the DAG files' cost
+    bag, seconds = _fill(tmp_path / "airflow")
+    assert len(bag.dag_ids) == len(FEEDS) + 2
+    assert seconds < 2.0, f"filling the DagBag took {seconds:.2f}s"
+
+
 def test_parsing_a_dag_file_imports_no_pipeline_code(tmp_path):
-    """The DAG processor re-parses dags/ often: no DuckDB, Delta, GX or pipeline imports at top level."""
+    """No DuckDB, Delta, GX or pipeline imports at top level, nor the full catalog loader (it binds SQL in DuckDB)."""
     heavy = ["duckdb", "deltalake", "great_expectations", "pyarrow", "sqlglot", "govlake.pipeline",
-             "govlake.catalog", "govlake.ingest", "govlake.quality", "govlake.gold", "govlake.extract"]
+             "govlake.catalog", "govlake.ingest", "govlake.quality", "govlake.gold", "govlake.extract",
+             "govlake.credit"]
     code = (
         "import runpy, sys\n"
         f"for f in {sorted(str(p) for p in DAGS.glob('*.py'))!r}:\n"

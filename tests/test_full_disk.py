@@ -10,8 +10,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 from _bronze import write_bronze
 from govlake.config import Settings
 from govlake.quality import process_resource
@@ -19,19 +17,6 @@ from test_quality import BASE, TODAY, _rows
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "infra"))
 from chaos import lake_digest, latest_reconciliation, meta_findings  # noqa: E402
-
-
-@pytest.fixture
-def small_disk(tmp_path):
-    disk = tmp_path / "disk"
-    disk.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=40M", "tmpfs", str(disk)], capture_output=True)
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here (needs root): {mounted.stderr.decode().strip()}")
-    try:
-        yield disk
-    finally:
-        subprocess.run(["umount", "-l", str(disk)], check=False)
 
 
 def _govlake(var: Path, *args: str) -> subprocess.CompletedProcess:

@@ -12,6 +12,7 @@ import hashlib
 import io
 import json
 import re
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -26,6 +27,7 @@ import sqlalchemy as sa
 from govlake.catalog import get_catalog
 from govlake.generate import (
     AS_OF,
+    GENERATED,
     DefectKind,
     Manifest,
     _ids,
@@ -169,7 +171,9 @@ def _detect(code: str, row: dict[str, str]) -> set[str]:
 
 def test_layout_rows_and_encodings(city):
     out, manifest = city
-    assert set(manifest.resources) == set(CATALOG.resources)
+    # every catalog resource the generator knows is written; one it does not know is skipped with a note
+    assert set(manifest.resources) == set(CATALOG.resources) & set(GENERATED)
+    assert set(manifest.skipped) == set(CATALOG.resources) - set(GENERATED)
     assert (out / "manifest.json").exists() and (out / "amr_registry.sqlite").exists()
     assert (out / "tax/tax_credit_rating_2025.xlsx").exists()
     assert (out / "hrss/social_insurance_202610.jsonl").exists()
@@ -296,6 +300,61 @@ def test_only_writes_exactly_the_rows_asked(tmp_path):
         generate_city(tmp_path, rows=10)
     with pytest.raises(ValueError):
         generate_city(tmp_path, defect_rate=0.2)
+
+
+NEW_RESOURCE = """\
+code: ee.discharge_permit
+name: 排污许可证信息
+name_en: Pollutant discharge permits
+kind: 部门
+category: 生态环境/排污许可
+provider: ee
+summary: 市生态环境局核发的排污许可证。
+format: csv
+share_type: 无条件共享
+share_method: 接口
+open_type: 无条件开放
+update_cycle: daily
+published: 2026-11-01
+grain: one row per permit holder (统一社会信用代码)
+key: [uscc]
+source: {kind: csv, pattern: "ee/permit/*.csv"}
+items:
+  - {column: uscc, name: 统一社会信用代码, name_en: Permit holder code, type: uscc, required: true}
+  - {column: permit_no, name: 许可证编号, name_en: Permit number, required: true}
+"""
+
+
+def test_a_catalog_resource_without_a_generator_is_skipped_with_a_note(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from govlake.catalog import load_catalog
+    from govlake.cli import app
+
+    catalog_dir = tmp_path / "catalog"
+    shutil.copytree(Path(__file__).resolve().parents[1] / "catalog", catalog_dir)
+    (catalog_dir / "resources" / "ee.discharge_permit.yml").write_text(NEW_RESOURCE, encoding="utf-8")
+    catalog = load_catalog(catalog_dir)
+    out = tmp_path / "city"
+    m = generate_city(out, scale=200, only="credit.penalty", rows=30, catalog=catalog)
+    assert list(m.resources) == ["credit.penalty"] and m.skipped == {}
+    m = generate_city(out, scale=200, only="ee.discharge_permit", catalog=catalog)
+    assert m.resources == {}
+    note = m.skipped["ee.discharge_permit"]
+    assert "no generator" in note and "ee/permit/*.csv" in note
+    assert json.loads((out / "manifest.json").read_text(encoding="utf-8"))["skipped"] == {"ee.discharge_permit": note}
+    assert Manifest.read(out / "manifest.json").skipped == {"ee.discharge_permit": note}
+    assert not (out / "ee").exists()
+    with pytest.raises(ValueError, match="unknown resource"):
+        generate_city(out, only="ee.not_in_the_catalog", catalog=catalog)
+    # the command line says so too, for a whole city (the other resources are written)
+    monkeypatch.setenv("GOVLAKE_CATALOG_DIR", str(catalog_dir))
+    monkeypatch.setenv("GOVLAKE_VAR", str(tmp_path / "var"))
+    result = CliRunner().invoke(app, ["generate", "--out", str(tmp_path / "whole"), "--scale", "200"])
+    assert result.exit_code == 0, result.output
+    assert f"ee.discharge_permit: skipped, {note}" in " ".join(result.output.split())
+    whole = Manifest.read(tmp_path / "whole" / "manifest.json")
+    assert set(whole.resources) == set(GENERATED) and set(whole.skipped) == {"ee.discharge_permit"}
 
 
 def test_no_defects_at_rate_zero_and_empty_resources(tmp_path):

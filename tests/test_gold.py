@@ -266,12 +266,14 @@ def test_entity_plan_comes_from_the_catalog(settings):
     plan = entity_plan(get_catalog(settings.catalog_dir))
     assert plan.base.code == "amr.enterprise"
     copies = {a.column: [r.code for r in a.copies] for a in plan.attributes}
-    assert copies["name"] == ["hrss.social_insurance", "tax.credit_rating"]
-    assert copies["legal_rep"] == ["hrss.social_insurance"]
-    assert copies["address"] == ["tax.credit_rating"]
-    assert copies["status"] == []
+    # the departments' copies, in code order; a resource added to the catalog may add its own
+    assert {"hrss.social_insurance", "tax.credit_rating"} <= set(copies["name"])
+    assert all(found == sorted(found) for found in copies.values())
+    assert "hrss.social_insurance" in copies["legal_rep"]
+    assert "tax.credit_rating" in copies["address"]
+    assert "amr.enterprise" not in {code for found in copies.values() for code in found}
     assert "legal_rep_id" not in copies and "updated_at" not in copies
-    assert [r.code for r in plan.subjects] == ["court.dishonest", "credit.license", "credit.penalty"]
+    assert {"court.dishonest", "credit.license", "credit.penalty"} <= {r.code for r in plan.subjects}
 
 
 @pytest.mark.parametrize("name", MODEL_ORDER)

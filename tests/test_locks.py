@@ -18,20 +18,31 @@ from govlake import locks
 from govlake.config import Settings
 
 HOLD = textwrap.dedent("""
-    import sys, time
+    import os, sys, time
     from pathlib import Path
     from govlake import locks
     from govlake.config import Settings
-    settings = Settings(var=Path(sys.argv[1]))
+    settings = Settings(var=Path(sys.argv[1]), lock_url=os.environ.get("GOVLAKE_LOCK_URL"))
     with locks.hold(settings, sys.argv[2]):
         Path(sys.argv[3]).write_text("held")
         time.sleep(float(sys.argv[4]))
 """)
 
 
+@pytest.fixture(params=["flock", pytest.param("postgres", marks=pytest.mark.postgres)])
+def settings(request, tmp_path) -> Settings:
+    """The same tests on both providers: flock files, and PostgreSQL advisory locks."""
+    if request.param == "flock":
+        return Settings(var=tmp_path / "var")
+    return Settings(var=tmp_path / "var", lock_url=request.getfixturevalue("pg_url"))
+
+
 def _holder(settings: Settings, name: str, seconds: float, tmp_path: Path) -> subprocess.Popen:
     flag = tmp_path / f"held-{name.replace(':', '_')}"
-    proc = subprocess.Popen([sys.executable, "-c", HOLD, str(settings.var), name, str(flag), str(seconds)])
+    env = {k: v for k, v in os.environ.items() if k != "GOVLAKE_LOCK_URL"}
+    if settings.lock_url:
+        env["GOVLAKE_LOCK_URL"] = settings.lock_url
+    proc = subprocess.Popen([sys.executable, "-c", HOLD, str(settings.var), name, str(flag), str(seconds)], env=env)
     deadline = time.monotonic() + 30
     while not flag.exists():
         assert proc.poll() is None, "the holder died before taking the lock"
@@ -79,7 +90,7 @@ def test_a_lock_of_a_killed_process_is_free_at_once(settings, tmp_path):
 def test_the_exclusive_lake_lock_waits_for_every_step_and_names_them(settings, tmp_path):
     proc = _holder(settings, "process:credit.license", 60, tmp_path)
     try:
-        with pytest.raises(locks.LockBusy, match=r"process_credit.license: .*pid"), \
+        with pytest.raises(locks.LockBusy, match=r"process.credit.license: .*pid"), \
                 locks.hold(settings, locks.LAKE, timeout=0.5):
             pass
     finally:

@@ -87,6 +87,8 @@ def generate(
     for code, info in manifest.resources.items():
         t.add_row(code, str(len(info.files)), f"{info.rows:,}", f"{info.invalid_rows:,}")
     console.print(t)
+    for code, note in manifest.skipped.items():
+        console.print(literal(f"{code}: skipped, {note}"), soft_wrap=True)
     console.print(f"every injected defect is listed in {target / 'manifest.json'}", soft_wrap=True)
 
 
@@ -424,6 +426,32 @@ def catalog_validate() -> None:
         raise typer.Exit(1)
     console.print(f"catalog ok: {len(cat.resources)} resources, {len(cat.departments)} departments, "
                   f"{len(cat.code_lists)} code lists; expectations ok", highlight=False)
+
+
+@catalog_app.command("list")
+def catalog_list(
+    dags: Annotated[bool, typer.Option("--dags", help="Only the feed DAG ids (feed_<slug>), one a line.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Every resource: code, name, provider, update cycle, source kind; or its feed DAG ids (dags/feeds.py)."""
+    from govlake.catalog import get_catalog
+
+    resources = sorted(get_catalog().resources.values(), key=lambda r: r.code)
+    rows = [{"code": r.code, "name": r.name, "provider": r.provider, "update_cycle": r.update_cycle,
+             "source": r.source.kind, "dag_id": f"feed_{r.slug}"} for r in resources]
+    if dags:
+        for row in rows:
+            typer.echo(row["dag_id"])
+    elif as_json:
+        console.print_json(json.dumps(rows, ensure_ascii=False))
+    else:
+        t = Table(title=f"{len(rows)} resources (feed DAG: feed_<code with . as _>)")
+        columns = {"code": "code", "name": "name", "provider": "provider", "update_cycle": "cycle", "source": "source"}
+        for header in columns.values():
+            t.add_column(header, no_wrap=header == "code")
+        for row in rows:
+            t.add_row(*(literal(row[c]) for c in columns))
+        console.print(t)
 
 
 @catalog_app.command("search")

@@ -38,6 +38,9 @@ class Settings:
     or ``80%`` of the machine's memory; see ``memory_bytes``)."""
     inbox: Path | None = None
     source_db_url: str | None = None
+    lock_url: str | None = None
+    """PostgreSQL URL whose advisory locks coordinate writers on several machines (govlake.locks);
+    None: ``flock`` files under var/locks (one machine)."""
     lineage_url: str | None = None
     """Marquez-compatible OpenLineage API (events POSTed to <url>/api/v1/lineage as well as written
     to var/lineage/govlake.jsonl); None: the file only."""
@@ -162,6 +165,7 @@ def get_settings() -> Settings:
 
     GOVLAKE_VAR, GOVLAKE_INBOX, GOVLAKE_CATALOG_DIR, GOVLAKE_EXPECTATIONS_DIR (local folders),
     GOVLAKE_ENGINE (duckdb|spark), GOVLAKE_SOURCE_DB_URL, GOVLAKE_LINEAGE_URL (http(s)),
+    GOVLAKE_LOCK_URL (PostgreSQL, for locks shared by several machines),
     GOVLAKE_DUCKDB_MEMORY (``4GB``, ``512MiB``, ``80%``), GOVLAKE_AS_OF (YYYY-MM-DD).
 
     Raises:
@@ -177,7 +181,12 @@ def get_settings() -> Settings:
     folders = {key: _folder(f"GOVLAKE_{key.upper()}", env[f"GOVLAKE_{key.upper()}"])
                for key in ("inbox", "catalog_dir", "expectations_dir") if env.get(f"GOVLAKE_{key.upper()}")}
     lineage_url = env.get("GOVLAKE_LINEAGE_URL") or None
+    lock_url = env.get("GOVLAKE_LOCK_URL") or None
+    if lock_url and not lock_url.startswith(("postgresql://", "postgresql+psycopg://", "postgres://")):
+        raise SettingsError("GOVLAKE_LOCK_URL", urlsplit(lock_url)._replace(netloc=urlsplit(lock_url).hostname or "")
+                            .geturl(), "must be a PostgreSQL URL (postgresql://user@host:port/db)")
     return Settings(
+        lock_url=lock_url,
         var=var,
         engine=engine,  # type: ignore[arg-type]
         source_db_url=env.get("GOVLAKE_SOURCE_DB_URL") or None,

@@ -24,11 +24,10 @@ from pathlib import Path
 
 import duckdb
 
-from govlake import locks, steps, storage
+from govlake import lineage, locks, steps, storage
 from govlake._faults import crash_point
 from govlake.config import Settings
-from govlake.credit import KINDS, WITHDRAWAL_SCHEMA, withdrawal_rows
-from govlake.credit._build import withdrawal
+from govlake.credit import KINDS, WITHDRAWAL_SCHEMA, withdrawal, withdrawal_rows
 from govlake.gold import PUBLIC_TABLES, ColumnDoc, TableDoc, table_docs
 from govlake.masking import is_released, mask_note, mask_sql, name_items, scrub_names_sql, scrub_sql
 
@@ -189,3 +188,27 @@ def _build(intent: steps.Intent) -> Path:
         for leftover in (tmp, tmp.with_name(tmp.name + ".wal")):
             leftover.unlink(missing_ok=True)
     return target
+
+
+def lineage_plan(settings: Settings) -> lineage.JobPlan:
+    """The extract: the public gold tables → ``var/extracts/analyst.duckdb`` (fields ``<table>.<column>``;
+    masked columns marked as masking, withheld ones absent)."""
+    docs = table_docs(settings)
+    target = lineage.file_dataset(settings.extracts / EXTRACT_NAME)
+    inputs, fields = [], {}
+    for name in PUBLIC_TABLES:
+        ref = lineage.lake_table(settings, "gold", name)
+        inputs.append(lineage.Dataset(ref))
+        doc = docs.get(name)
+        for column, _type in lineage.delta_schema(ref.path) or []:  # type: ignore[arg-type]
+            column_doc = doc.columns.get(column) if doc else None
+            expr = release_sql(column_doc) if column_doc else None
+            if expr is None:
+                continue  # withheld from the extract
+            kind = lineage.MASKED if column_doc.item is not None and column_doc.item.pii else (
+                lineage.DIRECT if expr == f'"{column}"' else lineage.TRANSFORMED)
+            fields[f"{name}.{column}"] = {(ref, column): kind}
+    output = lineage.Dataset(target, fields=[(c, None) for c in fields], owner="dsj", lineage=fields,
+                             description="Analyst extract (DuckDB): gold tables with personal data masked")
+    return lineage.JobPlan(name="extract", description="Write the masked analyst extract from the gold tables",
+                           inputs=inputs, outputs=[output], owner="dsj")

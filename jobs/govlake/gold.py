@@ -23,14 +23,13 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-import duckdb
-
-from govlake import locks, steps, storage
+from govlake import lineage, locks, steps, storage
 from govlake.catalog import Catalog, Item, Resource, get_catalog
 from govlake.config import Settings
 from govlake.contracts import silver_schema
 from govlake.engine import get_engine
-from govlake.governance._objections import register_objection_views
+from govlake.governance import register_objection_views
+from govlake.silver import register_silver
 from govlake.transform import ModelError, ModelHeader, ModelRunner, Spec, load_specs
 from govlake.transform import model_header as model_header  # re-exported: tests read headers from here
 
@@ -53,22 +52,6 @@ GoldError = ModelError
 
 
 # ---- silver inputs --------------------------------------------------------------------------
-
-
-def register_silver(con: duckdb.DuckDBPyConnection, settings: Settings, catalog: Catalog, *,
-                    intent: steps.Intent | None = None) -> None:
-    """Register every resource's silver table as view ``silver_<slug>`` (empty when absent); with
-    ``intent``, at the versions it pinned (govlake.steps)."""
-    for res in catalog.resources.values():
-        view = f"silver_{res.slug}"
-        schema = silver_schema(res)
-        if intent is not None:
-            intent.register(con, view, f"silver/{res.slug}", empty_schema=schema)
-        else:
-            storage.register(con, view, storage.table_path(settings, "silver", res.slug), empty_schema=schema)
-        missing = [n for n in schema.names if n not in con.sql(f"select * from {view}").columns]
-        if missing:
-            raise GoldError(f"silver/{res.slug} lacks contract columns {missing} (docs/architecture.md)")
 
 
 # ---- model headers and SQL ------------------------------------------------------------------
@@ -265,3 +248,44 @@ def _build(intent: steps.Intent, catalog: Catalog) -> dict[str, int]:
     finally:
         con.close()
     return rows
+
+
+# ---- lineage ----------------------------------------------------------------------------------
+
+
+def lineage_plan(settings: Settings) -> lineage.JobPlan:
+    """The gold step: a parent run of one ``gold.<table>`` run per gold table, each reading the silver
+    tables its model (``int_*`` models resolved through) reads; column lineage from the SQL."""
+    catalog = get_catalog(settings.catalog_dir)
+    schema: dict[str, list[str]] = {f"silver_{r.slug}": silver_schema(r).names for r in catalog.resources.values()}
+    refs = {f"silver_{r.slug}": lineage.lake_table(settings, "silver", r.slug) for r in catalog.resources.values()}
+    models: dict[str, dict] = {}
+    reads: dict[str, set[str]] = {}
+    children, errors = [], []
+    for name in MODEL_ORDER:
+        try:
+            sql = model_sql(settings, name, catalog)
+            read = lineage.tables_read(sql)
+            for view in read:
+                if view not in schema and view not in models and (ref := lineage.lake_view(settings, view)):
+                    refs[view] = ref
+                    schema[view] = [c for c, _ in lineage.delta_schema(ref.path) or []]  # type: ignore[arg-type]
+            known = {**schema, **{m: list(c) for m, c in models.items()}}
+            sources = lineage.compose(lineage.column_sources(sql, known), models)
+            models[name] = sources
+            schema[name] = list(sources)
+            reads[name] = set().union(*(reads.get(v, {v}) for v in read)) if read else set()
+        except Exception as exc:  # noqa: BLE001 — lineage must never stop the step; the event says what failed
+            errors.append(f"{name}: {type(exc).__name__}: {exc}")
+            continue
+        if name not in GOLD_TABLES:
+            continue
+        header = model_header(sql)
+        out = lineage.Dataset(lineage.lake_table(settings, "gold", name), owner=header.owner, overwrite=True,
+                              lineage=lineage.column_lineage(sources, refs, identity=True),
+                              description=f"{name}: {header.grain}; key {' + '.join(header.key)}")
+        inputs = [lineage.Dataset(refs[v]) for v in sorted(reads[name]) if v in refs]
+        children.append(lineage.JobPlan(name=f"gold.{name}", description=f"Gold model sql/gold/{name}: {header.grain}",
+                                        inputs=inputs, outputs=[out], owner=header.owner, sql=sql, job_type="QUERY"))
+    return lineage.JobPlan(name="gold", description="Build the gold tables (法人库, 双公示 publications, …) from "
+                           "silver; one child run per gold table", owner="dsj", children=children, errors=errors)

@@ -2,30 +2,166 @@
 
 A feed DAG lands one catalog resource in bronze (``pipeline.ingest``), then standardizes and
 validates it into silver and quarantine (``pipeline.process``); its silver table is an Airflow
-Asset, and the feeds' silver Assets schedule ``publish_gold``. Parsing a DAG file imports only this
-module and ``airflow.sdk``: every task imports ``govlake.pipeline`` when it runs, so the scheduler
-never loads DuckDB, Delta or Great Expectations and parsing needs no secrets or network.
+Asset, and the feeds' silver Assets schedule ``publish_gold``. ``dags/feeds.py`` builds one feed DAG
+per catalog resource (:func:`catalog_feeds`), and the publish DAGs derive their Asset schedules from
+the same list (:func:`on_update_cycles`, :func:`credit_inputs`), so a new resource needs no DAG code.
+
+Parsing a DAG file imports only this module, ``airflow.sdk`` and PyYAML: the catalog's resource
+files are read for the few fields a DAG needs (not validated: ``govlake catalog validate`` and every
+task do that), and every task imports ``govlake.pipeline`` when it runs, so the scheduler never loads
+DuckDB, Delta or Great Expectations and parsing needs no secrets or network.
 """
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import dataclasses
 import json
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pendulum
-from airflow.sdk import DAG, Asset, dag, get_current_context, task
+import yaml
+from airflow.sdk import DAG, Asset, AssetAll, AssetAny, dag, get_current_context, task
 
 log = logging.getLogger(__name__)
 
 START_DATE = pendulum.datetime(2024, 1, 1, tz="Asia/Shanghai")
 """First schedulable interval of every govlake DAG (the catalog's earliest ``published``); no catchup."""
 
-SCHEDULES = {"daily": "@daily", "monthly": "@monthly", "yearly": "@yearly"}
-"""Catalog ``update_cycle`` → Airflow schedule; tests/test_dags.py checks each feed DAG against it."""
+SCHEDULES = {"realtime": "@hourly", "daily": "@daily", "weekly": "@weekly", "monthly": "@monthly",
+             "quarterly": "@quarterly", "yearly": "@yearly"}
+"""Catalog ``update_cycle`` → Airflow schedule of the feed DAG (a ``realtime`` source is polled hourly)."""
+TOGETHER = ("realtime", "daily")
+"""Update cycles whose feeds a publish DAG waits for all together; a slower feed schedules it on its own
+(waiting for every feed would publish once a year)."""
+
+_SOURCES = {"csv": "CSV files", "xlsx": "Excel workbooks", "jsonl": "JSON lines"}
+_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+@dataclasses.dataclass(frozen=True)
+class Feed:
+    """What the DAGs need to know of one catalog resource (``catalog/resources/<code>.yml``)."""
+
+    code: str
+    name: str
+    name_en: str
+    provider: str
+    provider_name: str
+    update_cycle: str
+    summary: str
+    grain: str
+    source: dict
+
+    @property
+    def slug(self) -> str:
+        return slug(self.code)
+
+    @property
+    def dag_id(self) -> str:
+        return f"feed_{self.slug}"
+
+    @property
+    def silver(self) -> Asset:
+        """The Asset the feed's ``process`` task updates: ``govlake://silver/<slug>``."""
+        return Asset(f"govlake://silver/{self.slug}")
+
+    def doc(self, tasks: str | None) -> str:
+        """The feed DAG's doc: what the catalog says of the resource, then ``tasks`` (the DAG file's doc)."""
+        src = self.source
+        if src.get("kind") == "db":
+            arrives = f"database table `{src.get('table')}`, read incrementally on `{src.get('watermark')}`"
+        else:
+            arrives = f"{_SOURCES.get(src.get('kind'), src.get('kind'))} `{src.get('pattern')}` under the inbox"
+            if src.get("sheet"):
+                arrives += f" (sheet {src['sheet']})"
+        head = (f"# Feed: {self.code} — {self.name} ({self.name_en})\n\n{self.summary}\n\n"
+                f"{self.provider_name} (`{self.provider}`) delivers it as {arrives}. Silver "
+                f"`lake/silver/{self.slug}`: {self.grain}; rejected rows go to `lake/quarantine/{self.slug}`, and "
+                f"each successful `process` updates the Asset `{self.silver.uri}`.\n\n"
+                f"Schedule: catalog `update_cycle: {self.update_cycle}` ({SCHEDULES[self.update_cycle]}). "
+                f"Owner: the providing department, `{self.provider}`.\n")
+        return head + (f"\n{tasks.strip()}\n" if tasks else "")
+
+
+def _read_yaml(path: Path) -> Any:
+    return yaml.load(path.read_text(encoding="utf-8"), Loader=_YAML_LOADER)  # a safe loader
+
+
+def catalog_feeds(directory: Path | None = None) -> list[Feed]:
+    """One feed per catalog resource, in code order, read from ``resources/*.yml`` with PyYAML alone.
+
+    Args:
+        directory: the catalog folder (default: the configured one, ``GOVLAKE_CATALOG_DIR``).
+
+    A resource file that cannot be read or lacks a code, provider or known ``update_cycle`` is left
+    out with a warning in the parse log, so the other departments' feeds keep running;
+    ``govlake catalog validate`` names its problems.
+
+    Raises:
+        FileNotFoundError: ``directory`` has no ``resources/`` folder (a wrong GOVLAKE_CATALOG_DIR):
+            the DAG files fail to import rather than silently define no feeds.
+    """
+    if directory is None:
+        from govlake.config import get_settings
+
+        directory = get_settings().catalog_dir
+    directory = Path(directory)
+    if not (directory / "resources").is_dir():
+        raise FileNotFoundError(f"{directory}: no catalog here (resources/<code>.yml); check GOVLAKE_CATALOG_DIR")
+    names: dict[str, str] = {}
+    with contextlib.suppress(OSError, yaml.YAMLError):
+        names = {d["code"]: d.get("name", d["code"]) for d in _read_yaml(directory / "departments.yml") or []
+                 if isinstance(d, dict) and "code" in d}
+    feeds: dict[str, Feed] = {}
+    for path in sorted((directory / "resources").glob("*.yml")):
+        try:
+            data = _read_yaml(path)
+        except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+            log.warning("%s: left out of the feed DAGs: %s", path, str(exc).splitlines()[0])
+            continue
+        if not isinstance(data, dict):
+            log.warning("%s: left out of the feed DAGs: not a mapping", path)
+            continue
+        code, provider, cycle = data.get("code"), data.get("provider"), data.get("update_cycle")
+        if not (isinstance(code, str) and isinstance(provider, str) and cycle in SCHEDULES) or code in feeds:
+            log.warning("%s: left out of the feed DAGs: code %r, provider %r, update_cycle %r%s", path, code,
+                        provider, cycle, " (code declared twice)" if code in feeds else "")
+            continue
+        source = data.get("source") if isinstance(data.get("source"), dict) else {}
+        feeds[code] = Feed(code=code, name=str(data.get("name", code)), name_en=str(data.get("name_en", "")),
+                           provider=provider, provider_name=str(names.get(provider, provider)),
+                           update_cycle=cycle, summary=str(data.get("summary", "")).strip(),
+                           grain=str(data.get("grain", "")), source=source)
+    return [feeds[code] for code in sorted(feeds)]
+
+
+def on_update_cycles(feeds: Iterable[Feed]) -> AssetAny | None:
+    """A schedule over the feeds' silver Assets: the daily (and realtime) feeds all together, or any
+    slower feed on its own; None (manual runs only) when there are no feeds."""
+    feeds = sorted(feeds, key=lambda f: f.code)
+    together = [f.silver for f in feeds if f.update_cycle in TOGETHER]
+    alone = [f.silver for f in feeds if f.update_cycle not in TOGETHER]
+    conditions = ([AssetAll(*together)] if together else []) + alone
+    return AssetAny(*conditions) if conditions else None
+
+
+def credit_inputs() -> tuple[str, ...]:
+    """The resources the credit step reads: ``govlake.credit._build.INPUTS``.
+
+    Read from the step's source with ``ast`` rather than imported: importing the step loads pyarrow,
+    DuckDB and Delta, which parsing a DAG must not (tests/test_dags.py checks both).
+    """
+    source = Path(__file__).with_name("credit") / "_build.py"
+    for node in ast.parse(source.read_text(encoding="utf-8")).body:
+        if isinstance(node, ast.Assign) and [getattr(t, "id", None) for t in node.targets] == ["INPUTS"]:
+            return tuple(ast.literal_eval(node.value))
+    raise RuntimeError(f"{source}: no `INPUTS = (...)` literal, so publish_credit cannot know what the credit "
+                       "step reads")
 
 
 def slug(resource: str) -> str:

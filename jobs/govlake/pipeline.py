@@ -27,10 +27,11 @@ def ingest(resource: str, *, files: list[Path] | None = None, settings: Settings
     other, so a file delivered twice at once lands once."""
     from govlake import lineage, locks
     from govlake.ingest import ingest_resource
+    from govlake.ingest import lineage_plan as ingest_lineage
 
     settings = settings or get_settings()
     run_id = run_id or new_run_id("ingest")
-    plan = lambda: lineage.ingest_plan(settings, resource, files)  # noqa: E731
+    plan = lambda: ingest_lineage(settings, resource, files)  # noqa: E731
     with locks.hold(settings, f"ingest:{resource}"), \
             lineage.job_run(plan, settings=settings, run_id=run_id, name=f"ingest.{resource}") as job:
         job.result = ingest_resource(resource, files=files, settings=settings, run_id=run_id, full_scan=full_scan)
@@ -44,14 +45,14 @@ def process(resource: str, *, settings: Settings | None = None, run_id: str | No
     ``as_of`` is the business date (dates after it are in the future); default the settings'.
     ``rebuild`` reprocesses all of bronze instead of what is new since the last run.
     """
-    from govlake import lineage
+    from govlake import lineage, quality
     from govlake.quality import process_resource
 
     settings = settings or get_settings()
     if as_of is not None:
         settings = dataclasses.replace(settings, as_of=as_of)
     run_id = run_id or new_run_id("process")
-    with lineage.job_run(lambda: lineage.process_plan(settings, resource, rebuild=rebuild), settings=settings,
+    with lineage.job_run(lambda: quality.lineage_plan(settings, resource, rebuild=rebuild), settings=settings,
                          run_id=run_id, name=f"process.{resource}") as job:
         job.result = process_resource(resource, settings=settings, run_id=run_id, rebuild=rebuild)
     return job.result
@@ -59,12 +60,12 @@ def process(resource: str, *, settings: Settings | None = None, run_id: str | No
 
 def gold(*, settings: Settings | None = None, run_id: str | None = None) -> dict[str, int]:
     """Build the gold tables from silver; returns rows per gold table."""
-    from govlake import lineage
+    from govlake import gold, lineage
     from govlake.gold import build_gold
 
     settings = settings or get_settings()
     run_id = run_id or new_run_id("gold")
-    with lineage.job_run(lambda: lineage.gold_plan(settings), settings=settings, run_id=run_id, name="gold") as job:
+    with lineage.job_run(lambda: gold.lineage_plan(settings), settings=settings, run_id=run_id, name="gold") as job:
         job.result = build_gold(settings=settings, run_id=run_id)
     return job.result
 
@@ -77,12 +78,12 @@ def _on(settings: Settings | None, as_of: dt.date | None) -> Settings:
 
 def extract(*, settings: Settings | None = None, run_id: str | None = None, as_of: dt.date | None = None) -> Path:
     """Write the masked analyst extract; returns its path. ``as_of`` dates its withdrawal-log rows."""
-    from govlake import lineage
+    from govlake import extract, lineage
     from govlake.extract import build_extract
 
     settings = _on(settings, as_of)
     run_id = run_id or new_run_id("extract")
-    with lineage.job_run(lambda: lineage.extract_plan(settings), settings=settings, run_id=run_id,
+    with lineage.job_run(lambda: extract.lineage_plan(settings), settings=settings, run_id=run_id,
                          name="extract") as job:
         job.result = build_extract(settings=settings, run_id=run_id)
     return job.result
@@ -93,12 +94,12 @@ def credit(*, settings: Settings | None = None, run_id: str | None = None, rebui
     """The credit step over what changed since its last run: 双公示 lifecycles and publications,
     repairs, withdrawals, 一企一档 profiles and scores (govlake.credit). ``as_of``: the business date
     publication periods are judged on (default the settings')."""
-    from govlake import lineage
+    from govlake import credit, lineage
     from govlake.credit import build_credit
 
     settings = _on(settings, as_of)
     run_id = run_id or new_run_id("credit")
-    with lineage.job_run(lambda: lineage.credit_plan(settings, rebuild=rebuild), settings=settings, run_id=run_id,
+    with lineage.job_run(lambda: credit.lineage_plan(settings, rebuild=rebuild), settings=settings, run_id=run_id,
                          name="credit") as job:
         job.result = build_credit(settings=settings, run_id=run_id, rebuild=rebuild)
     return job.result
@@ -114,12 +115,12 @@ def kpis(*, settings: Settings | None = None, run_id: str | None = None, as_of: 
 
 def conflicts(*, settings: Settings | None = None, run_id: str | None = None):
     """Compare every department's copy with its authority (一数一源) and merge gold/conflicts."""
-    from govlake import lineage
+    from govlake import governance, lineage
     from govlake.governance import detect_conflicts
 
     settings = settings or get_settings()
     run_id = run_id or new_run_id("conflicts")
-    with lineage.job_run(lambda: lineage.conflicts_plan(settings), settings=settings, run_id=run_id,
+    with lineage.job_run(lambda: governance.lineage_plan(settings), settings=settings, run_id=run_id,
                          name="conflicts") as job:
         job.result = detect_conflicts(settings=settings, run_id=run_id)
     return job.result

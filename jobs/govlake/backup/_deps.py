@@ -42,8 +42,8 @@ def pipeline_steps(settings: Settings, *, tables: Iterable[str] = ()) -> list[St
     """Every step with what it reads and writes; ``tables`` adds gold tables found on disk."""
     from govlake.catalog import get_catalog
     from govlake.credit import KINDS
+    from govlake.credit import OUTPUTS as CREDIT_OUTPUTS
     from govlake.gold import GOLD_TABLES, PUBLIC_TABLES
-    from govlake.lineage._jobs import CREDIT_OUTPUTS
 
     catalog = get_catalog(settings.catalog_dir)
     silver = frozenset(f"silver/{r.slug}" for r in catalog.resources.values())

@@ -186,10 +186,10 @@ def _latest(rows: list[dict], key, order: str) -> dict:
 
 def _reset_meta(settings: Settings, record: dict, backup: Path) -> None:
     from govlake.consumption import SCHEMA as CONSUMPTION
-    from govlake.ingest._log import SCHEMA as INGEST_LOG
-    from govlake.ingest._log import UNLANDED
+    from govlake.contracts import INGEST_LOG
+    from govlake.contracts import RECONCILIATION as RECONCILIATION_SCHEMA
+    from govlake.ingest import UNLANDED
     from govlake.quality import _batches
-    from govlake.quality._meta import RECONCILIATION_SCHEMA
 
     now, run_id, why = dt.datetime.now(dt.UTC), record["run_id"], f"restored from backup {record['backup_id']}"
     consumers = set(record["consumers"])

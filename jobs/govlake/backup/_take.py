@@ -46,7 +46,7 @@ class BackupResult:
 
 def actor() -> str:
     """Who acts (GOVLAKE_ACTOR or the login), as the batch decisions record it."""
-    from govlake.quality._batches import actor as batch_actor
+    from govlake.quality import batch_actor
 
     return batch_actor()
 

@@ -4,8 +4,24 @@
 is the KPI provider for 合规率 and 及时率; ``load_credit_rules`` reads catalog/credit_rules.yml.
 """
 
-from govlake.credit._build import KINDS, WITHDRAWAL_SCHEMA, CreditResult, build_credit, render, withdrawal_rows
+from govlake.credit._build import (
+    KINDS,
+    OUTPUTS,
+    WITHDRAWAL_SCHEMA,
+    CreditResult,
+    build_credit,
+    render,
+    withdrawal,
+    withdrawal_rows,
+)
 from govlake.credit._rules import CreditRules, load_credit_rules
 
-__all__ = ["KINDS", "WITHDRAWAL_SCHEMA", "CreditResult", "CreditRules", "build_credit", "load_credit_rules",
-           "withdrawal_rows", "render"]
+__all__ = ["OUTPUTS", "CreditResult", "CreditRules", "KINDS", "WITHDRAWAL_SCHEMA", "build_credit", "lineage_plan",
+           "load_credit_rules", "render", "withdrawal", "withdrawal_rows"]
+
+
+def lineage_plan(settings, *, rebuild=False):
+    """What this step reads and writes, for lineage (see govlake.credit._lineage); imported on use."""
+    from govlake.credit._lineage import lineage_plan as plan
+
+    return plan(settings, rebuild=rebuild)

@@ -36,13 +36,17 @@ from govlake.consumption import consumed_versions, consumption_rows
 from govlake.contracts import silver_schema
 from govlake.credit._rules import CreditRules, load_credit_rules
 from govlake.engine import get_engine
-from govlake.gold import GoldError, register_silver
+from govlake.gold import GoldError
+from govlake.silver import register_silver
 from govlake.transform import ModelRunner
 
 CONSUMER = "credit"
 INPUTS = ("credit.penalty", "credit.license", "credit.repair", "court.dishonest",
           "tax.credit_rating", "hrss.social_insurance", "amr.enterprise")
 """Silver tables the step reads incrementally."""
+OUTPUTS = ("penalty_record", "license_record", "penalty_publication", "license_publication",
+           "credit_repair_review", "enterprise_credit_profile", "withdrawal_log")
+"""Gold tables the step writes."""
 PROFILE_TRIGGERS = ("court_dishonest", "tax_credit_rating", "hrss_social_insurance", "amr_enterprise")
 """Silver tables whose new rows re-derive the profile of the enterprise they name."""
 PUBLISHED = "公示中"

@@ -8,7 +8,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from govlake.catalog._loader import CatalogError, _parse, _read, get_catalog
+from govlake.catalog import CatalogError, get_catalog, parse_document, read_document
 from govlake.workdays import WorkdayCalendar
 
 RULES_FILE = "credit_rules.yml"
@@ -127,9 +127,9 @@ def load_credit_rules(catalog_dir: Path) -> CreditRules:
 @lru_cache(maxsize=8)
 def _load(directory: str) -> CreditRules:
     path = Path(directory) / RULES_FILE
-    data, lines = _read(path)
+    data, lines = read_document(path)
     problems: list[str] = []
-    rules = _parse(CreditRules, data, path, lines, (), problems)
+    rules = parse_document(CreditRules, data, path, lines, (), problems)
     if rules is not None:
         known = get_catalog(Path(directory)).departments
         used = [(("deadline", "by_department", code), code) for code in rules.deadline.by_department]

@@ -19,8 +19,8 @@ from __future__ import annotations
 from govlake import storage
 from govlake.catalog import get_catalog
 from govlake.config import Settings
-from govlake.gold import register_silver
 from govlake.kpi import Kpi, KpiValue
+from govlake.silver import register_silver
 
 TARGET = 0.98
 RESOURCES = ("credit.license", "credit.penalty")

@@ -11,7 +11,7 @@ expected outcome (:class:`RepairOutcome`) and the enterprises currently listed.
 """
 
 from govlake.generate._city import enterprise_rows, generate_city, load_registry
-from govlake.generate._context import AS_OF, SHARES, plan_rows
+from govlake.generate._context import AS_OF, GENERATED, SHARES, plan_rows
 from govlake.generate._defects import (
                                         INVALID_KINDS,
                                         DefectEffect,
@@ -30,7 +30,7 @@ from govlake.generate._manifest import (
 from govlake.generate._repair import OUTCOMES as REPAIR_OUTCOMES
 
 __all__ = [
-    "AS_OF", "INVALID_KINDS", "RECORDS_LIMIT", "REPAIR_OUTCOMES", "SHARES",
+    "AS_OF", "GENERATED", "INVALID_KINDS", "RECORDS_LIMIT", "REPAIR_OUTCOMES", "SHARES",
     "DefectEffect", "DefectKind", "DefectRecord", "Disagreement", "FileInfo", "Manifest", "RepairOutcome",
     "ResourceInfo",
     "enterprise_rows", "generate_city", "load_registry", "plan_rows", "to_full_width",

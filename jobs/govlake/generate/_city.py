@@ -8,7 +8,7 @@ from pathlib import Path
 
 from govlake.catalog import Catalog, get_catalog
 from govlake.generate import _copies, _registry
-from govlake.generate._context import AS_OF, City, make_city
+from govlake.generate._context import AS_OF, City, make_city, skipped
 from govlake.generate._court import court_frames
 from govlake.generate._credit import dept_files
 from govlake.generate._license import license_frames
@@ -61,6 +61,9 @@ def generate_city(out: Path, *, scale: int = 2000, seed: int = 42, defect_rate: 
         defect_rate: probability of each defect kind per row, in [0, 1/12]; a row carries
             at most one defect (see ``DefectKind`` and the manifest's ``defect_kinds``).
         only: write just this resource (a catalog code such as ``credit.penalty``).
+
+    A catalog resource the generator cannot write (a department added to the catalog after it) is
+    skipped, not an error: ``manifest.skipped`` names it with a note, and nothing is written for it.
         rows: with ``only``, exactly this many rows of that resource.
         as_of: the delivery date: file names carry it, decisions precede it, and the
             ``future_date`` defect lies after it.
@@ -73,7 +76,8 @@ def generate_city(out: Path, *, scale: int = 2000, seed: int = 42, defect_rate: 
     catalog = catalog or get_catalog()
     city, planned = make_city(scale=scale, seed=seed, defect_rate=defect_rate, as_of=as_of, only=only,
                               rows=rows, catalog=catalog)
-    manifest = Manifest(seed=seed, scale=scale, defect_rate=defect_rate, as_of=as_of.isoformat(), only=only)
+    manifest = Manifest(seed=seed, scale=scale, defect_rate=defect_rate, as_of=as_of.isoformat(), only=only,
+                        skipped=skipped(catalog, only=only))
     keep = sum(planned.values()) <= RECORDS_LIMIT
     if not keep:
         manifest.records = None

@@ -76,6 +76,8 @@ DERIVED: dict[str, tuple[str, float]] = {
     "court.dishonest": ("amr.enterprise", 0.01),
 }
 """Resources sized from another one: credit repairs ~2% of penalties, 失信 entries ~1% of enterprises."""
+GENERATED = (*SHARES, *DERIVED)
+"""The resources this generator can write; a catalog resource outside it is skipped (see ``skipped``)."""
 MIN_ROWS = 20
 MAX_KINDS = 12
 """Most defect kinds one file can carry; ``defect_rate`` must stay at or below 1/MAX_KINDS."""
@@ -90,9 +92,25 @@ def plan_rows(scale: int) -> dict[str, int]:
     return rows
 
 
+def skipped(catalog: Catalog, *, only: str | None = None) -> dict[str, str]:
+    """Catalog resources (``only``, when given) the generator has no generator for, each with a note:
+    they are left out of the city, and their departments' files must be put in the inbox by hand."""
+    notes = {}
+    for code in sorted(catalog.resources):
+        if code in GENERATED or only not in (None, code):
+            continue
+        src = catalog.resource(code).source
+        if src.kind == "db":
+            notes[code] = f"no generator for it; fill table {src.table} of the source database yourself"
+        else:
+            notes[code] = f"no generator for it; put its {src.kind} files in the inbox yourself ({src.pattern})"
+    return notes
+
+
 def make_city(*, scale: int, seed: int, defect_rate: float, as_of: dt.date, only: str | None,
               rows: int | None, catalog: Catalog) -> tuple[City, dict[str, int]]:
-    """The city and the rows to write per resource (only ``only`` when given)."""
+    """The city and the rows to write per resource (only ``only`` when given; nothing when ``only`` is a
+    catalog resource without a generator, see :func:`skipped`)."""
     if not 0 <= defect_rate <= 1 / MAX_KINDS:
         raise ValueError(f"defect_rate must be within [0, {1 / MAX_KINDS:.4f}] (one defect per row, "
                          f"up to {MAX_KINDS} kinds), not {defect_rate}")
@@ -104,9 +122,9 @@ def make_city(*, scale: int, seed: int, defect_rate: float, as_of: dt.date, only
         raise ValueError(f"rows must be >= 0, not {rows}")
     planned = plan_rows(scale)
     if only is not None:
-        if only not in planned:
+        if only not in planned and only not in catalog.resources:
             raise ValueError(f"unknown resource {only!r}; choose one of {', '.join(planned)}")
-        planned = {only: planned[only] if rows is None else rows}
+        planned = {only: planned[only] if rows is None else rows} if only in planned else {}
     full = plan_rows(scale)
     n_ent = planned.get("amr.enterprise", full["amr.enterprise"]) or 1
     n_pop = planned.get("psb.population", full["psb.population"]) or 1

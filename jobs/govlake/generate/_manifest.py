@@ -3,6 +3,7 @@
 Format (JSON, one record per line in the two lists)::
 
     {"seed": 42, "scale": 2000, "defect_rate": 0.03, "as_of": "2026-11-20", "only": null,
+     "skipped": {"ee.discharge_permit": "no generator for it; put its csv files in the inbox yourself (…)"},
      "defect_kinds": {"uscc_check": {"effect": "quarantine", "invalid": true, "description": …}, …},
      "resources": {"credit.penalty": {
          "rows": 700, "invalid_rows": 108, "subjects_outside_registry": 31,
@@ -125,6 +126,8 @@ class Manifest:
     defect_rate: float
     as_of: str
     only: str | None = None
+    skipped: dict[str, str] = field(default_factory=dict)
+    """Catalog resources the generator has no generator for (nothing written), each with a note."""
     resources: dict[str, ResourceInfo] = field(default_factory=dict)
     records: list[DefectRecord] | None = field(default_factory=list)
     """Every injected defect, or None when the run wrote more than RECORDS_LIMIT rows."""

@@ -27,15 +27,20 @@ from govlake.governance._objections import (
     history,
     list_objections,
     raise_objection,
-    register_objection_views,
     transition,
 )
 from govlake.governance._plan import ConflictPlanError, CopyCheck, conflict_plan
+from govlake.governance._views import register_objection_views
 
-__all__ = [
-    "CONFLICTS", "CONFLICT_SCHEMA", "CURRENT_SCHEMA", "HISTORY_SCHEMA", "TRANSITIONS",
-    "ConflictPlanError", "ConflictSummary", "CopyCheck", "Objection", "ObjectionError",
-    "comparisons_context", "conflict_plan", "current_state", "detect_conflicts", "display_conflict",
-    "display_objection", "history", "list_objections", "mask_entity_key", "raise_objection",
-    "refresh_conflict_status", "register_objection_views", "transition",
-]
+__all__ = ["CONFLICTS", "CONFLICT_SCHEMA", "CURRENT_SCHEMA", "ConflictPlanError", "ConflictSummary", "CopyCheck",
+           "HISTORY_SCHEMA", "Objection", "ObjectionError", "TRANSITIONS", "comparisons_context", "conflict_plan",
+           "current_state", "detect_conflicts", "display_conflict", "display_objection", "history", "lineage_plan",
+           "list_objections", "mask_entity_key", "raise_objection", "refresh_conflict_status",
+           "register_objection_views", "transition"]
+
+
+def lineage_plan(settings):
+    """What this step reads and writes, for lineage (see govlake.governance._lineage); imported on use."""
+    from govlake.governance._lineage import lineage_plan as plan
+
+    return plan(settings)

@@ -30,8 +30,7 @@ from govlake.catalog import Catalog, Item, get_catalog
 from govlake.config import Settings
 from govlake.engine import get_engine
 from govlake.governance._plan import CopyCheck, conflict_plan
-from govlake.transform import ModelRunner
-from govlake.transform._staging import FULL_WIDTH, HALF_WIDTH
+from govlake.transform import FULL_WIDTH, HALF_WIDTH, ModelRunner
 
 CONFLICTS = "conflicts"
 """gold/conflicts."""
@@ -102,7 +101,7 @@ _COMPARISON_COLUMNS = ("conflict_id", "item", "item_name", "entity_key_type", "e
 
 def compare(con: duckdb.DuckDBPyConnection, settings: Settings, catalog: Catalog) -> str:
     """Register silver and materialize temp table ``comparisons``; returns its name."""
-    from govlake.gold import register_silver
+    from govlake.silver import register_silver
 
     register_silver(con, settings, catalog)
     ModelRunner(settings.sql_dir, dialect=get_engine(settings).dialect).run(
@@ -129,7 +128,7 @@ def _now(now: dt.datetime | None) -> dt.datetime:
 
 
 def _register_open_objections(con: duckdb.DuckDBPyConnection, settings: Settings) -> None:
-    from govlake.governance._objections import register_objection_views
+    from govlake.governance._views import register_objection_views
 
     register_objection_views(con, settings)
 

@@ -28,15 +28,12 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Literal
 
-import duckdb
 import pyarrow as pa
 
 from govlake import contracts, locks, steps, storage
 from govlake.catalog import Catalog, Resource, get_catalog
 from govlake.config import Settings
-
-HISTORY = "objections_history"
-CURRENT = "objections"
+from govlake.governance._views import CURRENT, DISPUTED_STATES, HISTORY, OPEN_STATES  # noqa: F401 (re-exported)
 
 State = Literal["raised", "accepted", "verified", "resolved", "rejected", "archived"]
 Action = Literal["raise", "accept", "verify", "resolve", "reject", "archive"]
@@ -49,8 +46,6 @@ TRANSITIONS: dict[str, tuple[frozenset[str], str]] = {
     "archive": (frozenset({"resolved", "rejected"}), "archived"),
 }
 """action → (states it may start from, the state it leads to)."""
-OPEN_STATES = frozenset({"raised", "accepted", "verified"})
-DISPUTED_STATES = frozenset({"accepted", "verified"})
 
 HISTORY_SCHEMA = contracts.OBJECTIONS_HISTORY
 CURRENT_SCHEMA = contracts.OBJECTIONS
@@ -125,32 +120,6 @@ def list_objections(settings: Settings, *, states: set[str] | None = None) -> li
     """Current objections (optionally only those in ``states``), oldest first."""
     found = current_state(history(settings))
     return sorted((o for o in found if states is None or o.state in states), key=lambda o: o.raised_at)
-
-
-def register_objection_views(con: duckdb.DuckDBPyConnection, settings: Settings) -> None:
-    """Views over ``meta/objections`` for the models (empty when no objection exists yet):
-
-    - ``governance_open_objections`` (conflict_id, resource, item, entity_key): raised, accepted or verified;
-    - ``governance_disputes`` (resource, item, entity_key): accepted or verified (value disputed);
-    - ``governance_corrections`` (resource, item, entity_key, disputed_value, corrected_value): the
-      latest resolved correction per value.
-    """
-    storage.register(con, "governance_objections", storage.table_path(settings, "meta", CURRENT),
-                     empty_schema=CURRENT_SCHEMA)
-    open_states = ", ".join(f"'{s}'" for s in sorted(OPEN_STATES))
-    con.execute(f"""create or replace temp view governance_open_objections as
-        select conflict_id, resource, item, entity_key from governance_objections
-        where state in ({open_states})""")
-    con.execute("""create or replace temp view governance_disputes as
-        select distinct resource, item, entity_key from governance_objections where disputed""")
-    con.execute("""create or replace temp view governance_corrections as
-        select resource, item, entity_key, disputed_value, corrected_value from (
-            select *, row_number() over (partition by resource, item, entity_key
-                                         order by resolved_at desc, objection_id desc) as correction_rank
-            from governance_objections
-            where outcome = 'resolved' and corrected_value is not null
-        ) as ranked
-        where correction_rank = 1""")
 
 
 # ---- writing ---------------------------------------------------------------------------------

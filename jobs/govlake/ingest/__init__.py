@@ -8,7 +8,15 @@ hash is already in bronze).
 
 from govlake.contracts import bronze_schema, row_hash_sql
 from govlake.ingest._ingest import discover, ingest_resource
+from govlake.ingest._log import UNLANDED
 from govlake.ingest._results import BatchResult, IngestError, IngestResult, Status
 
-__all__ = ["BatchResult", "IngestError", "IngestResult", "Status", "bronze_schema", "discover", "ingest_resource",
-           "row_hash_sql"]
+__all__ = ["BatchResult", "IngestError", "IngestResult", "Status", "UNLANDED", "bronze_schema", "discover",
+           "ingest_resource", "lineage_plan", "row_hash_sql"]
+
+
+def lineage_plan(settings, code, files):
+    """What this step reads and writes, for lineage (see govlake.ingest._lineage); imported on use."""
+    from govlake.ingest._lineage import lineage_plan as plan
+
+    return plan(settings, code, files)

@@ -40,6 +40,15 @@ class Assembler:
         self.schema = bronze_schema(resource)
         self.items = [i.column for i in resource.items]
         self.provenance = provenance
+        self.headers: list[str] = []
+        """The source's fields as the reader found them (CSV/XLSX header cells, JSON keys in order of
+        first appearance, database columns): the ingest's lineage, without reading the file again."""
+        self.types: dict[str, str] = {}
+        """Database columns' types, by column (files have none)."""
+
+    @property
+    def fields(self) -> list[tuple[str, str | None]]:
+        return [(h, self.types.get(h)) for h in self.headers]
 
     def batch(self, n: int, columns: Mapping[str, Column], row_numbers: Column | range, *,
               extra: Column | None = None, parse_error: Column | None = None) -> pa.RecordBatch:

@@ -101,6 +101,7 @@ def read_csv(source: Source, facts: FileFacts, resource: Resource, asm: Assemble
     problem = lay.describe_missing(resource)
     if problem:
         raise IngestError(f"{path}: {problem}", path=path)
+    asm.headers = list(header)
     return _batches(source, facts, lay, delimiter, asm)
 
 

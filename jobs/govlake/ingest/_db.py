@@ -75,6 +75,8 @@ class WindowRead:
     """(row number, value) of the window's rows whose watermark does not parse."""
     readable: bool = True
     """False when the read holds watermark values and none of them parses."""
+    fields: list[tuple[str, str]] = field(default_factory=list)
+    """The table's columns and their types (for lineage)."""
 
     @property
     def source_hash(self) -> str:
@@ -92,6 +94,7 @@ class WindowRead:
 
     def batches(self, asm: Assembler) -> Iterator[pa.RecordBatch]:
         """The window's rows as bronze record batches, in row-number order."""
+        asm.headers, asm.types = [f for f, _ in self.fields], dict(self.fields)
         items = [i.column for i in self.resource.items]
         listed = ", ".join(f'"{c}"' for c in [*items, "_extra", "_parse_error", "_row_number"])
         for b in self.con.sql(f"select {listed} from window_rows order by _row_number").to_arrow_reader(BATCH_ROWS):
@@ -145,6 +148,7 @@ def read_window(url: str, resource: Resource, *, con: duckdb.DuckDBPyConnection,
                 stmt = stmt.where(_candidates(table.c[headers[index]], kind, lo))
             result = conn.execution_options(stream_results=True, yield_per=BATCH_ROWS).execute(stmt)
             fetch = _Fetch(resource, lay, index, lo)
+            fetch.fields = [(c["name"], str(c["type"])) for c in described]
             con.register("fetched_stream", pa.RecordBatchReader.from_batches(fetch.schema, fetch.batches(result)))
             try:
                 con.execute(f"create or replace temp table fetched as select *, {row_hash_sql(resource)} as _hash "
@@ -221,6 +225,8 @@ class _Fetch:
         self.items = [i.column for i in resource.items]
         self.schema = pa.schema([(c, STRING) for c in [*self.items, "_extra", "_parse_error", "_wm"]])
         self.hi: dt.datetime | None = None
+        self.fields: list[tuple[str, str]] = []
+        """The table's columns and their types, as the database describes them."""
         self.parsed = self.unparseable = 0
         self.failure: sa.exc.SQLAlchemyError | None = None
 
@@ -288,4 +294,4 @@ def _deduplicate(con: duckdb.DuckDBPyConnection, resource: Resource, window: Win
     unparsed = con.execute(f"""select _row_number, "{resource.source.watermark}" from window_rows
         where _parse_error is not null order by _row_number""").fetchall()
     return WindowRead(con, resource, window, fetched, rows, unwatermarked, digest, unparsed,
-                      readable=fetch.parsed > 0 or fetch.unparseable == 0)
+                      readable=fetch.parsed > 0 or fetch.unparseable == 0, fields=fetch.fields)

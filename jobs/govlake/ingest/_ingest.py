@@ -151,6 +151,7 @@ class _Lander:
         self._record(batch, received, status=_log.LANDING)
         try:
             batch.rows = land(self.bronze, batches, schema=asm.schema, run_id=self.run_id)
+            batch.fields = asm.fields
         except _DATA_ERRORS as exc:
             batch.status, batch.error, batch.rows = "rejected", _message(exc, batch.source), 0
             return self._record(batch, received)

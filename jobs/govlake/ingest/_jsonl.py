@@ -248,6 +248,7 @@ def _batches(source: Source, facts: FileFacts, resource: Resource, asm: Assemble
                     for key, value in (obj or {}).items():
                         if key not in known:
                             known[key] = matcher.column(key)
+                            asm.headers.append(key)
                         column = known[key]
                         if column is not None and column not in row:
                             row[column] = as_text(value)

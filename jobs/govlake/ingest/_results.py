@@ -38,6 +38,8 @@ class BatchResult:
     """File size and modification time (ns) when hashed: a file seen again unchanged is skipped
     without reading it."""
     mtime_ns: int | None = None
+    fields: list[tuple[str, str | None]] | None = None
+    """The fields the source offered (header, JSON keys, database columns and their types), for lineage."""
     unwatermarked_rows: int | None = None
     """Database window: its rows whose watermark is null or not a date and time."""
 

@@ -75,6 +75,7 @@ def read_xlsx(source: Source, resource: Resource, asm: Assembler) -> Iterator[pa
         candidate = layout(resource, [_text(v) or "" for v in row], matcher)
         if not candidate.missing_required(resource):
             header_at, lay = index, candidate
+            asm.headers = list(candidate.headers)
             break
     if lay is None:
         first = layout(resource, [_text(v) or "" for v in seen[0][1]], matcher)

@@ -5,8 +5,16 @@ here too, imported on first use so that importing govlake.quality does not load 
 """
 
 from govlake.quality._batches import Batch, BatchError
+from govlake.quality._batches import actor as batch_actor
 from govlake.quality._listing import rule_listing, rules_markdown
-from govlake.quality._process import HeldBatch, ProcessResult, QualityError, decide_batch, process_resource
+from govlake.quality._process import (
+    HeldBatch,
+    ProcessResult,
+    QualityError,
+    decide_batch,
+    gx_validation_page,
+    process_resource,
+)
 from govlake.quality._rules import Rule, RuleSet, check_expectations, rules_for
 
 _EXPECTATIONS = (
@@ -27,5 +35,13 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'govlake.quality' has no attribute {name!r}")
 
 
-__all__ = ["Batch", "BatchError", "HeldBatch", "ProcessResult", "QualityError", "Rule", "RuleSet", "check_expectations",
-           "decide_batch", "process_resource", "rule_listing", "rules_for", "rules_markdown", *_EXPECTATIONS]
+__all__ = ["Batch", "BatchError", "HeldBatch", "ProcessResult", "QualityError", "Rule", "RuleSet", "batch_actor",
+           "check_expectations", "decide_batch", "gx_validation_page", "lineage_plan", "process_resource",
+           "rule_listing", "rules_for", "rules_markdown", *_EXPECTATIONS]
+
+
+def lineage_plan(settings, code, *, rebuild=False):
+    """What this step reads and writes, for lineage (see govlake.quality._lineage); imported on use."""
+    from govlake.quality._lineage import lineage_plan as plan
+
+    return plan(settings, code, rebuild=rebuild)

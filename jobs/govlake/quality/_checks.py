@@ -12,6 +12,7 @@ No Great Expectations import here: building rules stays cheap for the CLI.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Callable, Sequence
 
 from govlake.identifiers import USCC_PATTERN, sql_id_number_valid, sql_org_code_valid, sql_uscc_valid
@@ -19,6 +20,22 @@ from govlake.transform import DUCKDB, Dialect
 
 TODAY = "{today}"
 """``as_of`` placeholder bound to the run's business date by ``_rules.bind_today``."""
+
+
+RAW_SQL = "UnexpectedRowsExpectation"
+"""The GX class of a rule written as SQL (``fail_when``): GX counts the rows the condition selects."""
+MACRO = re.compile(r"\{(id_valid|uscc_valid):([a-z_]+)\}")
+"""``{id_valid:col}`` / ``{uscc_valid:col}`` in a ``fail_when``: the identifier check of ``col``."""
+
+
+def expand_macros(sql: str, d: Dialect) -> str:
+    """``fail_when`` SQL with its identifier-check macros written out for dialect ``d``."""
+    def sub(m: re.Match) -> str:
+        if m.group(1) == "id_valid":
+            return sql_id_number_valid(m.group(2), d)
+        return sql_uscc_valid(m.group(2), d)
+
+    return MACRO.sub(sub, sql)
 
 
 def q(text: str) -> str:

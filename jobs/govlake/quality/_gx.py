@@ -29,8 +29,8 @@ from typing import Any
 
 import duckdb
 
-from govlake.quality._checks import TODAY
-from govlake.quality._rules import RAW_SQL, Rule
+from govlake.quality._checks import RAW_SQL, TODAY
+from govlake.quality._rules import Rule
 
 os.environ.setdefault("TQDM_DISABLE", "1")
 

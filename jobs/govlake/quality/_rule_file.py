@@ -16,12 +16,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, get_args
 
-from govlake.catalog import Catalog, Resource
-from govlake.catalog._models import ItemType
-from govlake.catalog._sql import REFERENCE_TABLES, SQL_TYPES, Binder, condition_problem
-from govlake.catalog._yaml import YamlDoc, read_yaml
-from govlake.quality._checks import CHECKS, PRESENTATION_KEYS, WHEN_KEYS, fail_when
-from govlake.quality._rules import _MACRO, RAW_SQL, _expand
+from govlake.catalog import (
+    REFERENCE_TABLES,
+    SQL_TYPES,
+    Binder,
+    Catalog,
+    ItemType,
+    Resource,
+    YamlDoc,
+    condition_problem,
+    read_yaml,
+)
+from govlake.quality._checks import CHECKS, MACRO, PRESENTATION_KEYS, RAW_SQL, WHEN_KEYS, expand_macros, fail_when
 from govlake.transform import DUCKDB, Dialect
 
 TOP_KEYS = ("resource", "rules", "overrides", "blocking")
@@ -142,7 +148,7 @@ def _rule_problems(i: int, r: dict, columns: dict[str, str]) -> list[tuple[tuple
         if "kwargs" in r:
             out.append(((*loc, "kwargs"), "kwargs go with expectation, not with fail_when"))
         sql = r["fail_when"]
-        checked = _MACRO.sub(lambda m: f"({m.group(2)} is null)", sql) if isinstance(sql, str) else sql
+        checked = MACRO.sub(lambda m: f"({m.group(2)} is null)", sql) if isinstance(sql, str) else sql
         if problem := condition_problem(checked, columns):
             out.append(((*loc, "fail_when"), f"fail_when: {problem}"))
     else:
@@ -181,7 +187,7 @@ def _label(r: dict, i: int) -> str:
 def _sql_of(r: dict, d: Dialect) -> str:
     """The rule's failing-row predicate (``{id_valid:x}`` macros expanded)."""
     if "fail_when" in r:
-        return _expand(r["fail_when"], d)
+        return expand_macros(r["fail_when"], d)
     return fail_when(r["expectation"], r.get("kwargs") or {}, d)
 
 

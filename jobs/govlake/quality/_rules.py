@@ -9,15 +9,13 @@ while GX runs the expectation on the same table (_gx.py); the two are held to th
 
 from __future__ import annotations
 
-import re
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
 from govlake.catalog import Catalog, CatalogError, Item, Resource
-from govlake.identifiers import sql_id_number_valid, sql_uscc_valid
-from govlake.quality._checks import TODAY, fail_when
+from govlake.quality._checks import RAW_SQL, TODAY, expand_macros, fail_when
 from govlake.transform import DUCKDB, Dialect, tokens_of
 
 Severity = Literal["row", "warning", "blocking"]
@@ -25,7 +23,6 @@ Severity = Literal["row", "warning", "blocking"]
 PHONE = "1[3-9][0-9]{9}"
 INDUSTRY = "[A-T]([0-9]{2}|[0-9]{3}|[0-9]{4})?"
 REGION = "[1-8][0-9]{5}"
-RAW_SQL = "UnexpectedRowsExpectation"
 
 
 @dataclass(frozen=True)
@@ -128,18 +125,6 @@ def _item_rules(catalog: Catalog, item: Item, d: Dialect) -> list[Rule]:
     return rules
 
 
-_MACRO = re.compile(r"\{(id_valid|uscc_valid):([a-z_]+)\}")
-
-
-def _expand(sql: str, d: Dialect) -> str:
-    def sub(m: re.Match) -> str:
-        if m.group(1) == "id_valid":
-            return sql_id_number_valid(m.group(2), d)
-        return sql_uscc_valid(m.group(2), d)
-
-    return _MACRO.sub(sub, sql)
-
-
 def rules_for(resource: Resource, catalog: Catalog, d: Dialect, expectations_dir: Path) -> RuleSet:
     """Every rule of ``resource``: the parse rule, the catalog rules, then those of
     ``expectations/<resource>.yml`` (with its ``overrides`` of catalog rules applied).
@@ -201,7 +186,7 @@ def check_expectations(catalog: Catalog, expectations_dir: Path, *, skip: Collec
 def _yaml_rule(r: dict, d: Dialect) -> Rule:
     """One checked rule of expectations/*.yml: ``expectation`` + ``kwargs``, or a hand-written ``fail_when``."""
     if "fail_when" in r:
-        return check(r["id"], r["severity"], r["zh"], r["en"], RAW_SQL, d, fail_when=_expand(r["fail_when"], d))
+        return check(r["id"], r["severity"], r["zh"], r["en"], RAW_SQL, d, fail_when=expand_macros(r["fail_when"], d))
     return check(r["id"], r["severity"], r["zh"], r["en"], r["expectation"], d, **(r.get("kwargs") or {}))
 
 

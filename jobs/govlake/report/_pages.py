@@ -7,7 +7,7 @@ from collections import defaultdict
 from typing import Any
 
 from govlake.kpi import Kpi, KpiValue
-from govlake.quality._process import gx_validation_page
+from govlake.quality import gx_validation_page
 from govlake.report import _svg
 from govlake.report._data import LakeData, RuleInfo
 from govlake.report._drills import drill_section, load_drills

@@ -14,10 +14,10 @@ from govlake.transform._models import (
     referenced_relations,
 )
 from govlake.transform._specs import ColumnSpec, ModelSpec, Spec, SpecError, UnitTest, load_specs
-from govlake.transform._staging import StagingRenderer, multi_normalized, tokens_of
+from govlake.transform._staging import FULL_WIDTH, HALF_WIDTH, StagingRenderer, multi_normalized, tokens_of
 from govlake.transform._units import output_columns, run_unit_test
 
-__all__ = ["DUCKDB", "SPARK", "ColumnSpec", "Dialect", "ModelError", "ModelHeader", "ModelRunner", "ModelSpec",
-           "Rendered", "Spec", "SpecError", "StagingRenderer", "UnitTest", "check_keys", "dialect", "load_specs",
-           "model_header", "model_inputs", "multi_normalized", "output_columns", "referenced_relations",
-           "run_unit_test", "tokens_of"]
+__all__ = ["DUCKDB", "FULL_WIDTH", "HALF_WIDTH", "SPARK", "ColumnSpec", "Dialect", "ModelError", "ModelHeader",
+           "ModelRunner", "ModelSpec", "Rendered", "Spec", "SpecError", "StagingRenderer", "UnitTest", "check_keys",
+           "dialect", "load_specs", "model_header", "model_inputs", "multi_normalized", "output_columns",
+           "referenced_relations", "run_unit_test", "tokens_of"]

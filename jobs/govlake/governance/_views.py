@@ -1,0 +1,34 @@
+"""The objections as the models read them: views ``governance_open_objections``, ``governance_disputes``
+and ``governance_corrections`` (sql/governance) over ``meta/objections``."""
+
+from __future__ import annotations
+
+import duckdb
+
+from govlake import storage
+from govlake.config import Settings
+from govlake.contracts import OBJECTIONS
+from govlake.transform import ModelRunner
+
+CURRENT = "objections"
+"""meta/objections: the current state of each objection."""
+HISTORY = "objections_history"
+OPEN_STATES = frozenset({"raised", "accepted", "verified"})
+DISPUTED_STATES = frozenset({"accepted", "verified"})
+
+
+def register_objection_views(con: duckdb.DuckDBPyConnection, settings: Settings) -> None:
+    """Views over ``meta/objections`` for the models (empty when no objection exists yet):
+
+    - ``governance_open_objections`` (conflict_id, resource, item, entity_key): raised, accepted or verified;
+    - ``governance_disputes`` (resource, item, entity_key): accepted or verified (value disputed);
+    - ``governance_corrections`` (resource, item, entity_key, disputed_value, corrected_value): the
+      latest resolved correction per value.
+    """
+    storage.register(con, "governance_objections", storage.table_path(settings, "meta", CURRENT),
+                     empty_schema=OBJECTIONS)
+    runner = ModelRunner(settings.sql_dir)
+    runner.run(con, "governance/open_objections", into="governance_open_objections", kind="view",
+               open_states=sorted(OPEN_STATES))
+    runner.run(con, "governance/disputes", into="governance_disputes", kind="view")
+    runner.run(con, "governance/corrections", into="governance_corrections", kind="view")
