@@ -202,3 +202,17 @@ def test_given_rows_must_fit_their_relation(sql_copy):
     test = next(t for t in spec.spec.unit_tests if t.name == "serious by fine")
     (problem,) = _run(spec, test, specs=specs, sql_dir=sql_copy)
     assert "unit test 'serious by fine': given penalty_input[0]: fine not a column of penalty_input" in problem
+
+
+def test_a_column_without_its_english_doc_is_the_only_error(sql_copy):
+    yml = sql_copy / "gold" / "legal_entity.yml"
+    _edit(yml, "    en: Departments holding data on the entity (;-joined codes)\n", "")
+    at = yml.read_text(encoding="utf-8").splitlines().index("  - name: source_departments") + 1
+    with pytest.raises(SpecError) as err:
+        load_specs(sql_copy, catalog=CATALOG)
+    # named by its place in the yml, and the tables reading legal_entity do not report it missing
+    (problem,) = err.value.problems
+    assert problem.startswith(f"{yml}:{at}:")
+    assert problem.endswith(": a derived column needs zh and en docs (or from: <resource>.<column>)")
+    index = [c.name for c in SPECS["legal_entity"].columns].index("source_departments")
+    assert "function-after" not in problem and f": columns.{index}: " in problem

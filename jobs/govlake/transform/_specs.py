@@ -161,6 +161,12 @@ class Spec:
         return self.lines.where(tuple(loc))
 
 
+def _place(part: str | int) -> bool:
+    """Whether a part of a pydantic error's location is in the yml: the union's branch (``ColumnSpec``)
+    and a validator's tag (``function-after[_one_doc(), ColumnSpec]``) are not."""
+    return not (isinstance(part, str) and (part == "ColumnSpec" or part.startswith("function-")))
+
+
 def _problems_of(exc: ValidationError, doc: YamlDoc) -> list[str]:
     """Pydantic's errors as ``file:line:col: where: message`` (a column is a mapping or, in a
     projection, a name: the mapping's errors are the ones told)."""
@@ -168,7 +174,7 @@ def _problems_of(exc: ValidationError, doc: YamlDoc) -> list[str]:
     for err in exc.errors():
         if "str" in err["loc"][2:3]:
             continue
-        loc = tuple(p for p in err["loc"] if p != "ColumnSpec")
+        loc = tuple(p for p in err["loc"] if _place(p))
         where = ".".join(str(p) for p in loc) or "file"
         message = err["msg"].removeprefix("Value error, ")
         out.append(f"{doc.where(loc, key=err['type'] == 'extra_forbidden')}: {where}: {message}")
@@ -204,19 +210,22 @@ def load_specs(sql_dir: Path, *, catalog: Catalog | None = None,
         SpecError: every problem, as ``file:line:col: message``.
     """
     problems: list[str] = []
+    found: dict[str, Path] = {}
     read: dict[str, tuple[Path, ModelSpec, YamlDoc]] = {}
     for path in sorted(sql_dir.rglob("*.yml")):
         name = path.name.removesuffix(".yml")
-        if name in read:
-            problems.append(f"{path}:1: a second yml for table {name!r} (first: {read[name][0]})")
-        elif (loaded := _read(path, problems)) is not None:
+        if name in found:
+            problems.append(f"{path}:1: a second yml for table {name!r} (first: {found[name]})")
+            continue
+        found[name] = path
+        if (loaded := _read(path, problems)) is not None:
             read[name] = (path, *loaded)
     specs = {}
     for name, (path, spec, doc) in read.items():
         record = read.get(spec.projection_of or "")
         model = spec.model or (record[1].model if record else None) or ""
         specs[name] = Spec(name, path, spec, model, _columns(spec, doc, record and record[1], problems), doc)
-    checker = _Checker(sql_dir, specs, catalog, problems)
+    checker = _Checker(sql_dir, specs, set(found), catalog, problems)
     for spec in specs.values():
         checker.check(spec, produced.get(spec.name) if produced is not None else None)
     if problems:
@@ -254,9 +263,12 @@ def _templated(line: str) -> bool:
 class _Checker:
     """The checks across files: models and their headers, catalog names, columns and unit tests."""
 
-    def __init__(self, sql_dir: Path, specs: dict[str, Spec], catalog: Catalog | None, problems: list[str]):
+    def __init__(self, sql_dir: Path, specs: dict[str, Spec], tables: set[str], catalog: Catalog | None,
+                 problems: list[str]):
         self.runner = ModelRunner(sql_dir)
         self.specs, self.catalog, self.problems = specs, catalog, problems
+        self.tables = tables
+        """Every yml's table, loaded or not (an invalid one's problems are reported on its own)."""
 
     def bad(self, spec: Spec, loc: tuple, message: str) -> None:
         self.problems.append(f"{spec.lines.where(loc)}: {'.'.join(str(p) for p in loc)}: {message}")
@@ -325,6 +337,8 @@ class _Checker:
     def _projection(self, spec: Spec) -> None:
         s = spec.spec
         record = self.specs.get(s.projection_of or "")
+        if record is None and s.projection_of in self.tables:
+            return  # the record's yml is invalid: its problems are told
         if record is None or record.spec.projection_of:
             what = "is a projection itself" if record else "has no yml"
             self.bad(spec, ("projection_of",), f"table {s.projection_of!r} {what}")
@@ -339,7 +353,7 @@ class _Checker:
         if self.catalog is None:
             return
         for i, source in enumerate(s.sources):
-            if source not in self.specs and source not in self.catalog.resources:
+            if source not in self.tables and source not in self.catalog.resources:
                 self.bad(spec, ("sources", i), f"{source!r} is neither a catalog resource nor a published table")
         if s.owner not in self.catalog.departments:
             self.bad(spec, ("owner",), f"{s.owner!r} is not a department of catalog/departments.yml")
