@@ -21,6 +21,7 @@ and masking.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from govlake import lineage, locks, steps, storage
@@ -196,10 +197,14 @@ def table_docs(settings: Settings) -> dict[str, TableDoc]:
     """
     catalog = get_catalog(settings.catalog_dir)
     specs = load_specs(settings.sql_dir, catalog=catalog)
-    return {name: _table_doc(spec, specs, catalog) for name, spec in specs.items()}
+    # 法人库 reads every enterprise-keyed resource of the catalog, and one added to it reaches the table
+    # with no change anywhere: the extract names it among the sources before legal_entity.yml does
+    entity = entity_context(catalog)
+    read = {"legal_entity": [r["code"] for r in (*entity["keyed"], *entity["subjects"])]}
+    return {name: _table_doc(spec, specs, catalog, read.get(name, ())) for name, spec in specs.items()}
 
 
-def _table_doc(spec: Spec, specs: dict[str, Spec], catalog: Catalog) -> TableDoc:
+def _table_doc(spec: Spec, specs: dict[str, Spec], catalog: Catalog, read: Iterable[str] = ()) -> TableDoc:
     header = spec.header
     if spec.spec.projection_of:
         header = dataclasses.replace(header, grain=f"{header.grain} ({specs[spec.spec.projection_of].spec.grain})")
@@ -212,7 +217,8 @@ def _table_doc(spec: Spec, specs: dict[str, Spec], catalog: Catalog) -> TableDoc
         item = catalog.resource(code).item(name)
         label = item.name + (f"（{column.note}）" if column.note else "")
         columns[column.name] = ColumnDoc(column.name, label, item.name_en, item, code)
-    return TableDoc(spec.name, spec.spec.title.zh, spec.spec.title.en, header, tuple(spec.spec.sources), columns)
+    sources = tuple(dict.fromkeys([*spec.spec.sources, *read]))
+    return TableDoc(spec.name, spec.spec.title.zh, spec.spec.title.en, header, sources, columns)
 
 
 # ---- build ----------------------------------------------------------------------------------
