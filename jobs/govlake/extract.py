@@ -4,9 +4,10 @@ One table per public gold table (govlake.gold.PUBLIC_TABLES). Each column's rele
 catalog item (govlake.masking):
 personal items (``pii``) are masked unless the row is public (``public_when``); L4 items without a mask are left
 out; free-text items (strings without a code list) are scrubbed of ID and mobile numbers. A
-gold column that the gold documentation (govlake.gold.table_docs) does not know is left out
-too, so a new column is never released unreviewed. Tables and columns carry comments from the
-catalog; table ``extract_info`` records the run and the gold versions read.
+gold column that its table's yml (``sql/gold/<table>.yml``, read by govlake.gold.table_docs) does
+not document is left out too, so a new column is never released unreviewed. Tables and columns
+carry comments from the ymls and the catalog items they name; table ``extract_info`` records the
+run and the gold versions read.
 
 The file is built under a temporary name next to the target and renamed over it, so an analyst
 opening ``analyst.duckdb`` sees the previous extract or the new one, never half of one. A

@@ -12,11 +12,16 @@ come from which departments is decided by the catalog, not written into SQL.
 
 Silver tables are exposed to the models as views ``silver_<slug>``; a table not written yet is an
 empty view with the contract schema (:func:`silver_schema`).
+
+Each published table has a yml beside its model (``sql/gold/<table>.yml``: title, grain, key tests,
+owner, sources, column docs, unit tests); :func:`table_docs` reads them for the extract's comments
+and masking.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from govlake import lineage, locks, steps, storage
@@ -26,7 +31,8 @@ from govlake.contracts import silver_schema
 from govlake.engine import get_engine
 from govlake.governance import register_objection_views
 from govlake.silver import register_silver
-from govlake.transform import ModelError, ModelHeader, ModelRunner, model_header
+from govlake.transform import ModelError, ModelHeader, ModelRunner, Spec, load_specs
+from govlake.transform import model_header as model_header  # re-exported: tests read headers from here
 
 GOLD_TABLES = ("legal_entity",)
 """Tables :func:`build_gold` writes (the 双公示 and credit tables come from govlake.credit)."""
@@ -182,120 +188,37 @@ class TableDoc:
     columns: dict[str, ColumnDoc]
 
 
-_LINEAGE_COLUMNS = {
-    "_dept": ("决定部门代码", "Department code, resolved from 数据来源单位统一社会信用代码"),
-    "_source": ("来源文件", "Source file (or database window) of the row"),
-    "_row_number": ("来源行号", "Row number in the source file (1-based, header excluded)"),
-}
-_ENTITY_COLUMNS: dict[str, tuple[str, str] | tuple[str, str, str]] = {
-    "attrs_from_non_authority": (
-        "取自非权威部门的属性",
-        "Attributes taken from a non-authoritative department (;-joined), null when none",
-    ),
-    "corrected_attributes": ("经异议更正的属性",
-                             "Attributes holding a value corrected by a resolved objection (;-joined)"),
-    "disputed_attributes": ("存在异议的属性", "Attributes whose value is disputed by an accepted objection (;-joined)"),
-    "source_departments": ("数据来源部门", "Departments holding data on the entity (;-joined codes)"),
-    "tax_rating_year": ("tax.credit_rating", "year", "最新"),
-    "tax_rating": ("tax.credit_rating", "rating", "最新"),
-    "social_insurance_period": ("hrss.social_insurance", "period", "最新"),
-    "social_insurance_insured_count": ("hrss.social_insurance", "insured_count", "最新月份"),
-    "social_insurance_arrears": ("hrss.social_insurance", "arrears", "最新月份"),
-    "license_count": ("有效行政许可数", "Valid (not withdrawn) 双公示 licensing decisions naming the entity"),
-    "penalty_count": ("有效行政处罚数", "Valid (not withdrawn) 双公示 penalty decisions naming the entity"),
-}
-_PUBLICATIONS = {"license_publication": "credit.license", "penalty_publication": "credit.penalty"}
-_PUBLICATION_COLUMNS = {
-    "deadline_date": ("公示截止报送日", "Publication deadline: the configured n-th working day after the decision"),
-    "deadline_provisional": ("截止日暂定", "Deadline counted Monday–Friday for a year no calendar covers yet"),
-    "on_time": ("按时报送", "Submitted (报送时间, else received) on or before the deadline"),
-    "severity": ("失信程度", "失信 severity (一般/严重) from 处罚类别 and fine, per credit_rules.yml"),
-    "publish_end": ("公示结束日期", "First day the record is no longer published (period end or repair)"),
-}
-_PROFILE_COLUMNS = {
-    "has_social_insurance_arrears": ("社会保险费欠缴", "Arrears in the latest social-insurance month"),
-    "registration_revoked": ("登记吊销或注销", "Registration revoked or cancelled"),
-    "valid_license_count": ("有效行政许可数", "Licensing decisions currently published"),
-    "license_count_total": ("行政许可总数", "Licensing decisions received, including revoked ones"),
-    "published_penalty_count": ("公示中的行政处罚数", "Penalties currently published"),
-    "published_serious_count": ("公示中的严重失信处罚数", "Serious penalties currently published"),
-    "published_general_count": ("公示中的一般失信处罚数", "General penalties currently published"),
-    "past_penalty_count": ("已结束公示的处罚数", "Penalties no longer published (expired or repaired)"),
-    "repaired_penalty_count": ("已信用修复的处罚数", "Penalties whose publication ended by credit repair"),
-    "revoked_penalty_count": ("已撤销的处罚数", "Penalty decisions revoked"),
-    "published_penalty_amount": ("公示中处罚金额(万元)", "Fines and confiscations of published penalties (10k CNY)"),
-    "past_penalty_amount": ("已结束公示处罚金额(万元)", "Fines and confiscations of past penalties (10k CNY)"),
-    "penalties_by_category": ("按处罚类别和失信程度统计", "Counts and amounts per 处罚类别 and severity"),
-    "court_dishonest": ("失信被执行人", "Currently on the court's list of dishonest judgment debtors"),
-    "court_case_count": ("失信被执行案件数", "Cases currently listing the enterprise"),
-    "credit_score": ("公共信用综合评价得分", "Public credit score (credit_rules.yml: base + factors)"),
-    "credit_grade": ("公共信用综合评价等级", "Grade A/B/C/D by the bands of credit_rules.yml"),
-    "score_factors": ("评分因素", "The factors that moved the score: id, zh, en, value, points"),
-    "score_as_of": ("评价日期", "Business date of the score"),
-}
-_REVIEW_COLUMNS = {
-    "penalty_authority_uscc": ("处罚机关统一社会信用代码", "Authority of the matched penalty"),
-    "severity": _PUBLICATION_COLUMNS["severity"],
-    "decision_date": ("处罚决定日期", "Decision date of the matched penalty"),
-    "min_publish_end": ("最短公示期满日", "Repair allowed from this date"),
-    "publicity_status": ("公示状态", "Publicity state of the matched penalty"),
-    "publish_end": _PUBLICATION_COLUMNS["publish_end"],
-    "outcome": ("审核结果", "accepted or rejected"),
-    "reason_zh": ("审核理由", "Reason (Chinese)"),
-    "reason_en": ("审核理由（英文）", "Reason (English)"),
-}
-
-
-def _item_doc(catalog: Catalog, column: str, code: str, item_column: str, note: str = "") -> ColumnDoc:
-    item = catalog.resource(code).item(item_column)
-    return ColumnDoc(column, item.name + (f"（{note}）" if note else ""), item.name_en, item, code)
-
-
 def table_docs(settings: Settings) -> dict[str, TableDoc]:
-    """Title, header and per-column lineage of every gold table (drives the extract's comments)."""
+    """Title, header and per-column lineage of every published table (drives the extract's comments
+    and masking), from the ymls beside the models (``sql/gold/<table>.yml``, govlake.transform.load_specs).
+
+    A column ``from`` a catalog item carries the item (its name, level and personal data); a
+    projection's grain is its own followed by its record model's, in parentheses.
+    """
     catalog = get_catalog(settings.catalog_dir)
-    plan = entity_plan(catalog)
-    docs: dict[str, TableDoc] = {}
-    entity = {ENTITY_KEY: _item_doc(catalog, ENTITY_KEY, plan.base.code, ENTITY_KEY)}
-    for attr in plan.attributes:
-        entity[attr.column] = _item_doc(catalog, attr.column, attr.authority.code, attr.column)
-    for column, spec in _ENTITY_COLUMNS.items():
-        entity[column] = (_item_doc(catalog, column, *spec) if len(spec) == 3
-                          else ColumnDoc(column, spec[0], spec[1]))
-    docs["legal_entity"] = TableDoc(
-        "legal_entity", "法人库（一企一档）", "Legal entity register (one file per enterprise)",
-        model_header(model_sql(settings, "legal_entity")),
-        tuple(r.code for r in (*plan.keyed, *plan.subjects)), entity)
-    models = {"license_publication": "license_record", "penalty_publication": "penalty_record",
-              "enterprise_credit_profile": "enterprise_credit_profile", "credit_repair_review": "credit_repair_review"}
-    headers = {name: model_header(_credit_model_first_line(settings, m)) for name, m in models.items()}
-    for name, code in _PUBLICATIONS.items():
-        res = catalog.resource(code)
-        columns = {i.column: ColumnDoc(i.column, i.name, i.name_en, i, code) for i in res.items}
-        columns |= {c: ColumnDoc(c, *labels) for c, labels in (_LINEAGE_COLUMNS | _PUBLICATION_COLUMNS).items()}
-        header = dataclasses.replace(headers[name], grain=f"one row per decision published now ({headers[name].grain})")
-        docs[name] = TableDoc(name, res.name + "（公示中）", res.name_en + " (published now)", header, (code,), columns)
-    profile = {c: doc for c, doc in entity.items() if c in ("uscc", *(a.column for a in plan.attributes))}
-    profile["registration_status"] = _item_doc(catalog, "registration_status", plan.base.code, "status")
-    profile |= {c: ColumnDoc(c, *labels) for c, labels in _PROFILE_COLUMNS.items()}
-    profile |= {c: entity[c] for c in ("tax_rating_year", "tax_rating", "social_insurance_period",
-                                       "social_insurance_arrears")}
-    docs["enterprise_credit_profile"] = TableDoc(
-        "enterprise_credit_profile", "企业信用档案（一企一档）", "Enterprise credit profile (one file per enterprise)",
-        headers["enterprise_credit_profile"], ("credit.penalty", "credit.license", "court.dishonest", "legal_entity"),
-        profile)
-    repair = catalog.resource("credit.repair")
-    review = {i.column: ColumnDoc(i.column, i.name, i.name_en, i, repair.code) for i in repair.items}
-    review |= {c: ColumnDoc(c, *labels) for c, labels in (_LINEAGE_COLUMNS | _REVIEW_COLUMNS).items()}
-    docs["credit_repair_review"] = TableDoc(
-        "credit_repair_review", "信用修复审核", "Credit-repair review", headers["credit_repair_review"],
-        (repair.code, "penalty_record"), review)
-    return docs
+    specs = load_specs(settings.sql_dir, catalog=catalog)
+    # 法人库 reads every enterprise-keyed resource of the catalog, and one added to it reaches the table
+    # with no change anywhere: the extract names it among the sources before legal_entity.yml does
+    entity = entity_context(catalog)
+    read = {"legal_entity": [r["code"] for r in (*entity["keyed"], *entity["subjects"])]}
+    return {name: _table_doc(spec, specs, catalog, read.get(name, ())) for name, spec in specs.items()}
 
 
-def _credit_model_first_line(settings: Settings, name: str) -> str:
-    """The header line of credit model ``sql/gold/<name>.sql.j2`` (rendered by govlake.credit)."""
-    return (settings.sql_dir / "gold" / f"{name}.sql.j2").read_text(encoding="utf-8").splitlines()[0]
+def _table_doc(spec: Spec, specs: dict[str, Spec], catalog: Catalog, read: Iterable[str] = ()) -> TableDoc:
+    header = spec.header
+    if spec.spec.projection_of:
+        header = dataclasses.replace(header, grain=f"{header.grain} ({specs[spec.spec.projection_of].spec.grain})")
+    columns = {}
+    for column in spec.columns:
+        if column.item is None:
+            columns[column.name] = ColumnDoc(column.name, column.zh or "", column.en or "")
+            continue
+        code, name = column.item
+        item = catalog.resource(code).item(name)
+        label = item.name + (f"（{column.note}）" if column.note else "")
+        columns[column.name] = ColumnDoc(column.name, label, item.name_en, item, code)
+    sources = tuple(dict.fromkeys([*spec.spec.sources, *read]))
+    return TableDoc(spec.name, spec.spec.title.zh, spec.spec.title.en, header, sources, columns)
 
 
 # ---- build ----------------------------------------------------------------------------------

@@ -15,6 +15,12 @@ CURRENT = "objections"
 HISTORY = "objections_history"
 OPEN_STATES = frozenset({"raised", "accepted", "verified"})
 DISPUTED_STATES = frozenset({"accepted", "verified"})
+VIEWS = (
+    ("governance/open_objections", "governance_open_objections", {"open_states": sorted(OPEN_STATES)}),
+    ("governance/disputes", "governance_disputes", {}),
+    ("governance/corrections", "governance_corrections", {}),
+)
+"""(model, view, context) of each objection view, in the order they are created (also read by infra/lint_models.py)."""
 
 
 def register_objection_views(con: duckdb.DuckDBPyConnection, settings: Settings) -> None:
@@ -28,7 +34,5 @@ def register_objection_views(con: duckdb.DuckDBPyConnection, settings: Settings)
     storage.register(con, "governance_objections", storage.table_path(settings, "meta", CURRENT),
                      empty_schema=OBJECTIONS)
     runner = ModelRunner(settings.sql_dir)
-    runner.run(con, "governance/open_objections", into="governance_open_objections", kind="view",
-               open_states=sorted(OPEN_STATES))
-    runner.run(con, "governance/disputes", into="governance_disputes", kind="view")
-    runner.run(con, "governance/corrections", into="governance_corrections", kind="view")
+    for model, view, context in VIEWS:
+        runner.run(con, model, into=view, kind="view", **context)

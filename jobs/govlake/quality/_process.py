@@ -321,6 +321,13 @@ class _Contest:
     """Candidates whose key is in silver already: one of the two rows is dropped as a duplicate."""
 
 
+def contest_context(resource) -> dict:
+    """What models sql/silver/candidates, contest and upserts are rendered with (also by infra/lint_models.py)."""
+    order = _order_by(resource)
+    order_cols = list(dict.fromkeys(c.split()[0] for c in order.split(", ")))  # ends with _batch_id, _row_number
+    return {"resource": resource, "order": order, "narrow": list(dict.fromkeys([*resource.key, *order_cols]))}
+
+
 def _contest(con, runner: ModelRunner, resource) -> _Contest:
     """Decide which new rows reach silver: view ``upserts`` (new rows that are the latest of their key,
     among the new rows and the row already in silver; models sql/silver/candidates, contest, upserts).
@@ -328,9 +335,7 @@ def _contest(con, runner: ModelRunner, resource) -> _Contest:
     Only keys and ordering columns are materialized (``candidates``, ``contest``); the winning rows
     are picked from ``checked`` by (batch, row), so no second copy of the wide rows is made.
     """
-    order = _order_by(resource)
-    order_cols = list(dict.fromkeys(c.split()[0] for c in order.split(", ")))  # ends with _batch_id, _row_number
-    context = {"resource": resource, "order": order, "narrow": list(dict.fromkeys([*resource.key, *order_cols]))}
+    context = contest_context(resource)
     for name in ("candidates", "contest"):
         runner.run(con, f"silver/{name}", **context)
     runner.run(con, "silver/upserts", kind="view", **context)

@@ -1,5 +1,6 @@
-"""The SQL models: one runner for every model under sql/, the standardizing model's column SQL,
-and the dialect layer (the only place that knows how the engines' SQL differs)."""
+"""The SQL models: one runner for every model under sql/, the ymls beside the published models
+(docs, key tests, unit tests), the standardizing model's column SQL, and the dialect layer (the only
+place that knows how the engines' SQL differs)."""
 
 from govlake.transform._dialect import DUCKDB, SPARK, Dialect, dialect
 from govlake.transform._models import (
@@ -12,8 +13,11 @@ from govlake.transform._models import (
     model_inputs,
     referenced_relations,
 )
+from govlake.transform._specs import ColumnSpec, ModelSpec, Spec, SpecError, UnitTest, load_specs
 from govlake.transform._staging import FULL_WIDTH, HALF_WIDTH, StagingRenderer, multi_normalized, tokens_of
+from govlake.transform._units import output_columns, run_unit_test
 
-__all__ = ["DUCKDB", "Dialect", "FULL_WIDTH", "HALF_WIDTH", "ModelError", "ModelHeader", "ModelRunner", "Rendered",
-           "SPARK", "StagingRenderer", "check_keys", "dialect", "model_header", "model_inputs", "multi_normalized",
-           "referenced_relations", "tokens_of"]
+__all__ = ["DUCKDB", "FULL_WIDTH", "HALF_WIDTH", "SPARK", "ColumnSpec", "Dialect", "ModelError", "ModelHeader",
+           "ModelRunner", "ModelSpec", "Rendered", "Spec", "SpecError", "StagingRenderer", "UnitTest", "check_keys",
+           "dialect", "load_specs", "model_header", "model_inputs", "multi_normalized", "output_columns",
+           "referenced_relations", "run_unit_test", "tokens_of"]
