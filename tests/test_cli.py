@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 
+import pytest
 from deltalake import DeltaTable
 
 from govlake.catalog import get_catalog
