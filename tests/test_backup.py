@@ -44,7 +44,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "infra"))
 import chaos  # noqa: E402
 from chaos import lake_digest, latest_reconciliation, meta_findings  # noqa: E402
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 AS_OF = dt.date(2026, 11, 20)
 LATER = ("credit/penalty/ee_20261120.csv", "credit/penalty/tax_20261120.csv", "credit/license/trans_20261120.csv")

@@ -17,6 +17,9 @@ from test_quality import BASE, TODAY, _rows
 runner = CliRunner()
 
 
+pytestmark = pytest.mark.slow
+
+
 @pytest.fixture
 def lake(settings: Settings, monkeypatch) -> Settings:
     """Day one published; day two: a good file and a garbage file (12 rows, every one quarantined)."""

@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 
+import pytest
 from deltalake import DeltaTable
 
 from govlake.catalog import get_catalog
@@ -40,6 +41,7 @@ def _row(n: int, **over) -> dict:
     return base
 
 
+@pytest.mark.slow
 def test_gbk_file_with_broken_rows(tmp_path):
     rows = [_row(n) for n in range(1, 9)]
     rows.append(_row(9, uscc=WRONG))                         # data row 9: wrong check character

@@ -79,6 +79,7 @@ def test_ingest_with_processing_exits_3_when_it_holds_the_file(tmp_path, monkeyp
 # ---- --json -----------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_json_through_ingest_batches_run_status_backup_and_drill(tmp_path, monkeypatch):
     good, bad = tmp_path / "good.csv", tmp_path / "bad.csv"
     good.write_bytes(_penalty_csv([_row(n) for n in range(1, 4)]))

@@ -356,6 +356,7 @@ def test_copy_declarations_are_validated_with_file_and_line(tmp_path):
 
 
 @pytest.mark.integration
+@pytest.mark.slow
 def test_generated_city_conflicts_are_exactly_the_injected_disagreements(tmp_path):
     as_of = dt.date(2026, 11, 20)
     settings = Settings(var=tmp_path / "var", inbox=tmp_path / "inbox", as_of=as_of)

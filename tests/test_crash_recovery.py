@@ -23,6 +23,9 @@ from chaos import lake_digest, latest_reconciliation, meta_findings  # noqa: E40
 
 from test_quality import BASE, TODAY, _rows  # noqa: E402
 
+pytestmark = pytest.mark.slow
+
+
 PROCESS = textwrap.dedent("""
     import datetime as dt, sys
     from pathlib import Path

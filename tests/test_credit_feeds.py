@@ -27,7 +27,7 @@ from govlake.generate import REPAIR_OUTCOMES, Manifest, generate_city, plan_rows
 from govlake.identifiers import is_valid_id_number, is_valid_uscc
 from test_gold import DEPT, E1, E2, E3, PERSON_ID
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 AS_OF = dt.date(2026, 11, 20)
 SCALE, SEED, RATE = 600, 5, 0.05

@@ -10,6 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from _bronze import write_bronze
 from govlake.config import Settings
 from govlake.quality import process_resource
@@ -17,6 +19,8 @@ from test_quality import BASE, TODAY, _rows
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "infra"))
 from chaos import lake_digest, latest_reconciliation, meta_findings  # noqa: E402
+
+pytestmark = pytest.mark.slow
 
 
 def _govlake(var: Path, *args: str) -> subprocess.CompletedProcess:

@@ -19,7 +19,7 @@ from govlake.generate import generate_city
 from govlake.ingest import IngestError
 from govlake.lineage._graph import LineageGraph
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 AS_OF = dt.date(2026, 11, 20)
 

@@ -34,6 +34,9 @@ from govlake.identifiers import ric_check_char, uscc_check_char
 from govlake.quality import decide_batch
 from govlake.report import build_report
 
+pytestmark = pytest.mark.slow
+
+
 AS_OF = dt.date(2026, 11, 20)
 DEPT, DEPT_USCC = "市生态环境局", "11370100MB0000007W"
 COURT, COURT_USCC = "市中级人民法院", "11370100MB0000006R"

@@ -18,7 +18,7 @@ from govlake.config import Settings
 from govlake.generate import INVALID_KINDS, generate_city
 from govlake.identifiers import is_valid_id_number
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 AS_OF = dt.date(2026, 11, 20)
 

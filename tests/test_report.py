@@ -159,6 +159,7 @@ def _kpi_json(settings: Settings, monkeypatch) -> dict:
     return json.loads(result.output)
 
 
+@pytest.mark.slow
 def test_every_figure_on_the_overview_equals_govlake_kpi_json(site, monkeypatch):
     settings, out = site
     doc = _kpi_json(settings, monkeypatch)
@@ -182,6 +183,7 @@ def test_every_figure_on_the_overview_equals_govlake_kpi_json(site, monkeypatch)
     assert shown == want
 
 
+@pytest.mark.slow
 def test_the_overview_lists_exactly_the_departments_below_98_percent_last_month(site, monkeypatch):
     settings, out = site
     doc = _kpi_json(settings, monkeypatch)
@@ -199,6 +201,7 @@ def test_the_overview_lists_exactly_the_departments_below_98_percent_last_month(
         assert 'id="credit-rules"' in page.read_text(encoding="utf-8")
 
 
+@pytest.mark.slow
 def test_every_local_link_resolves_and_nothing_is_fetched_from_the_network(site):
     _, out = site
     pages = sorted(out.rglob("*.html"))
@@ -217,6 +220,7 @@ def test_every_local_link_resolves_and_nothing_is_fetched_from_the_network(site)
     assert checked > 500
 
 
+@pytest.mark.slow
 def test_no_valid_id_number_or_mobile_number_in_any_file(site):
     settings, out = site
     # The quarantine does hold valid ID numbers (so the masking is what keeps them out of the site).
@@ -234,6 +238,7 @@ def test_no_valid_id_number_or_mobile_number_in_any_file(site):
     assert re.search(r"[1-9][0-9]{5}\*{8}[0-9]{3}[0-9X]", masked), "sample rows show masked ID numbers"
 
 
+@pytest.mark.slow
 def test_bulletin_tables_are_exported_as_csv(site):
     _, out = site
     html = (out / "bulletin.html").read_text(encoding="utf-8")
@@ -249,6 +254,7 @@ def test_bulletin_tables_are_exported_as_csv(site):
     assert ranks == sorted(ranks) and ranks[0] == 1
 
 
+@pytest.mark.slow
 def test_the_received_time_fallback_is_shown_next_to_the_timeliness_it_decides(site):
     """trans and tax send no 报送时间: their 及时率 rests on the received time, and the page says so
     next to the value (tables, the 'below target' list, their scorecards); amr's does not."""
@@ -266,6 +272,7 @@ def test_the_received_time_fallback_is_shown_next_to_the_timeliness_it_decides(s
     assert 'id="kpi-notes"' not in (out / "dept" / "amr.html").read_text(encoding="utf-8")
 
 
+@pytest.mark.slow
 def test_kpi_and_report_take_the_recorded_business_date_without_govlake_as_of(site, monkeypatch, tmp_path):
     from govlake.generate import record_business_date
 
@@ -285,6 +292,7 @@ def test_kpi_and_report_take_the_recorded_business_date_without_govlake_as_of(si
     assert "业务日期 business date <b>2026-11-20</b>" in (tmp_path / "q" / "index.html").read_text(encoding="utf-8")
 
 
+@pytest.mark.slow
 def test_freshness_on_the_tables_page_is_judged_at_the_business_date(site):
     """The city's files landed on 2026-11-20 (the business date): fresh on that date, whatever
     today's date is when the report is built."""
@@ -311,6 +319,7 @@ def test_the_console_check_catches_a_script_error_and_a_network_fetch(tmp_path):
 
 @pytest.mark.browser
 @browser
+@pytest.mark.slow
 def test_pages_load_in_chromium_with_no_console_error_and_charts_drawn(site):
     _, out = site
     rule = max((out / "rules").glob("*.html"), key=lambda p: p.stat().st_size)
@@ -327,6 +336,7 @@ def test_pages_load_in_chromium_with_no_console_error_and_charts_drawn(site):
 
 @pytest.mark.browser
 @browser
+@pytest.mark.slow
 def test_bulletin_prints_to_pdf(site, tmp_path):
     settings, _ = site
     result = build_report(settings, out=tmp_path / "q", pdf=True)
