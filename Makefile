@@ -25,8 +25,9 @@ export DEBIAN_FRONTEND := noninteractive
 help:
 	@sed -n 's/^#   make /make /p' $(firstword $(MAKEFILE_LIST))
 
-## setup: uv, the locked environment (bytecode precompiled), Debian's PostgreSQL server for the tests,
-## Debian's chromium (bulletin PDF, browser tests).
+## setup: uv, the locked environment (bytecode precompiled; with the `spark` group, PySpark for the Spark
+## parity tests, which also need Java 17), Debian's PostgreSQL server for the tests, Debian's chromium
+## (bulletin PDF, browser tests).
 setup:
 	@if ! command -v uv >/dev/null && ! python3 -m uv --version >/dev/null 2>&1; then \
 	    echo "setup: installing uv $(UV_VERSION)"; \
@@ -35,7 +36,7 @@ setup:
 	fi
 	@# Precompiled bytecode: every `airflow dags test` imports Airflow and Great Expectations afresh,
 	@# and PYTHONDONTWRITEBYTECODE (or a read-only cache) would otherwise recompile them each time.
-	@uv="$$(command -v uv || echo python3 -m uv)"; set -x; $$uv sync --frozen --compile-bytecode
+	@uv="$$(command -v uv || echo python3 -m uv)"; set -x; $$uv sync --frozen --compile-bytecode --group spark
 	@if ! command -v chromium >/dev/null; then \
 	    if [[ $$(id -u) -eq 0 ]]; then \
 	        echo "setup: installing Debian's chromium (quality report PDF and browser tests)"; \

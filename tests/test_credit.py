@@ -417,10 +417,8 @@ def test_the_documented_score_matches_the_configuration():
 
 @pytest.mark.parametrize("name", ["penalty_record", "license_record", "credit_repair_review",
                                   "enterprise_credit_profile"])
-def test_credit_models_have_a_header_and_transpile_to_spark(name):
-    import sqlglot
-    from sqlglot import ErrorLevel
-
+def test_credit_models_have_a_header(name):
+    """(The models' Spark parity: tests/test_spark_parity.py.)"""
     from govlake.credit import load_credit_rules, render
     from govlake.transform import model_header
 
@@ -429,7 +427,6 @@ def test_credit_models_have_a_header_and_transpile_to_spark(name):
     header = model_header(sql)
     assert header.grain.startswith("one row per") and header.unique and header.not_null and header.owner
     assert sql.rstrip().splitlines()[-1].startswith("select * from ")
-    sqlglot.transpile(sql, read="duckdb", write="spark", unsupported_level=ErrorLevel.RAISE)
 
 
 @pytest.mark.parametrize("kind", ["penalty", "license"])

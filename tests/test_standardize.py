@@ -10,7 +10,7 @@ import pyarrow as pa
 import pytest
 
 from govlake.catalog import get_catalog
-from govlake.transform import DUCKDB, SPARK, StagingRenderer
+from govlake.transform import DUCKDB, StagingRenderer
 
 
 def _run(settings, code: str, rows: list[dict]) -> list[dict]:
@@ -85,13 +85,6 @@ def test_integers_and_timestamps(settings):
     amr = _run(settings, "amr.enterprise", [{"updated_at": "2026/11/20 08:30:00"}, {"updated_at": "2026-11-20"}])
     assert amr[0]["updated_at"] == dt.datetime(2026, 11, 20, 8, 30)
     assert amr[1]["updated_at"] == dt.datetime(2026, 11, 20)
-
-
-def test_same_model_transpiles_to_spark_sql(settings):
-    catalog = get_catalog(settings.catalog_dir)
-    sql = StagingRenderer(catalog, SPARK, settings).render(catalog.resource("credit.penalty"))
-    assert "TRY_TO_TIMESTAMP" in sql.upper() and "RLIKE" in sql.upper()
-    assert "regexp_full_match" not in sql and "try_strptime" not in sql
 
 
 def test_full_width_natural_person_id_is_normalized(settings):

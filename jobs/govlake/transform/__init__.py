@@ -2,7 +2,7 @@
 (docs, key tests, unit tests), the standardizing model's column SQL, and the dialect layer (the only
 place that knows how the engines' SQL differs)."""
 
-from govlake.transform._dialect import DUCKDB, SPARK, Dialect, dialect
+from govlake.transform._dialect import DUCKDB, SPARK, SPARK_CONF, Dialect, dialect, to_spark
 from govlake.transform._models import (
     ModelError,
     ModelHeader,
@@ -17,7 +17,7 @@ from govlake.transform._specs import ColumnSpec, ModelSpec, Spec, SpecError, Uni
 from govlake.transform._staging import FULL_WIDTH, HALF_WIDTH, StagingRenderer, multi_normalized, tokens_of
 from govlake.transform._units import output_columns, run_unit_test
 
-__all__ = ["DUCKDB", "FULL_WIDTH", "HALF_WIDTH", "SPARK", "ColumnSpec", "Dialect", "ModelError", "ModelHeader",
-           "ModelRunner", "ModelSpec", "Rendered", "Spec", "SpecError", "StagingRenderer", "UnitTest", "check_keys",
-           "dialect", "load_specs", "model_header", "model_inputs", "multi_normalized", "output_columns",
-           "referenced_relations", "run_unit_test", "tokens_of"]
+__all__ = ["DUCKDB", "FULL_WIDTH", "HALF_WIDTH", "SPARK", "SPARK_CONF", "ColumnSpec", "Dialect", "ModelError",
+           "ModelHeader", "ModelRunner", "ModelSpec", "Rendered", "Spec", "SpecError", "StagingRenderer", "UnitTest",
+           "check_keys", "dialect", "load_specs", "model_header", "model_inputs", "multi_normalized", "output_columns",
+           "referenced_relations", "run_unit_test", "to_spark", "tokens_of"]
