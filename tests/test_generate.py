@@ -24,6 +24,7 @@ import numpy as np
 import pytest
 import sqlalchemy as sa
 
+from _new_resource import RESOURCE
 from govlake.catalog import get_catalog
 from govlake.generate import (
     AS_OF,
@@ -302,29 +303,6 @@ def test_only_writes_exactly_the_rows_asked(tmp_path):
         generate_city(tmp_path, defect_rate=0.2)
 
 
-NEW_RESOURCE = """\
-code: ee.discharge_permit
-name: 排污许可证信息
-name_en: Pollutant discharge permits
-kind: 部门
-category: 生态环境/排污许可
-provider: ee
-summary: 市生态环境局核发的排污许可证。
-format: csv
-share_type: 无条件共享
-share_method: 接口
-open_type: 无条件开放
-update_cycle: daily
-published: 2026-11-01
-grain: one row per permit holder (统一社会信用代码)
-key: [uscc]
-source: {kind: csv, pattern: "ee/permit/*.csv"}
-items:
-  - {column: uscc, name: 统一社会信用代码, name_en: Permit holder code, type: uscc, required: true}
-  - {column: permit_no, name: 许可证编号, name_en: Permit number, required: true}
-"""
-
-
 def test_a_catalog_resource_without_a_generator_is_skipped_with_a_note(tmp_path, monkeypatch):
     from typer.testing import CliRunner
 
@@ -333,7 +311,7 @@ def test_a_catalog_resource_without_a_generator_is_skipped_with_a_note(tmp_path,
 
     catalog_dir = tmp_path / "catalog"
     shutil.copytree(Path(__file__).resolve().parents[1] / "catalog", catalog_dir)
-    (catalog_dir / "resources" / "ee.discharge_permit.yml").write_text(NEW_RESOURCE, encoding="utf-8")
+    (catalog_dir / "resources" / "ee.discharge_permit.yml").write_text(RESOURCE, encoding="utf-8")
     catalog = load_catalog(catalog_dir)
     out = tmp_path / "city"
     m = generate_city(out, scale=200, only="credit.penalty", rows=30, catalog=catalog)

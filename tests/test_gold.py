@@ -11,6 +11,7 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
+from _new_resource import RESOURCE
 from govlake import storage
 from govlake.catalog import get_catalog
 from govlake.config import Settings
@@ -293,38 +294,13 @@ def test_every_gold_column_is_documented(built):
         assert set(columns) <= set(docs[name].columns), name
 
 
-PERMITS = """\
-code: ee.discharge_permit
-name: 排污许可证信息
-name_en: Pollutant discharge permits
-kind: 部门
-category: 生态环境/排污许可
-provider: ee
-summary: 市生态环境局核发的排污许可证，每日以CSV导出报送。
-format: csv
-share_type: 无条件共享
-share_method: 接口
-open_type: 无条件开放
-update_cycle: daily
-published: 2026-11-01
-related: [amr.enterprise]
-grain: one row per permit holder (统一社会信用代码), its current permit
-key: [uscc]
-source: {kind: csv, pattern: "ee/permit/*.csv"}
-items:
-  - {column: uscc, name: 统一社会信用代码, name_en: Permit holder code, type: uscc, required: true}
-  - {column: name, name: 单位名称, name_en: Permit holder name, required: true, authority: amr}
-  - {column: permit_no, name: 许可证编号, name_en: Permit number, required: true}
-"""
-
-
 def test_a_resource_added_to_the_catalog_is_among_legal_entity_sources(settings, tmp_path):
     """legal_entity.yml lists the resources 法人库 reads; one added to the catalog since (a copy of the
     registry's name, tests/test_new_resource.py) reaches the table with no change, and the extract's
     comment names it too."""
     before = table_docs(settings)["legal_entity"]
     catalog_dir = Path(shutil.copytree(settings.catalog_dir, tmp_path / "catalog"))
-    (catalog_dir / "resources" / "ee.discharge_permit.yml").write_text(PERMITS, encoding="utf-8")
+    (catalog_dir / "resources" / "ee.discharge_permit.yml").write_text(RESOURCE, encoding="utf-8")
     after = table_docs(dataclasses.replace(settings, catalog_dir=catalog_dir))["legal_entity"]
     assert after.sources == (*before.sources, "ee.discharge_permit")
     assert after.columns == before.columns
