@@ -159,3 +159,14 @@ def test_discovery_exits_1_when_a_file_is_rejected_after_landing_the_others(tmp_
     assert again.exit_code == 1 and "skipped_already_ingested" in again.output
     (folder / "b.csv").unlink()
     assert _invoke(tmp_path, monkeypatch, "ingest", "credit.penalty").exit_code == 0
+
+
+def test_a_python_c_process_importing_the_quality_step_runs_to_its_end():
+    """PySpark (the spark group) exits a ``python -c`` process with status 0 when it is imported
+    there without Spark Connect's packages (pyspark.sql.connect.utils: "Skipping doctests"). Great
+    Expectations imports it, so every govlake step run that way did nothing and reported success;
+    the lock installs pyspark[connect]."""
+    code = "import great_expectations, govlake.quality; print('reached the end')"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().endswith("reached the end"), out.stderr[-2000:]
