@@ -52,6 +52,9 @@ SPARK_TEST_CONF = {
     "spark.sql.codegen.wholeStage": "false",
     "spark.sql.codegen.factoryMode": "NO_CODEGEN",
     "spark.sql.adaptive.enabled": "false",
+    # Delta rebuilds a table's state from its log in 50 tasks by default: for logs of a few commits, 2 tasks
+    # read a table in a tenth of the time (tests/test_spark_delta.py).
+    "spark.databricks.delta.snapshotPartitions": "2",
 }
 
 
