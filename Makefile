@@ -73,7 +73,9 @@ jars:
 	fi; \
 	echo "setup: copying the Spark engine's jars (infra/spark/pom.xml) into var/jars"; \
 	rm -rf "$(JARS_DIR).tmp"; \
-	mvn -q -B -Dstyle.color=never -f infra/spark/pom.xml dependency:copy-dependencies -DoutputDirectory="$(JARS_DIR).tmp"; \
+	mvn -q -B -Dstyle.color=never -f infra/spark/pom.xml dependency:copy-dependencies -DoutputDirectory="$(JARS_DIR).tmp" \
+	    >"$(JARS_DIR).log" 2>&1 || { cat "$(JARS_DIR).log" >&2; exit 1; }; \
+	rm -f "$(JARS_DIR).log"; \
 	(cd "$(JARS_DIR).tmp" && ls -1 -- *.jar > jars.txt); \
 	cp infra/spark/pom.xml "$(JARS_DIR).tmp/pom.xml"; \
 	rm -rf "$(JARS_DIR)"; mv "$(JARS_DIR).tmp" "$(JARS_DIR)"
