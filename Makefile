@@ -20,15 +20,15 @@ PYTEST_ARGS ?=
 
 export DEBIAN_FRONTEND := noninteractive
 
-.PHONY: help setup demo test lint bench clean
+.PHONY: help setup jars demo test lint bench clean
 
 help:
 	@sed -n 's/^#   make /make /p' $(firstword $(MAKEFILE_LIST))
 
 ## setup: uv, the locked environment (bytecode precompiled; with the `spark` group, PySpark for the Spark
-## parity tests, which also need Java 17), Debian's PostgreSQL server for the tests, Debian's chromium
-## (bulletin PDF, browser tests).
-setup:
+## engine and its tests, which also need Java 17), the Spark engine's jars (`make jars`), Debian's PostgreSQL
+## server for the tests, Debian's chromium (bulletin PDF, browser tests).
+setup: jars
 	@if ! command -v uv >/dev/null && ! python3 -m uv --version >/dev/null 2>&1; then \
 	    echo "setup: installing uv $(UV_VERSION)"; \
 	    python3 -m pip install --quiet "uv==$(UV_VERSION)" \
@@ -53,6 +53,32 @@ setup:
 	        echo "setup: PostgreSQL server missing and not root; skipping (postgres tests will be skipped)"; \
 	    fi; \
 	fi
+
+## jars: the Spark engine's JVM jars (Delta Lake for Spark 4.2, hadoop-aws and the AWS SDK), every one named
+## with its version in infra/spark/pom.xml, copied by Maven into var/jars (GOVLAKE_SPARK_JARS reads them from
+## there; docs/spark.md). Skipped when var/jars holds what this pom lists; no Ivy resolution at run time.
+JARS_DIR := $(CURDIR)/var/jars
+jars:
+	@missing="$$(cd "$(JARS_DIR)" 2>/dev/null && while read -r jar; do [[ -f "$$jar" ]] || echo "$$jar"; done < jars.txt)" \
+	    || missing=all; \
+	if [[ -z "$$missing" ]] && cmp -s infra/spark/pom.xml "$(JARS_DIR)/pom.xml"; then exit 0; fi; \
+	if ! command -v mvn >/dev/null; then \
+	    if [[ $$(id -u) -eq 0 ]]; then \
+	        echo "setup: installing Debian's maven (the Spark engine's jars)"; \
+	        apt-get update -qq && apt-get install -y -qq --no-install-recommends maven >/dev/null; \
+	    else \
+	        echo "setup: maven missing and not root; skipping the Spark engine's jars (spark tests will be skipped)"; \
+	        exit 0; \
+	    fi; \
+	fi; \
+	echo "setup: copying the Spark engine's jars (infra/spark/pom.xml) into var/jars"; \
+	rm -rf "$(JARS_DIR).tmp"; \
+	mvn -q -B -Dstyle.color=never -f infra/spark/pom.xml dependency:copy-dependencies -DoutputDirectory="$(JARS_DIR).tmp" \
+	    >"$(JARS_DIR).log" 2>&1 || { cat "$(JARS_DIR).log" >&2; exit 1; }; \
+	rm -f "$(JARS_DIR).log"; \
+	(cd "$(JARS_DIR).tmp" && ls -1 -- *.jar > jars.txt); \
+	cp infra/spark/pom.xml "$(JARS_DIR).tmp/pom.xml"; \
+	rm -rf "$(JARS_DIR)"; mv "$(JARS_DIR).tmp" "$(JARS_DIR)"
 
 ## demo: a sample city through every DAG (airflow dags test), then `govlake status` and `govlake report`.
 demo: export GOVLAKE_VAR ?= $(CURDIR)/var

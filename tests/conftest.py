@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import glob
 import os
-import shutil
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -44,51 +42,36 @@ def small_disk(tmp_path: Path, request) -> Path:
         subprocess.run(["umount", "-l", str(disk)], check=False)
 
 
-def _java_home() -> str | None:
-    """JAVA_HOME when it holds a java, else an installed Java 17 or 21 (what Spark 4 runs on), else the
-    java on PATH."""
-    home = os.environ.get("JAVA_HOME")
-    if home and Path(home, "bin", "java").exists():
-        return home
-    found = sorted(glob.glob("/usr/lib/jvm/*17*/bin/java")) + sorted(glob.glob("/usr/lib/jvm/*21*/bin/java"))
-    java = found[0] if found else shutil.which("java")
-    return str(Path(java).resolve().parent.parent) if java else None
+SPARK_TEST_CONF = {
+    "spark.ui.enabled": "false",
+    "spark.sql.shuffle.partitions": "2",
+    # The inputs are tiny and the queries many: planning and compiling dominate. C1 and the serial
+    # collector start the JVM faster; interpreted expressions (no code generation, no adaptive
+    # re-planning) save a third of the time. The results are the same either way.
+    "spark.driver.extraJavaOptions": "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC",
+    "spark.sql.codegen.wholeStage": "false",
+    "spark.sql.codegen.factoryMode": "NO_CODEGEN",
+    "spark.sql.adaptive.enabled": "false",
+    # Delta rebuilds a table's state from its log in 50 tasks by default: for logs of a few commits, 2 tasks
+    # read a table in a tenth of the time (tests/test_spark_delta.py).
+    "spark.databricks.delta.snapshotPartitions": "2",
+}
 
 
 @pytest.fixture(scope="session")
 def spark(tmp_path_factory) -> Iterator[object]:
-    """One local[2] Spark session for the whole test session (tests marked ``spark``), set with the
-    dialect layer's SPARK_CONF. Missing pyspark or Java fails under CI and skips elsewhere."""
-    def unavailable(reason: str):
-        (pytest.fail if os.environ.get("CI") else pytest.skip)(f"{reason} (make setup installs the spark group)")
+    """The Spark engine's session (govlake.engine: local[2], Delta Lake, the dialect layer's SPARK_CONF),
+    one for the whole test session (tests marked ``spark``), tuned for tiny inputs. pyspark, Java or the
+    jars (var/jars, or GOVLAKE_SPARK_JARS) missing fails under CI and skips elsewhere."""
+    from govlake.config import DEFAULT_SPARK_JARS, SettingsError
+    from govlake.engine import get_engine
 
+    jars = Path(os.environ["GOVLAKE_SPARK_JARS"]) if os.environ.get("GOVLAKE_SPARK_JARS") else DEFAULT_SPARK_JARS
+    settings = Settings(var=tmp_path_factory.mktemp("spark-var"), engine="spark", spark_jars=jars)
     try:
-        from pyspark.sql import SparkSession
-    except ImportError:
-        unavailable("pyspark is not installed")
-    java_home = _java_home()
-    if java_home is None:
-        unavailable("no Java: no JAVA_HOME, no Java 17 or 21 under /usr/lib/jvm, no java on PATH")
-    from govlake.transform import SPARK_CONF
-
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv("JAVA_HOME", java_home)
-        env.setenv("SPARK_LOCAL_IP", "127.0.0.1")
-        builder = (SparkSession.builder.master("local[2]").appName("govlake-tests")
-                   .config("spark.driver.host", "127.0.0.1").config("spark.driver.bindAddress", "127.0.0.1")
-                   .config("spark.ui.enabled", "false").config("spark.ui.showConsoleProgress", "false")
-                   .config("spark.sql.warehouse.dir", str(tmp_path_factory.mktemp("spark-warehouse")))
-                   .config("spark.sql.shuffle.partitions", "2")
-                   # The inputs are tiny and the queries many: planning and compiling dominate. C1 and the
-                   # serial collector start the JVM faster; interpreted expressions (no code generation, no
-                   # adaptive re-planning) save a third of the time. The results are the same either way.
-                   .config("spark.driver.extraJavaOptions", "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC")
-                   .config("spark.sql.codegen.wholeStage", "false")
-                   .config("spark.sql.codegen.factoryMode", "NO_CODEGEN")
-                   .config("spark.sql.adaptive.enabled", "false"))
-        for key, value in SPARK_CONF.items():
-            builder = builder.config(key, value)
-        session = builder.getOrCreate()
-    session.sparkContext.setLogLevel("ERROR")
+        engine = get_engine(settings)
+    except SettingsError as exc:
+        (pytest.fail if os.environ.get("CI") else pytest.skip)(f"no Spark engine here: {exc}")
+    session = engine.session(app_name="govlake-tests", conf=SPARK_TEST_CONF)
     yield session
     session.stop()

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from govlake import storage
 from govlake.cli import app
-from govlake.config import Settings, SettingsError, get_settings, memory_bytes
+from govlake.config import REPO_ROOT, Settings, SettingsError, get_settings, memory_bytes
 
 CRAFTED = "4GB'; copy (select 1) to '{target}'; --"
 
@@ -30,13 +30,24 @@ def env(tmp_path, monkeypatch):
 def test_defaults_and_valid_values(env, tmp_path):
     s = get_settings()
     assert (s.var, s.engine, s.duckdb_memory_limit, s.as_of) == (tmp_path / "var", "duckdb", "4GB", None)
+    # the jars are part of the installation: GOVLAKE_VAR does not move them
+    assert (s.spark_master, s.spark_jars) == ("local[2]", REPO_ROOT / "var" / "jars")
     env.setenv("GOVLAKE_DUCKDB_MEMORY", "512MiB")
     env.setenv("GOVLAKE_AS_OF", "2026-11-20")
     env.setenv("GOVLAKE_ENGINE", "spark")
     env.setenv("GOVLAKE_CATALOG_DIR", str(tmp_path / "catalog"))
+    env.setenv("GOVLAKE_SPARK_MASTER", "local[*]")
+    env.setenv("GOVLAKE_SPARK_JARS", str(tmp_path / "jars"))
     s = get_settings()
-    assert (s.duckdb_memory_limit, s.as_of, s.engine, s.catalog_dir) == (
-        "512MiB", dt.date(2026, 11, 20), "spark", tmp_path / "catalog")
+    assert (s.duckdb_memory_limit, s.as_of, s.engine, s.catalog_dir, s.spark_master, s.spark_jars) == (
+        "512MiB", dt.date(2026, 11, 20), "spark", tmp_path / "catalog", "local[*]", tmp_path / "jars")
+
+
+@pytest.mark.parametrize("master", ["local", "local[1]", "local[4,2]", "spark://spark-master:7077",
+                                    "spark://a.example.org:7077,b.example.org:7077"])
+def test_spark_masters(env, master):
+    env.setenv("GOVLAKE_SPARK_MASTER", master)
+    assert get_settings().spark_master == master
 
 
 @pytest.mark.parametrize("value, size", [("4GB", 4 * 10**9), ("512MiB", 512 * 2**20), ("1.5 gb", 15 * 10**8),
@@ -61,6 +72,11 @@ def test_a_share_of_the_machine_memory():
     ("GOVLAKE_VAR", "s3://bucket/govlake", "object storage (URLs) is not supported yet"),
     ("GOVLAKE_INBOX", "https://example.org/inbox", "object storage (URLs) is not supported yet"),
     ("GOVLAKE_LINEAGE_URL", "marquez:5000", "not an http(s) URL"),
+    ("GOVLAKE_SPARK_MASTER", "yarn", "not a Spark master govlake runs on"),
+    ("GOVLAKE_SPARK_MASTER", "local[0]", "not a Spark master govlake runs on"),
+    ("GOVLAKE_SPARK_MASTER", "spark://master", "not a Spark master govlake runs on"),
+    ("GOVLAKE_SPARK_JARS", "s3://bucket/jars", "object storage (URLs) is not supported yet"),
+    ("GOVLAKE_SPARK_JARS", " ", "empty"),
 ])
 def test_bad_values_are_refused_naming_variable_and_value(env, variable, value, reason):
     env.setenv(variable, value)
@@ -124,13 +140,19 @@ def test_the_cli_as_a_user_runs_it(tmp_path):
 
 
 def test_an_engine_this_installation_cannot_run_is_refused_not_replaced(tmp_path):
-    import subprocess
-    import sys
-
+    """Without the Spark engine's jars, GOVLAKE_ENGINE=spark stops every command: the missing jar is named
+    with what to do (tests/test_engine.py: with them, the steps are still refused)."""
+    (tmp_path / "jars").mkdir()
     env = {k: v for k, v in os.environ.items() if not k.startswith("GOVLAKE_")}
-    env.update(GOVLAKE_VAR=str(tmp_path / "var"), GOVLAKE_ENGINE="spark")
+    env.update(GOVLAKE_VAR=str(tmp_path / "var"), GOVLAKE_ENGINE="spark", GOVLAKE_SPARK_JARS=str(tmp_path / "jars"))
     out = subprocess.run([sys.executable, "-m", "govlake.cli", "status"], env=env, capture_output=True, text=True,
                          timeout=120)
     assert out.returncode == 2, out.stderr
-    assert "GOVLAKE_ENGINE='spark'" in out.stderr and "Traceback" not in out.stderr
+    assert "Traceback" not in out.stderr and len(out.stderr.splitlines()) == 1
+    if "pyspark is not installed" in out.stderr or "no Java" in out.stderr:
+        assert out.stderr.startswith("error: GOVLAKE_ENGINE='spark': ")
+    else:
+        assert out.stderr.startswith(f"error: GOVLAKE_SPARK_JARS={str(tmp_path / 'jars')!r}: "
+                                     "delta-spark_4.2_2.13-4.4.0.jar is missing (and 7 more: ")
+        assert "run `make setup`" in out.stderr
     assert not (tmp_path / "var" / "lake").exists()

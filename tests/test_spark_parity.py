@@ -1,4 +1,4 @@
-"""Every SQL model gives the same rows on PySpark (local[2]) as on DuckDB.
+"""Every SQL model gives the same rows on PySpark (local[2], the Spark engine's session) as on DuckDB.
 
 The models run through the model runner as the pipeline runs them (its contexts, rules and inputs)
 on DuckDB; :class:`TwinRunner` runs each of them again on Spark, as the dialect layer translates it

@@ -3,14 +3,16 @@
 One place chooses the resources: every job asks ``get_settings()``; nothing else reads
 environment variables, and each is validated before use (a ``SettingsError`` names the variable
 and its value). ``GOVLAKE_VAR`` moves every output; ``GOVLAKE_ENGINE`` selects ``duckdb``
-(default, one machine) or ``spark`` (delta-spark at scale).
+(default, one machine) or ``spark`` (delta-spark at scale: GOVLAKE_SPARK_MASTER, GOVLAKE_SPARK_JARS).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import glob
 import os
 import re
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, get_args
@@ -25,6 +27,10 @@ BUSINESS_DATE_FILE = "business_date"
 demo city's as-of date) and used when GOVLAKE_AS_OF is not set."""
 
 Engine = Literal["duckdb", "spark"]
+DEFAULT_SPARK_MASTER = "local[2]"
+DEFAULT_SPARK_JARS = REPO_ROOT / "var" / "jars"
+"""Where ``make setup`` (``make jars``) copies the jars of infra/spark/pom.xml: part of the installation, like
+.venv, so GOVLAKE_VAR (the lake and its outputs) does not move it; GOVLAKE_SPARK_JARS does."""
 
 
 @dataclass(frozen=True)
@@ -51,6 +57,10 @@ class Settings:
     lineage_url: str | None = None
     """Marquez-compatible OpenLineage API (events POSTed to <url>/api/v1/lineage as well as written
     to var/lineage/govlake.jsonl); None: the file only."""
+    spark_master: str = DEFAULT_SPARK_MASTER
+    """The Spark engine's master (GOVLAKE_SPARK_MASTER): ``local[N]``, ``local[*]`` or ``spark://host:port``."""
+    spark_jars: Path = DEFAULT_SPARK_JARS
+    """The folder holding the Spark engine's jars (GOVLAKE_SPARK_JARS; govlake.engine names the ones it needs)."""
 
     @property
     def today(self) -> dt.date:
@@ -189,6 +199,28 @@ def _folder(variable: str, value: str) -> Path:
     return Path(value).expanduser().resolve()
 
 
+_SPARK_MASTER = re.compile(r"^(?:local(?:\[(?:[1-9]\d*|\*)(?:,[1-9]\d*)?\])?"
+                           r"|spark://[A-Za-z0-9.-]+:\d{1,5}(?:,[A-Za-z0-9.-]+:\d{1,5})*)$")
+
+
+def _spark_master(value: str) -> str:
+    if not _SPARK_MASTER.match(value.strip()):
+        raise SettingsError("GOVLAKE_SPARK_MASTER", value, "not a Spark master govlake runs on; write local[2], "
+                                                           "local[*] or spark://host:7077")
+    return value.strip()
+
+
+def java_home() -> Path | None:
+    """The Java the Spark engine starts: JAVA_HOME when it holds a java, else an installed Java 17 or 21
+    (what Spark 4 runs on), else the java on PATH; None without one."""
+    home = os.environ.get("JAVA_HOME")
+    if home and Path(home, "bin", "java").exists():
+        return Path(home)
+    found = sorted(glob.glob("/usr/lib/jvm/*17*/bin/java")) + sorted(glob.glob("/usr/lib/jvm/*21*/bin/java"))
+    java = found[0] if found else shutil.which("java")
+    return Path(java).resolve().parent.parent if java else None
+
+
 def _http_url(variable: str, value: str) -> str:
     parts = urlsplit(value)
     if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -204,7 +236,9 @@ def get_settings() -> Settings:
     GOVLAKE_ENGINE (duckdb|spark), GOVLAKE_SOURCE_DB_URL, GOVLAKE_LINEAGE_URL (http(s)),
     GOVLAKE_LOCK_URL (PostgreSQL, for locks shared by several machines),
     GOVLAKE_DUCKDB_MEMORY (``4GB``, ``512MiB``, ``80%``), GOVLAKE_AS_OF (YYYY-MM-DD; without it the
-    business date recorded in var/business_date, else today).
+    business date recorded in var/business_date, else today), GOVLAKE_SPARK_MASTER (``local[2]`` by
+    default, ``local[*]``, ``spark://host:port``) and GOVLAKE_SPARK_JARS (a local folder; default the
+    repository's var/jars), read whatever the engine (the engine checks the jars are there).
 
     Raises:
         SettingsError: a variable holds an unusable value (named with the value in the message).
@@ -223,8 +257,13 @@ def get_settings() -> Settings:
     if lock_url and not lock_url.startswith(("postgresql://", "postgresql+psycopg://", "postgres://")):
         raise SettingsError("GOVLAKE_LOCK_URL", urlsplit(lock_url)._replace(netloc=urlsplit(lock_url).hostname or "")
                             .geturl(), "must be a PostgreSQL URL (postgresql://user@host:port/db)")
+    spark_master = _spark_master(env.get("GOVLAKE_SPARK_MASTER") or DEFAULT_SPARK_MASTER)
+    spark_jars = (_folder("GOVLAKE_SPARK_JARS", env["GOVLAKE_SPARK_JARS"]) if "GOVLAKE_SPARK_JARS" in env
+                  else DEFAULT_SPARK_JARS)
     return Settings(
         lock_url=lock_url,
+        spark_master=spark_master,
+        spark_jars=spark_jars,
         var=var,
         engine=engine,  # type: ignore[arg-type]
         source_db_url=env.get("GOVLAKE_SOURCE_DB_URL") or None,

@@ -6,22 +6,81 @@ and delta-rs runs everything on one machine (the default). A setting that cannot
 engine this installation cannot run — is refused with a clear error (exit code 2 at the command
 line), never silently replaced by another.
 
+The Spark engine (GOVLAKE_ENGINE=spark) opens a SparkSession with Delta Lake (:meth:`Engine.session`:
+the master of GOVLAKE_SPARK_MASTER, the jars of :data:`DELTA_JARS` from GOVLAKE_SPARK_JARS, the dialect
+layer's SPARK_CONF and :data:`DELTA_CONF`, under which delta-spark and delta-rs read each other's
+tables: docs/spark.md). The pipeline's steps do not run on it yet: :func:`step_engine` refuses them
+(:class:`EngineNotReady`), before anything is written, instead of running them on DuckDB.
+
 The extract, the report and the KPIs read Delta with DuckDB whatever the engine (they are small
 reads of published tables); only the steps that run models use the engine.
 """
 
 from __future__ import annotations
 
+import contextlib
+import importlib.util
+import os
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Literal
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
 
 import duckdb
 
 from govlake import storage
-from govlake.config import Settings, SettingsError
-from govlake.transform import DUCKDB, Dialect
+from govlake.config import Settings, SettingsError, java_home
+from govlake.transform import DUCKDB, SPARK, SPARK_CONF, Dialect
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
 
 EngineName = Literal["duckdb", "spark"]
+
+DELTA_JARS: tuple[str, ...] = (
+    "delta-spark_4.2_2.13-4.4.0.jar",
+    "delta-storage-4.4.0.jar",
+    "delta-kernel-api-4.4.0.jar",
+    "delta-kernel-defaults-4.4.0.jar",
+    "delta-kernel-unitycatalog-4.4.0.jar",
+    "unitycatalog-client-0.6.0.jar",
+    "unitycatalog-hadoop-0.6.0.jar",
+    "jackson-datatype-jdk8-2.21.2.jar",
+)
+"""The jars every Spark session of govlake loads (``spark.jars``): Delta Lake 4.4 for Spark 4.2 and what it
+needs beyond pyspark's own jars. infra/spark/pom.xml locks them (tests/test_spark_jars.py checks both agree)."""
+S3_JARS: tuple[str, ...] = (
+    "hadoop-aws-3.5.0.jar",
+    "bundle-2.35.4.jar",
+    "analyticsaccelerator-s3-1.3.1.jar",
+    "wildfly-openssl-2.2.5.Final.jar",
+)
+"""The jars of an ``s3a://`` lake (Hadoop 3.5.0's S3A and the AWS SDK v2 it is built with), fetched by
+``make jars`` too. Not loaded yet: the lake is local (GOVLAKE_VAR), and the SDK bundle (650 MiB) would be
+copied into every local session's scratch space."""
+
+DELTA_CONF: dict[str, str] = {
+    "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
+    "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
+    # Spark's default writes timestamps as INT96, which delta-rs and DuckDB's delta extension read back
+    # as UTC (the Delta schema says so) but govlake's own reader, DuckDB over the data files
+    # (storage.register), reads as a naive timestamp: INT64 micros marked UTC, as delta-rs writes them.
+    "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
+    # Tables delta-spark creates stay readable by delta-rs and by govlake's reader, which reads a
+    # table's data files as they are: no deletion vectors (rows deleted in a file only by a side
+    # file), no column mapping (Parquet column names that are not the table's), classic checkpoints.
+    "spark.databricks.delta.properties.defaults.enableDeletionVectors": "false",
+    "spark.databricks.delta.properties.defaults.columnMapping.mode": "none",
+    "spark.databricks.delta.properties.defaults.checkpointPolicy": "classic",
+}
+"""The Delta settings of every Spark session of govlake (docs/spark.md#reading-each-others-tables)."""
+
+STEPS = ("ingest", "process", "gold", "credit", "conflicts", "extract", "kpis", "run")
+"""The pipeline's steps (govlake.pipeline), which run on DuckDB only for now."""
+
+
+class EngineNotReady(SettingsError):
+    """GOVLAKE_ENGINE names an engine that cannot run this step yet (exit code 2, nothing written)."""
 
 
 @dataclass(frozen=True)
@@ -32,15 +91,143 @@ class Engine:
     dialect: Dialect
     settings: Settings
 
+    @property
+    def runs_steps(self) -> bool:
+        """Whether the pipeline's steps run on this engine (DuckDB; Spark not yet)."""
+        return self.name == "duckdb"
+
     def connect(self, *, database: str | None = None) -> duckdb.DuckDBPyConnection:
-        """A session of this engine (DuckDB: a connection spilling to var/work)."""
+        """A session of the DuckDB engine: a connection spilling to var/work."""
+        if self.name != "duckdb":
+            raise EngineNotReady("GOVLAKE_ENGINE", self.name, "a DuckDB connection was asked of the Spark engine")
         return storage.connect(self.settings, database=database)
+
+    def session(self, *, app_name: str = "govlake", conf: Mapping[str, str] | None = None) -> SparkSession:
+        """A SparkSession of the Spark engine (the process's one session, made on first use; ``conf`` is
+        added to govlake's settings, for a new session only: Spark fixes most of them at start)."""
+        if self.name != "spark":
+            raise EngineNotReady("GOVLAKE_ENGINE", self.name, "a Spark session was asked of the DuckDB engine")
+        return spark_session(self.settings, app_name=app_name, conf=conf)
 
 
 def get_engine(settings: Settings) -> Engine:
     """The engine ``settings`` choose (GOVLAKE_ENGINE); SettingsError when it cannot run here."""
     if settings.engine == "duckdb":
         return Engine("duckdb", DUCKDB, settings)
-    raise SettingsError("GOVLAKE_ENGINE", settings.engine,
-                        "the Spark engine is not part of this installation yet; unset GOVLAKE_ENGINE (or set it "
-                        "to duckdb) to run on DuckDB")
+    check_spark(settings)
+    return Engine("spark", SPARK, settings)
+
+
+def step_engine(settings: Settings, step: str) -> Engine:
+    """The engine that runs pipeline step ``step``; EngineNotReady (before anything is written) when the
+    chosen engine cannot run it, never another engine in its place."""
+    engine = get_engine(settings)
+    if not engine.runs_steps:
+        raise EngineNotReady("GOVLAKE_ENGINE", settings.engine, not_ready(step))
+    return engine
+
+
+def not_ready(step: str) -> str:
+    """Why ``step`` does not run on the Spark engine, what does, and what to do."""
+    return (f"the Spark engine does not run the pipeline's steps yet, so {step} was not run and nothing was "
+            "written. With GOVLAKE_ENGINE=spark, what works: a Spark session with Delta Lake (govlake.engine; "
+            "delta-spark and delta-rs read and merge each other's tables) and every command that runs no step "
+            "(status, kpi, report, catalog, rules, batches, objection, backup, restore, drill, vacuum, "
+            "generate); what does not yet: govlake ingest, govlake run and the DAGs "
+            f"({', '.join(s for s in STEPS if s != 'run')}), which run on DuckDB only. Unset GOVLAKE_ENGINE "
+            "(or set it to duckdb) to run them")
+
+
+# ---- the Spark engine's session ----------------------------------------------------------------
+
+
+def spark_jars(settings: Settings) -> list[Path]:
+    """The jars a Spark session loads, from GOVLAKE_SPARK_JARS.
+
+    Raises:
+        SettingsError: a jar is missing (named, with what to do).
+    """
+    folder = settings.spark_jars
+    missing = [name for name in DELTA_JARS if not (folder / name).is_file()]
+    if missing:
+        more = f" (and {len(missing) - 1} more: {', '.join(missing[1:])})" if missing[1:] else ""
+        raise SettingsError("GOVLAKE_SPARK_JARS", str(folder),
+                            f"{missing[0]} is missing{more}; run `make setup` (it copies the jars of "
+                            "infra/spark/pom.xml into var/jars), or point GOVLAKE_SPARK_JARS at a folder "
+                            "holding them")
+    return [folder / name for name in DELTA_JARS]
+
+
+def check_spark(settings: Settings) -> None:
+    """Whether this installation can start the Spark engine: pyspark, a Java, the jars.
+
+    Raises:
+        SettingsError: what is missing, naming GOVLAKE_ENGINE (or GOVLAKE_SPARK_JARS for a jar).
+    """
+    if importlib.util.find_spec("pyspark") is None:
+        raise SettingsError("GOVLAKE_ENGINE", settings.engine, "pyspark is not installed; `make setup` installs "
+                            "it (uv sync --group spark), or unset GOVLAKE_ENGINE to run on DuckDB")
+    if java_home() is None:
+        raise SettingsError("GOVLAKE_ENGINE", settings.engine, "no Java for Spark: set JAVA_HOME to a Java 17 or "
+                            "21, or install one (Debian: openjdk-17-jre-headless)")
+    spark_jars(settings)
+
+
+def spark_conf(settings: Settings, *, app_name: str = "govlake",
+               conf: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Every setting of a govlake SparkSession: master, jars, Delta, the dialect layer's SPARK_CONF,
+    scratch space under var/work, then ``conf``."""
+    local = settings.spark_master.startswith("local")
+    jars = spark_jars(settings)
+    out = {
+        "spark.master": settings.spark_master,
+        "spark.app.name": app_name,
+        "spark.jars": ",".join(str(p) for p in jars),
+        # delta-spark's Python API (delta.tables) from its own jar, as spark-submit --packages does: the
+        # PyPI package delta-spark would pin pyspark to 4.2.0 and importlib-metadata below 8.8
+        "spark.submit.pyFiles": str(jars[0]),
+        # spill and shuffle files, and the jars' copies, in govlake's scratch space; no metastore
+        "spark.local.dir": str(settings.work / "spark"),
+        "spark.sql.warehouse.dir": str(settings.work / "spark-warehouse"),
+        "spark.ui.showConsoleProgress": "false",
+        **({"spark.driver.host": "127.0.0.1", "spark.driver.bindAddress": "127.0.0.1"} if local else {}),
+        **DELTA_CONF,
+        **SPARK_CONF,
+    }
+    return out | dict(conf or {})
+
+
+def spark_session(settings: Settings, *, app_name: str = "govlake",
+                  conf: Mapping[str, str] | None = None) -> SparkSession:
+    """The process's SparkSession for ``settings`` (see :func:`spark_conf`), started with the Java of
+    :func:`govlake.config.java_home` when none runs yet."""
+    check_spark(settings)
+    from pyspark.sql import SparkSession
+
+    builder = SparkSession.builder
+    for key, value in spark_conf(settings, app_name=app_name, conf=conf).items():
+        builder = builder.config(key, value)
+    (settings.work / "spark").mkdir(parents=True, exist_ok=True)
+    with _launch_env(settings):
+        session = builder.getOrCreate()
+    session.sparkContext.setLogLevel("ERROR")
+    return session
+
+
+@contextlib.contextmanager
+def _launch_env(settings: Settings) -> Iterator[None]:
+    """The environment the JVM starts with (JAVA_HOME; for a local master, SPARK_LOCAL_IP), restored
+    afterwards: the rest of the process keeps its own."""
+    launch = {"JAVA_HOME": str(java_home())}
+    if settings.spark_master.startswith("local"):
+        launch["SPARK_LOCAL_IP"] = "127.0.0.1"
+    saved = {key: os.environ.get(key) for key in launch}
+    os.environ.update(launch)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value

@@ -28,9 +28,9 @@ from deltalake import CommitProperties
 from govlake import contracts, locks, steps, storage
 from govlake.catalog import Catalog, Item, get_catalog
 from govlake.config import Settings
-from govlake.engine import get_engine
+from govlake.engine import step_engine
 from govlake.governance._plan import CopyCheck, conflict_plan
-from govlake.transform import FULL_WIDTH, HALF_WIDTH, ModelRunner
+from govlake.transform import DUCKDB, FULL_WIDTH, HALF_WIDTH, Dialect, ModelRunner
 
 CONFLICTS = "conflicts"
 """gold/conflicts."""
@@ -99,12 +99,14 @@ _COMPARISON_COLUMNS = ("conflict_id", "item", "item_name", "entity_key_type", "e
                        "department", "other_value")
 
 
-def compare(con: duckdb.DuckDBPyConnection, settings: Settings, catalog: Catalog) -> str:
-    """Register silver and materialize temp table ``comparisons``; returns its name."""
+def compare(con: duckdb.DuckDBPyConnection, settings: Settings, catalog: Catalog, *, dialect: Dialect = DUCKDB
+            ) -> str:
+    """Register silver and materialize temp table ``comparisons``; returns its name. The conflicts step
+    passes its engine's dialect; the KPIs read with DuckDB whatever the engine."""
     from govlake.silver import register_silver
 
     register_silver(con, settings, catalog)
-    ModelRunner(settings.sql_dir, dialect=get_engine(settings).dialect).run(
+    ModelRunner(settings.sql_dir, dialect=dialect).run(
         con, "governance/comparisons", **comparisons_context(conflict_plan(catalog)))
     return "comparisons"
 
@@ -159,7 +161,7 @@ def _detect(settings: Settings, run_id: str, now: dt.datetime | None) -> Conflic
     path = storage.table_path(settings, "gold", CONFLICTS)
     con = storage.connect(settings)
     try:
-        compare(con, settings, catalog)
+        compare(con, settings, catalog, dialect=step_engine(settings, "conflicts").dialect)
         _register_open_objections(con, settings)
         compared, disagreeing = con.execute(
             "select count(*), count(*) filter (where not agrees) from comparisons").fetchone()
