@@ -72,7 +72,7 @@ jars:
 	    fi; \
 	fi; \
 	echo "setup: copying the Spark engine's jars (infra/spark/pom.xml) into var/jars"; \
-	rm -rf "$(JARS_DIR).tmp"; \
+	mkdir -p "$(dir $(JARS_DIR))"; rm -rf "$(JARS_DIR).tmp"; \
 	mvn -q -B -Dstyle.color=never -f infra/spark/pom.xml dependency:copy-dependencies -DoutputDirectory="$(JARS_DIR).tmp" \
 	    >"$(JARS_DIR).log" 2>&1 || { cat "$(JARS_DIR).log" >&2; exit 1; }; \
 	rm -f "$(JARS_DIR).log"; \
