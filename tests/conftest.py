@@ -23,6 +23,16 @@ def settings(tmp_path: Path) -> Settings:
 
 
 @pytest.fixture
+def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    """A clean GOVLAKE_ environment with var/ under tmp_path; returns monkeypatch to set more."""
+    for key in list(os.environ):
+        if key.startswith("GOVLAKE_"):
+            monkeypatch.delenv(key)
+    monkeypatch.setenv("GOVLAKE_VAR", str(tmp_path / "var"))
+    return monkeypatch
+
+
+@pytest.fixture
 def small_disk(tmp_path: Path, request) -> Path:
     """A small tmpfs for full-disk tests, for real (needs root to mount, else the test is skipped).
 

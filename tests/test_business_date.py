@@ -5,7 +5,6 @@ run for a past business date land on that date (the later file still wins its ke
 from __future__ import annotations
 
 import datetime as dt
-import os
 
 import pytest
 from deltalake import DeltaTable
@@ -20,14 +19,6 @@ from govlake.identifiers import RIC_CHECK, RIC_WEIGHTS
 AS_OF = dt.date(2026, 11, 20)
 END_OF_AS_OF = dt.datetime(2026, 11, 20, 15, 59, 59, 999999, tzinfo=dt.UTC)  # 23:59:59.999999 in Beijing
 
-
-@pytest.fixture
-def env(tmp_path, monkeypatch):
-    for key in list(os.environ):
-        if key.startswith("GOVLAKE_"):
-            monkeypatch.delenv(key)
-    monkeypatch.setenv("GOVLAKE_VAR", str(tmp_path / "var"))
-    return monkeypatch
 
 
 def test_generate_records_the_city_date_and_commands_use_it_unless_govlake_as_of_is_set(env, tmp_path):

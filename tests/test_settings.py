@@ -17,15 +17,6 @@ from govlake.config import REPO_ROOT, Settings, SettingsError, get_settings, mem
 CRAFTED = "4GB'; copy (select 1) to '{target}'; --"
 
 
-@pytest.fixture
-def env(tmp_path, monkeypatch):
-    """A clean GOVLAKE_ environment with var/ under tmp_path; returns monkeypatch to set more."""
-    for key in list(os.environ):
-        if key.startswith("GOVLAKE_"):
-            monkeypatch.delenv(key)
-    monkeypatch.setenv("GOVLAKE_VAR", str(tmp_path / "var"))
-    return monkeypatch
-
 
 def test_defaults_and_valid_values(env, tmp_path):
     s = get_settings()
