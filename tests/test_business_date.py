@@ -64,6 +64,7 @@ def _id_number(body: str) -> str:
     return body + RIC_CHECK[sum(int(c) * w for c, w in zip(body, RIC_WEIGHTS)) % 11]
 
 
+@pytest.mark.slow
 def test_files_of_a_past_business_date_land_on_it_and_the_later_file_still_wins(tmp_path):
     """Both files are received at the end of 2026-11-20 (Beijing), whenever the ingest runs; the
     batch ids keep the clock's order, so the second delivery of a person replaces the first."""

@@ -161,6 +161,7 @@ def test_discovery_exits_1_when_a_file_is_rejected_after_landing_the_others(tmp_
     assert _invoke(tmp_path, monkeypatch, "ingest", "credit.penalty").exit_code == 0
 
 
+@pytest.mark.slow
 def test_a_python_c_process_importing_the_quality_step_runs_to_its_end():
     """PySpark (the spark group) exits a ``python -c`` process with status 0 when it is imported
     there without Spark Connect's packages (pyspark.sql.connect.utils: "Skipping doctests"). Great

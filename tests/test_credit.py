@@ -205,6 +205,7 @@ def lake(tmp_path):
     return settings, day1, day2
 
 
+@pytest.mark.slow
 def test_day_one_publishes_all_but_the_warning(lake):
     settings, day1, _ = lake
     assert day1.rebuilt and day1.tables["penalty_record"] == 6
@@ -219,6 +220,7 @@ def test_day_one_publishes_all_but_the_warning(lake):
     }
 
 
+@pytest.mark.slow
 def test_a_repair_before_the_minimum_is_refused_with_its_reason(lake):
     settings, _, _ = lake
     review = rows(settings, "credit_repair_review", "decision_no")
@@ -231,6 +233,7 @@ def test_a_repair_before_the_minimum_is_refused_with_its_reason(lake):
     assert review["Q3"]["outcome"] == "accepted"
 
 
+@pytest.mark.slow
 def test_expired_repaired_and_revoked_records_leave_every_public_output(lake):
     settings, _, day2 = lake
     assert set(rows(settings, "penalty_publication", "decision_no")) == {"Q2", "Q5"}
@@ -252,6 +255,7 @@ def test_expired_repaired_and_revoked_records_leave_every_public_output(lake):
     assert day2.withdrawn == {"expired": 1, "repaired": 1, "revoked": 1}
 
 
+@pytest.mark.slow
 def test_day_two_rederives_only_what_changed(lake):
     _, _, day2 = lake
     assert not day2.rebuilt

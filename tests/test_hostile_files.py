@@ -212,6 +212,7 @@ def test_a_header_only_workbook_lands_nothing(settings):
 
 # ---- CSV -------------------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_an_endless_line_is_refused_in_bounded_memory(tmp_path):
     path = tmp_path / "long.csv"
     with path.open("w", encoding="utf-8") as f:
@@ -222,6 +223,7 @@ def test_an_endless_line_is_refused_in_bounded_memory(tmp_path):
     assert out.stdout.startswith(f"REJECTED {path}: row 2: a record longer than 8,388,608 bytes")
 
 
+@pytest.mark.slow
 def test_an_unclosed_quote_is_refused_in_bounded_memory(tmp_path):
     path = tmp_path / "quote.csv"
     with path.open("w", encoding="utf-8") as f:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+import pytest
 from deltalake import DeltaTable
 
 from _bronze import write_bronze
@@ -86,6 +87,7 @@ def test_rerun_over_the_same_bronze_changes_no_counts(settings):
     assert history.num_rows == 2   # history grows, tables do not
 
 
+@pytest.mark.slow
 def test_a_batch_over_its_blocking_limit_is_held_and_the_other_batches_go_on(settings):
     write_bronze(settings, "credit.penalty", _rows())
     process_resource("credit.penalty", settings=settings, run_id="r1", today=TODAY)
@@ -123,6 +125,7 @@ def test_every_rule_has_bilingual_description_and_severity(settings):
     assert penalty.max_quarantine_rate == 0.5
 
 
+@pytest.mark.slow
 def test_a_new_batch_is_merged_into_silver_and_only_new_rows_are_checked(settings):
     write_bronze(settings, "credit.penalty", _rows())
     process_resource("credit.penalty", settings=settings, run_id="r1", today=TODAY)
@@ -170,6 +173,7 @@ def test_great_expectations_data_docs_per_run_hold_no_personal_data(settings):
         assert "11010519491231002X" not in text and "张三" not in text, path
 
 
+@pytest.mark.slow
 def test_a_new_row_older_than_the_one_in_silver_is_the_duplicate(settings):
     write_bronze(settings, "credit.penalty", [dict(BASE, content="罚款1万元")], batch="b5")
     process_resource("credit.penalty", settings=settings, run_id="r1", today=TODAY)
