@@ -28,7 +28,6 @@ from govlake import lineage, locks, steps, storage
 from govlake.catalog import Catalog, Item, Resource, get_catalog
 from govlake.config import Settings
 from govlake.contracts import silver_schema
-from govlake.engine import step_engine
 from govlake.governance import register_objection_views
 from govlake.silver import register_silver
 from govlake.transform import ModelError, ModelHeader, ModelRunner, Spec, load_specs
@@ -244,7 +243,7 @@ def _build(intent: steps.Intent, catalog: Catalog) -> dict[str, int]:
     try:
         register_silver(con, settings, catalog)
         register_objection_views(con, settings)  # corrections and disputes (数据异议) for int_entity_attributes
-        runner = ModelRunner(settings.sql_dir, dialect=step_engine(settings, "gold").dialect)
+        runner = ModelRunner(settings.sql_dir)
         for name in MODEL_ORDER:
             runner.run(con, f"gold/{name}", **model_context(name, catalog))
             if name in GOLD_TABLES:

@@ -35,7 +35,6 @@ from govlake.consumption import SCHEMA as CONSUMPTION_SCHEMA
 from govlake.consumption import consumed_versions, consumption_rows
 from govlake.contracts import silver_schema
 from govlake.credit._rules import CreditRules, load_credit_rules
-from govlake.engine import step_engine
 from govlake.gold import GoldError
 from govlake.silver import register_silver
 from govlake.transform import ModelRunner
@@ -185,7 +184,7 @@ def _inputs(con, intent: steps.Intent, kind: RecordKind, as_of: dt.date, rebuild
 
 def _derive(con, settings: Settings, name: str, rules: CreditRules, as_of: dt.date) -> None:
     """Run model ``name`` into temp table ``new_<name>`` (the model runner checks its inputs and key)."""
-    ModelRunner(settings.sql_dir, dialect=step_engine(settings, "credit").dialect).run(
+    ModelRunner(settings.sql_dir).run(
         con, f"gold/{name}", into=f"new_{name}", **context(rules, as_of))
 
 

@@ -106,7 +106,7 @@ def compare(con: duckdb.DuckDBPyConnection, settings: Settings, catalog: Catalog
     from govlake.silver import register_silver
 
     register_silver(con, settings, catalog)
-    ModelRunner(settings.sql_dir, dialect=dialect).run(
+    ModelRunner(settings.sql_dir).run(
         con, "governance/comparisons", **comparisons_context(conflict_plan(catalog)))
     return "comparisons"
 
