@@ -16,7 +16,6 @@ engine to the Delta table without passing through the driver on Spark.
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -173,17 +172,17 @@ class SparkCompute(Compute):
 
     name = "spark"
     dialect = SPARK
-    _ids = itertools.count()
 
     def __init__(self, spark: SparkSession):
         self.spark = spark
-        self._views: list[str] = []
-        self._cached: list[DataFrame] = []
+        self._columns: dict[str, dict[str, str]] = {}
+        """This session's views: name → {column: Spark type}, in order (what the dialect layer expands
+        stars with), kept here rather than asked of Spark's catalog each time."""
 
     # inputs
     def _view(self, name: str, df: DataFrame) -> None:
         df.createOrReplaceTempView(name)
-        self._views.append(name)
+        self._columns[name] = {f.name: f.dataType.simpleString() for f in df.schema}
 
     def _materialize(self, df: DataFrame) -> DataFrame:
         """``df`` computed once and kept on the executors: it is read several times, and the plans of the
@@ -221,8 +220,7 @@ class SparkCompute(Compute):
 
     # relations
     def _spark_sql(self, sql: str) -> str:
-        relations = referenced_relations(sql) & set(self.relations())
-        schema = {r: {f.name: f.dataType.simpleString() for f in self.spark.table(r).schema} for r in relations}
+        schema = {r: self._columns[r] for r in referenced_relations(sql) if r in self._columns}
         return self.dialect.to_engine(sql, schema)
 
     def sql(self, sql: str, params: Sequence[Any] = ()) -> DataFrame:
@@ -240,10 +238,10 @@ class SparkCompute(Compute):
         self._view(name, self._materialize(kept))
 
     def relations(self) -> set[str]:
-        return {t.name for t in self.spark.catalog.listTables() if t.isTemporary}
+        return set(self._columns)
 
     def columns(self, name: str) -> list[str]:
-        return self.spark.table(name).columns
+        return list(self._columns[name])
 
     def rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
         return [tuple(r) for r in self.sql(sql, params).collect()]
@@ -261,9 +259,9 @@ class SparkCompute(Compute):
         return self.sql(sql).toArrow()
 
     def close(self) -> None:
-        for name in dict.fromkeys(self._views):
+        for name in self._columns:
             self.spark.catalog.dropTempView(name)
-        self._views.clear()
+        self._columns.clear()
 
 
 def spark_path(path: Path | str) -> str:
