@@ -77,7 +77,7 @@ DELTA_CONF: dict[str, str] = {
 
 STEPS = ("ingest", "process", "gold", "credit", "conflicts", "extract", "kpis", "run")
 """The pipeline's steps (govlake.pipeline)."""
-SPARK_STEPS = frozenset({"process"})
+SPARK_STEPS = frozenset({"process", "gold", "credit", "conflicts"})
 """The steps the Spark engine runs so far (the others are refused on it: :func:`step_engine`)."""
 
 
