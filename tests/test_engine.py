@@ -1,26 +1,23 @@
-"""The engine switch: GOVLAKE_ENGINE=spark gives the Spark engine (its session: tests/test_spark_delta.py)
-when this installation can start it, and refuses every pipeline step, before anything is written, until
-the steps run on Spark; it never runs DuckDB in Spark's place. None of these start a JVM."""
+"""The engine switch: GOVLAKE_ENGINE=spark gives the Spark engine (its session: tests/test_spark_delta.py;
+the pipeline on it: tests/test_spark_pipeline.py) when this installation can start it, and refuses it,
+naming what is missing, when it cannot; a session of one engine is never handed out for the other.
+None of these start a JVM."""
 
 from __future__ import annotations
 
 import importlib.util
-import os
 from pathlib import Path
 
 import pytest
 
-from govlake import pipeline
 from govlake.config import Settings, SettingsError, java_home
 from govlake.engine import (
     DELTA_CONF,
     DELTA_JARS,
     S3_JARS,
-    SPARK_STEPS,
-    EngineNotReady,
+    WrongEngine,
     get_engine,
     spark_conf,
-    step_engine,
 )
 from govlake.transform import DUCKDB, SPARK, SPARK_CONF
 
@@ -38,10 +35,10 @@ def jars(tmp_path) -> Path:
     return folder
 
 
-def test_duckdb_is_the_default_and_runs_the_steps(settings):
-    engine = step_engine(settings, "gold")
-    assert (engine.name, engine.dialect, engine.runs("gold")) == ("duckdb", DUCKDB, True)
-    with pytest.raises(EngineNotReady):
+def test_duckdb_is_the_default(settings):
+    engine = get_engine(settings)
+    assert (engine.name, engine.dialect) == ("duckdb", DUCKDB)
+    with pytest.raises(WrongEngine):
         engine.session()
 
 
@@ -68,7 +65,9 @@ def test_without_pyspark_the_spark_engine_is_refused(tmp_path, jars, monkeypatch
 def test_the_spark_session_settings(tmp_path, jars):
     settings = Settings(var=tmp_path / "var", engine="spark", spark_jars=jars, spark_master="local[*]")
     engine = get_engine(settings)
-    assert (engine.name, engine.dialect, engine.runs("gold"), engine.runs("process")) == ("spark", SPARK, False, True)
+    assert (engine.name, engine.dialect) == ("spark", SPARK)
+    with pytest.raises(WrongEngine):
+        engine.connect()
     conf = spark_conf(settings, conf={"spark.sql.shuffle.partitions": "2"})
     # the jars from GOVLAKE_SPARK_JARS, never resolved at run time (no spark.jars.packages: no Ivy)
     assert conf["spark.jars"].split(",") == [str(jars / name) for name in DELTA_JARS]
@@ -83,44 +82,3 @@ def test_the_spark_session_settings(tmp_path, jars):
                                   spark_master="spark://spark-master:7077"))
     assert cluster["spark.master"] == "spark://spark-master:7077" and "spark.driver.host" not in cluster
     assert not set(S3_JARS) & {Path(j).name for j in conf["spark.jars"].split(",")}
-
-
-@can_start_spark
-def test_every_pipeline_step_is_refused_on_spark_before_writing(tmp_path, jars):
-    settings = Settings(var=tmp_path / "var", engine="spark", spark_jars=jars)
-    steps = {"ingest": lambda: pipeline.ingest("credit.penalty", settings=settings),
-             "process": lambda: pipeline.process("credit.penalty", settings=settings),
-             "gold": lambda: pipeline.gold(settings=settings), "credit": lambda: pipeline.credit(settings=settings),
-             "conflicts": lambda: pipeline.conflicts(settings=settings),
-             "extract": lambda: pipeline.extract(settings=settings), "kpis": lambda: pipeline.kpis(settings=settings),
-             "run": lambda: pipeline.run(settings=settings)}
-    for step, call in steps.items():
-        if step in SPARK_STEPS:
-            continue
-        with pytest.raises(EngineNotReady) as info:
-            call()
-        assert str(info.value).startswith(f"GOVLAKE_ENGINE='spark': the Spark engine does not run the pipeline's "
-                                          f"steps yet, so {step} was not run and nothing was written."), step
-    assert "Unset GOVLAKE_ENGINE (or set it to duckdb) to run them" in str(info.value)
-    assert not settings.var.exists()   # no lake, no lock, no lineage event
-
-
-@can_start_spark
-def test_the_cli_refuses_steps_on_spark_and_runs_the_rest(tmp_path, jars, monkeypatch):
-    from typer.testing import CliRunner
-
-    from govlake.cli import app
-
-    for key in [k for k in os.environ if k.startswith("GOVLAKE_")]:
-        monkeypatch.delenv(key)
-    env = {"GOVLAKE_VAR": str(tmp_path / "var"), "GOVLAKE_ENGINE": "spark", "GOVLAKE_SPARK_JARS": str(jars)}
-    landing = ["ingest", "credit.penalty", "--no-run", "--file", str(tmp_path / "x.csv")]
-    for args, step in ((["run"], "run"), (["ingest", "--all"], "ingest"), (landing, "ingest")):
-        out = CliRunner().invoke(app, args, env=env)
-        assert out.exit_code == 2, out.output
-        assert out.stderr.startswith(f"error: GOVLAKE_ENGINE='spark': the Spark engine does not run the pipeline's "
-                                     f"steps yet, so {step} was not run and nothing was written.")
-        assert len(out.stderr.splitlines()) == 1
-    assert not (tmp_path / "var").exists()
-    # a command that runs no step works with either engine
-    assert CliRunner().invoke(app, ["rules", "credit.penalty"], env=env).exit_code == 0

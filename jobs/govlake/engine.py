@@ -9,11 +9,10 @@ line), never silently replaced by another.
 The Spark engine (GOVLAKE_ENGINE=spark) opens a SparkSession with Delta Lake (:meth:`Engine.session`:
 the master of GOVLAKE_SPARK_MASTER, the jars of :data:`DELTA_JARS` from GOVLAKE_SPARK_JARS, the dialect
 layer's SPARK_CONF and :data:`DELTA_CONF`, under which delta-spark and delta-rs read each other's
-tables: docs/spark.md). The pipeline's steps do not run on it yet: :func:`step_engine` refuses them
-(:class:`EngineNotReady`), before anything is written, instead of running them on DuckDB.
-
-The extract, the report and the KPIs read Delta with DuckDB whatever the engine (they are small
-reads of published tables); only the steps that run models use the engine.
+tables: docs/spark.md). The steps that run SQL models — process, gold, credit, conflicts — compute in a
+session of the engine (govlake.compute). Ingest decodes the departments' files with govlake's own
+readers and appends them to bronze with delta-rs, and the extract, the report and the KPIs read Delta
+with DuckDB, whatever the engine (they are small reads of published tables).
 """
 
 from __future__ import annotations
@@ -75,14 +74,8 @@ DELTA_CONF: dict[str, str] = {
 }
 """The Delta settings of every Spark session of govlake (docs/spark.md#reading-each-others-tables)."""
 
-STEPS = ("ingest", "process", "gold", "credit", "conflicts", "extract", "kpis", "run")
-"""The pipeline's steps (govlake.pipeline)."""
-SPARK_STEPS = frozenset({"process", "gold", "credit", "conflicts"})
-"""The steps the Spark engine runs so far (the others are refused on it: :func:`step_engine`)."""
-
-
-class EngineNotReady(SettingsError):
-    """GOVLAKE_ENGINE names an engine that cannot run this step yet (exit code 2, nothing written)."""
+class WrongEngine(SettingsError):
+    """A session of one engine was asked of the other (a defect of the caller)."""
 
 
 @dataclass(frozen=True)
@@ -93,21 +86,17 @@ class Engine:
     dialect: Dialect
     settings: Settings
 
-    def runs(self, step: str) -> bool:
-        """Whether pipeline step ``step`` runs on this engine (every one on DuckDB; :data:`SPARK_STEPS`)."""
-        return self.name == "duckdb" or step in SPARK_STEPS
-
     def connect(self, *, database: str | None = None) -> duckdb.DuckDBPyConnection:
         """A session of the DuckDB engine: a connection spilling to var/work."""
         if self.name != "duckdb":
-            raise EngineNotReady("GOVLAKE_ENGINE", self.name, "a DuckDB connection was asked of the Spark engine")
+            raise WrongEngine("GOVLAKE_ENGINE", self.name, "a DuckDB connection was asked of the Spark engine")
         return storage.connect(self.settings, database=database)
 
     def session(self, *, app_name: str = "govlake", conf: Mapping[str, str] | None = None) -> SparkSession:
         """A SparkSession of the Spark engine (the process's one session, made on first use; ``conf`` is
         added to govlake's settings, for a new session only: Spark fixes most of them at start)."""
         if self.name != "spark":
-            raise EngineNotReady("GOVLAKE_ENGINE", self.name, "a Spark session was asked of the DuckDB engine")
+            raise WrongEngine("GOVLAKE_ENGINE", self.name, "a Spark session was asked of the DuckDB engine")
         return spark_session(self.settings, app_name=app_name, conf=conf)
 
 
@@ -117,27 +106,6 @@ def get_engine(settings: Settings) -> Engine:
         return Engine("duckdb", DUCKDB, settings)
     check_spark(settings)
     return Engine("spark", SPARK, settings)
-
-
-def step_engine(settings: Settings, step: str) -> Engine:
-    """The engine that runs pipeline step ``step``; EngineNotReady (before anything is written) when the
-    chosen engine cannot run it, never another engine in its place."""
-    engine = get_engine(settings)
-    if not engine.runs(step):
-        raise EngineNotReady("GOVLAKE_ENGINE", settings.engine, not_ready(step))
-    return engine
-
-
-def not_ready(step: str) -> str:
-    """Why ``step`` does not run on the Spark engine, what does, and what to do."""
-    return (f"the Spark engine does not run the pipeline's steps yet, so {step} was not run and nothing was "
-            "written. With GOVLAKE_ENGINE=spark, what works: a Spark session with Delta Lake (govlake.engine; "
-            "delta-spark and delta-rs read and merge each other's tables), the steps "
-            f"{', '.join(sorted(SPARK_STEPS))} and every command that runs no step "
-            "(status, kpi, report, catalog, rules, batches, objection, backup, restore, drill, vacuum, "
-            "generate); what does not yet: govlake ingest, govlake run and the DAGs "
-            f"({', '.join(s for s in STEPS if s != 'run' and s not in SPARK_STEPS)}), which run on DuckDB only. "
-            "Unset GOVLAKE_ENGINE (or set it to duckdb) to run them")
 
 
 # ---- the Spark engine's session ----------------------------------------------------------------

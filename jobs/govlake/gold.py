@@ -29,7 +29,7 @@ from govlake.catalog import Catalog, Item, Resource, get_catalog
 from govlake.compute import open_compute
 from govlake.config import Settings
 from govlake.contracts import silver_schema
-from govlake.engine import step_engine
+from govlake.engine import get_engine
 from govlake.governance import register_objection_views
 from govlake.silver import register_silver
 from govlake.transform import ModelError, ModelHeader, ModelRunner, Spec, load_specs
@@ -240,7 +240,7 @@ def build_gold(*, settings: Settings, run_id: str) -> dict[str, int]:
 
 def _build(intent: steps.Intent, catalog: Catalog) -> dict[str, int]:
     settings = intent.settings
-    con = open_compute(step_engine(settings, "gold"))
+    con = open_compute(get_engine(settings))
     rows: dict[str, int] = {}
     try:
         register_silver(con, settings, catalog)

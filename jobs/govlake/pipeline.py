@@ -22,13 +22,13 @@ OnSource = Callable[[str, object], None]
 None) and after (its ``BatchResult``)."""
 
 
-def _settings(settings: Settings | None, step: str) -> Settings:
-    """The settings (from the environment when None), refused (govlake.engine.EngineNotReady, before any
-    lock or write) when their engine cannot run ``step``."""
-    from govlake.engine import step_engine
+def _settings(settings: Settings | None) -> Settings:
+    """The settings (from the environment when None), refused (govlake.config.SettingsError, before any
+    lock or write) when their engine cannot run here."""
+    from govlake.engine import get_engine
 
     settings = settings or get_settings()
-    step_engine(settings, step)
+    get_engine(settings)
     return settings
 
 
@@ -47,7 +47,7 @@ def ingest(resource: str, *, files: list[Path] | None = None, settings: Settings
     from govlake.ingest import ingest_resource
     from govlake.ingest import lineage_plan as ingest_lineage
 
-    settings = _settings(settings, "ingest")
+    settings = _settings(settings)
     run_id = run_id or new_run_id("ingest")
     plan = lambda: ingest_lineage(settings, resource, files)  # noqa: E731
     with locks.hold(settings, f"ingest:{resource}"), \
@@ -67,7 +67,7 @@ def process(resource: str, *, settings: Settings | None = None, run_id: str | No
     from govlake import lineage, quality
     from govlake.quality import process_resource
 
-    settings = _settings(settings, "process")
+    settings = _settings(settings)
     if as_of is not None:
         settings = dataclasses.replace(settings, as_of=as_of)
     run_id = run_id or new_run_id("process")
@@ -82,16 +82,16 @@ def gold(*, settings: Settings | None = None, run_id: str | None = None) -> dict
     from govlake import gold, lineage
     from govlake.gold import build_gold
 
-    settings = _settings(settings, "gold")
+    settings = _settings(settings)
     run_id = run_id or new_run_id("gold")
     with lineage.job_run(lambda: gold.lineage_plan(settings), settings=settings, run_id=run_id, name="gold") as job:
         job.result = build_gold(settings=settings, run_id=run_id)
     return job.result
 
 
-def _on(settings: Settings | None, as_of: dt.date | None, step: str) -> Settings:
-    """The settings for ``step`` (see _settings), with the business date set when one is given."""
-    settings = _settings(settings, step)
+def _on(settings: Settings | None, as_of: dt.date | None) -> Settings:
+    """The settings (see _settings), with the business date set when one is given."""
+    settings = _settings(settings)
     return settings if as_of is None else dataclasses.replace(settings, as_of=as_of)
 
 
@@ -100,7 +100,7 @@ def extract(*, settings: Settings | None = None, run_id: str | None = None, as_o
     from govlake import extract, lineage
     from govlake.extract import build_extract
 
-    settings = _on(settings, as_of, "extract")
+    settings = _on(settings, as_of)
     run_id = run_id or new_run_id("extract")
     with lineage.job_run(lambda: extract.lineage_plan(settings), settings=settings, run_id=run_id,
                          name="extract") as job:
@@ -116,7 +116,7 @@ def credit(*, settings: Settings | None = None, run_id: str | None = None, rebui
     from govlake import credit, lineage
     from govlake.credit import build_credit
 
-    settings = _on(settings, as_of, "credit")
+    settings = _on(settings, as_of)
     run_id = run_id or new_run_id("credit")
     with lineage.job_run(lambda: credit.lineage_plan(settings, rebuild=rebuild), settings=settings, run_id=run_id,
                          name="credit") as job:
@@ -128,7 +128,7 @@ def kpis(*, settings: Settings | None = None, run_id: str | None = None, as_of: 
     """Compute every KPI and append its values to meta/kpi_history; returns the number of values."""
     from govlake.kpi import compute_kpis, record_kpis
 
-    settings = _on(settings, as_of, "kpis")
+    settings = _on(settings, as_of)
     return record_kpis(settings, compute_kpis(settings), run_id=run_id or new_run_id("kpis"))
 
 
@@ -137,7 +137,7 @@ def conflicts(*, settings: Settings | None = None, run_id: str | None = None):
     from govlake import governance, lineage
     from govlake.governance import detect_conflicts
 
-    settings = _settings(settings, "conflicts")
+    settings = _settings(settings)
     run_id = run_id or new_run_id("conflicts")
     with lineage.job_run(lambda: governance.lineage_plan(settings), settings=settings, run_id=run_id,
                          name="conflicts") as job:
@@ -152,7 +152,7 @@ def run(*, settings: Settings | None = None, run_id: str | None = None, rebuild:
     from govlake.catalog import get_catalog
     from govlake.storage import open_table, table_path
 
-    settings = _settings(settings, "run")
+    settings = _settings(settings)
     run_id = run_id or new_run_id()
     results = {}
     for code, res in get_catalog(settings.catalog_dir).resources.items():

@@ -91,25 +91,21 @@ def fail(exc: BaseException, *, json_output: bool = False) -> NoReturn:
 
 
 @contextlib.contextmanager
-def command(name: str, *, as_json: bool = False, known: tuple[type[Exception], ...] = (),
-            steps: bool = False) -> Iterator[RunContext]:
+def command(name: str, *, as_json: bool = False, known: tuple[type[Exception], ...] = ()) -> Iterator[RunContext]:
     """The run context of one invocation of command ``name``; known errors end it with their exit code.
 
     The settings are read (and checked: a bad one exits 2) once here, with a run id and the business
-    date, and the engine they choose (one this installation cannot run exits 2; for a command that
-    runs pipeline ``steps``, one that cannot run them too, before anything is written); errors in
+    date, and the engine they choose (one this installation cannot run exits 2, before anything is
+    written); errors in
     ``known_errors`` or ``known`` are printed as one message, not a traceback.
     """
     from govlake.config import SettingsError, get_settings
-    from govlake.engine import get_engine, step_engine
+    from govlake.engine import get_engine
     from govlake.pipeline import new_run_id
 
     try:
         settings = get_settings()
-        if steps:
-            step_engine(settings, name)
-        else:
-            get_engine(settings)
+        get_engine(settings)
     except SettingsError as exc:
         fail(exc, json_output=as_json)
     as_of = settings.today

@@ -56,7 +56,7 @@ def ingest(
     """
     from govlake.catalog import get_catalog
 
-    with command("ingest", as_json=as_json, steps=True) as ctx:
+    with command("ingest", as_json=as_json) as ctx:
         if not resource and not all_:
             raise UsageError("name a RESOURCE or pass --all")
         catalog = get_catalog(ctx.settings.catalog_dir)
@@ -202,7 +202,7 @@ def run(
 
     Exit code 3 when a batch was held (everything else was published), 1 on an error, else 0.
     """
-    with command("run", as_json=as_json, steps=True) as ctx:
+    with command("run", as_json=as_json) as ctx:
         with Activity(ctx, "run", unit="steps") as activity:
             summary = pipeline.run(settings=ctx.settings, run_id=ctx.run_id, rebuild=rebuild,
                                    on_step=activity.on_step)

@@ -36,7 +36,7 @@ from govlake.consumption import SCHEMA as CONSUMPTION_SCHEMA
 from govlake.consumption import consumed_versions, consumption_rows
 from govlake.contracts import silver_schema
 from govlake.credit._rules import CreditRules, load_credit_rules
-from govlake.engine import step_engine
+from govlake.engine import get_engine
 from govlake.gold import GoldError
 from govlake.silver import register_silver
 from govlake.transform import ModelRunner
@@ -265,7 +265,7 @@ def _build(intent: steps.Intent, catalog, inputs: list[str]) -> CreditResult:
     as_of = dt.date.fromisoformat(intent.params["as_of"])
     rebuild = intent.params["rebuild"]
     result = CreditResult(run_id, as_of, rebuild)
-    con = open_compute(step_engine(settings, "credit"))
+    con = open_compute(get_engine(settings))
     try:
         with _timed(result, "inputs"):
             register_silver(con, settings, catalog, intent=intent)

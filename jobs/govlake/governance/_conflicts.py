@@ -30,7 +30,7 @@ from govlake import contracts, locks, steps, storage
 from govlake.catalog import Catalog, Item, get_catalog
 from govlake.compute import open_compute
 from govlake.config import Settings
-from govlake.engine import step_engine
+from govlake.engine import get_engine
 from govlake.governance._plan import CopyCheck, conflict_plan
 from govlake.transform import FULL_WIDTH, HALF_WIDTH, ModelRunner
 
@@ -161,7 +161,7 @@ def _detect(settings: Settings, run_id: str, now: dt.datetime | None) -> Conflic
     now = _now(now)
     catalog = get_catalog(settings.catalog_dir)
     path = storage.table_path(settings, "gold", CONFLICTS)
-    con = open_compute(step_engine(settings, "conflicts"))
+    con = open_compute(get_engine(settings))
     try:
         compare(con, settings, catalog)
         _register_open_objections(con, settings)

@@ -43,7 +43,7 @@ from govlake.config import Settings
 from govlake.consumption import SCHEMA as CONSUMPTION_SCHEMA
 from govlake.consumption import consumed_versions, consumption_rows
 from govlake.contracts import bronze_schema, quarantine_schema, row_hash_sql, silver_schema
-from govlake.engine import step_engine
+from govlake.engine import get_engine
 from govlake.identifiers import region_codes
 from govlake.quality import _batches
 from govlake.quality._gx import validate_with_gx
@@ -169,7 +169,7 @@ def _process(intent: steps.Intent, catalog, resource, tables: dict[str, str]) ->
     p = intent.params
     rebuild, since, before = p["rebuild"], p["since"], Totals(**p["before"])
     as_of = dt.date.fromisoformat(p["as_of"])
-    engine = step_engine(settings, "process")
+    engine = get_engine(settings)
     d = engine.dialect
     ruleset: RuleSet = rules_for(resource, catalog, d, settings.expectations_dir)
     today_sql = d.date_literal(as_of)
