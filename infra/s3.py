@@ -11,10 +11,10 @@ It listens on 127.0.0.1 only, on ``--port`` (default: a free port), creates ``--
 The keys are moto's test keys (moto accepts any): nothing here is a real credential. Everything it
 holds is lost when it stops. ``tests/_s3.py`` runs the same server for the tests.
 
-One request at a time: moto checks a conditional put (``If-None-Match: *``, how delta-rs and S3A commit
-a Delta version without overwriting another writer's) and then stores the object in two steps, so a
-threaded server could let two racing puts both succeed where S3 lets one. Serving requests one by one
-makes the check and the put atomic, as on S3; the clients open one connection per request (HTTP/1.0).
+Writes one at a time: moto checks a conditional put (``If-None-Match: *``, how delta-rs and S3A commit
+a Delta version without overwriting another writer's) and then stores the object in two steps, so two
+racing puts could both succeed where S3 lets one. The server takes each write (PUT, POST, DELETE) under
+one lock, which makes the check and the put atomic, as on S3; reads run in parallel.
 """
 
 from __future__ import annotations
@@ -69,13 +69,29 @@ def environment(endpoint: str, bucket: str, prefix: str = "lake") -> dict[str, s
             "AWS_EC2_METADATA_DISABLED": "true"}
 
 
+class _OneWriteAtATime:
+    """WSGI middleware: every request that changes the store runs alone (see the module docstring)."""
+
+    def __init__(self, app):
+        self.app, self.lock = app, threading.Lock()
+
+    def __call__(self, environ, start_response):
+        if environ.get("REQUEST_METHOD") in ("GET", "HEAD"):
+            return self.app(environ, start_response)
+        with self.lock:
+            return list(self.app(environ, start_response))  # the whole response, inside the lock
+
+
 def serve(port: int, bucket: str | None, *, quiet: bool = False) -> None:
-    """Run moto's S3 on 127.0.0.1:``port`` until interrupted, one request at a time."""
+    """Run moto's S3 on 127.0.0.1:``port`` until interrupted."""
+    import logging
+
     from moto.moto_server.werkzeug_app import MotoRequestHandler, create_backend_app
     from werkzeug.serving import make_server
 
-    app = create_backend_app("s3")  # S3 alone, whatever the request's Host
-    server = make_server("127.0.0.1", port, app, threaded=False, request_handler=MotoRequestHandler)
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per request
+    app = _OneWriteAtATime(create_backend_app("s3"))  # S3 alone, whatever the request's Host
+    server = make_server("127.0.0.1", port, app, threaded=True, request_handler=MotoRequestHandler)
     endpoint = f"http://127.0.0.1:{port}"
     if bucket:
         def announce() -> None:

@@ -27,6 +27,7 @@ Commands that copy the lake as folders (backup, restore, drill) refuse a lake on
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import functools
 import json
@@ -148,10 +149,8 @@ def delete(location: Location) -> None:
         location.unlink(missing_ok=True)
         return
     fs, path = filesystem(location)
-    try:
+    with contextlib.suppress(FileNotFoundError):
         fs.delete_file(path)
-    except FileNotFoundError:
-        pass
 
 
 def children(location: Location) -> list[str]:
@@ -309,6 +308,12 @@ def spark_s3_conf(settings: Settings) -> dict[str, str]:
 
 
 # ---- what does not work on S3 yet ------------------------------------------------------------------
+
+
+BACKUP = ("back a lake on S3 up with the store's own means (bucket versioning or replication; `aws s3 sync` of the "
+          "prefix while no step runs), or set GOVLAKE_LAKE to a local folder to use govlake's backups")
+RESTORE = ("restore a lake on S3 with the store's own means (bucket versioning: the objects as of a time), or set "
+           "GOVLAKE_LAKE to a local folder to use govlake's restores")
 
 
 class LakeOnS3(SettingsError):
