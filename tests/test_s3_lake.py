@@ -260,8 +260,8 @@ def test_vacuum_works_on_s3(s3_lake):
 
 def _load_chaos():
     spec = importlib.util.spec_from_file_location("govlake_infra_chaos", REPO / "infra" / "chaos.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = sys.modules.setdefault(spec.name, importlib.util.module_from_spec(spec))
+    spec.loader.exec_module(module)  # registered first: its dataclasses look their module up
     return module
 
 
