@@ -1,18 +1,20 @@
 """One writer of the concurrent-commit tests (tests/test_s3_lake.py, tests/test_spark_s3.py), run as a process:
 
-    python tests/_s3_writer.py TABLE_URI WRITER OPS [append|mixed]
+    python tests/_s3_writer.py TABLE_URI WRITER OPS [append|mixed] [PAUSE]
 
 Commits OPS times to the Delta table at TABLE_URI with govlake.storage (delta-rs), each commit stamped
 ``govlake.run_id = <WRITER>-<i>``: ``append`` appends one row per commit; ``mixed`` alternates an append
 and a merge (an upsert of the row appended before, and one new row) by key ``WRITER * 10_000 + i``. A
 commit delta-rs gives up on (a conflict after its retries) is tried again, up to 20 times, as a
-scheduler would retry a step. Prints one JSON line: the writer, its commits and its retries.
+scheduler would retry a step; PAUSE seconds between commits (default none) spread them out in time. Prints
+one JSON line: the writer, its commits and its retries.
 """
 
 from __future__ import annotations
 
 import json
 import sys
+import time
 
 import pyarrow as pa
 from deltalake.exceptions import CommitFailedError
@@ -26,10 +28,11 @@ def rows(pairs: list[tuple[int, int]], writer: str) -> pa.Table:
     return pa.Table.from_pylist([{"k": k, "v": v, "writer": writer} for k, v in pairs], schema=SCHEMA)
 
 
-def main(uri: str, writer: str, ops: int, mode: str) -> int:
+def main(uri: str, writer: str, ops: int, mode: str, pause: float = 0.0) -> int:
     base = int(writer.lstrip("w")) * 10_000
     retries = 0
     for i in range(ops):
+        time.sleep(pause)
         run_id = f"{writer}-{i}"
         for _attempt in range(20):
             try:
@@ -61,4 +64,5 @@ def expected(writer: str, ops: int, mode: str) -> set[tuple[int, int, str]]:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4] if len(sys.argv) > 4 else "append"))
+    sys.exit(main(sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4] if len(sys.argv) > 4 else "append",
+                  float(sys.argv[5]) if len(sys.argv) > 5 else 0.0))

@@ -44,8 +44,9 @@ class Driver:
 
     def __init__(self, env: dict[str, str], log: Path):
         self.log = log
-        self.proc = subprocess.Popen([sys.executable, str(HERE / "_spark_s3.py")], stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, stderr=open(log, "wb"), text=True, env=env)
+        with open(log, "wb") as err:  # the child keeps its own descriptor
+            self.proc = subprocess.Popen([sys.executable, str(HERE / "_spark_s3.py")], stdin=subprocess.PIPE,
+                                         stdout=subprocess.PIPE, stderr=err, text=True, env=env)
         line = self.proc.stdout.readline()
         if line.strip() != "ready":
             self.stop()
@@ -161,18 +162,20 @@ def test_a_spark_writer_and_a_delta_rs_writer_lose_no_commit(spark_s3, lake):
     settings = get_settings()
     uri = storage.table_path(settings, "silver", "both_engines")
     storage.write_table(uri, _s3_writer.rows([(0, 0)], "w0"), mode="append", run_id="create")
-    ops = 10
-    rs = subprocess.Popen([sys.executable, str(HERE / "_s3_writer.py"), uri, "w1", str(ops), "append"],
+    ops, rs_ops = 10, 24
+    # delta-rs commits every 0.3 s for about 8 s, Spark's appends start while it does (after their plan's first
+    # compilation, ~3 s) and take ~0.7 s each: the two overlap
+    rs = subprocess.Popen([sys.executable, str(HERE / "_s3_writer.py"), uri, "w1", str(rs_ops), "append", "0.3"],
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=lake)
-    time.sleep(1.5)  # the delta-rs process imports for about as long; then both commit at once
+    time.sleep(1.0)
     started = time.monotonic()
     spark_s3.send("append", uri, ops, "spark")
     out, err = rs.communicate(timeout=300)
     assert rs.returncode == 0, out + err[-3000:]
     commits = _commits(uri)
-    assert sorted(commits) == list(range(2 * ops + 1)), "a version is missing"
+    assert sorted(commits) == list(range(ops + rs_ops + 1)), "a version is missing"
     ids = sorted(c.get("govlake.run_id") or c.get("userMetadata") for c in commits.values())
-    assert ids == sorted(["create"] + [f"w1-{i}" for i in range(ops)] + [f"spark-{i}" for i in range(ops)])
+    assert ids == sorted(["create"] + [f"w1-{i}" for i in range(rs_ops)] + [f"spark-{i}" for i in range(ops)])
     # they committed at the same time: Spark's commits were prepared while delta-rs committed (commitInfo's
     # timestamp is taken before the commit is tried), and a Spark commit had to move past versions delta-rs
     # had taken since it read the table (its readVersion is older than the version before its own)
@@ -182,6 +185,6 @@ def test_a_spark_writer_and_a_delta_rs_writer_lose_no_commit(spark_s3, lake):
         f"the writers did not overlap (Spark took {time.monotonic() - started:.1f}s): {commits}")
     assert any(c["readVersion"] < v - 1 for v, c in spark.items()), "no Spark commit met a concurrent one"
     rows = storage.open_table(uri).to_pyarrow_table().to_pylist()
-    assert len(rows) == 1 + 2 * ops
-    assert {(r["k"], r["writer"]) for r in rows} == ({(0, "w0")} | {(10_000 + i, "w1") for i in range(ops)}
+    assert len(rows) == 1 + ops + rs_ops
+    assert {(r["k"], r["writer"]) for r in rows} == ({(0, "w0")} | {(10_000 + i, "w1") for i in range(rs_ops)}
                                                      | {(1_000_000 + i, "spark") for i in range(ops)})
