@@ -333,3 +333,23 @@ def test_the_pipeline_builds_the_same_tables_on_s3_as_on_local_disk(s3, tmp_path
     assert not differ, f"tables whose content differs between S3 and local disk: {differ}"
     assert collections.Counter(k.split("/")[0] for k in local)["extract"] > 0
     assert not (tmp_path / "s3" / "lake").exists()  # nothing of the lake went to var/
+
+
+def test_spark_gets_s3a_and_the_s3_jars_only_for_a_lake_on_s3(s3_lake, tmp_path):
+    import dataclasses
+
+    from govlake.engine import S3_JARS, s3_jars
+
+    settings = dataclasses.replace(get_settings(), spark_jars=tmp_path / "jars")
+    conf = objectstore.spark_s3_conf(settings)
+    assert conf["spark.hadoop.fs.s3.impl"] == "org.apache.hadoop.fs.s3a.S3AFileSystem"
+    assert conf["spark.hadoop.fs.s3a.connection.ssl.enabled"] == "false"
+    assert not any(SECRET in v for v in conf.values())
+    with pytest.raises(SettingsError, match="GOVLAKE_SPARK_JARS.*bundle-2.35.4.jar.*make setup"):
+        s3_jars(settings)
+    (tmp_path / "jars").mkdir()
+    for name in S3_JARS:
+        (tmp_path / "jars" / name).write_bytes(b"")
+    assert [p.name for p in s3_jars(settings)] == list(S3_JARS)
+    local = dataclasses.replace(settings, lake_at=None)
+    assert objectstore.spark_s3_conf(local) == {} and s3_jars(local) == []

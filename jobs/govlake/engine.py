@@ -195,7 +195,7 @@ def check_spark(settings: Settings) -> None:
 def spark_conf(settings: Settings, *, app_name: str = "govlake",
                conf: Mapping[str, str] | None = None) -> dict[str, str]:
     """Every setting of a govlake SparkSession: master, jars, Delta, the dialect layer's SPARK_CONF,
-    scratch space under var/work, then ``conf``."""
+    scratch space under var/work, S3A for a lake on S3 (govlake.objectstore.spark_s3_conf), then ``conf``."""
     local = settings.spark_master.startswith("local")
     jars, s3 = spark_jars(settings), s3_jars(settings)
     out = {
