@@ -3,6 +3,7 @@
 #   make demo    generate a sample city, run every DAG through Airflow, print what was built, build the report
 #   make test    the test suite, with a local PostgreSQL server (infra/pg.sh)
 #   make lint    ruff + sqlfluff (the .sql files, and every model rendered as it runs: infra/lint_models.py)
+#   make s3      an S3-compatible server (moto) on 127.0.0.1 to try GOVLAKE_LAKE=s3://… (docs/storage.md)
 #   make bench   infra/bench.py (1M and 10M rows + a 10,000-record day on each), infra/bench_report.py
 #   make clean   stop the test server, remove var/
 
@@ -20,7 +21,7 @@ PYTEST_ARGS ?=
 
 export DEBIAN_FRONTEND := noninteractive
 
-.PHONY: help setup jars demo test lint bench clean
+.PHONY: help setup jars demo test lint bench clean s3
 
 help:
 	@sed -n 's/^#   make /make /p' $(firstword $(MAKEFILE_LIST))
@@ -110,6 +111,10 @@ lint: setup
 	$(RUN) sqlfluff lint sql/ || rc=1; \
 	$(RUN) python infra/lint_models.py || rc=1; \
 	exit $$rc
+
+## s3: moto's S3 on 127.0.0.1 in the foreground (infra/s3.py), printing the `export` lines of a lake on it.
+s3: setup
+	$(RUN) python infra/s3.py
 
 bench: setup
 	$(RUN) python infra/bench.py

@@ -13,7 +13,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from govlake.config import Settings  # noqa: E402
 
-pytest_plugins = ["conftest_pg"] if (Path(__file__).parent / "conftest_pg.py").exists() else []
+pytest_plugins = (["conftest_pg"] if (Path(__file__).parent / "conftest_pg.py").exists() else []) + ["_s3"]
 
 
 @pytest.fixture

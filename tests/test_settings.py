@@ -60,13 +60,13 @@ def test_a_share_of_the_machine_memory():
     ("GOVLAKE_AS_OF", "20261120", "not an ISO date"),
     ("GOVLAKE_AS_OF", "2026-02-30", "not a date"),
     ("GOVLAKE_ENGINE", "polars", "must be duckdb or spark"),
-    ("GOVLAKE_VAR", "s3://bucket/govlake", "object storage (URLs) is not supported yet"),
-    ("GOVLAKE_INBOX", "https://example.org/inbox", "object storage (URLs) is not supported yet"),
+    ("GOVLAKE_VAR", "s3://bucket/govlake", "must be a local folder, not a URL; the lake alone may be on S3"),
+    ("GOVLAKE_INBOX", "https://example.org/inbox", "must be a local folder, not a URL"),
     ("GOVLAKE_LINEAGE_URL", "marquez:5000", "not an http(s) URL"),
     ("GOVLAKE_SPARK_MASTER", "yarn", "not a Spark master govlake runs on"),
     ("GOVLAKE_SPARK_MASTER", "local[0]", "not a Spark master govlake runs on"),
     ("GOVLAKE_SPARK_MASTER", "spark://master", "not a Spark master govlake runs on"),
-    ("GOVLAKE_SPARK_JARS", "s3://bucket/jars", "object storage (URLs) is not supported yet"),
+    ("GOVLAKE_SPARK_JARS", "s3://bucket/jars", "must be a local folder, not a URL"),
     ("GOVLAKE_SPARK_JARS", " ", "empty"),
 ])
 def test_bad_values_are_refused_naming_variable_and_value(env, variable, value, reason):
@@ -126,8 +126,8 @@ def test_the_cli_as_a_user_runs_it(tmp_path):
     out = subprocess.run([sys.executable, "-m", "govlake.cli", "status"], capture_output=True, text=True, env=env,
                          timeout=120)
     assert out.returncode == 2 and out.stdout == ""
-    assert out.stderr == ("error: GOVLAKE_VAR='s3://bucket/lake': object storage (URLs) is not supported yet; "
-                          "give a local folder\n")
+    assert out.stderr == ("error: GOVLAKE_VAR='s3://bucket/lake': must be a local folder, not a URL; the lake alone "
+                          "may be on S3: GOVLAKE_LAKE=s3://bucket/prefix\n")
 
 
 def test_an_engine_this_installation_cannot_run_is_refused_not_replaced(tmp_path):

@@ -2,8 +2,10 @@
 
 One place chooses the resources: every job asks ``get_settings()``; nothing else reads
 environment variables, and each is validated before use (a ``SettingsError`` names the variable
-and its value). ``GOVLAKE_VAR`` moves every output; ``GOVLAKE_ENGINE`` selects ``duckdb``
-(default, one machine) or ``spark`` (delta-spark at scale: GOVLAKE_SPARK_MASTER, GOVLAKE_SPARK_JARS).
+and its value). ``GOVLAKE_VAR`` moves every output; ``GOVLAKE_LAKE`` moves the lake alone, to another
+folder or to object storage (``s3://bucket/prefix``, with the standard AWS variables read by
+:func:`s3_options`; govlake.objectstore); ``GOVLAKE_ENGINE`` selects ``duckdb`` (default, one machine) or
+``spark`` (delta-spark at scale: GOVLAKE_SPARK_MASTER, GOVLAKE_SPARK_JARS).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import glob
 import os
 import re
 import shutil
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, get_args
@@ -61,6 +64,8 @@ class Settings:
     """The Spark engine's master (GOVLAKE_SPARK_MASTER): ``local[N]``, ``local[*]`` or ``spark://host:port``."""
     spark_jars: Path = DEFAULT_SPARK_JARS
     """The folder holding the Spark engine's jars (GOVLAKE_SPARK_JARS; govlake.engine names the ones it needs)."""
+    lake_at: Path | str | None = None
+    """GOVLAKE_LAKE: the lake's folder, or its ``s3://bucket/prefix`` URI; None: ``var/lake``."""
 
     @property
     def today(self) -> dt.date:
@@ -83,15 +88,25 @@ class Settings:
         return self.var / BUSINESS_DATE_FILE
 
     @property
-    def lake(self) -> Path:
-        return self.var / "lake"
+    def lake(self) -> Path | str:
+        """The lake's root: a local folder (``var/lake`` unless GOVLAKE_LAKE says otherwise) or an
+        ``s3://bucket/prefix`` URI (a ``str``; govlake.objectstore works on both)."""
+        return self.lake_at if self.lake_at is not None else self.var / "lake"
 
-    def layer(self, name: str) -> Path:
-        """Folder of one lake layer: bronze, silver, gold, quarantine or meta."""
-        return self.lake / name
+    @property
+    def lake_on_s3(self) -> bool:
+        return isinstance(self.lake, str)
 
-    def table_path(self, layer: str, name: str) -> Path:
-        return self.layer(layer) / name
+    def lake_location(self, *parts: str) -> Path | str:
+        """A location under the lake (``silver/credit_penalty``, ``_steps/x.json``): a Path, or a URI."""
+        return join_location(self.lake, *parts)
+
+    def layer(self, name: str) -> Path | str:
+        """Folder (or S3 prefix) of one lake layer: bronze, silver, gold, quarantine or meta."""
+        return self.lake_location(name)
+
+    def table_path(self, layer: str, name: str) -> Path | str:
+        return self.lake_location(layer, name)
 
     @property
     def extracts(self) -> Path:
@@ -191,12 +206,132 @@ def recorded_business_date(var: Path) -> dt.date | None:
     return _as_of(text, str(path))
 
 
+def join_location(base: Path | str, *parts: str) -> Path | str:
+    """``base`` / ``parts``: Path joining for a folder, ``/``-joining for a URI (``s3://b/p`` + ``x/y``)."""
+    if isinstance(base, Path):
+        return base.joinpath(*parts)
+    tail = "/".join(p.strip("/") for p in parts if p.strip("/"))
+    return f"{base.rstrip('/')}/{tail}" if tail else base
+
+
 def _folder(variable: str, value: str) -> Path:
     if _URL.match(value.strip()):
-        raise SettingsError(variable, value, "object storage (URLs) is not supported yet; give a local folder")
+        also = ("; the lake alone may be on S3: GOVLAKE_LAKE=s3://bucket/prefix"
+                if variable == "GOVLAKE_VAR" else "")
+        raise SettingsError(variable, value, f"must be a local folder, not a URL{also}")
     if not value.strip():
         raise SettingsError(variable, value, "empty; give a folder or unset the variable")
     return Path(value).expanduser().resolve()
+
+
+_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+_KEY_PART = re.compile(r"^[A-Za-z0-9!_.*'()=+,;@-]+$")
+
+
+def lake_location(value: str, variable: str = "GOVLAKE_LAKE") -> Path | str:
+    """GOVLAKE_LAKE: a local folder (resolved Path) or ``s3://bucket[/prefix]`` (a normalized URI, no
+    trailing slash).
+
+    Raises:
+        SettingsError: another URL scheme, credentials or a query in the URI, a bucket name S3 refuses,
+            an empty or ``..`` path segment.
+    """
+    text = value.strip()
+    if not text:
+        raise SettingsError(variable, value, "empty; give a folder or s3://bucket/prefix, or unset the variable")
+    if not _URL.match(text):
+        return Path(text).expanduser().resolve()
+    parts = urlsplit(text)
+    if parts.scheme != "s3":
+        raise SettingsError(variable, _no_userinfo(value), "only s3:// URIs are supported (s3://bucket/prefix; "
+                            "Spark's s3a:// is derived from it), or a local folder")
+    if "@" in parts.netloc or parts.password is not None:
+        raise SettingsError(variable, _no_userinfo(value), "credentials do not go in the URI: set AWS_ACCESS_KEY_ID "
+                            "and AWS_SECRET_ACCESS_KEY")
+    if parts.query or parts.fragment or ":" in parts.netloc:
+        raise SettingsError(variable, value, "write s3://bucket/prefix: no port, query or fragment (the endpoint "
+                            "goes in AWS_ENDPOINT_URL)")
+    if not _BUCKET.match(parts.netloc) or ".." in parts.netloc:
+        raise SettingsError(variable, value, "not an S3 bucket name (3-63 lower-case letters, digits, dots and "
+                            "hyphens)")
+    segments = [p for p in parts.path.split("/")]
+    segments = segments[1:] if segments and segments[0] == "" else segments
+    if segments and segments[-1] == "":
+        segments = segments[:-1]
+    if any(seg in ("", ".", "..") or not _KEY_PART.match(seg) for seg in segments):
+        raise SettingsError(variable, value, "the prefix has an empty, '.' or '..' segment, or characters S3 keys "
+                            "should not hold; write s3://bucket/some/prefix")
+    return "/".join([f"s3://{parts.netloc}", *segments])
+
+
+def _no_userinfo(value: str) -> str:
+    parts = urlsplit(value.strip())
+    return parts._replace(netloc=parts.hostname or "").geturl() if "@" in parts.netloc else value
+
+
+_SECRET_VARIABLES = ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
+_TRUE, _FALSE = ("1", "true", "yes", "on"), ("", "0", "false", "no", "off")
+
+
+@dataclass(frozen=True)
+class S3Options:
+    """How to reach the lake's S3 store, from the standard AWS variables (:func:`s3_options`). The secret
+    and the session token are kept out of ``repr`` and never logged or printed."""
+
+    access_key_id: str = field(repr=False)
+    secret_access_key: str = field(repr=False)
+    region: str = "us-east-1"
+    endpoint: str | None = None
+    """AWS_ENDPOINT_URL_S3 or AWS_ENDPOINT_URL: an S3-compatible server (MinIO, Ceph, moto); None: AWS."""
+    allow_http: bool = False
+    session_token: str | None = field(default=None, repr=False)
+
+    @property
+    def use_ssl(self) -> bool:
+        return not (self.endpoint or "").startswith("http://")
+
+    @property
+    def endpoint_host(self) -> str | None:
+        """``host:port`` of the endpoint (DuckDB's ``ENDPOINT``), None for AWS."""
+        return urlsplit(self.endpoint).netloc if self.endpoint else None
+
+
+def s3_options(env: Mapping[str, str] | None = None) -> S3Options:
+    """The S3 options of the environment: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (both required),
+    AWS_SESSION_TOKEN, AWS_REGION (else AWS_DEFAULT_REGION, else us-east-1), AWS_ENDPOINT_URL_S3 (else
+    AWS_ENDPOINT_URL), AWS_ALLOW_HTTP (``true`` to reach an ``http://`` endpoint, e.g. a server on loopback).
+
+    Raises:
+        SettingsError: a missing key, an endpoint that is not an http(s) URL, an ``http://`` endpoint
+            without AWS_ALLOW_HTTP=true. A secret's value is never shown.
+    """
+    env = os.environ if env is None else env
+    key_id, secret = env.get("AWS_ACCESS_KEY_ID", "").strip(), env.get("AWS_SECRET_ACCESS_KEY", "").strip()
+    for variable, value in (("AWS_ACCESS_KEY_ID", key_id), ("AWS_SECRET_ACCESS_KEY", secret)):
+        if not value:
+            raise SettingsError(variable, "", "a lake on S3 (GOVLAKE_LAKE=s3://…) needs AWS_ACCESS_KEY_ID and "
+                                "AWS_SECRET_ACCESS_KEY (instance profiles and SSO are not supported yet)")
+    region = (env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1").strip()
+    if not re.fullmatch(r"[a-z0-9-]{2,32}", region):
+        variable = "AWS_REGION" if env.get("AWS_REGION") else "AWS_DEFAULT_REGION"
+        raise SettingsError(variable, region, "not a region name, e.g. us-east-1 or cn-north-1")
+    raw_http = env.get("AWS_ALLOW_HTTP", "").strip().lower()
+    if raw_http not in _TRUE + _FALSE:
+        raise SettingsError("AWS_ALLOW_HTTP", env["AWS_ALLOW_HTTP"], "write true or false")
+    allow_http = raw_http in _TRUE
+    variable = "AWS_ENDPOINT_URL_S3" if env.get("AWS_ENDPOINT_URL_S3") else "AWS_ENDPOINT_URL"
+    endpoint = (env.get(variable) or "").strip().rstrip("/") or None
+    if endpoint is not None:
+        parts = urlsplit(endpoint)
+        if parts.scheme not in ("http", "https") or not parts.hostname or parts.path or parts.query:
+            raise SettingsError(variable, _no_userinfo(endpoint), "not an S3 endpoint; write http(s)://host:port")
+        if "@" in parts.netloc:
+            raise SettingsError(variable, _no_userinfo(endpoint), "credentials do not go in the endpoint URL")
+        if parts.scheme == "http" and not allow_http:
+            raise SettingsError(variable, endpoint, "an http:// endpoint sends requests unencrypted: set "
+                                "AWS_ALLOW_HTTP=true to allow it (a server on loopback), or use https://")
+    return S3Options(access_key_id=key_id, secret_access_key=secret, region=region, endpoint=endpoint,
+                     allow_http=allow_http, session_token=(env.get("AWS_SESSION_TOKEN") or "").strip() or None)
 
 
 _SPARK_MASTER = re.compile(r"^(?:local(?:\[(?:[1-9]\d*|\*)(?:,[1-9]\d*)?\])?"
@@ -233,6 +368,7 @@ def get_settings() -> Settings:
     """Settings from the environment, each validated before use.
 
     GOVLAKE_VAR, GOVLAKE_INBOX, GOVLAKE_CATALOG_DIR, GOVLAKE_EXPECTATIONS_DIR (local folders),
+    GOVLAKE_LAKE (a local folder, or ``s3://bucket/prefix`` with the AWS variables of :func:`s3_options`),
     GOVLAKE_ENGINE (duckdb|spark), GOVLAKE_SOURCE_DB_URL, GOVLAKE_LINEAGE_URL (http(s)),
     GOVLAKE_LOCK_URL (PostgreSQL, for locks shared by several machines),
     GOVLAKE_DUCKDB_MEMORY (``4GB``, ``512MiB``, ``80%``), GOVLAKE_AS_OF (YYYY-MM-DD; without it the
@@ -260,7 +396,11 @@ def get_settings() -> Settings:
     spark_master = _spark_master(env.get("GOVLAKE_SPARK_MASTER") or DEFAULT_SPARK_MASTER)
     spark_jars = (_folder("GOVLAKE_SPARK_JARS", env["GOVLAKE_SPARK_JARS"]) if "GOVLAKE_SPARK_JARS" in env
                   else DEFAULT_SPARK_JARS)
+    lake = lake_location(env["GOVLAKE_LAKE"]) if "GOVLAKE_LAKE" in env else None
+    if isinstance(lake, str):
+        s3_options(env)
     return Settings(
+        lake_at=lake,
         lock_url=lock_url,
         spark_master=spark_master,
         spark_jars=spark_jars,

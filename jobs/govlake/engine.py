@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Literal
 
 import duckdb
 
-from govlake import storage
+from govlake import objectstore, storage
 from govlake.config import Settings, SettingsError, java_home
 from govlake.transform import DUCKDB, SPARK, SPARK_CONF, Dialect
 
@@ -54,9 +54,10 @@ S3_JARS: tuple[str, ...] = (
     "analyticsaccelerator-s3-1.3.1.jar",
     "wildfly-openssl-2.2.5.Final.jar",
 )
-"""The jars of an ``s3a://`` lake (Hadoop 3.5.0's S3A and the AWS SDK v2 it is built with), fetched by
-``make jars`` too. Not loaded yet: the lake is local (GOVLAKE_VAR), and the SDK bundle (650 MiB) would be
-copied into every local session's scratch space."""
+"""The jars of a lake on S3 (Hadoop 3.5.0's S3A and the AWS SDK v2 it is built with), fetched by ``make jars``
+too, and loaded only when GOVLAKE_LAKE is an ``s3://`` URI (:func:`s3_jars`): on ``spark.jars`` for a cluster,
+on the driver's class path for a local master (which runs its executors in the driver's JVM), so a local
+session does not copy the SDK bundle (650 MiB) into its scratch space."""
 
 DELTA_CONF: dict[str, str] = {
     "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
@@ -128,6 +129,23 @@ def spark_jars(settings: Settings) -> list[Path]:
     return [folder / name for name in DELTA_JARS]
 
 
+def s3_jars(settings: Settings) -> list[Path]:
+    """The jars of :data:`S3_JARS` from GOVLAKE_SPARK_JARS when the lake is on S3, else [].
+
+    Raises:
+        SettingsError: a jar is missing (named, with what to do).
+    """
+    if not settings.lake_on_s3:
+        return []
+    folder = settings.spark_jars
+    missing = [name for name in S3_JARS if not (folder / name).is_file()]
+    if missing:
+        raise SettingsError("GOVLAKE_SPARK_JARS", str(folder),
+                            f"{', '.join(missing)} missing, which a lake on S3 (GOVLAKE_LAKE) needs; run `make setup` "
+                            "(it copies the jars of infra/spark/pom.xml into var/jars)")
+    return [folder / name for name in S3_JARS]
+
+
 def check_spark(settings: Settings) -> None:
     """Whether this installation can start the Spark engine: pyspark, a Java, the jars.
 
@@ -141,18 +159,20 @@ def check_spark(settings: Settings) -> None:
         raise SettingsError("GOVLAKE_ENGINE", settings.engine, "no Java for Spark: set JAVA_HOME to a Java 17 or "
                             "21, or install one (Debian: openjdk-17-jre-headless)")
     spark_jars(settings)
+    s3_jars(settings)
 
 
 def spark_conf(settings: Settings, *, app_name: str = "govlake",
                conf: Mapping[str, str] | None = None) -> dict[str, str]:
     """Every setting of a govlake SparkSession: master, jars, Delta, the dialect layer's SPARK_CONF,
-    scratch space under var/work, then ``conf``."""
+    scratch space under var/work, S3A for a lake on S3 (govlake.objectstore.spark_s3_conf), then ``conf``."""
     local = settings.spark_master.startswith("local")
-    jars = spark_jars(settings)
+    jars, s3 = spark_jars(settings), s3_jars(settings)
     out = {
         "spark.master": settings.spark_master,
         "spark.app.name": app_name,
-        "spark.jars": ",".join(str(p) for p in jars),
+        "spark.jars": ",".join(str(p) for p in jars + ([] if local else s3)),
+        **({"spark.driver.extraClassPath": ":".join(str(p) for p in s3)} if local and s3 else {}),
         # delta-spark's Python API (delta.tables) from its own jar, as spark-submit --packages does: the
         # PyPI package delta-spark would pin pyspark to 4.2.0 and importlib-metadata below 8.8
         "spark.submit.pyFiles": str(jars[0]),
@@ -163,6 +183,7 @@ def spark_conf(settings: Settings, *, app_name: str = "govlake",
         **({"spark.driver.host": "127.0.0.1", "spark.driver.bindAddress": "127.0.0.1"} if local else {}),
         **DELTA_CONF,
         **SPARK_CONF,
+        **objectstore.spark_s3_conf(settings),
     }
     return out | dict(conf or {})
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import duckdb
 
-from govlake import locks, steps, storage
+from govlake import locks, objectstore, steps, storage
 from govlake.config import Settings, get_settings
 from govlake.quality import _batches
 
@@ -15,12 +15,13 @@ def lake_status(settings: Settings | None = None) -> dict:
     tables, by_rule = [], []
     for layer in storage.LAYERS:
         folder = settings.layer(layer)
-        if not folder.exists():
-            continue
-        for path in sorted(p for p in folder.iterdir() if (p / "_delta_log").exists()):
+        for name in objectstore.delta_tables(folder):
+            path = objectstore.join(folder, name)
             dt = storage.open_table(path)
+            if dt is None:
+                continue
             ds = dt.to_pyarrow_dataset()
-            tables.append({"layer": layer, "table": path.name, "rows": ds.count_rows(),
+            tables.append({"layer": layer, "table": name, "rows": ds.count_rows(),
                            "version": dt.version(), "path": str(path)})
             if layer == "quarantine":
                 con = duckdb.connect()
@@ -28,7 +29,7 @@ def lake_status(settings: Settings | None = None) -> dict:
                 for rule, n in con.execute("""select rule, count(*) from
                         (select unnest(_failed_rules) as rule from q) group by rule
                         order by count(*) desc, rule""").fetchall():
-                    by_rule.append({"table": path.name, "rule": rule, "rows": n})
+                    by_rule.append({"table": name, "rule": rule, "rows": n})
                 con.close()
     recon = []
     rec = storage.open_table(storage.table_path(settings, "meta", "reconciliation"))

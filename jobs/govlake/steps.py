@@ -23,11 +23,13 @@ the next run.
 
 Why this and not more: the txn identifier is Delta's own idempotent-write mechanism and lives in
 the same commit as the data, so "written" and "marked written" cannot disagree; the intent file
-only has to say what to redo, and it is replaced atomically (write, fsync, rename).
+only has to say what to redo, and it is replaced atomically (write, fsync, rename; on S3 one put,
+which S3 makes visible whole: govlake.objectstore).
 
 Every intent's begin (before its file is written) and close (after) is also appended to
-``lake/_steps/history.jsonl`` (:func:`record_event`, one fsync'd JSON line each): the moments no
-intent was open are the quiet cuts ``govlake restore --as-of`` may go back to (govlake.backup).
+``lake/_steps/history.jsonl`` (:func:`record_event`, one fsync'd JSON line each; on S3, which cannot
+append, one object each under ``lake/_steps/history/``): the moments no intent was open are the quiet
+cuts ``govlake restore --as-of`` may go back to (govlake.backup).
 
 Fault injection (``GOVLAKE_CRASH_AT``, govlake._faults) kills a step at any of these commit boundaries.
 """
@@ -41,19 +43,21 @@ import os
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, TypeVar
 
 import pyarrow as pa
 
-from govlake import locks, storage
+from govlake import locks, objectstore, storage
 from govlake._faults import crash_point
 from govlake.config import Settings
+from govlake.objectstore import Location
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 STEPS_DIR = "_steps"
 HISTORY = "history.jsonl"
+HISTORY_OBJECTS = "history"
+"""On S3: the folder of history events, one object each (S3 cannot append to an object)."""
 
 
 class StepAbandoned(RuntimeError):
@@ -83,8 +87,8 @@ class Intent:
         except KeyError:
             raise KeyError(f"step {self.consumer}: table {table} was not declared as an input") from None
 
-    def path(self, table: str) -> Path:
-        return self.settings.lake / table
+    def path(self, table: str) -> Location:
+        return self.settings.lake_location(table)
 
     def register(self, con, name: str, table: str, *, empty_schema: pa.Schema | None = None) -> bool:
         """``table`` at this intent's version of it as view ``name`` of ``con`` (a govlake.compute session
@@ -158,69 +162,67 @@ class Intent:
 # ---- the intent file --------------------------------------------------------------------------
 
 
-def _steps_dir(settings: Settings) -> Path:
-    return settings.lake / STEPS_DIR
+def _steps_dir(settings: Settings) -> Location:
+    return settings.lake_location(STEPS_DIR)
 
 
-def _file(settings: Settings, consumer: str) -> Path:
+def _file(settings: Settings, consumer: str) -> Location:
     safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in consumer)
-    return _steps_dir(settings) / f"{safe}.json"
+    return objectstore.join(_steps_dir(settings), f"{safe}.json")
 
 
-def _write_json(path: Path, record: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(record, f, ensure_ascii=False, default=str)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+def _write_json(path: Location, record: dict) -> None:
+    objectstore.write_text(path, json.dumps(record, ensure_ascii=False, default=str))
 
 
 def read_record(settings: Settings, consumer: str) -> dict | None:
     path = _file(settings, consumer)
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
+    text = objectstore.read_text(path)
+    if text is None:
         return None
-    except ValueError as exc:  # only a torn write could do this, and writes are atomic renames
+    try:
+        return json.loads(text)
+    except ValueError as exc:  # only a torn write could do this, and writes are atomic
         raise RuntimeError(f"{path}: unreadable step record ({exc}); delete it and run `govlake run --rebuild`")\
             from None
 
 
+def _records(settings: Settings) -> list[tuple[Location, dict | None]]:
+    """Every intent file (``<consumer>.json``) with its record (None when unreadable)."""
+    directory = _steps_dir(settings)
+    found: list[tuple[Location, dict | None]] = []
+    for entry in objectstore.children(directory):
+        if not entry.endswith(".json") or entry.startswith("."):
+            continue
+        path = objectstore.join(directory, entry)
+        try:
+            found.append((path, json.loads(objectstore.read_text(path) or "")))
+        except ValueError:
+            found.append((path, None))
+    return found
+
+
 def open_intents(settings: Settings) -> list[dict]:
     """Every intent left open by an interrupted step (what ``govlake status`` shows)."""
-    found = []
-    directory = _steps_dir(settings)
-    if directory.is_dir():
-        for path in sorted(directory.glob("*.json")):
-            try:
-                record = json.loads(path.read_text(encoding="utf-8"))
-            except ValueError:
-                continue
-            if record.get("state") == "open":
-                found.append(record)
-    return found
+    return [record for _, record in _records(settings) if record and record.get("state") == "open"]
 
 
 def clear_intents(settings: Settings) -> None:
     """Forget every intent (after a restore: the lake went back to a cut where none was open)."""
-    directory = _steps_dir(settings)
-    if directory.is_dir():
-        for path in directory.glob("*.json"):
-            path.unlink()
+    for path, _ in _records(settings):
+        objectstore.delete(path)
 
 
 def record_event(settings: Settings, event: dict) -> None:
-    """Append ``event`` (with its time, ``at``) to ``lake/_steps/history.jsonl`` and fsync it."""
+    """Append ``event`` (with its time, ``at``) to ``lake/_steps/history.jsonl`` and fsync it (on S3: put
+    it as an object of its own under ``lake/_steps/history/``)."""
+    event = {"at": dt.datetime.now(dt.UTC).isoformat(), **event}
+    if settings.lake_on_s3:
+        objectstore.append_event(objectstore.join(_steps_dir(settings), HISTORY_OBJECTS), event)
+        return
     path = _steps_dir(settings) / HISTORY
     path.parent.mkdir(parents=True, exist_ok=True)
-    line = json.dumps({"at": dt.datetime.now(dt.UTC).isoformat(), **event}, ensure_ascii=False, default=str)
+    line = json.dumps(event, ensure_ascii=False, default=str)
     fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
     try:
         size = os.fstat(fd).st_size
@@ -233,6 +235,8 @@ def record_event(settings: Settings, event: dict) -> None:
 
 def history(settings: Settings) -> list[dict]:
     """Every event of ``lake/_steps/history.jsonl``, oldest first (a line torn by a crash is skipped)."""
+    if settings.lake_on_s3:
+        return objectstore.read_events(objectstore.join(_steps_dir(settings), HISTORY_OBJECTS))
     try:
         text = (_steps_dir(settings) / HISTORY).read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -250,7 +254,7 @@ def table_versions(settings: Settings, tables: Iterable[str]) -> dict[str, int |
     """The current version of each lake-relative table (None when it does not exist yet)."""
     out = {}
     for table in tables:
-        dt_ = storage.open_table(settings.lake / table)
+        dt_ = storage.open_table(settings.lake_location(table))
         out[table] = None if dt_ is None else dt_.version()
     return out
 

@@ -1,7 +1,10 @@
-"""The one storage layer: Delta tables on disk through deltalake (delta-rs), read by DuckDB.
+"""The one storage layer: Delta tables through deltalake (delta-rs), read by DuckDB.
 
 Jobs never open files themselves; they ask for a table by layer and name and hand back
 Arrow data. Every write is stamped with the run id in the Delta commit metadata.
+
+A table's location is a local ``Path`` or, for a lake on S3 (GOVLAKE_LAKE=s3://…), an ``s3://`` URI
+(``str``): govlake.objectstore gives delta-rs its storage options and DuckDB its S3 secret for it.
 """
 
 from __future__ import annotations
@@ -18,23 +21,26 @@ from deltalake import CommitProperties, DeltaTable, write_deltalake
 from deltalake.exceptions import TableNotFoundError
 from deltalake.transaction import Transaction
 
+from govlake import objectstore
 from govlake._faults import crash_point
 from govlake.config import Settings
+from govlake.objectstore import Location
 
 WriteMode = Literal["append", "overwrite"]
 LAYERS = ("bronze", "silver", "quarantine", "gold", "meta")
 
 
-def table_path(settings: Settings, layer: str, name: str) -> Path:
+def table_path(settings: Settings, layer: str, name: str) -> Location:
+    """The location of table ``name`` of ``layer``: a Path, or an ``s3://`` URI for a lake on S3."""
     if layer not in LAYERS:
         raise ValueError(f"unknown layer {layer!r}; layers are {LAYERS}")
     return settings.table_path(layer, name)
 
 
-def open_table(path: Path, *, version: int | None = None) -> DeltaTable | None:
+def open_table(path: Location, *, version: int | None = None) -> DeltaTable | None:
     """The Delta table at ``path`` (at ``version`` when given), or None when none has been written yet."""
     try:
-        return DeltaTable(str(path), version=version)
+        return DeltaTable(str(path), version=version, storage_options=objectstore.delta_options(path))
     except TableNotFoundError:
         return None
 
@@ -59,8 +65,8 @@ def commit_run_id(commit: dict) -> str | None:
     return None
 
 
-def _label(path: Path, label: str | None) -> str:
-    return label or f"commit:{path.parent.name}/{path.name}"
+def _label(path: Location, label: str | None) -> str:
+    return label or f"commit:{objectstore.name(objectstore.parent(path))}/{objectstore.name(path)}"
 
 
 def _is_spark(data) -> bool:
@@ -69,7 +75,7 @@ def _is_spark(data) -> bool:
 
 
 def write_table(
-    path: Path,
+    path: Location,
     data: pa.Table | pa.RecordBatchReader | Iterable[pa.RecordBatch],
     *,
     mode: WriteMode,
@@ -96,10 +102,12 @@ def write_table(
         if schema is None:
             raise ValueError("an iterable of batches needs its schema")
         data = pa.RecordBatchReader.from_batches(schema, iter(data))
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if isinstance(path, Path):
+        path.parent.mkdir(parents=True, exist_ok=True)
     write_deltalake(
         str(path),
         data,
+        storage_options=objectstore.delta_options(path),
         mode=mode,
         predicate=predicate,
         partition_by=partition_by,
@@ -109,11 +117,11 @@ def write_table(
     crash_point(_label(path, label))
 
 
-def row_count(path: Path, *, version: int | None = None) -> int:
+def row_count(path: Location, *, version: int | None = None) -> int:
     """Rows in the Delta table at ``path`` (its current version, or ``version``); 0 when absent."""
     dt = open_table(path)
     if dt is not None and version is not None:
-        dt = DeltaTable(str(path), version=version)
+        dt = open_table(path, version=version)
     return 0 if dt is None else dt.to_pyarrow_dataset().count_rows()
 
 
@@ -130,7 +138,7 @@ def connect(settings: Settings, *, database: str | None = None) -> duckdb.DuckDB
     })
 
 
-def files_since(path: Path, version: int | None, *, until: int | None = None) -> tuple[int | None, list[str]]:
+def files_since(path: Location, version: int | None, *, until: int | None = None) -> tuple[int | None, list[str]]:
     """The table's version (``until``, else the current one) and the data files live at it that were
     added after ``version``.
 
@@ -147,7 +155,7 @@ def files_since(path: Path, version: int | None, *, until: int | None = None) ->
     if version > dt.version():
         raise ValueError(f"{path}: consumed version {version} is newer than the table ({dt.version()}); "
                          "was the table rewritten? rebuild its consumers")
-    seen = set(DeltaTable(str(path), version=version).file_uris())
+    seen = set(open_table(path, version=version).file_uris())
     return dt.version(), [f for f in files if f not in seen]
 
 
@@ -161,12 +169,15 @@ def register_files(con: duckdb.DuckDBPyConnection, name: str, files: Sequence[st
 
 def _parquet_view(con: duckdb.DuckDBPyConnection, name: str, files: Sequence[str]) -> None:
     """View ``name`` over Parquet data files through DuckDB's own reader (parallel, and several times
-    faster than an Arrow dataset scan); files written before a schema change are read by column name."""
+    faster than an Arrow dataset scan); files written before a schema change are read by column name.
+    Files on S3 are read through httpfs with the lake's secret (govlake.objectstore)."""
+    if files and objectstore.is_s3(files[0]):
+        objectstore.duckdb_s3(con, files[0])
     listed = ", ".join("'" + f.replace("'", "''") + "'" for f in files)
     con.execute(f'create or replace temp view "{name}" as select * from read_parquet([{listed}], union_by_name = true)')
 
 
-def merge_table(path: Path, source: pa.Table | pa.RecordBatchReader, *, key: Sequence[str], run_id: str,
+def merge_table(path: Location, source: pa.Table | pa.RecordBatchReader, *, key: Sequence[str], run_id: str,
                 delete_flag: str | None = None, txn: tuple[str, int] | None = None, label: str | None = None
                 ) -> dict:
     """Upsert ``source`` into the Delta table at ``path`` by ``key`` (created when absent).
@@ -203,7 +214,7 @@ def merge_table(path: Path, source: pa.Table | pa.RecordBatchReader, *, key: Seq
     return metrics
 
 
-def register(con: duckdb.DuckDBPyConnection, name: str, path: Path, *,
+def register(con: duckdb.DuckDBPyConnection, name: str, path: Location, *,
              empty_schema: pa.Schema | None = None, version: int | None = None) -> bool:
     """Expose the Delta table at ``path`` (at ``version`` when given) to DuckDB as view ``name``.
 

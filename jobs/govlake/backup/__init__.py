@@ -26,10 +26,12 @@ from govlake.backup._take import BackupResult, take_backup
 from govlake.backup._vacuum import DEFAULT_HOURS, SAFE_MINIMUM_HOURS, VacuumResult, vacuum
 from govlake.backup._whole import finish_whole, restore_lake
 from govlake.config import Settings
+from govlake.objectstore import RESTORE, refuse_on_s3
 
 
 def resume(settings: Settings) -> RestoreResult | None:
     """Finish the restore an interrupted ``govlake restore`` left (None when there is none)."""
+    refuse_on_s3(settings, "govlake restore --resume", RESTORE)
     with locks.hold(settings, locks.LAKE):
         record = read_fence(settings)
         if record is None:

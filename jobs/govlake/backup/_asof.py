@@ -51,6 +51,7 @@ from govlake.backup._lake import (
     version_at,
 )
 from govlake.config import Settings
+from govlake.objectstore import RESTORE, refuse_on_s3
 
 MARGIN_MS = 1.0
 """Delta commit times are whole milliseconds: a cut keeps this far from any intent's begin and close."""
@@ -101,6 +102,7 @@ def _replaced_spans(events: list[dict]) -> list[tuple[float, float, dict]]:
 
 def restore_as_of(settings: Settings, *, moment: dt.datetime) -> RestoreResult:
     """Take the lake back to the quiet cut at or before ``moment`` (timezone-aware)."""
+    refuse_on_s3(settings, "govlake restore --as-of (it moves the lake's folders aside)", RESTORE)
     started = time.perf_counter()
     with locks.hold(settings, locks.LAKE):
         refuse_if_fenced(settings)

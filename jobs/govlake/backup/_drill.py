@@ -28,6 +28,7 @@ from govlake.backup._lake import open_at
 from govlake.backup._manifest import Manifest, find
 from govlake.backup._take import actor
 from govlake.config import Settings
+from govlake.objectstore import BACKUP, refuse_on_s3
 
 TABLE = "meta/drills"
 LOCK = "drills"
@@ -62,6 +63,7 @@ def run_drill(settings: Settings, *, source: Path, backup_id: str | None = None,
     (under ``scratch``, default the system's temporary folder), check it and record the drill.
 
     ``keep`` leaves the scratch lake in place (its path is in the result)."""
+    refuse_on_s3(settings, "govlake drill (it restores a backup of the lake's folders)", BACKUP)
     started = time.perf_counter()
     at = dt.datetime.now(dt.UTC)
     root = source.resolve()
@@ -129,12 +131,12 @@ def _record(settings: Settings, result: DrillResult, at: dt.datetime) -> None:
            "result": PASSED if result.passed else FAILED, "problems": "\n".join(result.problems) or None,
            "actor": actor(), "host": socket.gethostname(), "at": at}
     with locks.hold(settings, LOCK):
-        storage.write_table(settings.lake / TABLE, pa.Table.from_pylist([row], schema=SCHEMA), mode="append",
+        storage.write_table(settings.lake_location(TABLE), pa.Table.from_pylist([row], schema=SCHEMA), mode="append",
                             run_id=result.drill_id)
 
 
 def drills(settings: Settings) -> list[dict]:
     """Every recorded drill, latest first."""
-    table = storage.open_table(settings.lake / TABLE)
+    table = storage.open_table(settings.lake_location(TABLE))
     rows = [] if table is None else table.to_pyarrow_table().to_pylist()
     return sorted(rows, key=lambda r: r["at"], reverse=True)

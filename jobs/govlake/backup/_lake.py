@@ -10,6 +10,8 @@ from pathlib import Path
 from deltalake import DeltaTable
 from deltalake.exceptions import DeltaError, TableNotFoundError
 
+from govlake import objectstore
+from govlake.objectstore import Location
 from govlake.storage import LAYERS
 
 AUDIT = ("meta/drills", "meta/restores")
@@ -19,20 +21,16 @@ LOG = "_delta_log"
 _ENTRY = re.compile(r"^(\d{20})\.(json|checkpoint(\.\d+\.\d+)?\.parquet)$")
 
 
-def delta_tables(lake: Path) -> list[str]:
-    """Lake-relative paths (``silver/credit_penalty``) of every Delta table under ``lake``."""
-    found = []
-    for layer in LAYERS:
-        folder = lake / layer
-        if folder.is_dir():
-            found += [f"{layer}/{p.name}" for p in sorted(folder.iterdir()) if (p / LOG).is_dir()]
-    return found
+def delta_tables(lake: Location) -> list[str]:
+    """Lake-relative paths (``silver/credit_penalty``) of every Delta table under ``lake`` (a folder or an
+    S3 prefix)."""
+    return [f"{layer}/{name}" for layer in LAYERS for name in objectstore.delta_tables(objectstore.join(lake, layer))]
 
 
-def open_at(path: Path, version: int | None = None) -> DeltaTable | None:
+def open_at(path: Location, version: int | None = None) -> DeltaTable | None:
     """The table at ``path`` (at ``version``), or None when there is none (or that version's log is gone)."""
     try:
-        return DeltaTable(str(path), version=version)
+        return DeltaTable(str(path), version=version, storage_options=objectstore.delta_options(path))
     except (TableNotFoundError, DeltaError, FileNotFoundError, OSError):
         return None
 

@@ -57,6 +57,7 @@ from govlake.backup._files import BackupError, CopyProblem, fsync_dir, write_ato
 from govlake.backup._lake import delta_tables
 from govlake.backup._manifest import Manifest, find
 from govlake.config import Settings
+from govlake.objectstore import RESTORE, refuse_on_s3
 
 BACKUP = "_backup"
 """Inside the staging folder: the backup's meta tables and intent files, read to reset the live ones."""
@@ -79,6 +80,7 @@ def restore_tables(settings: Settings, *, source: Path, tables: list[str], backu
     """Restore ``tables`` and everything downstream of them from backup ``backup_id`` (default the latest)."""
     from govlake.extract import EXTRACT_NAME
 
+    refuse_on_s3(settings, "govlake restore --from --table (it moves tables' folders aside)", RESTORE)
     started = time.perf_counter()
     root = source.resolve()
     manifest = find(root, backup_id)

@@ -27,6 +27,7 @@ from govlake.backup._files import BackupError, CopyProblem, copy_file, describe_
 from govlake.backup._lake import data_files, delta_tables, log_entries, open_at
 from govlake.backup._manifest import FILES, FileEntry, Manifest, TableEntry, stored_index, write_manifest
 from govlake.config import Settings
+from govlake.objectstore import BACKUP, refuse_on_s3
 from govlake.steps import STEPS_DIR
 
 
@@ -104,6 +105,7 @@ def take_backup(settings: Settings, *, to: Path) -> BackupResult:
     """
     from govlake.extract import EXTRACT_NAME
 
+    refuse_on_s3(settings, "govlake backup (it copies the lake's folders)", BACKUP)
     started = time.perf_counter()
     root, lake = to.resolve(), settings.lake.resolve()
     if inside(root, lake):

@@ -13,11 +13,10 @@ an incremental step reads the file list of the version it consumed last, however
 
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import dataclass, field
 
-from govlake import locks, steps
+from govlake import locks, objectstore, steps
 from govlake.backup._files import BackupError
 from govlake.backup._lake import delta_tables, open_at
 from govlake.config import Settings
@@ -79,10 +78,11 @@ def vacuum(settings: Settings, *, retain_hours: int = DEFAULT_HOURS, force: bool
         lake = settings.lake
         tables = delta_tables(lake)
         if not tables:
-            raise BackupError(f"{lake}: no Delta tables here, nothing to vacuum (is GOVLAKE_VAR right?)")
+            raise BackupError(f"{lake}: no Delta tables here, nothing to vacuum (are GOVLAKE_VAR and GOVLAKE_LAKE "
+                              "right?)")
         pinned = pinned_versions(settings)
         for table in tables:
-            path = lake / table
+            path = objectstore.join(lake, table)
             delta = open_at(path)
             if delta is None:
                 result.notes.append(f"{table}: cannot be opened; left alone")
@@ -97,7 +97,7 @@ def vacuum(settings: Settings, *, retain_hours: int = DEFAULT_HOURS, force: bool
                 result.kept_pinned[table] = keep
             listed = delta.vacuum(retention_hours=retain_hours, dry_run=True, enforce_retention_duration=False,
                                   full=True, keep_versions=keep)
-            size = sum(os.path.getsize(path / f) for f in listed if (path / f).exists())
+            size = sum(objectstore.size(objectstore.join(path, f)) for f in listed)
             if listed and not dry_run:
                 delta.vacuum(retention_hours=retain_hours, dry_run=False, enforce_retention_duration=False,
                              full=True, keep_versions=keep)

@@ -43,6 +43,7 @@ from govlake.backup._files import BackupError, CopyProblem, fsync_dir
 from govlake.backup._lake import AUDIT
 from govlake.backup._manifest import find
 from govlake.config import Settings
+from govlake.objectstore import RESTORE, refuse_on_s3
 
 _KEYS = {"meta/drills": "drill_id", "meta/restores": "restore_id"}
 
@@ -78,6 +79,7 @@ def restore_lake(settings: Settings, *, source: Path, backup_id: str | None = No
     """Rebuild ``var/lake`` from backup ``backup_id`` (default the latest) in folder ``source``."""
     from govlake.extract import EXTRACT_NAME
 
+    refuse_on_s3(settings, "govlake restore --from (it moves the lake's folders aside)", RESTORE)
     started = time.perf_counter()
     root = source.resolve()
     manifest = find(root, backup_id)

@@ -8,7 +8,7 @@ this package only builds, names, emits and validates — it imports no step.
 
 from __future__ import annotations
 
-from govlake import storage
+from govlake import objectstore, storage
 from govlake.catalog import Resource
 from govlake.config import Settings
 from govlake.lineage._columns import Sources, column_sources
@@ -69,7 +69,7 @@ def table_job_plan(settings: Settings, name: str, *, reads: list[tuple[str, str]
     inputs = [Dataset(lake_table(settings, layer, table)) for layer, table in reads]
     outputs = [Dataset(lake_table(settings, layer, table), owner=owner, overwrite=overwrite) for layer, table in writes]
     if sql and len(outputs) == 1:
-        refs = {f"{d.ref.layer}_{d.ref.path.name}": d.ref for d in inputs if d.ref.path is not None}
+        refs = {f"{d.ref.layer}_{objectstore.name(d.ref.path)}": d.ref for d in inputs if d.ref.path is not None}
         schema = {view: [c for c, _ in delta_schema(ref.path) or []] for view, ref in refs.items()}  # type: ignore[arg-type]
         outputs[0].lineage = column_lineage(column_sources(sql, schema), refs, identity=True)
     return JobPlan(name=name, description=description, inputs=inputs, outputs=outputs, owner=owner, sql=sql)

@@ -2,7 +2,8 @@
 
 - Files (department exports, the analyst extract): namespace ``file``, name the absolute path.
 - Delta tables in the lake: a directory of files, so namespace ``file`` and the table's absolute
-  path (``/…/var/lake/silver/amr_enterprise``).
+  path (``/…/var/lake/silver/amr_enterprise``); on S3 (GOVLAKE_LAKE=s3://…) namespace ``s3://{bucket}``
+  and the table's key (``lake/silver/amr_enterprise``).
 - Database tables from their SQLAlchemy URL: PostgreSQL ``postgres://{host}:{port}`` +
   ``{database}.{schema}.{table}``, MySQL ``mysql://{host}:{port}`` + ``{database}.{table}``. The spec
   has no SQLite entry; a SQLite database is a file, so its namespace is ``sqlite://{absolute path}``
@@ -17,6 +18,7 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from govlake.config import Settings
+from govlake.objectstore import Location, bucket_key
 
 FILE = "file"
 LAYERS = ("bronze", "silver", "quarantine", "gold", "meta")
@@ -33,8 +35,8 @@ class DatasetRef:
     label: str
     """How people name it: ``silver.amr_enterprise``, ``db:amr_enterprise``, a file path."""
     layer: str | None = None
-    path: Path | None = None
-    """The Delta table's or file's location."""
+    path: Location | None = None
+    """The Delta table's or file's location (an ``s3://`` URI for a table of a lake on S3)."""
 
     @property
     def key(self) -> tuple[str, str]:
@@ -42,8 +44,12 @@ class DatasetRef:
 
 
 def lake_table(settings: Settings, layer: str, name: str) -> DatasetRef:
-    """A Delta table of the lake: ``file`` + its absolute path."""
-    path = settings.table_path(layer, name).resolve()
+    """A Delta table of the lake: ``file`` + its absolute path, or ``s3://bucket`` + its key."""
+    location = settings.table_path(layer, name)
+    if isinstance(location, str):
+        bucket, key = bucket_key(location)
+        return DatasetRef(f"s3://{bucket}", key, "lake", f"{layer}.{name}", layer, location)
+    path = location.resolve()
     return DatasetRef(FILE, str(path), "lake", f"{layer}.{name}", layer, path)
 
 
@@ -78,6 +84,11 @@ def ref_from_event(namespace: str, name: str) -> DatasetRef:
         if path.parent.name in LAYERS and path.parent.parent.name == "lake":
             return DatasetRef(FILE, name, "lake", f"{path.parent.name}.{path.name}", path.parent.name, path)
         return DatasetRef(FILE, name, "file", name, None, path)
+    if namespace.startswith("s3://"):
+        parts = name.strip("/").split("/")
+        if len(parts) >= 2 and parts[-2] in LAYERS:
+            return DatasetRef(namespace, name, "lake", f"{parts[-2]}.{parts[-1]}", parts[-2], f"{namespace}/{name}")
+        return DatasetRef(namespace, name, "file", f"{namespace}/{name}")
     if namespace.startswith("sqlite://") and name.startswith("main."):
         return DatasetRef(namespace, name, "db", f"db:{name.removeprefix('main.')}")
     return DatasetRef(namespace, name, "db", f"db:{name.rsplit('.', 1)[-1]}")

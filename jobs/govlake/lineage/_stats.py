@@ -9,9 +9,9 @@ from __future__ import annotations
 import datetime as dt
 import json
 from dataclasses import dataclass
-from pathlib import Path
 
-from govlake import storage
+from govlake import objectstore, storage
+from govlake.objectstore import Location
 
 HISTORY_DEPTH = 50
 """Commits looked at for a run's writes (a run writes a table a handful of times at most)."""
@@ -25,7 +25,7 @@ class Written:
     version: int
 
 
-def delta_schema(path: Path) -> list[tuple[str, str | None]] | None:
+def delta_schema(path: Location) -> list[tuple[str, str | None]] | None:
     """(column, Arrow type) of the current version, None when there is no table."""
     table = storage.open_table(path)
     if table is None:
@@ -34,12 +34,12 @@ def delta_schema(path: Path) -> list[tuple[str, str | None]] | None:
     return [(f.name, str(f.type)) for f in schema]
 
 
-def delta_version(path: Path) -> int | None:
+def delta_version(path: Location) -> int | None:
     table = storage.open_table(path)
     return None if table is None else table.version()
 
 
-def written_by_run(path: Path, run_id: str, *, since: dt.datetime | None = None) -> Written | None:
+def written_by_run(path: Location, run_id: str, *, since: dt.datetime | None = None) -> Written | None:
     """Rows, bytes and files added by the commits stamped ``run_id`` (at or after ``since``), or None."""
     table = storage.open_table(path)
     if table is None:
@@ -52,11 +52,11 @@ def written_by_run(path: Path, run_id: str, *, since: dt.datetime | None = None)
             continue
         version = commit["version"]
         found = version if found is None else max(found, version)
-        log = path / "_delta_log" / f"{version:020d}.json"
-        if not log.is_file():
+        text = objectstore.read_text(objectstore.join(path, "_delta_log", f"{version:020d}.json"))
+        if text is None:
             rows += int((commit.get("operationMetrics") or {}).get("num_added_rows", 0))
             continue
-        for line in log.read_text(encoding="utf-8").splitlines():
+        for line in text.splitlines():
             add = json.loads(line).get("add") if line.strip() else None
             if add:
                 files += 1

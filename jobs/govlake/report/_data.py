@@ -11,7 +11,7 @@ from typing import Any
 
 import duckdb
 
-from govlake import storage
+from govlake import objectstore, storage
 from govlake.catalog import Catalog, Resource, get_catalog
 from govlake.config import Settings
 from govlake.kpi import Kpi, compute_kpis
@@ -217,12 +217,10 @@ def _load(con, settings: Settings, catalog: Catalog, kpis: list[Kpi], scoring: d
     counts = []
     for layer in storage.LAYERS:
         folder = settings.layer(layer)
-        if not folder.is_dir():
-            continue
-        for p in sorted(folder.iterdir()):
-            t = storage.open_table(p)
+        for name in objectstore.delta_tables(folder):
+            t = storage.open_table(objectstore.join(folder, name))
             if t is not None:
-                counts.append((layer, p.name, t.to_pyarrow_dataset().count_rows(), t.version()))
+                counts.append((layer, name, t.to_pyarrow_dataset().count_rows(), t.version()))
 
     conflicts: list[dict[str, Any]] = []
     if _register_all(con, settings, "gold", "conflicts", "cf"):
