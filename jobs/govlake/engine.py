@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import os
+import sys
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +30,14 @@ from typing import TYPE_CHECKING, Literal
 import duckdb
 
 from govlake import storage
-from govlake.config import Settings, SettingsError, java_home
+from govlake.config import (
+    Settings,
+    SettingsError,
+    java_home,
+    on_loopback,
+    shown_remote,
+    spark_remote_address,
+)
 from govlake.transform import DUCKDB, SPARK, SPARK_CONF, Dialect
 
 if TYPE_CHECKING:
@@ -167,6 +175,14 @@ def check_spark(settings: Settings) -> None:
     if importlib.util.find_spec("pyspark") is None:
         raise SettingsError("GOVLAKE_ENGINE", settings.engine, "pyspark is not installed; `make setup` installs "
                             "it (uv sync --group spark), or unset GOVLAKE_ENGINE to run on DuckDB")
+    if settings.spark_remote:  # a client of a Spark Connect server: no Java, no jars here
+        try:
+            import pyspark.sql.connect.session  # noqa: F401  (grpcio, pyarrow, pandas: pyspark[connect])
+        except ImportError as exc:
+            raise SettingsError("GOVLAKE_SPARK_REMOTE", shown_remote(settings.spark_remote),
+                                f"the Spark Connect client cannot load ({exc}); `make setup` installs "
+                                "pyspark[connect]") from None
+        return
     if java_home() is None:
         raise SettingsError("GOVLAKE_ENGINE", settings.engine, "no Java for Spark: set JAVA_HOME to a Java 17 or "
                             "21, or install one (Debian: openjdk-17-jre-headless)")
@@ -177,7 +193,8 @@ def spark_conf(settings: Settings, *, app_name: str = "govlake",
                conf: Mapping[str, str] | None = None) -> dict[str, str]:
     """Every setting of a govlake SparkSession: master, jars, Delta, the dialect layer's SPARK_CONF,
     scratch space under var/work, then ``conf``."""
-    local = settings.spark_master.startswith("local")
+    loopback = on_loopback(settings.spark_master)
+    driver_host = settings.spark_driver_host or ("127.0.0.1" if loopback else None)
     jars = spark_jars(settings)
     out = {
         "spark.master": settings.spark_master,
@@ -190,7 +207,16 @@ def spark_conf(settings: Settings, *, app_name: str = "govlake",
         "spark.local.dir": str(settings.work / "spark"),
         "spark.sql.warehouse.dir": str(settings.work / "spark-warehouse"),
         "spark.ui.showConsoleProgress": "false",
-        **({"spark.driver.host": "127.0.0.1", "spark.driver.bindAddress": "127.0.0.1"} if local else {}),
+        # a local master, or a cluster on this machine's loopback: the driver listens on 127.0.0.1 only; a
+        # cluster elsewhere reaches it at GOVLAKE_SPARK_DRIVER_HOST, else at the address Spark finds
+        **({"spark.driver.host": driver_host} if driver_host else {}),
+        **({"spark.driver.bindAddress": "127.0.0.1"} if loopback else {}),
+        # the executors run this Python (the venv's) unless GOVLAKE_SPARK_PYTHON names the workers' own;
+        # pyspark reads PYSPARK_PYTHON (_launch_env), the JVM this
+        "spark.pyspark.python": spark_python(settings),
+        **{key: str(value) for key, value in (("spark.executor.memory", settings.spark_executor_memory),
+                                              ("spark.executor.cores", settings.spark_executor_cores),
+                                              ("spark.cores.max", settings.spark_cores_max)) if value},
         **DELTA_CONF,
         **SPARK_CONF,
     }
@@ -200,8 +226,11 @@ def spark_conf(settings: Settings, *, app_name: str = "govlake",
 def spark_session(settings: Settings, *, app_name: str = "govlake",
                   conf: Mapping[str, str] | None = None) -> SparkSession:
     """The process's SparkSession for ``settings`` (see :func:`spark_conf`), started with the Java of
-    :func:`govlake.config.java_home` when none runs yet."""
+    :func:`govlake.config.java_home` when none runs yet; with GOVLAKE_SPARK_REMOTE, a Spark Connect client
+    session (:func:`remote_session`)."""
     check_spark(settings)
+    if settings.spark_remote:
+        return remote_session(settings, conf=conf)
     from pyspark.sql import SparkSession
 
     builder = SparkSession.builder
@@ -214,12 +243,57 @@ def spark_session(settings: Settings, *, app_name: str = "govlake",
     return session
 
 
+def spark_python(settings: Settings) -> str:
+    """The Python the executors run: GOVLAKE_SPARK_PYTHON, else this process's interpreter."""
+    return settings.spark_python or sys.executable
+
+
+SERVER_CONF = {key: DELTA_CONF[key] for key in ("spark.sql.extensions", "spark.sql.catalog.spark_catalog")}
+"""The Delta settings a Spark Connect server must start with (static: a client cannot set them)."""
+
+
+def remote_conf(conf: Mapping[str, str] | None = None) -> dict[str, str]:
+    """What govlake sets on a Spark Connect session: DELTA_CONF's session settings and SPARK_CONF, then ``conf``."""
+    return {k: v for k, v in (DELTA_CONF | SPARK_CONF).items() if k not in SERVER_CONF} | dict(conf or {})
+
+
+def remote_session(settings: Settings, *, conf: Mapping[str, str] | None = None) -> SparkSession:
+    """A Spark Connect session on the server of GOVLAKE_SPARK_REMOTE, with :func:`remote_conf`.
+
+    Raises:
+        SettingsError: no server answers, or it runs without Delta Lake (:data:`SERVER_CONF`).
+    """
+    import socket
+
+    from pyspark.sql import SparkSession
+
+    url = settings.spark_remote
+    assert url
+    host, port = spark_remote_address(url)
+    try:  # the client would retry for minutes: a closed port is an answer
+        socket.create_connection((host, port), timeout=10).close()
+    except OSError as exc:
+        raise SettingsError("GOVLAKE_SPARK_REMOTE", shown_remote(url),
+                            f"no Spark Connect server answers at {host}:{port} ({exc.strerror or exc}); start one "
+                            "(docs/spark.md#spark-connect) or unset GOVLAKE_SPARK_REMOTE") from None
+    session = SparkSession.builder.remote(url).getOrCreate()
+    server = {key: session.conf.get(key, None) or "" for key in SERVER_CONF}
+    missing = [f"{key}={value}" for key, value in SERVER_CONF.items() if value not in server[key].split(",")]
+    if missing:
+        raise SettingsError("GOVLAKE_SPARK_REMOTE", shown_remote(url),
+                            f"the Spark Connect server runs without Delta Lake ({', '.join(missing)} missing); "
+                            "start it with the jars of var/jars and Delta's settings (docs/spark.md#spark-connect)")
+    for key, value in remote_conf(conf).items():
+        session.conf.set(key, value)
+    return session
+
+
 @contextlib.contextmanager
 def _launch_env(settings: Settings) -> Iterator[None]:
-    """The environment the JVM starts with (JAVA_HOME; for a local master, SPARK_LOCAL_IP), restored
-    afterwards: the rest of the process keeps its own."""
-    launch = {"JAVA_HOME": str(java_home())}
-    if settings.spark_master.startswith("local"):
+    """The environment the JVM starts with (JAVA_HOME; PYSPARK_PYTHON, which pyspark hands the executors; for a
+    master on loopback, SPARK_LOCAL_IP), restored afterwards: the rest of the process keeps its own."""
+    launch = {"JAVA_HOME": str(java_home()), "PYSPARK_PYTHON": spark_python(settings)}
+    if on_loopback(settings.spark_master):
         launch["SPARK_LOCAL_IP"] = "127.0.0.1"
     saved = {key: os.environ.get(key) for key in launch}
     os.environ.update(launch)
