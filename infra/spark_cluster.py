@@ -2,8 +2,8 @@
 """A Spark standalone cluster on this machine's loopback, for the Spark engine (docs/spark.md).
 
     infra/spark_cluster.py start   [--master-port 7077] [--ui-port 8080] [--worker-ui-port 8081] [--workers 2]
-                                   [--worker-cores 1] [--worker-memory 2g] [--connect-port PORT] [--stop-with PID]
-                                   [--timeout 180] [--json]
+                                   [--worker-cores 1] [--worker-memory 2g] [--connect-port PORT]
+                                   [--connect-conf spark.key=value …] [--stop-with PID] [--timeout 180] [--json]
     infra/spark_cluster.py status  [--json]     exit 0 running, 1 partly running, 3 not running
     infra/spark_cluster.py stop
     (each takes --dir, default $GOVLAKE_VAR/spark-cluster, else <repo>/var/spark-cluster)
@@ -242,7 +242,7 @@ def _connect_cmd(folder: Path, conf: dict) -> tuple[list[str], dict[str, str]]:
         if saved is not None:
             os.environ["GOVLAKE_SPARK_REMOTE"] = saved
     settings.work.joinpath("spark").mkdir(parents=True, exist_ok=True)
-    spark = spark_conf(settings, app_name="govlake Spark Connect server") | {
+    spark = spark_conf(settings, app_name="govlake Spark Connect server", conf=conf.get("connect_conf")) | {
         "spark.connect.grpc.binding.address": HOST,
         "spark.connect.grpc.binding.port": str(conf["connect_port"]),
     }
@@ -354,7 +354,7 @@ def _reuse(folder: Path, conf: dict, timeout: float) -> dict:
                            "it first to start another")
     _say(f"already running: {master_url(running)}; nothing started")
     if asked and not has:
-        running["connect_port"] = asked
+        running |= {"connect_port": asked, "connect_conf": conf.get("connect_conf") or {}}
         if not _free(asked):
             raise ClusterError(f"port {asked} on {HOST} is taken; choose another with --connect-port")
         _write_json(folder / "cluster.json", running)
@@ -363,6 +363,7 @@ def _reuse(folder: Path, conf: dict, timeout: float) -> dict:
         except BaseException:
             _stop(folder, only=["connect"])
             running.pop("connect_port")
+            running.pop("connect_conf")
             _write_json(folder / "cluster.json", running)
             raise
     return describe(folder)
@@ -473,6 +474,13 @@ def _memory(value: str) -> str:
     return value.lower()
 
 
+def _setting(value: str) -> tuple[str, str]:
+    key, sep, setting = value.partition("=")
+    if not sep or not key.startswith("spark."):
+        raise argparse.ArgumentTypeError(f"{value!r}: write spark.key=value")
+    return key, setting
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="spark_cluster.py", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -492,6 +500,8 @@ def main(argv: list[str]) -> int:
     opt("--worker-cores", type=int, default=1)
     opt("--worker-memory", type=_memory, default="2g")
     opt("--connect-port", type=int, default=None, help="also start a Spark Connect server on this port")
+    opt("--connect-conf", action="append", type=_setting, default=[], metavar="KEY=VALUE",
+        help="a setting of the Spark Connect server beyond the Spark engine's (repeatable)")
     opt("--stop-with", type=int, metavar="PID", help="stop the cluster when process PID ends")
     opt("--timeout", type=float, default=180, help="seconds to wait for the cluster (default 180)")
     args = parser.parse_args(argv)
@@ -509,7 +519,8 @@ def main(argv: list[str]) -> int:
             return {"running": 0, "partly running": 1}.get(info["state"], 3)
         if args.workers < 1 or args.worker_cores < 1:
             parser.error("--workers and --worker-cores: 1 or more")
-        conf = {key: getattr(args, key) for key in SIZES} | {"connect_port": args.connect_port}
+        conf = {key: getattr(args, key) for key in SIZES} | {"connect_port": args.connect_port,
+                                                             "connect_conf": dict(args.connect_conf)}
         info = start(folder, conf, stop_with=args.stop_with, timeout=args.timeout)
         print(json.dumps(info, indent=1) if args.json else info["master"])
         return 0

@@ -14,6 +14,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 from govlake.config import Settings  # noqa: E402
 
 pytest_plugins = ["conftest_pg"] if (Path(__file__).parent / "conftest_pg.py").exists() else []
+# the Spark standalone cluster of tests/test_spark_cluster.py (spark_cluster, spark_connect)
+pytest_plugins += ["_spark_cluster"]
 
 
 @pytest.fixture
