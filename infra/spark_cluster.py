@@ -7,6 +7,7 @@
     infra/spark_cluster.py status  [--json]     exit 0 running, 1 partly running, 3 not running
     infra/spark_cluster.py stop
     (each takes --dir, default $GOVLAKE_VAR/spark-cluster, else <repo>/var/spark-cluster)
+    infra/spark_cluster.py submit-args          spark-submit's arguments for the Spark engine's GOVLAKE_SPARK_*
 
 ``start`` runs a standalone master (``org.apache.spark.deploy.master.Master``) and workers
 (``org.apache.spark.deploy.worker.Worker``, each with ``--worker-cores`` and ``--worker-memory``) through the
@@ -43,6 +44,7 @@ import contextlib
 import fcntl
 import json
 import os
+import shlex
 import signal
 import socket
 import subprocess
@@ -474,6 +476,19 @@ def _memory(value: str) -> str:
     return value.lower()
 
 
+def _submit_args() -> list[str]:
+    """spark-submit's arguments for the Spark engine's settings of the environment (GOVLAKE_SPARK_*)."""
+    from govlake.config import SettingsError, get_settings
+    from govlake.engine import check_spark, submit_args
+
+    try:
+        settings = get_settings()
+        check_spark(settings)
+        return submit_args(settings)
+    except SettingsError as exc:
+        raise ClusterError(str(exc)) from None
+
+
 def _setting(value: str) -> tuple[str, str]:
     key, sep, setting = value.partition("=")
     if not sep or not key.startswith("spark."):
@@ -485,6 +500,7 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="spark_cluster.py", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     commands = {name: sub.add_parser(name) for name in ("start", "status", "stop")}
+    sub.add_parser("submit-args", help="print spark-submit's arguments for the Spark engine's settings")
     watch = sub.add_parser("_watch")  # the watchdog of --stop-with
     watch.add_argument("--pid", type=int, required=True)
     watch.add_argument("--started", type=float, required=True)
@@ -505,8 +521,11 @@ def main(argv: list[str]) -> int:
     opt("--stop-with", type=int, metavar="PID", help="stop the cluster when process PID ends")
     opt("--timeout", type=float, default=180, help="seconds to wait for the cluster (default 180)")
     args = parser.parse_args(argv)
-    folder = args.dir.resolve()
     try:
+        if args.command == "submit-args":
+            print(shlex.join(_submit_args()))
+            return 0
+        folder = args.dir.resolve()
         if args.command == "_watch":
             return _watch(folder, args.pid, args.started)
         if args.command == "stop":

@@ -3,6 +3,7 @@ may hold the local one): the Spark engine's session as govlake opens it from the
 (GOVLAKE_SPARK_MASTER=spark://…), tasks on every executor, a Delta table written and merged into.
 
     python tests/_spark_cluster_job.py TABLE     prints one JSON document on stdout
+    spark-submit $(infra/spark_cluster.py submit-args) tests/_spark_cluster_job.py TABLE --submitted
 """
 
 from __future__ import annotations
@@ -75,5 +76,20 @@ def main(table: str) -> dict:
     return out
 
 
+def submitted(table: str) -> dict:
+    """Under spark-submit: the session govlake opens in a driver spark-submit started, a Delta table written and
+    read back through delta-spark's Python API (from ``--py-files``)."""
+    session = get_engine(get_settings()).session(app_name="govlake spark-submit test", conf=CONF)
+    session.createDataFrame(ROWS, SCHEMA).write.format("delta").save(table)
+    from delta.tables import DeltaTable
+
+    rows = DeltaTable.forPath(session, table).toDF().count()
+    conf = session.sparkContext.getConf()
+    out = {"rows": rows, "master": conf.get("spark.master"), "deploy_mode": conf.get("spark.submit.deployMode"),
+           "app_name": conf.get("spark.app.name")}
+    session.stop()
+    return out
+
+
 if __name__ == "__main__":
-    print(json.dumps(main(sys.argv[1])))
+    print(json.dumps(submitted(sys.argv[1]) if sys.argv[2:] == ["--submitted"] else main(sys.argv[1])))

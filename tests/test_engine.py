@@ -25,6 +25,7 @@ from govlake.engine import (
     remote_conf,
     spark_conf,
     step_engine,
+    submit_args,
 )
 from govlake.transform import DUCKDB, SPARK, SPARK_CONF
 
@@ -109,6 +110,20 @@ def test_a_driver_on_a_cluster(tmp_path, jars):
                                  "spark.pyspark.python")} == {
         "spark.executor.memory": "4g", "spark.executor.cores": "2", "spark.cores.max": "8",
         "spark.pyspark.python": "/opt/govlake/.venv/bin/python"}
+
+
+def test_spark_submit_gets_the_session_s_settings_as_its_arguments(tmp_path, jars):
+    settings = Settings(var=tmp_path / "var", engine="spark", spark_jars=jars, spark_master="spark://127.0.0.1:7077",
+                        spark_cores_max=2)
+    args = submit_args(settings, app_name="nightly")
+    conf = spark_conf(settings, app_name="nightly")
+    assert args[:8] == ["--master", "spark://127.0.0.1:7077", "--name", "nightly", "--jars", conf["spark.jars"],
+                        "--py-files", conf["spark.submit.pyFiles"]]
+    rest = dict(a.split("=", 1) for a in args[9::2])
+    assert args[8::2] == ["--conf"] * len(rest)
+    assert rest == {k: v for k, v in conf.items() if k not in ("spark.master", "spark.app.name", "spark.jars",
+                                                                  "spark.submit.pyFiles")}
+    assert rest["spark.cores.max"] == "2" and rest["spark.sql.extensions"] == DELTA_CONF["spark.sql.extensions"]
 
 
 def test_a_spark_connect_session_sets_only_session_settings():

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import shlex
 import subprocess
 import sys
 import time
@@ -19,7 +20,7 @@ import pytest
 from deltalake import DeltaTable
 
 from _spark_cluster import Cluster, cli_env, cluster_cli, free_port, leftovers
-from govlake.config import REPO_ROOT, Settings
+from govlake.config import REPO_ROOT, Settings, java_home
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow]
 
@@ -67,6 +68,26 @@ def test_delta_rs_reads_what_the_executors_wrote_and_delta_spark_merged(job):
     assert _rows(table) == sorted(merged.values()) and report["merged_rows_read_by_spark"] == 4
     assert DeltaTable(str(table)).history()[0]["operation"] == "MERGE"
     assert merged[2][1] == "上海浦东新区示例贸易商行" and merged[4][2] == Decimal("-1.2500")
+
+
+def test_spark_submit_with_the_engine_s_arguments_runs_a_driver_on_the_cluster(spark_cluster, tmp_path):
+    """A driver spark-submit starts has its class path before govlake reads its settings: ``submit-args`` gives
+    it Delta's jars and delta-spark's Python API; without them the session is refused, naming what to do."""
+    from _spark_cluster_job import ROWS
+
+    env = cli_env(spark_cluster.var, GOVLAKE_ENGINE="spark", GOVLAKE_SPARK_MASTER=spark_cluster.master,
+                  JAVA_HOME=str(java_home()))
+    args = cluster_cli("submit-args", env=env)
+    assert args.returncode == 0, args.stderr
+    submit = [str(Path(sys.executable).with_name("spark-submit")), *shlex.split(args.stdout)]
+    assert submit[1:3] == ["--master", spark_cluster.master]
+    done = subprocess.run([*submit, str(JOB), str(tmp_path / "t"), "--submitted"], capture_output=True, text=True,
+                          env=env, timeout=900, check=False)
+    assert done.returncode == 0, done.stderr[-4000:]
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == {
+        "rows": len(ROWS), "master": spark_cluster.master, "deploy_mode": "client",
+        "app_name": "govlake spark-submit test"}
+    assert _rows(tmp_path / "t") == sorted(ROWS, key=lambda r: r[0])
 
 
 def test_a_second_start_starts_nothing_and_another_is_refused(spark_cluster, tmp_path):

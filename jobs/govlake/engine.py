@@ -240,7 +240,37 @@ def spark_session(settings: Settings, *, app_name: str = "govlake",
     with _launch_env(settings):
         session = builder.getOrCreate()
     session.sparkContext.setLogLevel("ERROR")
+    _check_delta_classes(session, settings)
     return session
+
+
+def _check_delta_classes(session: SparkSession, settings: Settings) -> None:
+    """Delta Lake's classes load in the driver: not so when its JVM started without govlake's ``spark.jars`` (a
+    driver started by spark-submit, whose class path is set before govlake's settings are read).
+
+    Raises:
+        SettingsError: they do not, naming what to do.
+    """
+    from py4j.protocol import Py4JJavaError
+
+    try:
+        session._jvm.org.apache.spark.util.Utils.classForName(DELTA_CONF["spark.sql.extensions"], True, False)
+    except Py4JJavaError:
+        raise SettingsError("GOVLAKE_SPARK_JARS", str(settings.spark_jars),
+                            "Delta Lake's classes are not on the Spark driver's class path: its JVM was started "
+                            "without these jars (by spark-submit?); give spark-submit the Spark engine's arguments "
+                            "(`infra/spark_cluster.py submit-args`, docs/spark.md#spark-submit)") from None
+
+
+def submit_args(settings: Settings, *, app_name: str = "govlake") -> list[str]:
+    """The spark-submit arguments of the Spark engine's session (:func:`spark_conf`): a driver spark-submit starts
+    gets Delta's jars on its class path (``--jars``) and delta-spark's Python API (``--py-files``) at launch."""
+    conf = spark_conf(settings, app_name=app_name)
+    args = ["--master", conf.pop("spark.master"), "--name", conf.pop("spark.app.name"),
+            "--jars", conf.pop("spark.jars"), "--py-files", conf.pop("spark.submit.pyFiles")]
+    for key, value in conf.items():
+        args += ["--conf", f"{key}={value}"]
+    return args
 
 
 def spark_python(settings: Settings) -> str:
