@@ -118,8 +118,13 @@ def test_status_names_every_process_and_worker(spark_cluster):
     assert gone.returncode == 3 and gone.stderr.startswith("not running")
 
 
-def test_spark_connect_creates_and_merges_a_delta_table_on_the_cluster(spark_cluster, spark_connect, tmp_path):
+def test_spark_connect_creates_and_merges_a_delta_table_on_the_cluster(spark_cluster, spark_connect, tmp_path,
+                                                                       monkeypatch):
     from govlake.engine import get_engine
+
+    # pyspark turns the whole process to Spark Connect (SPARK_CONNECT_MODE_ENABLED, left set after stop()): unset
+    # afterwards, so that the tests' local session runs classic again
+    monkeypatch.setenv("SPARK_CONNECT_MODE_ENABLED", "1")
 
     table = tmp_path / "connect_table"
     settings = Settings(var=tmp_path / "var", engine="spark", spark_remote=spark_connect)
