@@ -9,8 +9,9 @@ line), never silently replaced by another.
 The Spark engine (GOVLAKE_ENGINE=spark) opens a SparkSession with Delta Lake (:meth:`Engine.session`:
 the master of GOVLAKE_SPARK_MASTER, local or a standalone cluster, the jars of :data:`DELTA_JARS` from
 GOVLAKE_SPARK_JARS, the dialect layer's SPARK_CONF and :data:`DELTA_CONF`, under which delta-spark and
-delta-rs read each other's tables; or a Spark Connect client of GOVLAKE_SPARK_REMOTE: docs/spark.md). The pipeline's steps do not run on it yet: :func:`step_engine` refuses them
-(:class:`EngineNotReady`), before anything is written, instead of running them on DuckDB.
+delta-rs read each other's tables; or a Spark Connect client of GOVLAKE_SPARK_REMOTE: docs/spark.md).
+The pipeline's steps do not run on it yet: :func:`step_engine` refuses them (:class:`EngineNotReady`),
+before anything is written, instead of running them on DuckDB.
 
 The extract, the report and the KPIs read Delta with DuckDB whatever the engine (they are small
 reads of published tables); only the steps that run models use the engine.
