@@ -85,7 +85,9 @@ DELTA_CONF: dict[str, str] = {
 """The Delta settings of every Spark session of govlake (docs/spark.md#reading-each-others-tables)."""
 
 STEPS = ("ingest", "process", "gold", "credit", "conflicts", "extract", "kpis", "run")
-"""The pipeline's steps (govlake.pipeline), which run on DuckDB only for now."""
+"""The pipeline's steps (govlake.pipeline)."""
+SPARK_STEPS = frozenset({"process", "gold", "credit", "conflicts"})
+"""The steps the Spark engine runs so far (the others are refused on it: :func:`step_engine`)."""
 
 
 class EngineNotReady(SettingsError):
@@ -100,10 +102,9 @@ class Engine:
     dialect: Dialect
     settings: Settings
 
-    @property
-    def runs_steps(self) -> bool:
-        """Whether the pipeline's steps run on this engine (DuckDB; Spark not yet)."""
-        return self.name == "duckdb"
+    def runs(self, step: str) -> bool:
+        """Whether pipeline step ``step`` runs on this engine (every one on DuckDB; :data:`SPARK_STEPS`)."""
+        return self.name == "duckdb" or step in SPARK_STEPS
 
     def connect(self, *, database: str | None = None) -> duckdb.DuckDBPyConnection:
         """A session of the DuckDB engine: a connection spilling to var/work."""
@@ -131,7 +132,7 @@ def step_engine(settings: Settings, step: str) -> Engine:
     """The engine that runs pipeline step ``step``; EngineNotReady (before anything is written) when the
     chosen engine cannot run it, never another engine in its place."""
     engine = get_engine(settings)
-    if not engine.runs_steps:
+    if not engine.runs(step):
         raise EngineNotReady("GOVLAKE_ENGINE", settings.engine, not_ready(step))
     return engine
 
@@ -140,11 +141,12 @@ def not_ready(step: str) -> str:
     """Why ``step`` does not run on the Spark engine, what does, and what to do."""
     return (f"the Spark engine does not run the pipeline's steps yet, so {step} was not run and nothing was "
             "written. With GOVLAKE_ENGINE=spark, what works: a Spark session with Delta Lake (govlake.engine; "
-            "delta-spark and delta-rs read and merge each other's tables) and every command that runs no step "
+            "delta-spark and delta-rs read and merge each other's tables), the steps "
+            f"{', '.join(sorted(SPARK_STEPS))} and every command that runs no step "
             "(status, kpi, report, catalog, rules, batches, objection, backup, restore, drill, vacuum, "
             "generate); what does not yet: govlake ingest, govlake run and the DAGs "
-            f"({', '.join(s for s in STEPS if s != 'run')}), which run on DuckDB only. Unset GOVLAKE_ENGINE "
-            "(or set it to duckdb) to run them")
+            f"({', '.join(s for s in STEPS if s != 'run' and s not in SPARK_STEPS)}), which run on DuckDB only. "
+            "Unset GOVLAKE_ENGINE (or set it to duckdb) to run them")
 
 
 # ---- the Spark engine's session ----------------------------------------------------------------

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 
 from govlake import lineage, locks, steps, storage
 from govlake.catalog import Catalog, Item, Resource, get_catalog
+from govlake.compute import open_compute
 from govlake.config import Settings
 from govlake.contracts import silver_schema
 from govlake.engine import step_engine
@@ -239,17 +240,17 @@ def build_gold(*, settings: Settings, run_id: str) -> dict[str, int]:
 
 def _build(intent: steps.Intent, catalog: Catalog) -> dict[str, int]:
     settings = intent.settings
-    con = storage.connect(settings)
+    con = open_compute(step_engine(settings, "gold"))
     rows: dict[str, int] = {}
     try:
         register_silver(con, settings, catalog)
         register_objection_views(con, settings)  # corrections and disputes (数据异议) for int_entity_attributes
-        runner = ModelRunner(settings.sql_dir, dialect=step_engine(settings, "gold").dialect)
+        runner = ModelRunner(settings.sql_dir)
         for name in MODEL_ORDER:
             runner.run(con, f"gold/{name}", **model_context(name, catalog))
             if name in GOLD_TABLES:
                 table = f"gold/{name}"
-                intent.write_table(table, con.sql(f"select * from {name}").to_arrow_reader(100_000), mode="overwrite")
+                intent.write_table(table, con.data(f"select * from {name}"), mode="overwrite")
                 rows[name] = storage.row_count(intent.path(table))
     finally:
         con.close()

@@ -14,14 +14,18 @@ from govlake.transform import ModelError
 def register_silver(con: duckdb.DuckDBPyConnection, settings: Settings, catalog: Catalog, *,
                     intent: steps.Intent | None = None) -> None:
     """Register every resource's silver table as view ``silver_<slug>`` (empty when absent); with
-    ``intent``, at the versions it pinned (govlake.steps)."""
+    ``intent``, at the versions it pinned (govlake.steps). ``con``: a govlake.compute session or a DuckDB
+    connection."""
+    from govlake.compute import as_compute
+
+    con = as_compute(con)
     for res in catalog.resources.values():
         view = f"silver_{res.slug}"
         schema = silver_schema(res)
         if intent is not None:
             intent.register(con, view, f"silver/{res.slug}", empty_schema=schema)
         else:
-            storage.register(con, view, storage.table_path(settings, "silver", res.slug), empty_schema=schema)
-        missing = [n for n in schema.names if n not in con.sql(f"select * from {view}").columns]
+            con.register_delta(view, storage.table_path(settings, "silver", res.slug), empty_schema=schema)
+        missing = [n for n in schema.names if n not in con.columns(view)]
         if missing:
             raise ModelError(f"silver/{res.slug} lacks contract columns {missing} (docs/architecture.md)")

@@ -87,14 +87,17 @@ class Intent:
         return self.settings.lake / table
 
     def register(self, con, name: str, table: str, *, empty_schema: pa.Schema | None = None) -> bool:
-        """storage.register of ``table`` at this intent's version of it (absent at the cut: like absent)."""
-        version = self.version(table)
+        """``table`` at this intent's version of it as view ``name`` of ``con`` (a govlake.compute session
+        or a DuckDB connection); absent at the cut: like absent (empty ``empty_schema`` view, or False)."""
+        from govlake.compute import as_compute
+
+        compute, version = as_compute(con), self.version(table)
         if version is None:
             if empty_schema is None:
                 return False
-            con.register(name, empty_schema.empty_table())
+            compute.register_arrow(name, empty_schema.empty_table())
             return True
-        return storage.register(con, name, self.path(table), empty_schema=empty_schema, version=version)
+        return compute.register_delta(name, self.path(table), empty_schema=empty_schema, version=version)
 
     def files_since(self, table: str, since: int | None) -> list[str]:
         """Data files of ``table`` at this intent's version added after version ``since``."""

@@ -6,6 +6,7 @@ Arrow data. Every write is stamped with the run id in the Delta commit metadata.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Literal
@@ -44,8 +45,27 @@ def _commit(run_id: str, txn: tuple[str, int] | None) -> CommitProperties:
     return CommitProperties(custom_metadata={"govlake.run_id": run_id}, app_transactions=apps)
 
 
+def commit_run_id(commit: dict) -> str | None:
+    """The run id a commit (an entry of DeltaTable.history) was stamped with: delta-rs writes it as
+    ``govlake.run_id`` in the commit info, delta-spark in its ``userMetadata`` (govlake._spark_delta)."""
+    if commit.get("govlake.run_id"):
+        return commit["govlake.run_id"]
+    meta = commit.get("userMetadata")
+    if isinstance(meta, str) and meta.startswith("{"):
+        try:
+            return json.loads(meta).get("govlake.run_id")
+        except ValueError:
+            return None
+    return None
+
+
 def _label(path: Path, label: str | None) -> str:
     return label or f"commit:{path.parent.name}/{path.name}"
+
+
+def _is_spark(data) -> bool:
+    """Whether ``data`` is a Spark DataFrame (classic or Spark Connect), without importing pyspark."""
+    return type(data).__module__.startswith("pyspark.")
 
 
 def write_table(
@@ -63,7 +83,15 @@ def write_table(
     """Write Arrow data as one Delta commit; streams a reader without holding it in memory.
 
     ``txn`` (app id, version) is recorded in the commit (Delta ``txn`` action): see govlake.steps.
+    A Spark DataFrame (the Spark engine's result) is written by delta-spark with the same stamps.
     """
+    if _is_spark(data):
+        from govlake import _spark_delta
+
+        _spark_delta.write(path, data, mode=mode, run_id=run_id, predicate=predicate, partition_by=partition_by,
+                           txn=txn)
+        crash_point(_label(path, label))
+        return
     if not isinstance(data, (pa.Table, pa.RecordBatchReader)):
         if schema is None:
             raise ValueError("an iterable of batches needs its schema")
@@ -145,8 +173,15 @@ def merge_table(path: Path, source: pa.Table | pa.RecordBatchReader, *, key: Seq
 
     With ``delete_flag`` (a boolean source column, not written): a flagged row deletes the target row
     with its key instead (and is not inserted). Only files holding matched keys are rewritten, so the
-    cost follows the source's size plus one key scan of the target. Returns delta-rs's merge metrics.
+    cost follows the source's size plus one key scan of the target. Returns delta-rs's merge metrics
+    (a Spark DataFrame is merged by delta-spark: DeltaTable.merge, the same stamps and clauses).
     """
+    if _is_spark(source):
+        from govlake import _spark_delta
+
+        metrics = _spark_delta.merge(path, source, key=key, run_id=run_id, delete_flag=delete_flag, txn=txn)
+        crash_point(_label(path, label))
+        return metrics
     columns = [n for n in source.schema.names if n != delete_flag]
     dt = open_table(path)
     if dt is None:

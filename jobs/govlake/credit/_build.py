@@ -30,6 +30,7 @@ import pyarrow as pa
 
 from govlake import contracts, locks, steps, storage
 from govlake.catalog import get_catalog
+from govlake.compute import Compute, open_compute
 from govlake.config import Settings
 from govlake.consumption import SCHEMA as CONSUMPTION_SCHEMA
 from govlake.consumption import consumed_versions, consumption_rows
@@ -131,15 +132,15 @@ def _gold(settings: Settings, name: str) -> Path:
     return storage.table_path(settings, "gold", name)
 
 
-def _deadlines(con, rules: CreditRules) -> None:
+def _deadlines(con: Compute, rules: CreditRules) -> None:
     """``ref_deadline``: the publication deadline of every (decision date, department) to derive.
 
     A department of null (数据来源单位统一社会信用代码 not in catalog/departments.yml) gets the default
     number of working days; the record models join on it with ``is not distinct from``.
     """
-    pairs = con.execute("""select distinct decision_date, _dept from (
+    pairs = con.rows("""select distinct decision_date, _dept from (
             select decision_date, _dept from penalty_input union all select decision_date, _dept from license_input)
-        where decision_date is not null""").fetchall()
+        where decision_date is not null""")
     calendar = rules.calendar()
     rows = {"decision_date": [], "dept": [], "deadline_date": [], "deadline_provisional": []}
     for day, dept in pairs:
@@ -148,18 +149,16 @@ def _deadlines(con, rules: CreditRules) -> None:
             rows[k].append(v)
     table = pa.table(rows, schema=pa.schema([("decision_date", pa.date32()), ("dept", pa.string()),
                                              ("deadline_date", pa.date32()), ("deadline_provisional", pa.bool_())]))
-    con.register("ref_deadline_arrow", table)
-    con.execute("create or replace temp table ref_deadline as select * from ref_deadline_arrow")
-    con.unregister("ref_deadline_arrow")
+    con.register_arrow("ref_deadline", table)
 
 
-def _inputs(con, intent: steps.Intent, kind: RecordKind, as_of: dt.date, rebuild: bool) -> None:
+def _inputs(con: Compute, intent: steps.Intent, kind: RecordKind, as_of: dt.date, rebuild: bool) -> None:
     """``<kind>_input``: silver rows of the decisions to re-derive."""
     res = get_catalog(intent.settings.catalog_dir).resource(kind.resource)
     columns = ", ".join(silver_schema(res).names)
     key = ", ".join(kind.key)
     if rebuild:
-        con.execute(f"create temp table {kind.name}_input as select {columns} from silver_{res.slug}")
+        con.create(f"{kind.name}_input", f"select {columns} from silver_{res.slug}")
         return
     intent.register(con, f"{kind.record}_current", f"gold/{kind.record}")
     touched = []
@@ -170,40 +169,45 @@ def _inputs(con, intent: steps.Intent, kind: RecordKind, as_of: dt.date, rebuild
                           where r.uscc = cur.uscc and r.decision_no = cur.decision_no)""")
     # a silver file rewritten by a merge also holds rows copied unchanged: skip the rows the current
     # record was derived from already (same key, same batch and row)
-    con.execute(f"""create temp table {kind.name}_input as select {columns} from changed_{res.slug} as c
+    con.create(f"{kind.name}_changed", f"""select {columns} from changed_{res.slug} as c
         where not exists (select 1 from {kind.record}_current as cur
                           where {' and '.join(f'c.{k} = cur.{k}' for k in (*kind.key, '_batch_id', '_row_number'))})""")
+    rows = f"select * from {kind.name}_changed"
     if touched:
-        con.execute(f"""insert into {kind.name}_input
+        rows += f"""
+            union all
             select {columns} from {kind.record}_current as cur
             where ({' or '.join(touched)})
-              and not exists (select 1 from {kind.name}_input as c
-                              where {' and '.join(f'c.{k} = cur.{k}' for k in kind.key)})""")
-    con.execute(f"""create or replace temp table {kind.name}_input as select * from {kind.name}_input
+              and not exists (select 1 from {kind.name}_changed as c
+                              where {' and '.join(f'c.{k} = cur.{k}' for k in kind.key)})"""
+    con.create(f"{kind.name}_input", f"""select * from ({rows}) as rows
         qualify row_number() over (partition by {key} order by _received_at desc) = 1""")
 
 
-def _derive(con, settings: Settings, name: str, rules: CreditRules, as_of: dt.date) -> None:
+def _derive(con: Compute, settings: Settings, name: str, rules: CreditRules, as_of: dt.date) -> None:
     """Run model ``name`` into temp table ``new_<name>`` (the model runner checks its inputs and key)."""
-    ModelRunner(settings.sql_dir, dialect=step_engine(settings, "credit").dialect).run(
+    ModelRunner(settings.sql_dir).run(
         con, f"gold/{name}", into=f"new_{name}", **context(rules, as_of))
 
 
-def _write(intent: steps.Intent, con, name: str, key, rebuild: bool, *, select: str | None = None,
+def _write(intent: steps.Intent, con: Compute, name: str, key, rebuild: bool, *, select: str | None = None,
            delete_flag: str | None = None) -> int:
     """Merge (or, on a rebuild, overwrite with) ``new_<name>`` into gold/<name>; returns rows merged."""
-    query = select or f"select * from new_{name}"
-    n = con.execute(f"select count(*) from ({query}) as q").fetchone()[0]
+    query = f"out_{name}"
+    con.create(query, select or f"select * from new_{name}", kind="view")
+    n = con.count(query)
     table = f"gold/{name}"
     if rebuild or intent.version(table) is None:
-        keep = f"select * exclude ({delete_flag}) from ({query}) as q where not {delete_flag}" if delete_flag else query
-        intent.write_table(table, con.sql(keep).to_arrow_reader(100_000), mode="overwrite")
+        kept = ", ".join(c for c in con.columns(query) if c != delete_flag)
+        keep = f"select {kept} from {query} where not {delete_flag}" if delete_flag else f"select * from {query}"
+        intent.write_table(table, con.data(keep), mode="overwrite")
     elif n:
-        intent.merge_table(table, con.sql(query).to_arrow_table(), key=list(key), delete_flag=delete_flag)
+        intent.merge_table(table, con.data(f"select * from {query}", whole=True), key=list(key),
+                           delete_flag=delete_flag)
     return n
 
 
-def _records(con, intent: steps.Intent, kind: RecordKind, rules: CreditRules, as_of: dt.date,
+def _records(con: Compute, intent: steps.Intent, kind: RecordKind, rules: CreditRules, as_of: dt.date,
              rebuild: bool, result: CreditResult) -> list[dict]:
     """Derive ``kind``'s records, merge records and publication; returns the withdrawals."""
     settings = intent.settings
@@ -212,10 +216,10 @@ def _records(con, intent: steps.Intent, kind: RecordKind, rules: CreditRules, as
     key = ", ".join(kind.key)
     withdrawals: list[dict] = []
     if intent.register(con, f"{kind.publication}_before", f"gold/{kind.publication}"):
-        withdrawals = [withdrawal(f"gold/{kind.publication}", kind, row, as_of) for row in con.execute(f"""
+        withdrawals = [withdrawal(f"gold/{kind.publication}", kind, row, as_of) for row in con.rows(f"""
             select {kind.key[0]}, authority_uscc, uscc, publicity_status, {kind.end_column}
             from new_{kind.record} as n semi join {kind.publication}_before as b using ({key})
-            where n.publicity_status <> '{PUBLISHED}'""").fetchall()]
+            where n.publicity_status <> '{PUBLISHED}'""")]
     result.rederived[kind.record] = _write(intent, con, kind.record, kind.key, rebuild)
     published = ", ".join([c for c in silver_schema(res).names if c not in ("_batch_id", "_received_at")]
                           + list(kind.published_extra))
@@ -261,7 +265,7 @@ def _build(intent: steps.Intent, catalog, inputs: list[str]) -> CreditResult:
     as_of = dt.date.fromisoformat(intent.params["as_of"])
     rebuild = intent.params["rebuild"]
     result = CreditResult(run_id, as_of, rebuild)
-    con = storage.connect(settings)
+    con = open_compute(step_engine(settings, "credit"))
     try:
         with _timed(result, "inputs"):
             register_silver(con, settings, catalog, intent=intent)
@@ -270,7 +274,7 @@ def _build(intent: steps.Intent, catalog, inputs: list[str]) -> CreditResult:
                 versions[table] = intent.version(table)
                 res = catalog.resource(next(c for c in INPUTS if f"silver/{catalog.resource(c).slug}" == table))
                 files = intent.files_since(table, intent.params["since"].get(table))
-                storage.register_files(con, f"changed_{res.slug}", files, silver_schema(res))
+                con.register_files(f"changed_{res.slug}", files, silver_schema(res))
             for kind in KINDS:
                 _inputs(con, intent, kind, as_of, rebuild)
             _deadlines(con, rules)
@@ -279,8 +283,8 @@ def _build(intent: steps.Intent, catalog, inputs: list[str]) -> CreditResult:
                            for w in _records(con, intent, kind, rules, as_of, rebuild, result)]
 
         # the records as this run left them (only this step writes them, under the publish lock)
-        storage.register(con, "penalty_record", _gold(settings, "penalty_record"))
-        storage.register(con, "license_record", _gold(settings, "license_record"))
+        con.register_delta("penalty_record", _gold(settings, "penalty_record"))
+        con.register_delta("license_record", _gold(settings, "license_record"))
         intent.register(con, "legal_entity", "gold/legal_entity")
         with _timed(result, "repairs"):
             _repairs(con, intent, rules, as_of, rebuild, result)
@@ -302,21 +306,21 @@ def _build(intent: steps.Intent, catalog, inputs: list[str]) -> CreditResult:
     return result
 
 
-def _repairs(con, intent: steps.Intent, rules: CreditRules, as_of: dt.date, rebuild: bool,
+def _repairs(con: Compute, intent: steps.Intent, rules: CreditRules, as_of: dt.date, rebuild: bool,
              result: CreditResult) -> None:
     """Review the new repair applications and those naming a re-derived penalty."""
     source = "silver_credit_repair" if rebuild else """(
         select * from changed_credit_repair
         union all by name
         select * from silver_credit_repair as r semi join penalty_input as p using (uscc, decision_no))"""
-    con.execute(f"""create temp table repair_input as select * from {source} as r
+    con.create("repair_input", f"""select * from {source} as r
         qualify row_number() over (partition by uscc, decision_no order by _received_at desc) = 1""")
     _derive(con, intent.settings, "credit_repair_review", rules, as_of)
     result.rederived["credit_repair_review"] = _write(
         intent, con, "credit_repair_review", ("uscc", "decision_no"), rebuild)
 
 
-def _profiles(con, intent: steps.Intent, rules: CreditRules, as_of: dt.date, rebuild: bool,
+def _profiles(con: Compute, intent: steps.Intent, rules: CreditRules, as_of: dt.date, rebuild: bool,
               result: CreditResult) -> None:
     """Re-derive the profiles of the enterprises a re-derived record or a changed input names."""
     if rebuild:
@@ -325,8 +329,8 @@ def _profiles(con, intent: steps.Intent, rules: CreditRules, as_of: dt.date, reb
     else:
         touched = ["select uscc from new_penalty_record", "select uscc from new_license_record",
                    *(f"select uscc from changed_{slug}" for slug in PROFILE_TRIGGERS)]
-    con.execute("create temp table affected_uscc as select distinct uscc from ("
-                + " union all ".join(touched) + ") as t where uscc is not null")
+    con.create("affected_uscc", "select distinct uscc from (" + " union all ".join(touched)
+               + ") as t where uscc is not null")
     _derive(con, intent.settings, "enterprise_credit_profile", rules, as_of)
     result.rederived["enterprise_credit_profile"] = _write(
         intent, con, "enterprise_credit_profile", ("uscc",), rebuild)

@@ -23,14 +23,16 @@ import datetime as dt
 from dataclasses import dataclass
 
 import duckdb
+import pyarrow as pa
 from deltalake import CommitProperties
 
 from govlake import contracts, locks, steps, storage
 from govlake.catalog import Catalog, Item, get_catalog
+from govlake.compute import open_compute
 from govlake.config import Settings
 from govlake.engine import step_engine
 from govlake.governance._plan import CopyCheck, conflict_plan
-from govlake.transform import DUCKDB, FULL_WIDTH, HALF_WIDTH, Dialect, ModelRunner
+from govlake.transform import FULL_WIDTH, HALF_WIDTH, ModelRunner
 
 CONFLICTS = "conflicts"
 """gold/conflicts."""
@@ -99,14 +101,14 @@ _COMPARISON_COLUMNS = ("conflict_id", "item", "item_name", "entity_key_type", "e
                        "department", "other_value")
 
 
-def compare(con: duckdb.DuckDBPyConnection, settings: Settings, catalog: Catalog, *, dialect: Dialect = DUCKDB
-            ) -> str:
-    """Register silver and materialize temp table ``comparisons``; returns its name. The conflicts step
-    passes its engine's dialect; the KPIs read with DuckDB whatever the engine."""
+def compare(con, settings: Settings, catalog: Catalog) -> str:
+    """Register silver and materialize table ``comparisons`` in ``con`` (a govlake.compute session, or a
+    DuckDB connection); returns its name. The conflicts step compares on its engine; the KPIs read with
+    DuckDB whatever the engine."""
     from govlake.silver import register_silver
 
     register_silver(con, settings, catalog)
-    ModelRunner(settings.sql_dir, dialect=dialect).run(
+    ModelRunner(settings.sql_dir).run(
         con, "governance/comparisons", **comparisons_context(conflict_plan(catalog)))
     return "comparisons"
 
@@ -159,26 +161,23 @@ def _detect(settings: Settings, run_id: str, now: dt.datetime | None) -> Conflic
     now = _now(now)
     catalog = get_catalog(settings.catalog_dir)
     path = storage.table_path(settings, "gold", CONFLICTS)
-    con = storage.connect(settings)
+    con = open_compute(step_engine(settings, "conflicts"))
     try:
-        compare(con, settings, catalog, dialect=step_engine(settings, "conflicts").dialect)
+        compare(con, settings, catalog)
         _register_open_objections(con, settings)
-        compared, disagreeing = con.execute(
-            "select count(*), count(*) filter (where not agrees) from comparisons").fetchone()
+        compared, disagreeing = con.one("select count(*), count(*) filter (where not agrees) from comparisons")
         columns = ", ".join(f"c.{c}" for c in _COMPARISON_COLUMNS)
-        current = con.execute(f"""
-            select {columns},
-                cast($now as timestamptz) as first_seen,
-                cast($now as timestamptz) as last_seen,
-                cast(null as timestamptz) as resolved_at,
-                {_STATUS_SQL} as status,
-                cast($run_id as varchar) as run_id
+        # the disagreements are few (one row per value in conflict): merged from the driver by delta-rs
+        found = con.arrow(f"""
+            select {columns}, {_STATUS_SQL} as status
             from comparisons as c
-            where not c.agrees
-            order by c.conflict_id""", {"now": now, "run_id": run_id}).to_arrow_table()
+            where not c.agrees""").sort_by("conflict_id")
     finally:
         con.close()
-    current = current.cast(CONFLICT_SCHEMA)
+    stamps = {"first_seen": now, "last_seen": now, "resolved_at": None, "run_id": run_id}
+    current = pa.Table.from_arrays(
+        [found[f.name].cast(f.type) if f.name in found.column_names
+         else pa.array([stamps[f.name]] * found.num_rows, f.type) for f in CONFLICT_SCHEMA], schema=CONFLICT_SCHEMA)
     table = storage.open_table(path)
     if table is None:
         storage.write_table(path, current, mode="overwrite", run_id=run_id)

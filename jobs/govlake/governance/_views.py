@@ -31,8 +31,10 @@ def register_objection_views(con: duckdb.DuckDBPyConnection, settings: Settings)
     - ``governance_corrections`` (resource, item, entity_key, disputed_value, corrected_value): the
       latest resolved correction per value.
     """
-    storage.register(con, "governance_objections", storage.table_path(settings, "meta", CURRENT),
-                     empty_schema=OBJECTIONS)
+    from govlake.compute import as_compute
+
+    con = as_compute(con)
+    con.register_delta("governance_objections", storage.table_path(settings, "meta", CURRENT), empty_schema=OBJECTIONS)
     runner = ModelRunner(settings.sql_dir)
     for model, view, context in VIEWS:
         runner.run(con, model, into=view, kind="view", **context)

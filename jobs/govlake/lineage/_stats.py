@@ -48,7 +48,7 @@ def written_by_run(path: Path, run_id: str, *, since: dt.datetime | None = None)
     rows = size = files = 0
     found = None
     for commit in table.history(HISTORY_DEPTH):
-        if commit.get("govlake.run_id") != run_id or (floor is not None and commit.get("timestamp", 0) < floor):
+        if storage.commit_run_id(commit) != run_id or (floor is not None and commit.get("timestamp", 0) < floor):
             continue
         version = commit["version"]
         found = version if found is None else max(found, version)

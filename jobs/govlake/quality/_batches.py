@@ -61,14 +61,16 @@ class Batch:
 def register_states(con, intent_or_none, settings: Settings, resource: str, name: str = "batch_state") -> None:
     """View ``name`` (batch_id, status, rows): the latest state of each of ``resource``'s batches,
     at the intent's pinned version of meta/batches (latest when ``intent_or_none`` is None)."""
-    empty = SCHEMA
+    from govlake.compute import as_compute
+
+    compute, empty = as_compute(con), SCHEMA
     if intent_or_none is not None:
-        intent_or_none.register(con, f"{name}_all", TABLE, empty_schema=empty)
+        intent_or_none.register(compute, f"{name}_all", TABLE, empty_schema=empty)
     else:
-        storage.register(con, f"{name}_all", storage.table_path(settings, "meta", NAME), empty_schema=empty)
-    con.execute(f"""create or replace temp view {name} as
+        compute.register_delta(f"{name}_all", storage.table_path(settings, "meta", NAME), empty_schema=empty)
+    compute.create(name, f"""
         select batch_id, status, rows from {name}_all where resource = '{_q(resource)}'
-        qualify row_number() over (partition by batch_id order by "at" desc) = 1""")
+        qualify row_number() over (partition by batch_id order by "at" desc) = 1""", kind="view")
 
 
 def _q(text: str) -> str:

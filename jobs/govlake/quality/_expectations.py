@@ -27,6 +27,7 @@ GX this way against 20–23 s as plain UnexpectedRowsExpectations (2 shared core
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from typing import Any, ClassVar
 
 from great_expectations.compatibility import pydantic
@@ -37,6 +38,17 @@ from govlake.quality._checks import TODAY, fail_when
 
 _PLACEHOLDER_QUERY = "select * from {batch} where false"
 _ROWS_METRIC = "unexpected_rows_query.table"
+
+
+@functools.lru_cache(maxsize=1024)
+def spark_query(query: str) -> str:
+    """An UnexpectedRowsExpectation's query (DuckDB SQL, ``{batch}`` for the table, other braces doubled)
+    in Spark SQL (govlake.transform's dialect layer), in the same form."""
+    from govlake.transform import to_spark
+
+    batch = "gx_batch__"
+    sql = query.replace("{batch}", batch).replace("{{", "{").replace("}}", "}")
+    return to_spark(sql, pretty=False).replace("{", "{{").replace("}", "}}").replace(batch, "{batch}")
 
 
 class PackExpectation(UnexpectedRowsExpectation):
@@ -50,6 +62,8 @@ class PackExpectation(UnexpectedRowsExpectation):
         False, description="when_column holds several values separated by ';' (any of when_values).")
     report_columns: list[str] | None = pydantic.Field(
         None, description="Columns returned per failing row (default all).")
+    sql_dialect: str = pydantic.Field(
+        "duckdb", description="The engine the query runs on: duckdb (GX's SQL datasource) or spark.")
 
     check_fields: ClassVar[tuple[str, ...]] = ()
     """The fields that define the check (passed to its SQL builder)."""
@@ -66,8 +80,8 @@ class PackExpectation(UnexpectedRowsExpectation):
         condition = fail_when(cls.__name__, kwargs)
         columns = ", ".join(values.get("report_columns") or ["*"])
         # str.format is applied by GX for {batch}: braces of the SQL (regex counts) are doubled.
-        values["unexpected_rows_query"] = (f"select {columns} from {{batch}} where "
-                                           + condition.replace("{", "{{").replace("}", "}}"))
+        query = f"select {columns} from {{batch}} where " + condition.replace("{", "{{").replace("}", "}}")
+        values["unexpected_rows_query"] = spark_query(query) if values.get("sql_dialect") == "spark" else query
         return values
 
     def get_validation_dependencies(self, execution_engine=None, runtime_configuration=None):

@@ -1,4 +1,4 @@
-"""Great Expectations over DuckDB: the rules run as GX expectations inside the engine.
+"""Great Expectations on the engine: the rules run as GX expectations inside DuckDB or Spark.
 
 GX's SQL datasource works over duckdb-engine once DuckDB is treated like SQLite, i.e. with
 one persisted connection: GX fetches query results after closing a pooled connection, and
@@ -26,8 +26,6 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-import duckdb
 
 from govlake.quality._checks import RAW_SQL, TODAY
 from govlake.quality._rules import Rule
@@ -67,25 +65,26 @@ def _escape(sql: str) -> str:
     return sql.replace("{", "{{").replace("}", "}}")
 
 
-def expectation_for(rule: Rule, *, today: dt.date | None = None) -> Any:
-    """The GX expectation that checks ``rule`` (``today`` binds an ``as_of`` placeholder)."""
+def expectation_for(rule: Rule, *, today: dt.date | None = None, sql_dialect: str = "duckdb") -> Any:
+    """The GX expectation that checks ``rule`` (``today`` binds an ``as_of`` placeholder); its SQL, if
+    any, in ``sql_dialect`` (duckdb, or spark for GX's Spark datasource)."""
     from great_expectations import expectations as gxe
 
-    from govlake.quality._expectations import PACK
+    from govlake.quality._expectations import PACK, spark_query
 
     common = {"description": f"{rule.id}: {rule.zh} / {rule.en}",
               "meta": {"rule_id": rule.id, "severity": rule.severity, "zh": rule.zh, "en": rule.en}}
     if rule.expectation == RAW_SQL:
+        query = f"select {', '.join(LINEAGE)} from {{batch}} where " + _escape(rule.fail_when)
         return gxe.UnexpectedRowsExpectation(
-            unexpected_rows_query=f"select {', '.join(LINEAGE)} from {{batch}} where " + _escape(rule.fail_when),
-            **common)
+            unexpected_rows_query=spark_query(query) if sql_dialect == "spark" else query, **common)
     kwargs = dict(rule.kwargs)
     if kwargs.get("as_of") == TODAY:
         if today is None:
             raise ValueError(f"{rule.id}: the run's date is needed to bind as_of")
         kwargs["as_of"] = today
     if rule.expectation in PACK:
-        expectation = PACK[rule.expectation](**kwargs, report_columns=LINEAGE, **common)
+        expectation = PACK[rule.expectation](**kwargs, report_columns=LINEAGE, sql_dialect=sql_dialect, **common)
         if TODAY not in rule.fail_when and expectation.condition != rule.fail_when:
             raise ValueError(f"{rule.id}: the expectation's SQL differs from the rule's")
         return expectation
@@ -104,10 +103,11 @@ def _run_date(rules: list[Rule]) -> dt.date | None:
     return None
 
 
-def run_suite(con: duckdb.DuckDBPyConnection, table: str, expectations: list, *, suite_name: str,
+def run_suite(con, table: str, expectations: list, *, suite_name: str,
               result_format: str = "BASIC", docs_dir: Path | None = None) -> Any:
-    """Validate ``table`` of the open DuckDB database with ``expectations`` (GX objects) in an
-    ephemeral GX context; returns GX's ExpectationSuiteValidationResult.
+    """Validate ``table`` of the open session ``con`` (a DuckDB connection or a govlake.compute session:
+    GX's SQL datasource over DuckDB, its Spark datasource over the Spark relation) with ``expectations``
+    (GX objects) in an ephemeral GX context; returns GX's ExpectationSuiteValidationResult.
 
     With ``docs_dir`` GX also renders its Data Docs there (a checkpoint with UpdateDataDocsAction):
     one page per validation under ``validations/<suite_name>/``, kept across runs, and the latest
@@ -115,21 +115,29 @@ def run_suite(con: duckdb.DuckDBPyConnection, table: str, expectations: list, *,
     styled with no network. No failing values are kept (``partial_unexpected_count`` 0), so the
     pages hold no personal data.
     """
-    import duckdb_engine
     import great_expectations as gx
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
+    from govlake.compute import SparkCompute, as_compute
     from govlake.quality._gx_offline import make_offline
 
     logging.getLogger("great_expectations").setLevel(logging.WARNING)
-    _persist_duckdb_connections()
     context = gx.get_context(mode="ephemeral")
     context.variables.progress_bars = ProgressBarsConfig(globally=False, metric_calculations=False)
-    source = context.data_sources.add_sql(
-        name="govlake_duckdb", connection_string="duckdb:///:memory:",
-        kwargs={"creator": lambda: duckdb_engine.ConnectionWrapper(con.cursor())})
-    asset = source.add_table_asset(name=table, table_name=table)
-    batch = asset.add_batch_definition_whole_table("whole_table")
+    compute = as_compute(con)
+    params: dict = {}
+    if isinstance(compute, SparkCompute):
+        source = context.data_sources.add_spark(name="govlake_spark")
+        batch = source.add_dataframe_asset(name=table).add_batch_definition_whole_dataframe("whole_dataframe")
+        params = {"batch_parameters": {"dataframe": compute.spark.table(table)}}
+    else:
+        import duckdb_engine
+
+        _persist_duckdb_connections()
+        source = context.data_sources.add_sql(
+            name="govlake_duckdb", connection_string="duckdb:///:memory:",
+            kwargs={"creator": lambda: duckdb_engine.ConnectionWrapper(compute.con.cursor())})
+        batch = source.add_table_asset(name=table, table_name=table).add_batch_definition_whole_table("whole_table")
     suite = context.suites.add(gx.ExpectationSuite(name=suite_name))
     for expectation in expectations:
         suite.add_expectation(expectation)
@@ -138,7 +146,7 @@ def run_suite(con: duckdb.DuckDBPyConnection, table: str, expectations: list, *,
     fmt = {"result_format": result_format, "partial_unexpected_count": 0}
     try:
         if docs_dir is None:
-            return definition.run(result_format=fmt)
+            return definition.run(result_format=fmt, **params)
         # GX rebuilds a site from its (here ephemeral) stores and drops pages it does not know, so
         # each run renders into a scratch site whose pages are then added to the kept one.
         docs_dir.mkdir(parents=True, exist_ok=True)
@@ -150,7 +158,7 @@ def run_suite(con: duckdb.DuckDBPyConnection, table: str, expectations: list, *,
             checkpoint = context.checkpoints.add(gx.Checkpoint(
                 name=f"{suite_name}_checkpoint", validation_definitions=[definition], result_format=fmt,
                 actions=[gx.checkpoint.UpdateDataDocsAction(name="data_docs", site_names=["govlake"])]))
-            result = next(iter(checkpoint.run().run_results.values()))
+            result = next(iter(checkpoint.run(**params).run_results.values()))
             if not (docs_dir / "static").exists():
                 shutil.copytree(Path(scratch) / "static", docs_dir / "static")
             # GX's pages load Bootstrap & co. from CDNs: point them at vendored copies (no network).
@@ -160,18 +168,22 @@ def run_suite(con: duckdb.DuckDBPyConnection, table: str, expectations: list, *,
             shutil.copy2(Path(scratch) / "index.html", docs_dir / "index.html")   # the latest run's index
         return result
     finally:
-        engine = source.get_execution_engine()
-        engine.close()
-        engine.engine.dispose()
+        if not params:
+            engine = source.get_execution_engine()
+            engine.close()
+            engine.engine.dispose()
 
 
-def validate_with_gx(con: duckdb.DuckDBPyConnection, table: str, rules: list[Rule], *,
+def validate_with_gx(con, table: str, rules: list[Rule], *,
                      suite_name: str, today: dt.date | None = None, docs_dir: Path | None = None) -> list[GxOutcome]:
-    """Run every rule as its GX expectation on ``table`` of the open DuckDB database (rendering GX's
-    Data Docs into ``docs_dir`` when given)."""
+    """Run every rule as its GX expectation on ``table`` of the open session (a DuckDB connection or a
+    govlake.compute session; rendering GX's Data Docs into ``docs_dir`` when given)."""
+    from govlake.compute import as_compute
+
     today = today or _run_date(rules)
-    result = run_suite(con, table, [expectation_for(rule, today=today) for rule in rules], suite_name=suite_name,
-                       docs_dir=docs_dir)
+    dialect = as_compute(con).name
+    result = run_suite(con, table, [expectation_for(rule, today=today, sql_dialect=dialect) for rule in rules],
+                       suite_name=suite_name, docs_dir=docs_dir)
     outcomes = []
     for r in result.results:
         rule_id = r.expectation_config.meta["rule_id"]

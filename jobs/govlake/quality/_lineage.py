@@ -12,7 +12,6 @@ from govlake import storage
 from govlake.catalog import Resource, get_catalog
 from govlake.config import Settings
 from govlake.contracts import bronze_schema, silver_schema
-from govlake.engine import get_engine
 from govlake.lineage import (
     DIRECT,
     Assertion,
@@ -24,14 +23,14 @@ from govlake.lineage import (
     file_dataset,
     lake_table,
 )
-from govlake.transform import StagingRenderer
+from govlake.transform import DUCKDB, StagingRenderer
 
 
 def lineage_plan(settings: Settings, code: str, *, rebuild: bool = False) -> JobPlan:
     """The process step of ``code``: bronze → silver + quarantine."""
     catalog = get_catalog(settings.catalog_dir)
     res = catalog.resource(code)
-    sql = StagingRenderer(catalog, get_engine(settings).dialect, settings).render(res)
+    sql = StagingRenderer(catalog, DUCKDB, settings).render(res)   # the models' dialect, whatever the engine
     bronze = lake_table(settings, "bronze", res.slug)
     departments = file_dataset(settings.catalog_dir / "departments.yml")
     bronze_columns = bronze_schema(res).names

@@ -35,10 +35,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from govlake import locks, steps, storage
 from govlake.catalog import get_catalog
+from govlake.compute import Compute, as_compute, open_compute
 from govlake.config import Settings
 from govlake.consumption import SCHEMA as CONSUMPTION_SCHEMA
 from govlake.consumption import consumed_versions, consumption_rows
@@ -50,8 +50,6 @@ from govlake.quality._gx import validate_with_gx
 from govlake.quality._meta import RECONCILIATION_SCHEMA, VALIDATION_SCHEMA, now
 from govlake.quality._rules import RuleSet, bind_today, rules_for
 from govlake.transform import ModelRunner, StagingRenderer
-
-BATCH_ROWS = 100_000
 
 
 class QualityError(RuntimeError):
@@ -118,14 +116,13 @@ class Totals:
 
 
 def _reference_tables(con, catalog) -> None:
-    """Code lists the model and rules join: real tables, so GX's cursors see them too."""
+    """Code lists the model and rules join: shared tables, so GX's cursors see them too."""
+    compute = as_compute(con)
     deps = list(catalog.departments.values())
     refs = {"ref_region": pa.table({"code": list(region_codes())}),
             "ref_department": pa.table({"code": [d.code for d in deps], "uscc": [d.uscc for d in deps]})}
     for name, table in refs.items():
-        con.register(f"{name}_arrow", table)
-        con.execute(f"create or replace table {name} as select * from {name}_arrow")
-        con.unregister(f"{name}_arrow")
+        compute.register_arrow(name, table, shared=True)
 
 
 def _order_by(resource) -> str:
@@ -181,13 +178,13 @@ def _process(intent: steps.Intent, catalog, resource, tables: dict[str, str]) ->
     warn_rules = [r for r in rules if r.severity == "warning"]
     version = intent.version(tables["bronze"])
 
-    con = engine.connect()
+    con = open_compute(engine)
     try:
         _reference_tables(con, catalog)
         _inputs(con, intent, resource, tables, since=since)
         if rebuild or not intent.register(con, "silver_current", tables["silver"]):
-            con.register("silver_current", silver_schema(resource).empty_table())
-        runner = ModelRunner(settings.sql_dir, dialect=d)
+            con.register_arrow("silver_current", silver_schema(resource).empty_table())
+        runner = ModelRunner(settings.sql_dir)
         staging = StagingRenderer(catalog, d, settings)
         runner.run(con, "staging/standardize", into=f"stg_{resource.slug}", kind="view",
                    **staging.context(resource))
@@ -210,7 +207,8 @@ def _process(intent: steps.Intent, catalog, resource, tables: dict[str, str]) ->
         if mismatches:
             _reconcile(intent, code, before, run, version, balanced=True, published=False,
                        note="; ".join(mismatches))
-            raise ValidationMismatch(f"{code}: Great Expectations and DuckDB disagree: " + "; ".join(mismatches)
+            engine_name = {"duckdb": "DuckDB", "spark": "Spark"}[engine.name]
+            raise ValidationMismatch(f"{code}: Great Expectations and {engine_name} disagree: " + "; ".join(mismatches)
                                      + "; nothing of this run was published (a defect: please report it)")
         _record_batches(con, intent, resource, held)
         if rows_read or rebuild:
@@ -240,15 +238,14 @@ def _process(intent: steps.Intent, catalog, resource, tables: dict[str, str]) ->
                          failures, warnings, run=run, held=after.held, rejected=after.rejected, held_batches=held)
 
 
-def _inputs(con, intent: steps.Intent, resource, tables: dict[str, str], *, since: int | None) -> None:
+def _inputs(con: Compute, intent: steps.Intent, resource, tables: dict[str, str], *, since: int | None) -> None:
     """View ``bronze_<slug>``: the rows this run reads — the new bronze rows less the batches held or
     rejected, plus the batches released since they were held (read again from bronze by batch id)."""
     schema = bronze_schema(resource)
     bronze = tables["bronze"]
-    storage.register_files(con, "bronze_new", intent.files_since(bronze, since), schema)
+    con.register_files("bronze_new", intent.files_since(bronze, since), schema)
     _batches.register_states(con, intent, intent.settings, resource.code)
-    released = [r[0] for r in con.execute(
-        f"select batch_id from batch_state where status = '{_batches.RELEASED}'").fetchall()]
+    released = [r[0] for r in con.rows(f"select batch_id from batch_state where status = '{_batches.RELEASED}'")]
     # held and rejected batches stay out; released ones are read by batch id below (on a rebuild the
     # new files hold them too, so they are left out here to be read once)
     excluded = ", ".join(f"'{s}'" for s in (*_batches.EXCLUDED, _batches.RELEASED))
@@ -258,13 +255,13 @@ def _inputs(con, intent: steps.Intent, resource, tables: dict[str, str], *, sinc
         intent.register(con, "bronze_all", bronze, empty_schema=schema)
         sql += """ union all by name
             select * from bronze_all where _batch_id in (select batch_id from batch_state where status = 'released')"""
-    con.execute(f"create or replace temp view bronze_{resource.slug} as {sql}")
+    con.create(f"bronze_{resource.slug}", sql, kind="view")
 
 
-def _hold(con, resource, limit: float) -> list[HeldBatch]:
+def _hold(con: Compute, resource, limit: float) -> list[HeldBatch]:
     """Hold every batch over the blocking limit: its rows leave ``checked``. Batches an operator
     released (or that were published that way before) are not judged again."""
-    rows = con.execute(f"""
+    rows = con.rows(f"""
         with judged as (
             select _batch_id, any_value(_source) as _source, count(*) as n,
                    count(*) filter (where _failed <> '') as q
@@ -273,17 +270,17 @@ def _hold(con, resource, limit: float) -> list[HeldBatch]:
                                     where status in ('{_batches.RELEASED}', '{_batches.PUBLISHED}'))
             group by _batch_id
         )
-        select _batch_id, _source, n, q from judged where q > n * {float(limit)!r} order by _batch_id""").fetchall()
+        select _batch_id, _source, n, q from judged where q > n * {float(limit)!r} order by _batch_id""")
     held = []
     for batch_id, source, n, q in rows:
-        rules = [{"rule": rule, "rows": count, "first_row": first} for rule, count, first in con.execute("""
+        rules = [{"rule": rule, "rows": count, "first_row": first} for rule, count, first in con.rows("""
             select rule, count(*), min(_row_number) from (
                 select unnest(string_split(_failed, ';')) as rule, _row_number from checked
                 where _batch_id = ? and _failed <> '')
-            group by rule order by count(*) desc, rule""", [batch_id]).fetchall()]
+            group by rule order by count(*) desc, rule""", [batch_id])]
         held.append(HeldBatch(batch_id, source, n, q, rules, limit))
     if held:
-        con.execute("delete from checked where _batch_id in (select unnest(?))", [[h.batch_id for h in held]])
+        con.delete_where("checked", "_batch_id", [h.batch_id for h in held])
     return held
 
 
@@ -292,18 +289,18 @@ def _flags(rules) -> str:
     return ", ".join(f"case when {r.fail_when} then '{r.id}' end" for r in rules) or "null"
 
 
-def _quarantine_duplicates(con, runner: ModelRunner, intent: steps.Intent, resource, tables: dict[str, str], *,
+def _quarantine_duplicates(con: Compute, runner: ModelRunner, intent: steps.Intent, resource, tables: dict[str, str], *,
                            rebuild: bool) -> None:
     """Table ``resent`` (batch, row): failing rows whose content is quarantined already (in
     quarantine, or earlier in this run): a re-sent row is quarantined once. Also ``failing_hash``."""
     runner.run(con, "silver/failing_hash", resource=resource, row_hash=row_hash_sql(resource, "b"))
     known = "select null::varchar as _row_hash where false"
     if not rebuild and intent.register(con, "quarantine_before", tables["quarantine"]):
-        has_hash = "_row_hash" in con.sql("select * from quarantine_before").columns
+        has_hash = "_row_hash" in con.columns("quarantine_before")
         hashed = row_hash_sql(resource)
         known = (f"select coalesce(_row_hash, {hashed}) as _row_hash from quarantine_before" if has_hash
                  else f"select {hashed} as _row_hash from quarantine_before")
-    con.execute(f"create or replace temp view quarantine_hashes as {known}")
+    con.create("quarantine_hashes", known, kind="view")
     runner.run(con, "silver/resent", resource=resource)
 
 
@@ -328,7 +325,7 @@ def contest_context(resource) -> dict:
     return {"resource": resource, "order": order, "narrow": list(dict.fromkeys([*resource.key, *order_cols]))}
 
 
-def _contest(con, runner: ModelRunner, resource) -> _Contest:
+def _contest(con: Compute, runner: ModelRunner, resource) -> _Contest:
     """Decide which new rows reach silver: view ``upserts`` (new rows that are the latest of their key,
     among the new rows and the row already in silver; models sql/silver/candidates, contest, upserts).
 
@@ -339,15 +336,14 @@ def _contest(con, runner: ModelRunner, resource) -> _Contest:
     for name in ("candidates", "contest"):
         runner.run(con, f"silver/{name}", **context)
     runner.run(con, "silver/upserts", kind="view", **context)
-    rows, failing = con.execute(
-        "select count(*), count(*) filter (where _failed <> '') from checked").fetchone()
-    resent = con.execute("select count(*) from resent").fetchone()[0]
-    candidates = con.execute("select count(*) from candidates").fetchone()[0]
-    matched = con.execute("select count(*) from contest where not _new").fetchone()[0]
+    rows, failing = con.one("select count(*), count(*) filter (where _failed <> '') from checked")
+    resent = con.count("resent")
+    candidates = con.count("candidates")
+    matched = con.one("select count(*) from contest where not _new")[0]
     return _Contest(rows, failing - resent, resent, rows - failing, candidates, matched)
 
 
-def _validate(con, intent: steps.Intent, resource, ruleset, rules, failures, warnings, rows_read,
+def _validate(con: Compute, intent: steps.Intent, resource, ruleset, rules, failures, warnings, rows_read,
               counts: _Contest, held: list[HeldBatch], today: dt.date) -> list[str]:
     """GX runs the same rules as native expectations on ``checked``; record the results.
 
@@ -389,10 +385,10 @@ def _record_batches(con, intent: steps.Intent, resource, held: list[HeldBatch]) 
              "quarantined": h.quarantined, "status": _batches.HELD, "rules": json.dumps(h.rules, ensure_ascii=False),
              "limit_rate": h.limit_rate, "reason": h.describe(), "actor": "govlake", "at": at, "run_id": intent.run_id}
             for h in held]
-    for batch_id, source, n, q in con.execute(f"""
+    for batch_id, source, n, q in con.rows(f"""
             select _batch_id, any_value(_source), count(*), count(*) filter (where _failed <> '') from checked
             where _batch_id in (select batch_id from batch_state where status = '{_batches.RELEASED}')
-            group by _batch_id""").fetchall():
+            group by _batch_id"""):
         rows.append({"batch_id": batch_id, "resource": resource.code, "source": source, "rows": n, "quarantined": q,
                      "status": _batches.PUBLISHED, "rules": None, "limit_rate": None,
                      "reason": "released by an operator; published without judging it again", "actor": "govlake",
@@ -464,31 +460,32 @@ def reconciliation_row(run_id: str, code: str, totals: Totals, run: Totals, vers
             "checked_at": now()}
 
 
-def _rule_counts(con, column: str) -> dict[str, int]:
+def _rule_counts(con: Compute, column: str) -> dict[str, int]:
     """Rows per rule id in ``checked.<column>`` (';'-joined rule ids)."""
-    return dict(con.execute(f"""select rule, count(*) from
+    return dict(con.rows(f"""select rule, count(*) from
         (select unnest(string_split({column}, ';')) as rule from checked where {column} <> '')
-        group by rule""").fetchall())
+        group by rule"""))
 
 
-def _publish(con, intent: steps.Intent, resource, tables: dict[str, str], *, rebuild: bool, matched: int) -> None:
+def _publish(con: Compute, intent: steps.Intent, resource, tables: dict[str, str], *, rebuild: bool,
+             matched: int) -> None:
     """Merge ``upserts`` into silver by key and append the failing rows to quarantine, less the
     re-sent ones (both replaced on a rebuild). When no new row's key is in silver yet (``matched`` 0)
     the rows are appended: one commit, without delta-rs reading the whole table to look for matches."""
     columns = ", ".join([i.column for i in resource.items]
                         + ["_dept", "_source", "_row_number", "_batch_id", "_received_at"])
-    new_rows = con.execute("select count(*) from upserts").fetchone()[0]
+    new_rows = con.count("upserts")
     exists = intent.version(tables["silver"]) is not None
     if rebuild or not exists or (new_rows and not matched):
         # nothing to merge with: stream the rows instead of holding them in memory
-        silver = con.sql(f"select {columns} from upserts").to_arrow_reader(BATCH_ROWS)
-        intent.write_table(tables["silver"], silver, mode="overwrite" if rebuild else "append")
+        intent.write_table(tables["silver"], con.data(f"select {columns} from upserts"),
+                           mode="overwrite" if rebuild else "append")
     elif new_rows:
-        intent.merge_table(tables["silver"], con.sql(f"select {columns} from upserts").to_arrow_table(),
+        intent.merge_table(tables["silver"], con.data(f"select {columns} from upserts", whole=True),
                            key=resource.key)
     submitted = "c.submitted_at" if any(i.column == "submitted_at" for i in resource.items) else "null"
-    reader = con.sql(f"""
-        select b.*, c._failed as _failed_rules, '{intent.run_id}' as _run_id, c._dept,
+    quarantined = con.data(f"""
+        select b.*, string_split(c._failed, ';') as _failed_rules, '{intent.run_id}' as _run_id, c._dept,
                coalesce(cast({submitted} as timestamp), cast(b._received_at at time zone 'Asia/Shanghai' as timestamp))
                    as _submitted_at,
                h._row_hash
@@ -497,20 +494,5 @@ def _publish(con, intent: steps.Intent, resource, tables: dict[str, str], *, reb
         join failing_hash as h on h._batch_id = c._batch_id and h._row_number = c._row_number
         where c._failed <> ''
           and not exists (select 1 from resent as r where r._batch_id = c._batch_id and r._row_number = c._row_number)
-        """).to_arrow_reader(BATCH_ROWS)
-    intent.write_table(tables["quarantine"], _split_rules(reader, quarantine_schema(resource)),
-                       mode="overwrite" if rebuild else "append")
-
-
-def _split_rules(reader: pa.RecordBatchReader, contract: pa.Schema) -> pa.RecordBatchReader:
-    """``_failed_rules`` as list<string> (rule ids), batch by batch, in the quarantine contract's shape."""
-    idx = reader.schema.get_field_index("_failed_rules")
-    schema = reader.schema.set(idx, pa.field("_failed_rules", pa.list_(pa.string())))
-
-    def batches():
-        for batch in reader:
-            arrays = list(batch.columns)
-            arrays[idx] = pc.split_pattern(arrays[idx], ";")
-            yield pa.RecordBatch.from_arrays(arrays, schema=schema).select(contract.names).cast(contract)
-
-    return pa.RecordBatchReader.from_batches(contract, batches())
+        """, schema=quarantine_schema(resource))
+    intent.write_table(tables["quarantine"], quarantined, mode="overwrite" if rebuild else "append")

@@ -24,8 +24,6 @@ import jinja2
 import sqlglot
 from sqlglot import exp
 
-from govlake.transform._dialect import DUCKDB, Dialect
-
 
 class ModelError(RuntimeError):
     """A model is malformed, was not given an input it declares, reads one it does not, or fails a key test."""
@@ -86,11 +84,10 @@ class Rendered:
 
 
 class ModelRunner:
-    """Renders and runs the models of one ``sql/`` folder on one engine's sessions."""
+    """Renders and runs the models of one ``sql/`` folder on any engine's session (govlake.compute)."""
 
-    def __init__(self, sql_dir: Path, *, dialect: Dialect = DUCKDB):
+    def __init__(self, sql_dir: Path):
         self.sql_dir = sql_dir
-        self.dialect = dialect
         self.env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(sql_dir)), undefined=jinja2.StrictUndefined,
                                       keep_trailing_newline=True, autoescape=False)
 
@@ -119,22 +116,24 @@ class ModelRunner:
 
     def run(self, con, name: str, *, into: str | None = None, kind: Literal["table", "view"] = "table",
             temp: bool = True, **context) -> Rendered:
-        """Run model ``name`` into temp table (or view) ``into`` (default: the model's own name) and
-        run its key tests; the declared inputs must be relations of ``con`` and the only ones read.
-        ``temp=False``: a table of the session's database (other cursors of it, e.g. GX's, see it)."""
+        """Run model ``name`` into table (or view) ``into`` (default: the model's own name) of ``con`` (a
+        govlake.compute session, or a DuckDB connection) and run its key tests; the declared inputs must
+        be relations of ``con`` and the only ones read. The session's engine runs the model's SQL as the
+        dialect layer translates it. ``temp=False``: DuckDB makes a table of the session's database (other
+        cursors of it, e.g. GX's, see it)."""
+        from govlake.compute import as_compute
+
+        compute = as_compute(con)
         model = self.render(name, **context)
         target = into or name.rsplit("/", 1)[-1]
-        self._check_inputs(con, model)
-        sql = self.dialect.to_engine(model.sql) if self.dialect is not DUCKDB else model.sql
-        con.execute(f"create or replace {'temp ' if temp else ''}{kind} {target} as\n{sql}")
+        self._check_inputs(compute, model)
+        compute.create(target, model.sql, kind=kind, shared=not temp)
         if kind == "table":
-            check_keys(con, target, model.header, model=name)
+            check_keys(compute, target, model.header, model=name)
         return model
 
-    def _check_inputs(self, con, model: Rendered) -> None:
-        present = {r[0] for r in con.execute(
-            "select table_name from duckdb_tables() union all select view_name from duckdb_views() "
-            "where not internal").fetchall()}
+    def _check_inputs(self, compute, model: Rendered) -> None:
+        present = compute.relations()
         missing = [i for i in model.inputs if i not in present]
         if missing:
             raise ModelError(f"model {model.name}: input(s) {', '.join(missing)} were not provided")
@@ -146,15 +145,18 @@ class ModelRunner:
 
 def check_keys(con, name: str, header: ModelHeader, *, model: str | None = None) -> None:
     """The header's key tests on relation ``name``: no null key, no duplicated key."""
+    from govlake.compute import as_compute
+
+    compute = as_compute(con)
     what = model or name
     cols = ", ".join(header.key)
     if header.not_null:
-        nulls = con.execute(f"select count(*) from {name} where "
-                            + " or ".join(f"{c} is null" for c in header.key)).fetchone()[0]
+        nulls = compute.one(f"select count(*) from {name} where "
+                            + " or ".join(f"{c} is null" for c in header.key))[0]
         if nulls:
             raise ModelError(f"{what}: {nulls} rows with a null key ({cols})")
     if header.unique:
-        dups = con.execute(f"select count(*) from (select {cols} from {name} group by {cols} "
-                           "having count(*) > 1) as duplicated").fetchone()[0]
+        dups = compute.one(f"select count(*) from (select {cols} from {name} group by {cols} "
+                           "having count(*) > 1) as duplicated")[0]
         if dups:
             raise ModelError(f"{what}: {dups} duplicated keys ({cols})")

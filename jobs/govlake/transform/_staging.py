@@ -67,7 +67,7 @@ class StagingRenderer:
     def __init__(self, catalog: Catalog, dialect: Dialect, settings: Settings):
         self.catalog = catalog
         self.d = dialect
-        self.runner = ModelRunner(settings.sql_dir, dialect=dialect)
+        self.runner = ModelRunner(settings.sql_dir)
 
     # -- cleaning: text in, text out ---------------------------------------------------
     def clean(self, item: Item, *, is_key: bool = False) -> str:

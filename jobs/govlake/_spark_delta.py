@@ -1,0 +1,90 @@
+"""delta-spark's side of govlake.storage: writes and merges of Spark DataFrames, stamped as delta-rs's are.
+
+Every commit carries the run id (delta-rs: ``govlake.run_id`` in the commit info; delta-spark: the
+commit's ``userMetadata``, a JSON object holding the same key; govlake.lineage reads both) and, for a
+step's output, the step's transaction identifier (Delta ``txn``: ``txnAppId``/``txnVersion`` on a
+write, the session's ``spark.databricks.delta.write.txnAppId``/``txnVersion`` for a merge), which
+delta-rs and delta-spark both record and read: a step replayed on either engine skips what either
+engine committed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+
+USER_METADATA = "spark.databricks.delta.commitInfo.userMetadata"
+TXN_APP_ID = "spark.databricks.delta.write.txnAppId"
+TXN_VERSION = "spark.databricks.delta.write.txnVersion"
+
+
+def user_metadata(run_id: str) -> str:
+    """The commit's userMetadata: the run id under the key delta-rs writes it with."""
+    return json.dumps({"govlake.run_id": run_id})
+
+
+def write(path: Path, df: DataFrame, *, mode: str, run_id: str, predicate: str | None = None,
+          partition_by: list[str] | None = None, txn: tuple[str, int] | None = None) -> None:
+    """``df`` as one commit to the Delta table at ``path`` (created when absent), as storage.write_table."""
+    writer = df.write.format("delta").mode(mode).option("userMetadata", user_metadata(run_id))
+    if txn:
+        writer = writer.option("txnAppId", txn[0]).option("txnVersion", str(txn[1]))
+    if mode == "append":
+        writer = writer.option("mergeSchema", "true")
+    elif predicate:
+        writer = writer.option("replaceWhere", predicate)
+    else:
+        writer = writer.option("overwriteSchema", "true")
+    if partition_by:
+        writer = writer.partitionBy(*partition_by)
+    writer.save(str(path))
+
+
+@contextlib.contextmanager
+def _session_conf(spark: SparkSession, conf: dict[str, str]) -> Iterator[None]:
+    """``conf`` set on the session for one command, then unset (a merge takes its stamps from there)."""
+    for key, value in conf.items():
+        spark.conf.set(key, value)
+    try:
+        yield
+    finally:
+        for key in conf:
+            spark.conf.unset(key)
+
+
+def merge(path: Path, source: DataFrame, *, key: Sequence[str], run_id: str, delete_flag: str | None = None,
+          txn: tuple[str, int] | None = None) -> dict:
+    """Upsert ``source`` into the Delta table at ``path`` by ``key``, as storage.merge_table (the same
+    clauses: a row flagged ``delete_flag`` deletes its key's row; new columns are added). Returns
+    Delta's operation metrics of the commit."""
+    from delta.tables import DeltaTable
+    from pyspark.sql import functions as F
+
+    spark = source.sparkSession
+    columns = [c for c in source.columns if c != delete_flag]
+    if not DeltaTable.isDeltaTable(spark, str(path)):
+        rows = source.where(~F.coalesce(F.col(delete_flag), F.lit(False))) if delete_flag else source
+        write(path, rows.select(columns), mode="append", run_id=run_id, txn=txn)
+        return {"created": True}
+    keep = f"not s.{delete_flag}" if delete_flag else None
+    assignments = {c: f"s.{c}" for c in columns}
+    merger = (DeltaTable.forPath(spark, str(path)).alias("t")
+              .merge(source.alias("s"), " and ".join(f"t.{k} = s.{k}" for k in key))
+              .withSchemaEvolution())
+    if delete_flag:
+        merger = merger.whenMatchedDelete(condition=f"s.{delete_flag}")
+    merger = (merger.whenMatchedUpdate(condition=keep, set=assignments)
+              .whenNotMatchedInsert(condition=keep, values=assignments))
+    conf = {USER_METADATA: user_metadata(run_id)}
+    if txn:
+        conf |= {TXN_APP_ID: txn[0], TXN_VERSION: str(txn[1])}
+    with _session_conf(spark, conf):
+        merger.execute()
+    last = DeltaTable.forPath(spark, str(path)).history(1).select("operationMetrics").first()
+    return {k: int(v) for k, v in (last[0] or {}).items() if str(v).isdigit()}

@@ -1,0 +1,276 @@
+"""The session a pipeline step computes in: the same operations on DuckDB and on Spark.
+
+A step names its relations and writes its SQL in DuckDB's dialect (the models' language); a
+:class:`Compute` runs it on the engine the settings choose (govlake.engine):
+
+- :class:`DuckCompute`: one in-memory DuckDB database spilling to var/work, Delta tables read as their
+  Parquet data files (govlake.storage), results streamed to delta-rs as Arrow;
+- :class:`SparkCompute`: the process's SparkSession with Delta Lake, Delta tables read by delta-spark
+  (at a version), the SQL translated by the dialect layer (govlake.transform), materialized relations
+  checkpointed on the executors, results handed to delta-spark as DataFrames (govlake.storage writes
+  them with the same commit stamps as delta-rs).
+
+What a step reads back to the driver is small (counts, ids, a held batch's rules); rows go from the
+engine to the Delta table without passing through the driver on Spark.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import duckdb
+import pyarrow as pa
+
+from govlake import storage
+from govlake.transform import DUCKDB, SPARK, Dialect
+from govlake.transform._models import referenced_relations
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+
+Kind = Literal["table", "view"]
+
+
+class Compute:
+    """What every engine's session does for a step (see the module's docstring)."""
+
+    dialect: Dialect
+    name: str
+
+    # ---- inputs ---------------------------------------------------------------------------------
+    def register_arrow(self, name: str, table: pa.Table, *, shared: bool = False) -> None:
+        """``table`` as relation ``name`` (materialized: it may be read several times; ``shared``: as
+        :meth:`create`)."""
+        raise NotImplementedError
+
+    def register_delta(self, name: str, path: Path, *, version: int | None = None,
+                       empty_schema: pa.Schema | None = None) -> bool:
+        """The Delta table at ``path`` (at ``version``) as view ``name``; False when it does not exist
+        (an empty view of ``empty_schema`` then, when given, and True)."""
+        raise NotImplementedError
+
+    def register_files(self, name: str, files: Sequence[str], schema: pa.Schema) -> None:
+        """Data files of a Delta table (govlake.storage.files_since) as view ``name``, read by column name."""
+        raise NotImplementedError
+
+    # ---- relations ------------------------------------------------------------------------------
+    def create(self, name: str, sql: str, *, kind: Kind = "table", shared: bool = False) -> None:
+        """Relation ``name`` from ``sql`` (DuckDB dialect): a view, or a materialized table.
+        ``shared``: visible to other cursors of the session (DuckDB: GX's)."""
+        raise NotImplementedError
+
+    def delete_where(self, name: str, column: str, values: Iterable[str]) -> None:
+        """Drop the rows of table ``name`` whose ``column`` is one of ``values``."""
+        raise NotImplementedError
+
+    def relations(self) -> set[str]:
+        raise NotImplementedError
+
+    def columns(self, name: str) -> list[str]:
+        raise NotImplementedError
+
+    # ---- reading back ---------------------------------------------------------------------------
+    def rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
+        """The rows of a small query (``?`` parameters)."""
+        raise NotImplementedError
+
+    def one(self, sql: str, params: Sequence[Any] = ()) -> tuple:
+        rows = self.rows(sql, params)
+        return rows[0] if rows else ()
+
+    def count(self, sql_or_name: str) -> int:
+        query = sql_or_name if " " in sql_or_name.strip() else f"select * from {sql_or_name}"
+        return self.one(f"select count(*) from ({query}) as counted")[0]
+
+    def data(self, sql: str, *, schema: pa.Schema | None = None, whole: bool = False):
+        """The result of ``sql`` as what govlake.storage writes on this engine: an Arrow stream (a table
+        when ``whole``) on DuckDB, a DataFrame on Spark; cast to ``schema`` (its columns, in its order)."""
+        raise NotImplementedError
+
+    def arrow(self, sql: str) -> pa.Table:
+        """A small result as an Arrow table on the driver."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        pass
+
+
+# ---- DuckDB ---------------------------------------------------------------------------------------
+
+
+class DuckCompute(Compute):
+    """A step's DuckDB database (``con``), or a wrapper of any DuckDB connection."""
+
+    name = "duckdb"
+    dialect = DUCKDB
+    BATCH_ROWS = 100_000
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, *, owned: bool = True):
+        self.con = con
+        self._owned = owned
+
+    def register_arrow(self, name: str, table: pa.Table, *, shared: bool = False) -> None:
+        self.con.register(f"{name}_arrow", table)
+        self.con.execute(f"create or replace {'' if shared else 'temp '}table {name} as select * from {name}_arrow")
+        self.con.unregister(f"{name}_arrow")
+
+    def register_delta(self, name: str, path: Path, *, version: int | None = None,
+                       empty_schema: pa.Schema | None = None) -> bool:
+        return storage.register(self.con, name, path, empty_schema=empty_schema, version=version)
+
+    def register_files(self, name: str, files: Sequence[str], schema: pa.Schema) -> None:
+        storage.register_files(self.con, name, files, schema)
+
+    def create(self, name: str, sql: str, *, kind: Kind = "table", shared: bool = False) -> None:
+        self.con.execute(f"create or replace {'' if shared else 'temp '}{kind} {name} as\n{sql}")
+
+    def delete_where(self, name: str, column: str, values: Iterable[str]) -> None:
+        self.con.execute(f"delete from {name} where {column} in (select unnest(?))", [list(values)])
+
+    def relations(self) -> set[str]:
+        return {r[0] for r in self.con.execute(
+            "select table_name from duckdb_tables() union all select view_name from duckdb_views() "
+            "where not internal").fetchall()}
+
+    def columns(self, name: str) -> list[str]:
+        return self.con.sql(f"select * from {name}").columns
+
+    def rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
+        return self.con.execute(sql, list(params)).fetchall()
+
+    def data(self, sql: str, *, schema: pa.Schema | None = None, whole: bool = False):
+        if whole:
+            table = self.con.sql(sql).to_arrow_table()
+            return table if schema is None else table.select(schema.names).cast(schema)
+        reader = self.con.sql(sql).to_arrow_reader(self.BATCH_ROWS)
+        if schema is None:
+            return reader
+        return pa.RecordBatchReader.from_batches(
+            schema, (pa.Table.from_batches([b]).select(schema.names).cast(schema).to_batches()[0]
+                     if b.num_rows else pa.RecordBatch.from_pylist([], schema=schema) for b in reader))
+
+    def arrow(self, sql: str) -> pa.Table:
+        return self.con.sql(sql).to_arrow_table()
+
+    def close(self) -> None:
+        if self._owned:
+            self.con.close()
+
+
+def as_compute(con) -> Compute:
+    """``con`` as a Compute (a DuckDB connection is wrapped, not closed by the wrapper)."""
+    return con if isinstance(con, Compute) else DuckCompute(con, owned=False)
+
+
+# ---- Spark ----------------------------------------------------------------------------------------
+
+
+class SparkCompute(Compute):
+    """A step's relations in the process's SparkSession: temporary views named per step (dropped on close)."""
+
+    name = "spark"
+    dialect = SPARK
+
+    def __init__(self, spark: SparkSession):
+        self.spark = spark
+        self._columns: dict[str, dict[str, str]] = {}
+        """This session's views: name → {column: Spark type}, in order (what the dialect layer expands
+        stars with), kept here rather than asked of Spark's catalog each time."""
+
+    # inputs
+    def _view(self, name: str, df: DataFrame) -> None:
+        df.createOrReplaceTempView(name)
+        self._columns[name] = {f.name: f.dataType.simpleString() for f in df.schema}
+
+    def _materialize(self, df: DataFrame) -> DataFrame:
+        """``df`` computed once and kept on the executors: it is read several times, and the plans of the
+        steps after it start from it instead of growing."""
+        return df.localCheckpoint(eager=True)
+
+    def register_arrow(self, name: str, table: pa.Table, *, shared: bool = False) -> None:
+        from pyspark.sql.pandas.types import from_arrow_schema
+
+        df = (self.spark.createDataFrame(table) if table.num_rows
+              else self.spark.createDataFrame([], schema=from_arrow_schema(table.schema)))
+        self._view(name, self._materialize(df))
+
+    def register_delta(self, name: str, path: Path, *, version: int | None = None,
+                       empty_schema: pa.Schema | None = None) -> bool:
+        if storage.open_table(path, version=version) is None:
+            if empty_schema is None:
+                return False
+            self.register_arrow(name, empty_schema.empty_table())
+            return True
+        reader = self.spark.read.format("delta")
+        if version is not None:
+            reader = reader.option("versionAsOf", version)
+        self._view(name, reader.load(spark_path(path)))
+        return True
+
+    def register_files(self, name: str, files: Sequence[str], schema: pa.Schema) -> None:
+        from pyspark.sql.pandas.types import from_arrow_schema
+
+        if not files:
+            self.register_arrow(name, schema.empty_table())
+            return
+        # the contract's schema: a column a file lacks (written before it was added) reads as null
+        self._view(name, self.spark.read.schema(from_arrow_schema(schema)).parquet(*files))
+
+    # relations
+    def _spark_sql(self, sql: str) -> str:
+        schema = {r: self._columns[r] for r in referenced_relations(sql) if r in self._columns}
+        return self.dialect.to_engine(sql, schema)
+
+    def sql(self, sql: str, params: Sequence[Any] = ()) -> DataFrame:
+        """``sql`` (DuckDB dialect) as a DataFrame of this session."""
+        return self.spark.sql(self._spark_sql(sql), args=list(params) or None)
+
+    def create(self, name: str, sql: str, *, kind: Kind = "table", shared: bool = False) -> None:
+        df = self.sql(sql)
+        self._view(name, self._materialize(df) if kind == "table" else df)
+
+    def delete_where(self, name: str, column: str, values: Iterable[str]) -> None:
+        from pyspark.sql import functions as F
+
+        kept = self.spark.table(name).where(~F.col(column).isin(list(values)))
+        self._view(name, self._materialize(kept))
+
+    def relations(self) -> set[str]:
+        return set(self._columns)
+
+    def columns(self, name: str) -> list[str]:
+        return list(self._columns[name])
+
+    def rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
+        return [tuple(r) for r in self.sql(sql, params).collect()]
+
+    def data(self, sql: str, *, schema: pa.Schema | None = None, whole: bool = False) -> DataFrame:
+        df = self.sql(sql)
+        if schema is None:
+            return df
+        from pyspark.sql import functions as F
+        from pyspark.sql.pandas.types import from_arrow_type
+
+        return df.select([F.col(f.name).cast(from_arrow_type(f.type)).alias(f.name) for f in schema])
+
+    def arrow(self, sql: str) -> pa.Table:
+        return self.sql(sql).toArrow()
+
+    def close(self) -> None:
+        for name in self._columns:
+            self.spark.catalog.dropTempView(name)
+        self._columns.clear()
+
+
+def spark_path(path: Path | str) -> str:
+    """A lake location as Spark reads it."""
+    return str(path)
+
+
+def open_compute(engine) -> Compute:
+    """A new step session on ``engine`` (govlake.engine.Engine)."""
+    if engine.name == "duckdb":
+        return DuckCompute(engine.connect())
+    return SparkCompute(engine.session())
