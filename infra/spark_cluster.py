@@ -33,7 +33,7 @@ starts nothing (it prints the same URL, adding only a Connect server asked for a
 ports or sizes is refused, and one on a port another program holds is refused naming the option to change.
 ``start`` and ``stop`` of one folder wait for each other (a lock file).
 
-Messages go to stderr; stdout carries the URL (or ``--json``). Needs the project's environment (``uv run``):
+Messages go to stderr; stdout carries the URL, the status (or ``--json``). Needs the project's environment (``uv run``):
 pyspark, psutil and govlake.
 """
 
@@ -44,6 +44,7 @@ import contextlib
 import fcntl
 import json
 import os
+import re
 import shlex
 import signal
 import socket
@@ -456,21 +457,18 @@ def describe(folder: Path) -> dict:
 
 
 def _print(info: dict) -> None:
-    print(f"{info['state']}: {info['dir']}", file=sys.stderr)
+    print(f"{info['state']}: {info['dir']}")
     if info["master"]:
-        print(f"  master   {info['master']}  UI {info['ui']}", file=sys.stderr)
+        print(f"  master   {info['master']}  UI {info['ui']}")
     if info["connect"]:
-        print(f"  connect  {info['connect']}", file=sys.stderr)
+        print(f"  connect  {info['connect']}")
     for name, proc in info["processes"].items():
-        print(f"  {name:<9}pid {proc['pid']:<8}{'running' if proc['alive'] else 'ended'}  {proc['log']}",
-              file=sys.stderr)
+        print(f"  {name:<9}pid {proc['pid']:<8}{'running' if proc['alive'] else 'ended'}  {proc['log']}")
     for worker in info["workers"]:
-        print(f"  {worker['id']}  {worker['state']}  cores {worker['coresused']}/{worker['cores']}", file=sys.stderr)
+        print(f"  {worker['id']}  {worker['state']}  cores {worker['coresused']}/{worker['cores']}")
 
 
 def _memory(value: str) -> str:
-    import re
-
     if not re.fullmatch(r"[1-9]\d*[mMgG]", value):
         raise argparse.ArgumentTypeError(f"{value!r}: write e.g. 2g or 512m")
     return value.lower()

@@ -111,12 +111,12 @@ def test_a_second_start_starts_nothing_and_another_is_refused(spark_cluster, tmp
 
 def test_status_names_every_process_and_worker(spark_cluster):
     done = cluster_cli("status", "--dir", spark_cluster.folder)
-    assert done.returncode == 0 and done.stderr.startswith(f"running: {spark_cluster.folder}")
+    assert done.returncode == 0 and done.stdout.startswith(f"running: {spark_cluster.folder}")
     for name in ("master", "worker-1", "worker-2", "watchdog"):
-        assert f"  {name}" in done.stderr
-    assert done.stderr.count("  ALIVE  ") == 2
+        assert f"  {name}" in done.stdout
+    assert done.stdout.count("  ALIVE  ") == 2
     gone = cluster_cli("status", "--dir", spark_cluster.folder.parent / "no-cluster")
-    assert gone.returncode == 3 and gone.stderr.startswith("not running")
+    assert gone.returncode == 3 and gone.stdout.startswith("not running")
 
 
 def test_spark_connect_creates_and_merges_a_delta_table_on_the_cluster(spark_cluster, spark_connect, tmp_path,
