@@ -5,7 +5,9 @@
 #   make lint    ruff + sqlfluff (the .sql files, and every model rendered as it runs: infra/lint_models.py)
 #   make s3      an S3-compatible server (moto) on 127.0.0.1 to try GOVLAKE_LAKE=s3://… (docs/storage.md)
 #   make bench   infra/bench.py (1M and 10M rows + a 10,000-record day on each), infra/bench_report.py
-#   make clean   stop the test server, remove var/
+#   make cluster       Spark master + 2 workers on 127.0.0.1 (infra/spark_cluster.py): GOVLAKE_SPARK_MASTER=spark://127.0.0.1:7077
+#   make cluster-stop  stop that cluster: every JVM of it (master, workers, executors, Spark Connect server)
+#   make clean   stop the test server and the cluster, remove var/
 
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
@@ -21,7 +23,7 @@ PYTEST_ARGS ?=
 
 export DEBIAN_FRONTEND := noninteractive
 
-.PHONY: help setup jars demo test lint bench clean s3
+.PHONY: help setup jars demo test lint bench cluster cluster-stop clean s3
 
 help:
 	@sed -n 's/^#   make /make /p' $(firstword $(MAKEFILE_LIST))
@@ -120,7 +122,21 @@ bench: setup
 	$(RUN) python infra/bench.py
 	$(RUN) python infra/bench_report.py
 
+## cluster: infra/spark_cluster.py start (a master on 7077, its UI and JSON status on 8080, two workers of 1 core
+## and 2g, everything under var/spark-cluster; returns once both workers are ALIVE, prints the master's URL; a
+## second `make cluster` starts nothing). SPARK_CLUSTER_ARGS passes more: --master-port, --ui-port, --workers,
+## --worker-cores, --worker-memory, and --connect-port 15002 for a Spark Connect server on the cluster
+## (GOVLAKE_SPARK_REMOTE=sc://127.0.0.1:15002); `infra/spark_cluster.py status` shows it; docs/spark.md.
+SPARK_CLUSTER_ARGS ?=
+cluster: setup
+	$(RUN) python infra/spark_cluster.py start $(SPARK_CLUSTER_ARGS)
+
+cluster-stop:
+	$(RUN) python infra/spark_cluster.py stop
+
 clean:
 	@# The test server's cluster may live outside var/ (as root, under $$TMPDIR): infra/pg.py removes it too.
 	@if [[ -d var/pg ]]; then infra/pg.sh clean || true; fi
+	@# A Spark cluster's JVMs work in var/spark-cluster: stop them before deleting it.
+	@if [[ -d var/spark-cluster && -x .venv/bin/python ]]; then .venv/bin/python infra/spark_cluster.py stop || true; fi
 	rm -rf var

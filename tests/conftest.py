@@ -13,7 +13,10 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from govlake.config import Settings  # noqa: E402
 
-pytest_plugins = (["conftest_pg"] if (Path(__file__).parent / "conftest_pg.py").exists() else []) + ["_s3"]
+pytest_plugins = ["conftest_pg"] if (Path(__file__).parent / "conftest_pg.py").exists() else []
+# the S3 test server (tests/_s3.py: s3, s3_lake) and the Spark standalone cluster (tests/_spark_cluster.py:
+# spark_cluster, spark_connect)
+pytest_plugins += ["_s3", "_spark_cluster"]
 
 
 @pytest.fixture

@@ -6,6 +6,9 @@ None of these start a JVM."""
 from __future__ import annotations
 
 import importlib.util
+import socket
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -15,9 +18,12 @@ from govlake.engine import (
     DELTA_CONF,
     DELTA_JARS,
     S3_JARS,
+    SERVER_CONF,
     WrongEngine,
     get_engine,
+    remote_conf,
     spark_conf,
+    submit_args,
 )
 from govlake.transform import DUCKDB, SPARK, SPARK_CONF
 
@@ -82,3 +88,64 @@ def test_the_spark_session_settings(tmp_path, jars):
                                   spark_master="spark://spark-master:7077"))
     assert cluster["spark.master"] == "spark://spark-master:7077" and "spark.driver.host" not in cluster
     assert not set(S3_JARS) & {Path(j).name for j in conf["spark.jars"].split(",")}
+    # the executors run this process's Python (the venv's); Spark's defaults for their size
+    assert conf["spark.pyspark.python"] == sys.executable and "spark.executor.memory" not in conf
+
+
+def test_a_driver_on_a_cluster(tmp_path, jars):
+    """On loopback the driver listens on 127.0.0.1 (executors of a cluster on this machine reach it there);
+    elsewhere at GOVLAKE_SPARK_DRIVER_HOST; the executors' size and Python as set."""
+    conf = spark_conf(Settings(var=tmp_path / "var", engine="spark", spark_jars=jars,
+                               spark_master="spark://127.0.0.1:7077"))
+    assert (conf["spark.driver.host"], conf["spark.driver.bindAddress"]) == ("127.0.0.1", "127.0.0.1")
+    both = Settings(var=tmp_path / "var", engine="spark", spark_jars=jars,
+                    spark_master="spark://localhost:7077,127.0.0.2:7077")
+    assert spark_conf(both)["spark.driver.host"] == "127.0.0.1"
+    conf = spark_conf(Settings(var=tmp_path / "var", engine="spark", spark_jars=jars,
+                               spark_master="spark://spark-master:7077", spark_driver_host="10.0.0.5",
+                               spark_executor_memory="4g", spark_executor_cores=2, spark_cores_max=8,
+                               spark_python="/opt/govlake/.venv/bin/python"))
+    assert conf["spark.driver.host"] == "10.0.0.5" and "spark.driver.bindAddress" not in conf
+    assert {k: conf[k] for k in ("spark.executor.memory", "spark.executor.cores", "spark.cores.max",
+                                 "spark.pyspark.python")} == {
+        "spark.executor.memory": "4g", "spark.executor.cores": "2", "spark.cores.max": "8",
+        "spark.pyspark.python": "/opt/govlake/.venv/bin/python"}
+
+
+def test_spark_submit_gets_the_session_s_settings_as_its_arguments(tmp_path, jars):
+    settings = Settings(var=tmp_path / "var", engine="spark", spark_jars=jars, spark_master="spark://127.0.0.1:7077",
+                        spark_cores_max=2)
+    args = submit_args(settings, app_name="nightly")
+    conf = spark_conf(settings, app_name="nightly")
+    assert args[:8] == ["--master", "spark://127.0.0.1:7077", "--name", "nightly", "--jars", conf["spark.jars"],
+                        "--py-files", conf["spark.submit.pyFiles"]]
+    rest = dict(a.split("=", 1) for a in args[9::2])
+    assert args[8::2] == ["--conf"] * len(rest)
+    assert rest == {k: v for k, v in conf.items() if k not in ("spark.master", "spark.app.name", "spark.jars",
+                                                                  "spark.submit.pyFiles")}
+    assert rest["spark.cores.max"] == "2" and rest["spark.sql.extensions"] == DELTA_CONF["spark.sql.extensions"]
+
+
+def test_a_spark_connect_session_sets_only_session_settings():
+    """A client cannot set static settings: Delta's extension and catalog are the server's (checked when the
+    session opens); the rest of DELTA_CONF and SPARK_CONF are set on the session."""
+    conf = remote_conf({"spark.sql.shuffle.partitions": "2"})
+    assert SERVER_CONF.items() <= DELTA_CONF.items() and not SERVER_CONF.keys() & conf.keys()
+    assert conf == {k: v for k, v in (DELTA_CONF | SPARK_CONF).items() if k not in SERVER_CONF} | {
+        "spark.sql.shuffle.partitions": "2"}
+
+
+@pytest.mark.skipif(importlib.util.find_spec("pyspark") is None, reason="needs pyspark (the uv spark group)")
+def test_no_spark_connect_server_is_refused_at_once(tmp_path):
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    settings = Settings(var=tmp_path / "var", engine="spark", spark_remote=f"sc://127.0.0.1:{port}/;token=s3cret",
+                        spark_jars=tmp_path / "no-jars")  # a client needs no jars and no Java
+    engine = get_engine(settings)
+    started = time.monotonic()
+    with pytest.raises(SettingsError) as info:
+        engine.session()
+    assert time.monotonic() - started < 15
+    assert str(info.value).startswith(f"GOVLAKE_SPARK_REMOTE='sc://127.0.0.1:{port}/;…': no Spark Connect server "
+                                      f"answers at 127.0.0.1:{port} (Connection refused); start one")

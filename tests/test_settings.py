@@ -68,6 +68,16 @@ def test_a_share_of_the_machine_memory():
     ("GOVLAKE_SPARK_MASTER", "spark://master", "not a Spark master govlake runs on"),
     ("GOVLAKE_SPARK_JARS", "s3://bucket/jars", "must be a local folder, not a URL"),
     ("GOVLAKE_SPARK_JARS", " ", "empty"),
+    ("GOVLAKE_SPARK_REMOTE", "http://spark:15002", "not a Spark Connect URL"),
+    ("GOVLAKE_SPARK_REMOTE", "sc://spark:99999", "not a Spark Connect URL"),
+    ("GOVLAKE_SPARK_EXECUTOR_MEMORY", "2", "not a Spark memory size"),
+    ("GOVLAKE_SPARK_EXECUTOR_MEMORY", "2GiB", "not a Spark memory size"),
+    ("GOVLAKE_SPARK_EXECUTOR_MEMORY", "256m", "no executor with less than 450m"),
+    ("GOVLAKE_SPARK_EXECUTOR_CORES", "0", "not a number of cores"),
+    ("GOVLAKE_SPARK_CORES_MAX", "two", "not a number of cores"),
+    ("GOVLAKE_SPARK_DRIVER_HOST", "10.0.0.5", "only for a cluster's master"),
+    ("GOVLAKE_SPARK_PYTHON", "python 3", "not a Python for the executors"),
+    ("GOVLAKE_SPARK_PYTHON", "/no/such/python", "no such Python on this machine"),
 ])
 def test_bad_values_are_refused_naming_variable_and_value(env, variable, value, reason):
     env.setenv(variable, value)
@@ -75,6 +85,39 @@ def test_bad_values_are_refused_naming_variable_and_value(env, variable, value, 
         get_settings()
     assert isinstance(info.value, ValueError)
     assert str(info.value).startswith(f"{variable}={value!r}: ") and reason in str(info.value)
+
+
+def test_the_settings_of_a_driver_on_a_cluster(env):
+    env.setenv("GOVLAKE_SPARK_MASTER", "spark://10.0.0.1:7077")
+    env.setenv("GOVLAKE_SPARK_EXECUTOR_MEMORY", "2G")
+    env.setenv("GOVLAKE_SPARK_EXECUTOR_CORES", "2")
+    env.setenv("GOVLAKE_SPARK_CORES_MAX", "8")
+    env.setenv("GOVLAKE_SPARK_DRIVER_HOST", "10.0.0.5")
+    env.setenv("GOVLAKE_SPARK_PYTHON", "/opt/govlake/.venv/bin/python")  # on the workers: not checked here
+    s = get_settings()
+    assert (s.spark_executor_memory, s.spark_executor_cores, s.spark_cores_max, s.spark_driver_host,
+            s.spark_python, s.spark_remote) == ("2g", 2, 8, "10.0.0.5", "/opt/govlake/.venv/bin/python", None)
+    env.setenv("GOVLAKE_SPARK_CORES_MAX", "1")
+    with pytest.raises(SettingsError, match=r"^GOVLAKE_SPARK_CORES_MAX='1': fewer cores than one executor takes"):
+        get_settings()
+
+
+def test_a_spark_connect_server_has_its_own_driver_settings(env):
+    env.setenv("GOVLAKE_SPARK_REMOTE", "sc://spark-connect.example.org")
+    assert get_settings().spark_remote == "sc://spark-connect.example.org"
+    env.setenv("GOVLAKE_SPARK_REMOTE", "sc://127.0.0.1:15002/;use_ssl=true;token=s3cret")
+    assert get_settings().spark_remote == "sc://127.0.0.1:15002/;use_ssl=true;token=s3cret"
+    for variable, value in [("GOVLAKE_SPARK_MASTER", "spark://127.0.0.1:7077"), ("GOVLAKE_SPARK_CORES_MAX", "2")]:
+        env.setenv(variable, value)
+        with pytest.raises(SettingsError) as info:
+            get_settings()
+        assert str(info.value).startswith(f"{variable}={value!r}: has no effect with GOVLAKE_SPARK_REMOTE")
+        env.delenv(variable)
+    env.setenv("GOVLAKE_SPARK_REMOTE", "sc://host:1x/;token=s3cret")
+    with pytest.raises(SettingsError) as info:
+        get_settings()
+    assert str(info.value).startswith("GOVLAKE_SPARK_REMOTE='sc://host:1x/;…': not a Spark Connect URL")
+    assert "s3cret" not in str(info.value)
 
 
 def test_a_url_password_is_not_repeated_in_the_error(env):

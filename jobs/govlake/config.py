@@ -5,13 +5,14 @@ environment variables, and each is validated before use (a ``SettingsError`` nam
 and its value). ``GOVLAKE_VAR`` moves every output; ``GOVLAKE_LAKE`` moves the lake alone, to another
 folder or to object storage (``s3://bucket/prefix``, with the standard AWS variables read by
 :func:`s3_options`; govlake.objectstore); ``GOVLAKE_ENGINE`` selects ``duckdb`` (default, one machine) or
-``spark`` (delta-spark at scale: GOVLAKE_SPARK_MASTER, GOVLAKE_SPARK_JARS).
+``spark`` (delta-spark at scale: GOVLAKE_SPARK_MASTER or GOVLAKE_SPARK_REMOTE, GOVLAKE_SPARK_JARS).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import glob
+import ipaddress
 import os
 import re
 import shutil
@@ -64,6 +65,23 @@ class Settings:
     """The Spark engine's master (GOVLAKE_SPARK_MASTER): ``local[N]``, ``local[*]`` or ``spark://host:port``."""
     spark_jars: Path = DEFAULT_SPARK_JARS
     """The folder holding the Spark engine's jars (GOVLAKE_SPARK_JARS; govlake.engine names the ones it needs)."""
+    spark_remote: str | None = None
+    """A Spark Connect server (GOVLAKE_SPARK_REMOTE, ``sc://host:port``): the engine's session is its client and
+    Delta Lake is set up where the server starts; None: govlake starts its own driver on ``spark_master``."""
+    spark_executor_memory: str | None = None
+    """``spark.executor.memory`` on a cluster (GOVLAKE_SPARK_EXECUTOR_MEMORY, e.g. ``2g``); None: Spark's 1g."""
+    spark_executor_cores: int | None = None
+    """``spark.executor.cores`` (GOVLAKE_SPARK_EXECUTOR_CORES); None: on a standalone cluster, every free core
+    of a worker goes to one executor."""
+    spark_cores_max: int | None = None
+    """``spark.cores.max`` (GOVLAKE_SPARK_CORES_MAX): the cores the session takes from a standalone cluster;
+    None: all it can get, as long as it runs."""
+    spark_driver_host: str | None = None
+    """``spark.driver.host`` (GOVLAKE_SPARK_DRIVER_HOST): the address a cluster's executors reach the driver at;
+    None: 127.0.0.1 for a local master or one on loopback, else the address Spark finds for this machine."""
+    spark_python: str | None = None
+    """The Python the executors run (GOVLAKE_SPARK_PYTHON, PYSPARK_PYTHON): a path or command on the workers;
+    None: this process's interpreter (the venv's), right for a local master and a cluster on this machine."""
     lake_at: Path | str | None = None
     """GOVLAKE_LAKE: the lake's folder, or its ``s3://bucket/prefix`` URI; None: ``var/lake``."""
 
@@ -345,6 +363,93 @@ def _spark_master(value: str) -> str:
     return value.strip()
 
 
+def spark_master_hosts(master: str) -> list[str]:
+    """The hosts of a ``spark://host:port[,host:port]`` master (none for a local one)."""
+    if not master.startswith("spark://"):
+        return []
+    return [address.rsplit(":", 1)[0] for address in master.removeprefix("spark://").split(",")]
+
+
+def on_loopback(master: str) -> bool:
+    """Whether a master runs in this process (``local…``) or every host of a ``spark://`` one is this
+    machine's loopback (``127.x.y.z``, ``localhost``): the driver then listens on 127.0.0.1 only."""
+    def loopback(host: str) -> bool:
+        try:
+            return host == "localhost" or ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            return False
+
+    return master.startswith("local") or all(loopback(h) for h in spark_master_hosts(master))
+
+
+_SPARK_REMOTE = re.compile(r"^sc://(?P<host>[A-Za-z0-9.-]+)(?::(?P<port>\d{1,5}))?(?P<params>/(?:;[^;=/]+=[^;]*)*)?$")
+SPARK_CONNECT_PORT = 15002
+"""Spark Connect's port when ``sc://host`` names none."""
+
+
+def spark_remote_address(url: str) -> tuple[str, int]:
+    """Host and port of a valid ``sc://host[:port][/;param=value…]`` URL."""
+    m = _SPARK_REMOTE.match(url)
+    assert m, url
+    return m["host"], int(m["port"] or SPARK_CONNECT_PORT)
+
+
+def shown_remote(url: str) -> str:
+    """A Spark Connect URL fit for a message: its parameters (a ``token=``, say) left out."""
+    head, sep, _ = url.partition("/;")
+    return f"{head}/;…" if sep else head
+
+
+def _spark_remote(value: str) -> str:
+    m = _SPARK_REMOTE.match(value.strip())
+    if not m or not 0 < int(m["port"] or SPARK_CONNECT_PORT) < 65536:
+        raise SettingsError("GOVLAKE_SPARK_REMOTE", shown_remote(value.strip()),
+                            "not a Spark Connect URL; write sc://host:15002 (parameters after /;, e.g. "
+                            "sc://host:15002/;use_ssl=true)")
+    return value.strip()
+
+
+_SPARK_MEMORY = re.compile(r"^(\d+)([kmgt])b?$", re.IGNORECASE)
+MIN_SPARK_EXECUTOR_MEMORY = 450 * 2**20
+"""Spark refuses to start an executor with less (1.5 times its 300 MiB of reserved memory)."""
+
+
+def _spark_memory(variable: str, value: str) -> str:
+    m = _SPARK_MEMORY.match(value.strip())
+    if not m:
+        raise SettingsError(variable, value, "not a Spark memory size; write e.g. 2g or 512m")
+    if int(m[1]) * 1024 ** ("kmgt".index(m[2].lower()) + 1) < MIN_SPARK_EXECUTOR_MEMORY:  # Spark's k is KiB
+        raise SettingsError(variable, value, "Spark starts no executor with less than 450m")
+    return value.strip().lower()
+
+
+def _count(variable: str, value: str) -> int:
+    if not re.fullmatch(r"[1-9]\d{0,4}", value.strip()):
+        raise SettingsError(variable, value, "not a number of cores; write a whole number from 1, e.g. 2")
+    return int(value)
+
+
+def _host(variable: str, value: str) -> str:
+    text = value.strip()
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        if not re.fullmatch(r"[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?", text):
+            raise SettingsError(variable, value, "not a host name or IP address, e.g. 10.0.0.5") from None
+    return text
+
+
+def _python(value: str, master: str) -> str:
+    text = value.strip()
+    if not (text.startswith("/") or re.fullmatch(r"[\w.+-]+", text)):
+        raise SettingsError("GOVLAKE_SPARK_PYTHON", value, "not a Python for the executors; give an absolute "
+                                                           "path (/opt/govlake/.venv/bin/python) or a command name")
+    if on_loopback(master) and shutil.which(text) is None:
+        raise SettingsError("GOVLAKE_SPARK_PYTHON", value, "no such Python on this machine, where the master "
+                                                           "runs its executors")
+    return text
+
+
 def java_home() -> Path | None:
     """The Java the Spark engine starts: JAVA_HOME when it holds a java, else an installed Java 17 or 21
     (what Spark 4 runs on), else the java on PATH; None without one."""
@@ -374,7 +479,10 @@ def get_settings() -> Settings:
     GOVLAKE_DUCKDB_MEMORY (``4GB``, ``512MiB``, ``80%``), GOVLAKE_AS_OF (YYYY-MM-DD; without it the
     business date recorded in var/business_date, else today), GOVLAKE_SPARK_MASTER (``local[2]`` by
     default, ``local[*]``, ``spark://host:port``) and GOVLAKE_SPARK_JARS (a local folder; default the
-    repository's var/jars), read whatever the engine (the engine checks the jars are there).
+    repository's var/jars), read whatever the engine (the engine checks the jars are there); on a cluster
+    GOVLAKE_SPARK_EXECUTOR_MEMORY (``2g``), GOVLAKE_SPARK_EXECUTOR_CORES, GOVLAKE_SPARK_CORES_MAX,
+    GOVLAKE_SPARK_DRIVER_HOST and GOVLAKE_SPARK_PYTHON; or GOVLAKE_SPARK_REMOTE (``sc://host:15002``, a Spark
+    Connect server, refused together with those, which are its own).
 
     Raises:
         SettingsError: a variable holds an unusable value (named with the value in the message).
@@ -411,4 +519,40 @@ def get_settings() -> Settings:
         duckdb_memory_limit=memory.strip(),
         as_of=_as_of(env["GOVLAKE_AS_OF"]) if env.get("GOVLAKE_AS_OF") else recorded_business_date(var),
         **folders,
+        **_spark_cluster_settings(env, spark_master),
     )
+
+
+SESSION_SETTINGS = ("GOVLAKE_SPARK_MASTER", "GOVLAKE_SPARK_EXECUTOR_MEMORY", "GOVLAKE_SPARK_EXECUTOR_CORES",
+                    "GOVLAKE_SPARK_CORES_MAX", "GOVLAKE_SPARK_DRIVER_HOST", "GOVLAKE_SPARK_PYTHON")
+"""The settings of a Spark driver govlake starts itself: a Spark Connect server (GOVLAKE_SPARK_REMOTE) has its own."""
+
+
+def _spark_cluster_settings(env: Mapping[str, str], master: str) -> dict[str, object]:
+    """GOVLAKE_SPARK_REMOTE, or the settings of govlake's own driver on a cluster (docs/spark.md)."""
+    if remote := env.get("GOVLAKE_SPARK_REMOTE"):
+        remote = _spark_remote(remote)
+        for variable in SESSION_SETTINGS:
+            if env.get(variable):
+                raise SettingsError(variable, env[variable],
+                                    "has no effect with GOVLAKE_SPARK_REMOTE, whose Spark Connect server runs the "
+                                    "driver with its own settings (set them where it starts); unset one of the two")
+        return {"spark_remote": remote}
+    out: dict[str, object] = {}
+    if memory := env.get("GOVLAKE_SPARK_EXECUTOR_MEMORY"):
+        out["spark_executor_memory"] = _spark_memory("GOVLAKE_SPARK_EXECUTOR_MEMORY", memory)
+    for key in ("executor_cores", "cores_max"):
+        if value := env.get(f"GOVLAKE_SPARK_{key.upper()}"):
+            out[f"spark_{key}"] = _count(f"GOVLAKE_SPARK_{key.upper()}", value)
+    if out.get("spark_cores_max", 10**6) < out.get("spark_executor_cores", 1):  # type: ignore[operator]
+        raise SettingsError("GOVLAKE_SPARK_CORES_MAX", env["GOVLAKE_SPARK_CORES_MAX"],
+                            "fewer cores than one executor takes (GOVLAKE_SPARK_EXECUTOR_CORES): no executor "
+                            "would start")
+    if host := env.get("GOVLAKE_SPARK_DRIVER_HOST"):
+        if master.startswith("local"):
+            raise SettingsError("GOVLAKE_SPARK_DRIVER_HOST", host, f"only for a cluster's master; the driver of "
+                                                                   f"GOVLAKE_SPARK_MASTER={master!r} is 127.0.0.1")
+        out["spark_driver_host"] = _host("GOVLAKE_SPARK_DRIVER_HOST", host)
+    if python := env.get("GOVLAKE_SPARK_PYTHON"):
+        out["spark_python"] = _python(python, master)
+    return out

@@ -7,12 +7,13 @@ engine this installation cannot run — is refused with a clear error (exit code
 line), never silently replaced by another.
 
 The Spark engine (GOVLAKE_ENGINE=spark) opens a SparkSession with Delta Lake (:meth:`Engine.session`:
-the master of GOVLAKE_SPARK_MASTER, the jars of :data:`DELTA_JARS` from GOVLAKE_SPARK_JARS, the dialect
-layer's SPARK_CONF and :data:`DELTA_CONF`, under which delta-spark and delta-rs read each other's
-tables: docs/spark.md). The steps that run SQL models — process, gold, credit, conflicts — compute in a
-session of the engine (govlake.compute). Ingest decodes the departments' files with govlake's own
-readers and appends them to bronze with delta-rs, and the extract, the report and the KPIs read Delta
-with DuckDB, whatever the engine (they are small reads of published tables).
+the master of GOVLAKE_SPARK_MASTER, local or a standalone cluster, the jars of :data:`DELTA_JARS` from
+GOVLAKE_SPARK_JARS, the dialect layer's SPARK_CONF and :data:`DELTA_CONF`, under which delta-spark and
+delta-rs read each other's tables; or a Spark Connect client of GOVLAKE_SPARK_REMOTE: docs/spark.md).
+The steps that run SQL models — process, gold, credit, conflicts — compute in a session of the engine
+(govlake.compute). Ingest decodes the departments' files with govlake's own readers and appends them to
+bronze with delta-rs, and the extract, the report and the KPIs read Delta with DuckDB, whatever the
+engine (they are small reads of published tables).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import os
+import sys
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +30,14 @@ from typing import TYPE_CHECKING, Literal
 import duckdb
 
 from govlake import objectstore, storage
-from govlake.config import Settings, SettingsError, java_home
+from govlake.config import (
+    Settings,
+    SettingsError,
+    java_home,
+    on_loopback,
+    shown_remote,
+    spark_remote_address,
+)
 from govlake.transform import DUCKDB, SPARK, SPARK_CONF, Dialect
 
 if TYPE_CHECKING:
@@ -155,6 +164,14 @@ def check_spark(settings: Settings) -> None:
     if importlib.util.find_spec("pyspark") is None:
         raise SettingsError("GOVLAKE_ENGINE", settings.engine, "pyspark is not installed; `make setup` installs "
                             "it (uv sync --group spark), or unset GOVLAKE_ENGINE to run on DuckDB")
+    if settings.spark_remote:  # a client of a Spark Connect server: no Java, no jars here
+        try:
+            import pyspark.sql.connect.session  # noqa: F401  (grpcio, pyarrow, pandas: pyspark[connect])
+        except ImportError as exc:
+            raise SettingsError("GOVLAKE_SPARK_REMOTE", shown_remote(settings.spark_remote),
+                                f"the Spark Connect client cannot load ({exc}); `make setup` installs "
+                                "pyspark[connect]") from None
+        return
     if java_home() is None:
         raise SettingsError("GOVLAKE_ENGINE", settings.engine, "no Java for Spark: set JAVA_HOME to a Java 17 or "
                             "21, or install one (Debian: openjdk-17-jre-headless)")
@@ -166,7 +183,8 @@ def spark_conf(settings: Settings, *, app_name: str = "govlake",
                conf: Mapping[str, str] | None = None) -> dict[str, str]:
     """Every setting of a govlake SparkSession: master, jars, Delta, the dialect layer's SPARK_CONF,
     scratch space under var/work, S3A for a lake on S3 (govlake.objectstore.spark_s3_conf), then ``conf``."""
-    local = settings.spark_master.startswith("local")
+    local, loopback = settings.spark_master.startswith("local"), on_loopback(settings.spark_master)
+    driver_host = settings.spark_driver_host or ("127.0.0.1" if loopback else None)
     jars, s3 = spark_jars(settings), s3_jars(settings)
     out = {
         "spark.master": settings.spark_master,
@@ -180,7 +198,16 @@ def spark_conf(settings: Settings, *, app_name: str = "govlake",
         "spark.local.dir": str(settings.work / "spark"),
         "spark.sql.warehouse.dir": str(settings.work / "spark-warehouse"),
         "spark.ui.showConsoleProgress": "false",
-        **({"spark.driver.host": "127.0.0.1", "spark.driver.bindAddress": "127.0.0.1"} if local else {}),
+        # a local master, or a cluster on this machine's loopback: the driver listens on 127.0.0.1 only; a
+        # cluster elsewhere reaches it at GOVLAKE_SPARK_DRIVER_HOST, else at the address Spark finds
+        **({"spark.driver.host": driver_host} if driver_host else {}),
+        **({"spark.driver.bindAddress": "127.0.0.1"} if loopback else {}),
+        # the executors run this Python (the venv's) unless GOVLAKE_SPARK_PYTHON names the workers' own;
+        # pyspark reads PYSPARK_PYTHON (_launch_env), the JVM this
+        "spark.pyspark.python": spark_python(settings),
+        **{key: str(value) for key, value in (("spark.executor.memory", settings.spark_executor_memory),
+                                              ("spark.executor.cores", settings.spark_executor_cores),
+                                              ("spark.cores.max", settings.spark_cores_max)) if value},
         **DELTA_CONF,
         **SPARK_CONF,
         **objectstore.spark_s3_conf(settings),
@@ -191,8 +218,11 @@ def spark_conf(settings: Settings, *, app_name: str = "govlake",
 def spark_session(settings: Settings, *, app_name: str = "govlake",
                   conf: Mapping[str, str] | None = None) -> SparkSession:
     """The process's SparkSession for ``settings`` (see :func:`spark_conf`), started with the Java of
-    :func:`govlake.config.java_home` when none runs yet."""
+    :func:`govlake.config.java_home` when none runs yet; with GOVLAKE_SPARK_REMOTE, a Spark Connect client
+    session (:func:`remote_session`)."""
     check_spark(settings)
+    if settings.spark_remote:
+        return remote_session(settings, conf=conf)
     from pyspark.sql import SparkSession
 
     builder = SparkSession.builder
@@ -202,15 +232,90 @@ def spark_session(settings: Settings, *, app_name: str = "govlake",
     with _launch_env(settings):
         session = builder.getOrCreate()
     session.sparkContext.setLogLevel("ERROR")
+    _check_delta_classes(session, settings)
+    return session
+
+
+def _check_delta_classes(session: SparkSession, settings: Settings) -> None:
+    """Delta Lake's classes load in the driver: not so when its JVM started without govlake's ``spark.jars`` (a
+    driver started by spark-submit, whose class path is set before govlake's settings are read).
+
+    Raises:
+        SettingsError: they do not, naming what to do.
+    """
+    from py4j.protocol import Py4JJavaError
+
+    try:
+        session._jvm.org.apache.spark.util.Utils.classForName(DELTA_CONF["spark.sql.extensions"], True, False)
+    except Py4JJavaError:
+        raise SettingsError("GOVLAKE_SPARK_JARS", str(settings.spark_jars),
+                            "Delta Lake's classes are not on the Spark driver's class path: its JVM was started "
+                            "without these jars (by spark-submit?); give spark-submit the Spark engine's arguments "
+                            "(`infra/spark_cluster.py submit-args`, docs/spark.md#spark-submit)") from None
+
+
+def submit_args(settings: Settings, *, app_name: str = "govlake") -> list[str]:
+    """The spark-submit arguments of the Spark engine's session (:func:`spark_conf`): a driver spark-submit starts
+    gets Delta's jars on its class path (``--jars``) and delta-spark's Python API (``--py-files``) at launch."""
+    conf = spark_conf(settings, app_name=app_name)
+    args = ["--master", conf.pop("spark.master"), "--name", conf.pop("spark.app.name"),
+            "--jars", conf.pop("spark.jars"), "--py-files", conf.pop("spark.submit.pyFiles")]
+    for key, value in conf.items():
+        args += ["--conf", f"{key}={value}"]
+    return args
+
+
+def spark_python(settings: Settings) -> str:
+    """The Python the executors run: GOVLAKE_SPARK_PYTHON, else this process's interpreter."""
+    return settings.spark_python or sys.executable
+
+
+SERVER_CONF = {key: DELTA_CONF[key] for key in ("spark.sql.extensions", "spark.sql.catalog.spark_catalog")}
+"""The Delta settings a Spark Connect server must start with (static: a client cannot set them)."""
+
+
+def remote_conf(conf: Mapping[str, str] | None = None) -> dict[str, str]:
+    """What govlake sets on a Spark Connect session: DELTA_CONF's session settings and SPARK_CONF, then ``conf``."""
+    return {k: v for k, v in (DELTA_CONF | SPARK_CONF).items() if k not in SERVER_CONF} | dict(conf or {})
+
+
+def remote_session(settings: Settings, *, conf: Mapping[str, str] | None = None) -> SparkSession:
+    """A Spark Connect session on the server of GOVLAKE_SPARK_REMOTE, with :func:`remote_conf`.
+
+    Raises:
+        SettingsError: no server answers, or it runs without Delta Lake (:data:`SERVER_CONF`).
+    """
+    import socket
+
+    from pyspark.sql import SparkSession
+
+    url = settings.spark_remote
+    assert url
+    host, port = spark_remote_address(url)
+    try:  # the client would retry for minutes: a closed port is an answer
+        socket.create_connection((host, port), timeout=10).close()
+    except OSError as exc:
+        raise SettingsError("GOVLAKE_SPARK_REMOTE", shown_remote(url),
+                            f"no Spark Connect server answers at {host}:{port} ({exc.strerror or exc}); start one "
+                            "(docs/spark.md#spark-connect) or unset GOVLAKE_SPARK_REMOTE") from None
+    session = SparkSession.builder.remote(url).getOrCreate()
+    server = {key: session.conf.get(key, None) or "" for key in SERVER_CONF}
+    missing = [f"{key}={value}" for key, value in SERVER_CONF.items() if value not in server[key].split(",")]
+    if missing:
+        raise SettingsError("GOVLAKE_SPARK_REMOTE", shown_remote(url),
+                            f"the Spark Connect server runs without Delta Lake ({', '.join(missing)} missing); "
+                            "start it with the jars of var/jars and Delta's settings (docs/spark.md#spark-connect)")
+    for key, value in remote_conf(conf).items():
+        session.conf.set(key, value)
     return session
 
 
 @contextlib.contextmanager
 def _launch_env(settings: Settings) -> Iterator[None]:
-    """The environment the JVM starts with (JAVA_HOME; for a local master, SPARK_LOCAL_IP), restored
-    afterwards: the rest of the process keeps its own."""
-    launch = {"JAVA_HOME": str(java_home())}
-    if settings.spark_master.startswith("local"):
+    """The environment the JVM starts with (JAVA_HOME; PYSPARK_PYTHON, which pyspark hands the executors; for a
+    master on loopback, SPARK_LOCAL_IP), restored afterwards: the rest of the process keeps its own."""
+    launch = {"JAVA_HOME": str(java_home()), "PYSPARK_PYTHON": spark_python(settings)}
+    if on_loopback(settings.spark_master):
         launch["SPARK_LOCAL_IP"] = "127.0.0.1"
     saved = {key: os.environ.get(key) for key in launch}
     os.environ.update(launch)
