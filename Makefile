@@ -2,6 +2,7 @@
 #
 #   make demo    generate a sample city, run every DAG through Airflow, print what was built, build the report
 #   make test    the test suite, with a local PostgreSQL server (infra/pg.sh)
+#   make parity  the Spark engine (local, on S3, on a standalone cluster) against DuckDB on the demo's city
 #   make lint    ruff + sqlfluff (the .sql files, and every model rendered as it runs: infra/lint_models.py)
 #   make s3      an S3-compatible server (moto) on 127.0.0.1 to try GOVLAKE_LAKE=s3://… (docs/storage.md)
 #   make bench   infra/bench.py (1M and 10M rows + a 10,000-record day on each), infra/bench_report.py
@@ -23,7 +24,7 @@ PYTEST_ARGS ?=
 
 export DEBIAN_FRONTEND := noninteractive
 
-.PHONY: help setup jars demo test lint bench cluster cluster-stop clean s3
+.PHONY: help setup jars demo test parity lint bench cluster cluster-stop clean s3
 
 help:
 	@sed -n 's/^#   make /make /p' $(firstword $(MAKEFILE_LIST))
@@ -103,6 +104,12 @@ test: setup
 	    echo "test: no PostgreSQL server; postgres tests will be skipped" >&2; url=""; }; \
 	echo "GOVLAKE_TEST_PG_URL=$$url"; \
 	GOVLAKE_TEST_PG_URL="$$url" $(RUN) pytest $(PYTEST_ARGS)
+
+## parity: tests/test_spark_pipeline.py on the demo's city (scale 2000; PARITY_SCALE=…): `govlake run` on
+## DuckDB, on Spark local[2], on Spark over S3 and on a standalone cluster over S3 must give the same tables.
+PARITY_SCALE ?= 2000
+parity: setup
+	GOVLAKE_PARITY_SCALE=$(PARITY_SCALE) $(RUN) pytest -p no:cacheprovider tests/test_spark_pipeline.py $(PYTEST_ARGS)
 
 ## lint: every linter runs; any one failing fails the target. sqlfluff lints the .sql files as they are,
 ## then infra/lint_models.py every model rendered with the catalog's context (about 40 s on 2 idle

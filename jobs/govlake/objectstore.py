@@ -279,8 +279,9 @@ def spark_s3_conf(settings: Settings) -> dict[str, str]:
     """The Spark settings of a session whose lake is on S3 ({} for a local lake): Hadoop's S3A for
     ``s3://`` and ``s3a://`` paths (so the lake's URIs need no rewriting), the endpoint with path-style
     access, the credentials from the JVM's own environment (the SDK's EnvironmentVariableCredentialsProvider
-    reads AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN: no secret in Spark's settings,
-    its UI or its event log), and conditional creates for Delta's commits (see docs/storage.md).
+    reads AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN: for a local master no secret is in
+    Spark's settings; a cluster's executors get them as ``spark.executorEnv``, redacted by Spark in its UI
+    and event log), and conditional creates for Delta's commits (see docs/storage.md).
 
     ``fs.s3a.create.performance`` with ``fs.s3a.create.conditional.enabled`` (Hadoop 3.5's default) makes
     S3A put a file created without overwrite with ``If-None-Match: *``, atomically, instead of checking
@@ -304,6 +305,13 @@ def spark_s3_conf(settings: Settings) -> dict[str, str]:
     if o.endpoint:
         conf |= {"spark.hadoop.fs.s3a.endpoint": o.endpoint, "spark.hadoop.fs.s3a.path.style.access": "true",
                  "spark.hadoop.fs.s3a.connection.ssl.enabled": "true" if o.use_ssl else "false"}
+    if not settings.spark_master.startswith("local"):
+        # a cluster's executors run in JVMs the workers start, with the workers' environment: they get the
+        # driver's credentials as executor environment variables (Spark's spark.redaction.regex, which
+        # matches "secret" and "token", keeps the secret and the token out of its UI and event log)
+        keys = {"AWS_ACCESS_KEY_ID": o.access_key_id, "AWS_SECRET_ACCESS_KEY": o.secret_access_key,
+                "AWS_SESSION_TOKEN": o.session_token}
+        conf |= {f"spark.executorEnv.{k}": v for k, v in keys.items() if v}
     return conf
 
 
