@@ -42,8 +42,8 @@ SCALE = int(os.environ.get("GOVLAKE_PARITY_SCALE", "120"))
 """The generated city's scale: small in `make test`; `make parity` runs these tests on the demo's (2000)."""
 
 
-def _jars() -> Path:
-    return Path(os.environ["GOVLAKE_SPARK_JARS"]) if os.environ.get("GOVLAKE_SPARK_JARS") else DEFAULT_SPARK_JARS
+JARS = Path(os.environ["GOVLAKE_SPARK_JARS"]) if os.environ.get("GOVLAKE_SPARK_JARS") else DEFAULT_SPARK_JARS
+"""Read once: the ``env`` fixture (under ``s3_lake``) clears the GOVLAKE_ variables of the test's environment."""
 
 
 def lake_digest(lake: objectstore.Location) -> dict[str, tuple[int, str, pa.Schema]]:
@@ -64,7 +64,7 @@ def bronze(tmp_path_factory) -> Settings:
     """A small generated city (failing, duplicated and re-sent rows, repairs, copies) landed in bronze."""
     root = tmp_path_factory.mktemp("spark-pipeline")
     generate_city(root / "inbox", scale=SCALE, seed=11, as_of=AS_OF)
-    settings = Settings(var=root / "bronze", as_of=AS_OF, inbox=root / "inbox", engine="spark", spark_jars=_jars())
+    settings = Settings(var=root / "bronze", as_of=AS_OF, inbox=root / "inbox", engine="spark", spark_jars=JARS)
     for code in get_catalog(settings.catalog_dir).resources:
         pipeline.ingest(code, settings=settings)   # the Spark engine's settings: ingest runs all the same
     return settings
@@ -74,7 +74,7 @@ def _run(var: Path, *args: str, env: dict[str, str], **extra: str) -> subprocess
     """``govlake <args>`` on the Spark engine over the lake of ``var`` (a process, so a JVM, of its own)."""
     env = {k: v for k, v in env.items() if not k.startswith("GOVLAKE_")}
     env |= {"GOVLAKE_VAR": str(var), "GOVLAKE_ENGINE": "spark", "GOVLAKE_AS_OF": AS_OF.isoformat(),
-            "GOVLAKE_SPARK_JARS": str(_jars()), **extra}
+            "GOVLAKE_SPARK_JARS": str(JARS), **extra}
     return subprocess.run([str(Path(sys.executable).parent / "govlake"), *args], capture_output=True, text=True,
                           timeout=900, env=env)
 
