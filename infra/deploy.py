@@ -18,10 +18,13 @@ environment wins over it) and go to every process, so to every task. The metadat
 ``up`` migrates the database, then starts a supervisor in the background that starts the processes
 (each in its own session, with its log in ``deploy/logs/<name>.log`` and its pid in ``deploy/run/``),
 restarts one that dies (backing off up to a minute), and on SIGTERM stops them in reverse order.
-Every process it starts carries ``GOVLAKE_DEPLOY_ID`` (the deployment folder) in its environment, and so
-does everything they start: ``down`` stops the supervisor, then finds and stops whatever still carries
-the mark, so a supervisor killed with ``kill -9`` leaves nothing behind that ``down`` does not stop
-(its direct children also get SIGTERM from the kernel when it dies: PR_SET_PDEATHSIG).
+Each process starts a session of its own, and what it starts stays in that session (Airflow's task
+runners take a process group of their own, not a session); the supervisor records every session in
+``deploy/run/state.json``, and every process also carries ``GOVLAKE_DEPLOY_ID`` (the deployment folder)
+in its environment. ``down`` stops the supervisor, then finds and stops whatever is still in one of
+those sessions or carries the mark, so a supervisor killed with ``kill -9`` leaves nothing behind that
+``down`` does not stop; its direct children also get SIGTERM from the kernel when it dies
+(PR_SET_PDEATHSIG) and stop by themselves.
 
 Secrets (Fernet key, JWT and API secret keys, Redis password, the web login's password) are generated
 at the first ``up`` into ``$GOVLAKE_VAR/deploy/secrets/`` (0700 folder, 0600 files), unless the settings
@@ -317,6 +320,10 @@ def prepare(dep: Deployment) -> dict[str, str]:
         (dep.run_dir / "database").write_text(url + "\n")
     env = dep.environment(create=True)
     Path(env["AIRFLOW_HOME"]).mkdir(parents=True, exist_ok=True)
+    cfg = Path(env.get("AIRFLOW_CONFIG") or Path(env["AIRFLOW_HOME"]) / "airflow.cfg")
+    if not cfg.exists():  # else Airflow writes its defaults there, with secret keys of its own
+        cfg.write_text("# Every setting comes from the environment: infra/deploy.py, from the settings file\n"
+                       "# (infra/deploy/govlake.env.example) and the generated secrets/.\n")
     if "redis" in dep.services:
         _redis_server()
     if {"api-server", "scheduler"} & set(dep.services):
@@ -354,6 +361,9 @@ class Supervisor:
         self.started: dict[str, float] = {}
         self.restarts = dict.fromkeys(dep.services, 0)
         self.next_start: dict[str, float] = {}
+        # its own session when `up` started it; in the foreground (`run`) the caller's is not ours
+        self.sessions: dict[int, float] = {os.getpid(): psutil.Process().create_time()} if os.getsid(0) == \
+            os.getpid() else {}
         self.stopping = False
 
     def _start(self, name: str) -> None:
@@ -365,6 +375,7 @@ class Supervisor:
                                 cwd=self.dep.dir)
         log.close()
         self.procs[name], self.started[name] = proc, time.time()
+        self.sessions[proc.pid] = _create_time(proc.pid) or time.time()
         (self.dep.run_dir / f"{name}.pid").write_text(f"{proc.pid}\n")
         _say(f"started {name} (pid {proc.pid})")
         self._write_state()
@@ -373,6 +384,7 @@ class Supervisor:
         me = psutil.Process()
         state = {"supervisor": {"pid": me.pid, "create_time": me.create_time()},
                  "executor": self.dep.executor, "api_url": self.dep.api_url,
+                 "sessions": [[sid, created] for sid, created in self.sessions.items()],
                  "services": {name: {"pid": p.pid, "create_time": _create_time(p.pid), "started": self.started[name],
                                      "restarts": self.restarts[name], "running": p.poll() is None}
                               for name, p in self.procs.items()}}
@@ -419,7 +431,7 @@ class Supervisor:
             if proc.poll() is None:
                 _stop_tree(proc.pid, name, self.dep.stop_timeout)
             (self.dep.run_dir / f"{name}.pid").unlink(missing_ok=True)
-        leftovers = sweep(self.dep, exclude={os.getpid()})
+        leftovers = sweep(self.dep, self.sessions, exclude={os.getpid()})
         if leftovers:
             _say(f"killed {len(leftovers)} leftover process(es): {', '.join(leftovers)}")
         self.dep.state_file.unlink(missing_ok=True)
@@ -461,23 +473,43 @@ def _alive(proc: psutil.Process) -> bool:
         return False
 
 
-def marked(dep: Deployment, exclude: set[int] = frozenset()) -> list[psutil.Process]:
-    """Every live process whose environment carries this deployment's mark (``GOVLAKE_DEPLOY_ID``)."""
+def _ours(sessions: dict[int, float]) -> set[int]:
+    """The recorded sessions still ours: a session whose leader pid now belongs to a later process
+    (the number reused after the whole session ended) is not."""
+    kept = set()
+    for sid, created in sessions.items():
+        leader = _create_time(sid)
+        if leader is None or abs(leader - created) <= 1:
+            kept.add(sid)
+    return kept
+
+
+def marked(dep: Deployment, sessions: dict[int, float], exclude: set[int] = frozenset()) -> list[psutil.Process]:
+    """Every live process of the deployment: in one of its ``sessions`` (sid → leader's start time), or
+    carrying its mark (``GOVLAKE_DEPLOY_ID``; a process that rewrites its title with setproctitle, as
+    Airflow's do, loses it from /proc, hence the sessions)."""
+    ours = _ours(sessions)
     found = []
     for proc in psutil.process_iter():
         if proc.pid in exclude:
             continue
-        with contextlib.suppress(psutil.Error):
-            if proc.environ().get(MARK) == str(dep.dir) and _alive(proc):
+        with contextlib.suppress(psutil.Error, OSError):
+            if (os.getsid(proc.pid) in ours or proc.environ().get(MARK) == str(dep.dir)) and _alive(proc):
                 found.append(proc)
     return found
 
 
-def sweep(dep: Deployment, exclude: set[int] = frozenset(), timeout: float = 10) -> list[str]:
-    """Stop every marked process (SIGTERM, then SIGKILL after ``timeout``); their descriptions."""
+def recorded_sessions(dep: Deployment) -> dict[int, float]:
+    """The sessions the last supervisor recorded (``run/state.json``)."""
+    return {int(sid): float(created) for sid, created in _state(dep).get("sessions", [])}
+
+
+def sweep(dep: Deployment, sessions: dict[int, float], exclude: set[int] = frozenset(),
+          timeout: float = 10) -> list[str]:
+    """Stop every process of the deployment (SIGTERM, then SIGKILL after ``timeout``); their descriptions."""
     me = psutil.Process()
     exclude = set(exclude) | {me.pid} | {p.pid for p in me.parents()}
-    procs = marked(dep, exclude)
+    procs = marked(dep, sessions, exclude)
     described = []
     for proc in procs:
         with contextlib.suppress(psutil.Error):
@@ -592,7 +624,7 @@ def up(dep: Deployment, *, foreground: bool) -> int:
     if _running(state.get("supervisor")):
         _say(f"already running (supervisor pid {state['supervisor']['pid']}); `down` first to restart")
         return 0
-    leftovers = sweep(dep)
+    leftovers = sweep(dep, recorded_sessions(dep))
     if leftovers:
         _say(f"stopped {len(leftovers)} process(es) left by an earlier run: {', '.join(leftovers)}")
     env = prepare(dep)
@@ -629,6 +661,7 @@ def up(dep: Deployment, *, foreground: bool) -> int:
 
 def down(dep: Deployment, *, keep_database: bool = False) -> int:
     state = _state(dep)
+    sessions = recorded_sessions(dep)
     supervisor = _running(state.get("supervisor"))
     if supervisor is not None:
         _say(f"stopping the supervisor (pid {supervisor.pid}) and its processes")
@@ -641,7 +674,7 @@ def down(dep: Deployment, *, keep_database: bool = False) -> int:
         if proc is not None:
             _say(f"stopping {name} (pid {proc.pid}), left by a supervisor that is gone")
             _stop_tree(proc.pid, name, dep.stop_timeout)
-    leftovers = sweep(dep)
+    leftovers = sweep(dep, sessions)
     if leftovers:
         _say(f"stopped {len(leftovers)} leftover process(es): {', '.join(leftovers)}")
     for path in [dep.state_file, dep.run_dir / "supervisor.pid", *dep.run_dir.glob("*.pid")]:
