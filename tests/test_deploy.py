@@ -314,11 +314,17 @@ def test_celery_worker_takes_the_tasks_and_down_stops_everything_after_the_super
           timeout=900, what="feed_credit_penalty on Celery", deploy_dir=deploy_dir)
     tis = [t for t in api.task_instances() if t["dag_id"] == "feed_credit_penalty"]
     assert {(t["task_id"], t["state"]) for t in tis} == {("ingest", "success"), ("process", "success")}
-    # the Celery worker ran both: each task instance is a workload it finished with success
-    finished = [line for line in (deploy_dir / "logs" / "worker.log").read_text(errors="replace").splitlines()
-                if "Workload finished" in line and "final_state=success" in line]
-    for ti in tis:
-        assert any(f"workload_id={ti['id']}" in line for line in finished), ti["task_id"]
+    # the Celery worker ran both: each task instance is a workload it finished with success (it logs so
+    # just after the task has reported its state)
+    def finished(ti: dict) -> bool:
+        log = (deploy_dir / "logs" / "worker.log").read_text(errors="replace").splitlines()
+        return any("Workload finished" in line and "final_state=success" in line and f"workload_id={ti['id']}" in line
+                   for line in log)
+
+    deadline = time.time() + 60
+    while not all(finished(ti) for ti in tis) and time.time() < deadline:
+        time.sleep(2)
+    assert [ti["task_id"] for ti in tis if not finished(ti)] == []
     assert DeltaTable(str(var / "lake" / "silver" / "credit_penalty")).to_pyarrow_table().num_rows > 0
 
     # the supervisor dies without a word (kill -9): `down` still finds and stops everything
