@@ -318,15 +318,25 @@ def prepare(dep: Deployment) -> dict[str, str]:
             raise DeployError(f"no local PostgreSQL server for the metadata database: {exc}; or set "
                               "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN") from exc
         (dep.run_dir / "database").write_text(url + "\n")
+    central = {"api-server", "scheduler"} & set(dep.services)
+    if not central and not (dep.secrets_dir / "secrets.env").exists() and not {
+            "AIRFLOW__API_AUTH__JWT_SECRET", "AIRFLOW__API__SECRET_KEY"} <= set(dep.settings):
+        raise DeployError(f"a machine without api-server and scheduler needs the first machine's secrets: copy its "
+                          f"var/deploy/secrets/secrets.env to {dep.secrets_dir / 'secrets.env'} (mode 0600)")
     env = dep.environment(create=True)
     Path(env["AIRFLOW_HOME"]).mkdir(parents=True, exist_ok=True)
+    recorded = dep.var / "business_date"
+    if recorded.exists() and "GOVLAKE_AS_OF" not in dep.settings:
+        _say(f"warning: {recorded} says {recorded.read_text().strip()} (written by `govlake generate` for the "
+             "demo): the Asset-triggered publish runs, which have no logical date, will use it as their business "
+             "date; delete it to use each day's date")
     cfg = Path(env.get("AIRFLOW_CONFIG") or Path(env["AIRFLOW_HOME"]) / "airflow.cfg")
     if not cfg.exists():  # else Airflow writes its defaults there, with secret keys of its own
         cfg.write_text("# Every setting comes from the environment: infra/deploy.py, from the settings file\n"
                        "# (infra/deploy/govlake.env.example) and the generated secrets/.\n")
     if "redis" in dep.services:
         _redis_server()
-    if {"api-server", "scheduler"} & set(dep.services):
+    if central:
         _say(f"migrating the metadata database ({_mask(env['AIRFLOW__DATABASE__SQL_ALCHEMY_CONN'])})")
         log = dep.logs / "db-migrate.log"
         with open(log, "w") as out:
