@@ -123,6 +123,7 @@ class Deployment:
 
     def __init__(self, env_file: Path | None = None, environ: dict[str, str] | None = None) -> None:
         environ = dict(os.environ if environ is None else environ)
+        self.environ = environ
         env_file = env_file or (Path(environ["GOVLAKE_DEPLOY_ENV"]) if environ.get("GOVLAKE_DEPLOY_ENV") else None)
         self.env_file = env_file or (LOCAL_ENV if LOCAL_ENV.exists() else EXAMPLE)
         if not self.env_file.is_file():
@@ -211,8 +212,8 @@ class Deployment:
         return path
 
     def environment(self, *, create: bool = False) -> dict[str, str]:
-        """The environment of every process: os.environ, the settings, the secrets, what follows from them."""
-        env = dict(os.environ)
+        """The environment of every process: the caller's, the settings, the secrets, what follows from them."""
+        env = dict(self.environ)
         env |= {k: v for k, v in self.secrets(create=create).items() if k not in self.settings}
         env |= self.settings
         home = self.settings.get("AIRFLOW_HOME") or str(self.dir / "airflow")

@@ -8,6 +8,8 @@
 ``make test`` sets ``GOVLAKE_TEST_PG_URL`` from ``start``, and ``tests/conftest_pg.py`` calls the same
 ``start`` when a bare ``pytest`` runs without it: one implementation, one server per clone, reused by
 every run until ``make clean`` (or ``stop``). ``infra/pg.sh`` runs this file.
+``infra/deploy.py`` starts its metadata database with the same code: ``start(var/deploy, database="airflow",
+durable=True, given_url=False)``, a cluster of its own in ``var/deploy/pg`` with PostgreSQL's durable defaults.
 
 When ``GOVLAKE_TEST_PG_URL`` is set and answers, that server is used and nothing starts. Otherwise the
 cluster lives in ``$GOVLAKE_VAR/pg`` (default ``<repo>/var/pg``) and listens on 127.0.0.1 only, on a port
