@@ -524,7 +524,7 @@ def sweep(dep: Deployment, sessions: dict[int, float], exclude: set[int] = froze
     described = []
     for proc in procs:
         with contextlib.suppress(psutil.Error):
-            described.append(f"{proc.pid} {' '.join(proc.cmdline()[:3])[:80]}")
+            described.append(f"{proc.pid} {' '.join(a for a in proc.cmdline()[:3] if a)[:80]}")
             proc.terminate()
     _, alive = psutil.wait_procs(procs, timeout=timeout)
     for proc in alive:
@@ -640,7 +640,9 @@ def up(dep: Deployment, *, foreground: bool) -> int:
         _say(f"stopped {len(leftovers)} process(es) left by an earlier run: {', '.join(leftovers)}")
     env = prepare(dep)
     if foreground:
-        return Supervisor(dep, env).run()
+        code = Supervisor(dep, env).run()
+        _stop_local_database(dep)
+        return code
     log = open(dep.logs / "supervisor.log", "ab")  # noqa: SIM115 - the child keeps it
     cmd = [sys.executable, str(Path(__file__).resolve()), "_supervise", "--env", str(dep.env_file)]
     supervisor = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
@@ -690,12 +692,17 @@ def down(dep: Deployment, *, keep_database: bool = False) -> int:
         _say(f"stopped {len(leftovers)} leftover process(es): {', '.join(leftovers)}")
     for path in [dep.state_file, dep.run_dir / "supervisor.pid", *dep.run_dir.glob("*.pid")]:
         path.unlink(missing_ok=True)
-    if dep.local_database and (dep.run_dir / "database").exists() and not keep_database:
+    if not keep_database:
+        _stop_local_database(dep)
+    _say("down")
+    return 0
+
+
+def _stop_local_database(dep: Deployment) -> None:
+    if dep.local_database and (dep.run_dir / "database").exists():
         _pg().stop(dep.dir)
         (dep.run_dir / "database").unlink(missing_ok=True)
         _say("stopped the local metadata database")
-    _say("down")
-    return 0
 
 
 def clean(dep: Deployment) -> int:
