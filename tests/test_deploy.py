@@ -147,6 +147,19 @@ def _mentioning(path: Path) -> list[str]:
     return found
 
 
+def _not_logged(log: Path, expected: list[tuple[str, ...]], timeout: float = 60) -> list[str]:
+    """The names of ``expected`` (name, fragment…) with no line of ``log`` holding all its fragments, after
+    waiting up to ``timeout`` seconds for them to appear."""
+    deadline = time.time() + timeout
+    while True:
+        lines = log.read_text(errors="replace").splitlines()
+        missing = [name for name, *fragments in expected
+                   if not any(all(f in line for f in fragments) for line in lines)]
+        if not missing or time.time() > deadline:
+            return missing
+        time.sleep(2)
+
+
 @pytest.fixture
 def deployment(tmp_path):
     """Tear-down whatever the test brought up, even when it failed: `clean` (down, then the folder and
@@ -236,13 +249,13 @@ def test_the_deployment_runs_the_feeds_and_the_asset_triggered_publish_dags(tmp_
     for dag_id in ("publish_gold", "publish_credit"):
         assert (by_dag[dag_id]["run_type"], by_dag[dag_id]["state"]) == ("asset_triggered", "success"), dag_id
     assert not {r["dag_id"] for r in runs} - {*daily, "publish_gold", "publish_credit"}
-    # every task ran under the scheduler's executor (LocalExecutor), none through `dags test`
+    # every task ran under the scheduler's executor (LocalExecutor), none through `dags test`: the
+    # scheduler received its executor's event of each (logged just after the task reported its state)
     tis = api.task_instances()
     assert {t["state"] for t in tis} == {"success"}
-    scheduler_log = (deploy_dir / "logs" / "scheduler.log").read_text(errors="replace")
-    for ti in tis:
-        assert (f"Received executor event with state success for task instance TaskInstanceKey("
-                f"dag_id='{ti['dag_id']}', task_id='{ti['task_id']}'") in scheduler_log, ti
+    assert _not_logged(deploy_dir / "logs" / "scheduler.log", [
+        (f"{t['dag_id']}.{t['task_id']}", "Received executor event with state success for task instance "
+         f"TaskInstanceKey(dag_id='{t['dag_id']}', task_id='{t['task_id']}'") for t in tis]) == []
 
     # the lake: silver of every feed, gold, reconciliation balanced, the analyst extract
     lake = var / "lake"
@@ -316,15 +329,8 @@ def test_celery_worker_takes_the_tasks_and_down_stops_everything_after_the_super
     assert {(t["task_id"], t["state"]) for t in tis} == {("ingest", "success"), ("process", "success")}
     # the Celery worker ran both: each task instance is a workload it finished with success (it logs so
     # just after the task has reported its state)
-    def finished(ti: dict) -> bool:
-        log = (deploy_dir / "logs" / "worker.log").read_text(errors="replace").splitlines()
-        return any("Workload finished" in line and "final_state=success" in line and f"workload_id={ti['id']}" in line
-                   for line in log)
-
-    deadline = time.time() + 60
-    while not all(finished(ti) for ti in tis) and time.time() < deadline:
-        time.sleep(2)
-    assert [ti["task_id"] for ti in tis if not finished(ti)] == []
+    assert _not_logged(deploy_dir / "logs" / "worker.log", [
+        (t["task_id"], "Workload finished", "final_state=success", f"workload_id={t['id']}") for t in tis]) == []
     assert DeltaTable(str(var / "lake" / "silver" / "credit_penalty")).to_pyarrow_table().num_rows > 0
 
     # the supervisor dies without a word (kill -9): `down` still finds and stops everything
