@@ -337,6 +337,7 @@ def prepare(dep: Deployment) -> dict[str, str]:
                        "# (infra/deploy/govlake.env.example) and the generated secrets/.\n")
     if "redis" in dep.services:
         _redis_server()
+    _check_ports(dep)
     if central:
         _say(f"migrating the metadata database ({_mask(env['AIRFLOW__DATABASE__SQL_ALCHEMY_CONN'])})")
         log = dep.logs / "db-migrate.log"
@@ -346,6 +347,27 @@ def prepare(dep: Deployment) -> dict[str, str]:
         if done.returncode:
             raise DeployError(f"airflow db migrate failed ({done.returncode}):\n{_tail(log, 30)}")
     return env
+
+
+def _check_ports(dep: Deployment) -> None:
+    """Refuse to start when a port a process of this machine would listen on is taken (it would only
+    fail and be restarted until `up` gives up)."""
+    ports = {"api-server": [("AIRFLOW__API__PORT", dep.api_port)],
+             "redis": [("GOVLAKE_REDIS_PORT", int(dep.settings.get("GOVLAKE_REDIS_PORT", 6379)))],
+             "triggerer": [("AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT",
+                            int(dep.settings.get("AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT", 8794)))]}
+    worker_logs = ("AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT",
+                   int(dep.settings.get("AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT", 8793)))
+    ports["worker" if dep.executor == "celery" else "scheduler"] = [worker_logs]
+    for service in dep.services:
+        for setting, port in ports.get(service, []):
+            with socket.socket() as s:
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                try:
+                    s.bind(("0.0.0.0", port))
+                except OSError as exc:
+                    raise DeployError(f"{setting}={port}: the port is taken ({exc.strerror}); another deployment or "
+                                      f"program listens there: stop it, or set {setting} to a free port") from None
 
 
 def _tail(path: Path, lines: int) -> str:

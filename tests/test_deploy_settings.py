@@ -117,3 +117,17 @@ def test_a_worker_machine_needs_the_first_machines_database_and_secrets(tmp_path
                AIRFLOW__DATABASE__SQL_ALCHEMY_CONN="postgresql+psycopg://airflow@db.example:5432/airflow")
     with pytest.raises(deploy.DeployError, match="secrets.env"):
         deploy.prepare(dep)
+
+
+def test_a_taken_port_is_refused_before_anything_starts(tmp_path):
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(deploy.DeployError, match=f"AIRFLOW__API__PORT={port}: the port is taken"):
+            deploy._check_ports(_dep(tmp_path, AIRFLOW__API__PORT=str(port)))
+        # a worker machine does not serve the API: that port is none of its business
+        deploy._check_ports(_dep(tmp_path, GOVLAKE_EXECUTOR="celery", GOVLAKE_DEPLOY_SERVICES="worker",
+                                 AIRFLOW__API__PORT=str(port), AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT="0"))
