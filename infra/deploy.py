@@ -645,7 +645,8 @@ def _print_status(report: dict) -> None:
     for name, s in report["services"].items():
         up = f"up {s['uptime_s']} s" if s["running"] else ""
         print(f"  {name:<14} {'running' if s['running'] else 'stopped':<8} pid {s['pid'] or '-':<8} "
-              f"{'healthy' if s['healthy'] else 'UNHEALTHY':<10} {up:<14} restarts {s['restarts']}")
+              f"{'healthy' if s['healthy'] else 'UNHEALTHY' if s['running'] else '-':<10} {up:<14} "
+              f"restarts {s['restarts']}")
     if "api-server" in report["services"]:
         print(f"  UI and REST API: {report['api_url']}/  (health: {report['api_url']}/api/v2/monitor/health)")
 

@@ -333,6 +333,18 @@ def test_celery_worker_takes_the_tasks_and_down_stops_everything_after_the_super
         (t["task_id"], "Workload finished", "final_state=success", f"workload_id={t['id']}") for t in tis]) == []
     assert DeltaTable(str(var / "lake" / "silver" / "credit_penalty")).to_pyarrow_table().num_rows > 0
 
+    # a process that dies is started again by the supervisor
+    killed = report["services"]["triggerer"]["pid"]
+    os.kill(killed, signal.SIGKILL)
+    deadline = time.time() + 120
+    while True:
+        triggerer = json.loads(_deploy(env, "status", "--json").stdout)["services"]["triggerer"]
+        if triggerer["running"] and triggerer["pid"] != killed:
+            break
+        assert time.time() < deadline, f"the triggerer was not restarted: {triggerer}"
+        time.sleep(2)
+    assert triggerer["restarts"] == 1
+
     # the supervisor dies without a word (kill -9): `down` still finds and stops everything
     procs = _processes(deploy_dir)
     supervisor = json.loads((deploy_dir / "run" / "state.json").read_text())["supervisor"]["pid"]
