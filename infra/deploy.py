@@ -442,6 +442,11 @@ class Supervisor:
                 if proc.poll() is None or self.stopping:
                     continue
                 if name not in self.next_start:
+                    # what it left in its session (its log server, workers) would hold its ports: stopped first
+                    left = sweep(self.dep, {proc.pid: self.sessions.get(proc.pid, 0)}, exclude={os.getpid()},
+                                 marks=False)
+                    if left:
+                        _say(f"{name}: stopped what it left: {', '.join(left)}")
                     uptime = now - self.started[name]
                     if uptime > 300:
                         self.restarts[name] = 0
@@ -517,7 +522,8 @@ def _ours(sessions: dict[int, float]) -> set[int]:
     return kept
 
 
-def marked(dep: Deployment, sessions: dict[int, float], exclude: set[int] = frozenset()) -> list[psutil.Process]:
+def marked(dep: Deployment, sessions: dict[int, float], exclude: set[int] = frozenset(), *,
+           marks: bool = True) -> list[psutil.Process]:
     """Every live process of the deployment: in one of its ``sessions`` (sid → leader's start time), or
     carrying its mark (``GOVLAKE_DEPLOY_ID``; a process that rewrites its title with setproctitle, as
     Airflow's do, loses it from /proc, hence the sessions)."""
@@ -527,7 +533,7 @@ def marked(dep: Deployment, sessions: dict[int, float], exclude: set[int] = froz
         if proc.pid in exclude:
             continue
         with contextlib.suppress(psutil.Error, OSError):
-            if (os.getsid(proc.pid) in ours or proc.environ().get(MARK) == str(dep.dir)) and _alive(proc):
+            if (os.getsid(proc.pid) in ours or marks and proc.environ().get(MARK) == str(dep.dir)) and _alive(proc):
                 found.append(proc)
     return found
 
@@ -538,11 +544,12 @@ def recorded_sessions(dep: Deployment) -> dict[int, float]:
 
 
 def sweep(dep: Deployment, sessions: dict[int, float], exclude: set[int] = frozenset(),
-          timeout: float = 10) -> list[str]:
-    """Stop every process of the deployment (SIGTERM, then SIGKILL after ``timeout``); their descriptions."""
+          timeout: float = 10, *, marks: bool = True) -> list[str]:
+    """Stop every process of the deployment (SIGTERM, then SIGKILL after ``timeout``): in ``sessions``, or
+    (``marks``) carrying the mark; their descriptions."""
     me = psutil.Process()
     exclude = set(exclude) | {me.pid} | {p.pid for p in me.parents()}
-    procs = marked(dep, sessions, exclude)
+    procs = marked(dep, sessions, exclude, marks=marks)
     described = []
     for proc in procs:
         with contextlib.suppress(psutil.Error):

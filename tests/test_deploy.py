@@ -344,6 +344,8 @@ def test_celery_worker_takes_the_tasks_and_down_stops_everything_after_the_super
         assert time.time() < deadline, f"the triggerer was not restarted: {triggerer}"
         time.sleep(2)
     assert triggerer["restarts"] == 1
+    # after stopping what the killed one left in its session (its log server, which holds the port)
+    assert "triggerer: stopped what it left: " in (deploy_dir / "logs" / "supervisor.log").read_text()
 
     # the supervisor dies without a word (kill -9): `down` still finds and stops everything
     procs = _processes(deploy_dir)
