@@ -104,12 +104,6 @@ def read_env_file(path: Path, environ: dict[str, str]) -> dict[str, str]:
     return values
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _mask(url: str) -> str:
     """A URL as it may be printed: the password replaced by ***."""
     parts = urlsplit(url)
@@ -447,6 +441,7 @@ class Supervisor:
                                  marks=False)
                     if left:
                         _say(f"{name}: stopped what it left: {', '.join(left)}")
+                    self.sessions.pop(proc.pid, None)  # empty now
                     uptime = now - self.started[name]
                     if uptime > 300:
                         self.restarts[name] = 0
