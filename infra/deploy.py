@@ -138,9 +138,10 @@ class Deployment:
             raise DeployError(f"GOVLAKE_EXECUTOR={executor!r}: must be local or celery")
         self.executor = executor
         listed = self.settings.get("GOVLAKE_DEPLOY_SERVICES")
+        broker = "AIRFLOW__CELERY__BROKER_URL" in self.settings  # an existing broker: no Redis of ours
         services = ([s.strip() for s in listed.split(",") if s.strip()] if listed else
                     ["api-server", "scheduler", "dag-processor", "triggerer"]
-                    + (["redis", "worker"] if executor == "celery" else []))
+                    + ([] if executor != "celery" else ["worker"] if broker else ["redis", "worker"]))
         unknown = sorted(set(services) - set(ORDER))
         if unknown:
             raise DeployError(f"GOVLAKE_DEPLOY_SERVICES: unknown {', '.join(unknown)} (known: {', '.join(ORDER)})")

@@ -68,6 +68,8 @@ def test_services_follow_the_executor_and_bad_values_are_refused(tmp_path):
     assert _dep(tmp_path, GOVLAKE_EXECUTOR="celery").services == [
         "redis", "api-server", "scheduler", "dag-processor", "triggerer", "worker"]
     assert _dep(tmp_path, GOVLAKE_EXECUTOR="celery", GOVLAKE_DEPLOY_SERVICES="worker").services == ["worker"]
+    assert "redis" not in _dep(tmp_path, GOVLAKE_EXECUTOR="celery",
+                               AIRFLOW__CELERY__BROKER_URL="redis://broker.example:6379/0").services
     with pytest.raises(deploy.DeployError, match="GOVLAKE_EXECUTOR"):
         _dep(tmp_path, GOVLAKE_EXECUTOR="kubernetes")
     with pytest.raises(deploy.DeployError, match="unknown webserver"):
