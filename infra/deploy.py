@@ -217,6 +217,9 @@ class Deployment:
             "AIRFLOW__CORE__DAGS_FOLDER": self.settings.get("AIRFLOW__CORE__DAGS_FOLDER", str(REPO / "dags")),
             "AIRFLOW__CORE__LOAD_EXAMPLES": self.settings.get("AIRFLOW__CORE__LOAD_EXAMPLES", "False"),
             "AIRFLOW__CORE__EXECUTOR": EXECUTORS[self.executor],
+            # resolved here: the supervisor, given this environment (a broker URL derived below included),
+            # must start the same processes
+            "GOVLAKE_DEPLOY_SERVICES": ",".join(self.services),
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(self.passwords_file(create=create)),
             "AIRFLOW__OPENLINEAGE__NAMESPACE": self.settings.get("AIRFLOW__OPENLINEAGE__NAMESPACE", "govlake"),
             "AIRFLOW__OPENLINEAGE__TRANSPORT": self.settings.get("AIRFLOW__OPENLINEAGE__TRANSPORT") or json.dumps(
@@ -694,6 +697,7 @@ def up(dep: Deployment, *, foreground: bool) -> int:
         if not s["healthy"]:
             _say(f"{name} is not healthy; the end of {dep.logs / (name + '.log')}:\n"
                  f"{_tail(dep.logs / (name + '.log'), 15)}")
+    _say(f"the end of {dep.logs / 'supervisor.log'}:\n{_tail(dep.logs / 'supervisor.log', 15)}")
     _say(f"not healthy after {dep.start_timeout:.0f} s (GOVLAKE_DEPLOY_START_TIMEOUT); `down` stops what runs")
     return 1
 

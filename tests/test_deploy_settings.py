@@ -70,6 +70,10 @@ def test_services_follow_the_executor_and_bad_values_are_refused(tmp_path):
     assert _dep(tmp_path, GOVLAKE_EXECUTOR="celery", GOVLAKE_DEPLOY_SERVICES="worker").services == ["worker"]
     assert "redis" not in _dep(tmp_path, GOVLAKE_EXECUTOR="celery",
                                AIRFLOW__CELERY__BROKER_URL="redis://broker.example:6379/0").services
+    # the supervisor, started with the processes' environment (a derived broker URL in it), starts the same
+    celery = _dep(tmp_path, GOVLAKE_EXECUTOR="celery")
+    again = deploy.Deployment(celery.env_file, celery.environment(create=True))
+    assert again.services == celery.services
     with pytest.raises(deploy.DeployError, match="GOVLAKE_EXECUTOR"):
         _dep(tmp_path, GOVLAKE_EXECUTOR="kubernetes")
     with pytest.raises(deploy.DeployError, match="unknown webserver"):
