@@ -1,6 +1,8 @@
 # govlake — every target does its own set-up on a fresh machine (Python 3.11, Java 17, make).
 #
 #   make demo    generate a sample city, run every DAG through Airflow, print what was built, build the report
+#   make deploy  the production deployment: Airflow's processes on PostgreSQL (infra/deploy.sh up)
+#   make undeploy  stop it (infra/deploy.sh down)
 #   make test    the test suite, with a local PostgreSQL server (infra/pg.sh)
 #   make parity  the Spark engine (local, on S3, on a standalone cluster) against DuckDB on the demo's city
 #   make lint    ruff + sqlfluff (the .sql files, and every model rendered as it runs: infra/lint_models.py)
@@ -24,14 +26,15 @@ PYTEST_ARGS ?=
 
 export DEBIAN_FRONTEND := noninteractive
 
-.PHONY: help setup jars demo test parity lint bench cluster cluster-stop clean s3
+.PHONY: help setup jars demo deploy undeploy test parity lint bench cluster cluster-stop clean s3
 
 help:
 	@sed -n 's/^#   make /make /p' $(firstword $(MAKEFILE_LIST))
 
 ## setup: uv, the locked environment (bytecode precompiled; with the `spark` group, PySpark for the Spark
-## engine and its tests, which also need Java 17), the Spark engine's jars (`make jars`), Debian's PostgreSQL
-## server for the tests, Debian's chromium (bulletin PDF, browser tests).
+## engine and its tests, which also need Java 17; with the `celery` group, Airflow's CeleryExecutor), the
+## Spark engine's jars (`make jars`), Debian's PostgreSQL server (tests, the deployment's metadata database),
+## redis-server (the Celery broker), chromium (bulletin PDF, browser tests).
 setup: jars
 	@if ! command -v uv >/dev/null && ! python3 -m uv --version >/dev/null 2>&1; then \
 	    echo "setup: installing uv $(UV_VERSION)"; \
@@ -40,7 +43,7 @@ setup: jars
 	fi
 	@# Precompiled bytecode: every `airflow dags test` imports Airflow and Great Expectations afresh,
 	@# and PYTHONDONTWRITEBYTECODE (or a read-only cache) would otherwise recompile them each time.
-	@uv="$$(command -v uv || echo python3 -m uv)"; set -x; $$uv sync --frozen --compile-bytecode --group spark
+	@uv="$$(command -v uv || echo python3 -m uv)"; set -x; $$uv sync --frozen --compile-bytecode --group spark --group celery
 	@if ! command -v chromium >/dev/null; then \
 	    if [[ $$(id -u) -eq 0 ]]; then \
 	        echo "setup: installing Debian's chromium (quality report PDF and browser tests)"; \
@@ -55,6 +58,14 @@ setup: jars
 	        apt-get update -qq && apt-get install -y -qq --no-install-recommends postgresql >/dev/null; \
 	    else \
 	        echo "setup: PostgreSQL server missing and not root; skipping (postgres tests will be skipped)"; \
+	    fi; \
+	fi
+	@if ! command -v redis-server >/dev/null; then \
+	    if [[ $$(id -u) -eq 0 ]]; then \
+	        echo "setup: installing Debian's redis-server (the Celery broker of the deployment)"; \
+	        apt-get update -qq && apt-get install -y -qq --no-install-recommends redis-server >/dev/null; \
+	    else \
+	        echo "setup: redis-server missing and not root; skipping (GOVLAKE_EXECUTOR=celery unavailable)"; \
 	    fi; \
 	fi
 
@@ -96,6 +107,15 @@ demo: setup
 	DAGS_TEST_DATE="$$(cat "$$GOVLAKE_VAR/business_date")" infra/dags-test.sh $$feeds publish_gold publish_credit
 	$(RUN) govlake status
 	$(RUN) govlake report
+
+## deploy: the production deployment in one command (README "Production deployment"): the api-server,
+## scheduler, dag-processor and triggerer (with GOVLAKE_EXECUTOR=celery also Redis and a Celery worker) as
+## separate processes on PostgreSQL, under a supervisor; waits until each reports healthy.
+deploy: setup
+	infra/deploy.sh up
+
+undeploy:
+	infra/deploy.sh down
 
 ## test: start (or reuse) this clone's PostgreSQL test server (infra/pg.py, a free port), then pytest.
 test: setup

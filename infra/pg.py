@@ -8,6 +8,8 @@
 ``make test`` sets ``GOVLAKE_TEST_PG_URL`` from ``start``, and ``tests/conftest_pg.py`` calls the same
 ``start`` when a bare ``pytest`` runs without it: one implementation, one server per clone, reused by
 every run until ``make clean`` (or ``stop``). ``infra/pg.sh`` runs this file.
+``infra/deploy.py`` starts its metadata database with the same code: ``start(var/deploy, database="airflow",
+durable=True, given_url=False)``, a cluster of its own in ``var/deploy/pg`` with PostgreSQL's durable defaults.
 
 When ``GOVLAKE_TEST_PG_URL`` is set and answers, that server is used and nothing starts. Otherwise the
 cluster lives in ``$GOVLAKE_VAR/pg`` (default ``<repo>/var/pg``) and listens on 127.0.0.1 only, on a port
@@ -46,6 +48,11 @@ unix_socket_directories = ''
 fsync = off
 synchronous_commit = off
 full_page_writes = off
+"""
+DURABLE_CONF = """
+# govlake deployment (infra/deploy.py): local TCP only, no socket file, PostgreSQL's durable defaults.
+listen_addresses = '127.0.0.1'
+unix_socket_directories = ''
 """
 
 
@@ -138,8 +145,8 @@ def _run(cmd: list[str], *, what: str) -> subprocess.CompletedProcess:
     return done
 
 
-def url(port: int) -> str:
-    return f"postgresql+psycopg://postgres@127.0.0.1:{port}/{DATABASE}"
+def url(port: int, database: str = DATABASE) -> str:
+    return f"postgresql+psycopg://postgres@127.0.0.1:{port}/{database}"
 
 
 def reachable(sqlalchemy_url: str) -> bool:
@@ -170,16 +177,23 @@ def _running_port(data: Path, pg_ctl: Path, as_pg: list[str]) -> int | None:
     return int(lines[3])
 
 
-def start(var: Path | None = None) -> str:
+def start(var: Path | None = None, *, database: str = DATABASE, durable: bool = False,
+          given_url: bool = True) -> str:
     """Start (or reuse) this clone's server; its SQLAlchemy URL.
 
     Args:
-        var: the clone's var folder (default ``GOVLAKE_VAR`` or ``<repo>/var``).
+        var: the clone's var folder (default ``GOVLAKE_VAR`` or ``<repo>/var``); the cluster goes to
+            ``var/pg``.
+        database: the database created in it (``govlake_test`` for the tests).
+        durable: a new cluster keeps PostgreSQL's durable defaults (fsync on) instead of the tests'
+            speed settings (``infra/deploy.py``'s metadata database).
+        given_url: use ``GOVLAKE_TEST_PG_URL`` when it is set and answers (the tests); False always
+            starts this folder's own server.
 
     Raises:
         Unavailable: no server can run here (the message says why and what to install).
     """
-    given = os.environ.get("GOVLAKE_TEST_PG_URL")
+    given = os.environ.get("GOVLAKE_TEST_PG_URL") if given_url else None
     if given:
         if reachable(given):
             return given
@@ -198,7 +212,7 @@ def start(var: Path | None = None) -> str:
             _run([*as_pg, str(bins / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust",
                   "--encoding=UTF8", "--locale=C"], what="initdb")
             with open(data / "postgresql.conf", "a", encoding="utf-8") as conf:
-                conf.write(CONF)
+                conf.write(DURABLE_CONF if durable else CONF)
         port = _running_port(data, pg_ctl, as_pg)
         port_file = pg_home / "port"
         for _attempt in range(3):
@@ -220,10 +234,10 @@ def start(var: Path | None = None) -> str:
         port_file.write_text(f"{port}\n")
         psql = [str(bins / "psql"), "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", "-X", "-q", "-tA",
                 "-d", "postgres"]
-        exists = _run([*psql, "-c", f"select 1 from pg_database where datname = '{DATABASE}'"], what="psql")
+        exists = _run([*psql, "-c", f"select 1 from pg_database where datname = '{database}'"], what="psql")
         if exists.stdout.strip() != "1":
-            _run([*psql, "-c", f"create database {DATABASE}"], what="create database")
-    return url(port)
+            _run([*psql, "-c", f"create database {database}"], what="create database")
+    return url(port, database)
 
 
 def stop(var: Path | None = None, *, remove: bool = False) -> None:

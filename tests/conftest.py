@@ -1,10 +1,15 @@
-"""Shared fixtures: a fresh govlake var/ folder per test, the PostgreSQL server fixture, one Spark session."""
+"""Shared fixtures: a fresh govlake var/ folder per test, the PostgreSQL server fixture, one Spark session,
+one generated city run through the pipeline for the whole session."""
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 import os
+import shutil
 import sys
 from collections.abc import Iterator
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
@@ -88,3 +93,51 @@ def spark(tmp_path_factory) -> Iterator[object]:
     session = engine.session(app_name="govlake-tests", conf=SPARK_TEST_CONF)
     yield session
     session.stop()
+
+
+CITY_AS_OF = dt.date(2026, 11, 20)
+CITY_RUN = "city-1"
+
+
+@dataclass(frozen=True)
+class BuiltCity:
+    """A generated city (scale 1500, seed 11, as of 2026-11-20), every resource ingested (run id
+    ``ingest-<code>``) and run once (``city-1``). Its lake is shared by the whole session: tests only
+    read it, or work on a :meth:`copy`."""
+
+    settings: Settings
+    manifest: object
+    """the generator's Manifest"""
+    ingested: dict
+    """resource code → pipeline.ingest's result"""
+    summary: dict
+    """pipeline.run's result"""
+
+    def events(self) -> list[dict]:
+        """The OpenLineage events of the ingests and the run, as the file transport wrote them."""
+        path = self.settings.var / "lineage" / "govlake.jsonl"
+        return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+    def copy(self, dest: Path) -> tuple[Settings, dict]:
+        """A copy of the var folder at ``dest`` (the inbox stays shared, read-only), with the run's
+        summary pointing at the copy's extract."""
+        shutil.copytree(self.settings.var, dest, symlinks=True)
+        settings = replace(self.settings, var=dest)
+        extract = dest / Path(self.summary["extract"]).relative_to(self.settings.var)
+        return settings, self.summary | {"extract": extract}
+
+
+@pytest.fixture(scope="session")
+def built_city(tmp_path_factory) -> BuiltCity:
+    """The session's generated city, landed and run once (test_pipeline, test_report, test_lineage)."""
+    from govlake import pipeline
+    from govlake.catalog import get_catalog
+    from govlake.generate import generate_city
+
+    root = tmp_path_factory.mktemp("built-city")
+    settings = Settings(var=root / "var", inbox=root / "inbox", as_of=CITY_AS_OF)
+    manifest = generate_city(settings.city, scale=1500, seed=11, as_of=CITY_AS_OF)
+    ingested = {code: pipeline.ingest(code, settings=settings, run_id=f"ingest-{code}")
+                for code in get_catalog(settings.catalog_dir).resources}
+    summary = pipeline.run(settings=settings, run_id=CITY_RUN)
+    return BuiltCity(settings, manifest, ingested, summary)

@@ -4,6 +4,8 @@ accounts for every row (silver + quarantine + duplicates + held + rejected)."""
 
 from __future__ import annotations
 
+import shutil
+
 import pytest
 from deltalake import DeltaTable
 from typer.testing import CliRunner
@@ -20,21 +22,37 @@ runner = CliRunner()
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture
-def lake(settings: Settings, monkeypatch) -> Settings:
-    """Day one published; day two: a good file and a garbage file (12 rows, every one quarantined)."""
+@pytest.fixture(scope="module")
+def held(tmp_path_factory) -> Settings:
+    """Day one published; day two: a good file and a garbage file (12 rows, every one quarantined).
+    Built once: each test works on a copy (``lake``)."""
+    root = tmp_path_factory.mktemp("held")
+    settings = Settings(var=root / "var", inbox=root / "inbox")
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        _environment(monkeypatch, settings)
+        write_bronze(settings, "credit.penalty", _rows())
+        process_resource("credit.penalty", settings=settings, run_id="r1", today=TODAY)
+        garbage = [dict(BASE, decision_no=f"g{i}", decision_date="2026-13-45" if i % 3 else "2026-10-01")
+                   for i in range(12)]
+        write_bronze(settings, "credit.penalty", garbage, batch="b-garbage", source="inbox/garbage.csv")
+        write_bronze(settings, "credit.penalty", [dict(BASE, decision_no="新1号")], batch="b-good", source="good.csv")
+        r = process_resource("credit.penalty", settings=settings, run_id="r2", today=TODAY)
+    assert [h.batch_id for h in r.held_batches] == ["b-garbage"]
+    return settings
+
+
+def _environment(monkeypatch: pytest.MonkeyPatch, settings: Settings) -> None:
     monkeypatch.setenv("GOVLAKE_VAR", str(settings.var))
     monkeypatch.setenv("GOVLAKE_INBOX", str(settings.inbox))
     monkeypatch.setenv("GOVLAKE_AS_OF", TODAY.isoformat())
     monkeypatch.setenv("GOVLAKE_ACTOR", "李审核")
-    write_bronze(settings, "credit.penalty", _rows())
-    process_resource("credit.penalty", settings=settings, run_id="r1", today=TODAY)
-    garbage = [dict(BASE, decision_no=f"g{i}", decision_date="2026-13-45" if i % 3 else "2026-10-01")
-               for i in range(12)]
-    write_bronze(settings, "credit.penalty", garbage, batch="b-garbage", source="inbox/garbage.csv")
-    write_bronze(settings, "credit.penalty", [dict(BASE, decision_no="新1号")], batch="b-good", source="good.csv")
-    r = process_resource("credit.penalty", settings=settings, run_id="r2", today=TODAY)
-    assert [h.batch_id for h in r.held_batches] == ["b-garbage"]
+
+
+@pytest.fixture
+def lake(held: Settings, settings: Settings, monkeypatch) -> Settings:
+    """A copy of the ``held`` lake, for one test, in its GOVLAKE_ environment."""
+    shutil.copytree(held.var, settings.var, symlinks=True)
+    _environment(monkeypatch, settings)
     return settings
 
 

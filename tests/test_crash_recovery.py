@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from deltalake import DeltaTable
 
+import _forked as forked
 from _bronze import write_bronze
 from govlake.config import Settings
 from govlake.quality import process_resource
@@ -24,16 +25,6 @@ from chaos import lake_digest, latest_reconciliation, meta_findings  # noqa: E40
 from test_quality import BASE, TODAY, _rows  # noqa: E402
 
 pytestmark = pytest.mark.slow
-
-
-PROCESS = textwrap.dedent("""
-    import datetime as dt, sys
-    from pathlib import Path
-    from govlake.config import Settings
-    from govlake.quality import process_resource
-    settings = Settings(var=Path(sys.argv[1]), inbox=Path(sys.argv[2]))
-    process_resource("credit.penalty", settings=settings, run_id=sys.argv[3], today=dt.date(2026, 11, 20))
-""")
 
 
 def _day_one(settings: Settings) -> None:
@@ -47,10 +38,9 @@ def _day_one(settings: Settings) -> None:
     write_bronze(settings, "credit.penalty", garbage, batch="b3", source="garbage.csv")
 
 
-def _run(settings: Settings, run_id: str, **env: str) -> subprocess.CompletedProcess:
-    full = {k: v for k, v in os.environ.items() if not k.startswith("GOVLAKE_")} | env
-    return subprocess.run([sys.executable, "-c", PROCESS, str(settings.var), str(settings.inbox), run_id],
-                          env=full, capture_output=True, text=True, timeout=300)
+def _run(settings: Settings, run_id: str, **env: str) -> forked.Finished:
+    """The process step of credit.penalty in a process of its own (tests/_forked.py), with ``env``."""
+    return forked.run(process_resource, "credit.penalty", settings=settings, run_id=run_id, today=TODAY, env=env)
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +54,7 @@ def prepared(tmp_path_factory):
     shutil.copytree(start.var, clean.var)
     trace = root / "trace"
     done = _run(clean, "r2", GOVLAKE_COMMIT_TRACE=str(trace))
-    assert done.returncode == 0, done.stderr
+    assert done.returncode == 0, done.output
     labels = [line for line in trace.read_text().split() if line.startswith("process:")]
     return start, clean, labels
 
@@ -84,7 +74,7 @@ def test_a_kill_after_any_commit_is_recovered_by_the_next_run(prepared, tmp_path
     case = Settings(var=tmp_path / "var", inbox=start.inbox)
     shutil.copytree(start.var, case.var)
     killed = _run(case, "r2", GOVLAKE_CRASH_AT=label)
-    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    assert killed.returncode == -signal.SIGKILL, killed.output
     # the operator's next plain run: it finishes r2 first, then finds nothing new
     result = process_resource("credit.penalty", settings=case, run_id="r3", today=TODAY)
     assert result.run.rows == 0

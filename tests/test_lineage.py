@@ -12,10 +12,10 @@ import pyarrow.compute as pc
 import pytest
 from deltalake import DeltaTable
 
+from conftest import CITY_RUN
 from govlake import lineage, pipeline
 from govlake.catalog import get_catalog
 from govlake.config import Settings
-from govlake.generate import generate_city
 from govlake.ingest import IngestError
 from govlake.lineage._graph import LineageGraph
 
@@ -25,16 +25,9 @@ AS_OF = dt.date(2026, 11, 20)
 
 
 @pytest.fixture(scope="module")
-def city(tmp_path_factory):
-    """A small generated city, ingested and run with every event captured in memory."""
-    root = tmp_path_factory.mktemp("lineage_city")
-    settings = Settings(var=root / "var", inbox=root / "inbox", as_of=AS_OF)
-    generate_city(settings.city, scale=300, seed=5, as_of=AS_OF)
-    codes = list(get_catalog(settings.catalog_dir).resources)
-    with lineage.capture() as events:
-        ingested = {code: pipeline.ingest(code, settings=settings, run_id=f"ingest-{code}") for code in codes}
-        summary = pipeline.run(settings=settings, run_id="lineage-1")
-    return settings, events, ingested, summary
+def city(built_city):
+    """The session's city (conftest's built_city), with the events its ingests and run wrote."""
+    return built_city.settings, built_city.events(), built_city.ingested, built_city.summary
 
 
 def _event(events, job: str, state: str = "COMPLETE") -> dict:
@@ -117,7 +110,7 @@ def test_quality_assertions_are_the_runs_gx_results(city):
     bronze = next(i for i in event["inputs"] if i["name"].endswith("/bronze/credit_penalty"))
     assertions = {a["name"]: a for a in bronze["inputFacets"]["dataQualityAssertions"]["assertions"]}
     rows = DeltaTable(str(settings.table_path("meta", "validation_results"))).to_pyarrow_dataset().to_table(
-        filter=(pc.field("run_id") == "lineage-1") & (pc.field("resource") == "credit.penalty")).to_pylist()
+        filter=(pc.field("run_id") == CITY_RUN) & (pc.field("resource") == "credit.penalty")).to_pylist()
     assert {r["rule_id"]: r["success"] for r in rows} == {n: a["success"] for n, a in assertions.items()}
     assert assertions["required.decision_no"]["column"] == "decision_no"
     assert assertions["required.decision_no"]["assertion"] == "required"

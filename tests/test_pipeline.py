@@ -12,10 +12,11 @@ import duckdb
 import pytest
 from deltalake import DeltaTable
 
+from conftest import CITY_RUN
 from govlake import pipeline
 from govlake.catalog import get_catalog
 from govlake.config import Settings
-from govlake.generate import INVALID_KINDS, generate_city
+from govlake.generate import INVALID_KINDS
 from govlake.identifiers import is_valid_id_number
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -24,14 +25,10 @@ AS_OF = dt.date(2026, 11, 20)
 
 
 @pytest.fixture(scope="module")
-def city(tmp_path_factory) -> tuple[Settings, object, dict]:
-    root = tmp_path_factory.mktemp("city")
-    settings = Settings(var=root / "var", inbox=root / "inbox", as_of=AS_OF)
-    manifest = generate_city(settings.city, scale=1500, seed=11, as_of=AS_OF)
-    for code in get_catalog(settings.catalog_dir).resources:
-        pipeline.ingest(code, settings=settings)
-    summary = pipeline.run(settings=settings, run_id="it-1")
-    return settings, manifest, summary
+def city(built_city, tmp_path_factory) -> tuple[Settings, object, dict]:
+    """A copy of the session's city (conftest's built_city: scale 1500, run once): a test here runs again."""
+    settings, summary = built_city.copy(tmp_path_factory.mktemp("city") / "var")
+    return settings, built_city.manifest, summary
 
 
 def _load_manifest(settings: Settings) -> dict:
@@ -87,7 +84,7 @@ def test_second_run_over_the_same_inputs_changes_no_table(city):
     assert counts() == before
     runs = Counter(r["run_id"] for r in _rows(settings.lake / "meta" / "reconciliation"))
     resources = len(_load_manifest(settings)["resources"])   # every resource the city has files for
-    assert runs["it-1"] == runs["it-2"] == resources   # history grows
+    assert runs[CITY_RUN] == runs["it-2"] == resources   # history grows
 
 
 def test_an_independent_delta_reader_sees_the_same_rows(city):

@@ -15,11 +15,8 @@ from urllib.parse import unquote
 import pytest
 from typer.testing import CliRunner
 
-from govlake import pipeline
-from govlake.catalog import get_catalog
 from govlake.cli import app
 from govlake.config import Settings
-from govlake.generate import generate_city
 from govlake.identifiers import is_valid_id_number
 from govlake.report import Measure, Scorecard, _svg, build_report, weighted_total
 from govlake.report._browser import chromium, dump_dom
@@ -33,13 +30,9 @@ MOBILE = re.compile(r"(?<![0-9])1[3-9][0-9]{9}(?![0-9])")
 
 
 @pytest.fixture(scope="module")
-def site(tmp_path_factory) -> tuple[Settings, Path]:
-    root = tmp_path_factory.mktemp("report")
-    settings = Settings(var=root / "var", inbox=root / "inbox", as_of=AS_OF)
-    generate_city(settings.city, scale=1500, seed=11, as_of=AS_OF)
-    for code in get_catalog(settings.catalog_dir).resources:
-        pipeline.ingest(code, settings=settings)
-    pipeline.run(settings=settings, run_id="rep-1")
+def site(built_city, tmp_path_factory) -> tuple[Settings, Path]:
+    """The report of a copy of the session's city (conftest's built_city: scale 1500, run once)."""
+    settings, _ = built_city.copy(tmp_path_factory.mktemp("report") / "var")
     result = build_report(settings, pdf=False)
     return settings, result.path.parent
 
