@@ -75,8 +75,9 @@ def _run(var: Path, *args: str, env: dict[str, str], **extra: str) -> subprocess
     env = {k: v for k, v in env.items() if not k.startswith("GOVLAKE_")}
     env |= {"GOVLAKE_VAR": str(var), "GOVLAKE_ENGINE": "spark", "GOVLAKE_AS_OF": AS_OF.isoformat(),
             "GOVLAKE_SPARK_JARS": str(JARS), **extra}
+    # generous: on 2 shared cores a run on the test cluster's two 1-core executors takes many minutes
     return subprocess.run([str(Path(sys.executable).parent / "govlake"), *args], capture_output=True, text=True,
-                          timeout=900, env=env)
+                          timeout=2400, env=env)
 
 
 def _copy(bronze: Settings, name: str, engine: str) -> Settings:
