@@ -8,6 +8,7 @@
 #   make lint    ruff + sqlfluff (the .sql files, and every model rendered as it runs: infra/lint_models.py)
 #   make s3      an S3-compatible server (moto) on 127.0.0.1 to try GOVLAKE_LAKE=s3://… (docs/storage.md)
 #   make bench   infra/bench.py (1M and 10M rows + a 10,000-record day on each), infra/bench_report.py
+#   make bench-engines   infra/bench.py on DuckDB, Spark local[2] and a standalone cluster (BENCH_ROWS)
 #   make cluster       Spark master + 2 workers on 127.0.0.1 (infra/spark_cluster.py): GOVLAKE_SPARK_MASTER=spark://127.0.0.1:7077
 #   make cluster-stop  stop that cluster: every JVM of it (master, workers, executors, Spark Connect server)
 #   make clean   stop the test server and the cluster, remove var/
@@ -26,7 +27,7 @@ PYTEST_ARGS ?=
 
 export DEBIAN_FRONTEND := noninteractive
 
-.PHONY: help setup jars demo deploy undeploy test parity lint bench cluster cluster-stop clean s3
+.PHONY: help setup jars demo deploy undeploy test parity lint bench bench-engines cluster cluster-stop clean s3
 
 help:
 	@sed -n 's/^#   make /make /p' $(firstword $(MAKEFILE_LIST))
@@ -148,6 +149,12 @@ s3: setup
 bench: setup
 	$(RUN) python infra/bench.py
 	$(RUN) python infra/bench_report.py
+
+## bench-engines: the same workload on DuckDB, Spark local[2] and a two-worker standalone cluster on loopback
+## (BENCH_ROWS, default 1 million; docs/spark.md "How fast").
+BENCH_ROWS ?= 1000000
+bench-engines: setup
+	$(RUN) python infra/bench.py --engine duckdb --engine spark --engine cluster $(BENCH_ROWS)
 
 ## cluster: infra/spark_cluster.py start (a master on 7077, its UI and JSON status on 8080, two workers of 1 core
 ## and 2g, everything under var/spark-cluster; returns once both workers are ALIVE, prints the master's URL; a

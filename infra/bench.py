@@ -1,9 +1,16 @@
 """Benchmark: generate N penalty records, run every stage, then one incremental day of 10,000 more.
 
-Usage: uv run python infra/bench.py [N ...]        (default: 1000000 10000000)
+Usage: uv run python infra/bench.py [--engine duckdb|spark|cluster ...] [N ...]
+       (default: DuckDB, 1000000 10000000; `make bench`, `make bench-engines`)
 
-Each size runs in its own process so that its peak resident memory (ru_maxrss) is its own;
-the figures show whether memory grows with the input. Outputs go to a temporary GOVLAKE_VAR.
+Engines: ``duckdb`` (the default engine), ``spark`` (GOVLAKE_ENGINE=spark on ``local[2]``) and ``cluster``
+(the Spark engine on a standalone master and two one-core workers on loopback, started for the run by
+infra/spark_cluster.py and stopped after it). On Spark a first stage times the session's start-up.
+
+Each (engine, size) runs in its own process so that its peak resident memory (ru_maxrss) is its own;
+the figures show whether memory grows with the input. On Spark the JVMs' peaks are read too (VmHWM of
+/proc/PID/status): the driver's JVM (local[2]: the executors' threads run in it) and, on the cluster,
+the largest of the executors' JVMs. Outputs go to a temporary GOVLAKE_VAR.
 
 The day: 10,000 new penalty records (generated with the next business date and another seed, their
 decision numbers moved to a namespace of their own so that they are new decisions) land as one more
@@ -13,25 +20,58 @@ the day's records, not N. gold (法人库) and the extract are rebuilt in full a
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import datetime as dt
 import json
 import os
 import resource
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+ENGINES = ("duckdb", "spark", "cluster")
+CLUSTER = {"workers": "2", "worker_cores": "1", "worker_memory": "3g", "executor_memory": "2g"}
+"""The benchmark's standalone cluster: two workers of one core, one executor of 2 GiB on each."""
+
 
 def _peak_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def run_one(rows: int, workdir: Path) -> dict:
-    """Runs inside the child process."""
+def _jvm_peaks_mib() -> dict[str, int]:
+    """Peak resident memory (VmHWM) of the JVMs of this run: the driver's (a child of this process) and the
+    largest executor's (a CoarseGrainedExecutorBackend, on the cluster)."""
+    import psutil
+
+    def hwm(proc: psutil.Process) -> int:
+        try:
+            for line in Path(f"/proc/{proc.pid}/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) // 1024
+        except OSError:
+            pass
+        return 0
+
+    out = {}
+    drivers = [p for p in psutil.Process().children(recursive=True) if p.name() == "java"]
+    if drivers:
+        out["driver_jvm"] = max(hwm(p) for p in drivers)
+    executors = []
+    for p in psutil.process_iter(["name", "cmdline"]):
+        if p.info["name"] == "java" and any("CoarseGrainedExecutorBackend" in a for a in p.info["cmdline"] or ()):
+            executors.append(hwm(p))
+    if executors:
+        out["executor_jvm"] = max(executors)
+    return out
+
+
+def run_one(rows: int, workdir: Path, engine: str = "duckdb") -> dict:
+    """Runs inside the child process (its environment chooses the engine)."""
     os.environ["GOVLAKE_VAR"] = str(workdir / "var")
     os.environ["GOVLAKE_INBOX"] = str(workdir / "city")
     from govlake import pipeline
@@ -46,9 +86,14 @@ def run_one(rows: int, workdir: Path) -> dict:
         out = fn()
         secs = time.perf_counter() - t
         stages.append({"stage": name, "rows": n, "seconds": round(secs, 2),
-                       "rows_per_s": round(n / secs) if secs else None, "peak_rss_mib": round(_peak_mib())})
+                       "rows_per_s": round(n / secs) if secs else None, "peak_rss_mib": round(_peak_mib()),
+                       **_jvm_peaks_mib()})
         return out
 
+    if settings.engine == "spark":
+        from govlake.engine import spark_session
+
+        stage(f"start-up (Spark session on {settings.spark_master})", lambda: spark_session(settings), 0)
     stage("generate (GBK/UTF-8 CSV)", lambda: generate_city(settings.city, only="credit.penalty", rows=rows), rows)
     stage("ingest → bronze", lambda: pipeline.ingest("credit.penalty", settings=settings), rows)
     result = stage("standardize + validate (GX) → silver/quarantine",
@@ -67,7 +112,7 @@ def run_one(rows: int, workdir: Path) -> dict:
     stage("day: gold (法人库 rebuilt in full)", lambda: pipeline.gold(settings=day), day_result.silver)
     credit = stage("day: credit (incremental merge)", lambda: pipeline.credit(settings=day), day_rows)
     stage("day: extract (rebuilt in full)", lambda: pipeline.extract(settings=day), day_result.silver)
-    return {"rows": rows, "silver": result.silver, "quarantined": result.quarantined,
+    return {"rows": rows, "engine": engine, "silver": result.silver, "quarantined": result.quarantined,
             "duplicates": result.duplicates, "stages": stages, "peak_rss_mib": round(_peak_mib()),
             "day": {"rows": day_rows, "run": dataclasses.asdict(day_result.run), "rederived": credit.rederived,
                     "withdrawn": credit.withdrawn, "credit_seconds": credit.seconds}}
@@ -89,30 +134,82 @@ def _day_export(city: Path, scratch: Path, rows: int, as_of: dt.date) -> None:
     shutil.rmtree(scratch)
 
 
-def main(sizes: list[int]) -> None:
-    print(f"govlake benchmark on {os.cpu_count()} cores; sizes: {sizes}")
-    for rows in sizes:
-        with tempfile.TemporaryDirectory(prefix="govlake-bench-") as tmp:
-            out = subprocess.run([sys.executable, __file__, "--child", str(rows), tmp],
-                                 capture_output=True, text=True, check=False)
-            if out.returncode != 0:
-                print(out.stdout[-2000:], out.stderr[-4000:])
-                raise SystemExit(f"benchmark of {rows:,} rows failed")
-            report = json.loads(out.stdout.strip().splitlines()[-1])
-        print(f"\n== {rows:,} penalty records (silver {report['silver']:,}, quarantined "
-              f"{report['quarantined']:,}, duplicates {report['duplicates']:,})")
-        print(f"{'stage':<50}{'rows':>12}{'seconds':>10}{'rows/s':>12}{'peak RSS MiB':>14}")
-        for s in report["stages"]:
-            print(f"{s['stage']:<50}{s['rows']:>12,}{s['seconds']:>10}{s['rows_per_s'] or 0:>12,}"
-                  f"{s['peak_rss_mib']:>14,}")
-        print(f"peak resident memory of the whole run: {report['peak_rss_mib']:,} MiB")
-        day = report["day"]
-        print(f"day of {day['rows']:,} records: this run {day['run']}; credit re-derived {day['rederived']}; "
+def _engine_env(engine: str, tmp: Path) -> dict[str, str]:
+    """The child's environment for ``engine``; on ``cluster``, starts the cluster (stopped by :func:`main`)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GOVLAKE_SPARK_") and k != "GOVLAKE_ENGINE"}
+    if engine == "duckdb":
+        return env
+    env |= {"GOVLAKE_ENGINE": "spark", "GOVLAKE_SPARK_MASTER": "local[2]"}
+    if engine == "cluster":
+        started = subprocess.run(
+            [sys.executable, str(REPO / "infra" / "spark_cluster.py"), "start", "--dir", str(tmp / "cluster"),
+             "--workers", CLUSTER["workers"], "--worker-cores", CLUSTER["worker_cores"],
+             "--worker-memory", CLUSTER["worker_memory"], "--master-port", _free_port(), "--ui-port", _free_port(),
+             "--worker-ui-port", "0", "--stop-with", str(os.getpid())],
+            capture_output=True, text=True, check=False)
+        if started.returncode != 0:
+            raise SystemExit(f"the benchmark's Spark cluster did not start:\n{started.stderr[-3000:]}")
+        env |= {"GOVLAKE_SPARK_MASTER": started.stdout.strip().splitlines()[-1],
+                "GOVLAKE_SPARK_EXECUTOR_MEMORY": CLUSTER["executor_memory"], "GOVLAKE_SPARK_EXECUTOR_CORES": "1",
+                "GOVLAKE_SPARK_CORES_MAX": CLUSTER["workers"]}
+    return env
+
+
+def _free_port() -> str:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return str(sock.getsockname()[1])
+
+
+def _stop_cluster(tmp: Path) -> None:
+    if (tmp / "cluster").exists():
+        subprocess.run([sys.executable, str(REPO / "infra" / "spark_cluster.py"), "stop",
+                        "--dir", str(tmp / "cluster")], capture_output=True, check=False)
+
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def main(engines: list[str], sizes: list[int]) -> None:
+    print(f"govlake benchmark on {os.cpu_count()} cores; engines: {engines}; sizes: {sizes}")
+    for engine in engines:
+        for rows in sizes:
+            _one(engine, rows)
+
+
+def _one(engine: str, rows: int) -> None:
+    with tempfile.TemporaryDirectory(prefix="govlake-bench-") as tmp:
+        try:
+            env = _engine_env(engine, Path(tmp))
+            out = subprocess.run([sys.executable, __file__, "--child", str(rows), tmp, engine],
+                                 capture_output=True, text=True, check=False, env=env)
+        finally:
+            _stop_cluster(Path(tmp))
+        if out.returncode != 0:
+            print(out.stdout[-2000:], out.stderr[-4000:])
+            raise SystemExit(f"benchmark of {rows:,} rows on {engine} failed")
+        report = json.loads(out.stdout.strip().splitlines()[-1])
+    print(f"\n== {engine}: {rows:,} penalty records (silver {report['silver']:,}, quarantined "
+          f"{report['quarantined']:,}, duplicates {report['duplicates']:,})")
+    jvm = engine != "duckdb"
+    print(f"{'stage':<50}{'rows':>12}{'seconds':>10}{'rows/s':>12}{'peak RSS MiB':>14}"
+          + (f"{'driver JVM':>12}{'executor':>10}" if jvm else ""))
+    for s in report["stages"]:
+        print(f"{s['stage']:<50}{s['rows']:>12,}{s['seconds']:>10}{s['rows_per_s'] or 0:>12,}{s['peak_rss_mib']:>14,}"
+              + (f"{s.get('driver_jvm', 0):>12,}{s.get('executor_jvm', 0):>10,}" if jvm else ""))
+    print(f"peak resident memory of the whole run: {report['peak_rss_mib']:,} MiB (Python)")
+    day = report["day"]
+    print(f"day of {day['rows']:,} records: this run {day['run']}; credit re-derived {day['rederived']}; "
               f"withdrawn {day['withdrawn']}; credit seconds per phase {day['credit_seconds']}")
 
 
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "--child":
-        print(json.dumps(run_one(int(sys.argv[2]), Path(sys.argv[3]))))
+        print(json.dumps(run_one(int(sys.argv[2]), Path(sys.argv[3]), sys.argv[4])))
     else:
-        main([int(a) for a in sys.argv[1:]] or [1_000_000, 10_000_000])
+        parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+        parser.add_argument("--engine", action="append", choices=ENGINES,
+                            help="duckdb (default), spark (local[2]) or cluster; repeat for several")
+        parser.add_argument("sizes", nargs="*", type=int, help="penalty records (default 1000000 10000000)")
+        args = parser.parse_args()
+        main(args.engine or ["duckdb"], args.sizes or [1_000_000, 10_000_000])

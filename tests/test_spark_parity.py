@@ -37,6 +37,7 @@ import test_gold
 import test_masking
 from govlake import pipeline, storage
 from govlake.catalog import Catalog, Resource, get_catalog
+from govlake.compute import as_compute
 from govlake.config import Settings
 from govlake.contracts import OBJECTIONS, bronze_schema, silver_schema
 from govlake.credit import load_credit_rules
@@ -319,7 +320,7 @@ def test_standardize_rules_and_contest_agree(code, city, engines):
     twin.run(con, "staging/standardize", into=f"stg_{res.slug}", kind="view",
              **StagingRenderer(catalog, DUCKDB, city).context(res))
     twin.run(con, "silver/checked", temp=False, resource=res, **_rules(catalog, res, city))
-    _quarantine_duplicates(con, twin, None, res, {}, rebuild=True)
+    _quarantine_duplicates(as_compute(con), twin, None, res, {}, rebuild=True)
     # silver before the run (one row per key): every other valid row, half of them newer than the new
     # one (they win)
     columns = ", ".join(c for c in silver_schema(res).names if c != "_received_at")
@@ -328,7 +329,7 @@ def test_standardize_rules_and_contest_agree(code, city, engines):
                                else _received_at - interval 1 day end as _received_at
         from checked where _failed = '' and _row_number % 2 = 0
         qualify row_number() over (partition by {', '.join(res.key)} order by _row_number) = 1""")
-    counts = _contest(con, twin, res)
+    counts = _contest(as_compute(con), twin, res)
     assert twin.ran == list(RESOURCE_MODELS)
     assert counts.rows == bronze.num_rows and counts.quarantined and counts.candidates and counts.matched, counts
 
@@ -373,8 +374,8 @@ def test_governance_gold_and_credit_models_agree(case, city_silver, engines):
     rules = load_credit_rules(settings.catalog_dir)
     ctx = context(rules, AS_OF)
     for kind in KINDS:
-        _inputs(con, SimpleNamespace(settings=settings), kind, AS_OF, True)
-    _deadlines(con, rules)
+        _inputs(as_compute(con), SimpleNamespace(settings=settings), kind, AS_OF, True)
+    _deadlines(as_compute(con), rules)
     for kind in KINDS:
         twin.run(con, f"gold/{kind.record}", into=f"new_{kind.record}", **ctx)
         con.execute(f"create view {kind.record} as select * from new_{kind.record}")
