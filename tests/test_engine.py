@@ -6,6 +6,7 @@ None of these start a JVM."""
 from __future__ import annotations
 
 import importlib.util
+import os
 import socket
 import sys
 import time
@@ -21,6 +22,7 @@ from govlake.engine import (
     SERVER_CONF,
     WrongEngine,
     get_engine,
+    local_conf,
     remote_conf,
     spark_conf,
     submit_args,
@@ -87,6 +89,11 @@ def test_the_spark_session_settings(tmp_path, jars):
     cluster = spark_conf(Settings(var=tmp_path / "var", engine="spark", spark_jars=jars,
                                   spark_master="spark://spark-master:7077"))
     assert cluster["spark.master"] == "spark://spark-master:7077" and "spark.driver.host" not in cluster
+    # Delta reads a table's log in one task per local thread; a cluster keeps Delta's default (50)
+    assert conf["spark.databricks.delta.snapshotPartitions"] == str(os.cpu_count())
+    assert "spark.databricks.delta.snapshotPartitions" not in cluster
+    assert [local_conf(m) for m in ("local", "local[3]", "local[4,2]", "yarn")] == [
+        {"spark.databricks.delta.snapshotPartitions": n} for n in ("1", "3", "4")] + [{}]
     assert not set(S3_JARS) & {Path(j).name for j in conf["spark.jars"].split(",")}
     # the executors run this process's Python (the venv's); Spark's defaults for their size
     assert conf["spark.pyspark.python"] == sys.executable and "spark.executor.memory" not in conf

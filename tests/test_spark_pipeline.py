@@ -144,20 +144,11 @@ def test_a_spark_run_killed_between_two_commits_is_finished_by_the_next(bronze, 
     assert lake_digest(killed.lake) == lake_digest(lakes[0].lake)
 
 
-def test_the_spark_engine_on_a_lake_on_s3_builds_the_same_tables(bronze, lakes, s3_lake, tmp_path):
-    """The same bronze copied to the S3 test server (tests/_s3.py); ``govlake run`` on the Spark engine
-    there (S3A; delta-rs and DuckDB's httpfs for what they read and write) gives DuckDB's tables on disk."""
-    fs, prefix = objectstore.filesystem(s3_lake)
-    pafs.copy_files(str(bronze.lake), prefix, source_filesystem=pafs.LocalFileSystem(), destination_filesystem=fs)
-    done = _run(tmp_path / "var", "run", env=dict(os.environ), GOVLAKE_LAKE=s3_lake)
-    assert done.returncode == 0, done.stderr[-3000:]
-    assert lake_digest(s3_lake) == lake_digest(lakes[0].lake)
-
-
 def test_on_a_standalone_cluster_over_s3(bronze, lakes, s3_lake, spark_cluster, tmp_path):
     """The demo's shape at scale: ``govlake run`` with its driver on the test cluster (master and two workers
     on 127.0.0.1, tests/_spark_cluster.py), the executors reading and writing the lake on the S3 test server,
-    gives DuckDB's tables on local disk."""
+    gives DuckDB's tables on local disk. (The Spark engine on S3 under local[2] is the same code with the
+    executors in the driver's JVM; tests/test_spark_s3.py covers its S3A settings and concurrent writers.)"""
     from _spark_cluster import CLUSTER_ENV
 
     fs, prefix = objectstore.filesystem(s3_lake)
