@@ -71,13 +71,15 @@ setup: jars
 	fi
 
 ## jars: the Spark engine's JVM jars (Delta Lake for Spark 4.2, hadoop-aws and the AWS SDK), every one named
-## with its version in infra/spark/pom.xml, copied by Maven into var/jars (GOVLAKE_SPARK_JARS reads them from
-## there; docs/spark.md). Skipped when var/jars holds what this pom lists; no Ivy resolution at run time.
+## with its version in infra/spark/pom.xml, copied by Maven into var/jars, and govlake's Delta LogStore for S3
+## (infra/spark/logstore, built by Maven) beside them; GOVLAKE_SPARK_JARS reads them from there (docs/spark.md).
+## Skipped when var/jars holds what it lists and was made from these very sources; no Ivy resolution at run time.
 JARS_DIR := $(CURDIR)/var/jars
+JARS_SOURCES := infra/spark/pom.xml infra/spark/logstore/pom.xml $(shell find infra/spark/logstore/src -type f 2>/dev/null | sort)
 jars:
 	@missing="$$(cd "$(JARS_DIR)" 2>/dev/null && while read -r jar; do [[ -f "$$jar" ]] || echo "$$jar"; done < jars.txt)" \
 	    || missing=all; \
-	if [[ -z "$$missing" ]] && cmp -s infra/spark/pom.xml "$(JARS_DIR)/pom.xml"; then exit 0; fi; \
+	if [[ -z "$$missing" ]] && sha256sum $(JARS_SOURCES) | cmp -s - "$(JARS_DIR)/sources.sha256"; then exit 0; fi; \
 	if ! command -v mvn >/dev/null; then \
 	    if [[ $$(id -u) -eq 0 ]]; then \
 	        echo "setup: installing Debian's maven (the Spark engine's jars)"; \
@@ -87,13 +89,15 @@ jars:
 	        exit 0; \
 	    fi; \
 	fi; \
-	echo "setup: copying the Spark engine's jars (infra/spark/pom.xml) into var/jars"; \
+	echo "setup: copying the Spark engine's jars (infra/spark/pom.xml) into var/jars, building infra/spark/logstore"; \
 	mkdir -p "$(dir $(JARS_DIR))"; rm -rf "$(JARS_DIR).tmp"; \
-	mvn -q -B -Dstyle.color=never -f infra/spark/pom.xml dependency:copy-dependencies -DoutputDirectory="$(JARS_DIR).tmp" \
-	    >"$(JARS_DIR).log" 2>&1 || { cat "$(JARS_DIR).log" >&2; exit 1; }; \
-	rm -f "$(JARS_DIR).log"; \
+	{ mvn -q -B -Dstyle.color=never -f infra/spark/pom.xml dependency:copy-dependencies -DoutputDirectory="$(JARS_DIR).tmp" \
+	  && mvn -q -B -Dstyle.color=never -f infra/spark/logstore/pom.xml -Dbuild.dir="$(JARS_DIR).build" \
+	       -DskipTests clean package; } >"$(JARS_DIR).log" 2>&1 || { cat "$(JARS_DIR).log" >&2; exit 1; }; \
+	cp "$(JARS_DIR).build"/govlake-delta-s3-logstore-*.jar "$(JARS_DIR).tmp/"; \
+	rm -rf "$(JARS_DIR).log" "$(JARS_DIR).build"; \
 	(cd "$(JARS_DIR).tmp" && ls -1 -- *.jar > jars.txt); \
-	cp infra/spark/pom.xml "$(JARS_DIR).tmp/pom.xml"; \
+	sha256sum $(JARS_SOURCES) > "$(JARS_DIR).tmp/sources.sha256"; \
 	rm -rf "$(JARS_DIR)"; mv "$(JARS_DIR).tmp" "$(JARS_DIR)"
 
 ## demo: a sample city through every DAG (airflow dags test), then `govlake status` and `govlake report`.

@@ -70,19 +70,37 @@ def environment(endpoint: str, bucket: str, prefix: str = "lake") -> dict[str, s
 
 
 class _OneWriteAtATime:
-    """WSGI middleware: every request that changes the store runs alone (see the module docstring)."""
+    """WSGI middleware: every request that changes the store runs alone (see the module docstring).
 
-    def __init__(self, app):
+    With ``trace`` (a file), one line per write: time, method, path, query, the conditional headers
+    (If-None-Match, If-Match), the body's length and the answer's status.
+    """
+
+    def __init__(self, app, trace: str | None = None):
         self.app, self.lock = app, threading.Lock()
+        self.trace = open(trace, "a", buffering=1) if trace else None  # noqa: SIM115 (open while serving)
 
     def __call__(self, environ, start_response):
         if environ.get("REQUEST_METHOD") in ("GET", "HEAD"):
             return self.app(environ, start_response)
+        status = []
+
+        def recording(code, headers, exc_info=None):
+            status.append(code)
+            return start_response(code, headers, exc_info)
+
         with self.lock:
-            return list(self.app(environ, start_response))  # the whole response, inside the lock
+            body = list(self.app(environ, recording if self.trace else start_response))  # inside the lock
+            if self.trace:
+                self.trace.write("\t".join([
+                    f"{time.time():.3f}", environ.get("REQUEST_METHOD", ""), environ.get("PATH_INFO", ""),
+                    environ.get("QUERY_STRING", ""), "if-none-match=" + environ.get("HTTP_IF_NONE_MATCH", ""),
+                    "if-match=" + environ.get("HTTP_IF_MATCH", ""), "length=" + environ.get("CONTENT_LENGTH", ""),
+                    (status or ["?"])[0]]) + "\n")
+            return body
 
 
-def serve(port: int, bucket: str | None, *, quiet: bool = False) -> None:
+def serve(port: int, bucket: str | None, *, quiet: bool = False, trace: str | None = None) -> None:
     """Run moto's S3 on 127.0.0.1:``port`` until interrupted."""
     import logging
 
@@ -90,7 +108,7 @@ def serve(port: int, bucket: str | None, *, quiet: bool = False) -> None:
     from werkzeug.serving import make_server
 
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per request
-    app = _OneWriteAtATime(create_backend_app("s3"))  # S3 alone, whatever the request's Host
+    app = _OneWriteAtATime(create_backend_app("s3"), trace)  # S3 alone, whatever the request's Host
     server = make_server("127.0.0.1", port, app, threaded=True, request_handler=MotoRequestHandler)
     endpoint = f"http://127.0.0.1:{port}"
     if bucket:
@@ -117,6 +135,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default: a free one)")
     parser.add_argument("--bucket", default="govlake", help="bucket to create (default govlake; '' for none)")
     parser.add_argument("--quiet", action="store_true", help="print nothing (the tests' server)")
+    parser.add_argument("--trace", metavar="FILE", help="append one line per write request to FILE (method, "
+                        "path, conditional headers, status): to see what a client really sends")
     args = parser.parse_args(argv)
     try:
         import moto.server  # noqa: F401
@@ -124,7 +144,7 @@ def main(argv: list[str]) -> int:
         print("s3: moto is not installed; run `make setup` (uv sync: the dev group has moto[server])",
               file=sys.stderr)
         return 1
-    serve(args.port or free_port(), args.bucket or None, quiet=args.quiet)
+    serve(args.port or free_port(), args.bucket or None, quiet=args.quiet, trace=args.trace)
     return 0
 
 

@@ -35,6 +35,18 @@ class S3Server:
     bucket: str
     process: subprocess.Popen
     log: Path
+    trace: Path
+
+    def writes(self, path_part: str) -> list[dict[str, str]]:
+        """The write requests the server answered whose path contains ``path_part`` (infra/s3.py --trace):
+        method, path, if-none-match, if-match, status (the code alone)."""
+        out = []
+        for line in self.trace.read_text(encoding="utf-8").splitlines() if self.trace.exists() else []:
+            _, method, path, _query, none_match, match, _length, status = line.split("\t")
+            if path_part in path:
+                out.append({"method": method, "path": path, "if-none-match": none_match.partition("=")[2],
+                            "if-match": match.partition("=")[2], "status": status.split()[0]})
+        return out
 
     def env(self, prefix: str) -> dict[str, str]:
         """The variables that put a lake at ``s3://<bucket>/<prefix>`` on this server."""
@@ -54,10 +66,11 @@ def start_server(log: Path, bucket: str = BUCKET, *, timeout: float = 30.0) -> S
     """Start infra/s3.py on a free port of 127.0.0.1 and wait until it answers and has ``bucket``."""
     port = s3_infra.free_port()
     endpoint = f"http://127.0.0.1:{port}"
+    trace = log.with_suffix(".trace")
     with open(log, "wb") as out:
         process = subprocess.Popen([sys.executable, str(REPO / "infra" / "s3.py"), "--port", str(port), "--bucket",
-                                    "", "--quiet"], stdout=out, stderr=subprocess.STDOUT)
-    server = S3Server(endpoint, bucket, process, log)
+                                    "", "--quiet", "--trace", str(trace)], stdout=out, stderr=subprocess.STDOUT)
+    server = S3Server(endpoint, bucket, process, log, trace)
     deadline = time.monotonic() + timeout
     while not s3_infra.answers(endpoint, timeout=0.5):
         if process.poll() is not None or time.monotonic() > deadline:

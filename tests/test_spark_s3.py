@@ -24,7 +24,7 @@ import pytest
 
 from govlake import objectstore, storage
 from govlake.config import SettingsError, get_settings
-from govlake.engine import check_spark, spark_conf
+from govlake.engine import LOGSTORE_JAR, check_spark, spark_conf
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow]
 
@@ -101,9 +101,12 @@ def test_the_session_settings_of_a_lake_on_s3(lake):
     assert conf["spark.hadoop.fs.s3.impl"] == "org.apache.hadoop.fs.s3a.S3AFileSystem"
     assert conf["spark.hadoop.fs.s3a.endpoint"] == lake["AWS_ENDPOINT_URL"]
     assert conf["spark.hadoop.fs.s3a.path.style.access"] == "true"
-    assert conf["spark.hadoop.fs.s3a.create.performance"] == "true"
+    assert conf["spark.hadoop.fs.s3a.create.conditional.enabled"] == "true"
+    assert conf["spark.delta.logStore.s3.impl"] == objectstore.LOGSTORE_CLASS
     assert "bundle-2.35.4.jar" in conf["spark.driver.extraClassPath"]  # local master: no copy of the SDK
     assert "bundle" not in conf["spark.jars"]
+    # the LogStore extends delta-storage's class: loaded by the same loader (spark.jars), else NoClassDefFoundError
+    assert LOGSTORE_JAR in conf["spark.jars"] and LOGSTORE_JAR not in conf["spark.driver.extraClassPath"]
     # no secret in Spark's settings: the SDK reads the JVM's environment
     assert not any(lake["AWS_SECRET_ACCESS_KEY"] in v for v in conf.values())
     cluster = spark_conf(dataclasses.replace(get_settings(), spark_master="spark://h:7077"))
@@ -156,13 +159,13 @@ def _commits(uri: str) -> dict[int, dict]:
     return out
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "open defect (docs/storage.md): racing delta-spark and delta-rs on the test server, a commit is lost or "
-    "a commit file is left unreadable in some runs (2 of 3 on 2026-12-03); the cause (S3A's conditional "
-    "create, or the server) is not found yet"))
-def test_a_spark_writer_and_a_delta_rs_writer_lose_no_commit(spark_s3, lake):
-    """delta-spark (S3SingleDriverLogStore over S3A's conditional create) and delta-rs (conditional put) append
-    to one table at once: every commit keeps its own version and every row is there."""
+def test_a_spark_writer_and_a_delta_rs_writer_lose_no_commit(spark_s3, lake, s3):
+    """delta-spark (govlake's S3ConditionalPutLogStore) and delta-rs (conditional put) append to one table at
+    once: every commit file is put with If-None-Match: *, a version taken by the other writer is refused (412)
+    and committed again at the next, and every commit keeps its own version and every row is there.
+
+    With Delta's own S3SingleDriverLogStore this lost a commit in 2 of 2 runs (a version replaced by the other
+    writer's put, or a commit file left unreadable): its put is not conditional."""
     settings = get_settings()
     uri = storage.table_path(settings, "silver", "both_engines")
     storage.write_table(uri, _s3_writer.rows([(0, 0)], "w0"), mode="append", run_id="create")
@@ -188,6 +191,11 @@ def test_a_spark_writer_and_a_delta_rs_writer_lose_no_commit(spark_s3, lake):
     assert min(c["timestamp"] for c in spark.values()) < max(rs_times), (
         f"the writers did not overlap (Spark took {time.monotonic() - started:.1f}s): {commits}")
     assert any(c["readVersion"] < v - 1 for v, c in spark.items()), "no Spark commit met a concurrent one"
+    puts = [w for w in s3.writes(uri.split("/", 3)[3] + "/_delta_log/") if w["method"] == "PUT"
+            and w["path"].rsplit("/", 1)[1].removesuffix(".json").isdigit() and w["path"].endswith(".json")]
+    assert puts and all(w["if-none-match"] == "*" for w in puts), [w for w in puts if w["if-none-match"] != "*"]
+    assert sorted(w["status"] for w in puts).count("200") == ops + rs_ops + 1
+    assert any(w["status"] == "412" for w in puts), "no commit was refused: the writers never met on a version"
     rows = storage.open_table(uri).to_pyarrow_table().to_pylist()
     assert len(rows) == 1 + ops + rs_ops
     assert {(r["k"], r["writer"]) for r in rows} == ({(0, "w0")} | {(10_000 + i, "w1") for i in range(rs_ops)}

@@ -58,16 +58,21 @@ DELTA_JARS: tuple[str, ...] = (
 )
 """The jars every Spark session of govlake loads (``spark.jars``): Delta Lake 4.4 for Spark 4.2 and what it
 needs beyond pyspark's own jars. infra/spark/pom.xml locks them (tests/test_spark_jars.py checks both agree)."""
+LOGSTORE_JAR = "govlake-delta-s3-logstore-1.jar"
+"""govlake's Delta LogStore for S3 (infra/spark/logstore, built by ``make jars``): commits put with
+``If-None-Match: *`` (govlake.objectstore.spark_s3_conf)."""
 S3_JARS: tuple[str, ...] = (
     "hadoop-aws-3.5.0.jar",
     "bundle-2.35.4.jar",
     "analyticsaccelerator-s3-1.3.1.jar",
     "wildfly-openssl-2.2.5.Final.jar",
+    LOGSTORE_JAR,
 )
-"""The jars of a lake on S3 (Hadoop 3.5.0's S3A and the AWS SDK v2 it is built with), fetched by ``make jars``
-too, and loaded only when GOVLAKE_LAKE is an ``s3://`` URI (:func:`s3_jars`): on ``spark.jars`` for a cluster,
-on the driver's class path for a local master (which runs its executors in the driver's JVM), so a local
-session does not copy the SDK bundle (650 MiB) into its scratch space."""
+"""The jars of a lake on S3 (Hadoop 3.5.0's S3A and the AWS SDK v2 it is built with, and govlake's LogStore),
+fetched and built by ``make jars`` too, and loaded only when GOVLAKE_LAKE is an ``s3://`` URI (:func:`s3_jars`):
+on ``spark.jars`` for a cluster, on the driver's class path for a local master (which runs its executors in the
+driver's JVM), so a local session does not copy the SDK bundle (650 MiB) into its scratch space; the LogStore's
+jar always on ``spark.jars``, beside the delta-storage class it extends."""
 
 DELTA_CONF: dict[str, str] = {
     "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
@@ -152,7 +157,7 @@ def s3_jars(settings: Settings) -> list[Path]:
     if missing:
         raise SettingsError("GOVLAKE_SPARK_JARS", str(folder),
                             f"{', '.join(missing)} missing, which a lake on S3 (GOVLAKE_LAKE) needs; run `make setup` "
-                            "(it copies the jars of infra/spark/pom.xml into var/jars)")
+                            "(it copies the jars of infra/spark/pom.xml into var/jars and builds infra/spark/logstore)")
     return [folder / name for name in S3_JARS]
 
 
@@ -187,11 +192,14 @@ def spark_conf(settings: Settings, *, app_name: str = "govlake",
     local, loopback = settings.spark_master.startswith("local"), on_loopback(settings.spark_master)
     driver_host = settings.spark_driver_host or ("127.0.0.1" if loopback else None)
     jars, s3 = spark_jars(settings), s3_jars(settings)
+    # the LogStore extends a class of delta-storage, which spark.jars loads: it must come from there too
+    classpath = [p for p in s3 if p.name != LOGSTORE_JAR] if local else []
+    jars += [p for p in s3 if p not in classpath]
     out = {
         "spark.master": settings.spark_master,
         "spark.app.name": app_name,
-        "spark.jars": ",".join(str(p) for p in jars + ([] if local else s3)),
-        **({"spark.driver.extraClassPath": ":".join(str(p) for p in s3)} if local and s3 else {}),
+        "spark.jars": ",".join(str(p) for p in jars),
+        **({"spark.driver.extraClassPath": ":".join(str(p) for p in classpath)} if classpath else {}),
         # delta-spark's Python API (delta.tables) from its own jar, as spark-submit --packages does: the
         # PyPI package delta-spark would pin pyspark to 4.2.0 and importlib-metadata below 8.8
         "spark.submit.pyFiles": str(jars[0]),

@@ -275,18 +275,23 @@ def duckdb_s3(con: duckdb.DuckDBPyConnection, location: Location) -> None:
 # ---- Spark (S3A) -----------------------------------------------------------------------------------
 
 
+LOGSTORE_CLASS = "govlake.delta.S3ConditionalPutLogStore"
+
+
 def spark_s3_conf(settings: Settings) -> dict[str, str]:
     """The Spark settings of a session whose lake is on S3 ({} for a local lake): Hadoop's S3A for
     ``s3://`` and ``s3a://`` paths (so the lake's URIs need no rewriting), the endpoint with path-style
     access, the credentials from the JVM's own environment (the SDK's EnvironmentVariableCredentialsProvider
     reads AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN: for a local master no secret is in
     Spark's settings; a cluster's executors get them as ``spark.executorEnv``, redacted by Spark in its UI
-    and event log), and conditional creates for Delta's commits (see docs/storage.md).
+    and event log), and conditional puts for Delta's commits (see docs/storage.md).
 
-    ``fs.s3a.create.performance`` with ``fs.s3a.create.conditional.enabled`` (Hadoop 3.5's default) makes
-    S3A put a file created without overwrite with ``If-None-Match: *``, atomically, instead of checking
-    first and putting after: the commit delta-spark's S3SingleDriverLogStore writes then cannot replace a
-    commit another process (delta-rs, another Spark driver) put in between; it fails, and Delta retries."""
+    Delta's commits go through govlake's LogStore (``govlake.delta.S3ConditionalPutLogStore``, the jar
+    infra/spark/logstore builds): it puts a new version's commit file with ``If-None-Match: *`` through S3A's
+    conditional create (``fs.s3a.create.conditional.enabled``), as delta-rs does, so a Spark driver and any
+    other writer (delta-rs, another driver) can commit to one table at once: the loser of a version gets
+    FileAlreadyExistsException and Delta retries at the next. Delta 4.4's own S3SingleDriverLogStore checks,
+    then puts unconditionally: safe inside one JVM only."""
     if not settings.lake_on_s3:
         return {}
     o = s3_options()
@@ -296,11 +301,10 @@ def spark_s3_conf(settings: Settings) -> dict[str, str]:
         "spark.hadoop.fs.s3a.aws.credentials.provider":
             "software.amazon.awssdk.auth.credentials.EnvironmentVariableCredentialsProvider",
         "spark.hadoop.fs.s3a.endpoint.region": o.region,
-        "spark.hadoop.fs.s3a.create.performance": "true",
         "spark.hadoop.fs.s3a.create.conditional.enabled": "true",
-        # Delta's LogStore for s3 and s3a (its default for both; said explicitly): safe within one driver
-        "spark.delta.logStore.s3.impl": "io.delta.storage.S3SingleDriverLogStore",
-        "spark.delta.logStore.s3a.impl": "io.delta.storage.S3SingleDriverLogStore",
+        # Delta's LogStore for s3 and s3a: conditional puts (above)
+        "spark.delta.logStore.s3.impl": LOGSTORE_CLASS,
+        "spark.delta.logStore.s3a.impl": LOGSTORE_CLASS,
     }
     if o.endpoint:
         conf |= {"spark.hadoop.fs.s3a.endpoint": o.endpoint, "spark.hadoop.fs.s3a.path.style.access": "true",
