@@ -10,8 +10,11 @@ publish_gold, whose 法人库 Asset with theirs triggers publish_credit. Checked
 with the run type the schedule gives, the lake (silver, gold, reconciliation balanced, the extract),
 both OpenLineage files; then `down` stops every process (none left, the database server included).
 
-The Celery test runs one feed on a CeleryExecutor deployment (Redis broker, a Celery worker taking
-the task), then kills the supervisor with SIGKILL and checks that `down` still leaves nothing.
+The Celery test is the shape that adds machines: a CeleryExecutor deployment (Redis broker, a Celery
+worker taking the tasks) whose tasks run on the Spark engine, their drivers on the test cluster
+(tests/_spark_cluster.py) and the lake on the S3 test server (tests/_s3.py). The scheduler runs one feed;
+its process task is a Spark application of the cluster writing silver on S3 with delta-spark. Then it kills
+a service and the supervisor with SIGKILL and checks that `down` still leaves nothing.
 """
 
 from __future__ import annotations
@@ -172,6 +175,12 @@ def deployment(tmp_path):
         _deploy(env, "clean", timeout=300)
 
 
+def _cluster_apps(cluster) -> set[str]:
+    """The ids of the applications the Spark cluster's master knows (running and completed)."""
+    apps = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{cluster.ui_port}/json/", timeout=10).read())
+    return {a["id"] for a in apps["activeapps"] + apps["completedapps"]}
+
+
 def _wait(api: Api, done, *, timeout: float, what: str, deploy_dir: Path) -> list[dict]:
     deadline = time.time() + timeout
     while time.time() < deadline:
@@ -300,18 +309,28 @@ def test_the_deployment_runs_the_feeds_and_the_asset_triggered_publish_dags(tmp_
     print(f"up {up_seconds:.0f} s, runs {run_seconds:.0f} s, down {time.monotonic() - start_down:.0f} s")
 
 
-def test_celery_worker_takes_the_tasks_and_down_stops_everything_after_the_supervisor_is_killed(
-        tmp_path, deployment):
+@pytest.mark.spark
+def test_a_celery_worker_runs_a_feed_on_the_spark_cluster_over_s3_and_down_stops_everything(
+        tmp_path, deployment, s3, spark_cluster, monkeypatch):
     if shutil.which("redis-server") is None:
         _unavailable("no redis-server")
     if importlib.util.find_spec("airflow.providers.celery") is None:
         _unavailable("no Celery provider (the uv `celery` group)")
+    from _spark_cluster import CLUSTER_ENV
+    from govlake import objectstore, storage
     from govlake.generate import generate_city
 
     today = dt.datetime.now(SHANGHAI).date()
     var = tmp_path / "var"
     generate_city(var / "city", scale=200, as_of=today, only="credit.penalty")
-    env = _environment(tmp_path, GOVLAKE_EXECUTOR="celery", GOVLAKE_REDIS_PORT=str(_free_port()))
+    on_spark = {"GOVLAKE_ENGINE": "spark", "GOVLAKE_SPARK_MASTER": spark_cluster.master, **CLUSTER_ENV,
+                **s3.env(f"deploy-{tmp_path.name}")}
+    lake = on_spark["GOVLAKE_LAKE"]
+    for key, value in on_spark.items():  # this process reads the lake on S3 too
+        if key.startswith("AWS_"):
+            monkeypatch.setenv(key, value)
+    apps_before = _cluster_apps(spark_cluster)
+    env = _environment(tmp_path, GOVLAKE_EXECUTOR="celery", GOVLAKE_REDIS_PORT=str(_free_port()), **on_spark)
     deployment.append(env)
     deploy_dir = var / "deploy"
     up = _deploy(env, "up")
@@ -327,14 +346,19 @@ def test_celery_worker_takes_the_tasks_and_down_stops_everything_after_the_super
         time.sleep(3)
     api.patch("/api/v2/dags/feed_credit_penalty", {"is_paused": False})
     _wait(api, lambda runs: any(r["dag_id"] == "feed_credit_penalty" and r["state"] == "success" for r in runs),
-          timeout=900, what="feed_credit_penalty on Celery", deploy_dir=deploy_dir)
+          timeout=1500, what="feed_credit_penalty on Celery and Spark", deploy_dir=deploy_dir)
     tis = [t for t in api.task_instances() if t["dag_id"] == "feed_credit_penalty"]
     assert {(t["task_id"], t["state"]) for t in tis} == {("ingest", "success"), ("process", "success")}
     # the Celery worker ran both: each task instance is a workload it finished with success (it logs so
     # just after the task has reported its state)
     assert _not_logged(deploy_dir / "logs" / "worker.log", [
         (t["task_id"], "Workload finished", "final_state=success", f"workload_id={t['id']}") for t in tis]) == []
-    assert DeltaTable(str(var / "lake" / "silver" / "credit_penalty")).to_pyarrow_table().num_rows > 0
+    # the process task was a Spark application of the cluster, and delta-spark wrote silver on S3
+    silver = storage.open_table(objectstore.join(lake, "silver", "credit_penalty"))
+    assert silver is not None and silver.to_pyarrow_table().num_rows > 0
+    assert any(c.get("engineInfo", "").startswith("Apache-Spark") for c in silver.history())
+    assert not (var / "lake").exists()
+    assert _cluster_apps(spark_cluster) - apps_before, "no application ran on the cluster"
 
     # a process that dies is started again by the supervisor
     killed = report["services"]["triggerer"]["pid"]

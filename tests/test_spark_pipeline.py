@@ -135,21 +135,21 @@ def test_on_a_standalone_cluster_over_s3_a_run_killed_between_two_commits_is_fin
         bronze, lakes, s3_lake, spark_cluster, tmp_path):
     """The demo's shape at scale, and a crash in it: ``govlake run`` with its driver on the test cluster (master
     and two workers on 127.0.0.1, tests/_spark_cluster.py) and the executors reading and writing the lake on the
-    S3 test server is killed -9 after the silver commit of credit.penalty's process step, before its quarantine
-    commit; the next ``govlake run`` finishes the step, and the lake on S3 ends with DuckDB's tables on local
-    disk. (Spark under local[2], on disk or on S3, is the same code with the executors in the driver's JVM: the
-    ``lakes`` run covers it on disk, tests/test_spark_s3.py its S3A settings and concurrent writers; the DuckDB
-    engine's crash points are tests/test_crash_recovery.py's.)"""
+    S3 test server is killed -9 after the silver commit of amr.enterprise's process step (the run's first),
+    before its quarantine commit; the next ``govlake run`` finishes the step, and the lake on S3 ends with
+    DuckDB's tables on local disk. (Spark under local[2], on disk or on S3, is the same code with the
+    executors in the driver's JVM: the ``lakes`` run covers it on disk, tests/test_spark_s3.py its S3A settings
+    and concurrent writers; the DuckDB engine's crash points are tests/test_crash_recovery.py's.)"""
     from _spark_cluster import CLUSTER_ENV
 
     fs, prefix = objectstore.filesystem(s3_lake)
     pafs.copy_files(str(bronze.lake), prefix, source_filesystem=pafs.LocalFileSystem(), destination_filesystem=fs)
     on_cluster = {"GOVLAKE_LAKE": s3_lake, "GOVLAKE_SPARK_MASTER": spark_cluster.master, **CLUSTER_ENV}
     crash = _run(tmp_path / "var", "run", env=dict(os.environ), **on_cluster,
-                 GOVLAKE_CRASH_AT="process:credit.penalty:silver/credit_penalty")
+                 GOVLAKE_CRASH_AT="process:amr.enterprise:silver/amr_enterprise")
     assert crash.returncode == -9, crash.stderr[-3000:]
-    assert storage.open_table(objectstore.join(s3_lake, "silver", "credit_penalty")) is not None
-    assert storage.open_table(objectstore.join(s3_lake, "quarantine", "credit_penalty")) is None
+    assert storage.open_table(objectstore.join(s3_lake, "silver", "amr_enterprise")) is not None
+    assert storage.open_table(objectstore.join(s3_lake, "quarantine", "amr_enterprise")) is None
     done = _run(tmp_path / "var", "run", env=dict(os.environ), **on_cluster)
     assert done.returncode == 0, done.stderr[-3000:]
     assert lake_digest(s3_lake) == lake_digest(lakes[0].lake)
