@@ -172,12 +172,32 @@ REPO = Path(__file__).resolve().parent.parent
 
 def main(engines: list[str], sizes: list[int]) -> None:
     print(f"govlake benchmark on {os.cpu_count()} cores; engines: {engines}; sizes: {sizes}")
-    for engine in engines:
+    reports = {(engine, rows): _one(engine, rows) for engine in engines for rows in sizes}
+    if len(engines) > 1:
         for rows in sizes:
-            _one(engine, rows)
+            _compare(engines, rows, {e: reports[(e, rows)] for e in engines})
 
 
-def _one(engine: str, rows: int) -> None:
+def _compare(engines: list[str], rows: int, reports: dict[str, dict]) -> None:
+    """Seconds per stage on each engine at ``rows``, and each engine's time as a multiple of the first's."""
+    first = engines[0]
+    print(f"\n== {rows:,} penalty records: seconds per stage, and × {first}")
+    print(f"{'stage':<50}" + "".join(f"{e:>18}" for e in engines))
+    times = {e: {s["stage"]: s["seconds"] for s in reports[e]["stages"]} for e in engines}
+    for stage in dict.fromkeys(name for e in engines for name in times[e]):
+        cells = []
+        for e in engines:
+            secs, base = times[e].get(stage), times[first].get(stage)
+            ratio = f" ({secs / base:.1f}×)" if e != first and secs is not None and base else ""
+            cells.append(f"{'-' if secs is None else secs}{ratio}")
+        print(f"{stage:<50}" + "".join(f"{c:>18}" for c in cells))
+    totals = {e: sum(s["seconds"] for s in reports[e]["stages"] if not s["stage"].startswith(("generate", "start-up")))
+              for e in engines}
+    print(f"{'pipeline (no generate, no start-up)':<50}" + "".join(
+        f"{f'{totals[e]:.1f}' + (f' ({totals[e] / totals[first]:.1f}×)' if e != first else ''):>18}" for e in engines))
+
+
+def _one(engine: str, rows: int) -> dict:
     with tempfile.TemporaryDirectory(prefix="govlake-bench-") as tmp:
         try:
             env = _engine_env(engine, Path(tmp))
@@ -201,6 +221,7 @@ def _one(engine: str, rows: int) -> None:
     day = report["day"]
     print(f"day of {day['rows']:,} records: this run {day['run']}; credit re-derived {day['rederived']}; "
               f"withdrawn {day['withdrawn']}; credit seconds per phase {day['credit_seconds']}")
+    return report
 
 
 if __name__ == "__main__":
