@@ -22,8 +22,8 @@ from govlake.engine import (
     SERVER_CONF,
     WrongEngine,
     get_engine,
-    local_conf,
     remote_conf,
+    snapshot_conf,
     spark_conf,
     submit_args,
 )
@@ -89,11 +89,14 @@ def test_the_spark_session_settings(tmp_path, jars):
     cluster = spark_conf(Settings(var=tmp_path / "var", engine="spark", spark_jars=jars,
                                   spark_master="spark://spark-master:7077"))
     assert cluster["spark.master"] == "spark://spark-master:7077" and "spark.driver.host" not in cluster
-    # Delta reads a table's log in one task per local thread; a cluster keeps Delta's default (50)
+    # Delta reads a table's log in one task per core the session has: local threads, or the cluster's
+    # GOVLAKE_SPARK_CORES_MAX; a cluster share not known keeps Delta's default (50)
     assert conf["spark.databricks.delta.snapshotPartitions"] == str(os.cpu_count())
     assert "spark.databricks.delta.snapshotPartitions" not in cluster
-    assert [local_conf(m) for m in ("local", "local[3]", "local[4,2]", "yarn")] == [
-        {"spark.databricks.delta.snapshotPartitions": n} for n in ("1", "3", "4")] + [{}]
+    assert [snapshot_conf(m) for m in ("local", "local[3]", "local[4,2]", "yarn", "spark://h:7077")] == [
+        {"spark.databricks.delta.snapshotPartitions": n} for n in ("1", "3", "4")] + [{}, {}]
+    assert snapshot_conf("spark://h:7077", 6) == {"spark.databricks.delta.snapshotPartitions": "6"}
+    assert snapshot_conf("local[2]", 6) == {"spark.databricks.delta.snapshotPartitions": "2"}
     assert not set(S3_JARS) & {Path(j).name for j in conf["spark.jars"].split(",")}
     # the executors run this process's Python (the venv's); Spark's defaults for their size
     assert conf["spark.pyspark.python"] == sys.executable and "spark.executor.memory" not in conf

@@ -218,23 +218,27 @@ def spark_conf(settings: Settings, *, app_name: str = "govlake",
                                               ("spark.executor.cores", settings.spark_executor_cores),
                                               ("spark.cores.max", settings.spark_cores_max)) if value},
         **DELTA_CONF,
-        **local_conf(settings.spark_master),
+        **snapshot_conf(settings.spark_master, settings.spark_cores_max),
         **SPARK_CONF,
         **objectstore.spark_s3_conf(settings),
     }
     return out | dict(conf or {})
 
 
-def local_conf(master: str) -> dict[str, str]:
-    """A local master's sizes: Delta rebuilds a table's state from its log in
-    ``spark.databricks.delta.snapshotPartitions`` tasks (50 by default, sized for a cluster), which on
-    ``local[N]`` run N at a time; one per thread reads a table of a few dozen commits several times faster
-    (tests/test_spark_delta.py) and a large log no slower. A cluster keeps Delta's default."""
+def snapshot_conf(master: str, cores_max: int | None = None) -> dict[str, str]:
+    """How many tasks rebuild a Delta table's state from its log (``spark.databricks.delta.snapshotPartitions``,
+    50 by default, sized for a large cluster): one per core the session has, which run at once — N for
+    ``local[N]``, GOVLAKE_SPARK_CORES_MAX on a cluster. A table of a few dozen commits then reads several times
+    faster (tests/test_spark_delta.py) and a large log no slower; a cluster whose share is not known keeps
+    Delta's default."""
     m = re.fullmatch(r"local(?:\[(\d+|\*)(?:,\d+)?\])?", master.strip())
-    if not m:
+    if m:
+        cores = {None: 1, "*": os.cpu_count() or 1}.get(m.group(1)) or int(m.group(1))
+    elif cores_max:
+        cores = cores_max
+    else:
         return {}
-    threads = {None: 1, "*": os.cpu_count() or 1}.get(m.group(1)) or int(m.group(1))
-    return {"spark.databricks.delta.snapshotPartitions": str(max(threads, 1))}
+    return {"spark.databricks.delta.snapshotPartitions": str(max(cores, 1))}
 
 
 def spark_session(settings: Settings, *, app_name: str = "govlake",
