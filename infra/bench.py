@@ -3,9 +3,10 @@
 Usage: uv run python infra/bench.py [--engine duckdb|spark|cluster ...] [N ...]
        (default: DuckDB, 1000000 10000000; `make bench`, `make bench-engines`)
 
-Engines: ``duckdb`` (the default engine), ``spark`` (GOVLAKE_ENGINE=spark on ``local[2]``) and ``cluster``
-(the Spark engine on a standalone master and two one-core workers on loopback, started for the run by
-infra/spark_cluster.py and stopped after it). On Spark a first stage times the session's start-up.
+Engines: ``duckdb`` (the default engine), ``spark`` (GOVLAKE_ENGINE=spark on ``local[2]``, a 4g driver) and
+``cluster`` (the Spark engine on a standalone master and two one-core workers on loopback, a 2g executor on
+each and a 2g driver, started for the run by infra/spark_cluster.py and stopped after it). On Spark a first
+stage times the session's start-up. Each run's log is kept in var/bench/<engine>-<rows>.log.
 
 Each (engine, size) runs in its own process so that its peak resident memory (ru_maxrss) is its own;
 the figures show whether memory grows with the input. On Spark the JVMs' peaks are read too (VmHWM of
@@ -70,6 +71,56 @@ def _jvm_peaks_mib() -> dict[str, int]:
     return out
 
 
+def floor(settings, out: Path) -> int:
+    """The floor the pipeline is measured against, on the same exports: pyarrow decodes the GBK/UTF-8 CSV files
+    (every column as text, headers matched to the catalog's items), then one DuckDB SELECT — govlake's own
+    standardize model (trim, USCC and code formats, the date formats, decimals, on every item) — writes Parquet.
+    No rules, no deduplication, no Delta, no bronze. Returns the rows written."""
+    import duckdb
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    from govlake.catalog import get_catalog
+    from govlake.contracts import bronze_schema
+    from govlake.ingest._headers import Matcher
+    from govlake.transform import DUCKDB, ModelRunner, StagingRenderer
+
+    catalog = get_catalog(settings.catalog_dir)
+    resource = catalog.resource("credit.penalty")
+    schema, matcher = bronze_schema(resource), Matcher(resource)
+    tables = []
+    for path in sorted((settings.city / "credit" / "penalty").glob("*.csv")):
+        with open(path, "rb") as f:
+            encoding = "utf-8-sig" if f.read(3) == b"\xef\xbb\xbf" else "gb18030"
+        decoded = pacsv.read_csv(path, read_options=pacsv.ReadOptions(encoding=encoding, block_size=1 << 24),
+                                 convert_options=pacsv.ConvertOptions(column_types={}, strings_can_be_null=False,
+                                                                      auto_dict_encode=False))
+        decoded = decoded.rename_columns([matcher.column(h) or h for h in decoded.column_names])
+        n = decoded.num_rows
+        columns = {}
+        for field in schema:
+            if field.name in decoded.column_names:
+                columns[field.name] = decoded[field.name].cast(pa.string())
+            elif field.name == "_row_number":
+                columns[field.name] = pa.array(range(2, n + 2), pa.int64())
+            elif field.name == "_source":
+                columns[field.name] = pa.array([str(path)] * n, pa.string())
+            else:
+                columns[field.name] = pa.nulls(n, field.type)
+        tables.append(pa.table(columns, schema=schema))
+    con = duckdb.connect()
+    con.execute(f"set temp_directory = '{out.parent}'")
+    con.register("bronze_credit_penalty", pa.concat_tables(tables))
+    con.register("ref_department", pa.table({"code": [d.code for d in catalog.departments.values()],
+                                             "uscc": [d.uscc for d in catalog.departments.values()]}))
+    ModelRunner(settings.sql_dir).run(con, "staging/standardize", into="stg", kind="view",
+                                      **StagingRenderer(catalog, DUCKDB, settings).context(resource))
+    con.execute(f"copy (select * from stg) to '{out}' (format parquet)")
+    written = con.execute(f"select count(*) from read_parquet('{out}')").fetchone()[0]
+    con.close()
+    return written
+
+
 def run_one(rows: int, workdir: Path, engine: str = "duckdb") -> dict:
     """Runs inside the child process (its environment chooses the engine)."""
     os.environ["GOVLAKE_VAR"] = str(workdir / "var")
@@ -95,6 +146,9 @@ def run_one(rows: int, workdir: Path, engine: str = "duckdb") -> dict:
 
         stage(f"start-up (Spark session on {settings.spark_master})", lambda: spark_session(settings), 0)
     stage("generate (GBK/UTF-8 CSV)", lambda: generate_city(settings.city, only="credit.penalty", rows=rows), rows)
+    if engine == "duckdb":
+        stage("floor: pyarrow + one standardizing SELECT",
+              lambda: floor(settings, workdir / "floor.parquet"), rows)
     stage("ingest → bronze", lambda: pipeline.ingest("credit.penalty", settings=settings), rows)
     result = stage("standardize + validate (GX) → silver/quarantine",
                    lambda: pipeline.process("credit.penalty", settings=settings), rows)
@@ -139,7 +193,8 @@ def _engine_env(engine: str, tmp: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("GOVLAKE_SPARK_") and k != "GOVLAKE_ENGINE"}
     if engine == "duckdb":
         return env
-    env |= {"GOVLAKE_ENGINE": "spark", "GOVLAKE_SPARK_MASTER": "local[2]"}
+    # local[2] runs its tasks in the driver's JVM: Spark's default 1g is too small for 1M rows
+    env |= {"GOVLAKE_ENGINE": "spark", "GOVLAKE_SPARK_MASTER": "local[2]", "GOVLAKE_SPARK_DRIVER_MEMORY": "4g"}
     if engine == "cluster":
         started = subprocess.run(
             [sys.executable, str(REPO / "infra" / "spark_cluster.py"), "start", "--dir", str(tmp / "cluster"),
@@ -149,7 +204,7 @@ def _engine_env(engine: str, tmp: Path) -> dict[str, str]:
             capture_output=True, text=True, check=False)
         if started.returncode != 0:
             raise SystemExit(f"the benchmark's Spark cluster did not start:\n{started.stderr[-3000:]}")
-        env |= {"GOVLAKE_SPARK_MASTER": started.stdout.strip().splitlines()[-1],
+        env |= {"GOVLAKE_SPARK_MASTER": started.stdout.strip().splitlines()[-1], "GOVLAKE_SPARK_DRIVER_MEMORY": "2g",
                 "GOVLAKE_SPARK_EXECUTOR_MEMORY": CLUSTER["executor_memory"], "GOVLAKE_SPARK_EXECUTOR_CORES": "1",
                 "GOVLAKE_SPARK_CORES_MAX": CLUSTER["workers"]}
     return env
@@ -168,6 +223,8 @@ def _stop_cluster(tmp: Path) -> None:
 
 
 REPO = Path(__file__).resolve().parent.parent
+LOGS = REPO / "var" / "bench"
+"""Each run's stderr (the pipeline's log, Spark's), kept: var/bench/<engine>-<rows>.log."""
 
 
 def main(engines: list[str], sizes: list[int]) -> None:
@@ -191,23 +248,34 @@ def _compare(engines: list[str], rows: int, reports: dict[str, dict]) -> None:
             ratio = f" ({secs / base:.1f}×)" if e != first and secs is not None and base else ""
             cells.append(f"{'-' if secs is None else secs}{ratio}")
         print(f"{stage:<50}" + "".join(f"{c:>18}" for c in cells))
-    totals = {e: sum(s["seconds"] for s in reports[e]["stages"] if not s["stage"].startswith(("generate", "start-up")))
-              for e in engines}
-    print(f"{'pipeline (no generate, no start-up)':<50}" + "".join(
+    totals = {e: _pipeline_seconds(reports[e]) for e in engines}
+    print(f"{'ingest → extract (the first run)':<50}" + "".join(
         f"{f'{totals[e]:.1f}' + (f' ({totals[e] / totals[first]:.1f}×)' if e != first else ''):>18}" for e in engines))
+
+
+def _pipeline_seconds(report: dict) -> float:
+    """Seconds of the first run's pipeline stages: ingest to extract (not generate, the floor, Spark's start-up,
+    the day)."""
+    return sum(s["seconds"] for s in report["stages"]
+               if not s["stage"].startswith(("generate", "start-up", "floor", "day:")))
 
 
 def _one(engine: str, rows: int) -> dict:
     with tempfile.TemporaryDirectory(prefix="govlake-bench-") as tmp:
+        log = LOGS / f"{engine}-{rows}.log"
+        log.parent.mkdir(parents=True, exist_ok=True)
         try:
             env = _engine_env(engine, Path(tmp))
-            out = subprocess.run([sys.executable, __file__, "--child", str(rows), tmp, engine],
-                                 capture_output=True, text=True, check=False, env=env)
+            with open(log, "w") as err:
+                out = subprocess.run([sys.executable, __file__, "--child", str(rows), tmp, engine],
+                                     stdout=subprocess.PIPE, stderr=err, text=True, check=False, env=env)
         finally:
             _stop_cluster(Path(tmp))
         if out.returncode != 0:
-            print(out.stdout[-2000:], out.stderr[-4000:])
-            raise SystemExit(f"benchmark of {rows:,} rows on {engine} failed")
+            # the Python traceback and the JVM's messages, not the JVM's stack frames
+            lines = [x for x in log.read_text(errors="replace").splitlines() if not x.startswith(("\tat ", "\t..."))]
+            print("\n".join(lines[-60:]))
+            raise SystemExit(f"benchmark of {rows:,} rows on {engine} failed (exit {out.returncode}); its log: {log}")
         report = json.loads(out.stdout.strip().splitlines()[-1])
     print(f"\n== {engine}: {rows:,} penalty records (silver {report['silver']:,}, quarantined "
           f"{report['quarantined']:,}, duplicates {report['duplicates']:,})")
@@ -218,6 +286,10 @@ def _one(engine: str, rows: int) -> dict:
         print(f"{s['stage']:<50}{s['rows']:>12,}{s['seconds']:>10}{s['rows_per_s'] or 0:>12,}{s['peak_rss_mib']:>14,}"
               + (f"{s.get('driver_jvm', 0):>12,}{s.get('executor_jvm', 0):>10,}" if jvm else ""))
     print(f"peak resident memory of the whole run: {report['peak_rss_mib']:,} MiB (Python)")
+    floor_s = next((s["seconds"] for s in report["stages"] if s["stage"].startswith("floor")), None)
+    if floor_s:
+        print(f"end to end (ingest → extract) {_pipeline_seconds(report):.1f} s = "
+              f"{_pipeline_seconds(report) / floor_s:.1f}× the floor ({floor_s} s)")
     day = report["day"]
     print(f"day of {day['rows']:,} records: this run {day['run']}; credit re-derived {day['rederived']}; "
               f"withdrawn {day['withdrawn']}; credit seconds per phase {day['credit_seconds']}")

@@ -114,11 +114,11 @@ def test_a_driver_on_a_cluster(tmp_path, jars):
     conf = spark_conf(Settings(var=tmp_path / "var", engine="spark", spark_jars=jars,
                                spark_master="spark://spark-master:7077", spark_driver_host="10.0.0.5",
                                spark_executor_memory="4g", spark_executor_cores=2, spark_cores_max=8,
-                               spark_python="/opt/govlake/.venv/bin/python"))
+                               spark_python="/opt/govlake/.venv/bin/python", spark_driver_memory="3g"))
     assert conf["spark.driver.host"] == "10.0.0.5" and "spark.driver.bindAddress" not in conf
-    assert {k: conf[k] for k in ("spark.executor.memory", "spark.executor.cores", "spark.cores.max",
-                                 "spark.pyspark.python")} == {
-        "spark.executor.memory": "4g", "spark.executor.cores": "2", "spark.cores.max": "8",
+    assert {k: conf[k] for k in ("spark.driver.memory", "spark.executor.memory", "spark.executor.cores",
+                                 "spark.cores.max", "spark.pyspark.python")} == {
+        "spark.driver.memory": "3g", "spark.executor.memory": "4g", "spark.executor.cores": "2", "spark.cores.max": "8",
         "spark.pyspark.python": "/opt/govlake/.venv/bin/python"}
 
 

@@ -72,7 +72,9 @@ def test_a_share_of_the_machine_memory():
     ("GOVLAKE_SPARK_REMOTE", "sc://spark:99999", "not a Spark Connect URL"),
     ("GOVLAKE_SPARK_EXECUTOR_MEMORY", "2", "not a Spark memory size"),
     ("GOVLAKE_SPARK_EXECUTOR_MEMORY", "2GiB", "not a Spark memory size"),
-    ("GOVLAKE_SPARK_EXECUTOR_MEMORY", "256m", "no executor with less than 450m"),
+    ("GOVLAKE_SPARK_EXECUTOR_MEMORY", "256m", "no driver or executor with less than 450m"),
+    ("GOVLAKE_SPARK_DRIVER_MEMORY", "4 GB", "not a Spark memory size"),
+    ("GOVLAKE_SPARK_DRIVER_MEMORY", "300m", "no driver or executor with less than 450m"),
     ("GOVLAKE_SPARK_EXECUTOR_CORES", "0", "not a number of cores"),
     ("GOVLAKE_SPARK_CORES_MAX", "two", "not a number of cores"),
     ("GOVLAKE_SPARK_DRIVER_HOST", "10.0.0.5", "only for a cluster's master"),
@@ -90,6 +92,7 @@ def test_bad_values_are_refused_naming_variable_and_value(env, variable, value, 
 def test_the_settings_of_a_driver_on_a_cluster(env):
     env.setenv("GOVLAKE_SPARK_MASTER", "spark://10.0.0.1:7077")
     env.setenv("GOVLAKE_SPARK_EXECUTOR_MEMORY", "2G")
+    env.setenv("GOVLAKE_SPARK_DRIVER_MEMORY", "3g")
     env.setenv("GOVLAKE_SPARK_EXECUTOR_CORES", "2")
     env.setenv("GOVLAKE_SPARK_CORES_MAX", "8")
     env.setenv("GOVLAKE_SPARK_DRIVER_HOST", "10.0.0.5")
@@ -97,6 +100,7 @@ def test_the_settings_of_a_driver_on_a_cluster(env):
     s = get_settings()
     assert (s.spark_executor_memory, s.spark_executor_cores, s.spark_cores_max, s.spark_driver_host,
             s.spark_python, s.spark_remote) == ("2g", 2, 8, "10.0.0.5", "/opt/govlake/.venv/bin/python", None)
+    assert s.spark_driver_memory == "3g"
     env.setenv("GOVLAKE_SPARK_CORES_MAX", "1")
     with pytest.raises(SettingsError, match=r"^GOVLAKE_SPARK_CORES_MAX='1': fewer cores than one executor takes"):
         get_settings()

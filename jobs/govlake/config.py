@@ -70,6 +70,9 @@ class Settings:
     Delta Lake is set up where the server starts; None: govlake starts its own driver on ``spark_master``."""
     spark_executor_memory: str | None = None
     """``spark.executor.memory`` on a cluster (GOVLAKE_SPARK_EXECUTOR_MEMORY, e.g. ``2g``); None: Spark's 1g."""
+    spark_driver_memory: str | None = None
+    """``spark.driver.memory`` of the driver govlake starts (GOVLAKE_SPARK_DRIVER_MEMORY, e.g. ``4g``); on a local
+    master the executors' tasks run in it too. None: Spark's 1g."""
     spark_executor_cores: int | None = None
     """``spark.executor.cores`` (GOVLAKE_SPARK_EXECUTOR_CORES); None: on a standalone cluster, every free core
     of a worker goes to one executor."""
@@ -411,7 +414,7 @@ def _spark_remote(value: str) -> str:
 
 _SPARK_MEMORY = re.compile(r"^(\d+)([kmgt])b?$", re.IGNORECASE)
 MIN_SPARK_EXECUTOR_MEMORY = 450 * 2**20
-"""Spark refuses to start an executor with less (1.5 times its 300 MiB of reserved memory)."""
+"""Spark refuses to start a driver or an executor with less (1.5 times its 300 MiB of reserved memory)."""
 
 
 def _spark_memory(variable: str, value: str) -> str:
@@ -419,7 +422,7 @@ def _spark_memory(variable: str, value: str) -> str:
     if not m:
         raise SettingsError(variable, value, "not a Spark memory size; write e.g. 2g or 512m")
     if int(m[1]) * 1024 ** ("kmgt".index(m[2].lower()) + 1) < MIN_SPARK_EXECUTOR_MEMORY:  # Spark's k is KiB
-        raise SettingsError(variable, value, "Spark starts no executor with less than 450m")
+        raise SettingsError(variable, value, "Spark starts no driver or executor with less than 450m")
     return value.strip().lower()
 
 
@@ -479,7 +482,8 @@ def get_settings() -> Settings:
     GOVLAKE_DUCKDB_MEMORY (``4GB``, ``512MiB``, ``80%``), GOVLAKE_AS_OF (YYYY-MM-DD; without it the
     business date recorded in var/business_date, else today), GOVLAKE_SPARK_MASTER (``local[2]`` by
     default, ``local[*]``, ``spark://host:port``) and GOVLAKE_SPARK_JARS (a local folder; default the
-    repository's var/jars), read whatever the engine (the engine checks the jars are there); on a cluster
+    repository's var/jars), read whatever the engine (the engine checks the jars are there);
+    GOVLAKE_SPARK_DRIVER_MEMORY (``4g``; its executors' too on a local master), and on a cluster
     GOVLAKE_SPARK_EXECUTOR_MEMORY (``2g``), GOVLAKE_SPARK_EXECUTOR_CORES, GOVLAKE_SPARK_CORES_MAX,
     GOVLAKE_SPARK_DRIVER_HOST and GOVLAKE_SPARK_PYTHON; or GOVLAKE_SPARK_REMOTE (``sc://host:15002``, a Spark
     Connect server, refused together with those, which are its own).
@@ -523,7 +527,8 @@ def get_settings() -> Settings:
     )
 
 
-SESSION_SETTINGS = ("GOVLAKE_SPARK_MASTER", "GOVLAKE_SPARK_EXECUTOR_MEMORY", "GOVLAKE_SPARK_EXECUTOR_CORES",
+SESSION_SETTINGS = ("GOVLAKE_SPARK_MASTER", "GOVLAKE_SPARK_DRIVER_MEMORY", "GOVLAKE_SPARK_EXECUTOR_MEMORY",
+                    "GOVLAKE_SPARK_EXECUTOR_CORES",
                     "GOVLAKE_SPARK_CORES_MAX", "GOVLAKE_SPARK_DRIVER_HOST", "GOVLAKE_SPARK_PYTHON")
 """The settings of a Spark driver govlake starts itself: a Spark Connect server (GOVLAKE_SPARK_REMOTE) has its own."""
 
@@ -539,8 +544,9 @@ def _spark_cluster_settings(env: Mapping[str, str], master: str) -> dict[str, ob
                                     "driver with its own settings (set them where it starts); unset one of the two")
         return {"spark_remote": remote}
     out: dict[str, object] = {}
-    if memory := env.get("GOVLAKE_SPARK_EXECUTOR_MEMORY"):
-        out["spark_executor_memory"] = _spark_memory("GOVLAKE_SPARK_EXECUTOR_MEMORY", memory)
+    for key in ("executor_memory", "driver_memory"):
+        if memory := env.get(f"GOVLAKE_SPARK_{key.upper()}"):
+            out[f"spark_{key}"] = _spark_memory(f"GOVLAKE_SPARK_{key.upper()}", memory)
     for key in ("executor_cores", "cores_max"):
         if value := env.get(f"GOVLAKE_SPARK_{key.upper()}"):
             out[f"spark_{key}"] = _count(f"GOVLAKE_SPARK_{key.upper()}", value)

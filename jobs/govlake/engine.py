@@ -214,7 +214,8 @@ def spark_conf(settings: Settings, *, app_name: str = "govlake",
         # the executors run this Python (the venv's) unless GOVLAKE_SPARK_PYTHON names the workers' own;
         # pyspark reads PYSPARK_PYTHON (_launch_env), the JVM this
         "spark.pyspark.python": spark_python(settings),
-        **{key: str(value) for key, value in (("spark.executor.memory", settings.spark_executor_memory),
+        **{key: str(value) for key, value in (("spark.driver.memory", settings.spark_driver_memory),
+                                              ("spark.executor.memory", settings.spark_executor_memory),
                                               ("spark.executor.cores", settings.spark_executor_cores),
                                               ("spark.cores.max", settings.spark_cores_max)) if value},
         **DELTA_CONF,
