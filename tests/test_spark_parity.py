@@ -631,3 +631,31 @@ def test_star_modifiers_need_the_inputs_columns():
         "SELECT * EXCEPT (a) FROM t QUALIFY a = 1")
     by_name = to_spark("select a, b from t union all by name select b, c from u", pretty=False)
     assert by_name == "SELECT a, b, NULL AS c FROM t UNION ALL SELECT NULL AS a, b, c FROM u"
+
+
+@on_spark
+@pytest.mark.parametrize("new_repairs", [0, 1])
+def test_the_repair_input_when_the_repair_feed_sent_nothing(spark, new_repairs):
+    """The credit step's repair input (credit._build.repair_input_sql) over empty relations — a city whose repair
+    feed has sent nothing yet, or only new applications — gives the same rows on both engines. Spark 4.2's
+    optimizer failed here (RemoveRedundantAliases left an unresolved plan) until SPARK_CONF excluded the rule."""
+    import duckdb
+
+    from govlake.compute import SparkCompute
+    from govlake.credit._build import repair_input_sql
+
+    catalog = get_catalog()
+    repair, penalty = (silver_schema(catalog.resource(c)) for c in ("credit.repair", "credit.penalty"))
+    changed = pa.Table.from_pylist([{"uscc": "91370100MA3C000001", "decision_no": "济罚〔2026〕1号",
+                                     "_received_at": dt.datetime(2026, 11, 20, 1)}] * new_repairs, schema=repair)
+    inputs = {"changed_credit_repair": changed, "silver_credit_repair": repair.empty_table(),
+              "penalty_input": pa.Table.from_pylist([{"uscc": "91370100MA3C000001", "decision_no": "济罚〔2026〕2号"}],
+                                                    schema=penalty)}
+    results = []
+    for con in (as_compute(duckdb.connect()), SparkCompute(spark.newSession())):
+        for name, table in inputs.items():
+            con.register_arrow(name, table)
+        con.create("repair_input", repair_input_sql(rebuild=False))
+        results.append(con.arrow("select * from repair_input"))
+    assert results[0].num_rows == new_repairs
+    assert_same_rows("repair_input", *results)

@@ -306,15 +306,21 @@ def _build(intent: steps.Intent, catalog, inputs: list[str]) -> CreditResult:
     return result
 
 
-def _repairs(con: Compute, intent: steps.Intent, rules: CreditRules, as_of: dt.date, rebuild: bool,
-             result: CreditResult) -> None:
-    """Review the new repair applications and those naming a re-derived penalty."""
+def repair_input_sql(rebuild: bool) -> str:
+    """The repair applications to review (the latest per decision): all of silver on a rebuild, else the new
+    ones and those naming a penalty being re-derived (``penalty_input``)."""
     source = "silver_credit_repair" if rebuild else """(
         select * from changed_credit_repair
         union all by name
         select * from silver_credit_repair as r semi join penalty_input as p using (uscc, decision_no))"""
-    con.create("repair_input", f"""select * from {source} as r
-        qualify row_number() over (partition by uscc, decision_no order by _received_at desc) = 1""")
+    return f"""select * from {source} as r
+        qualify row_number() over (partition by uscc, decision_no order by _received_at desc) = 1"""
+
+
+def _repairs(con: Compute, intent: steps.Intent, rules: CreditRules, as_of: dt.date, rebuild: bool,
+             result: CreditResult) -> None:
+    """Review the new repair applications and those naming a re-derived penalty."""
+    con.create("repair_input", repair_input_sql(rebuild))
     _derive(con, intent.settings, "credit_repair_review", rules, as_of)
     result.rederived["credit_repair_review"] = _write(
         intent, con, "credit_repair_review", ("uscc", "decision_no"), rebuild)
