@@ -144,7 +144,7 @@ def run_one(rows: int, workdir: Path, engine: str = "duckdb") -> dict:
     if settings.engine == "spark":
         from govlake.engine import spark_session
 
-        stage(f"start-up (Spark session on {settings.spark_master})", lambda: spark_session(settings), 0)
+        stage("start-up (the Spark session)", lambda: spark_session(settings), 0)
     stage("generate (GBK/UTF-8 CSV)", lambda: generate_city(settings.city, only="credit.penalty", rows=rows), rows)
     if engine == "duckdb":
         stage("floor: pyarrow + one standardizing SELECT",
