@@ -92,7 +92,11 @@ def floor(settings, out: Path) -> int:
     for path in sorted((settings.city / "credit" / "penalty").glob("*.csv")):
         with open(path, "rb") as f:
             encoding = "utf-8-sig" if f.read(3) == b"\xef\xbb\xbf" else "gb18030"
+        # quoted fields may hold line breaks; the rows the generator broke on purpose (a wrong number of
+        # fields) are skipped: the pipeline quarantines them, the floor has no rules
         decoded = pacsv.read_csv(path, read_options=pacsv.ReadOptions(encoding=encoding, block_size=1 << 24),
+                                 parse_options=pacsv.ParseOptions(newlines_in_values=True,
+                                                                  invalid_row_handler=lambda _row: "skip"),
                                  convert_options=pacsv.ConvertOptions(column_types={}, strings_can_be_null=False,
                                                                       auto_dict_encode=False))
         decoded = decoded.rename_columns([matcher.column(h) or h for h in decoded.column_names])

@@ -20,15 +20,12 @@ import pytest
 from deltalake import DeltaTable
 
 from _spark_cluster import Cluster, cli_env, cluster_cli, free_port, leftovers
-from govlake.config import REPO_ROOT, Settings, java_home
+from govlake.config import REPO_ROOT, java_home
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow]
 
 JOB = Path(__file__).with_name("_spark_cluster_job.py")
-TINY = {"spark.sql.shuffle.partitions": "2", "spark.databricks.delta.snapshotPartitions": "2",
-        "spark.sql.codegen.wholeStage": "false", "spark.sql.codegen.factoryMode": "NO_CODEGEN",
-        "spark.sql.adaptive.enabled": "false"}
-"""Session settings for tiny inputs (as the tests' local session), set by the client of the Connect server."""
+CONNECT_CLIENT = Path(__file__).with_name("_spark_connect_client.py")
 
 
 def _rows(table: Path, version: int | None = None) -> list[tuple]:
@@ -119,30 +116,20 @@ def test_status_names_every_process_and_worker(spark_cluster):
     assert gone.returncode == 3 and gone.stdout.startswith("not running")
 
 
-def test_spark_connect_creates_and_merges_a_delta_table_on_the_cluster(spark_cluster, spark_connect, tmp_path,
-                                                                       monkeypatch):
-    from govlake.engine import get_engine
-
-    # pyspark turns the whole process to Spark Connect (SPARK_CONNECT_MODE_ENABLED, left set after stop()): unset
-    # afterwards, so that the tests' local session runs classic again
-    monkeypatch.setenv("SPARK_CONNECT_MODE_ENABLED", "1")
-
+def test_spark_connect_creates_and_merges_a_delta_table_on_the_cluster(spark_cluster, spark_connect, tmp_path):
+    # the client in a process of its own (tests/_spark_connect_client.py): pyspark refuses a Connect session where
+    # a classic one runs, as the tests' shared session may by now
     table = tmp_path / "connect_table"
-    settings = Settings(var=tmp_path / "var", engine="spark", spark_remote=spark_connect)
-    session = get_engine(settings).session(conf=TINY)
-    try:
-        assert type(session).__module__ == "pyspark.sql.connect.session"
-        assert session.conf.get("spark.sql.session.timeZone") == "UTC"  # the dialect layer's settings
-        session.createDataFrame([(1, "北京", Decimal("1.5000"), dt.date(2026, 10, 1)), (2, "上海", None, None)],
-                                "id long, name string, amount decimal(18,4), decided_on date") \
-            .write.format("delta").save(str(table))
-        merged = session.sql(f"MERGE INTO delta.`{table}` t USING (SELECT 2L AS id, '上海市' AS name, "
-                             "CAST(2 AS DECIMAL(18,4)) AS amount, DATE'2026-10-02' AS decided_on UNION ALL "
-                             "SELECT 3L, '广州', NULL, NULL) s ON t.id = s.id "
-                             "WHEN MATCHED THEN UPDATE SET * WHEN NOT MATCHED THEN INSERT *").collect()
-        assert merged[0]["num_updated_rows"] == 1 and merged[0]["num_inserted_rows"] == 1
-    finally:
-        session.stop()
+    env = cli_env(spark_cluster.var, GOVLAKE_ENGINE="spark", GOVLAKE_SPARK_REMOTE=spark_connect)
+    for key in ("GOVLAKE_SPARK_EXECUTOR_MEMORY", "GOVLAKE_SPARK_EXECUTOR_CORES", "GOVLAKE_SPARK_CORES_MAX"):
+        env.pop(key)  # the server's own settings: refused with GOVLAKE_SPARK_REMOTE
+    done = subprocess.run([sys.executable, str(CONNECT_CLIENT), str(table)], capture_output=True, text=True, env=env,
+                          timeout=600, check=False)
+    assert done.returncode == 0, done.stderr[-4000:]
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert report["module"] == "pyspark.sql.connect.session"
+    assert report["timezone"] == "UTC"  # the dialect layer's settings
+    assert (report["updated"], report["inserted"]) == (1, 1)
     rows = sorted(DeltaTable(str(table)).to_pyarrow_table().to_pylist(), key=lambda r: r["id"])
     assert rows == [{"id": 1, "name": "北京", "amount": Decimal("1.5000"), "decided_on": dt.date(2026, 10, 1)},
                     {"id": 2, "name": "上海市", "amount": Decimal("2.0000"), "decided_on": dt.date(2026, 10, 2)},
