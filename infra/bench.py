@@ -83,6 +83,7 @@ def floor(settings, out: Path) -> int:
     from govlake.catalog import get_catalog
     from govlake.contracts import bronze_schema
     from govlake.ingest._headers import Matcher
+    from govlake.quality._process import _reference_tables
     from govlake.transform import DUCKDB, ModelRunner, StagingRenderer
 
     catalog = get_catalog(settings.catalog_dir)
@@ -115,8 +116,7 @@ def floor(settings, out: Path) -> int:
     con = duckdb.connect()
     con.execute(f"set temp_directory = '{out.parent}'")
     con.register("bronze_credit_penalty", pa.concat_tables(tables))
-    con.register("ref_department", pa.table({"code": [d.code for d in catalog.departments.values()],
-                                             "uscc": [d.uscc for d in catalog.departments.values()]}))
+    _reference_tables(con, catalog)  # the code lists the model joins, as the process step registers them
     ModelRunner(settings.sql_dir).run(con, "staging/standardize", into="stg", kind="view",
                                       **StagingRenderer(catalog, DUCKDB, settings).context(resource))
     con.execute(f"copy (select * from stg) to '{out}' (format parquet)")
