@@ -24,6 +24,8 @@ RUN = $(UV) run --frozen
 
 DEMO_SCALE ?= 2000
 PYTEST_ARGS ?=
+# pytest-xdist workers of `make test` (tests/conftest.py groups the tests; 0 runs them in this process)
+TEST_WORKERS ?= 2
 
 export DEBIAN_FRONTEND := noninteractive
 
@@ -122,13 +124,14 @@ deploy: setup
 undeploy:
 	infra/deploy.sh down
 
-## test: start (or reuse) this clone's PostgreSQL test server (infra/pg.py, a free port), then pytest.
+## test: start (or reuse) this clone's PostgreSQL test server (infra/pg.py, a free port), then pytest on
+## TEST_WORKERS processes (pytest-xdist; a module, or the modules sharing a Spark cluster, stay on one worker).
 test: setup
 	@url="$$(infra/pg.sh)" || { \
 	    if [[ -n "$${CI:-}" ]]; then echo "test: no PostgreSQL server (infra/pg.sh failed)" >&2; exit 1; fi; \
 	    echo "test: no PostgreSQL server; postgres tests will be skipped" >&2; url=""; }; \
 	echo "GOVLAKE_TEST_PG_URL=$$url"; \
-	GOVLAKE_TEST_PG_URL="$$url" $(RUN) pytest $(PYTEST_ARGS)
+	GOVLAKE_TEST_PG_URL="$$url" $(RUN) pytest -n $(TEST_WORKERS) $(PYTEST_ARGS)
 
 ## parity: tests/test_spark_pipeline.py on the demo's city (scale 2000; PARITY_SCALE=…): `govlake run` on
 ## DuckDB, on Spark local[2], on Spark over S3 and on a standalone cluster over S3 must give the same tables.

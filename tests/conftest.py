@@ -24,6 +24,39 @@ pytest_plugins = ["conftest_pg"] if (Path(__file__).parent / "conftest_pg.py").e
 pytest_plugins += ["_s3", "_spark_cluster"]
 
 
+# `make test` runs the suite on two pytest-xdist workers (`-n 2 --dist loadgroup`). The unit of work a worker
+# takes is a group: a module's tests stay together (its module fixtures are built once), and the modules that
+# share an expensive session fixture form one group (one standalone Spark cluster, one built city per session).
+SHARED_GROUPS = {"spark_cluster": "spark-cluster", "built_city": "built-city"}
+# How long a test takes, roughly, by what it runs: the heaviest groups go first, so that neither worker is
+# left with a long group at the end while the other sits idle.
+WEIGHTS = (("spark_cluster", 60), ("spark", 20), ("slow", 8), ("integration", 8), ("airflow", 8), ("browser", 4))
+
+
+def _weight(item: pytest.Item) -> int:
+    names = set(item.fixturenames) | {mark.name for mark in item.iter_markers()}
+    return next((w for name, w in WEIGHTS if name in names), 1)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    module_group: dict[str, str] = {}
+    for item in items:
+        module = item.nodeid.split("::")[0]
+        shared = next((g for f, g in SHARED_GROUPS.items() if f in item.fixturenames), None)
+        if shared or module not in module_group:
+            module_group[module] = shared or module_group.get(module) or module
+    weight: dict[str, int] = {}
+    first: dict[str, int] = {}
+    for index, item in enumerate(items):
+        group = module_group[item.nodeid.split("::")[0]]
+        item.add_marker(pytest.mark.xdist_group(group))
+        weight[group] = weight.get(group, 0) + _weight(item)
+        first.setdefault(group, index)
+    # Heaviest group first, a group's tests together in the collection's order (a stable sort).
+    items.sort(key=lambda item: (-weight[group := module_group[item.nodeid.split("::")[0]]], first[group]))
+
+
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     """Settings whose every output lands under tmp_path."""
