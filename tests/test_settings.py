@@ -80,6 +80,7 @@ def test_a_share_of_the_machine_memory():
     ("GOVLAKE_SPARK_DRIVER_HOST", "10.0.0.5", "only for a cluster's master"),
     ("GOVLAKE_SPARK_PYTHON", "python 3", "not a Python for the executors"),
     ("GOVLAKE_SPARK_PYTHON", "/no/such/python", "no such Python on this machine"),
+    ("GOVLAKE_SPARK_INGEST", "workers", "must be executors (a Spark task decodes each file"),
 ])
 def test_bad_values_are_refused_naming_variable_and_value(env, variable, value, reason):
     env.setenv(variable, value)
@@ -101,6 +102,9 @@ def test_the_settings_of_a_driver_on_a_cluster(env):
     assert (s.spark_executor_memory, s.spark_executor_cores, s.spark_cores_max, s.spark_driver_host,
             s.spark_python, s.spark_remote) == ("2g", 2, 8, "10.0.0.5", "/opt/govlake/.venv/bin/python", None)
     assert s.spark_driver_memory == "3g"
+    assert s.spark_ingest == "executors"
+    env.setenv("GOVLAKE_SPARK_INGEST", "driver")
+    assert get_settings().spark_ingest == "driver"
     env.setenv("GOVLAKE_SPARK_CORES_MAX", "1")
     with pytest.raises(SettingsError, match=r"^GOVLAKE_SPARK_CORES_MAX='1': fewer cores than one executor takes"):
         get_settings()

@@ -1,7 +1,7 @@
 """The whole pipeline on the Spark engine gives the DuckDB engine's tables, and survives a kill -9.
 
-One generated city is landed in bronze once (ingest runs govlake's own readers whatever the engine)
-and the lake copied: ``govlake run`` then runs on each engine over the same bronze — process (the
+One generated city is landed in bronze once (on the Spark engine: a Spark task per file,
+tests/test_spark_ingest.py compares that with DuckDB's ingest) and the lake copied: ``govlake run`` then runs on each engine over the same bronze — process (the
 standardize model, rules, Great Expectations on the engine, held batches, the contest, silver merges,
 quarantine), gold, credit, conflicts, the extract and the KPIs. Every silver, quarantine and gold table
 must hold the same rows (content hashes, the run's own ids and clocks left out) with the same schema,
@@ -60,13 +60,13 @@ def lake_digest(lake: objectstore.Location) -> dict[str, tuple[int, str, pa.Sche
 
 
 @pytest.fixture(scope="module")
-def bronze(tmp_path_factory) -> Settings:
+def bronze(tmp_path_factory, spark) -> Settings:
     """A small generated city (failing, duplicated and re-sent rows, repairs, copies) landed in bronze."""
     root = tmp_path_factory.mktemp("spark-pipeline")
     generate_city(root / "inbox", scale=SCALE, seed=11, as_of=AS_OF)
     settings = Settings(var=root / "bronze", as_of=AS_OF, inbox=root / "inbox", engine="spark", spark_jars=JARS)
     for code in get_catalog(settings.catalog_dir).resources:
-        pipeline.ingest(code, settings=settings)   # the Spark engine's settings: ingest runs all the same
+        pipeline.ingest(code, settings=settings)   # on the Spark engine: a Spark task reads each file
     return settings
 
 

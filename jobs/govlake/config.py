@@ -31,6 +31,7 @@ BUSINESS_DATE_FILE = "business_date"
 demo city's as-of date) and used when GOVLAKE_AS_OF is not set."""
 
 Engine = Literal["duckdb", "spark"]
+SparkIngest = Literal["executors", "driver"]
 DEFAULT_SPARK_MASTER = "local[2]"
 DEFAULT_SPARK_JARS = REPO_ROOT / "var" / "jars"
 """Where ``make setup`` (``make jars``) copies the jars of infra/spark/pom.xml: part of the installation, like
@@ -85,6 +86,9 @@ class Settings:
     spark_python: str | None = None
     """The Python the executors run (GOVLAKE_SPARK_PYTHON, PYSPARK_PYTHON): a path or command on the workers;
     None: this process's interpreter (the venv's), right for a local master and a cluster on this machine."""
+    spark_ingest: SparkIngest = "executors"
+    """Where the Spark engine decodes department files (GOVLAKE_SPARK_INGEST): ``executors``, a Spark task per file
+    (the inbox at the same path on every executor), or ``driver``, govlake's own process as on DuckDB."""
     lake_at: Path | str | None = None
     """GOVLAKE_LAKE: the lake's folder, or its ``s3://bucket/prefix`` URI; None: ``var/lake``."""
 
@@ -508,6 +512,10 @@ def get_settings() -> Settings:
     spark_master = _spark_master(env.get("GOVLAKE_SPARK_MASTER") or DEFAULT_SPARK_MASTER)
     spark_jars = (_folder("GOVLAKE_SPARK_JARS", env["GOVLAKE_SPARK_JARS"]) if "GOVLAKE_SPARK_JARS" in env
                   else DEFAULT_SPARK_JARS)
+    spark_ingest = env.get("GOVLAKE_SPARK_INGEST") or "executors"
+    if spark_ingest not in get_args(SparkIngest):
+        raise SettingsError("GOVLAKE_SPARK_INGEST", spark_ingest, "must be executors (a Spark task decodes each file; "
+                            "the inbox at the same path on every executor) or driver (govlake's own process)")
     lake = lake_location(env["GOVLAKE_LAKE"]) if "GOVLAKE_LAKE" in env else None
     if isinstance(lake, str):
         s3_options(env)
@@ -516,6 +524,7 @@ def get_settings() -> Settings:
         lock_url=lock_url,
         spark_master=spark_master,
         spark_jars=spark_jars,
+        spark_ingest=spark_ingest,  # type: ignore[arg-type]
         var=var,
         engine=engine,  # type: ignore[arg-type]
         source_db_url=env.get("GOVLAKE_SOURCE_DB_URL") or None,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import uuid
 from collections.abc import Callable, Iterator
@@ -20,13 +19,13 @@ from govlake.ingest._db import bronze_files, read_window
 from govlake.ingest._encoding import fingerprint, sniff
 from govlake.ingest._jsonl import read_jsonl
 from govlake.ingest._paths import matching, open_source
-from govlake.ingest._results import BatchResult, IngestError, IngestResult
+from govlake.ingest._results import DATA_ERRORS, BatchResult, IngestError, IngestResult
+from govlake.ingest._spark import FileTask, land_file
 from govlake.ingest._watermark import parse_lookback
 from govlake.ingest._xlsx import read_xlsx
 
 _KIND_BY_SUFFIX = {".csv": "csv", ".tsv": "csv", ".txt": "csv", ".xlsx": "xlsx", ".xlsm": "xlsx",
                    ".xls": "xlsx", ".ods": "xlsx", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl"}
-_DATA_ERRORS = (IngestError, UnicodeError, csv.Error, pa.ArrowInvalid)
 Opener = Callable[[Assembler], Iterator[pa.RecordBatch]]
 
 
@@ -111,8 +110,12 @@ class _Lander:
                     batches = read_csv(source, facts, self.res, asm)
                 return source.unchanged(batches)
 
+            def task(asm: Assembler) -> FileTask:
+                return FileTask(str(path), str(self.settings.city) if self.settings.city else None, kind, facts,
+                                st.st_mtime_ns, self.res, asm.provenance)
+
             return self._land(BatchResult(str(path), facts.sha256, facts.encoding, 0, "landed", size=st.st_size,
-                                          mtime_ns=st.st_mtime_ns), opener)
+                                          mtime_ns=st.st_mtime_ns), opener, task if self._on_spark else None)
 
     def window(self, *, full_scan: bool = False) -> BatchResult:
         """Read the database table from the high-water mark minus the look-back (all of it on the
@@ -143,7 +146,16 @@ class _Lander:
         finally:
             con.close()
 
-    def _land(self, batch: BatchResult, opener: Opener) -> BatchResult:
+    @property
+    def _on_spark(self) -> bool:
+        """Files are decoded by Spark tasks (:mod:`govlake.ingest._spark`): the Spark engine, GOVLAKE_SPARK_INGEST
+        not ``driver``."""
+        return self.settings.engine == "spark" and self.settings.spark_ingest == "executors"
+
+    def _land(self, batch: BatchResult, opener: Opener, task: Callable[[Assembler], FileTask] | None = None
+              ) -> BatchResult:
+        """Land ``batch``: ``opener`` checks the source's header now and gives its record batches, which land
+        here; with ``task``, its header is checked here all the same, and a Spark task reads and lands it."""
         assert batch.source_hash is not None
         if batch.source_hash in self.past.hashes:
             batch.status = "skipped_already_ingested"
@@ -158,13 +170,23 @@ class _Lander:
             return self._record(batch, received)
         self._record(batch, received, status=_log.LANDING)
         try:
-            batch.rows = land(self.bronze, batches, schema=asm.schema, run_id=self.run_id)
+            if task is None:
+                batch.rows = land(self.bronze, batches, schema=asm.schema, run_id=self.run_id)
+            else:
+                batches.close()  # the header was checked; the task reads the rows
+                batch.rows, fields = land_file(self._spark(), self.bronze, task(asm), run_id=self.run_id)
+                asm.headers, asm.types = [f for f, _ in fields], {f: t for f, t in fields if t}
             batch.fields = asm.fields
-        except _DATA_ERRORS as exc:
+        except DATA_ERRORS as exc:
             batch.status, batch.error, batch.rows = "rejected", _message(exc, batch.source), 0
             return self._record(batch, received)
         self.past.add(batch.source_hash, batch.watermark_hi)
         return self._record(batch, received)
+
+    def _spark(self):
+        from govlake.engine import get_engine
+
+        return get_engine(self.settings).session()
 
     def _record(self, batch: BatchResult, received: dt.datetime | None = None, *, status: str | None = None
                 ) -> BatchResult:

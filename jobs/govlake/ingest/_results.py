@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import csv
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
+
+import pyarrow as pa
 
 Status = Literal["landed", "skipped_already_ingested", "rejected"]
 
@@ -20,6 +23,10 @@ class IngestError(Exception):
         super().__init__(message)
         self.path = path
         self.result = result
+
+
+DATA_ERRORS = (IngestError, UnicodeError, csv.Error, pa.ArrowInvalid)
+"""What a reader raises on a file it cannot read: the file is rejected, nothing of it lands."""
 
 
 @dataclass
