@@ -24,13 +24,25 @@ pytest_plugins = ["conftest_pg"] if (Path(__file__).parent / "conftest_pg.py").e
 pytest_plugins += ["_s3", "_spark_cluster"]
 
 
-# `make test` runs the suite on two pytest-xdist workers (`-n 2 --dist loadgroup`). The unit of work a worker
-# takes is a group: a module's tests stay together (its module fixtures are built once), and the modules that
-# share an expensive session fixture form one group (one standalone Spark cluster, one built city per session).
-SHARED_GROUPS = {"spark_cluster": "spark-cluster", "built_city": "built-city"}
+# `make test` runs the suite on two pytest-xdist workers (`-n 2`). The unit of work a worker takes is a group: a
+# module's tests stay together (its module fixtures are built once), and the modules sharing an expensive session
+# fixture form one group (one standalone Spark cluster, one built city per test session). xdist's own
+# `--dist loadgroup` cannot do it under pytest 9 (it renames node ids through an attribute pytest 9 no longer
+# reads), so the scheduler is LoadScopeScheduling with the scope below.
+SHARED_GROUPS = {
+    "spark_cluster": ("tests/test_deploy.py", "tests/test_spark_cluster.py", "tests/test_spark_pipeline.py"),
+    "built_city": ("tests/test_lineage.py", "tests/test_pipeline.py", "tests/test_report.py"),
+}
+"""Session fixture → the modules using it, which run on one worker; checked against the tests at collection."""
+GROUP_OF = {module: fixture for fixture, modules in SHARED_GROUPS.items() for module in modules}
 # How long a test takes, roughly, by what it runs: the heaviest groups go first, so that neither worker is
 # left with a long group at the end while the other sits idle.
 WEIGHTS = (("spark_cluster", 60), ("spark", 20), ("slow", 8), ("integration", 8), ("airflow", 8), ("browser", 4))
+
+
+def _group(nodeid: str) -> str:
+    module = nodeid.split("::")[0]
+    return GROUP_OF.get(module, module)
 
 
 def _weight(item: pytest.Item) -> int:
@@ -38,23 +50,34 @@ def _weight(item: pytest.Item) -> int:
     return next((w for name, w in WEIGHTS if name in names), 1)
 
 
+def pytest_xdist_make_scheduler(config: pytest.Config, log):
+    from xdist.scheduler import LoadScopeScheduling
+
+    class GroupScheduling(LoadScopeScheduling):
+        """Whole groups to a worker, in the collection's order (heaviest first, below)."""
+
+        def _split_scope(self, nodeid: str) -> str:
+            return _group(nodeid)
+
+    config.option.loadscopereorder = False
+    return GroupScheduling(config, log)
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    module_group: dict[str, str] = {}
     for item in items:
-        module = item.nodeid.split("::")[0]
-        shared = next((g for f, g in SHARED_GROUPS.items() if f in item.fixturenames), None)
-        if shared or module not in module_group:
-            module_group[module] = shared or module_group.get(module) or module
+        for fixture, modules in SHARED_GROUPS.items():
+            if fixture in item.fixturenames and item.nodeid.split("::")[0] not in modules:
+                raise pytest.UsageError(f"{item.nodeid} uses the {fixture} fixture: add its module to "
+                                        f"SHARED_GROUPS[{fixture!r}] in tests/conftest.py (one worker per group)")
     weight: dict[str, int] = {}
     first: dict[str, int] = {}
     for index, item in enumerate(items):
-        group = module_group[item.nodeid.split("::")[0]]
-        item.add_marker(pytest.mark.xdist_group(group))
+        group = _group(item.nodeid)
         weight[group] = weight.get(group, 0) + _weight(item)
         first.setdefault(group, index)
     # Heaviest group first, a group's tests together in the collection's order (a stable sort).
-    items.sort(key=lambda item: (-weight[group := module_group[item.nodeid.split("::")[0]]], first[group]))
+    items.sort(key=lambda item: (-weight[group := _group(item.nodeid)], first[group]))
 
 
 @pytest.fixture

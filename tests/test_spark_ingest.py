@@ -11,6 +11,9 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import os
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -152,3 +155,28 @@ def test_with_ingest_on_the_driver_delta_rs_lands_the_files(tmp_path, spark):
     table = storage.open_table(storage.table_path(settings, "bronze", "credit_penalty"))
     assert table.to_pyarrow_table().num_rows == 1
     assert not any(c.get("engineInfo", "").startswith("Apache-Spark") for c in table.history())
+
+
+def test_killed_after_a_files_bronze_commit_the_next_ingest_recovers_it_and_lands_the_rest(tmp_path, spark):
+    """``govlake ingest`` on the Spark engine, killed -9 right after delta-spark committed the second file's rows
+    (before the log's outcome); the next ingest finds that batch in bronze, lands the third file, and every
+    row is in bronze once."""
+    inbox = tmp_path / "inbox"
+    files = [_write(inbox / "credit" / "penalty" / f"amr_2026112{n}.csv",
+                    _csv_text(HEADER, [_row(10 * n + i) for i in range(3)])) for n in range(3)]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GOVLAKE_")}
+    env |= {"GOVLAKE_VAR": str(tmp_path / "var"), "GOVLAKE_INBOX": str(inbox), "GOVLAKE_ENGINE": "spark",
+            "GOVLAKE_SPARK_JARS": str(JARS), "GOVLAKE_AS_OF": AS_OF.isoformat()}
+    govlake = [str(Path(sys.executable).parent / "govlake"), "ingest", "credit.penalty"]
+    killed = subprocess.run(govlake, env=env | {"GOVLAKE_CRASH_AT": "commit:bronze/credit_penalty:2"},
+                            capture_output=True, text=True, timeout=600)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
+    settings = Settings(var=tmp_path / "var", inbox=inbox)
+    assert len(_bronze(settings, "credit_penalty")) == 6
+    done = subprocess.run(govlake, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = [dict(r) for r in _bronze(settings, "credit_penalty")]
+    assert sorted((r["_source"], r["_row_number"]) for r in rows) == [(str(f), i) for f in files for i in (1, 2, 3)]
+    log = storage.open_table(storage.table_path(settings, "meta", "ingest_log")).to_pyarrow_table().to_pylist()
+    assert sorted((r["source"], r["rows"], r["error"]) for r in log if r["status"] == "landed") == [
+        (str(files[0]), 3, None), (str(files[1]), 3, "outcome recovered from bronze"), (str(files[2]), 3, None)]

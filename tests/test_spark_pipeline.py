@@ -1,11 +1,12 @@
 """The whole pipeline on the Spark engine gives the DuckDB engine's tables, and survives a kill -9.
 
-One generated city is landed in bronze once (on the Spark engine: a Spark task per file,
-tests/test_spark_ingest.py compares that with DuckDB's ingest) and the lake copied: ``govlake run`` then runs on each engine over the same bronze — process (the
-standardize model, rules, Great Expectations on the engine, held batches, the contest, silver merges,
-quarantine), gold, credit, conflicts, the extract and the KPIs. Every silver, quarantine and gold table
-must hold the same rows (content hashes, the run's own ids and clocks left out) with the same schema,
-and DuckDB's delta extension — a reader independent of both writers — must read what delta-spark wrote.
+One generated city is landed in bronze once (on the Spark engine: a Spark task per file;
+tests/test_spark_ingest.py compares that with DuckDB's ingest) and the lake copied: ``govlake run`` then
+runs on each engine over the same bronze — process (the standardize model, rules, Great Expectations on the
+engine, held batches, the contest, silver merges, quarantine), gold, credit, conflicts, the extract and the
+KPIs. Every silver, quarantine and gold table must hold the same rows (content hashes, the run's own ids and
+clocks left out) with the same schema, and DuckDB's delta extension — a reader independent of both writers —
+must read what delta-spark wrote.
 """
 
 from __future__ import annotations

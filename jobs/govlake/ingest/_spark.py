@@ -65,14 +65,14 @@ def land_file(spark: SparkSession, bronze: Location, task: FileTask, *, run_id: 
     from pyspark.sql import functions as F
     from pyspark.sql.pandas.types import from_arrow_schema
 
-    from govlake import _spark_delta
+    from govlake import storage
 
     schema = _task_schema(task)
     rows = spark.range(0, 1, 1, 1).mapInArrow(_reader(task), from_arrow_schema(schema))
     seen = Observation("govlake_ingest")
     rows = rows.observe(seen, F.max(TRAILER).alias("fields"), F.count(F.lit(1)).alias("rows"))
     try:
-        _spark_delta.write(bronze, rows.where(f"{TRAILER} is null").drop(TRAILER), mode="append", run_id=run_id)
+        storage.write_table(bronze, rows.where(f"{TRAILER} is null").drop(TRAILER), mode="append", run_id=run_id)
     except Exception as exc:  # pyspark's, or py4j's for a failure inside Delta's writer: the reader's error in it
         rejection = _rejection(exc)
         if rejection is None:
