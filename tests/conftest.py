@@ -30,19 +30,20 @@ pytest_plugins += ["_s3", "_spark_cluster"]
 # `--dist loadgroup` cannot do it under pytest 9 (it renames node ids through an attribute pytest 9 no longer
 # reads), so the scheduler is LoadScopeScheduling with the scope below.
 SHARED_GROUPS = {
-    "spark_cluster": ("tests/test_deploy.py", "tests/test_spark_cluster.py", "tests/test_spark_pipeline.py"),
+    "spark_cluster": ("tests/test_deploy.py::test_a_celery_worker", "tests/test_spark_cluster.py",
+                      "tests/test_spark_pipeline.py"),
     "built_city": ("tests/test_lineage.py", "tests/test_pipeline.py", "tests/test_report.py"),
 }
-"""Session fixture → the modules using it, which run on one worker; checked against the tests at collection."""
-GROUP_OF = {module: fixture for fixture, modules in SHARED_GROUPS.items() for module in modules}
+"""Session fixture → the modules (or tests: a node id's start) using it, which run on one worker; checked
+against the tests at collection."""
 # How long a test takes, roughly, by what it runs: the heaviest groups go first, so that neither worker is
 # left with a long group at the end while the other sits idle.
 WEIGHTS = (("spark_cluster", 60), ("spark", 20), ("slow", 8), ("integration", 8), ("airflow", 8), ("browser", 4))
 
 
 def _group(nodeid: str) -> str:
-    module = nodeid.split("::")[0]
-    return GROUP_OF.get(module, module)
+    shared = (f for f, starts in SHARED_GROUPS.items() if any(nodeid.startswith(start) for start in starts))
+    return next(shared, nodeid.split("::")[0])
 
 
 def _weight(item: pytest.Item) -> int:
@@ -66,9 +67,9 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log):
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
-        for fixture, modules in SHARED_GROUPS.items():
-            if fixture in item.fixturenames and item.nodeid.split("::")[0] not in modules:
-                raise pytest.UsageError(f"{item.nodeid} uses the {fixture} fixture: add its module to "
+        for fixture in SHARED_GROUPS:
+            if fixture in item.fixturenames and _group(item.nodeid) != fixture:
+                raise pytest.UsageError(f"{item.nodeid} uses the {fixture} fixture: add it to "
                                         f"SHARED_GROUPS[{fixture!r}] in tests/conftest.py (one worker per group)")
     weight: dict[str, int] = {}
     first: dict[str, int] = {}
@@ -130,6 +131,22 @@ SPARK_TEST_CONF = {
     # read a table in a tenth of the time (tests/test_spark_delta.py).
     "spark.databricks.delta.snapshotPartitions": "2",
 }
+
+
+QUICK_JVM = "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC"
+"""C1 only and the serial collector: a JVM that runs tiny jobs starts and warms up sooner."""
+
+
+@pytest.fixture(scope="session")
+def spark_defaults(tmp_path_factory) -> dict[str, str]:
+    """The environment that gives the Spark drivers govlake starts in the tests' subprocesses (``govlake run`` on
+    the test cluster, the deployment's tasks) the tests' quick settings — SPARK_TEST_CONF and :data:`QUICK_JVM`
+    for the driver and its executors — through Spark's own ``spark-defaults.conf`` (``SPARK_CONF_DIR``, read when
+    pyspark launches the driver). What govlake sets itself still wins; the results are the same either way."""
+    folder = tmp_path_factory.mktemp("spark-conf")
+    conf = SPARK_TEST_CONF | {"spark.driver.extraJavaOptions": QUICK_JVM, "spark.executor.extraJavaOptions": QUICK_JVM}
+    (folder / "spark-defaults.conf").write_text("".join(f"{key} {value}\n" for key, value in conf.items()))
+    return {"SPARK_CONF_DIR": str(folder)}
 
 
 @pytest.fixture(scope="session")

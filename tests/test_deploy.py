@@ -311,7 +311,7 @@ def test_the_deployment_runs_the_feeds_and_the_asset_triggered_publish_dags(tmp_
 
 @pytest.mark.spark
 def test_a_celery_worker_runs_a_feed_on_the_spark_cluster_over_s3_and_down_stops_everything(
-        tmp_path, deployment, s3, spark_cluster, monkeypatch):
+        tmp_path, deployment, s3, spark_cluster, spark_defaults, monkeypatch):
     if shutil.which("redis-server") is None:
         _unavailable("no redis-server")
     if importlib.util.find_spec("airflow.providers.celery") is None:
@@ -324,7 +324,7 @@ def test_a_celery_worker_runs_a_feed_on_the_spark_cluster_over_s3_and_down_stops
     var = tmp_path / "var"
     generate_city(var / "city", scale=200, as_of=today, only="credit.penalty")
     on_spark = {"GOVLAKE_ENGINE": "spark", "GOVLAKE_SPARK_MASTER": spark_cluster.master, **CLUSTER_ENV,
-                **s3.env(f"deploy-{tmp_path.name}")}
+                **s3.env(f"deploy-{tmp_path.name}"), **spark_defaults}
     lake = on_spark["GOVLAKE_LAKE"]
     for key, value in on_spark.items():  # this process reads the lake on S3 too
         if key.startswith("AWS_"):
@@ -353,10 +353,12 @@ def test_a_celery_worker_runs_a_feed_on_the_spark_cluster_over_s3_and_down_stops
     # just after the task has reported its state)
     assert _not_logged(deploy_dir / "logs" / "worker.log", [
         (t["task_id"], "Workload finished", "final_state=success", f"workload_id={t['id']}") for t in tis]) == []
-    # the process task was a Spark application of the cluster, and delta-spark wrote silver on S3
-    silver = storage.open_table(objectstore.join(lake, "silver", "credit_penalty"))
-    assert silver is not None and silver.to_pyarrow_table().num_rows > 0
-    assert any(c.get("engineInfo", "").startswith("Apache-Spark") for c in silver.history())
+    # both tasks were Spark applications of the cluster: Spark tasks decoded the files and delta-spark wrote
+    # bronze, then silver, on S3
+    for layer in ("bronze", "silver"):
+        table = storage.open_table(objectstore.join(lake, layer, "credit_penalty"))
+        assert table is not None and table.to_pyarrow_table().num_rows > 0, layer
+        assert any(c.get("engineInfo", "").startswith("Apache-Spark") for c in table.history()), layer
     assert not (var / "lake").exists()
     assert _cluster_apps(spark_cluster) - apps_before, "no application ran on the cluster"
 

@@ -133,7 +133,7 @@ def test_an_independent_reader_reads_what_delta_spark_wrote(lakes):
 
 
 def test_on_a_standalone_cluster_over_s3_a_run_killed_between_two_commits_is_finished_by_the_next(
-        bronze, lakes, s3_lake, spark_cluster, tmp_path):
+        bronze, lakes, s3_lake, spark_cluster, spark_defaults, tmp_path):
     """The demo's shape at scale, and a crash in it: ``govlake run`` with its driver on the test cluster (master
     and two workers on 127.0.0.1, tests/_spark_cluster.py) and the executors reading and writing the lake on the
     S3 test server is killed -9 after the silver commit of amr.enterprise's process step (the run's first),
@@ -145,7 +145,8 @@ def test_on_a_standalone_cluster_over_s3_a_run_killed_between_two_commits_is_fin
 
     fs, prefix = objectstore.filesystem(s3_lake)
     pafs.copy_files(str(bronze.lake), prefix, source_filesystem=pafs.LocalFileSystem(), destination_filesystem=fs)
-    on_cluster = {"GOVLAKE_LAKE": s3_lake, "GOVLAKE_SPARK_MASTER": spark_cluster.master, **CLUSTER_ENV}
+    on_cluster = {"GOVLAKE_LAKE": s3_lake, "GOVLAKE_SPARK_MASTER": spark_cluster.master, **CLUSTER_ENV,
+                  **spark_defaults}
     crash = _run(tmp_path / "var", "run", env=dict(os.environ), **on_cluster,
                  GOVLAKE_CRASH_AT="process:amr.enterprise:silver/amr_enterprise")
     assert crash.returncode == -9, crash.stderr[-3000:]
