@@ -7,7 +7,7 @@
 #   make parity  the Spark engine (local, on S3, on a standalone cluster) against DuckDB on the demo's city
 #   make lint    ruff + sqlfluff (the .sql files, and every model rendered as it runs: infra/lint_models.py)
 #   make s3      an S3-compatible server (moto) on 127.0.0.1 to try GOVLAKE_LAKE=s3://… (docs/storage.md)
-#   make bench   infra/bench.py (1M and 10M rows + a 10,000-record day on each), infra/bench_report.py
+#   make bench   infra/bench.py (1M and 10M rows, BENCH_SIZES; + a 10,000-record day on each), infra/bench_report.py
 #   make bench-engines   infra/bench.py on DuckDB, Spark local[2] and a standalone cluster (BENCH_ROWS)
 #   make cluster       Spark master + 2 workers on 127.0.0.1 (infra/spark_cluster.py): GOVLAKE_SPARK_MASTER=spark://127.0.0.1:7077
 #   make cluster-stop  stop that cluster: every JVM of it (master, workers, executors, Spark Connect server)
@@ -153,8 +153,11 @@ lint: setup
 s3: setup
 	$(RUN) python infra/s3.py
 
+## bench: infra/bench.py on DuckDB at BENCH_SIZES penalty records (default 1 and 10 million; the 30-million run is
+## opt-in: BENCH_SIZES="1000000 10000000 30000000"), each stage's seconds, rows/s, multiple of the floor and peak memory.
+BENCH_SIZES ?= 1000000 10000000
 bench: setup
-	$(RUN) python infra/bench.py
+	$(RUN) python infra/bench.py $(BENCH_SIZES)
 	$(RUN) python infra/bench_report.py
 
 ## bench-engines: the same workload on DuckDB, Spark local[2] and a two-worker standalone cluster on loopback

@@ -284,13 +284,15 @@ def _one(engine: str, rows: int) -> dict:
     print(f"\n== {engine}: {rows:,} penalty records (silver {report['silver']:,}, quarantined "
           f"{report['quarantined']:,}, duplicates {report['duplicates']:,})")
     jvm = engine != "duckdb"
-    print(f"{'stage':<50}{'rows':>12}{'seconds':>10}{'rows/s':>12}{'peak RSS MiB':>14}"
+    floor_s = next((s["seconds"] for s in report["stages"] if s["stage"].startswith("floor")), None)
+    print(f"{'stage':<50}{'rows':>12}{'seconds':>10}{'× floor':>9}{'rows/s':>12}{'peak RSS MiB':>14}"
           + (f"{'driver JVM':>12}{'executor':>10}" if jvm else ""))
     for s in report["stages"]:
-        print(f"{s['stage']:<50}{s['rows']:>12,}{s['seconds']:>10}{s['rows_per_s'] or 0:>12,}{s['peak_rss_mib']:>14,}"
-              + (f"{s.get('driver_jvm', 0):>12,}{s.get('executor_jvm', 0):>10,}" if jvm else ""))
+        ratio = f"{s['seconds'] / floor_s:.2f}" if floor_s else "-"
+        jvms = f"{s.get('driver_jvm', 0):>12,}{s.get('executor_jvm', 0):>10,}" if jvm else ""
+        print(f"{s['stage']:<50}{s['rows']:>12,}{s['seconds']:>10}{ratio:>9}{s['rows_per_s'] or 0:>12,}"
+              f"{s['peak_rss_mib']:>14,}{jvms}")
     print(f"peak resident memory of the whole run: {report['peak_rss_mib']:,} MiB (Python)")
-    floor_s = next((s["seconds"] for s in report["stages"] if s["stage"].startswith("floor")), None)
     if floor_s:
         print(f"end to end (ingest → extract) {_pipeline_seconds(report):.1f} s = "
               f"{_pipeline_seconds(report) / floor_s:.1f}× the floor ({floor_s} s)")
