@@ -186,3 +186,42 @@ def test_a_new_row_older_than_the_one_in_silver_is_the_duplicate(settings):
     kept = silver["济市监罚〔2026〕1号"]
     assert (kept["content"], kept["_batch_id"]) == ("罚款1万元", "b5")
     assert (r.rows_read, r.silver, r.duplicates) == (3, 2, 1)
+
+
+def _defective_flags(monkeypatch, rule_ids: tuple[str, ...], fail_when=None) -> None:
+    """The checked model's flags with a defect: ``rule_ids``' flags dropped, or their conditions changed by
+    ``fail_when(condition)``."""
+    import dataclasses
+
+    from govlake.quality import _process
+
+    real = _process._flags
+
+    def flags(rules):
+        if fail_when is None:
+            return real([r for r in rules if r.id not in rule_ids])
+        return real([dataclasses.replace(r, fail_when=fail_when(r.fail_when)) if r.id in rule_ids else r
+                     for r in rules])
+
+    monkeypatch.setattr(_process, "_flags", flags)
+
+
+@pytest.mark.parametrize("rule_ids, fail_when, mismatch", [
+    # row 9 fails two rules: without this flag it is still flagged, and GX finds the failure there
+    (("required.violation_type",), None, "required.violation_type: DuckDB 0, GX 1"),
+    # row 4 fails one rule and one warning: without their flags nothing flags it, and GX finds it in the sample
+    (("code.penalty_category", "uscc_org.uscc"), None, "code.penalty_category: DuckDB 0, GX 1"),
+    # a flag on a row that passes the rule: GX counts one failure fewer
+    (("uscc.uscc",), lambda sql: f"({sql}) or decision_no = '2号'", "uscc.uscc: DuckDB 2, GX 1"),
+])
+def test_a_wrong_flag_of_the_one_pass_is_caught_by_great_expectations_and_nothing_is_published(
+        settings, monkeypatch, rule_ids, fail_when, mismatch):
+    from govlake.quality._process import ValidationMismatch
+
+    write_bronze(settings, "credit.penalty", _rows())
+    _defective_flags(monkeypatch, rule_ids, fail_when)
+    with pytest.raises(ValidationMismatch, match=mismatch):
+        process_resource("credit.penalty", settings=settings, run_id="r1", today=TODAY)
+    assert not (settings.lake / "silver" / "credit_penalty").exists()
+    (recon,) = DeltaTable(str(settings.lake / "meta" / "reconciliation")).to_pyarrow_table().to_pylist()
+    assert not recon["published"] and mismatch in recon["note"]
