@@ -8,10 +8,10 @@ Engines: ``duckdb`` (the default engine), ``spark`` (GOVLAKE_ENGINE=spark on ``l
 each and a 2g driver, started for the run by infra/spark_cluster.py and stopped after it). On Spark a first
 stage times the session's start-up. Each run's log is kept in var/bench/<engine>-<rows>.log.
 
-Each (engine, size) runs in its own process so that its peak resident memory (ru_maxrss) is its own;
-the figures show whether memory grows with the input. On Spark the JVMs' peaks are read too (VmHWM of
-/proc/PID/status): the driver's JVM (local[2]: the executors' threads run in it) and, on the cluster,
-the largest of the executors' JVMs. Outputs go to a temporary GOVLAKE_VAR.
+Each (engine, size) runs in its own process so that its peak resident memory (ru_maxrss) is its own (the
+floor runs in a process of its own as well); the figures show whether memory grows with the input. On Spark
+the JVMs' peaks are read too (VmHWM of /proc/PID/status): the driver's JVM (local[2]: the executors' threads
+run in it) and, on the cluster, the largest of the executors' JVMs. Outputs go to a temporary GOVLAKE_VAR.
 
 The day: 10,000 new penalty records (generated with the next business date and another seed, their
 decision numbers moved to a namespace of their own so that they are new decisions) land as one more
@@ -73,9 +73,9 @@ def _jvm_peaks_mib() -> dict[str, int]:
 
 def floor(settings, out: Path) -> int:
     """The floor the pipeline is measured against, on the same exports: pyarrow decodes the GBK/UTF-8 CSV files
-    (every column as text, headers matched to the catalog's items), then one DuckDB SELECT — govlake's own
-    standardize model (trim, USCC and code formats, the date formats, decimals, on every item) — writes Parquet.
-    No rules, no deduplication, no Delta, no bronze. Returns the rows written."""
+    (every column as text, headers matched to the catalog's items), streaming, and one DuckDB SELECT — govlake's
+    own standardize model (trim, USCC and code formats, the date formats, decimals, on every item) — writes
+    Parquet as the batches come. No rules, no deduplication, no Delta, no bronze. Returns the rows written."""
     import duckdb
     import pyarrow as pa
     import pyarrow.csv as pacsv
@@ -89,33 +89,39 @@ def floor(settings, out: Path) -> int:
     catalog = get_catalog(settings.catalog_dir)
     resource = catalog.resource("credit.penalty")
     schema, matcher = bronze_schema(resource), Matcher(resource)
-    tables = []
-    for path in sorted((settings.city / "credit" / "penalty").glob("*.csv")):
-        with open(path, "rb") as f:
-            encoding = "utf-8-sig" if f.read(3) == b"\xef\xbb\xbf" else "gb18030"
-        # quoted fields may hold line breaks; the rows the generator broke on purpose (a wrong number of
-        # fields) are skipped: the pipeline quarantines them, the floor has no rules
-        decoded = pacsv.read_csv(path, read_options=pacsv.ReadOptions(encoding=encoding, block_size=1 << 24),
-                                 parse_options=pacsv.ParseOptions(newlines_in_values=True,
-                                                                  invalid_row_handler=lambda _row: "skip"),
-                                 convert_options=pacsv.ConvertOptions(column_types={}, strings_can_be_null=False,
-                                                                      auto_dict_encode=False))
-        decoded = decoded.rename_columns([matcher.column(h) or h for h in decoded.column_names])
-        n = decoded.num_rows
-        columns = {}
-        for field in schema:
-            if field.name in decoded.column_names:
-                columns[field.name] = decoded[field.name].cast(pa.string())
-            elif field.name == "_row_number":
-                columns[field.name] = pa.array(range(2, n + 2), pa.int64())
-            elif field.name == "_source":
-                columns[field.name] = pa.array([str(path)] * n, pa.string())
-            else:
-                columns[field.name] = pa.nulls(n, field.type)
-        tables.append(pa.table(columns, schema=schema))
+
+    def batches():
+        for path in sorted((settings.city / "credit" / "penalty").glob("*.csv")):
+            with open(path, "rb") as f:
+                encoding = "utf-8-sig" if f.read(3) == b"\xef\xbb\xbf" else "gb18030"
+            # quoted fields may hold line breaks; the rows the generator broke on purpose (a wrong number of
+            # fields) are skipped: the pipeline quarantines them, the floor has no rules
+            reader = pacsv.open_csv(path, read_options=pacsv.ReadOptions(encoding=encoding, block_size=1 << 24),
+                                    parse_options=pacsv.ParseOptions(newlines_in_values=True,
+                                                                     invalid_row_handler=lambda _row: "skip"),
+                                    convert_options=pacsv.ConvertOptions(column_types={}, strings_can_be_null=False,
+                                                                         auto_dict_encode=False))
+            names = [matcher.column(h) or h for h in reader.schema.names]
+            first = 2
+            for decoded in reader:
+                decoded = pa.RecordBatch.from_arrays(decoded.columns, names=names)
+                n = decoded.num_rows
+                columns = []
+                for field in schema:
+                    if field.name in names:
+                        columns.append(decoded.column(field.name).cast(pa.string()))
+                    elif field.name == "_row_number":
+                        columns.append(pa.array(range(first, first + n), pa.int64()))
+                    elif field.name == "_source":
+                        columns.append(pa.array([str(path)] * n, pa.string()))
+                    else:
+                        columns.append(pa.nulls(n, field.type))
+                first += n
+                yield pa.RecordBatch.from_arrays(columns, schema=schema)
+
     con = duckdb.connect()
     con.execute(f"set temp_directory = '{out.parent}'")
-    con.register("bronze_credit_penalty", pa.concat_tables(tables))
+    con.register("bronze_credit_penalty", pa.RecordBatchReader.from_batches(schema, batches()))
     _reference_tables(con, catalog)  # the code lists the model joins, as the process step registers them
     ModelRunner(settings.sql_dir).run(con, "staging/standardize", into="stg", kind="view",
                                       **StagingRenderer(catalog, DUCKDB, settings).context(resource))
@@ -123,6 +129,17 @@ def floor(settings, out: Path) -> int:
     written = con.execute(f"select count(*) from read_parquet('{out}')").fetchone()[0]
     con.close()
     return written
+
+
+def _floor_child(workdir: Path) -> dict:
+    """Runs in a process of its own (``--floor``), so that its memory is not counted as the pipeline's."""
+    os.environ["GOVLAKE_VAR"] = str(workdir / "var")
+    os.environ["GOVLAKE_INBOX"] = str(workdir / "city")
+    from govlake.config import get_settings
+
+    t = time.perf_counter()
+    rows = floor(get_settings(), workdir / "floor.parquet")
+    return {"rows": rows, "seconds": time.perf_counter() - t, "peak_rss_mib": round(_peak_mib())}
 
 
 def run_one(rows: int, workdir: Path, engine: str = "duckdb") -> dict:
@@ -150,9 +167,13 @@ def run_one(rows: int, workdir: Path, engine: str = "duckdb") -> dict:
 
         stage("start-up (the Spark session)", lambda: spark_session(settings), 0)
     stage("generate (GBK/UTF-8 CSV)", lambda: generate_city(settings.city, only="credit.penalty", rows=rows), rows)
-    if engine == "duckdb":
-        stage("floor: pyarrow + one standardizing SELECT",
-              lambda: floor(settings, workdir / "floor.parquet"), rows)
+    if engine == "duckdb":  # in a process of its own: its peak memory is its own
+        done = subprocess.run([sys.executable, __file__, "--floor", str(workdir)], stdout=subprocess.PIPE,
+                              text=True, check=True)
+        f = json.loads(done.stdout.strip().splitlines()[-1])
+        stages.append({"stage": "floor: pyarrow + one standardizing SELECT", "rows": rows,
+                       "seconds": round(f["seconds"], 2), "rows_per_s": round(rows / f["seconds"]),
+                       "peak_rss_mib": f["peak_rss_mib"]})
     stage("ingest → bronze", lambda: pipeline.ingest("credit.penalty", settings=settings), rows)
     result = stage("standardize + validate (GX) → silver/quarantine",
                    lambda: pipeline.process("credit.penalty", settings=settings), rows)
@@ -305,6 +326,8 @@ def _one(engine: str, rows: int) -> dict:
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "--child":
         print(json.dumps(run_one(int(sys.argv[2]), Path(sys.argv[3]), sys.argv[4])))
+    elif len(sys.argv) > 1 and sys.argv[1] == "--floor":
+        print(json.dumps(_floor_child(Path(sys.argv[2]))))
     else:
         parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
         parser.add_argument("--engine", action="append", choices=ENGINES,
