@@ -157,7 +157,8 @@ def test_with_ingest_on_the_driver_delta_rs_lands_the_files(tmp_path, spark):
     assert not any(c.get("engineInfo", "").startswith("Apache-Spark") for c in table.history())
 
 
-def test_killed_after_a_files_bronze_commit_the_next_ingest_recovers_it_and_lands_the_rest(tmp_path, spark):
+def test_killed_after_a_files_bronze_commit_the_next_ingest_recovers_it_and_lands_the_rest(
+        tmp_path, spark, spark_defaults):
     """``govlake ingest`` on the Spark engine, killed -9 right after delta-spark committed the second file's rows
     (before the log's outcome); the next ingest finds that batch in bronze, lands the third file, and every
     row is in bronze once."""
@@ -166,7 +167,7 @@ def test_killed_after_a_files_bronze_commit_the_next_ingest_recovers_it_and_land
                     _csv_text(HEADER, [_row(10 * n + i) for i in range(3)])) for n in range(3)]
     env = {k: v for k, v in os.environ.items() if not k.startswith("GOVLAKE_")}
     env |= {"GOVLAKE_VAR": str(tmp_path / "var"), "GOVLAKE_INBOX": str(inbox), "GOVLAKE_ENGINE": "spark",
-            "GOVLAKE_SPARK_JARS": str(JARS), "GOVLAKE_AS_OF": AS_OF.isoformat()}
+            "GOVLAKE_SPARK_JARS": str(JARS), "GOVLAKE_AS_OF": AS_OF.isoformat(), **spark_defaults}
     govlake = [str(Path(sys.executable).parent / "govlake"), "ingest", "credit.penalty"]
     killed = subprocess.run(govlake, env=env | {"GOVLAKE_CRASH_AT": "commit:bronze/credit_penalty:2"},
                             capture_output=True, text=True, timeout=600)
