@@ -3,7 +3,7 @@
 #   make demo    generate a sample city, run every DAG through Airflow, print what was built, build the report
 #   make deploy  the production deployment: Airflow's processes on PostgreSQL (infra/deploy.sh up)
 #   make undeploy  stop it (infra/deploy.sh down)
-#   make test    the test suite, with a local PostgreSQL server (infra/pg.sh)
+#   make test    the test suite on two pytest-xdist workers (TEST_WORKERS), with a local PostgreSQL server (infra/pg.sh)
 #   make parity  the Spark engine (local, on S3, on a standalone cluster) against DuckDB on the demo's city
 #   make lint    ruff + sqlfluff (the .sql files, and every model rendered as it runs: infra/lint_models.py)
 #   make s3      an S3-compatible server (moto) on 127.0.0.1 to try GOVLAKE_LAKE=s3://… (docs/storage.md)
