@@ -363,10 +363,10 @@ def test_a_pipe_is_not_read(settings):
 
 
 def test_a_file_changed_while_read_lands_nothing(settings, monkeypatch):
-    from govlake.ingest import _ingest
+    from govlake.ingest import _readers
 
     path = _write(settings.inbox / "a.csv", _csv([_row(1), _row(2)]))
-    real = _ingest.read_csv
+    real = _readers.read_csv
 
     def growing(source, facts, resource, asm):
         batches = real(source, facts, resource, asm)
@@ -374,6 +374,6 @@ def test_a_file_changed_while_read_lands_nothing(settings, monkeypatch):
             f.write(_csv([_row(3)]).split("\r\n", 1)[1])
         return batches
 
-    monkeypatch.setattr(_ingest, "read_csv", growing)
+    monkeypatch.setattr(_readers, "read_csv", growing)
     error = _rejected(settings, "credit.penalty", path)
     assert "the file changed while it was being read" in error and "nothing of it landed" in error

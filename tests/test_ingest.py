@@ -187,13 +187,13 @@ def test_reingesting_the_same_file_adds_nothing(settings):
 
 
 def test_an_unchanged_file_is_not_read_again_and_a_changed_one_is(settings, monkeypatch):
-    from govlake.ingest import _ingest
+    from govlake.ingest import _readers
 
     path = _write(settings.city / "credit/penalty/a.csv", _csv_text(HEADER, [_row(1), _row(2)]), "gbk")
     ingest_resource("credit.penalty", files=None, settings=settings, run_id="r1")
     read = []
-    real_sniff = _ingest.sniff
-    monkeypatch.setattr(_ingest, "sniff", lambda s: read.append(s.path) or real_sniff(s))
+    real_sniff = _readers.sniff
+    monkeypatch.setattr(_readers, "sniff", lambda s: read.append(s.path) or real_sniff(s))
 
     again = ingest_resource("credit.penalty", files=None, settings=settings, run_id="r2")
     assert [b.status for b in again.batches] == ["skipped_already_ingested"] and read == []

@@ -14,15 +14,12 @@ from govlake.catalog import Resource, get_catalog
 from govlake.config import Settings
 from govlake.ingest import _log
 from govlake.ingest._bronze import Assembler, Provenance, land
-from govlake.ingest._csv import read_csv
 from govlake.ingest._db import bronze_files, read_window
-from govlake.ingest._encoding import fingerprint, sniff
-from govlake.ingest._jsonl import read_jsonl
 from govlake.ingest._paths import matching, open_source
+from govlake.ingest._readers import batches_of, facts_of
 from govlake.ingest._results import DATA_ERRORS, BatchResult, IngestError, IngestResult
 from govlake.ingest._spark import FileTask, land_file
 from govlake.ingest._watermark import parse_lookback
-from govlake.ingest._xlsx import read_xlsx
 
 _KIND_BY_SUFFIX = {".csv": "csv", ".tsv": "csv", ".txt": "csv", ".xlsx": "xlsx", ".xlsm": "xlsx",
                    ".xls": "xlsx", ".ods": "xlsx", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl"}
@@ -97,18 +94,12 @@ class _Lander:
                 return self._record(BatchResult(str(path), seen, None, 0, "skipped_already_ingested",
                                                 size=st.st_size, mtime_ns=st.st_mtime_ns))
             try:
-                facts = fingerprint(source) if kind == "xlsx" else sniff(source)
+                facts = facts_of(kind, source)
             except IngestError as exc:
                 return self._record(BatchResult(str(path), None, None, 0, "rejected", str(exc)))
 
             def opener(asm: Assembler) -> Iterator[pa.RecordBatch]:
-                if kind == "xlsx":
-                    batches = read_xlsx(source, self.res, asm)
-                elif kind == "jsonl":
-                    batches = read_jsonl(source, facts, self.res, asm)
-                else:
-                    batches = read_csv(source, facts, self.res, asm)
-                return source.unchanged(batches)
+                return batches_of(kind, source, facts, self.res, asm)
 
             def task(asm: Assembler) -> FileTask:
                 return FileTask(str(path), str(self.settings.city) if self.settings.city else None, kind, facts,

@@ -24,7 +24,7 @@ import pyarrow as pa
 
 from govlake.catalog import Resource
 from govlake.ingest._bronze import Assembler, Provenance
-from govlake.ingest._encoding import FileFacts, fingerprint, sniff
+from govlake.ingest._encoding import FileFacts
 from govlake.ingest._paths import open_source
 from govlake.ingest._results import DATA_ERRORS, IngestError
 
@@ -106,9 +106,7 @@ def _reader(task: FileTask):
 
 def read(task: FileTask) -> Iterator[pa.RecordBatch]:
     """``task``'s file as bronze record batches with the trailer column, then the trailer row."""
-    from govlake.ingest._csv import read_csv
-    from govlake.ingest._jsonl import read_jsonl
-    from govlake.ingest._xlsx import read_xlsx
+    from govlake.ingest._readers import batches_of, facts_of
 
     schema = _task_schema(task)
     path = Path(task.path)
@@ -126,19 +124,13 @@ def read(task: FileTask) -> Iterator[pa.RecordBatch]:
             raise IngestError(f"{path}: the file changed after the driver read it (size {task.facts.size:,} → "
                               f"{st.st_size:,} bytes, or modified again); nothing of it landed: send it again once "
                               "it is complete", path=path)
-        facts = fingerprint(source) if task.kind == "xlsx" else sniff(source)
+        facts = facts_of(task.kind, source)
         if facts.sha256 != task.facts.sha256:
             raise IngestError(f"{path}: the file's content changed after the driver read it (sha256 "
                               f"{task.facts.sha256[:12]}… → {facts.sha256[:12]}…); nothing of it landed: send it "
                               "again once it is complete", path=path)
         asm = Assembler(task.resource, task.provenance)
-        if task.kind == "xlsx":
-            batches = read_xlsx(source, task.resource, asm)
-        elif task.kind == "jsonl":
-            batches = read_jsonl(source, facts, task.resource, asm)
-        else:
-            batches = read_csv(source, facts, task.resource, asm)
-        for batch in source.unchanged(batches):
+        for batch in batches_of(task.kind, source, facts, task.resource, asm):
             yield batch.append_column(TRAILER, pa.nulls(batch.num_rows, pa.string()))
         trailer = {f.name: [None] for f in schema}
         trailer[TRAILER] = [json.dumps(asm.fields, ensure_ascii=False)]
