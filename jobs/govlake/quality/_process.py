@@ -346,21 +346,21 @@ def _contest(con: Compute, runner: ModelRunner, resource) -> _Contest:
 GX_ROWS = "flagged_rows_and_sample"
 """The table Great Expectations validates (:func:`_gx_rows`)."""
 GX_SAMPLE = 10_000
-"""About how many rows no rule flagged Great Expectations checks too (all of them when fewer)."""
+"""Great Expectations also checks one unflagged row in every ``rows / GX_SAMPLE`` (all of them below that)."""
 
 
-def _gx_rows(con: Compute) -> None:
-    """Table :data:`GX_ROWS`: every row of ``checked`` a rule flagged (failed or warned) and a sample of about
-    :data:`GX_SAMPLE` of the others — every k-th by a hash of batch and row, so spread over the batches, read
-    in the same scan (a sorted sample would hold the rows it sorts: a gigabyte more at 1 million).
+def _gx_rows(con: Compute, rows: int) -> None:
+    """Table :data:`GX_ROWS`: every row of ``checked`` (``rows`` rows) a rule flagged (failed or warned) and a
+    sample of the others — every k-th by a hash of batch and row (k = rows / :data:`GX_SAMPLE`, so at most that
+    many), spread over the batches and read in the same scan (a sorted sample would hold the rows it sorts: a
+    gigabyte more at 1 million).
 
     The one pass of the checked model has evaluated every rule on every row; GX checks that pass rather than
     repeat it. A rule's failing rows are among the flagged ones, so on this table GX counts the same failures
     as on all of ``checked`` when the flags are right; a flag on a row GX passes shows as a GX count below the
     engine's, a failing row the flags missed (if in the sample) as a GX count above it.
     """
-    unflagged = con.one("select count(*) from checked where _failed = '' and _warned = ''")[0]
-    every = max(1, -(-unflagged // GX_SAMPLE))
+    every = max(1, -(-rows // GX_SAMPLE))
     con.create(GX_ROWS, f"""select * from checked
         where _failed <> '' or _warned <> '' or abs(hash(_batch_id, _row_number)) % {every} = 0""", shared=True)
 
@@ -375,7 +375,7 @@ def _validate(con: Compute, intent: steps.Intent, resource, ruleset, rules, fail
     settings, run_id, code = intent.settings, intent.run_id, resource.code
     gx = {}
     if rows_read:
-        _gx_rows(con)
+        _gx_rows(con, rows_read)
         gx = {o.rule_id: o for o in validate_with_gx(con, GX_ROWS, rules, suite_name=f"{resource.slug}_{run_id}",
                                                      today=today, docs_dir=gx_docs_dir(settings))}
     validated_at = now()
