@@ -31,6 +31,7 @@ import glob
 import hashlib
 import os
 import pwd
+import random
 import shutil
 import socket
 import subprocess
@@ -124,7 +125,11 @@ def _locked(pg_home: Path) -> Iterator[None]:
 
 
 def _free(port: int) -> bool:
+    """Whether PostgreSQL could listen on the port: nothing listens there (PostgreSQL sets SO_REUSEADDR, so
+    connections of the server's last run still in TIME_WAIT do not keep it from the port; they must not
+    keep the check from it either)."""
     with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind(("127.0.0.1", port))
         except OSError:
@@ -133,6 +138,18 @@ def _free(port: int) -> bool:
 
 
 def _free_port() -> int:
+    """A free port below the kernel's ephemeral range, so that no outgoing connection of another program
+    takes it between two starts of the server (a port from the range is any client socket's to take, and a
+    server that remembers its port would then move each time); the kernel's choice when none is free."""
+    try:
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768
+    candidates = list(range(20000, max(20000, min(low, 32768))))
+    random.shuffle(candidates)
+    for port in candidates[:200]:
+        if _free(port):
+            return port
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
