@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -39,7 +40,7 @@ def test_two_clones_get_two_servers_each_reused_then_stopped_and_moved_off_a_tak
         first, second = pg.start(one), pg.start(two)
         assert _port(first) != _port(second) and _answers(first) and _answers(second)
         # below the ephemeral range, so no other program's outgoing connection takes it between two starts
-        ephemeral = int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
+        ephemeral = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
         assert max(_port(first), _port(second)) < ephemeral
         assert (one / "pg" / "port").read_text().strip() == str(_port(first))
         assert pg.start(one) == first   # the running server of the same clone, not a new one
