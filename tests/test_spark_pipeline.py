@@ -99,7 +99,7 @@ def lakes(bronze, spark) -> tuple[Settings, Settings]:
 def test_every_table_has_the_same_rows_on_both_engines(lakes):
     duck, on_spark = (lake_digest(s.lake) for s in lakes)
     assert sorted(on_spark) == sorted(duck)
-    assert len(duck) >= 24 and sum(n for n, _, _ in duck.values()) > 2.5 * SCALE
+    assert len(duck) >= 24 and sum(n for n, _, _ in duck.values()) > SCALE  # scale ≈ rows delivered in all
     for table, (rows, digest, schema) in duck.items():
         assert on_spark[table][2] == schema, table
         assert on_spark[table][:2] == (rows, digest), table
