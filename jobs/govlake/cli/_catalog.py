@@ -366,20 +366,25 @@ def catalog_claims(
         if ctx.json:
             ctx.emit({"current": current, "history": rows, "warnings": warnings})
             return
-        t = Table(title=f"认领 / 挂载 of {len(current)} resources")
+        t = Table(title=f"认领 / 挂载 of {len(current)} resources (times UTC)")
         for col in ("resource", "state", "department", "claimed", "mounted", "last step"):
             t.add_column(col, no_wrap=col == "resource")
         for c in current:
-            last = f"{c['last_action']} {c['updated_at']} {c['updated_by']}: {c['last_reason']}" if c["steps"] else ""
+            last = (f"{c['last_action']} {_minute(c['updated_at'])} {c['updated_by']}: {c['last_reason']}"
+                    if c["steps"] else "")
             t.add_row(*(literal(v or "") for v in (c["resource"], c["state"], c.get("department"),
-                                                    c.get("claimed_at"), c.get("mounted_table"), last)))
+                                                    _minute(c.get("claimed_at")), c.get("mounted_table"), last)))
         ctx.show(t)
         t = Table(title="history (seeded: the initial claim a catalog YAML claimed_by states)")
-        for col in ("resource", "step", "action", "state", "department", "table", "by", "at", "why"):
+        for col in ("resource", "#", "action", "department", "table", "by", "at", "why"):
             t.add_column(col, no_wrap=col == "resource")
         for r in rows:
             action = r["action"] + (" (seeded)" if r["seeded"] else "")
-            t.add_row(*(literal(v or "") for v in (r["resource"], str(r["step"]), action, r["state"],
-                                                    r["department"], r["mounted_table"], r["actor"], r["at"],
-                                                    r["reason"])))
+            t.add_row(*(literal(v or "") for v in (r["resource"], str(r["step"]), action, r["department"],
+                                                    r["mounted_table"], r["actor"], _minute(r["at"]), r["reason"])))
         ctx.show(t)
+
+
+def _minute(iso: str | None) -> str | None:
+    """``2026-11-20T09:30:00+00:00`` as ``2026-11-20 09:30`` (the tables say the times are UTC)."""
+    return iso and iso[:16].replace("T", " ")

@@ -12,10 +12,10 @@ it is released; a claimed resource is released before another department claims 
 records who (``actor``), when (``at``), why (``reason``) and for which department.
 
 A catalog YAML ``claimed_by`` (``claimed_on``) is the resource's initial, *seeded* claim: until the
-resource has a recorded step, :func:`claim_history` shows it as a ``claim`` step by ``catalog`` dated
-``claimed_on`` (else the entry's 发布日期) with ``seeded`` set; the first recorded step of any
-resource writes the seeded claims not yet recorded into the history, so the table holds them as
-such. From then on the history is the truth and the YAML only describes: :func:`yaml_disagreements`
+resource has a recorded step, :func:`claim_history` shows it as a ``claim`` step by ``catalog`` at
+00:00 UTC of ``claimed_on`` (else of the entry's 发布日期) with ``seeded`` set; the first recorded step
+of any resource writes the seeded claims not yet recorded into the history, so the table holds them
+as such. From then on the history is the truth and the YAML only describes: :func:`yaml_disagreements`
 names every resource whose YAML ``claimed_by`` says otherwise (``govlake catalog validate`` warns).
 
 Tables (meta layer):
@@ -44,7 +44,7 @@ CURRENT_SCHEMA = contracts.CATALOG_CLAIMS
 SEED_ACTOR = "catalog"
 """``actor`` of a seeded claim (the catalog YAML's ``claimed_by``)."""
 BEIJING = dt.timezone(dt.timedelta(hours=8))
-"""Steps count for the KPIs on their Beijing date; a seeded claim is dated 00:00 Beijing time."""
+"""Steps count for the KPIs on their Beijing date (a seeded claim, dated 00:00 UTC, on its own date)."""
 
 TRANSITIONS: dict[str, tuple[str, str]] = {
     "claim": ("unclaimed", "claimed"),
@@ -95,12 +95,11 @@ def seeded_claims(catalog: Catalog, recorded_rows: list[dict]) -> list[dict]:
     for res in sorted(catalog.resources.values(), key=lambda r: r.code):
         if res.claimed_by is None or res.code in done:
             continue
-        day, source = (res.claimed_on, "claimed_on") if res.claimed_on else (res.published, "发布日期 (no claimed_on)")
+        day, dated = (res.claimed_on, "") if res.claimed_on else (res.published, " (no claimed_on: dated 发布日期)")
         out.append({"resource": res.code, "step": 1, "action": "claim", "previous_state": "unclaimed",
                     "state": "claimed", "department": res.claimed_by, "mounted_table": None, "actor": SEED_ACTOR,
-                    "at": dt.datetime.combine(day, dt.time(), BEIJING).astimezone(dt.UTC),
-                    "reason": f"claimed_by: {res.claimed_by} in catalog/resources/{res.code}.yml, dated by its "
-                              f"{source}",
+                    "at": dt.datetime.combine(day, dt.time(), dt.UTC),
+                    "reason": f"claimed_by in catalog/resources/{res.code}.yml{dated}",
                     "seeded": True, "run_id": SEED_ACTOR})
     return out
 
@@ -136,19 +135,19 @@ def current_state(rows: list[dict], *, as_of: dt.date | None = None) -> dict[str
 
 
 def yaml_disagreements(catalog: Catalog, rows: list[dict]) -> list[str]:
-    """One sentence per resource whose YAML ``claimed_by`` differs from the department its history
-    says holds it now (resources without a recorded step follow their YAML and never disagree)."""
+    """One sentence per resource whose YAML names a ``claimed_by`` other than the department its
+    history says holds it now (or released it). A YAML without ``claimed_by`` says nothing about the
+    claim and never disagrees; nor does a resource without a recorded step (it follows its YAML)."""
     states = current_state(rows)
     out = []
     for code in sorted(catalog.resources):
         res, state = catalog.resources[code], states.get(code)
-        if state is None or res.claimed_by == state.department:
+        if state is None or res.claimed_by is None or res.claimed_by == state.department:
             continue
-        yaml = f"claimed_by: {res.claimed_by}" if res.claimed_by else "no claimed_by"
         now = (f"{state.department} holds it ({state.state}) since {state.updated_at:%Y-%m-%d}"
                if state.department else f"it is unclaimed since {state.updated_at:%Y-%m-%d}")
-        out.append(f"catalog/resources/{code}.yml: {yaml}, but the claim history (meta/{HISTORY}) says {now}; "
-                   "the history counts — update the YAML")
+        out.append(f"catalog/resources/{code}.yml: claimed_by: {res.claimed_by}, but the claim history "
+                   f"(meta/{HISTORY}) says {now}; the history counts — update the YAML")
     return out
 
 
