@@ -1,0 +1,212 @@
+"""认领 / 挂载 as a workflow: steps with who/when/why, illegal steps refused, KPIs from the history as of a date.
+
+The repository's catalog: amr.enterprise, credit.license, credit.penalty, hrss.social_insurance and
+psb.population carry a YAML ``claimed_by`` (seeded claims); court.dishonest, credit.repair and
+tax.credit_rating do not.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import subprocess
+import sys
+import time
+
+import pyarrow as pa
+import pytest
+
+from govlake import locks, storage
+from govlake.config import Settings
+from govlake.governance import ClaimError, claim_history, claim_step
+from govlake.sharing import sharing_kpis
+
+
+def _utc(text: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(text).replace(tzinfo=dt.UTC)
+
+
+def _silver(settings: Settings, name: str, rows: int) -> None:
+    storage.write_table(storage.table_path(settings, "silver", name), pa.table({"k": [str(i) for i in range(rows)]},
+                                                                               schema=pa.schema([("k", pa.string())])),
+                        mode="overwrite", run_id="t")
+
+
+def _cli(settings: Settings, *args: str) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GOVLAKE_")}
+    env |= {"GOVLAKE_VAR": str(settings.var), "GOVLAKE_INBOX": str(settings.inbox)}
+    return subprocess.run([sys.executable, "-m", "govlake.cli", *args], capture_output=True, text=True, env=env,
+                          timeout=120)
+
+
+def _steps(settings: Settings, resource: str) -> list[tuple]:
+    return [(r["step"], r["action"], r["state"], r["department"], r["mounted_table"], r["actor"], r["reason"],
+             r["seeded"]) for r in claim_history(settings, resource)]
+
+
+def test_claim_mount_unmount_release_through_the_cli_are_recorded_with_who_when_and_why(settings):
+    _silver(settings, "tax_credit_rating", 2)
+    before = dt.datetime.now(dt.UTC)
+    for args in (("claim", "--by", "tax-wang", "--why", "本局负责纳税信用评价"),
+                 ("mount", "--by", "tax-li", "--why", "数据已入湖"),
+                 ("unmount", "--by", "tax-li", "--why", "表结构调整"),
+                 ("release", "--by", "tax-wang", "--why", "职责划转")):
+        out = _cli(settings, "catalog", args[0], "tax.credit_rating", "--dept", "tax", *args[1:], "--json")
+        assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["state"] == "unclaimed"
+    after = dt.datetime.now(dt.UTC)
+
+    rows = claim_history(settings, "tax.credit_rating")
+    assert _steps(settings, "tax.credit_rating") == [
+        (1, "claim", "claimed", "tax", None, "tax-wang", "本局负责纳税信用评价", False),
+        (2, "mount", "mounted", "tax", "silver/tax_credit_rating", "tax-li", "数据已入湖", False),
+        (3, "unmount", "claimed", "tax", "silver/tax_credit_rating", "tax-li", "表结构调整", False),
+        (4, "release", "unclaimed", "tax", None, "tax-wang", "职责划转", False),
+    ]
+    assert [r["previous_state"] for r in rows] == ["unclaimed", "claimed", "mounted", "claimed"]
+    assert all(before <= r["at"] <= after for r in rows) and rows == sorted(rows, key=lambda r: r["at"])
+    # the first recorded step wrote the YAML's seeded claims into the history, as such
+    stored = storage.open_table(storage.table_path(settings, "meta", "catalog_claims_history")).to_pyarrow_table()
+    seeded = [r for r in stored.to_pylist() if r["seeded"]]
+    assert sorted((r["resource"], r["department"], r["actor"], r["at"]) for r in seeded) == [
+        ("amr.enterprise", "amr", "catalog", _utc("2024-01-22T00:00")),
+        ("credit.license", "credit", "catalog", _utc("2024-01-19T00:00")),
+        ("credit.penalty", "credit", "catalog", _utc("2024-01-19T00:00")),
+        ("hrss.social_insurance", "hrss", "catalog", _utc("2024-02-06T00:00")),
+        ("psb.population", "psb", "catalog", _utc("2024-01-26T00:00")),
+    ]
+    current = {r["resource"]: r for r in storage.open_table(
+        storage.table_path(settings, "meta", "catalog_claims")).to_pyarrow_table().to_pylist()}
+    assert (current["tax.credit_rating"]["state"], current["tax.credit_rating"]["steps"],
+            current["tax.credit_rating"]["updated_by"]) == ("unclaimed", 4, "tax-wang")
+    assert (current["amr.enterprise"]["state"], current["amr.enterprise"]["department"]) == ("claimed", "amr")
+
+    listed = _cli(settings, "catalog", "claims", "--json")
+    assert listed.returncode == 0, listed.stderr
+    doc = json.loads(listed.stdout)
+    states = {c["resource"]: (c["state"], c.get("department")) for c in doc["current"]}
+    assert states["tax.credit_rating"] == ("unclaimed", None) and states["court.dishonest"] == ("unclaimed", None)
+    assert states["psb.population"] == ("claimed", "psb") and len(states) == 8
+    assert [r["action"] for r in doc["history"] if r["resource"] == "tax.credit_rating"] == [
+        "claim", "mount", "unmount", "release"]
+    assert doc["warnings"] == []
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (("claim", "amr.enterprise", "--dept", "tax"), "cannot claim amr.enterprise: it is claimed by amr since "
+                                                   "2024-01-22; amr releases it first"),
+    (("mount", "court.dishonest", "--dept", "court"), "cannot mount court.dishonest: it is unclaimed; court claims "
+                                                      "it first"),
+    (("mount", "amr.enterprise", "--dept", "psb"), "cannot mount amr.enterprise for psb: it is claimed by amr; only "
+                                                   "the claiming department mounts, unmounts or releases it"),
+    (("unmount", "amr.enterprise", "--dept", "amr"), "cannot unmount amr.enterprise: it is claimed by amr but not "
+                                                     "mounted"),
+    (("release", "court.dishonest", "--dept", "court"), "cannot release court.dishonest: it is not claimed"),
+    (("claim", "amr.nothing", "--dept", "amr"), "unknown resource 'amr.nothing'"),
+    (("claim", "court.dishonest", "--dept", "moon"), "unknown department 'moon'; departments "
+                                                     "(catalog/departments.yml): amr, court,"),
+    (("mount", "amr.enterprise", "--dept", "amr"), "silver/amr_enterprise does not exist yet: nothing to mount"),
+    (("mount", "amr.enterprise", "--dept", "amr", "--table", "../bronze/x"), "--table '../bronze/x': give a "
+                                                                               "silver table as silver/<name>"),
+])
+def test_illegal_steps_are_refused_with_a_clear_message_and_exit_code_1(settings, args, message):
+    out = _cli(settings, "catalog", *args, "--by", "someone", "--why", "test")
+    assert out.returncode == 1, out.stderr
+    assert out.stderr.startswith("error: ") and message in " ".join(out.stderr.split()), out.stderr
+    assert "Traceback" not in out.stderr
+    assert storage.open_table(storage.table_path(settings, "meta", "catalog_claims_history")) is None
+
+
+def test_who_and_why_are_required_and_a_mounted_resource_is_unmounted_before_release(settings):
+    out = _cli(settings, "catalog", "claim", "court.dishonest", "--dept", "court", "--by", "court-1")
+    assert out.returncode == 1 and "--why is required" in out.stderr
+    _silver(settings, "amr_enterprise", 1)
+    claim_step("mount", "amr.enterprise", settings=settings, department="amr", by="amr-1", reason="挂载", run_id="r")
+    with pytest.raises(ClaimError, match="it is mounted by amr; amr unmounts it first"):
+        claim_step("release", "amr.enterprise", settings=settings, department="amr", by="amr-1", reason="x",
+                   run_id="r")
+    with pytest.raises(ClaimError, match="already mounted on silver/amr_enterprise by amr; unmount it first"):
+        claim_step("mount", "amr.enterprise", settings=settings, department="amr", by="amr-1", reason="x",
+                   run_id="r")
+    with pytest.raises(ClaimError, match="claimed and mounted by amr since .*; amr unmounts and releases it first"):
+        claim_step("claim", "amr.enterprise", settings=settings, department="psb", by="psb-1", reason="x",
+                   run_id="r")
+    assert [s[1] for s in _steps(settings, "amr.enterprise")] == ["claim", "mount"]
+
+
+def test_a_yaml_claim_the_history_contradicts_is_a_validate_warning(settings, tmp_path):
+    claim_step("release", "hrss.social_insurance", settings=settings, department="hrss", by="hrss-1",
+               reason="职责调整", run_id="r", now=_utc("2026-11-08T02:00"))
+    out = _cli(settings, "catalog", "validate", "--json")
+    assert out.returncode == 0, out.stderr
+    expected = ("catalog/resources/hrss.social_insurance.yml: claimed_by: hrss, but the claim history "
+                "(meta/catalog_claims_history) says it is unclaimed since 2026-11-08; the history counts — "
+                "update the YAML")
+    assert json.loads(out.stdout)["warnings"] == [expected]
+    assert "warning: " + expected in " ".join(out.stderr.split())
+
+
+def _kpi(settings: Settings, kpi_id: str, as_of: str) -> dict[str, tuple]:
+    day = dt.date.fromisoformat(as_of)
+    kpi = next(k for k in sharing_kpis(Settings(var=settings.var, inbox=settings.inbox, as_of=day))
+               if k.id == kpi_id)
+    assert {v.period for v in kpi.values} == {f"as of {as_of}"}
+    return {v.scope: (v.numerator, v.denominator) for v in kpi.values}
+
+
+def test_claim_and_mount_rates_follow_the_history_as_of_their_date(settings):
+    _silver(settings, "tax_credit_rating", 2)
+    _silver(settings, "amr_enterprise", 3)
+    _silver(settings, "psb_population", 0)          # mounted but empty: not counted
+    _silver(settings, "credit_penalty", 1)
+    for action, code, dept, at in (
+            ("mount", "credit.penalty", "credit", "2026-11-02T01:00"),
+            ("mount", "amr.enterprise", "amr", "2026-11-03T01:00"),
+            ("mount", "psb.population", "psb", "2026-11-04T01:00"),
+            ("claim", "tax.credit_rating", "tax", "2026-11-05T01:00"),
+            ("mount", "tax.credit_rating", "tax", "2026-11-06T01:00"),
+            ("release", "hrss.social_insurance", "hrss", "2026-11-08T01:00"),
+            ("unmount", "credit.penalty", "credit", "2026-11-10T01:00"),
+            ("claim", "court.dishonest", "court", "2026-11-12T17:00")):   # Beijing 11-13 01:00
+        claim_step(action, code, settings=settings, department=dept, by=f"{dept}-01", reason=action, run_id="k",
+                   now=_utc(at))
+
+    # 8 resources: amr, court, credit ×3, hrss, psb, tax.  Seeded claims (2024): amr, credit.license,
+    # credit.penalty, hrss, psb → 5/8 until tax claims on 11-05; hrss releases on 11-08; court's claim
+    # is on 11-13 Beijing time
+    assert _kpi(settings, "sharing.claim_rate", "2026-11-01") == {
+        "all": (5, 8), "amr": (1, 1), "court": (0, 1), "credit": (2, 3), "hrss": (1, 1), "psb": (1, 1), "tax": (0, 1)}
+    assert _kpi(settings, "sharing.claim_rate", "2026-11-05")["all"] == (6, 8)
+    assert _kpi(settings, "sharing.claim_rate", "2026-11-12") == {
+        "all": (5, 8), "amr": (1, 1), "court": (0, 1), "credit": (2, 3), "hrss": (0, 1), "psb": (1, 1), "tax": (1, 1)}
+    assert _kpi(settings, "sharing.claim_rate", "2026-11-13")["all"] == (6, 8)
+    # mounted with rows: 11-01 none; 11-05 credit.penalty, amr (psb's table is empty, tax mounts on 11-06);
+    # 11-12 amr, tax (credit unmounted on 11-10)
+    assert _kpi(settings, "sharing.mount_rate", "2026-11-01")["all"] == (0, 8)
+    assert _kpi(settings, "sharing.mount_rate", "2026-11-05") == {
+        "all": (2, 8), "amr": (1, 1), "court": (0, 1), "credit": (1, 3), "hrss": (0, 1), "psb": (0, 1), "tax": (0, 1)}
+    assert _kpi(settings, "sharing.mount_rate", "2026-11-12") == {
+        "all": (2, 8), "amr": (1, 1), "court": (0, 1), "credit": (0, 3), "hrss": (0, 1), "psb": (0, 1), "tax": (1, 1)}
+    _silver(settings, "psb_population", 4)          # the data arrives: psb's earlier mount counts now
+    assert _kpi(settings, "sharing.mount_rate", "2026-11-12")["psb"] == (1, 1)
+
+
+def test_two_concurrent_claims_of_one_resource_do_not_both_win(settings):
+    """Two processes claim tax.credit_rating while the claims lock is held, then race for it."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GOVLAKE_")}
+    env |= {"GOVLAKE_VAR": str(settings.var), "GOVLAKE_INBOX": str(settings.inbox)}
+    settings.var.mkdir(parents=True, exist_ok=True)
+    with locks.hold(settings, locks.CLAIMS, timeout=5):
+        procs = [subprocess.Popen([sys.executable, "-m", "govlake.cli", "catalog", "claim", "tax.credit_rating",
+                                   "--dept", dept, "--by", f"{dept}-01", "--why", "认领"],
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+                 for dept in ("tax", "amr")]
+        time.sleep(6)  # both start and wait for the lock
+    outs = [p.communicate(timeout=120) for p in procs]
+    codes = [p.returncode for p in procs]
+    assert sorted(codes) == [0, 1], outs
+    loser = outs[codes.index(1)][1]
+    winner = ("tax", "amr")[codes.index(0)]
+    assert f"cannot claim tax.credit_rating: it is claimed by {winner} since" in loser
+    assert [(s[1], s[3]) for s in _steps(settings, "tax.credit_rating")] == [("claim", winner)]
