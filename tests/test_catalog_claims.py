@@ -12,12 +12,13 @@ import json
 import os
 import subprocess
 import sys
-import time
 
 import pyarrow as pa
 import pytest
+from typer.testing import CliRunner
 
 from govlake import locks, storage
+from govlake.cli import app
 from govlake.config import Settings
 from govlake.governance import ClaimError, claim_history, claim_step
 from govlake.sharing import sharing_kpis
@@ -33,11 +34,24 @@ def _silver(settings: Settings, name: str, rows: int) -> None:
                         mode="overwrite", run_id="t")
 
 
-def _cli(settings: Settings, *args: str) -> subprocess.CompletedProcess:
+def _env(settings: Settings) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("GOVLAKE_")}
-    env |= {"GOVLAKE_VAR": str(settings.var), "GOVLAKE_INBOX": str(settings.inbox)}
-    return subprocess.run([sys.executable, "-m", "govlake.cli", *args], capture_output=True, text=True, env=env,
-                          timeout=120)
+    return env | {"GOVLAKE_VAR": str(settings.var), "GOVLAKE_INBOX": str(settings.inbox)}
+
+
+def _process(settings: Settings, *args: str) -> subprocess.CompletedProcess:
+    """``govlake ARGS`` through its entry point, in a process of its own."""
+    return subprocess.run([sys.executable, "-m", "govlake.cli", *args], capture_output=True, text=True,
+                          env=_env(settings), timeout=120)
+
+
+@pytest.fixture
+def cli(settings: Settings, monkeypatch: pytest.MonkeyPatch):
+    """``govlake ARGS`` in this process (faster than a process per command), on ``settings``' lake."""
+    for key, value in _env(settings).items():
+        if key.startswith("GOVLAKE_"):
+            monkeypatch.setenv(key, value)
+    return lambda *args: CliRunner().invoke(app, list(args))
 
 
 def _steps(settings: Settings, resource: str) -> list[tuple]:
@@ -45,15 +59,15 @@ def _steps(settings: Settings, resource: str) -> list[tuple]:
              r["seeded"]) for r in claim_history(settings, resource)]
 
 
-def test_claim_mount_unmount_release_through_the_cli_are_recorded_with_who_when_and_why(settings):
+def test_claim_mount_unmount_release_through_the_cli_are_recorded_with_who_when_and_why(settings, cli):
     _silver(settings, "tax_credit_rating", 2)
     before = dt.datetime.now(dt.UTC)
     for args in (("claim", "--by", "tax-wang", "--why", "本局负责纳税信用评价"),
                  ("mount", "--by", "tax-li", "--why", "数据已入湖"),
                  ("unmount", "--by", "tax-li", "--why", "表结构调整"),
                  ("release", "--by", "tax-wang", "--why", "职责划转")):
-        out = _cli(settings, "catalog", args[0], "tax.credit_rating", "--dept", "tax", *args[1:], "--json")
-        assert out.returncode == 0, out.stderr
+        out = cli("catalog", args[0], "tax.credit_rating", "--dept", "tax", *args[1:], "--json")
+        assert out.exit_code == 0, out.output
     assert json.loads(out.stdout)["state"] == "unclaimed"
     after = dt.datetime.now(dt.UTC)
 
@@ -82,8 +96,8 @@ def test_claim_mount_unmount_release_through_the_cli_are_recorded_with_who_when_
             current["tax.credit_rating"]["updated_by"]) == ("unclaimed", 4, "tax-wang")
     assert (current["amr.enterprise"]["state"], current["amr.enterprise"]["department"]) == ("claimed", "amr")
 
-    listed = _cli(settings, "catalog", "claims", "--json")
-    assert listed.returncode == 0, listed.stderr
+    listed = cli("catalog", "claims", "--json")
+    assert listed.exit_code == 0, listed.output
     doc = json.loads(listed.stdout)
     states = {c["resource"]: (c["state"], c.get("department")) for c in doc["current"]}
     assert states["tax.credit_rating"] == ("unclaimed", None) and states["court.dishonest"] == ("unclaimed", None)
@@ -93,34 +107,46 @@ def test_claim_mount_unmount_release_through_the_cli_are_recorded_with_who_when_
     assert doc["warnings"] == []
 
 
-@pytest.mark.parametrize(("args", "message"), [
+REFUSED = [
     (("claim", "amr.enterprise", "--dept", "tax"), "cannot claim amr.enterprise: it is claimed by amr since "
                                                    "2024-01-22; amr releases it first"),
     (("mount", "court.dishonest", "--dept", "court"), "cannot mount court.dishonest: it is unclaimed; court claims "
                                                       "it first"),
     (("mount", "amr.enterprise", "--dept", "psb"), "cannot mount amr.enterprise for psb: it is claimed by amr; only "
                                                    "the claiming department mounts, unmounts or releases it"),
+    (("claim", "court.dishonest", "--dept", "moon"), "unknown department 'moon'; departments "
+                                                     "(catalog/departments.yml): amr, court,"),
+    # the same refusals, the rest in this process (a process each is slow)
     (("unmount", "amr.enterprise", "--dept", "amr"), "cannot unmount amr.enterprise: it is claimed by amr but not "
                                                      "mounted"),
     (("release", "court.dishonest", "--dept", "court"), "cannot release court.dishonest: it is not claimed"),
     (("claim", "amr.nothing", "--dept", "amr"), "unknown resource 'amr.nothing'"),
-    (("claim", "court.dishonest", "--dept", "moon"), "unknown department 'moon'; departments "
-                                                     "(catalog/departments.yml): amr, court,"),
     (("mount", "amr.enterprise", "--dept", "amr"), "silver/amr_enterprise does not exist yet: nothing to mount"),
     (("mount", "amr.enterprise", "--dept", "amr", "--table", "../bronze/x"), "--table '../bronze/x': give a "
                                                                                "silver table as silver/<name>"),
-])
+]
+
+
+@pytest.mark.parametrize(("args", "message"), REFUSED[:4])
 def test_illegal_steps_are_refused_with_a_clear_message_and_exit_code_1(settings, args, message):
-    out = _cli(settings, "catalog", *args, "--by", "someone", "--why", "test")
+    out = _process(settings, "catalog", *args, "--by", "someone", "--why", "test")
     assert out.returncode == 1, out.stderr
     assert out.stderr.startswith("error: ") and message in " ".join(out.stderr.split()), out.stderr
-    assert "Traceback" not in out.stderr
+    assert "Traceback" not in out.stderr and out.stdout == ""
     assert storage.open_table(storage.table_path(settings, "meta", "catalog_claims_history")) is None
 
 
-def test_who_and_why_are_required_and_a_mounted_resource_is_unmounted_before_release(settings):
-    out = _cli(settings, "catalog", "claim", "court.dishonest", "--dept", "court", "--by", "court-1")
-    assert out.returncode == 1 and "--why is required" in out.stderr
+@pytest.mark.parametrize(("args", "message"), REFUSED[4:])
+def test_more_illegal_steps_are_refused(settings, cli, args, message):
+    out = cli("catalog", *args, "--by", "someone", "--why", "test", "--json")
+    assert out.exit_code == 1, out.output
+    assert message in " ".join(out.stderr.split()) and message in json.loads(out.stdout)["error"]
+    assert storage.open_table(storage.table_path(settings, "meta", "catalog_claims_history")) is None
+
+
+def test_who_and_why_are_required_and_a_mounted_resource_is_unmounted_before_release(settings, cli):
+    out = cli("catalog", "claim", "court.dishonest", "--dept", "court", "--by", "court-1")
+    assert out.exit_code == 1 and "--why is required" in out.stderr
     _silver(settings, "amr_enterprise", 1)
     claim_step("mount", "amr.enterprise", settings=settings, department="amr", by="amr-1", reason="挂载", run_id="r")
     with pytest.raises(ClaimError, match="it is mounted by amr; amr unmounts it first"):
@@ -135,11 +161,11 @@ def test_who_and_why_are_required_and_a_mounted_resource_is_unmounted_before_rel
     assert [s[1] for s in _steps(settings, "amr.enterprise")] == ["claim", "mount"]
 
 
-def test_a_yaml_claim_the_history_contradicts_is_a_validate_warning(settings, tmp_path):
+def test_a_yaml_claim_the_history_contradicts_is_a_validate_warning(settings, cli):
     claim_step("release", "hrss.social_insurance", settings=settings, department="hrss", by="hrss-1",
                reason="职责调整", run_id="r", now=_utc("2026-11-08T02:00"))
-    out = _cli(settings, "catalog", "validate", "--json")
-    assert out.returncode == 0, out.stderr
+    out = cli("catalog", "validate", "--json")
+    assert out.exit_code == 0, out.output
     expected = ("catalog/resources/hrss.social_insurance.yml: claimed_by: hrss, but the claim history "
                 "(meta/catalog_claims_history) says it is unclaimed since 2026-11-08; the history counts — "
                 "update the YAML")
@@ -193,20 +219,20 @@ def test_claim_and_mount_rates_follow_the_history_as_of_their_date(settings):
 
 
 def test_two_concurrent_claims_of_one_resource_do_not_both_win(settings):
-    """Two processes claim tax.credit_rating while the claims lock is held, then race for it."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GOVLAKE_")}
-    env |= {"GOVLAKE_VAR": str(settings.var), "GOVLAKE_INBOX": str(settings.inbox)}
+    """Two processes claim tax.credit_rating while this test holds the claims lock; both wait for it
+    (each says so on stderr), then race for it once it is free: one wins, the other is refused."""
     settings.var.mkdir(parents=True, exist_ok=True)
     with locks.hold(settings, locks.CLAIMS, timeout=5):
         procs = [subprocess.Popen([sys.executable, "-m", "govlake.cli", "catalog", "claim", "tax.credit_rating",
                                    "--dept", dept, "--by", f"{dept}-01", "--why", "认领"],
-                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(settings))
                  for dept in ("tax", "amr")]
-        time.sleep(6)  # both start and wait for the lock
+        waiting = [p.stderr.readline() for p in procs]  # blocks until each is at the lock (or has ended)
+    assert all(w.startswith("waiting for lock claims, held by ") for w in waiting), waiting
     outs = [p.communicate(timeout=120) for p in procs]
     codes = [p.returncode for p in procs]
     assert sorted(codes) == [0, 1], outs
-    loser = outs[codes.index(1)][1]
     winner = ("tax", "amr")[codes.index(0)]
-    assert f"cannot claim tax.credit_rating: it is claimed by {winner} since" in loser
+    assert outs[codes.index(0)][0] == f"tax.credit_rating: claimed by {winner} (claim recorded, step 1)\n"
+    assert f"error: cannot claim tax.credit_rating: it is claimed by {winner} since" in outs[codes.index(1)][1]
     assert [(s[1], s[3]) for s in _steps(settings, "tax.credit_rating")] == [("claim", winner)]
