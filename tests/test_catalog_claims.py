@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import signal
 import subprocess
 import sys
 
@@ -39,10 +40,10 @@ def _env(settings: Settings) -> dict[str, str]:
     return env | {"GOVLAKE_VAR": str(settings.var), "GOVLAKE_INBOX": str(settings.inbox)}
 
 
-def _process(settings: Settings, *args: str) -> subprocess.CompletedProcess:
-    """``govlake ARGS`` through its entry point, in a process of its own."""
+def _process(settings: Settings, *args: str, **env: str) -> subprocess.CompletedProcess:
+    """``govlake ARGS`` through its entry point, in a process of its own (more environment in ``env``)."""
     return subprocess.run([sys.executable, "-m", "govlake.cli", *args], capture_output=True, text=True,
-                          env=_env(settings), timeout=120)
+                          env=_env(settings) | env, timeout=120)
 
 
 @pytest.fixture
@@ -236,3 +237,17 @@ def test_two_concurrent_claims_of_one_resource_do_not_both_win(settings):
     assert outs[codes.index(0)][0] == f"tax.credit_rating: claimed by {winner} (claim recorded, step 1)\n"
     assert f"error: cannot claim tax.credit_rating: it is claimed by {winner} since" in outs[codes.index(1)][1]
     assert [(s[1], s[3]) for s in _steps(settings, "tax.credit_rating")] == [("claim", winner)]
+
+
+def test_a_claim_killed_after_its_history_commit_is_finished_by_the_next_step(settings):
+    killed = _process(settings, "catalog", "claim", "tax.credit_rating", "--dept", "tax", "--by", "tax-01", "--why",
+                      "认领", GOVLAKE_CRASH_AT="catalog_claims:meta/catalog_claims_history")
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    assert storage.open_table(storage.table_path(settings, "meta", "catalog_claims")) is None
+    _silver(settings, "tax_credit_rating", 1)
+    claim_step("mount", "tax.credit_rating", settings=settings, department="tax", by="tax-02", reason="挂载",
+               run_id="m")
+    assert [(s[1], s[5]) for s in _steps(settings, "tax.credit_rating")] == [("claim", "tax-01"), ("mount", "tax-02")]
+    current = {r["resource"]: r for r in storage.open_table(
+        storage.table_path(settings, "meta", "catalog_claims")).to_pyarrow_table().to_pylist()}
+    assert (current["tax.credit_rating"]["state"], current["tax.credit_rating"]["steps"]) == ("mounted", 2)
