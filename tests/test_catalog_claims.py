@@ -251,3 +251,34 @@ def test_a_claim_killed_after_its_history_commit_is_finished_by_the_next_step(se
     current = {r["resource"]: r for r in storage.open_table(
         storage.table_path(settings, "meta", "catalog_claims")).to_pyarrow_table().to_pylist()}
     assert (current["tax.credit_rating"]["state"], current["tax.credit_rating"]["steps"]) == ("mounted", 2)
+
+
+def test_the_report_shows_the_claim_and_mount_kpis_and_the_latest_steps_masked(settings):
+    from govlake.catalog import get_catalog
+    from govlake.contracts import silver_schema
+    from govlake.report import build_report
+    from govlake.report._claims import claims_section
+    from test_conflicts import RECEIVED, TAX
+
+    assert 'id="claims-none"' in claims_section(claim_history(settings))  # seeded claims only: no step yet
+    # one row of tax.credit_rating in silver as standardize writes it (the report reads the table)
+    res = get_catalog(settings.catalog_dir).resource("tax.credit_rating")
+    schema = silver_schema(res).append(pa.field("_dept", pa.string()))
+    row = TAX[0] | {"_source": "t.csv", "_row_number": 1, "_batch_id": "b", "_received_at": RECEIVED, "_dept": "tax"}
+    storage.write_table(storage.table_path(settings, "silver", res.slug), pa.Table.from_pylist([row], schema=schema),
+                        mode="overwrite", run_id="t")
+    for action, at in (("claim", "2026-11-10T01:00"), ("mount", "2026-11-11T01:00")):
+        claim_step(action, "tax.credit_rating", settings=settings, department="tax", by="tax-01",
+                   reason=f"{action} 联系 13800138000", run_id="r", now=_utc(at))
+    day = Settings(var=settings.var, inbox=settings.inbox, as_of=dt.date(2026, 11, 20))
+    html = build_report(day, pdf=False).path.read_text(encoding="utf-8")
+    # 6 of 8 claimed (5 seeded + tax); 1 of 8 mounted (tax, with a row)
+    assert ('data-kpi="sharing.claim_rate" data-scope="all" data-period="as of 2026-11-20" data-value="0.75"'
+            in html)
+    assert ('data-kpi="sharing.mount_rate" data-scope="all" data-period="as of 2026-11-20" data-value="0.125"'
+            in html)
+    table = html[html.index('id="claims-table"'):]
+    table = table[:table.index("</table>")]
+    assert table.count("<tr>") == 3 and "13800138000" not in html  # header + two steps; the phone masked
+    assert table.index("mount 联系 138****8000") < table.index("claim 联系 138****8000")  # latest first
+    assert '<a href="tables/tax.credit_rating.html">tax.credit_rating</a>' in table
