@@ -121,7 +121,8 @@ REFUSED = [
     (("unmount", "amr.enterprise", "--dept", "amr"), "cannot unmount amr.enterprise: it is claimed by amr but not "
                                                      "mounted"),
     (("release", "court.dishonest", "--dept", "court"), "cannot release court.dishonest: it is not claimed"),
-    (("claim", "amr.nothing", "--dept", "amr"), "unknown resource 'amr.nothing'"),
+    (("claim", "amr.nothing", "--dept", "amr"), "no resource 'amr.nothing' in the catalog; try `govlake catalog "
+                                                "search amr.nothing`"),
     (("mount", "amr.enterprise", "--dept", "amr"), "silver/amr_enterprise does not exist yet: nothing to mount"),
     (("mount", "amr.enterprise", "--dept", "amr", "--table", "../bronze/x"), "--table '../bronze/x': give a "
                                                                                "silver table as silver/<name>"),

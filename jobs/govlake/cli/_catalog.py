@@ -353,7 +353,7 @@ def catalog_claims(
     with command("catalog", as_json=as_json) as ctx:
         catalog = get_catalog(ctx.settings.catalog_dir)
         if resource is not None and resource not in catalog.resources:
-            raise ClaimError(f"unknown resource {resource!r} (`govlake catalog list` lists them)")
+            raise ClaimError(f"no resource {resource!r} in the catalog; try `govlake catalog search {resource}`")
         steps = claim_history(ctx.settings, catalog=catalog)
         states = claim_states(steps)
         codes = [resource] if resource else sorted(catalog.resources)

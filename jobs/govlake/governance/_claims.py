@@ -187,8 +187,7 @@ def step(action: str, resource: str, *, settings: Settings, department: str, by:
         raise ClaimError("--table goes with mount only")
     catalog = get_catalog(settings.catalog_dir)
     if resource not in catalog.resources:
-        raise ClaimError(f"unknown resource {resource!r} (not in {settings.catalog_dir}/resources; "
-                         "`govlake catalog list` lists them)")
+        raise ClaimError(f"no resource {resource!r} in the catalog; try `govlake catalog search {resource}`")
     if department not in catalog.departments:
         raise ClaimError(f"unknown department {department!r}; departments (catalog/departments.yml): "
                          f"{', '.join(sorted(catalog.departments))}")
