@@ -100,7 +100,8 @@ def test_claim_mount_unmount_release_through_the_cli_are_recorded_with_who_when_
     listed = cli("catalog", "claims", "--json")
     assert listed.exit_code == 0, listed.output
     doc = json.loads(listed.stdout)
-    states = {c["resource"]: (c["state"], c.get("department")) for c in doc["current"]}
+    states = {c["resource"]: (c["state"], c["department"]) for c in doc["current"]}
+    assert all(set(c) == set(doc["current"][0]) for c in doc["current"])  # the same keys, claimed or never
     assert states["tax.credit_rating"] == ("unclaimed", None) and states["court.dishonest"] == ("unclaimed", None)
     assert states["psb.population"] == ("claimed", "psb") and len(states) == 8
     assert [r["action"] for r in doc["history"] if r["resource"] == "tax.credit_rating"] == [

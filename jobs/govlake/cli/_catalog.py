@@ -348,6 +348,7 @@ def catalog_claims(
     """Who claimed and mounted each resource now, and every step (who, when, why); warns where a
     catalog YAML claimed_by disagrees with the history."""
     from govlake.catalog import get_catalog
+    from govlake.contracts import CATALOG_CLAIMS as CURRENT_SCHEMA
     from govlake.governance import ClaimError, claim_history, claim_states, display_claim, yaml_disagreements
 
     with command("catalog", as_json=as_json) as ctx:
@@ -357,8 +358,8 @@ def catalog_claims(
         steps = claim_history(ctx.settings, catalog=catalog)
         states = claim_states(steps)
         codes = [resource] if resource else sorted(catalog.resources)
-        current = [display_claim(states[c]) if c in states else {"resource": c, "state": "unclaimed", "steps": 0}
-                   for c in codes]
+        never = {name: None for name in CURRENT_SCHEMA.names} | {"state": "unclaimed", "steps": 0}
+        current = [display_claim(states[c]) if c in states else never | {"resource": c} for c in codes]
         rows = [display_claim(r) for r in steps if resource is None or r["resource"] == resource]
         warnings = [w for w in yaml_disagreements(catalog, steps) if resource is None or f"/{resource}.yml" in w]
         for w in warnings:
@@ -372,8 +373,8 @@ def catalog_claims(
         for c in current:
             last = (f"{c['last_action']} {_minute(c['updated_at'])} {c['updated_by']}: {c['last_reason']}"
                     if c["steps"] else "")
-            t.add_row(*(literal(v or "") for v in (c["resource"], c["state"], c.get("department"),
-                                                    _minute(c.get("claimed_at")), c.get("mounted_table"), last)))
+            t.add_row(*(literal(v or "") for v in (c["resource"], c["state"], c["department"],
+                                                    _minute(c["claimed_at"]), c["mounted_table"], last)))
         ctx.show(t)
         t = Table(title="history (seeded: the initial claim a catalog YAML claimed_by states)")
         for col in ("resource", "#", "action", "department", "table", "by", "at", "why"):
