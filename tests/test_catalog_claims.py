@@ -1,8 +1,8 @@
 """认领 / 挂载 as a workflow: steps with who/when/why, illegal steps refused, KPIs from the history as of a date.
 
 The repository's catalog: amr.enterprise, credit.license, credit.penalty, hrss.social_insurance and
-psb.population carry a YAML ``claimed_by`` (seeded claims); court.dishonest, credit.repair and
-tax.credit_rating do not.
+psb.population carry a YAML ``claimed_by`` (seeded claims), all but amr.enterprise a ``mounted_on`` too
+(seeded mounts of their silver tables); court.dishonest, credit.repair and tax.credit_rating do not.
 """
 
 from __future__ import annotations
@@ -84,12 +84,19 @@ def test_claim_mount_unmount_release_through_the_cli_are_recorded_with_who_when_
     # the first recorded step wrote the YAML's seeded claims into the history, as such
     stored = storage.open_table(storage.table_path(settings, "meta", "catalog_claims_history")).to_pyarrow_table()
     seeded = [r for r in stored.to_pylist() if r["seeded"]]
-    assert sorted((r["resource"], r["department"], r["actor"], r["at"]) for r in seeded) == [
-        ("amr.enterprise", "amr", "catalog", _utc("2024-01-22T00:00")),
-        ("credit.license", "credit", "catalog", _utc("2024-01-19T00:00")),
-        ("credit.penalty", "credit", "catalog", _utc("2024-01-19T00:00")),
-        ("hrss.social_insurance", "hrss", "catalog", _utc("2024-02-06T00:00")),
-        ("psb.population", "psb", "catalog", _utc("2024-01-26T00:00")),
+    # (claimed_by/claimed_on, then mounted_on: the seeded mount of silver/<slug>; amr.enterprise has none)
+    assert sorted((r["resource"], r["action"], r["department"], r["actor"], r["at"], r["mounted_table"])
+                  for r in seeded) == [
+        ("amr.enterprise", "claim", "amr", "catalog", _utc("2024-01-22T00:00"), None),
+        ("credit.license", "claim", "credit", "catalog", _utc("2024-01-19T00:00"), None),
+        ("credit.license", "mount", "credit", "catalog", _utc("2024-01-29T00:00"), "silver/credit_license"),
+        ("credit.penalty", "claim", "credit", "catalog", _utc("2024-01-19T00:00"), None),
+        ("credit.penalty", "mount", "credit", "catalog", _utc("2024-01-29T00:00"), "silver/credit_penalty"),
+        ("hrss.social_insurance", "claim", "hrss", "catalog", _utc("2024-02-06T00:00"), None),
+        ("hrss.social_insurance", "mount", "hrss", "catalog", _utc("2024-02-20T00:00"),
+         "silver/hrss_social_insurance"),
+        ("psb.population", "claim", "psb", "catalog", _utc("2024-01-26T00:00"), None),
+        ("psb.population", "mount", "psb", "catalog", _utc("2024-02-05T00:00"), "silver/psb_population"),
     ]
     current = {r["resource"]: r for r in storage.open_table(
         storage.table_path(settings, "meta", "catalog_claims")).to_pyarrow_table().to_pylist()}
@@ -103,7 +110,7 @@ def test_claim_mount_unmount_release_through_the_cli_are_recorded_with_who_when_
     states = {c["resource"]: (c["state"], c["department"]) for c in doc["current"]}
     assert all(set(c) == set(doc["current"][0]) for c in doc["current"])  # the same keys, claimed or never
     assert states["tax.credit_rating"] == ("unclaimed", None) and states["court.dishonest"] == ("unclaimed", None)
-    assert states["psb.population"] == ("claimed", "psb") and len(states) == 8
+    assert states["psb.population"] == ("mounted", "psb") and len(states) == 8
     assert [r["action"] for r in doc["history"] if r["resource"] == "tax.credit_rating"] == [
         "claim", "mount", "unmount", "release"]
     assert doc["warnings"] == []
@@ -165,6 +172,8 @@ def test_who_and_why_are_required_and_a_mounted_resource_is_unmounted_before_rel
 
 
 def test_a_yaml_claim_the_history_contradicts_is_a_validate_warning(settings, cli):
+    claim_step("unmount", "hrss.social_insurance", settings=settings, department="hrss", by="hrss-1",
+               reason="职责调整", run_id="r", now=_utc("2026-11-08T01:00"))   # its seeded mount (mounted_on)
     claim_step("release", "hrss.social_insurance", settings=settings, department="hrss", by="hrss-1",
                reason="职责调整", run_id="r", now=_utc("2026-11-08T02:00"))
     out = cli("catalog", "validate", "--json")
@@ -190,11 +199,10 @@ def test_claim_and_mount_rates_follow_the_history_as_of_their_date(settings):
     _silver(settings, "psb_population", 0)          # mounted but empty: not counted
     _silver(settings, "credit_penalty", 1)
     for action, code, dept, at in (
-            ("mount", "credit.penalty", "credit", "2026-11-02T01:00"),
             ("mount", "amr.enterprise", "amr", "2026-11-03T01:00"),
-            ("mount", "psb.population", "psb", "2026-11-04T01:00"),
             ("claim", "tax.credit_rating", "tax", "2026-11-05T01:00"),
             ("mount", "tax.credit_rating", "tax", "2026-11-06T01:00"),
+            ("unmount", "hrss.social_insurance", "hrss", "2026-11-08T00:30"),
             ("release", "hrss.social_insurance", "hrss", "2026-11-08T01:00"),
             ("unmount", "credit.penalty", "credit", "2026-11-10T01:00"),
             ("claim", "court.dishonest", "court", "2026-11-12T17:00")):   # Beijing 11-13 01:00
@@ -210,9 +218,11 @@ def test_claim_and_mount_rates_follow_the_history_as_of_their_date(settings):
     assert _kpi(settings, "sharing.claim_rate", "2026-11-12") == {
         "all": (5, 8), "amr": (1, 1), "court": (0, 1), "credit": (2, 3), "hrss": (0, 1), "psb": (1, 1), "tax": (1, 1)}
     assert _kpi(settings, "sharing.claim_rate", "2026-11-13")["all"] == (6, 8)
-    # mounted with rows: 11-01 none; 11-05 credit.penalty, amr (psb's table is empty, tax mounts on 11-06);
-    # 11-12 amr, tax (credit unmounted on 11-10)
-    assert _kpi(settings, "sharing.mount_rate", "2026-11-01")["all"] == (0, 8)
+    # seeded mounts (mounted_on, 2024): credit.license and hrss (no silver table), credit.penalty (a row),
+    # psb (empty table). Mounted with rows: 11-01 credit.penalty; 11-05 credit.penalty, amr (psb's table is
+    # empty, tax mounts on 11-06); 11-12 amr, tax (credit.penalty unmounted on 11-10)
+    assert _kpi(settings, "sharing.mount_rate", "2026-11-01") == {
+        "all": (1, 8), "amr": (0, 1), "court": (0, 1), "credit": (1, 3), "hrss": (0, 1), "psb": (0, 1), "tax": (0, 1)}
     assert _kpi(settings, "sharing.mount_rate", "2026-11-05") == {
         "all": (2, 8), "amr": (1, 1), "court": (0, 1), "credit": (1, 3), "hrss": (0, 1), "psb": (0, 1), "tax": (0, 1)}
     assert _kpi(settings, "sharing.mount_rate", "2026-11-12") == {

@@ -11,7 +11,8 @@ Only the claiming department mounts, unmounts or releases; a mounted resource is
 it is released; a claimed resource is released before another department claims it. Every step
 records who (``actor``), when (``at``), why (``reason``) and for which department.
 
-A catalog YAML ``claimed_by`` (``claimed_on``) is the resource's initial, *seeded* claim: until the
+A catalog YAML ``claimed_by`` (``claimed_on``) is the resource's initial, *seeded* claim (and
+``mounted_on`` its seeded mount of ``silver/<slug>``, at 00:00 UTC of that day): until the
 resource has a recorded step, :func:`claim_history` shows it as a ``claim`` step by ``catalog`` at
 00:00 UTC of ``claimed_on`` (else of the entry's 发布日期) with ``seeded`` set; the first recorded step
 of any resource writes the seeded claims not yet recorded into the history, so the table holds them
@@ -89,7 +90,8 @@ def recorded(settings: Settings) -> list[dict]:
 
 
 def seeded_claims(catalog: Catalog, recorded_rows: list[dict]) -> list[dict]:
-    """The seeded claim of every resource whose YAML names ``claimed_by`` and that has no recorded step."""
+    """The seeded claim of every resource whose YAML names ``claimed_by`` and that has no recorded step, and
+    its seeded mount (of ``silver/<slug>``) when the YAML names ``mounted_on`` too."""
     done = {r["resource"] for r in recorded_rows}
     out = []
     for res in sorted(catalog.resources.values(), key=lambda r: r.code):
@@ -101,6 +103,11 @@ def seeded_claims(catalog: Catalog, recorded_rows: list[dict]) -> list[dict]:
                     "at": dt.datetime.combine(day, dt.time(), dt.UTC),
                     "reason": f"claimed_by in catalog/resources/{res.code}.yml{dated}",
                     "seeded": True, "run_id": SEED_ACTOR})
+        if res.mounted_on:
+            out.append({**out[-1], "step": 2, "action": "mount", "previous_state": "claimed", "state": "mounted",
+                        "mounted_table": f"silver/{res.slug}",
+                        "at": dt.datetime.combine(res.mounted_on, dt.time(), dt.UTC),
+                        "reason": f"mounted_on in catalog/resources/{res.code}.yml"})
     return out
 
 
