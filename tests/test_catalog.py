@@ -57,6 +57,21 @@ def test_conditional_sharing_needs_condition_and_basis(tmp_path):
         load_catalog(cat)
 
 
+def test_a_seeded_mount_follows_a_seeded_claim(tmp_path):
+    cat = _copy_catalog(tmp_path)
+    early = cat / "resources" / "psb.population.yml"     # claimed 2024-01-26
+    early.write_text(early.read_text(encoding="utf-8").replace("mounted_on: 2024-02-05", "mounted_on: 2024-01-25"),
+                     encoding="utf-8")
+    orphan = cat / "resources" / "tax.credit_rating.yml"  # no claimed_by
+    orphan.write_text(orphan.read_text(encoding="utf-8") + "mounted_on: 2024-03-01\n", encoding="utf-8")
+    with pytest.raises(CatalogError) as info:
+        load_catalog(cat)
+    problems = info.value.problems
+    assert any(p.startswith(f"{early}:") and "mounted_on 2024-01-25 is before the claim (2024-01-26)" in p
+               for p in problems), problems
+    assert any(p.startswith(f"{orphan}:") and "mounted_on needs claimed_by" in p for p in problems), problems
+
+
 def test_personal_data_cannot_be_level_l1(tmp_path):
     cat = _copy_catalog(tmp_path)
     f = cat / "resources" / "psb.population.yml"

@@ -153,7 +153,7 @@ def test_catalog_validate_json(tmp_path, monkeypatch):
     catalog = get_catalog()
     assert good.exit_code == 0 and _doc(good) == {"ok": True, "resources": len(catalog.resources),
                                                   "departments": len(catalog.departments),
-                                                  "code_lists": len(catalog.code_lists)}
+                                                  "code_lists": len(catalog.code_lists), "warnings": []}
     env, expected = _broken_catalog(tmp_path)
     for k, v in env.items():
         monkeypatch.setenv(k, v)

@@ -11,6 +11,7 @@ import pytest
 
 from govlake import storage
 from govlake.config import Settings
+from govlake.governance import claim_step
 from govlake.ingest._log import append as log_append
 from govlake.sharing import (
     SharingInputError,
@@ -184,6 +185,13 @@ def _values(kpis, kpi_id):
 
 def test_kpis_on_hand_built_fixture_equal_hand_computed_values(env):
     _lake(env)
+    # 认领/挂载 steps: amr mounts its (YAML-claimed) resource before the as-of date; psb claims and
+    # mounts its resource the day after it (Beijing time), so neither step counts as of 11-20
+    for action, code, dept, at in (("mount", "amr.enterprise", "amr", "2026-11-19T02:00"),
+                                   ("claim", "psb.population", "psb", "2026-11-20T16:00"),
+                                   ("mount", "psb.population", "psb", "2026-11-20T17:00")):
+        claim_step(action, code, settings=env, department=dept, by=f"{dept}-01", reason="t", run_id="c",
+                   now=_utc(at))
     _write_matters(matters_path(env), MATTERS)
     _write_requests(requests_path(env), REQUESTS)
     kpis = sharing_kpis(env)
@@ -221,10 +229,13 @@ def test_kpis_on_hand_built_fixture_equal_hand_computed_values(env):
         ("amr.enterprise", SNAP): (None, None, 0, False), ("psb.population", SNAP): (None, None, 2, False),
         ("hrss.insurance", SNAP): (None, None, -5, False), ("credit.penalty", SNAP): (None, None, 3, False),
         ("tax.rating", SNAP): (None, None, 629, True)}
-    # 认领: amr, hrss, tax → 3/5;  挂载 (silver with rows): amr, psb, credit → 3/5
+    # 认领 (seeded from the YAML: amr, hrss, tax; psb's claim is after the as-of date) → 3/5;
+    # 挂载 (recorded mount as of 11-20 and rows in the mounted table): amr only → 1/5 (silver of psb and
+    # credit has rows, but neither is mounted as of 11-20)
     claim, mount = _values(kpis, "sharing.claim_rate"), _values(kpis, "sharing.mount_rate")
     assert claim[("all", SNAP)] == (3, 5, 0.6, False) and claim[("psb", SNAP)] == (0, 1, 0.0, False)
-    assert mount[("all", SNAP)] == (3, 5, 0.6, False) and mount[("hrss", SNAP)] == (0, 1, 0.0, False)
+    assert mount[("all", SNAP)] == (1, 5, 0.2, False) and mount[("amr", SNAP)] == (1, 1, 1.0, False)
+    assert mount[("psb", SNAP)] == (0, 1, 0.0, False) and mount[("credit", SNAP)] == (0, 1, 0.0, False)
     # 需求满足率 (valid only; by provider of the resource and quarter of 申请时间):
     # Q3: R-001 同意 → 1/1.  Q4: R-002 ✓ R-003 ✗ R-004 ✓ R-005 ✗(待答复) R-006 ✗(待答复) R-008 ✗ R-009 ✓ → 3/7,
     # provisional while 待答复; amr R-005 ✗ R-009 ✓ → 1/2; hrss R-002 ✓ R-008 ✗ → 1/2; psb 0/2; credit 1/1

@@ -139,6 +139,22 @@ OBJECTIONS = pa.schema([
 """meta/objections (objections): the current state of each objection, rebuilt from its history;
 ``outcome``: resolved / rejected once decided; ``disputed``: accepted or verified."""
 
+CATALOG_CLAIMS_HISTORY = pa.schema([
+    pa.field("resource", S), pa.field("step", I64), pa.field("action", S), pa.field("previous_state", S),
+    pa.field("state", S), pa.field("department", S), pa.field("mounted_table", S), pa.field("actor", S),
+    pa.field("at", TS), pa.field("reason", S), pa.field("seeded", pa.bool_()), pa.field("run_id", S),
+])
+"""meta/catalog_claims_history (catalog claims): one row per 认领/挂载 step of a resource; ``seeded``: the
+claim a catalog YAML ``claimed_by`` stated before the resource's first recorded step."""
+
+CATALOG_CLAIMS = pa.schema([
+    pa.field("resource", S), pa.field("state", S), pa.field("department", S), pa.field("claimed_at", TS),
+    pa.field("mounted_table", S), pa.field("mounted_at", TS), pa.field("updated_by", S),
+    pa.field("updated_at", TS), pa.field("last_action", S), pa.field("last_reason", S), pa.field("steps", I64),
+])
+"""meta/catalog_claims (catalog claims): the current 认领/挂载 state of each resource with a recorded step,
+rebuilt from its history; ``state``: unclaimed, claimed or mounted."""
+
 DRILLS = pa.schema([
     ("drill_id", S), ("backup_id", S), ("backup_dir", S), ("cut", TS), ("tables", I64), ("rows", I64),
     ("files", I64), ("bytes", I64), ("seconds", pa.float64()), ("result", S), ("problems", S), ("actor", S),

@@ -7,6 +7,7 @@ Every govlake step takes the lock of what it writes before it reads anything (``
 | ``ingest:<resource>`` | ingest | the resource's bronze table and its ingest-log rows (a file lands once) |
 | ``process:<resource>`` | process, ``batches reject/release`` | the resource's silver, quarantine and held batches |
 | ``publish`` | gold, conflicts, credit, extract, kpis, objections | gold, the extract, kpi history, objections |
+| ``claims`` | ``catalog claim/release/mount/unmount`` | meta/catalog_claims_history, meta/catalog_claims |
 | ``report`` | report | the report folder |
 | ``lake`` | every step shared; backup, restore, vacuum exclusive | a consistent cut of the whole lake |
 
@@ -51,6 +52,7 @@ log = logging.getLogger(__name__)
 
 LAKE = "lake"
 PUBLISH = "publish"
+CLAIMS = "claims"
 FENCE = "fence.json"
 
 

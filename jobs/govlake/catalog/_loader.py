@@ -154,6 +154,11 @@ def _resource_problems(res: Resource, doc: YamlDoc, names: _Names) -> None:
             doc.problem((fld,), f"{fld}: unknown department {dept!r} (not in {DEPARTMENTS})")
     if res.claimed_on and not res.claimed_by:
         doc.problem(("claimed_on",), "claimed_on needs claimed_by (the department that claimed the entry)")
+    if res.mounted_on and not res.claimed_by:
+        doc.problem(("mounted_on",), "mounted_on needs claimed_by (only the claiming department mounts)")
+    elif res.mounted_on and res.mounted_on < (res.claimed_on or res.published):
+        doc.problem(("mounted_on",), f"mounted_on {res.mounted_on} is before the claim "
+                                     f"({res.claimed_on or res.published}); a resource is claimed, then mounted")
     if res.share_type != "无条件共享" and not (res.share_condition and res.share_basis):
         doc.problem(("share_type",), f"{res.share_type} needs share_condition and share_basis")
     for i, code in enumerate(res.related):

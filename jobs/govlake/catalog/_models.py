@@ -151,6 +151,9 @@ class Resource(BaseModel):
     claimed_by: str | None = None
     """Department that claimed (认领) the entry and answers for it; None: not claimed yet."""
     claimed_on: dt.date | None = None
+    mounted_on: dt.date | None = None
+    """The day the claiming department mounted (挂载) the entry's data (silver/<slug>): with ``claimed_by``,
+    the seeded mount that follows the seeded claim (govlake.governance claims); later mounts are steps."""
     max_quarantine_rate: float | None = Field(default=None, ge=0, le=1)
     """Blocking limit on the share of a run's rows quarantined; None: the catalog default
     (``defaults.yml``). ``expectations/<code>.yml`` may set it too (``blocking``)."""

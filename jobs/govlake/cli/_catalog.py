@@ -1,4 +1,5 @@
-"""``govlake catalog``: validate the catalog; search it, show a resource, follow a table's lineage.
+"""``govlake catalog``: validate the catalog; search it, show a resource, follow a table's lineage;
+claim (认领) and mount (挂载) resources and list who holds them (``govlake.governance`` claim history).
 
 The answers are ``govlake.browse``'s (``search``, ``show``, ``lineage``: plain data, printed here
 as tables and trees, or as JSON). New ``catalog`` subcommands go on ``catalog_app`` in this module.
@@ -24,9 +25,11 @@ app.add_typer(catalog_app, name="catalog")
 
 @catalog_app.command("validate")
 def catalog_validate(as_json: Json = False) -> None:
-    """Check the catalog, credit_rules.yml and expectations/: every problem with its file and line."""
+    """Check the catalog, credit_rules.yml and expectations/: every problem with its file and line; warn
+    where a YAML claimed_by disagrees with the claim history (the history counts)."""
     from govlake.catalog import CatalogError, load_catalog
     from govlake.credit import load_credit_rules
+    from govlake.governance import claim_history, yaml_disagreements
     from govlake.quality import check_expectations
 
     with command("catalog", as_json=as_json) as ctx:
@@ -47,9 +50,12 @@ def catalog_validate(as_json: Json = False) -> None:
         if problems:
             _print_problems(ctx, problems, expectations_checked=checkable is not None)
             raise typer.Exit(ERROR)
+        warnings = yaml_disagreements(cat, claim_history(settings, catalog=cat))
+        for w in warnings:
+            ctx.say(f"warning: {w}", error=True, wrap=True)
         if ctx.json:
             ctx.emit({"ok": True, "resources": len(cat.resources), "departments": len(cat.departments),
-                      "code_lists": len(cat.code_lists)})
+                      "code_lists": len(cat.code_lists), "warnings": warnings})
             return
         ctx.say(f"catalog ok: {len(cat.resources)} resources, {len(cat.departments)} departments, "
                 f"{len(cat.code_lists)} code lists; expectations ok", wrap=True)
@@ -273,3 +279,113 @@ def _label(node: dict[str, Any]) -> Text:
     column = node["column"]
     return literal(f"{name}.{column}" if column and node["kind"] != "file" else (f"{name} [{column}]" if column
                                                                                  else name))
+
+
+# ---- 认领 / 挂载 ---------------------------------------------------------------------------------
+
+Resource = Annotated[str, typer.Argument(help="Resource code, e.g. amr.enterprise.")]
+Dept = Annotated[str, typer.Option("--dept", help="The department taking the step (code in "
+                                                  "catalog/departments.yml).")]
+By = Annotated[str, typer.Option("--by", help="Who takes the step: a staff account (recorded; not a "
+                                              "person's name).")]
+Why = Annotated[str, typer.Option("--why", help="Why (recorded in the history).")]
+
+
+def _claim_step(action: str, resource: str, dept: str, by: str, why: str, *, table: str | None = None,
+                as_json: bool) -> None:
+    from govlake.governance import claim_step, display_claim
+
+    with command("catalog", as_json=as_json) as ctx:
+        claim = claim_step(action, resource, settings=ctx.settings, department=dept, by=by, reason=why,
+                           table=table, run_id=ctx.run_id)
+        shown = display_claim(claim)
+        if ctx.json:
+            ctx.emit(shown)
+            return
+        where = f" on {shown['mounted_table']}" if shown["mounted_table"] else ""
+        holder = f" by {shown['department']}" if shown["department"] else ""
+        ctx.say(f"{resource}: {shown['state']}{holder}{where} ({action} recorded, step {shown['steps']})",
+                wrap=True)
+
+
+@catalog_app.command("claim")
+def catalog_claim(resource: Resource, dept: Dept, by: By = "", why: Why = "", as_json: Json = False) -> None:
+    """认领: DEPT claims an unclaimed resource and answers for it."""
+    _claim_step("claim", resource, dept, by, why, as_json=as_json)
+
+
+@catalog_app.command("release")
+def catalog_release(resource: Resource, dept: Dept, by: By = "", why: Why = "", as_json: Json = False) -> None:
+    """Release a claim (claimed → unclaimed); only the claiming department, and not while mounted."""
+    _claim_step("release", resource, dept, by, why, as_json=as_json)
+
+
+@catalog_app.command("mount")
+def catalog_mount(
+    resource: Resource,
+    dept: Dept,
+    by: By = "",
+    why: Why = "",
+    table: Annotated[str | None, typer.Option("--table", help="The silver table holding the data (default "
+                                                              "silver/<resource with . as _>); must exist.")] = None,
+    as_json: Json = False,
+) -> None:
+    """挂载: the claiming department mounts the data behind its resource (claimed → mounted)."""
+    _claim_step("mount", resource, dept, by, why, table=table, as_json=as_json)
+
+
+@catalog_app.command("unmount")
+def catalog_unmount(resource: Resource, dept: Dept, by: By = "", why: Why = "", as_json: Json = False) -> None:
+    """Take the data off a resource (mounted → claimed); only the claiming department."""
+    _claim_step("unmount", resource, dept, by, why, as_json=as_json)
+
+
+@catalog_app.command("claims")
+def catalog_claims(
+    resource: Annotated[str | None, typer.Argument(help="Only this resource (its whole history).")] = None,
+    as_json: Json = False,
+) -> None:
+    """Who claimed and mounted each resource now, and every step (who, when, why); warns where a
+    catalog YAML claimed_by disagrees with the history."""
+    from govlake.catalog import get_catalog
+    from govlake.contracts import CATALOG_CLAIMS as CURRENT_SCHEMA
+    from govlake.governance import ClaimError, claim_history, claim_states, display_claim, yaml_disagreements
+
+    with command("catalog", as_json=as_json) as ctx:
+        catalog = get_catalog(ctx.settings.catalog_dir)
+        if resource is not None and resource not in catalog.resources:
+            raise ClaimError(f"no resource {resource!r} in the catalog; try `govlake catalog search {resource}`")
+        steps = claim_history(ctx.settings, catalog=catalog)
+        states = claim_states(steps)
+        codes = [resource] if resource else sorted(catalog.resources)
+        never = {name: None for name in CURRENT_SCHEMA.names} | {"state": "unclaimed", "steps": 0}
+        current = [display_claim(states[c]) if c in states else never | {"resource": c} for c in codes]
+        rows = [display_claim(r) for r in steps if resource is None or r["resource"] == resource]
+        warnings = [w for w in yaml_disagreements(catalog, steps) if resource is None or f"/{resource}.yml" in w]
+        for w in warnings:
+            ctx.say(f"warning: {w}", error=True, wrap=True)
+        if ctx.json:
+            ctx.emit({"current": current, "history": rows, "warnings": warnings})
+            return
+        t = Table(title=f"认领 / 挂载 of {len(current)} resources (times UTC)")
+        for col in ("resource", "state", "department", "claimed", "mounted", "last step"):
+            t.add_column(col, no_wrap=col == "resource")
+        for c in current:
+            last = (f"{c['last_action']} {_minute(c['updated_at'])} {c['updated_by']}: {c['last_reason']}"
+                    if c["steps"] else "")
+            t.add_row(*(literal(v or "") for v in (c["resource"], c["state"], c["department"],
+                                                    _minute(c["claimed_at"]), c["mounted_table"], last)))
+        ctx.show(t)
+        t = Table(title="history (seeded: the initial claim a catalog YAML claimed_by states)")
+        for col in ("resource", "#", "action", "department", "table", "by", "at", "why"):
+            t.add_column(col, no_wrap=col == "resource")
+        for r in rows:
+            action = r["action"] + (" (seeded)" if r["seeded"] else "")
+            t.add_row(*(literal(v or "") for v in (r["resource"], str(r["step"]), action, r["department"],
+                                                    r["mounted_table"], r["actor"], _minute(r["at"]), r["reason"])))
+        ctx.show(t)
+
+
+def _minute(iso: str | None) -> str | None:
+    """``2026-11-20T09:30:00+00:00`` as ``2026-11-20 09:30`` (the tables say the times are UTC)."""
+    return iso and iso[:16].replace("T", " ")

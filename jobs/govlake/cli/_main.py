@@ -48,7 +48,7 @@ def known_errors() -> tuple[type[Exception], ...]:
     from govlake.backup import BackupError
     from govlake.catalog import CatalogError
     from govlake.config import SettingsError
-    from govlake.governance import ObjectionError
+    from govlake.governance import ClaimError, ObjectionError
     from govlake.ingest import IngestError
     from govlake.locks import LockBusy
     from govlake.quality import BatchError, QualityError
@@ -56,7 +56,7 @@ def known_errors() -> tuple[type[Exception], ...]:
     from govlake.transform import ModelError
 
     return (CommandError, SettingsError, CatalogError, QualityError, KeyError, FileNotFoundError, LockBusy,
-            RecoveryError, BatchError, IngestError, BackupError, ObjectionError, ModelError)
+            RecoveryError, BatchError, IngestError, BackupError, ObjectionError, ClaimError, ModelError)
 
 
 def message(exc: BaseException) -> str:

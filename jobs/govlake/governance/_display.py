@@ -64,3 +64,10 @@ def display_objection(objection: Any, catalog: Catalog) -> dict:
     for column in ("disputed_value", "corrected_value"):
         out[column] = mask_item_value(item, row.get(column))
     return out
+
+
+def display_claim(claim: Any) -> dict:
+    """A claim's current state (or a history row, as a dict) as printed: times as ISO text, free text
+    (who, why) with any 身份证号 or mobile number masked."""
+    row = dataclasses.asdict(claim) if dataclasses.is_dataclass(claim) else dict(claim)
+    return {k: _text(v) for k, v in row.items()}

@@ -13,8 +13,10 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+from govlake.governance import claim_history
 from govlake.kpi import Kpi, KpiValue
 from govlake.report import _svg
+from govlake.report._claims import claims_table
 from govlake.report._data import LakeData, RuleInfo
 from govlake.report._drills import drill_view, load_drills
 from govlake.report._render import Cell, Page, Table, slug, status_class, status_label
@@ -163,7 +165,8 @@ class Site:
         gx = self.data.gx_docs
         self.write(p, "overview.html.j2", as_of=self.data.as_of, last_month=self.last_month, quarter=self.quarter,
                    missed=missed, cards=cards, sections=sections,
-                   gx=os.path.relpath(gx, self.out) if gx else None, drills=drill_view(load_drills(self.data.settings)))
+                   gx=os.path.relpath(gx, self.out) if gx else None, drills=drill_view(load_drills(self.data.settings)),
+                   claims=claims_table(claim_history(self.data.settings, catalog=self.data.catalog), link=table_page))
 
     def kpi_table(self, p: Page, kpi: Kpi, period: str) -> Table:
         """Every scope's value of ``kpi`` in ``period`` (``all`` first)."""

@@ -1,9 +1,10 @@
-"""What the lake says about each resource: last landing, rows mounted, rows landed per department."""
+"""What the lake says about each resource: last landing, rows in silver, rows landed per department, and
+its 认领/挂载 history."""
 
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pyarrow as pa
 
@@ -29,10 +30,20 @@ class LakeFacts:
     """Resource code → rows of ``silver/<resource>`` (0 when the table is missing)."""
     landed_rows: tuple[tuple[str, str, int], ...]
     """(department, month ``YYYY-MM`` of landing in Beijing time, rows) from bronze."""
+    claims: tuple[dict, ...] = ()
+    """Every 认领/挂载 step (meta/catalog_claims_history and the seeded YAML claims not recorded yet)."""
+    table_rows: dict[str, int] = field(default_factory=dict)
+    """Table mounted in ``claims`` (``silver/<name>``) → its rows now (0 when the table is missing)."""
 
 
 def read_lake(settings: Settings, catalog: Catalog) -> LakeFacts:
-    """Reduce meta/ingest_log, bronze and silver to :class:`LakeFacts`."""
+    """Reduce meta/ingest_log, bronze, silver and the claim history to :class:`LakeFacts`."""
+    from govlake.governance import claim_history
+
+    claims = claim_history(settings, catalog=catalog)
+    tables = {r["mounted_table"] for r in claims if r["mounted_table"]}
+    table_rows = {t: storage.row_count(storage.table_path(settings, "silver", t.removeprefix("silver/")))
+                  for t in tables}
     con = storage.connect(settings)
     try:
         last: dict[str, dt.date] = {}
@@ -66,7 +77,8 @@ def read_lake(settings: Settings, catalog: Catalog) -> LakeFacts:
                 landed[(dep, month)] = landed.get((dep, month), 0) + n
     finally:
         con.close()
-    return LakeFacts(last, mounted, tuple((d, m, n) for (d, m), n in sorted(landed.items())))
+    return LakeFacts(last, mounted, tuple((d, m, n) for (d, m), n in sorted(landed.items())), tuple(claims),
+                     table_rows)
 
 
 def _beijing(epoch_us: int) -> dt.datetime:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from govlake.catalog import Catalog, get_catalog
 from govlake.config import Settings
+from govlake.governance import claim_states
 from govlake.kpi import Kpi, KpiValue
 from govlake.sharing._lake import LakeFacts, read_lake
 from govlake.sharing._matters import SHARED, ServiceMatters, item_shared, load_service_matters
@@ -86,6 +87,7 @@ def compute_sharing_kpis(catalog: Catalog, lake: LakeFacts, matters: ServiceMatt
     fresh = {r.code: freshness(r, lake.last_landed.get(r.code), as_of=as_of, workdays=workdays) for r in resources}
     matter_file = str(matters.path) if matters else f"<inbox>/{MATTERS_FILE} (missing)"
     request_file = str(requests.path) if requests else f"<inbox>/{REQUESTS_FILE} (missing)"
+    claims = {code: c for code, c in claim_states(list(lake.claims), as_of=as_of).items() if c.department}
     kpis = [
         Kpi("sharing.share_rate", "公共数据共享率（按资源）", "Public data sharing rate (resources)",
             "共享类型为无条件共享或有条件共享的目录资源数 ÷ 目录资源总数；按提供部门分列",
@@ -142,17 +144,25 @@ def compute_sharing_kpis(catalog: Catalog, lake: LakeFacts, matters: ServiceMatt
             values=tuple(KpiValue(scope=f.resource, period=snap, value=f.days_overdue, provisional=f.provisional)
                          for f in fresh.values())),
         Kpi("sharing.claim_rate", "目录认领率", "Catalog claim coverage",
-            "有责任部门认领（claimed_by）的目录资源数 ÷ 目录资源总数；按提供部门分列",
-            "Catalogued resources claimed by a responsible department (claimed_by) ÷ all catalogued resources; "
-            "per providing department",
-            ("catalog/resources/*.yml",), "snapshot of the catalog on the as-of date", "ratio", None,
-            values=_ratios((r.provider, snap, r.claimed_by is not None, False) for r in resources)),
+            "统计日（北京时间）结束时由责任部门认领的目录资源数 ÷ 目录资源总数；认领取自认领历史"
+            "（meta/catalog_claims_history，目录 YAML 的 claimed_by 为初始认领）；按提供部门分列",
+            "Catalogued resources claimed by a responsible department at the end of the as-of date (Beijing "
+            "time) ÷ all catalogued resources; claims from the claim history (meta/catalog_claims_history, "
+            "a catalog YAML claimed_by being the initial claim); per providing department",
+            ("catalog/resources/*.yml", "meta/catalog_claims_history"),
+            "snapshot of the claim history on the as-of date", "ratio", None,
+            values=_ratios((r.provider, snap, r.code in claims, False) for r in resources)),
         Kpi("sharing.mount_rate", "目录挂载率", "Catalog mount coverage",
-            "已挂载数据（silver 表存在且有数据）的目录资源数 ÷ 目录资源总数；按提供部门分列",
-            "Catalogued resources whose data is mounted (silver/<resource> exists with rows) ÷ all catalogued "
-            "resources; per providing department",
-            ("catalog/resources/*.yml", "silver/<resource>"), "snapshot on the as-of date", "ratio", None,
-            values=_ratios((r.provider, snap, lake.mounted_rows.get(r.code, 0) > 0, False) for r in resources)),
+            "统计日（北京时间）结束时已由认领部门挂载数据、且所挂载的 silver 表现有数据的目录资源数 ÷ 目录资源总数；"
+            "挂载取自认领历史；按提供部门分列",
+            "Catalogued resources whose claiming department had mounted their data at the end of the as-of "
+            "date (Beijing time, from the claim history) and whose mounted silver table has rows now ÷ all "
+            "catalogued resources; per providing department",
+            ("catalog/resources/*.yml", "meta/catalog_claims_history", "silver/<mounted table>"),
+            "snapshot of the claim history on the as-of date; rows as they are now", "ratio", None,
+            values=_ratios((r.provider, snap, r.code in claims and claims[r.code].state == "mounted"
+                            and lake.table_rows.get(claims[r.code].mounted_table or "", 0) > 0, False)
+                           for r in resources)),
     ]
     kpis += _request_kpis(catalog, requests, request_file, as_of=as_of, workdays=workdays)
     return kpis
