@@ -289,3 +289,29 @@ def test_bad_thresholds_name_the_file_and_line(tmp_path):
         load_catalog(catalog)
     text = str(err.value)
     assert "defaults.yml:4:22: alerts.volume_drop_below" in text and "less than or equal to 1" in text
+
+
+def test_airflow_callbacks_raise_task_failed_and_run_overdue_alerts_once(lake, webhook, env):
+    """What the DAGs' failure callback and deadline alert do with the context Airflow hands them."""
+    from types import SimpleNamespace
+
+    from govlake.orchestration import deadline_missed, on_task_failure
+
+    env.setenv("GOVLAKE_ALERT_WEBHOOK_URL", webhook.url)
+    ti = SimpleNamespace(dag_id="feed_credit_penalty", task_id="process", run_id="scheduled__2026-11-20",
+                         try_number=3, task=SimpleNamespace(owner="credit"))
+    error = ValueError("row 7: 身份证号 370102199001011234 does not parse")
+    for _ in range(2):  # a second call (the same failure reported again) is the same alert, not sent again
+        on_task_failure({"ti": ti, "exception": error}, resource="credit.penalty")
+    deadline_missed({"dag_run": {"dag_id": "feed_credit_penalty", "dag_run_id": "scheduled__2026-11-20",
+                                 "state": "running"}, "deadline": {"id": "d1", "deadline_time": "2026-11-20T03:00Z"}},
+                    resource="credit.penalty", owner="credit")
+    assert [p["kind"] for p in webhook.received] == ["task_failed", "run_overdue"]
+    failed = webhook.received[0]
+    assert failed["resource"] == "credit.penalty" and failed["department"] == "credit"
+    assert "370102********1234" in failed["message_en"] and "370102199001011234" not in json.dumps(failed)
+    stored = {a["kind"]: a for a in _table(lake, "alerts")}
+    assert set(stored) == {"task_failed", "run_overdue"}
+    # the check does not resolve what it does not detect: a failed task stays open until someone resolves it
+    assert _check().exit_code == 0
+    assert {a["kind"]: a["state"] for a in _table(lake, "alerts")}["task_failed"] == "open"
