@@ -27,6 +27,7 @@ from govlake.catalog import CatalogError, load_catalog
 from govlake.cli import app
 from govlake.config import Settings, SettingsError, alert_channels
 from govlake.quality._batches import REJECTED, find, record_decision
+from govlake.report._alerts import alert_section, load_alerts
 
 runner = CliRunner()
 TODAY = dt.date(2026, 11, 20)  # a Friday; the day before is a working day
@@ -234,6 +235,10 @@ def test_ack_and_resolve_are_recorded_and_a_cleared_condition_is_resolved_by_the
     assert alerts["publicity_late"]["state"] == "resolved" and alerts["publicity_late"]["resolved_by"] == "王值班"
     assert alerts["held_batch"]["state"] == "resolved" and alerts["held_batch"]["resolved_by"] == "govlake"
     assert alerts["held_batch"]["resolved_why"].startswith("cleared")
+    section = alert_section(load_alerts(lake))  # the auditor's report: the open and acknowledged ones
+    assert section.count('<tr') == 1 + 3 and alerts["late_feed"]["alert_id"] in section
+    assert "已电话联系信用中心补报" in section and alerts["held_batch"]["alert_id"] not in section
+    assert 'id="alerts-none"' in alert_section([])
     listed = runner.invoke(app, ["alerts", "list", "--json"])
     assert {a["kind"] for a in json.loads(listed.stdout)} == {"late_feed", "volume_drop", "reconciliation"}
     steps = [(r["action"], r["actor"]) for r in _table(lake, "alerts_history") if r["alert_id"] == ids["late_feed"]]

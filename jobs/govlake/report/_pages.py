@@ -15,6 +15,7 @@ from typing import Any
 
 from govlake.kpi import Kpi, KpiValue
 from govlake.report import _svg
+from govlake.report._alerts import alert_table, load_alerts
 from govlake.report._data import LakeData, RuleInfo
 from govlake.report._drills import drill_view, load_drills
 from govlake.report._render import Cell, Page, Table, slug, status_class, status_label
@@ -161,9 +162,11 @@ class Site:
             sections.append({"kpi": kpi, "target": fmt_target(kpi),
                              "periods": [(period, self.kpi_table(p, kpi, period)) for period in periods]})
         gx = self.data.gx_docs
+        alerts = load_alerts(self.data.settings)
         self.write(p, "overview.html.j2", as_of=self.data.as_of, last_month=self.last_month, quarter=self.quarter,
                    missed=missed, cards=cards, sections=sections,
-                   gx=os.path.relpath(gx, self.out) if gx else None, drills=drill_view(load_drills(self.data.settings)))
+                   gx=os.path.relpath(gx, self.out) if gx else None, drills=drill_view(load_drills(self.data.settings)),
+                   alerts=alerts, alert_table=alert_table(alerts))
 
     def kpi_table(self, p: Page, kpi: Kpi, period: str) -> Table:
         """Every scope's value of ``kpi`` in ``period`` (``all`` first)."""
