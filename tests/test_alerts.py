@@ -5,6 +5,7 @@ resolve are recorded; a down webhook is a recorded failed delivery, a nonzero ex
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import email
 import email.policy
@@ -320,3 +321,17 @@ def test_airflow_callbacks_raise_task_failed_and_run_overdue_alerts_once(lake, w
     # the check does not resolve what it does not detect: a failed task stays open until someone resolves it
     assert _check().exit_code == 0
     assert {a["kind"]: a["state"] for a in _table(lake, "alerts")}["task_failed"] == "open"
+
+
+def test_thresholds_come_from_defaults_yml(lake, tmp_path):
+    """Nine days overdue is not late with late_after_days 9; 10 rows against a median of 105 is no drop below 5%;
+    a deadline 39 days back is outside a 30-day lookback."""
+    from govlake.alerts import detect
+
+    catalog = tmp_path / "catalog"
+    shutil.copytree(Path(__file__).resolve().parents[1] / "catalog", catalog)
+    assert {c.kind for c in detect(dataclasses.replace(lake, as_of=TODAY), load_catalog(catalog))} == KINDS
+    (catalog / "defaults.yml").write_text("alerts: {late_after_days: 9, volume_drop_below: 0.05, "
+                                          "publicity_lookback_days: 30}\n", encoding="utf-8")
+    found = detect(dataclasses.replace(lake, as_of=TODAY), load_catalog(catalog))
+    assert {c.kind for c in found} == {"held_batch", "reconciliation"}

@@ -144,6 +144,18 @@ def test_every_task_raises_an_alert_when_it_fails_and_feed_runs_have_a_deadline(
         assert deadline.callback.kwargs == {"resource": res.code, "owner": res.provider}
 
 
+def test_every_dag_serializes_with_its_callbacks_and_deadline(dagbag):
+    """What the DAG processor stores: the deadline alert's callback by path, the failure callbacks as flags."""
+    from airflow.serialization.serialized_objects import DagSerialization
+
+    for dag_id, dag in dagbag.dags.items():
+        back = DagSerialization.from_dict(DagSerialization.to_dict(dag))
+        assert all(t.has_on_failure_callback for t in back.tasks), dag_id
+        if dag_id in FEEDS:
+            (deadline,) = DagSerialization.to_dict(dag)["dag"]["deadline"]
+            assert deadline["callback"]["__data__"]["path"] == "govlake.orchestration.deadline_missed"
+
+
 def test_alerts_runs_hourly_and_after_any_feed(dagbag):
     from airflow.sdk import AssetOrTimeSchedule
 

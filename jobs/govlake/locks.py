@@ -8,6 +8,7 @@ Every govlake step takes the lock of what it writes before it reads anything (``
 | ``process:<resource>`` | process, ``batches reject/release`` | the resource's silver, quarantine and held batches |
 | ``publish`` | gold, conflicts, credit, extract, kpis, objections | gold, the extract, kpi history, objections |
 | ``report`` | report | the report folder |
+| ``alerts`` | ``alerts check/ack/resolve``, the DAGs' alert callbacks | meta/alerts, its history, the deliveries |
 | ``lake`` | every step shared; backup, restore, vacuum exclusive | a consistent cut of the whole lake |
 
 A second invocation that needs a held lock waits (``GOVLAKE_LOCK_WAIT`` seconds, default 1800,

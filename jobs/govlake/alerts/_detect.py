@@ -193,7 +193,8 @@ def failed_reconciliations(settings: Settings, catalog: Catalog) -> list[Conditi
 
 def late_publicity(settings: Settings, limits: AlertThresholds, *, as_of: dt.date) -> list[Condition]:
     """双公示 records (gold/penalty_record, gold/license_record) submitted more than ``publicity_late_days``
-    after their deadline: one alert per table, department and month of the deadline."""
+    after a deadline within the last ``publicity_lookback_days``: one alert per table, department and month
+    of the deadline."""
     out = []
     con = storage.connect(settings)
     try:
@@ -206,8 +207,11 @@ def late_publicity(settings: Settings, limits: AlertThresholds, *, as_of: dt.dat
                        list({number} order by deadline_date, {number})[1:{EXAMPLES}] as examples
                 from {record}
                 where deadline_date is not null and submission_time is not null and deadline_date < $as_of
+                  and deadline_date >= $since
                   and date_diff('day', deadline_date, cast(submission_time as date)) > $grace
-                group by all order by all""", {"as_of": as_of, "grace": limits.publicity_late_days}).fetchall()
+                group by all order by all""", {"as_of": as_of, "grace": limits.publicity_late_days,
+                                               "since": as_of - dt.timedelta(days=limits.publicity_lookback_days)}
+            ).fetchall()
             for dept, month, n, worst, examples in found:
                 shown = [scrub_text(str(e)) for e in examples]
                 out.append(Condition(

@@ -10,6 +10,7 @@ never sent to it again. The target recorded is the host, never the URL's path (a
 from __future__ import annotations
 
 import datetime as dt
+import http.client
 import json
 import smtplib
 import ssl
@@ -153,7 +154,7 @@ def notify(settings: Settings, alerts: list[Alert], *, run_id: str,
                 try:
                     channel.send(payload(alert))
                     done.append(Delivery(alert.alert_id, channel.name, channel.target, True, None))
-                except (OSError, smtplib.SMTPException, ValueError) as exc:
+                except (OSError, http.client.HTTPException, smtplib.SMTPException, ValueError) as exc:
                     error = scrub_text(f"{type(exc).__name__}: {exc}"[:500])
                     done.append(Delivery(alert.alert_id, channel.name, channel.target, False, error))
         if done:

@@ -36,6 +36,9 @@ class AlertThresholds(BaseModel):
     """A delivery with fewer rows than this share of that median is a volume drop."""
     publicity_late_days: int = Field(default=0, ge=0, le=366)
     """A 双公示 record submitted more than this many days after its deadline is late."""
+    publicity_lookback_days: int = Field(default=92, ge=1, le=3660)
+    """Late 双公示 records are alerted while their deadline is within this many days of the business date
+    (older lapses are history, counted by the 及时率 KPI; their alert is then resolved as cleared)."""
 
     @model_validator(mode="after")
     def _history(self) -> AlertThresholds:
