@@ -335,3 +335,19 @@ def test_thresholds_come_from_defaults_yml(lake, tmp_path):
                                           "publicity_lookback_days: 30}\n", encoding="utf-8")
     found = detect(dataclasses.replace(lake, as_of=TODAY), load_catalog(catalog))
     assert {c.kind for c in found} == {"held_batch", "reconciliation"}
+
+
+def test_the_report_overview_lists_open_alerts_masked_and_as_text(tmp_path):
+    """The auditor's report of a lake holding one alert: its section on the overview, the ID number masked,
+    markup in a message shown as text."""
+    from govlake.alerts import Condition, raise_alert
+    from govlake.report import build_report
+
+    settings = Settings(var=tmp_path / "var", as_of=TODAY)
+    raise_alert(settings, Condition("task_failed", "task_failed:feed_credit_penalty:process:r9", "critical",
+                                    "调度任务 <b>process</b> 失败：370102199001011234", "Airflow task process failed",
+                                    "credit.penalty", "credit"), run_id="r9")
+    overview = Path(build_report(settings, pdf=False).path).read_text(encoding="utf-8")
+    assert 'id="alerts-count" data-open="1"' in overview and 'id="alerts-table"' in overview
+    assert "370102199001011234" not in overview and "370102********1234" in overview
+    assert "<b>process</b>" not in overview and "&lt;b&gt;process&lt;/b&gt;" in overview
