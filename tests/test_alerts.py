@@ -268,6 +268,18 @@ def test_a_down_webhook_is_a_failed_delivery_and_a_nonzero_exit_and_is_caught_up
         hook.close()
 
 
+def test_the_deployment_example_configures_no_channel_and_refuses_nothing():
+    """infra/deploy/govlake.env.example as the deployment reads it (empty means unset): no channel, no error."""
+    example = Path(__file__).resolve().parents[1] / "infra" / "deploy" / "govlake.env.example"
+    values = {}
+    for line in example.read_text(encoding="utf-8").splitlines():
+        key, sep, value = line.partition("=")
+        if sep and not key.startswith("#") and key.startswith("GOVLAKE_ALERT_") and value:
+            values[key] = value
+    assert alert_channels(values).names == ()
+    assert alert_channels({"GOVLAKE_ALERT_SMTP_PORT": "587", "GOVLAKE_ALERT_SMTP_SECURITY": "ssl"}).names == ()
+
+
 @pytest.mark.parametrize(("variables", "problem"), [
     ({"GOVLAKE_ALERT_WEBHOOK_URL": "ftp://hooks.example.cn/x"}, "GOVLAKE_ALERT_WEBHOOK_URL"),
     ({"GOVLAKE_ALERT_SMTP_HOST": "mail.example.cn"}, "GOVLAKE_ALERT_EMAIL_TO"),

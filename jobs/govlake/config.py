@@ -537,7 +537,8 @@ def alert_channels(env: Mapping[str, str] | None = None) -> AlertChannels:
         if not 0 < out["timeout"] <= 300:  # type: ignore[operator]
             raise SettingsError("GOVLAKE_ALERT_TIMEOUT", timeout, "not a number of seconds between 0 and 300")
     host = (env.get("GOVLAKE_ALERT_SMTP_HOST") or "").strip()
-    mail_settings = [v for v in env if v.startswith(("GOVLAKE_ALERT_SMTP_", "GOVLAKE_ALERT_EMAIL_")) and env[v]]
+    mail_settings = [v for v in ("GOVLAKE_ALERT_EMAIL_TO", "GOVLAKE_ALERT_SMTP_USER", "GOVLAKE_ALERT_SMTP_PASSWORD")
+                     if env.get(v)]
     if not host:
         if mail_settings:
             raise SettingsError(mail_settings[0], "…" if "PASSWORD" in mail_settings[0] else env[mail_settings[0]],
