@@ -363,3 +363,32 @@ def test_the_report_overview_lists_open_alerts_masked_and_as_text(tmp_path):
     assert 'id="alerts-count" data-open="1"' in overview and 'id="alerts-table"' in overview
     assert "370102199001011234" not in overview and "370102********1234" in overview
     assert "<b>process</b>" not in overview and "&lt;b&gt;process&lt;/b&gt;" in overview
+
+
+@pytest.mark.slow
+def test_a_batch_the_pipeline_holds_is_found_and_cleared_when_released(tmp_path, monkeypatch):
+    """The real process step holds a garbage file (meta/batches and meta/reconciliation as it writes them): the
+    check finds exactly that batch and a balanced reconciliation; once released and published, the alert clears."""
+    from _bronze import write_bronze
+    from govlake.alerts import detect
+    from govlake.catalog import get_catalog
+    from govlake.quality import process_resource
+    from govlake.quality._batches import RELEASED
+    from test_quality import BASE, _rows
+
+    settings = Settings(var=tmp_path / "var", inbox=tmp_path / "inbox", as_of=TODAY)
+    monkeypatch.setenv("GOVLAKE_ACTOR", "李审核")
+    write_bronze(settings, "credit.penalty", _rows())
+    process_resource("credit.penalty", settings=settings, run_id="r1", today=TODAY)
+    garbage = [dict(BASE, decision_no=f"g{i}", decision_date="2026-13-45") for i in range(12)]
+    write_bronze(settings, "credit.penalty", garbage, batch="b-garbage", source=HELD_FILE)
+    process_resource("credit.penalty", settings=settings, run_id="r2", today=TODAY)
+    catalog = get_catalog(settings.catalog_dir)
+
+    found = [c for c in detect(settings, catalog) if c.kind in ("held_batch", "reconciliation")]
+    assert [(c.kind, c.dedup_key) for c in found] == [("held_batch", "held_batch:b-garbage")]
+    assert found[0].evidence["rows"] == 12 and "370102199001011234" not in found[0].evidence_json
+    record_decision(settings, find(settings, "b-garbage"), status=RELEASED, reason="部门确认数据无误", by="李审核",
+                    run_id="r3")
+    process_resource("credit.penalty", settings=settings, run_id="r4", today=TODAY)
+    assert not [c for c in detect(settings, catalog) if c.kind in ("held_batch", "reconciliation")]
