@@ -53,18 +53,23 @@ def _landed(resource: str, day: str, rows: int, batch: str) -> dict:
 
 
 def build_lake(settings: Settings) -> None:
-    """Every feed landed yesterday, except credit.repair (last on 11-10: due 11-11, 9 days overdue); credit.license's
-    latest delivery has 10 rows against a median of 105; one credit.penalty batch is held; court.dishonest's latest
-    reconciliation did not balance; one penalty decision of amr was submitted 8 days after its deadline."""
+    """Every feed landed yesterday, except credit.repair (last on 11-10: due 11-11, 9 days overdue); amr's
+    latest credit.license file has 10 rows against a median of 105 (tax's files always 5); one credit.penalty
+    batch is held; court.dishonest's latest reconciliation did not balance; one penalty decision of amr was
+    submitted 8 days after its deadline."""
     catalog = load_catalog(settings.catalog_dir)
     log = [_landed(code, "2026-11-19", 50, f"b-{code}") for code in catalog.resources
            if code not in ("credit.repair", "credit.license")]
     log.append(_landed("credit.repair", "2026-11-10", 40, "b-repair"))
     log.append({"run_id": "fixture", "batch_id": "b-repair-bad", "resource": "credit.repair", "source": "x.csv",
                 "rows": 0, "status": "rejected", "received_at": _at("2026-11-19")})  # rejected: not a delivery
-    for i, (day, rows) in enumerate([("2026-11-15", 100), ("2026-11-16", 120), ("2026-11-17", 110),
-                                     ("2026-11-18", 90), ("2026-11-19", 10)]):
-        log.append(_landed("credit.license", day, rows, f"b-license-{i}"))
+    for day, rows in [("2026-11-15", 100), ("2026-11-16", 120), ("2026-11-17", 110), ("2026-11-18", 90),
+                      ("2026-11-19", 10)]:  # amr's daily file, and tax's, always 5 rows, landed after it
+        stamp = day.replace("-", "")
+        log.append(dict(_landed("credit.license", day, rows, f"b-amr-{stamp}"),
+                        source=f"inbox/credit/license/amr_{stamp}.csv"))
+        log.append(dict(_landed("credit.license", day, 5, f"b-tax-{stamp}"), received_at=_at(day, 11),
+                        source=f"inbox/credit/license/tax_{stamp}.csv"))
     _write(settings, "meta", "ingest_log", log, contracts.INGEST_LOG)
     _write(settings, "meta", "batches", [
         {"batch_id": "b-held", "resource": "credit.penalty", "source": HELD_FILE, "rows": 12, "quarantined": 12,
@@ -178,7 +183,9 @@ def test_each_condition_is_one_alert_sent_once_to_the_webhook_and_the_mailbox(la
     assert by_kind["late_feed"]["resource"] == "credit.repair"
     assert by_kind["late_feed"]["evidence"]["days_overdue"] == 9 and by_kind["late_feed"]["department"] == "credit"
     assert by_kind["volume_drop"]["resource"] == "credit.license"
-    assert by_kind["volume_drop"]["evidence"]["median"] == 105 and by_kind["volume_drop"]["evidence"]["rows"] == 10
+    drop = by_kind["volume_drop"]["evidence"]  # amr's file against amr's: tax's small files are its usual volume
+    assert drop["median"] == 105 and drop["rows"] == 10 and drop["file"] == "amr_#.csv"
+    assert drop["batch_id"] == "b-amr-20261119"
     assert by_kind["reconciliation"]["resource"] == "court.dishonest" and by_kind["reconciliation"]["severity"] == (
         "critical")
     assert by_kind["publicity_late"]["department"] == "amr"

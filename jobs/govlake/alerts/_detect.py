@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 import statistics
 from dataclasses import dataclass, field
+from pathlib import PurePosixPath
 from typing import Any
 
 from govlake import storage
-from govlake.catalog import AlertThresholds, Catalog
+from govlake.catalog import AlertThresholds, Catalog, Resource
 from govlake.config import Settings
 from govlake.masking import scrub_text
 
@@ -117,30 +119,47 @@ def late_feeds(catalog: Catalog, deliveries: dict[str, list[dict]], limits: Aler
     return out
 
 
+def stream(source: str | None) -> str:
+    """The recurring file a delivery belongs to: its file name with every run of digits as ``#``
+    (``credit/penalty/amr_20261120.csv`` → ``amr_#.csv``): one department's daily file, whatever the date."""
+    return re.sub(r"\d+", "#", PurePosixPath((source or "").replace("\\", "/")).name)
+
+
 def volume_drops(catalog: Catalog, deliveries: dict[str, list[dict]], limits: AlertThresholds) -> list[Condition]:
-    """File feeds whose latest delivery has fewer rows than ``volume_drop_below`` × the median of the
-    ``volume_history`` deliveries before it (database windows carry what changed, so they are not judged)."""
+    """File feeds whose latest delivery of a recurring file (:func:`stream`: several departments may send
+    their own files to one resource) has fewer rows than ``volume_drop_below`` × the median of the
+    ``volume_history`` deliveries of that file before it. Database windows carry what changed, so they are
+    not judged."""
     out = []
     for res in sorted(catalog.resources.values(), key=lambda r: r.code):
-        landed = deliveries.get(res.code, [])
-        if res.source.kind == "db" or len(landed) < limits.volume_min_history + 1:
+        if res.source.kind == "db":
             continue
-        latest, before = landed[-1], landed[-1 - limits.volume_history:-1]
-        usual = statistics.median(r["rows"] or 0 for r in before)
-        rows = latest["rows"] or 0
-        if usual <= 0 or rows >= limits.volume_drop_below * usual:
-            continue
-        source = scrub_text(latest["source"] or "")
-        out.append(Condition(
-            "volume_drop", f"volume_drop:{res.code}:{latest['batch_id']}", "warning",
-            f"{res.name}（{res.code}）最近一次报送 {source} 仅 {rows:,} 行，低于此前 {len(before)} 次报送中位数 "
-            f"{usual:,.0f} 行的 {limits.volume_drop_below:.0%}",
-            f"{res.name_en} ({res.code}): the latest delivery {source} has {rows:,} rows, below "
-            f"{limits.volume_drop_below:.0%} of the median {usual:,.0f} of its {len(before)} deliveries before",
-            res.code, res.provider,
-            {"batch_id": latest["batch_id"], "source": source, "rows": rows, "median": usual,
-             "history": [r["rows"] for r in before], "received_at": latest["received_at"]}))
+        streams: dict[str, list[dict]] = {}
+        for r in deliveries.get(res.code, []):
+            streams.setdefault(stream(r["source"]), []).append(r)
+        for name, landed in sorted(streams.items()):
+            if len(landed) >= limits.volume_min_history + 1:
+                out.extend(_volume_drop(res, name, landed, limits))
     return out
+
+
+def _volume_drop(res: Resource, name: str, landed: list[dict], limits: AlertThresholds) -> list[Condition]:
+    latest, before = landed[-1], landed[-1 - limits.volume_history:-1]
+    usual = statistics.median(r["rows"] or 0 for r in before)
+    rows = latest["rows"] or 0
+    if usual <= 0 or rows >= limits.volume_drop_below * usual:
+        return []
+    source, name = scrub_text(latest["source"] or ""), scrub_text(name)
+    return [Condition(
+        "volume_drop", f"volume_drop:{res.code}:{latest['batch_id']}", "warning",
+        f"{res.name}（{res.code}）最近一次报送 {source} 仅 {rows:,} 行，低于同一文件 {name} 此前 {len(before)} 次报送"
+        f"中位数 {usual:,.0f} 行的 {limits.volume_drop_below:.0%}",
+        f"{res.name_en} ({res.code}): the latest delivery {source} has {rows:,} rows, below "
+        f"{limits.volume_drop_below:.0%} of the median {usual:,.0f} of the {len(before)} deliveries of {name} "
+        "before it",
+        res.code, res.provider,
+        {"batch_id": latest["batch_id"], "source": source, "file": name, "rows": rows, "median": usual,
+         "history": [r["rows"] for r in before], "received_at": latest["received_at"]})]
 
 
 def held_batches(settings: Settings, catalog: Catalog) -> list[Condition]:
