@@ -122,6 +122,10 @@ class Settings:
     """GOVLAKE_LAKE: the lake's folder, or its ``s3://bucket/prefix`` URI; None: ``var/lake``."""
     alert_channels: AlertChannels = field(default_factory=AlertChannels)
     """GOVLAKE_ALERT_*: the channels of ``govlake alerts check`` (see :func:`alert_channels`)."""
+    feed_run_deadline: dt.timedelta | None = None
+    """GOVLAKE_FEED_RUN_DEADLINE (minutes): a feed DAG run not finished this long after it was queued raises a
+    ``run_overdue`` alert (an Airflow deadline alert); None: no deadline. Off unless set, because
+    ``airflow dags test`` of a DAG with a deadline exits 1 in Airflow 3.3 (apache/airflow#73428)."""
 
     @property
     def today(self) -> dt.date:
@@ -526,7 +530,10 @@ def alert_channels(env: Mapping[str, str] | None = None) -> AlertChannels:
     if url := (env.get("GOVLAKE_ALERT_WEBHOOK_URL") or "").strip():
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname or "@" in parts.netloc:
-            raise SettingsError("GOVLAKE_ALERT_WEBHOOK_URL", f"{parts.scheme}://{parts.hostname or ''}/…",
+            head = (f"{parts.scheme}://{parts.hostname or ''}" if parts.scheme
+                    else re.split(r"[/?#]", url, maxsplit=1)[0])
+            shown = head + ("/…" if len(head) < len(url) else "")  # a token in the path or query stays secret
+            raise SettingsError("GOVLAKE_ALERT_WEBHOOK_URL", shown,
                                 "not an http(s) URL without credentials, e.g. https://hooks.example.cn/alerts")
         out["webhook_url"] = url
     if timeout := (env.get("GOVLAKE_ALERT_TIMEOUT") or "").strip():
@@ -573,6 +580,14 @@ def alert_channels(env: Mapping[str, str] | None = None) -> AlertChannels:
     return AlertChannels(**out)  # type: ignore[arg-type]
 
 
+def _minutes(variable: str, value: str) -> dt.timedelta | None:
+    if not value.strip():
+        return None
+    if not re.fullmatch(r"[1-9]\d{0,4}", value.strip()):
+        raise SettingsError(variable, value, "not a number of minutes; write a whole number from 1, e.g. 60")
+    return dt.timedelta(minutes=int(value))
+
+
 def get_settings() -> Settings:
     """Settings from the environment, each validated before use.
 
@@ -588,7 +603,8 @@ def get_settings() -> Settings:
     GOVLAKE_SPARK_EXECUTOR_MEMORY (``2g``), GOVLAKE_SPARK_EXECUTOR_CORES, GOVLAKE_SPARK_CORES_MAX,
     GOVLAKE_SPARK_DRIVER_HOST and GOVLAKE_SPARK_PYTHON; or GOVLAKE_SPARK_REMOTE (``sc://host:15002``, a Spark
     Connect server, refused together with those, which are its own).
-    GOVLAKE_ALERT_* (the channels of ``govlake alerts``: :func:`alert_channels`).
+    GOVLAKE_ALERT_* (the channels of ``govlake alerts``: :func:`alert_channels`), GOVLAKE_FEED_RUN_DEADLINE
+    (minutes a feed DAG run may take before a ``run_overdue`` alert; unset: none).
 
     Raises:
         SettingsError: a variable holds an unusable value (named with the value in the message).
@@ -631,6 +647,7 @@ def get_settings() -> Settings:
         as_of=_as_of(env["GOVLAKE_AS_OF"]) if env.get("GOVLAKE_AS_OF") else recorded_business_date(var),
         **folders,
         alert_channels=alert_channels(env),
+        feed_run_deadline=_minutes("GOVLAKE_FEED_RUN_DEADLINE", env.get("GOVLAKE_FEED_RUN_DEADLINE") or ""),
         **_spark_cluster_settings(env, spark_master),
     )
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 import ast
 import contextlib
 import dataclasses
-import datetime as dt
 import functools
 import json
 import logging
@@ -48,8 +47,6 @@ START_DATE = pendulum.datetime(2024, 1, 1, tz="Asia/Shanghai")
 SCHEDULES = {"realtime": "@hourly", "daily": "@daily", "weekly": "@weekly", "monthly": "@monthly",
              "quarterly": "@quarterly", "yearly": "@yearly"}
 """Catalog ``update_cycle`` → Airflow schedule of the feed DAG (a ``realtime`` source is polled hourly)."""
-FEED_RUN_DEADLINE = dt.timedelta(hours=1)
-"""A feed run not finished this long after it was queued raises a ``run_overdue`` alert (Airflow deadline alert)."""
 TOGETHER = ("realtime", "daily")
 """Update cycles whose feeds a publish DAG waits for all together; a slower feed schedules it on its own
 (waiting for every feed would publish once a year)."""
@@ -261,10 +258,22 @@ def on_task_failure(context: Any, *, resource: str | None = None) -> None:
               f"; {len(failed)} channel(s) did not take it (stored, sent again by the next check)" if failed else "")
 
 
+def run_deadline(resource: str, owner: str) -> DeadlineAlert | None:
+    """The feed DAG's Airflow deadline alert: GOVLAKE_FEED_RUN_DEADLINE after a run was queued,
+    :func:`deadline_missed` is called on the executor; None when the setting is not set."""
+    from govlake.config import get_settings
+
+    interval = get_settings().feed_run_deadline
+    if interval is None:
+        return None
+    return DeadlineAlert(reference=DeadlineReference.DAGRUN_QUEUED_AT, interval=interval,
+                         callback=SyncCallback(f"{__name__}.deadline_missed",
+                                               kwargs={"resource": resource, "owner": owner}))
+
+
 def deadline_missed(context: dict, resource: str | None = None, owner: str | None = None) -> None:
-    """Callback of the feed DAGs' Airflow deadline alert (:data:`FEED_RUN_DEADLINE` after a run was queued):
-    a ``run_overdue`` alert, stored and sent like the check's. ``context`` is what the scheduler passes
-    (``dag_run``, ``deadline``)."""
+    """Callback of the feed DAGs' Airflow deadline alert (:func:`run_deadline`): a ``run_overdue`` alert,
+    stored and sent like the check's. ``context`` is what the scheduler passes (``dag_run``, ``deadline``)."""
     from govlake.alerts import Condition, raise_alert
     from govlake.config import get_settings
     from govlake.pipeline import new_run_id
@@ -273,9 +282,9 @@ def deadline_missed(context: dict, resource: str | None = None, owner: str | Non
     dag_id, dag_run = run.get("dag_id", "?"), run.get("dag_run_id") or run.get("run_id", "?")
     condition = Condition(
         "run_overdue", f"run_overdue:{dag_id}:{dag_run}", "warning",
-        f"调度运行 {dag_id} / {dag_run} 排队后 {FEED_RUN_DEADLINE} 仍未完成（截止 {deadline.get('deadline_time')}）",
-        f"Airflow run {dag_id} / {dag_run} has not finished {FEED_RUN_DEADLINE} after it was queued (deadline "
-        f"{deadline.get('deadline_time')})", resource, owner,
+        f"调度运行 {dag_id} / {dag_run} 到截止时间 {deadline.get('deadline_time')} 仍未完成",
+        f"Airflow run {dag_id} / {dag_run} had not finished by its deadline {deadline.get('deadline_time')}",
+        resource, owner,
         {"dag_id": dag_id, "run_id": dag_run, "deadline": deadline.get("deadline_time"), "state": run.get("state")})
     raise_alert(get_settings(), condition, run_id=new_run_id("alerts"))
 
@@ -302,9 +311,7 @@ def feed_dag(resource: str, *, schedule: str, owner: str, retries: int, tags: li
         max_active_runs=1,
         default_args={"owner": owner, "retries": retries,
                       "on_failure_callback": functools.partial(on_task_failure, resource=resource)},
-        deadline=DeadlineAlert(reference=DeadlineReference.DAGRUN_QUEUED_AT, interval=FEED_RUN_DEADLINE,
-                               callback=SyncCallback(f"{__name__}.deadline_missed",
-                                                     kwargs={"resource": resource, "owner": owner})),
+        deadline=run_deadline(resource, owner),
         tags=tags,
         doc_md=doc_md,
     )
