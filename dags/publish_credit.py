@@ -31,6 +31,7 @@ from govlake.orchestration import (
     credit_inputs,
     jsonable,
     no_retry_on_data_errors,
+    on_task_failure,
     on_update_cycles,
     run_id,
 )
@@ -50,7 +51,7 @@ KPIS = Asset("govlake://meta/kpi_history")
     start_date=START_DATE,
     catchup=False,
     max_active_runs=1,
-    default_args={"owner": "credit", "retries": 2},
+    default_args={"owner": "credit", "retries": 2, "on_failure_callback": on_task_failure},
     tags=["govlake", "credit", "extract", "kpi"],
     doc_md=__doc__,
 )

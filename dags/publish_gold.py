@@ -17,7 +17,15 @@ Owner: the big data bureau itself (`dsj`), which publishes on the departments' b
 
 from airflow.sdk import Asset, dag, task
 
-from govlake.orchestration import START_DATE, catalog_feeds, jsonable, no_retry_on_data_errors, on_update_cycles, run_id
+from govlake.orchestration import (
+    START_DATE,
+    catalog_feeds,
+    jsonable,
+    no_retry_on_data_errors,
+    on_task_failure,
+    on_update_cycles,
+    run_id,
+)
 
 SILVER = on_update_cycles(catalog_feeds())
 GOLD = [Asset("govlake://gold/legal_entity")]
@@ -29,7 +37,7 @@ CONFLICTS = Asset("govlake://gold/conflicts")
     start_date=START_DATE,
     catchup=False,
     max_active_runs=1,
-    default_args={"owner": "dsj", "retries": 2},
+    default_args={"owner": "dsj", "retries": 2, "on_failure_callback": on_task_failure},
     tags=["govlake", "gold", "extract", "dsj"],
     doc_md=__doc__,
 )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import datetime as dt
 import os
 import shutil
 import subprocess
@@ -11,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+from airflow.serialization.serialized_objects import DagSerialization
 
 from govlake.catalog import get_catalog
 
@@ -51,8 +53,12 @@ def test_no_import_errors(dagbag):
     assert dagbag.import_errors == {}
 
 
+OTHERS = {"publish_gold", "publish_credit", "alerts"}
+"""The DAGs besides the feeds."""
+
+
 def test_one_feed_dag_per_catalog_resource_and_the_publish_dags(dagbag):
-    assert set(dagbag.dag_ids) == set(FEEDS) | {"publish_gold", "publish_credit"}
+    assert set(dagbag.dag_ids) == set(FEEDS) | OTHERS
 
 
 def test_every_dag_has_tags_owner_retries_and_its_doc(dagbag):
@@ -120,6 +126,50 @@ def test_publish_gold_runs_on_the_daily_feeds_together_or_any_slower_feed(dagbag
     assert [a.uri for a in dag.get_task("conflicts").outlets] == ["govlake://gold/conflicts"]
     assert {a.uri for a in gold.outlets} == {"govlake://gold/legal_entity"}
     assert dag.owner == "dsj"
+
+
+def test_every_task_raises_an_alert_when_it_fails(dagbag):
+    from govlake.orchestration import on_task_failure
+
+    for dag_id, dag in dagbag.dags.items():
+        for task in dag.tasks:
+            callbacks = task.on_failure_callback if isinstance(task.on_failure_callback, list) else [
+                task.on_failure_callback]
+            assert [getattr(c, "func", c) for c in callbacks] == [on_task_failure], f"{dag_id}.{task.task_id}"
+        back = DagSerialization.from_dict(DagSerialization.to_dict(dag))  # what the DAG processor stores
+        assert all(t.has_on_failure_callback for t in back.tasks), dag_id
+        assert not dag.deadline, f"{dag_id}: a deadline without GOVLAKE_FEED_RUN_DEADLINE"
+
+
+def test_feed_runs_have_an_airflow_deadline_alert_when_configured(tmp_path, monkeypatch):
+    """GOVLAKE_FEED_RUN_DEADLINE=90: each feed DAG's runs are due 90 minutes after being queued; the callback
+    is stored by its path, with the resource and its department."""
+    from airflow.sdk import SyncCallback
+
+    from govlake.orchestration import deadline_missed
+
+    monkeypatch.setenv("GOVLAKE_FEED_RUN_DEADLINE", "90")
+    bag, _ = _fill(tmp_path / "airflow")
+    assert bag.import_errors == {}
+    for dag_id, res in FEEDS.items():
+        (deadline,) = bag.dags[dag_id].deadline
+        assert deadline.interval == dt.timedelta(minutes=90)
+        assert type(deadline.reference).__name__ == "DagRunQueuedAtDeadline"
+        assert isinstance(deadline.callback, SyncCallback) and callable(deadline_missed)
+        assert deadline.callback.kwargs == {"resource": res.code, "owner": res.provider}
+        (stored,) = DagSerialization.to_dict(bag.dags[dag_id])["dag"]["deadline"]
+        assert stored["callback"]["__data__"]["path"] == "govlake.orchestration.deadline_missed"
+    assert not bag.dags["publish_gold"].deadline
+
+
+def test_alerts_runs_hourly_and_after_any_feed(dagbag):
+    from airflow.sdk import AssetOrTimeSchedule
+
+    dag = dagbag.dags["alerts"]
+    assert isinstance(dag.timetable, AssetOrTimeSchedule)
+    assert dag.timetable.timetable.expression == "0 * * * *"
+    assert _leaves(dag.timetable.asset_condition) == {f"govlake://silver/{r.slug}" for r in FEEDS.values()}
+    assert [t.task_id for t in dag.tasks] == ["check"] and dag.owner == "dsj"
 
 
 def test_publish_credit_runs_after_gold_and_the_feeds_the_credit_step_reads(dagbag):
@@ -203,7 +253,7 @@ def test_a_catalog_resource_is_a_feed_dag_and_a_publish_gold_input_without_code(
     monkeypatch.setenv("GOVLAKE_CATALOG_DIR", str(catalog))
     bag, _ = _fill(tmp_path / "airflow")
     assert bag.import_errors == {}
-    assert set(bag.dag_ids) == set(FEEDS) | {"feed_ee_noise_monitoring", "publish_gold", "publish_credit"}
+    assert set(bag.dag_ids) == set(FEEDS) | {"feed_ee_noise_monitoring"} | OTHERS
     dag = bag.dags["feed_ee_noise_monitoring"]
     assert dag.schedule == SCHEDULES[cycle] and dag.owner == "ee"
     assert dag.doc_md.startswith("# Feed: ee.noise_monitoring — 噪声自动监测数据 (Noise monitoring)\n")
@@ -218,7 +268,8 @@ def test_a_catalog_resource_is_a_feed_dag_and_a_publish_gold_input_without_code(
 def test_a_missing_catalog_is_an_import_error_not_an_empty_set_of_feeds(tmp_path, monkeypatch):
     monkeypatch.setenv("GOVLAKE_CATALOG_DIR", str(tmp_path / "nowhere"))
     bag, _ = _fill(tmp_path / "airflow")
-    assert {Path(f).name for f in bag.import_errors} == {"feeds.py", "publish_gold.py", "publish_credit.py"}
+    assert {Path(f).name for f in bag.import_errors} == {"feeds.py", "publish_gold.py", "publish_credit.py",
+                                                         "alerts.py"}
     assert all("no catalog here" in e for e in bag.import_errors.values())
 
 
@@ -226,7 +277,7 @@ def test_parsing_stays_cheap(tmp_path):
     """The DAG processor re-parses dags/ often: every DAG of the catalog in well under a second or two."""
     _fill(tmp_path / "warm")  # Airflow's own first imports are not the DAG files' cost
     bag, seconds = _fill(tmp_path / "airflow")
-    assert len(bag.dag_ids) == len(FEEDS) + 2
+    assert len(bag.dag_ids) == len(FEEDS) + len(OTHERS)
     assert seconds < 2.0, f"filling the DagBag took {seconds:.2f}s"
 
 

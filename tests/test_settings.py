@@ -63,6 +63,8 @@ def test_a_share_of_the_machine_memory():
     ("GOVLAKE_VAR", "s3://bucket/govlake", "must be a local folder, not a URL; the lake alone may be on S3"),
     ("GOVLAKE_INBOX", "https://example.org/inbox", "must be a local folder, not a URL"),
     ("GOVLAKE_LINEAGE_URL", "marquez:5000", "not an http(s) URL"),
+    ("GOVLAKE_FEED_RUN_DEADLINE", "1h", "not a number of minutes"),
+    ("GOVLAKE_ALERT_WEBHOOK_URL", "hooks.example.cn", "not an http(s) URL"),
     ("GOVLAKE_SPARK_MASTER", "yarn", "not a Spark master govlake runs on"),
     ("GOVLAKE_SPARK_MASTER", "local[0]", "not a Spark master govlake runs on"),
     ("GOVLAKE_SPARK_MASTER", "spark://master", "not a Spark master govlake runs on"),

@@ -38,6 +38,35 @@ DEFAULT_SPARK_JARS = REPO_ROOT / "var" / "jars"
 .venv, so GOVLAKE_VAR (the lake and its outputs) does not move it; GOVLAKE_SPARK_JARS does."""
 
 
+SmtpSecurity = Literal["starttls", "ssl", "none"]
+
+
+@dataclass(frozen=True)
+class AlertChannels:
+    """Where ``govlake alerts`` sends alerts (docs/alerts.md); a channel without its settings is off.
+
+    The webhook URL and the SMTP password may hold secrets: they are kept out of ``repr`` and never
+    printed or stored (deliveries record the host only)."""
+
+    webhook_url: str | None = field(default=None, repr=False)
+    """GOVLAKE_ALERT_WEBHOOK_URL: each alert is POSTed to it as JSON."""
+    smtp_host: str | None = None
+    """GOVLAKE_ALERT_SMTP_HOST: each alert is mailed through it to ``email_to``."""
+    smtp_port: int = 587
+    smtp_security: SmtpSecurity = "starttls"
+    smtp_user: str | None = None
+    smtp_password: str | None = field(default=None, repr=False)
+    email_from: str = "govlake@localhost"
+    email_to: tuple[str, ...] = ()
+    timeout: float = 10.0
+    """GOVLAKE_ALERT_TIMEOUT: seconds a channel may take before it counts as failed."""
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """The channels configured, in sending order."""
+        return tuple(n for n, on in (("webhook", self.webhook_url), ("email", self.smtp_host)) if on)
+
+
 @dataclass(frozen=True)
 class Settings:
     """Resolved locations and choices for one govlake process."""
@@ -91,6 +120,12 @@ class Settings:
     (the inbox at the same path on every executor), or ``driver``, govlake's own process as on DuckDB."""
     lake_at: Path | str | None = None
     """GOVLAKE_LAKE: the lake's folder, or its ``s3://bucket/prefix`` URI; None: ``var/lake``."""
+    alert_channels: AlertChannels = field(default_factory=AlertChannels)
+    """GOVLAKE_ALERT_*: the channels of ``govlake alerts check`` (see :func:`alert_channels`)."""
+    feed_run_deadline: dt.timedelta | None = None
+    """GOVLAKE_FEED_RUN_DEADLINE (minutes): a feed DAG run not finished this long after it was queued raises a
+    ``run_overdue`` alert (an Airflow deadline alert); None: no deadline. Off unless set, because
+    ``airflow dags test`` of a DAG with a deadline exits 1 in Airflow 3.3 (apache/airflow#73428)."""
 
     @property
     def today(self) -> dt.date:
@@ -476,6 +511,83 @@ def _http_url(variable: str, value: str) -> str:
     return value
 
 
+_EMAIL = re.compile(r"^[^@\s<>,]+@[^@\s<>,]+$")
+
+
+def alert_channels(env: Mapping[str, str] | None = None) -> AlertChannels:
+    """The alert channels of the environment (docs/alerts.md).
+
+    GOVLAKE_ALERT_WEBHOOK_URL (http(s)); GOVLAKE_ALERT_SMTP_HOST with GOVLAKE_ALERT_EMAIL_TO (comma-separated
+    addresses, required with a host), GOVLAKE_ALERT_SMTP_PORT (587), GOVLAKE_ALERT_SMTP_SECURITY (``starttls``
+    by default, ``ssl``, or ``none`` for a relay on loopback), GOVLAKE_ALERT_SMTP_USER and
+    GOVLAKE_ALERT_SMTP_PASSWORD (both or neither), GOVLAKE_ALERT_EMAIL_FROM, GOVLAKE_ALERT_TIMEOUT (seconds).
+
+    Raises:
+        SettingsError: an unusable value; a password is never shown, a URL's path and query neither.
+    """
+    env = os.environ if env is None else env
+    out: dict[str, object] = {}
+    if url := (env.get("GOVLAKE_ALERT_WEBHOOK_URL") or "").strip():
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname or "@" in parts.netloc:
+            head = (f"{parts.scheme}://{parts.hostname or ''}" if parts.scheme
+                    else re.split(r"[/?#]", url, maxsplit=1)[0])
+            shown = head + ("/…" if len(head) < len(url) else "")  # a token in the path or query stays secret
+            raise SettingsError("GOVLAKE_ALERT_WEBHOOK_URL", shown,
+                                "not an http(s) URL without credentials, e.g. https://hooks.example.cn/alerts")
+        out["webhook_url"] = url
+    if timeout := (env.get("GOVLAKE_ALERT_TIMEOUT") or "").strip():
+        try:
+            out["timeout"] = float(timeout)
+        except ValueError:
+            out["timeout"] = 0.0
+        if not 0 < out["timeout"] <= 300:  # type: ignore[operator]
+            raise SettingsError("GOVLAKE_ALERT_TIMEOUT", timeout, "not a number of seconds between 0 and 300")
+    host = (env.get("GOVLAKE_ALERT_SMTP_HOST") or "").strip()
+    mail_settings = [v for v in ("GOVLAKE_ALERT_EMAIL_TO", "GOVLAKE_ALERT_SMTP_USER", "GOVLAKE_ALERT_SMTP_PASSWORD")
+                     if env.get(v)]
+    if not host:
+        if mail_settings:
+            raise SettingsError(mail_settings[0], "…" if "PASSWORD" in mail_settings[0] else env[mail_settings[0]],
+                                "e-mail alerts need GOVLAKE_ALERT_SMTP_HOST too")
+        return AlertChannels(**out)  # type: ignore[arg-type]
+    out["smtp_host"] = _host("GOVLAKE_ALERT_SMTP_HOST", host)
+    if port := (env.get("GOVLAKE_ALERT_SMTP_PORT") or "").strip():
+        if not re.fullmatch(r"\d{1,5}", port) or not 0 < int(port) < 65536:
+            raise SettingsError("GOVLAKE_ALERT_SMTP_PORT", port, "not a port number (1-65535), e.g. 587")
+        out["smtp_port"] = int(port)
+    security = (env.get("GOVLAKE_ALERT_SMTP_SECURITY") or "starttls").strip().lower()
+    if security not in get_args(SmtpSecurity):
+        raise SettingsError("GOVLAKE_ALERT_SMTP_SECURITY", security, "must be starttls, ssl or none")
+    out["smtp_security"] = security
+    user, password = env.get("GOVLAKE_ALERT_SMTP_USER") or None, env.get("GOVLAKE_ALERT_SMTP_PASSWORD") or None
+    if bool(user) != bool(password):
+        raise SettingsError("GOVLAKE_ALERT_SMTP_USER" if password else "GOVLAKE_ALERT_SMTP_PASSWORD",
+                            user or "…" if password else "", "give both the SMTP user and its password, or neither")
+    if password and security == "none" and not on_loopback(f"spark://{host}:0"):
+        raise SettingsError("GOVLAKE_ALERT_SMTP_SECURITY", security, "would send the SMTP password unencrypted to "
+                            f"{host}: use starttls or ssl (none is for a relay on loopback)")
+    out["smtp_user"], out["smtp_password"] = user, password
+    sender = (env.get("GOVLAKE_ALERT_EMAIL_FROM") or "govlake@localhost").strip()
+    recipients = tuple(a.strip() for a in (env.get("GOVLAKE_ALERT_EMAIL_TO") or "").split(",") if a.strip())
+    if not recipients:
+        raise SettingsError("GOVLAKE_ALERT_EMAIL_TO", "", "e-mail alerts need at least one address to send to")
+    for variable, address in [("GOVLAKE_ALERT_EMAIL_FROM", sender), *(("GOVLAKE_ALERT_EMAIL_TO", a)
+                                                                      for a in recipients)]:
+        if not _EMAIL.match(address):
+            raise SettingsError(variable, address, "not an e-mail address, e.g. ops@dsj.example.cn")
+    out["email_from"], out["email_to"] = sender, recipients
+    return AlertChannels(**out)  # type: ignore[arg-type]
+
+
+def _minutes(variable: str, value: str) -> dt.timedelta | None:
+    if not value.strip():
+        return None
+    if not re.fullmatch(r"[1-9]\d{0,4}", value.strip()):
+        raise SettingsError(variable, value, "not a number of minutes; write a whole number from 1, e.g. 60")
+    return dt.timedelta(minutes=int(value))
+
+
 def get_settings() -> Settings:
     """Settings from the environment, each validated before use.
 
@@ -491,6 +603,8 @@ def get_settings() -> Settings:
     GOVLAKE_SPARK_EXECUTOR_MEMORY (``2g``), GOVLAKE_SPARK_EXECUTOR_CORES, GOVLAKE_SPARK_CORES_MAX,
     GOVLAKE_SPARK_DRIVER_HOST and GOVLAKE_SPARK_PYTHON; or GOVLAKE_SPARK_REMOTE (``sc://host:15002``, a Spark
     Connect server, refused together with those, which are its own).
+    GOVLAKE_ALERT_* (the channels of ``govlake alerts``: :func:`alert_channels`), GOVLAKE_FEED_RUN_DEADLINE
+    (minutes a feed DAG run may take before a ``run_overdue`` alert; unset: none).
 
     Raises:
         SettingsError: a variable holds an unusable value (named with the value in the message).
@@ -532,6 +646,8 @@ def get_settings() -> Settings:
         duckdb_memory_limit=memory.strip(),
         as_of=_as_of(env["GOVLAKE_AS_OF"]) if env.get("GOVLAKE_AS_OF") else recorded_business_date(var),
         **folders,
+        alert_channels=alert_channels(env),
+        feed_run_deadline=_minutes("GOVLAKE_FEED_RUN_DEADLINE", env.get("GOVLAKE_FEED_RUN_DEADLINE") or ""),
         **_spark_cluster_settings(env, spark_master),
     )
 

@@ -154,6 +154,33 @@ CATALOG_CLAIMS = pa.schema([
 ])
 """meta/catalog_claims (catalog claims): the current 认领/挂载 state of each resource with a recorded step,
 rebuilt from its history; ``state``: unclaimed, claimed or mounted."""
+_ALERT_SUBJECT = [
+    pa.field("kind", S), pa.field("dedup_key", S), pa.field("resource", S), pa.field("department", S),
+    pa.field("severity", S), pa.field("message_zh", S), pa.field("message_en", S), pa.field("evidence", S),
+]
+ALERTS_HISTORY = pa.schema([
+    pa.field("alert_id", S), pa.field("step", I64), pa.field("action", S), pa.field("previous_state", S),
+    pa.field("state", S), pa.field("actor", S), pa.field("at", TS), pa.field("reason", S), *_ALERT_SUBJECT,
+    pa.field("run_id", S),
+])
+"""meta/alerts_history (alerts): one row per step of an alert (raise, seen, ack, resolve), append-only;
+``seen`` rows carry the condition's evidence as found by that check."""
+
+ALERTS = pa.schema([
+    pa.field("alert_id", S), *_ALERT_SUBJECT, pa.field("state", S), pa.field("first_seen", TS),
+    pa.field("last_seen", TS), pa.field("acknowledged_by", S), pa.field("acknowledged_at", TS),
+    pa.field("acknowledged_why", S), pa.field("resolved_by", S), pa.field("resolved_at", TS),
+    pa.field("resolved_why", S), pa.field("steps", I64),
+])
+"""meta/alerts (alerts): the current state of each alert (open, acknowledged, resolved), rebuilt from its
+history; subject and evidence are the latest seen."""
+
+ALERT_DELIVERIES = pa.schema([
+    pa.field("alert_id", S), pa.field("channel", S), pa.field("target", S), pa.field("ok", pa.bool_()),
+    pa.field("error", S), pa.field("at", TS), pa.field("run_id", S),
+])
+"""meta/alert_deliveries (alerts): one row per attempt to send an alert on a channel; ``target`` names the
+host (never a token or a password), ``error`` why it failed."""
 
 DRILLS = pa.schema([
     ("drill_id", S), ("backup_id", S), ("backup_dir", S), ("cut", TS), ("tables", I64), ("rows", I64),

@@ -9,6 +9,7 @@ Every govlake step takes the lock of what it writes before it reads anything (``
 | ``publish`` | gold, conflicts, credit, extract, kpis, objections | gold, the extract, kpi history, objections |
 | ``claims`` | ``catalog claim/release/mount/unmount`` | meta/catalog_claims_history, meta/catalog_claims |
 | ``report`` | report | the report folder |
+| ``alerts`` | ``alerts check/ack/resolve``, the DAGs' alert callbacks | meta/alerts, its history, the deliveries |
 | ``lake`` | every step shared; backup, restore, vacuum exclusive | a consistent cut of the whole lake |
 
 A second invocation that needs a held lock waits (``GOVLAKE_LOCK_WAIT`` seconds, default 1800,
@@ -53,6 +54,7 @@ log = logging.getLogger(__name__)
 LAKE = "lake"
 PUBLISH = "publish"
 CLAIMS = "claims"
+ALERTS = "alerts"
 FENCE = "fence.json"
 
 

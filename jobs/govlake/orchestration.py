@@ -17,6 +17,7 @@ from __future__ import annotations
 import ast
 import contextlib
 import dataclasses
+import functools
 import json
 import logging
 from collections.abc import Iterable, Iterator
@@ -25,7 +26,18 @@ from typing import Any
 
 import pendulum
 import yaml
-from airflow.sdk import DAG, Asset, AssetAll, AssetAny, dag, get_current_context, task
+from airflow.sdk import (
+    DAG,
+    Asset,
+    AssetAll,
+    AssetAny,
+    DeadlineAlert,
+    DeadlineReference,
+    SyncCallback,
+    dag,
+    get_current_context,
+    task,
+)
 
 log = logging.getLogger(__name__)
 
@@ -221,6 +233,62 @@ def _data_errors() -> tuple[type[Exception], ...]:
     return tuple(errors)
 
 
+def on_task_failure(context: Any, *, resource: str | None = None) -> None:
+    """``on_failure_callback`` of every govlake task: the failure (after its retries) becomes a ``task_failed``
+    alert, stored in meta/alerts and sent to the alert channels like the check's (govlake.alerts). The alerts
+    code is imported only when a task fails; the error text is masked (ID and phone numbers)."""
+    from govlake.alerts import Condition, raise_alert
+    from govlake.config import get_settings
+    from govlake.pipeline import new_run_id
+
+    ti = context["ti"]
+    error = context.get("exception")
+    what = f"{type(error).__name__}: {error}"[:500] if error is not None else "no error recorded"
+    where = f"{ti.dag_id}.{ti.task_id}"
+    condition = Condition(
+        "task_failed", f"task_failed:{ti.dag_id}:{ti.task_id}:{ti.run_id}", "critical",
+        f"调度任务 {where} 在运行 {ti.run_id} 中失败（重试后）：{what}",
+        f"Airflow task {where} failed in run {ti.run_id} (after its retries): {what}",
+        resource, getattr(getattr(ti, "task", None), "owner", None),
+        {"dag_id": ti.dag_id, "task_id": ti.task_id, "run_id": ti.run_id, "try_number": getattr(ti, "try_number", None),
+         "error": what})
+    alert, sent = raise_alert(get_settings(), condition, run_id=new_run_id("alerts"))
+    failed = [d for d in sent if not d.ok]
+    log.error("alert %s raised for %s%s", alert.alert_id, where,
+              f"; {len(failed)} channel(s) did not take it (stored, sent again by the next check)" if failed else "")
+
+
+def run_deadline(resource: str, owner: str) -> DeadlineAlert | None:
+    """The feed DAG's Airflow deadline alert: GOVLAKE_FEED_RUN_DEADLINE after a run was queued,
+    :func:`deadline_missed` is called on the executor; None when the setting is not set."""
+    from govlake.config import get_settings
+
+    interval = get_settings().feed_run_deadline
+    if interval is None:
+        return None
+    return DeadlineAlert(reference=DeadlineReference.DAGRUN_QUEUED_AT, interval=interval,
+                         callback=SyncCallback(f"{__name__}.deadline_missed",
+                                               kwargs={"resource": resource, "owner": owner}))
+
+
+def deadline_missed(context: dict, resource: str | None = None, owner: str | None = None) -> None:
+    """Callback of the feed DAGs' Airflow deadline alert (:func:`run_deadline`): a ``run_overdue`` alert,
+    stored and sent like the check's. ``context`` is what the scheduler passes (``dag_run``, ``deadline``)."""
+    from govlake.alerts import Condition, raise_alert
+    from govlake.config import get_settings
+    from govlake.pipeline import new_run_id
+
+    run, deadline = context.get("dag_run") or {}, context.get("deadline") or {}
+    dag_id, dag_run = run.get("dag_id", "?"), run.get("dag_run_id") or run.get("run_id", "?")
+    condition = Condition(
+        "run_overdue", f"run_overdue:{dag_id}:{dag_run}", "warning",
+        f"调度运行 {dag_id} / {dag_run} 到截止时间 {deadline.get('deadline_time')} 仍未完成",
+        f"Airflow run {dag_id} / {dag_run} had not finished by its deadline {deadline.get('deadline_time')}",
+        resource, owner,
+        {"dag_id": dag_id, "run_id": dag_run, "deadline": deadline.get("deadline_time"), "state": run.get("state")})
+    raise_alert(get_settings(), condition, run_id=new_run_id("alerts"))
+
+
 def feed_dag(resource: str, *, schedule: str, owner: str, retries: int, tags: list[str], doc_md: str | None,
              outlet: Asset) -> DAG:
     """The DAG ``feed_<slug>``: ingest(resource) >> process(resource), updating ``outlet`` on success.
@@ -241,7 +309,9 @@ def feed_dag(resource: str, *, schedule: str, owner: str, retries: int, tags: li
         start_date=START_DATE,
         catchup=False,
         max_active_runs=1,
-        default_args={"owner": owner, "retries": retries},
+        default_args={"owner": owner, "retries": retries,
+                      "on_failure_callback": functools.partial(on_task_failure, resource=resource)},
+        deadline=run_deadline(resource, owner),
         tags=tags,
         doc_md=doc_md,
     )

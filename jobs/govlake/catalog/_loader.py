@@ -129,7 +129,7 @@ def _code_lists(doc: YamlDoc, data: dict) -> dict[str, CodeList]:
 
 
 def _defaults(doc: YamlDoc) -> Defaults:
-    data = _top(doc, dict, "a mapping of settings (max_quarantine_rate)")
+    data = _top(doc, dict, "a mapping of settings (max_quarantine_rate, alerts)")
     return (_parse(Defaults, data, doc.path, doc, (), doc.problems) if data is not None else None) or Defaults()
 
 

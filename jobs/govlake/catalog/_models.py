@@ -22,6 +22,32 @@ SourceKind = Literal["csv", "xlsx", "jsonl", "db"]
 _Strict = ConfigDict(extra="forbid", frozen=True)
 
 
+class AlertThresholds(BaseModel):
+    """When ``govlake alerts check`` raises an alert (``alerts:`` in ``catalog/defaults.yml``; docs/alerts.md)."""
+
+    model_config = _Strict
+    late_after_days: int = Field(default=0, ge=0, le=366)
+    """A feed is late this many days after its next delivery was due (per 更新周期)."""
+    volume_history: int = Field(default=5, ge=1, le=100)
+    """A delivery's volume is judged against the median of this many earlier landed deliveries of its feed."""
+    volume_min_history: int = Field(default=3, ge=1, le=100)
+    """… when at least this many exist (fewer: not judged)."""
+    volume_drop_below: float = Field(default=0.5, gt=0, le=1)
+    """A delivery with fewer rows than this share of that median is a volume drop."""
+    publicity_late_days: int = Field(default=0, ge=0, le=366)
+    """A 双公示 record submitted more than this many days after its deadline is late."""
+    publicity_lookback_days: int = Field(default=92, ge=1, le=3660)
+    """Late 双公示 records are alerted while their deadline is within this many days of the business date
+    (older lapses are history, counted by the 及时率 KPI; their alert is then resolved as cleared)."""
+
+    @model_validator(mode="after")
+    def _history(self) -> AlertThresholds:
+        if self.volume_min_history > self.volume_history:
+            raise ValueError(f"volume_min_history ({self.volume_min_history}) cannot exceed volume_history "
+                             f"({self.volume_history}): no delivery would ever be judged")
+        return self
+
+
 class Defaults(BaseModel):
     """Catalog-wide settings (``catalog/defaults.yml``); a resource may override them."""
 
@@ -29,6 +55,8 @@ class Defaults(BaseModel):
     max_quarantine_rate: float = Field(default=0.5, ge=0, le=1)
     """Blocking limit of every resource that sets none: a run with a larger share of its rows
     quarantined publishes nothing."""
+    alerts: AlertThresholds = Field(default_factory=AlertThresholds)
+    """Thresholds of the alert checks (govlake.alerts)."""
 
 
 class Department(BaseModel):

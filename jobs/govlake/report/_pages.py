@@ -16,6 +16,7 @@ from typing import Any
 from govlake.governance import claim_history
 from govlake.kpi import Kpi, KpiValue
 from govlake.report import _svg
+from govlake.report._alerts import alert_table, load_alerts
 from govlake.report._claims import claims_table
 from govlake.report._data import LakeData, RuleInfo
 from govlake.report._drills import drill_view, load_drills
@@ -163,10 +164,12 @@ class Site:
             sections.append({"kpi": kpi, "target": fmt_target(kpi),
                              "periods": [(period, self.kpi_table(p, kpi, period)) for period in periods]})
         gx = self.data.gx_docs
+        alerts = load_alerts(self.data.settings)
         self.write(p, "overview.html.j2", as_of=self.data.as_of, last_month=self.last_month, quarter=self.quarter,
                    missed=missed, cards=cards, sections=sections,
                    gx=os.path.relpath(gx, self.out) if gx else None, drills=drill_view(load_drills(self.data.settings)),
-                   claims=claims_table(claim_history(self.data.settings, catalog=self.data.catalog), link=table_page))
+                   claims=claims_table(claim_history(self.data.settings, catalog=self.data.catalog), link=table_page),
+                   alerts=alerts, alert_table=alert_table(alerts))
 
     def kpi_table(self, p: Page, kpi: Kpi, period: str) -> Table:
         """Every scope's value of ``kpi`` in ``period`` (``all`` first)."""
