@@ -124,6 +124,13 @@ def test_the_cli_lists_regimes_and_the_impact_masked(lake, monkeypatch):
     assert "no regime 'ndrc-2099' in credit_rules.yml (publicity.regimes has: ndrc-2023, ndrc-2026)" in unknown.output
 
 
+def test_impact_before_the_credit_step_has_run_says_so(tmp_path, monkeypatch):
+    monkeypatch.setenv("GOVLAKE_VAR", str(tmp_path / "var"))
+    result = CliRunner().invoke(app, ["credit", "impact", "--regime", "ndrc-2026"])
+    assert result.exit_code == 1
+    assert "gold/penalty_record does not exist yet: run the credit step first" in result.output
+
+
 @pytest.mark.parametrize(("old", "new", "field", "message"), [
     ("      until: 2026-03-31", "      until: 2026-04-05", "publicity.regimes.0.until",
      "regime 'ndrc-2023' until 2026-04-05 overlaps regime 'ndrc-2026' from 2026-04-01"),

@@ -50,8 +50,9 @@ def impact(
     """The penalty records whose publication end or status would change under --regime instead of
     the regime their decision date chooses, judged on the business date; nothing is written."""
     from govlake.credit import regime_impact
+    from govlake.gold import GoldError
 
-    with command("credit", as_json=as_json) as ctx:
+    with command("credit", as_json=as_json, known=(GoldError,)) as ctx:
         rows = regime_impact(ctx.settings, regime, ctx.as_of)
         if ctx.json:
             ctx.emit(rows)
