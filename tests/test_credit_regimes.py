@@ -46,6 +46,9 @@ PENALTIES = [
     ee_penalty("R6", dt.date(2026, 2, 1), fine_amount=Decimal(150)),
     # a natural person, ndrc-2023 一般 (警告 only): like R5 → affected; shown masked
     ee_penalty("R7", dt.date(2026, 2, 3), penalty_category="警告", fine_amount=None, **PERSON),
+    # the same with a 行政相对人类别 that does not say 自然人: masked all the same (default-deny)
+    ee_penalty("R8", dt.date(2026, 2, 3), penalty_category="警告", fine_amount=None,
+               **(PERSON | {"subject_name": "周九", "subject_type": "个人"})),
 ]
 
 
@@ -73,14 +76,15 @@ def test_each_penalty_gets_the_periods_of_its_regime(lake):
         "R5": ("ndrc-2023", "一般", dt.date(2026, 4, 5), dt.date(2027, 1, 5), "公示中"),
         "R6": ("ndrc-2023", "严重", dt.date(2026, 8, 1), dt.date(2026, 9, 1), "已修复"),
         "R7": ("ndrc-2023", "一般", dt.date(2026, 5, 3), dt.date(2027, 2, 3), "公示中"),
+        "R8": ("ndrc-2023", "一般", dt.date(2026, 5, 3), dt.date(2027, 2, 3), "公示中"),
     }
     # the 轻微 record is not published at all
-    assert set(rows(lake, "penalty_publication", "decision_no")) == {"R1", "R2", "R4", "R5", "R7"}
+    assert set(rows(lake, "penalty_publication", "decision_no")) == {"R1", "R2", "R4", "R5", "R7", "R8"}
 
 
 def test_impact_lists_exactly_the_records_another_regime_changes(lake):
     to_2026 = {r["decision_no"]: r for r in regime_impact(lake, "ndrc-2026", AS_OF)}
-    assert set(to_2026) == {"R5", "R6", "R7"}
+    assert set(to_2026) == {"R5", "R6", "R7", "R8"}
     r5, r6 = to_2026["R5"], to_2026["R6"]
     assert (r5["regime"], r5["severity"], r5["publicity_status"], r5["publish_end"]) == (
         "ndrc-2023", "一般", "公示中", dt.date(2027, 1, 5))
@@ -112,12 +116,13 @@ def test_the_cli_lists_regimes_and_the_impact_masked(lake, monkeypatch):
     result = runner.invoke(app, ["credit", "impact", "--regime", "ndrc-2026", "--json"])
     assert result.exit_code == 0, result.output
     shown = {r["decision_no"]: r for r in json.loads(result.output)}
-    assert set(shown) == {"R5", "R6", "R7"}
-    assert shown["R7"]["subject"] == "孙*" and shown["R7"]["uscc"] is None
+    assert set(shown) == {"R5", "R6", "R7", "R8"}
+    assert (shown["R7"]["subject"], shown["R8"]["subject"], shown["R7"]["uscc"]) == ("孙*", "周*", None)
+    assert shown["R5"]["subject"] == "济南甲有限公司"
     terminal = runner.invoke(app, ["credit", "impact", "--regime", "ndrc-2026"])
     assert terminal.exit_code == 0 and "R7" in terminal.output
     for out in (result.output, terminal.output):
-        assert "孙八" not in out and PERSON_ID not in out
+        assert "孙八" not in out and "周九" not in out and PERSON_ID not in out
 
     unknown = runner.invoke(app, ["credit", "impact", "--regime", "ndrc-2099"])
     assert unknown.exit_code == 1

@@ -1,6 +1,6 @@
 """``govlake credit …``: the publicity regimes of catalog/credit_rules.yml and what changing one would do.
 
-What is printed is masked: a natural person's name is shown masked, ID numbers never.
+What is printed is masked: a subject's name unless 行政相对人类别 shows a legal entity; ID numbers never.
 """
 
 from __future__ import annotations

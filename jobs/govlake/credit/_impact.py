@@ -4,7 +4,8 @@
 record of gold/penalty_record twice with ``sql/gold/penalty_record.sql.j2`` on the business date,
 once under the regime its date chooses and once under the regime asked for, over the same silver
 repairs, and returns the records whose publication end or status differ, with the rules that differ.
-Nothing is written. Subjects who are natural persons are shown masked; their ID numbers never.
+Nothing is written. The subject's name is masked as the extract masks it (unless the row's
+行政相对人类别 shows a legal entity); ID numbers are never shown.
 """
 
 from __future__ import annotations
@@ -20,11 +21,9 @@ from govlake.credit._build import PENALTY, _deadlines, context
 from govlake.credit._rules import ClassRule, CreditRules, Regime, load_credit_rules
 from govlake.engine import get_engine
 from govlake.gold import GoldError
-from govlake.masking import mask_person_name
+from govlake.masking import mask_value
 from govlake.silver import register_silver
 from govlake.transform import ModelRunner
-
-PERSON = "自然人"
 
 
 def _class(regime: Regime, name: str, rule: ClassRule) -> dict:
@@ -62,10 +61,6 @@ def _rules_that_differ(now: Regime, new: Regime, before: str, after: str) -> lis
     return differ
 
 
-def _subject(name: str | None, subject_type: str | None) -> str | None:
-    return mask_person_name(name) if subject_type == PERSON else name
-
-
 def regime_impact(settings: Settings, regime_id: str, as_of: dt.date) -> list[dict]:
     """The records of gold/penalty_record whose publication end or status would change, judged on
     ``as_of``, if regime ``regime_id`` applied to them instead of the one their date chooses."""
@@ -97,12 +92,13 @@ def regime_impact(settings: Settings, regime_id: str, as_of: dt.date) -> list[di
             order by n.decision_date, n.decision_no, n.authority_uscc""")
     finally:
         con.close()
+    subject = next(i for i in catalog.resource(PENALTY.resource).items if i.column == "subject_name")
     out = []
     for (no, authority, uscc, name, subject_type, decided, regime, severity, end, status,
          new_severity, new_end, new_status) in found:
         now = rules.publicity.regime(regime)
         out.append({"decision_no": no, "authority_uscc": authority, "uscc": uscc,
-                    "subject": _subject(name, subject_type), "decision_date": decided,
+                    "subject": mask_value(subject, name, {"subject_type": subject_type}), "decision_date": decided,
                     "regime": regime, "severity": severity, "publish_end": end, "publicity_status": status,
                     "new_regime": target.id, "new_severity": new_severity, "new_publish_end": new_end,
                     "new_publicity_status": new_status,
