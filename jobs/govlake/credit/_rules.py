@@ -138,10 +138,6 @@ class PublicityRules(BaseModel):
         known = ", ".join(r.id for r in self.regimes)
         raise KeyError(f"no regime {regime_id!r} in {RULES_FILE} (publicity.regimes has: {known})")
 
-    def regime_on(self, day: dt.date) -> Regime:
-        """The regime in force on ``day`` (the first for a day before it)."""
-        return next((r for r in reversed(self.regimes) if day >= r.effective_from), self.regimes[0])
-
 
 def regime_problems(publicity: PublicityRules, where) -> list[str]:
     """Regimes out of order, overlapping, with a gap between them, or ending: ``where(loc)`` → ``file:line``."""
