@@ -1,8 +1,9 @@
 """The credit step on hand-made silver: deadlines, lifecycle, repair, withdrawal, profile, score, KPIs.
 
 Every expected value below is computed by hand from the State Council calendar and
-catalog/credit_rules.yml (7 working days, amr 20; 一般 3–12 months, 严重 6–36 months; serious
-from 吊销许可证件 or a fine ≥ 100 万元; score base 800, bands A 900 / B 750 / C 600).
+catalog/credit_rules.yml (7 working days, amr 20; decided before 2026-04-01 (regime ndrc-2023): 一般 3–12
+months, 严重 6–36 months; from 2026-04-01 (ndrc-2026): 严重 12–36 months, warning-only decisions 轻微 and
+not published; serious from 吊销许可证件 or a fine ≥ 100 万元; score base 800, bands A 900 / B 750 / C 600).
 """
 
 from __future__ import annotations
@@ -175,9 +176,9 @@ PENALTIES = [
     ee_penalty("Q3", dt.date(2026, 1, 15), fine_amount=Decimal(3)),
     # revoked on day 2
     ee_penalty("Q4", dt.date(2026, 6, 1)),
-    # 严重 by its fine (150 万元 ≥ 100)
+    # 严重 by its fine (150 万元 ≥ 100), decided under ndrc-2026: repair allowed from 2027-08-01 (12 months)
     ee_penalty("Q5", dt.date(2026, 8, 1), uscc=E2, subject_name="济南乙商贸有限公司", fine_amount=Decimal(150)),
-    # market regulation does not publish a warning-only decision
+    # market regulation does not publish a warning-only decision (and under ndrc-2026 it is 轻微: not published)
     ee_penalty("Q6", dt.date(2026, 9, 1), penalty_category="警告", fine_amount=None, authority_uscc=DEPT["amr"],
                source_dept_uscc=DEPT["amr"], _dept="amr"),
 ]
@@ -215,8 +216,9 @@ def test_day_one_publishes_all_but_the_warning(lake):
         "Q2": ("严重", dt.date(2026, 9, 10), dt.date(2029, 3, 10)),
         "Q3": ("一般", dt.date(2026, 4, 15), dt.date(2027, 1, 15)),
         "Q4": ("一般", dt.date(2026, 9, 1), dt.date(2027, 6, 1)),
-        "Q5": ("严重", dt.date(2027, 2, 1), dt.date(2029, 8, 1)),
-        "Q6": ("一般", dt.date(2026, 12, 1), dt.date(2027, 9, 1)),
+        # decided from 2026-04-01 (ndrc-2026): 严重 at least 12 months; warning only → 轻微, at most 3 months
+        "Q5": ("严重", dt.date(2027, 8, 1), dt.date(2029, 8, 1)),
+        "Q6": ("轻微", dt.date(2026, 9, 1), dt.date(2026, 12, 1)),
     }
 
 
@@ -271,7 +273,7 @@ def test_profiles_and_scores_equal_hand_computed_values(lake):
     settings, _, _ = lake
     profiles = rows(settings, "enterprise_credit_profile", "uscc")
     e1, e2 = profiles[E1], profiles[E2]
-    # E1: Q2 published 严重; Q1 expired + Q3 repaired = 2 past; Q4 revoked; Q6 not published (一般, not counted)
+    # E1: Q2 published 严重; Q1 expired + Q3 repaired = 2 past; Q4 revoked; Q6 not published (轻微, not counted)
     assert (e1["published_serious_count"], e1["published_general_count"], e1["past_penalty_count"],
             e1["revoked_penalty_count"], e1["repaired_penalty_count"]) == (1, 0, 2, 1, 1)
     assert (e1["published_penalty_amount"], e1["past_penalty_amount"]) == (Decimal(0), Decimal(5))  # 2 + 3

@@ -59,10 +59,11 @@ def test_domain_md_states_the_configured_deadlines_periods_and_severity():
     doc = re.sub(r"\s+", " ", (REPO_ROOT / "docs" / "domain.md").read_text(encoding="utf-8"))
     assert f"within {rules.deadline.working_days} working days" in doc
     assert all(f"works with {days} working days" in doc for days in rules.deadline.by_department.values())
-    for severity, period in rules.publicity.periods.items():
-        row = f"| {severity} "
-        assert row in doc, severity
-        line = doc[doc.index(row):].split(" | ", 4)
-        assert f"{period.min_months} months" in line[2] and f"{period.max_months} months" in line[3], line
-    assert ", ".join(rules.publicity.serious_categories) in doc
-    assert f"a fine of {rules.publicity.serious_fine_from:g} 万元 or more" in doc
+    for regime in rules.publicity.regimes:
+        for severity, period in regime.classes.items():
+            row = f"| {regime.id} | {severity} "
+            assert row in doc, (regime.id, severity)
+            line = doc[doc.index(row):].split(" | ", 5)
+            assert f"{period.min_months} months" in line[3] and f"{period.max_months} months" in line[4], line
+        assert ", ".join(regime.classes.serious.categories) in doc
+        assert f"a fine of {regime.classes.serious.fine_from:g} 万元 or more" in doc

@@ -1,7 +1,8 @@
 """Public credit: 双公示 deadlines and lifecycles, credit repair, withdrawals, 一企一档 profiles, KPIs.
 
 ``build_credit`` is the incremental credit step (after gold, before the extract); ``credit_kpis``
-is the KPI provider for 合规率 and 及时率; ``load_credit_rules`` reads catalog/credit_rules.yml.
+is the KPI provider for 合规率 and 及时率; ``load_credit_rules`` reads catalog/credit_rules.yml;
+``regime_listing`` and ``regime_impact`` describe its publicity regimes and what changing one would do.
 """
 
 from govlake.credit._build import (
@@ -14,10 +15,12 @@ from govlake.credit._build import (
     withdrawal,
     withdrawal_rows,
 )
-from govlake.credit._rules import CreditRules, load_credit_rules
+from govlake.credit._impact import regime_impact, regime_listing
+from govlake.credit._rules import CreditRules, Regime, load_credit_rules
 
-__all__ = ["OUTPUTS", "CreditResult", "CreditRules", "KINDS", "WITHDRAWAL_SCHEMA", "build_credit", "lineage_plan",
-           "load_credit_rules", "render", "withdrawal", "withdrawal_rows"]
+__all__ = ["OUTPUTS", "CreditResult", "CreditRules", "KINDS", "WITHDRAWAL_SCHEMA", "Regime", "build_credit",
+           "lineage_plan", "load_credit_rules", "regime_impact", "regime_listing", "render", "withdrawal",
+           "withdrawal_rows"]
 
 
 def lineage_plan(settings, *, rebuild=False):

@@ -35,7 +35,7 @@ from govlake.config import Settings
 from govlake.consumption import SCHEMA as CONSUMPTION_SCHEMA
 from govlake.consumption import consumed_versions, consumption_rows
 from govlake.contracts import silver_schema
-from govlake.credit._rules import CreditRules, load_credit_rules
+from govlake.credit._rules import CreditRules, Regime, load_credit_rules
 from govlake.engine import get_engine
 from govlake.gold import GoldError
 from govlake.silver import register_silver
@@ -52,7 +52,8 @@ PROFILE_TRIGGERS = ("court_dishonest", "tax_credit_rating", "hrss_social_insuran
 """Silver tables whose new rows re-derive the profile of the enterprise they name."""
 PUBLISHED = "公示中"
 REASONS = {"已到期": ("expired", "公示期满"), "已修复": ("repaired", "信用修复"),
-           "已撤销": ("revoked", "决定已撤销"), "不予公示": ("not_published", "不予公示（仅警告）")}
+           "已撤销": ("revoked", "决定已撤销"),
+           "不予公示": ("not_published", "不予公示（仅警告或轻微失信）")}
 
 
 @dataclass(frozen=True)
@@ -112,12 +113,27 @@ def _sql_list(values) -> str:
     return "cast([" + ", ".join("'" + str(v).replace("'", "''") + "'" for v in values) + "] as varchar[])"
 
 
-def context(rules: CreditRules, as_of: dt.date) -> dict:
+def _regime_context(regime: Regime) -> dict:
+    """One regime as ``penalty_record.sql.j2`` uses it: SQL lists, thresholds, months per class."""
+    serious, minor = regime.classes.serious, regime.classes.minor
+    return {"id": regime.id, "effective_from": regime.effective_from.isoformat(),
+            "serious_categories": _sql_list(serious.categories), "serious_fine_from": serious.fine_from,
+            "minor_categories": _sql_list(minor.only_categories) if minor else None,
+            "minor_fine_below": minor.fine_below if minor else None,
+            "periods": [(name, rule.min_months, rule.max_months) for name, rule in regime.classes.items()]}
+
+
+def context(rules: CreditRules, as_of: dt.date, *, regime: str | None = None) -> dict:
     """What the credit models (``sql/gold/*_record.sql.j2`` …) are rendered with: ``credit_rules.yml``
-    and the business date."""
+    and the business date. ``regime``: judge every penalty by that regime instead of the one its
+    date chooses (``govlake credit impact``)."""
     pub, score = rules.publicity, rules.score
-    return {"as_of": as_of.isoformat(), "serious_categories": _sql_list(pub.serious_categories),
-            "serious_fine_from": pub.serious_fine_from, "periods": pub.periods,
+    if regime is not None:
+        pub.regime(regime)  # a KeyError naming the regimes there are
+    unpublished = [r.id for r in pub.regimes if r.unpublished()]
+    return {"as_of": as_of.isoformat(), "regimes": [_regime_context(r) for r in pub.regimes],
+            "regime_date": pub.regime_date, "forced_regime": regime,
+            "unpublished_minor_regimes": _sql_list(unpublished),
             "warning_only_depts": _sql_list(pub.warning_only_not_published_by),
             "factors": score.factors, "base": score.base, "floor": score.floor, "ceiling": score.ceiling,
             "grade_sql": score.grade_sql("scored.credit_score")}
@@ -132,14 +148,14 @@ def _gold(settings: Settings, name: str) -> Path:
     return storage.table_path(settings, "gold", name)
 
 
-def _deadlines(con: Compute, rules: CreditRules) -> None:
-    """``ref_deadline``: the publication deadline of every (decision date, department) to derive.
+def _deadlines(con: Compute, rules: CreditRules, inputs: tuple[str, ...] = ("penalty_input", "license_input")) -> None:
+    """``ref_deadline``: the publication deadline of every (decision date, department) of ``inputs``.
 
     A department of null (数据来源单位统一社会信用代码 not in catalog/departments.yml) gets the default
     number of working days; the record models join on it with ``is not distinct from``.
     """
-    pairs = con.rows("""select distinct decision_date, _dept from (
-            select decision_date, _dept from penalty_input union all select decision_date, _dept from license_input)
+    union = " union all ".join(f"select decision_date, _dept from {name}" for name in inputs)
+    pairs = con.rows(f"""select distinct decision_date, _dept from ({union}) as d
         where decision_date is not null""")
     calendar = rules.calendar()
     rows = {"decision_date": [], "dept": [], "deadline_date": [], "deadline_provisional": []}

@@ -7,7 +7,8 @@ three kinds, recorded in the manifest (``Manifest.repairs``, counts in ``Resourc
 
 - ``accepted``: repair date 190-360 days after the decision date — after the 6-month minimum
   of 严重 and the 3-month minimum of 一般 失信, within the 1-year maximum of both — and before
-  the as-of date;
+  the as-of date; only for decisions whose publicity regime (catalog/credit_rules.yml, by decision
+  date) has no minimum that long (ndrc-2026's 严重 minimum is 12 months);
 - ``too_early``: repair date 7-80 days after the decision date (before any minimum);
 - ``unknown_decision``: a registry enterprise with a decision number no penalty has.
 
@@ -130,8 +131,7 @@ def plan_repairs(city: City, rows: int, stamp: str, *, batch_size: int) -> Repai
         raise ValueError(f"{rows} credit repairs need more eligible penalties than the city's {city.n_pen}")
     today = day_number(city.as_of)
     order = np.argsort(cand["u"], kind="stable")
-    day = cand["day"][order]
-    accepted = order[np.flatnonzero(day <= today - ACCEPTED_DAYS[0] - 1)[: counts[ACCEPTED]]]
+    accepted = order[np.flatnonzero(_acceptable(city, cand["day"][order]))[: counts[ACCEPTED]]]
     left = np.setdiff1d(order, accepted, assume_unique=True)
     left = left[np.argsort(cand["u"][left], kind="stable")]
     early = left[np.flatnonzero(cand["day"][left] <= today - TOO_EARLY_DAYS[0] - 1)[: counts[TOO_EARLY]]]
@@ -148,9 +148,23 @@ def plan_repairs(city: City, rows: int, stamp: str, *, batch_size: int) -> Repai
 
 def _enough(city: City, cand: dict[str, np.ndarray], counts: dict[str, int]) -> bool:
     today = day_number(city.as_of)
-    old = int((cand["day"] <= today - ACCEPTED_DAYS[0] - 1).sum())
+    old = int(_acceptable(city, cand["day"]).sum())
     recent = int((cand["day"] <= today - TOO_EARLY_DAYS[0] - 1).sum())
     return old >= counts[ACCEPTED] and recent >= counts[ACCEPTED] + counts[TOO_EARLY]
+
+
+def _acceptable(city: City, days: np.ndarray) -> np.ndarray:
+    """Decisions (day numbers) an accepted repair may name: old enough for a repair ACCEPTED_DAYS after
+    them, and judged by a regime whose every minimum period ends before that (a month as 31 days)."""
+    from govlake.config import get_settings
+    from govlake.credit import load_credit_rules
+
+    publicity = load_credit_rules(get_settings().catalog_dir).publicity
+    short = [max(rule.min_months for _c, rule in r.classes.items()) * 31 < ACCEPTED_DAYS[0]
+             for r in publicity.regimes]
+    starts = np.array([day_number(r.effective_from) for r in publicity.regimes[1:]], dtype=np.int64)
+    regime = np.searchsorted(starts, days, side="right")
+    return (days <= day_number(city.as_of) - ACCEPTED_DAYS[0] - 1) & np.array(short, dtype=bool)[regime]
 
 
 def _penalty_files(city: City, stamp: str) -> list[DeptFile]:
