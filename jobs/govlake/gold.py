@@ -33,7 +33,7 @@ from govlake.compute import open_compute
 from govlake.config import Settings
 from govlake.contracts import silver_schema
 from govlake.engine import get_engine
-from govlake.governance import register_objection_views
+from govlake.governance import conflict_plan, register_objection_views
 from govlake.silver import register_silver
 from govlake.transform import ModelError, ModelHeader, ModelRunner, Spec, load_specs
 from govlake.transform import model_header as model_header  # re-exported: tests read headers from here
@@ -194,8 +194,6 @@ class PersonAttribute:
 @dataclass(frozen=True)
 class PersonPlan:
     base: Resource
-    keyed: tuple[Resource, ...]
-    """Resources keyed by 身份证号 (with or without other key columns)."""
     attributes: tuple[PersonAttribute, ...]
 
 
@@ -210,15 +208,13 @@ def person_plan(catalog: Catalog) -> PersonPlan:
     resources whose authority is another department, and items declaring ``copy_of`` one of its
     columns with ``copy_key`` (the column holding the 身份证号) and ``copy_when``.
     """
-    from govlake.governance._plan import conflict_plan
-
     resources = sorted(catalog.resources.values(), key=lambda r: r.code)
     bases = [r for r in resources if r.category.startswith(PERSON_CATEGORY) and r.key == [PERSON_KEY]]
     if len(bases) != 1:
         raise GoldError(f"expected one {PERSON_CATEGORY} resource keyed by {PERSON_KEY}, found {bases}")
     base = bases[0]
-    keyed = tuple(r for r in resources if PERSON_KEY in r.key)
-    checks = [c for c in conflict_plan(catalog) if c.authority in keyed]
+    keyed = [r for r in resources if PERSON_KEY in r.key]  # with or without other key columns
+    checks = [c for c in conflict_plan(catalog) if PERSON_KEY in c.authority.key]
     attributes = []
     for item in base.items:
         if item.column in base.key or item.level == "L4" or item.column == base.source.watermark:
@@ -231,7 +227,7 @@ def person_plan(catalog: Catalog) -> PersonPlan:
         copies = tuple(PersonCopy(c.copy, c.item, c.copy_key, c.when) for c in checks
                        if c.column == item.column and c.copy is not authority)
         attributes.append(PersonAttribute(item.column, item, authority, copies))
-    return PersonPlan(base, keyed, tuple(attributes))
+    return PersonPlan(base, tuple(attributes))
 
 
 def population_context(catalog: Catalog) -> dict:
