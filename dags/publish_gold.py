@@ -1,13 +1,14 @@
 """
-# Publish gold: 法人库 and the 一数一源 conflicts
+# Publish gold: 法人库, 人口库 and 一人一档, and the 一数一源 conflicts
 
 Runs when the daily feeds (every catalog resource with `update_cycle: daily`, e.g. the registry,
 population, licensing, penalties, credit repairs, the court's 失信 list) have all published their
 silver tables since the last run, or when a slower feed (the monthly social-insurance, the yearly
 tax feed) publishes (Asset-based schedule built from the catalog; waiting for every feed would
 publish once a year).
-`gold` rebuilds 法人库 (`lake/gold/legal_entity`) from silver, checking each model's grain and
-keys before anything is written; its Asset, with the credit feeds', schedules `publish_credit`
+`gold` rebuilds 法人库 (`lake/gold/legal_entity`), 人口库 (`lake/gold/population`) and 一人一档
+(`lake/gold/person_profile`) from silver, checking each model's grain and keys before anything is
+written; the 法人库's Asset, with the credit feeds', schedules `publish_credit`
 (双公示 publications, 一企一档 profiles, the analyst extract, the KPIs). `conflicts` compares every
 department's copy of a data item with its authoritative department's value (一数一源) and merges the
 disagreements into `lake/gold/conflicts`.
@@ -28,7 +29,8 @@ from govlake.orchestration import (
 )
 
 SILVER = on_update_cycles(catalog_feeds())
-GOLD = [Asset("govlake://gold/legal_entity")]
+GOLD = [Asset(f"govlake://gold/{name}") for name in ("legal_entity", "population", "person_profile")]
+"""The tables the gold step writes (govlake.gold.GOLD_TABLES; tests/test_dags.py checks they agree)."""
 CONFLICTS = Asset("govlake://gold/conflicts")
 
 

@@ -104,8 +104,10 @@ def test_lineage_downstream_of_a_resource_column_and_text_output(lake):
 def test_table_lineage(lake):
     out = _json(["catalog", "lineage", "bronze/amr_enterprise", "--json"])
     assert [n["dataset"] for n in out["upstream"]["nodes"]] == ["db:amr_enterprise"]
+    # the registry's 法定代表人 is a copy of a person's name: the 人口库 and 一人一档 read it too
     assert {n["dataset"] for n in out["downstream"]["nodes"]} == {
-        "silver.amr_enterprise", "quarantine.amr_enterprise", "gold.legal_entity"}
+        "silver.amr_enterprise", "quarantine.amr_enterprise", "gold.legal_entity", "gold.population",
+        "gold.person_profile"}
 
 
 def test_unknown_table_fails_with_a_hint(lake):
@@ -134,7 +136,7 @@ def test_show(lake):
     assert {(r["rule_id"], r["failed"]) for r in info["quality"]["rules"]} == {("required.uscc", 0),
                                                                                ("required.name", 1)}
     assert info["lineage"]["upstream"] == ["db:amr_enterprise"]
-    assert set(info["lineage"]["downstream"]) == {"gold.legal_entity"}
+    assert set(info["lineage"]["downstream"]) == {"gold.legal_entity", "gold.population", "gold.person_profile"}
     assert [(g["item"], g["department"], g["entities"]) for g in info["conflicts"]["groups"]] == [
         ("address", "tax", 2)]
     text = CliRunner().invoke(app, ["catalog", "show", "amr.enterprise"]).output

@@ -124,7 +124,9 @@ def test_publish_gold_runs_on_the_daily_feeds_together_or_any_slower_feed(dagbag
     gold = dag.get_task("gold")
     assert gold.downstream_task_ids == {"conflicts"}
     assert [a.uri for a in dag.get_task("conflicts").outlets] == ["govlake://gold/conflicts"]
-    assert {a.uri for a in gold.outlets} == {"govlake://gold/legal_entity"}
+    from govlake.gold import GOLD_TABLES
+
+    assert {a.uri for a in gold.outlets} == {f"govlake://gold/{name}" for name in GOLD_TABLES}
     assert dag.owner == "dsj"
 
 

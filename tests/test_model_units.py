@@ -19,7 +19,7 @@ from govlake.contracts import silver_schema
 from govlake.credit import load_credit_rules
 from govlake.credit._build import KINDS
 from govlake.credit._build import context as credit_context
-from govlake.gold import entity_plan, model_context
+from govlake.gold import entity_plan, model_context, person_plan
 from govlake.governance._conflicts import comparisons_context
 from govlake.governance._plan import conflict_plan
 from govlake.transform import ModelRunner, SpecError, load_specs, output_columns, run_unit_test
@@ -63,7 +63,8 @@ def test_unit(spec, test):
 
 def test_the_models_the_issue_names_have_unit_tests():
     tested = {name for name, spec in SPECS.items() if spec.spec.unit_tests}
-    assert {"legal_entity", "penalty_record", "credit_repair_review", "enterprise_credit_profile"} <= tested
+    assert {"legal_entity", "penalty_record", "credit_repair_review", "enterprise_credit_profile", "population",
+            "person_profile"} <= tested
 
 
 def test_every_published_table_has_a_yml():
@@ -137,6 +138,23 @@ def test_entity_attributes_say_their_authoritative_resource():
     columns = {c.name: c for c in SPECS["legal_entity"].columns}
     for attr in entity_plan(CATALOG).attributes:
         assert columns[attr.column].source == f"{attr.authority.code}.{attr.column}"
+
+
+def test_person_attributes_say_their_authoritative_resource():
+    for name in ("population", "person_profile"):
+        columns = {c.name: c for c in SPECS[name].columns}
+        for attr in person_plan(CATALOG).attributes:
+            if attr.column in columns:
+                assert columns[attr.column].source == f"{attr.authority.code}.{attr.column}", name
+
+
+@pytest.mark.parametrize("name", ["population", "person_profile"])
+def test_person_tables_sources_are_what_their_models_read(name):
+    runner = ModelRunner(SETTINGS.sql_dir)
+    slugs = {f"silver_{r.slug}": r.code for r in CATALOG.resources.values()}
+    models = ["gold/population"] + (["gold/person_profile"] if name == "person_profile" else [])
+    read = {i for m in models for i in runner.render(m, **render_context(m, {})).inputs}
+    assert set(SPECS[name].spec.sources) == {slugs[i] for i in read if i in slugs}
 
 
 def test_sources_are_what_the_models_read():

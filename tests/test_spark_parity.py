@@ -9,9 +9,9 @@ kinds of type. What runs:
 - per catalog resource: ``staging/standardize`` with the quality rules (``silver/checked``), the
   quarantine's row hashes (``silver/failing_hash``, ``silver/resent``) and the silver contest
   (``silver/candidates``, ``contest``, ``upserts``), over the resource's bronze from a generated city;
-- the objection views (``sql/governance``), the 一数一源 comparisons, the 法人库 models and the four
-  credit models (``sql/gold``), over the city's silver and over the hand-made rows of test_gold,
-  test_credit and test_conflicts;
+- the objection views (``sql/governance``), the 一数一源 comparisons, the 法人库, 人口库 and 一人一档
+  models and the four credit models (``sql/gold``), over the city's silver and over the hand-made rows
+  of test_gold, test_credit, test_conflicts and test_population;
 - the constructs the dialect layer translates, over awkward values (regexes and flags, date
   parsing, Chinese text, casts, list aggregates, null ordering), and the extract's masking SQL.
 
@@ -35,6 +35,7 @@ import test_conflicts
 import test_credit
 import test_gold
 import test_masking
+import test_population
 from govlake import pipeline, storage
 from govlake.catalog import Catalog, Resource, get_catalog
 from govlake.compute import as_compute
@@ -253,14 +254,16 @@ def _silver_table(catalog: Catalog, code: str, rows: list[dict], received: dt.da
 
 
 def hand_made_silver(catalog: Catalog) -> dict[str, pa.Table]:
-    """The hand-made rows of test_gold, test_credit and test_conflicts, as one silver (keys do not collide)."""
+    """The hand-made rows of test_gold, test_credit, test_conflicts and test_population, as one silver (keys do
+    not collide)."""
     gold_amr_e4 = [r for r in test_gold.AMR if r["uscc"] == test_gold.E4]
     rows = {
-        "amr.enterprise": test_credit.AMR + gold_amr_e4 + test_conflicts.AMR,
+        "amr.enterprise": test_credit.AMR + gold_amr_e4 + test_conflicts.AMR + test_population.ENTERPRISES,
+        "psb.population": test_population.PSB,
         "tax.credit_rating": test_credit.TAX + [r for r in test_gold.TAX if r["year"] != 2025] + test_conflicts.TAX,
         "hrss.social_insurance": test_credit.HRSS + test_gold.HRSS + test_conflicts.HRSS,
-        "court.dishonest": test_credit.COURT,
-        "credit.penalty": test_credit.PENALTIES + test_gold.PENALTIES + [
+        "court.dishonest": test_credit.COURT + test_population.COURT,
+        "credit.penalty": test_credit.PENALTIES + test_gold.PENALTIES + test_population.PENALTIES + [
             test_credit.ee_penalty("Q7", dt.date(2026, 6, 1), status="无效")],
         "credit.license": test_gold.LICENSES + [test_gold._license("L1"), test_gold._license("L2", status=None)],
         "credit.repair": [test_credit.repair("Q2", dt.date(2026, 8, 1)),
@@ -339,7 +342,8 @@ RESOURCE_MODELS = ("staging/standardize", "silver/checked", "silver/failing_hash
                    "silver/contest", "silver/upserts")
 """What test_standardize_rules_and_contest_agree runs, for each resource."""
 LAKE_MODELS = ("governance/open_objections", "governance/disputes", "governance/corrections",
-               "governance/comparisons", "gold/int_entity_attributes", "gold/legal_entity", "gold/penalty_record",
+               "governance/comparisons", "gold/int_entity_attributes", "gold/legal_entity", "gold/population",
+               "gold/person_profile", "gold/penalty_record",
                "gold/license_record", "gold/credit_repair_review", "gold/enterprise_credit_profile")
 """What test_governance_gold_and_credit_models_agree runs."""
 
@@ -367,7 +371,7 @@ def test_governance_gold_and_credit_models_agree(case, city_silver, engines):
     twin.run(con, "governance/disputes", into="governance_disputes", kind="view")
     twin.run(con, "governance/corrections", into="governance_corrections", kind="view")
     twin.run(con, "governance/comparisons", **comparisons_context(conflict_plan(catalog)))
-    for name in ("int_entity_attributes", "legal_entity"):
+    for name in ("int_entity_attributes", "legal_entity", "population", "person_profile"):
         twin.run(con, f"gold/{name}", **model_context(name, catalog))
 
     # the credit step's rebuild (govlake.credit._build): inputs, records, repairs, profiles
@@ -403,6 +407,10 @@ def test_governance_gold_and_credit_models_agree(case, city_silver, engines):
         corrected = dict(con.execute("select uscc, corrected_attributes from int_entity_attributes").fetchall())
         assert corrected[E1] == "name;reg_capital"
         assert one("select disputed_attributes from int_entity_attributes where uscc = ?", E1) == {"address;legal_rep"}
+        # 人口库: a person known only from a copy, flagged; 一人一档: two registry roles, the court's list
+        assert "name" in one("select attrs_from_non_authority from population where not in_population_register")
+        assert one("select legal_rep_count from person_profile") >= {0, 2}
+        assert one("select dishonest_listed from person_profile") == {True, False}
 
 
 # ---- what the dialect layer translates ----------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""Gold tables: the 法人库 (``legal_entity``) and the 双公示 publications, built from silver.
+"""Gold tables: the 法人库 (``legal_entity``), the 人口库 (``population``) and the 一人一档
+(``person_profile``), built from silver (the 双公示 and credit tables: govlake.credit).
 
 The models are ``sql/gold/*.sql`` (one shape: input CTEs, transform CTEs, ``select * from`` the
 last one). Each starts with a header stating grain, key tests and owner department
@@ -7,8 +8,10 @@ tests before writing. ``int_*`` models are intermediate: built as temporary tabl
 
 A model may be a Jinja template, ``sql/gold/<name>.sql.j2``, rendered with a context derived
 from the catalog: ``int_entity_attributes`` is rendered from :func:`entity_plan` (一数一源: each
-attribute from its authoritative department, else from a copy and flagged), so which attributes
-come from which departments is decided by the catalog, not written into SQL.
+attribute from its authoritative department, else from a copy and flagged), and ``population``
+from :func:`person_plan` (the same for the person attributes, the copies found through ``copy_of``,
+``copy_key`` and ``copy_when``), so which attributes come from which departments is decided by the
+catalog, not written into SQL.
 
 Silver tables are exposed to the models as views ``silver_<slug>``; a table not written yet is an
 empty view with the contract schema (:func:`silver_schema`).
@@ -30,20 +33,24 @@ from govlake.compute import open_compute
 from govlake.config import Settings
 from govlake.contracts import silver_schema
 from govlake.engine import get_engine
-from govlake.governance import register_objection_views
+from govlake.governance import conflict_plan, register_objection_views
 from govlake.silver import register_silver
 from govlake.transform import ModelError, ModelHeader, ModelRunner, Spec, load_specs
 from govlake.transform import model_header as model_header  # re-exported: tests read headers from here
 
-GOLD_TABLES = ("legal_entity",)
+GOLD_TABLES = ("legal_entity", "population", "person_profile")
 """Tables :func:`build_gold` writes (the 双公示 and credit tables come from govlake.credit)."""
-MODEL_ORDER = ("int_entity_attributes", "legal_entity")
+MODEL_ORDER = ("int_entity_attributes", "legal_entity", "population", "person_profile")
 PUBLIC_TABLES = ("legal_entity", "penalty_publication", "license_publication", "enterprise_credit_profile",
                  "credit_repair_review")
 """Gold tables fit for analysts and the public (the extract copies them, masked); the lifecycle
-tables (penalty_record, license_record) and the withdrawal log hold withdrawn records and stay in the lake."""
+tables (penalty_record, license_record) and the withdrawal log hold withdrawn records and stay in the lake, and
+the 人口库 (population) and 一人一档 (person_profile) are natural persons' L3/L4 data, for departments' use in
+the lake only (共享 on approval, never released to analysts)."""
 ENTITY_KEY = "uscc"
 ENTITY_CATEGORY = "法人库"
+PERSON_KEY = "id_number"
+PERSON_CATEGORY = "人口库"
 
 _SQL_TYPES = {"date": "date", "timestamp": "timestamp", "decimal": "decimal(18, 4)", "integer": "bigint"}
 _ORDER_LATEST = "_received_at desc nulls last, _row_number desc nulls last"
@@ -160,7 +167,126 @@ def entity_context(catalog: Catalog) -> dict:
     }
 
 
-_CONTEXTS = {"int_entity_attributes": entity_context}
+# ---- the catalog-generated person attributes (人口库, 一数一源) --------------------------------
+
+
+@dataclass(frozen=True)
+class PersonCopy:
+    """Rows of a resource holding a copy of a person attribute: the copy's item, the column holding the
+    person's 身份证号 and the condition under which a row is a copy (``copy_when``; None: every row)."""
+
+    resource: Resource
+    item: Item
+    key: str
+    when: str | None = None
+
+
+@dataclass(frozen=True)
+class PersonAttribute:
+    """A 人口库 attribute: the resource holding the authoritative value and the copies of it."""
+
+    column: str
+    item: Item
+    authority: Resource
+    copies: tuple[PersonCopy, ...]
+
+
+@dataclass(frozen=True)
+class PersonPlan:
+    base: Resource
+    attributes: tuple[PersonAttribute, ...]
+
+
+def person_plan(catalog: Catalog) -> PersonPlan:
+    """Which resource is authoritative for which 人口库 attribute, and which rows copy it, from the catalog.
+
+    The base is the 人口库 resource keyed by ``id_number`` alone (psb.population); its attributes are its
+    items except the key, L4 items and its delivery watermark. Each attribute's authoritative
+    department is ``item.authority or resource.provider``, and its authoritative resource the
+    person-keyed resource of that department holding the column. Its copies, in resource-code order,
+    are the catalog's copies of it (govlake.governance conflict_plan): items of other person-keyed
+    resources whose authority is another department, and items declaring ``copy_of`` one of its
+    columns with ``copy_key`` (the column holding the 身份证号) and ``copy_when``.
+    """
+    resources = sorted(catalog.resources.values(), key=lambda r: r.code)
+    bases = [r for r in resources if r.category.startswith(PERSON_CATEGORY) and r.key == [PERSON_KEY]]
+    if len(bases) != 1:
+        raise GoldError(f"expected one {PERSON_CATEGORY} resource keyed by {PERSON_KEY}, found {bases}")
+    base = bases[0]
+    keyed = [r for r in resources if PERSON_KEY in r.key]  # with or without other key columns
+    checks = [c for c in conflict_plan(catalog) if PERSON_KEY in c.authority.key]
+    attributes = []
+    for item in base.items:
+        if item.column in base.key or item.level == "L4" or item.column == base.source.watermark:
+            continue
+        dept = base.authority_of(item)
+        authority = next((r for r in keyed if r.provider == dept and any(
+            i.column == item.column and r.authority_of(i) == dept for i in r.items)), None)
+        if authority is None:
+            raise GoldError(f"{base.code}.{item.column}: no resource of its authority {dept!r} keyed by {PERSON_KEY}")
+        copies = tuple(PersonCopy(c.copy, c.item, c.copy_key, c.when) for c in checks
+                       if c.column == item.column and c.copy is not authority)
+        attributes.append(PersonAttribute(item.column, item, authority, copies))
+    return PersonPlan(base, tuple(attributes))
+
+
+def population_context(catalog: Catalog) -> dict:
+    """What ``sql/gold/population.sql.j2`` is rendered with (see :func:`person_plan`).
+
+    A *source* is the rows of one resource read one way: a person-keyed resource as it is (latest row
+    per person by the rest of its key, then arrival), or the rows of a copy (its ``copy_key``, under its
+    ``copy_when``; latest by arrival). Each attribute names its authority's source and the fallback
+    over its copies' sources.
+    """
+    plan = person_plan(catalog)
+    groups: dict[tuple[str, str, str | None], list[tuple[str, str]]] = {}
+
+    def source(res: Resource, key: str, when: str | None) -> tuple[str, str, str | None]:
+        group = (res.code, key, when)
+        groups.setdefault(group, [])
+        return group
+
+    base = source(plan.base, PERSON_KEY, None)
+    uses = []
+    for attr in plan.attributes:
+        auth = source(attr.authority, PERSON_KEY, None)
+        groups[auth].append((attr.column, attr.column))
+        copies = []
+        for copy in attr.copies:
+            group = source(copy.resource, copy.key, copy.when)
+            if any(alias == attr.column for _, alias in groups[group]):
+                raise GoldError(f"{copy.resource.code}.{copy.item.column}: a second copy of {attr.column!r} "
+                                f"read by {copy.key} under the same condition")
+            groups[group].append((copy.item.column, attr.column))
+            copies.append((group, copy))
+        uses.append((attr, auth, copies))
+    per_resource: dict[str, int] = {}
+    for code, _, _ in groups:
+        per_resource[code] = per_resource.get(code, 0) + 1
+    names, seen = {}, {}
+    for group in groups:
+        slug = catalog.resource(group[0]).slug
+        seen[slug] = seen.get(slug, 0) + 1
+        names[group] = slug if per_resource[group[0]] == 1 else f"{slug}_{seen[slug]}"
+    attributes = []
+    for attr, auth, copies in uses:
+        values = [_cast(f"latest_{names[g]}.{attr.column}", c.item, attr.item) for g, c in copies]
+        fallback = (values[0] if len(values) == 1 else f"coalesce({', '.join(values)})") if values else None
+        attributes.append({"column": attr.column, "authority": names[auth], "fallback": fallback,
+                           "sql_type": _SQL_TYPES.get(attr.item.type, "varchar")})
+    held: dict[str, list[str]] = {}
+    sources = []
+    for (code, key, when), columns in groups.items():
+        res = catalog.resource(code)
+        held.setdefault(res.provider, []).append(f"latest_{names[code, key, when]}.{PERSON_KEY} is not null")
+        order = [k for k in res.key if k != PERSON_KEY] if key == PERSON_KEY and PERSON_KEY in res.key else []
+        sources.append({"name": names[code, key, when], "code": code, "slug": res.slug, "key": key, "when": when,
+                        "columns": columns, "order_columns": order})
+    return {"base": plan.base.code, "register": names[base], "sources": sources, "attributes": attributes,
+            "departments": [{"code": d, "held": conds} for d, conds in sorted(held.items())]}
+
+
+_CONTEXTS = {"int_entity_attributes": entity_context, "population": population_context}
 
 
 # ---- what the gold columns are (for comments and masking downstream) -----------------------

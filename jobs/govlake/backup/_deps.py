@@ -6,7 +6,7 @@ Each step is listed with the tables it reads and writes, as the step's code read
 |---|---|---|
 | ``ingest:<code>`` | the department's files | ``bronze/<slug>`` |
 | ``process:<code>`` | ``bronze/<slug>`` | ``silver/<slug>``, ``quarantine/<slug>`` |
-| ``gold`` | every silver table | ``gold/legal_entity`` |
+| ``gold`` | every silver table | ``gold/legal_entity``, ``gold/population``, ``gold/person_profile`` |
 | ``credit`` | every silver table, ``gold/legal_entity`` | the 双公示 and credit tables, ``gold/withdrawal_log`` |
 | ``conflicts`` | every silver table | ``gold/conflicts`` |
 | ``extract`` | the public gold tables and the lifecycle records | ``gold/withdrawal_log``, the extract file |
