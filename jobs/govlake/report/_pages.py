@@ -17,6 +17,7 @@ from govlake.kpi import Kpi, KpiValue
 from govlake.report import _svg
 from govlake.report._data import LakeData, RuleInfo
 from govlake.report._drills import drill_view, load_drills
+from govlake.report._returns import load_deliveries, returns_view
 from govlake.report._render import Cell, Page, Table, slug, status_class, status_label
 from govlake.report._scores import Scorecard, months_of, previous, quarter_of, scorecards
 
@@ -163,7 +164,8 @@ class Site:
         gx = self.data.gx_docs
         self.write(p, "overview.html.j2", as_of=self.data.as_of, last_month=self.last_month, quarter=self.quarter,
                    missed=missed, cards=cards, sections=sections,
-                   gx=os.path.relpath(gx, self.out) if gx else None, drills=drill_view(load_drills(self.data.settings)))
+                   gx=os.path.relpath(gx, self.out) if gx else None, drills=drill_view(load_drills(self.data.settings)),
+                   returns=returns_view(load_deliveries(self.data.settings)))
 
     def kpi_table(self, p: Page, kpi: Kpi, period: str) -> Table:
         """Every scope's value of ``kpi`` in ``period`` (``all`` first)."""
