@@ -3,8 +3,10 @@ granted requests, masked, logged in meta/returns_log."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import re
+import shutil
 
 import duckdb
 import pyarrow as pa
@@ -43,8 +45,10 @@ REQUESTS = HEADER + "\n".join([
 ]) + "\n"
 
 
-@pytest.fixture
-def returned(tmp_path):
+@pytest.fixture(scope="module")
+def returned(tmp_path_factory):
+    """The returns of a small lake, built once for the module: the tests only read them."""
+    tmp_path = tmp_path_factory.mktemp("returns")
     settings = Settings(var=tmp_path / "var", inbox=tmp_path / "inbox", as_of=dt.date(2024, 5, 6))
     write_sample_silver(settings)
     write_silver(settings, "psb.population", POPULATION)
@@ -207,8 +211,9 @@ def test_the_delivery_log_matches_the_files(returned):
     assert {r["basis"] for r in logged} == {"无条件共享", "有条件共享", "本部门数据", "整改清单"}
 
 
-def test_rerun_replaces_every_file_and_logs_again(returned):
-    settings, _ = returned
+def test_rerun_replaces_every_file_and_logs_again(returned, tmp_path):
+    settings = dataclasses.replace(returned[0], var=tmp_path / "var")
+    shutil.copytree(returned[0].var, settings.var)
     build_returns(settings=settings, run_id="ret-2")
     with duckdb.connect(str(settings.returns / "hrss" / RETURN_FILE), read_only=True) as con:
         assert con.execute(f"select distinct run_id from {INFO_TABLE}").fetchall() == [("ret-2",)]
@@ -223,9 +228,9 @@ def test_the_auditors_section_shows_the_last_deliveries(returned):
     assert "尚无回流记录" in returns_section([])
 
 
-def test_a_request_naming_an_unknown_item_is_refused(returned):
-    settings, _ = returned
+def test_a_request_naming_an_unknown_item_or_a_bad_division_is_refused(settings):
     path = requests_path(settings)
+    path.parent.mkdir(parents=True)
     path.write_text(HEADER + "GX-9,hrss,psb.population,有条件共享,2024-04-01,2024-04-03,同意,是,核验,name;salary,"
                     "3701X2\n", encoding="utf-8")
     with pytest.raises(SharingInputError) as err:

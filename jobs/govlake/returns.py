@@ -43,7 +43,7 @@ from govlake import contracts, locks, steps, storage
 from govlake.catalog import Catalog, Item, Resource, get_catalog
 from govlake.config import Settings
 from govlake.governance import mask_entity_key
-from govlake.masking import mask_note, name_items, release_item_sql, scrub_sql, scrub_text
+from govlake.masking import is_released, mask_note, name_items, release_item_sql, scrub_sql, scrub_text
 from govlake.sharing import ShareRequest, load_requests, requests_path
 
 RETURN_FILE = "returns.duckdb"
@@ -93,14 +93,14 @@ class Delivery:
     """:data:`UNCONDITIONAL`, :data:`CONDITIONAL` (with ``request_id`` and ``purpose``) or :data:`OWN`"""
     columns: tuple[str, ...]
     where: str
-    """SQL condition over the resource's rows: its items, ``_submitter`` (the submitting department) and
-    ``_district`` (the county-level code of the row's district)."""
+    """SQL condition over the resource's rows: ``_submitter`` (the submitting department) and ``_district``
+    (the county-level code of the row's district)."""
     request_id: str | None = None
     purpose: str | None = None
 
 
 def _released(res: Resource, keep=lambda item: True) -> tuple[str, ...]:
-    return tuple(i.column for i in res.items if release_item_sql(i, _ident(i.column)) is not None and keep(i))
+    return tuple(i.column for i in res.items if is_released(i) and keep(i))
 
 
 def covers(request: ShareRequest, receiver: str, res: Resource) -> bool:
@@ -168,13 +168,14 @@ def build_returns(*, settings: Settings, run_id: str) -> dict:
 
 
 def _source_views(con: duckdb.DuckDBPyConnection, intent: steps.Intent, catalog: Catalog) -> set[str]:
-    """View ``src_<slug>`` per resource with rows in silver: its rows and ``_district``; returns the codes."""
+    """Table ``src_<slug>`` per resource in silver: its released items, masked (govlake.masking), its
+    ``_submitter`` and ``_district``; returns the codes of the resources present."""
     register = catalog.resources.get(ENTERPRISE_REGISTER)
     has_register = register is not None and intent.register(con, "enterprise_register", f"silver/{register.slug}")
     region = next((i.column for i in register.items if i.type == "region_code"), None) if register else None
     if has_register and region:
         con.execute(f"""create temp view register_district as
-            select uscc, min({county_sql(_ident(region))}) as district
+            select uscc as _register_uscc, min({county_sql(_ident(region))}) as _register_district
             from enterprise_register group by uscc""")
     present = set()
     for res in catalog.resources.values():
@@ -185,12 +186,16 @@ def _source_views(con: duckdb.DuckDBPyConnection, intent: steps.Intent, catalog:
         if own:
             district, join = county_sql(f"s.{_ident(own)}"), ""
         elif has_register and region and any(i.column == "uscc" for i in res.items):
-            district, join = "g.district", "left join register_district as g on g.uscc = s.uscc"
+            district, join = "g._register_district", "left join register_district as g on g._register_uscc = s.uscc"
         else:
             district, join = "cast(null as varchar)", ""
         dept = "s._dept" if "_dept" in contracts.silver_schema(res).names else _quote(res.provider)
-        con.execute(f"create temp view src_{res.slug} as select s.*, {dept} as _submitter, {district} as _district "
-                    f"from silver_{res.slug} as s {join}")
+        names = name_items(res.items)
+        released = "".join(f"{release_item_sql(i, f's.{_ident(i.column)}', names)} as {_ident(i.column)}, "
+                           for i in res.items if is_released(i))
+        # masked once per resource (every receiver gets the same masks); the deliveries select from it
+        con.execute(f"create temp table src_{res.slug} as select {released}{dept} as _submitter, "
+                    f"{district} as _district from silver_{res.slug} as s {join}")
     return present
 
 
@@ -219,9 +224,8 @@ def _column_comment(res: Resource, item: Item) -> str:
 
 
 def _write_table(con: duckdb.DuckDBPyConnection, res: Resource, d: Delivery, run_id: str) -> None:
-    names = name_items(res.items)
     items = [res.item(c) for c in d.columns]
-    select = ", ".join(f"{release_item_sql(i, _ident(i.column), names)} as {_ident(i.column)}" for i in items)
+    select = ", ".join(_ident(i.column) for i in items)
     target = f"out.{_ident(d.table)}"
     con.execute(f"create table {target} as select {select} from src_{res.slug} where {d.where}")
     basis = d.basis + (f" | 申请 request {d.request_id} | 用途 purpose: {d.purpose}" if d.request_id else "")
@@ -316,12 +320,14 @@ def _build(intent: steps.Intent) -> dict:
             built.append((tmp, target))
             con.execute(f"attach {_quote(str(tmp))} as out")
             try:
+                con.execute("begin")  # one commit per file, not one per table and comment
                 for d in items:
                     _write_table(con, catalog.resource(d.resource), d, run_id)
                 if kind == DEPARTMENT:
                     _rectification(con, quarantined, catalog, receiver, conflicts)
                 counted = _counted(con)
                 _info(con, items, counted, run_id, delivered_at)
+                con.execute("commit")
                 con.execute("checkpoint out")
             finally:
                 con.execute("detach out")
