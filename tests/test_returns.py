@@ -4,6 +4,7 @@ granted requests, masked, logged in meta/returns_log."""
 from __future__ import annotations
 
 import dataclasses
+import json
 import datetime as dt
 import re
 import shutil
@@ -242,3 +243,37 @@ def test_a_request_naming_an_unknown_item_or_a_bad_division_is_refused(settings)
     with pytest.raises(SharingInputError, match=r"share_requests.csv:2: request.item_known: resource "
                                                 r"psb.population has no item 'salary'"):
         load_requests(path, get_catalog(settings.catalog_dir))
+
+
+def _cli(settings, env, *args):
+    from typer.testing import CliRunner
+
+    from govlake.cli import app
+
+    env.setenv("GOVLAKE_VAR", str(settings.var))
+    env.setenv("GOVLAKE_INBOX", str(settings.inbox))
+    env.setenv("GOVLAKE_AS_OF", "2024-05-06")
+    return CliRunner().invoke(app, list(args))
+
+
+def test_govlake_return_writes_and_reports_the_returns(returned, tmp_path, env):
+    settings = dataclasses.replace(returned[0], var=tmp_path / "var")
+    shutil.copytree(returned[0].var, settings.var)
+    out = _cli(settings, env, "return", "--json")
+    assert out.exit_code == 0, out.output
+    result = json.loads(out.stdout)
+    assert result["receivers"]["hrss"]["tables"]["psb_population__gx_1"] == 2
+    assert {r["run_id"] for r in delivery_log(settings)} == {"ret-1", result["run_id"]}
+
+
+def test_govlake_return_names_the_bad_request_row_and_exits_1(returned, tmp_path, env):
+    settings = dataclasses.replace(returned[0], var=tmp_path / "var", inbox=tmp_path / "inbox")
+    shutil.copytree(returned[0].var, settings.var)
+    path = requests_path(settings)
+    path.parent.mkdir(parents=True)
+    path.write_text(HEADER + "GX-9,hrss,psb.population,有条件共享,2024-04-01,2024-04-03,同意,是,核验,salary,\n",
+                    encoding="utf-8")
+    out = _cli(settings, env, "return")
+    assert out.exit_code == 1
+    assert "share_requests.csv:2: request.item_known: resource psb.population has no item 'salary'" in out.output
+    assert [r["run_id"] for r in delivery_log(settings)].count("ret-1") == len(delivery_log(settings))
