@@ -4,8 +4,8 @@ granted requests, masked, logged in meta/returns_log."""
 from __future__ import annotations
 
 import dataclasses
-import json
 import datetime as dt
+import json
 import re
 import shutil
 
@@ -32,7 +32,8 @@ POPULATION = [
     {"id_number": PERSON_ID_3, "name": "周九", "sex": "女", "birth_date": dt.date(1970, 1, 1),
      "hukou_region": "370102001001", "address": "山东省济南市历下区文化东路3号", "mobile": None},
 ]
-HEADER = "申请编号,申请部门,资源代码,申请共享类型,申请时间,答复时间,答复结果,是否有效,共享用途,共享数据项,共享行政区划\n"
+HEADER = ("申请编号,申请部门,资源代码,申请共享类型,申请时间,答复时间,答复结果,是否有效,"
+          "共享用途,共享数据项,共享行政区划\n")
 REQUESTS = HEADER + "\n".join([
     # granted: hrss may see names, divisions and mobiles of the people registered in 历下区 (370102)
     "GX-1,市人力资源和社会保障局,psb.population,有条件共享,2024-04-01,2024-04-03,同意,是,社保参保资格核验,"
@@ -59,7 +60,8 @@ def returned(tmp_path_factory):
     catalog = get_catalog(settings.catalog_dir)
     penalty = catalog.resource("credit.penalty")
     bad = {c: None for c in contracts.bronze_schema(penalty).names} | {
-        "decision_no": "济环罚〔2024〕9号", "subject_name": "钱十", "id_no": PERSON_ID_3, "_source": "ee/penalty_0501.csv",
+        "decision_no": "济环罚〔2024〕9号", "subject_name": "钱十", "id_no": PERSON_ID_3,
+        "_source": "ee/penalty_0501.csv",
         "_row_number": 7, "_failed_rules": ["required.subject_type", "retired.rule"], "_run_id": "r0", "_dept": "ee"}
     storage.write_table(storage.table_path(settings, "quarantine", penalty.slug),
                         pa.Table.from_pylist([bad], schema=contracts.quarantine_schema(penalty)),

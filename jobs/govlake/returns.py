@@ -142,8 +142,8 @@ def plan(catalog: Catalog, requests: tuple[ShareRequest, ...], *, districts: lis
             if res.share_type == UNCONDITIONAL and (cols := unconditional(res)):
                 out.append(Delivery(dept, DEPARTMENT, res.slug, res.code, UNCONDITIONAL, cols, "true"))
             for req in (r for r in requests if covers(r, dept, res)):
-                granted = set(req.items)
-                cols = _released(res, lambda i: i.column in granted and res.share_type_of(i) != NOT_SHARED)
+                cols = _released(res, lambda i, r=res, granted=set(req.items):
+                                 i.column in granted and r.share_type_of(i) != NOT_SHARED)
                 if not cols:
                     continue
                 where = " or ".join(f"starts_with(_district, {_quote(region_prefix(r))})" for r in req.regions)
@@ -273,8 +273,8 @@ def _rectification(con: duckdb.DuckDBPyConnection, quarantined: list[Resource], 
                      scrub_text(c["record_key"]), mask_entity_key(c["entity_key_type"], c["entity_key"])))
     if rows:
         con.executemany(f"insert into out.{RECTIFY_TABLE} values (?, ?, ?, ?, ?, ?, ?, ?)", rows)
-    con.execute(f"comment on table out.{RECTIFY_TABLE} is "
-                f"{_quote('整改清单：本部门被隔离的行（文件、行号、规则、原因）与未解决的一数一源冲突 | Rectification list')}")
+    comment = "整改清单：本部门被隔离的行（文件、行号、规则、原因）与未解决的一数一源冲突 | Rectification list"
+    con.execute(f"comment on table out.{RECTIFY_TABLE} is {_quote(comment)}")
     for column, label in RECTIFY_COLUMNS:
         con.execute(f"comment on column out.{RECTIFY_TABLE}.{column} is {_quote(label)}")
 

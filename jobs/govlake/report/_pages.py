@@ -17,8 +17,8 @@ from govlake.kpi import Kpi, KpiValue
 from govlake.report import _svg
 from govlake.report._data import LakeData, RuleInfo
 from govlake.report._drills import drill_view, load_drills
-from govlake.report._returns import load_deliveries, returns_view
 from govlake.report._render import Cell, Page, Table, slug, status_class, status_label
+from govlake.report._returns import load_deliveries, returns_view
 from govlake.report._scores import Scorecard, months_of, previous, quarter_of, scorecards
 
 CREDIT_KPIS = ("credit.compliance_rate", "credit.timeliness_rate")
