@@ -18,8 +18,8 @@ from govlake.catalog import get_catalog
 from govlake.config import Settings
 from govlake.identifiers import is_valid_id_number
 from govlake.report._returns import returns_section
-from govlake.returns import INFO_TABLE, RECTIFY_TABLE, RETURN_FILE, build_returns, delivery_log
-from govlake.sharing import SharingInputError, load_requests, requests_path
+from govlake.returns import INFO_TABLE, RECTIFY_TABLE, RETURN_FILE, build_returns, delivery_log, plan
+from govlake.sharing import ShareRequest, SharingInputError, load_requests, requests_path
 from test_gold import E1, E4, MOBILE, PERSON_ID, PERSON_ID_2, id_number, write_sample_silver, write_silver
 
 PERSON_ID_3 = id_number("19700101", "789")
@@ -279,3 +279,45 @@ def test_govlake_return_names_the_bad_request_row_and_exits_1(returned, tmp_path
     assert out.exit_code == 1
     assert "share_requests.csv:2: request.item_known: resource psb.population has no item 'salary'" in out.output
     assert [r["run_id"] for r in delivery_log(settings)].count("ret-1") == len(delivery_log(settings))
+
+
+def _request(id_: str, dept: str, resource: str, items: str, regions: str = "", **kw) -> ShareRequest:
+    return ShareRequest.model_validate({"id": id_, "department": dept, "resource": resource, "share_type": "有条件共享",
+                                        "requested_at": "2024-04-01", "answered_at": "2024-04-02", "outcome": "同意",
+                                        "valid": "是", "purpose": "核验", "items": items, "regions": regions} | kw)
+
+
+def test_not_shared_data_goes_back_to_its_provider_only():
+    """A 不予共享 resource, and a 不予共享 item of a shared one, reach no one but the provider, whatever the
+    requests say (a catalog copy with such entries: the city's catalog has none)."""
+    catalog = get_catalog()
+    psb = catalog.resource("psb.population").model_copy(update={"share_type": "不予共享"})
+    amr = catalog.resource("amr.enterprise")
+    amr = amr.model_copy(update={"items": [i.model_copy(update={"share_type": "不予共享"}) if i.column == "reg_capital"
+                                           else i for i in amr.items]})
+    penalty = catalog.resource("credit.penalty")
+    penalty = penalty.model_copy(update={"items": [
+        i.model_copy(update={"share_type": "不予共享"}) if i.column == "fine_amount" else i for i in penalty.items]})
+    catalog = dataclasses.replace(catalog, resources=catalog.resources | {
+        psb.code: psb, amr.code: amr, penalty.code: penalty})
+    requests = (_request("R1", "hrss", "psb.population", "name;hukou_region"),
+                _request("R2", "ee", "amr.enterprise", "uscc;reg_capital;region_code", "370100"),
+                _request("R3", "tax", "amr.enterprise", "reg_capital"),
+                # two ids that make the same table name: the second is told apart
+                _request("GX-7", "hrss", "amr.enterprise", "uscc"), _request("gx_7", "hrss", "amr.enterprise", "uscc"))
+    deliveries = plan(catalog, requests, districts=["370102"], submitted={"credit.penalty": {"ee"}},
+                      routed={"credit.penalty", "amr.enterprise", "psb.population"})
+    by = {(d.receiver, d.table): d for d in deliveries}
+    assert {r for r, t in by if t.startswith("psb_population")} == {"psb"}
+    assert by[("psb", "psb_population")].basis == "本部门数据"
+    ee = by[("ee", "amr_enterprise__r2")]
+    assert ee.columns == ("uscc", "region_code") and ee.where == "coalesce(starts_with(_district, '3701'), false)"
+    assert ("tax", "amr_enterprise__r3") not in by  # it asked for nothing it may have
+    assert "reg_capital" in by[("amr", "amr_enterprise")].columns
+    # a 不予共享 item of a 无条件共享 resource: to districts and departments without it, back to its submitter with it
+    assert "fine_amount" not in by[("370102", "credit_penalty")].columns
+    assert "fine_amount" not in by[("hrss", "credit_penalty")].columns
+    assert "fine_amount" in by[("ee", "credit_penalty_submitted")].columns
+    assert "fine_amount" in by[("credit", "credit_penalty")].columns
+    assert [(t, by[("hrss", t)].request_id) for r, t in by if r == "hrss" and t.startswith("amr_")] == [
+        ("amr_enterprise__gx_7", "GX-7"), ("amr_enterprise__gx_7_1", "gx_7")]

@@ -147,8 +147,11 @@ def plan(catalog: Catalog, requests: tuple[ShareRequest, ...], *, districts: lis
                 if not cols:
                     continue
                 where = " or ".join(f"starts_with(_district, {_quote(region_prefix(r))})" for r in req.regions)
-                out.append(Delivery(dept, DEPARTMENT, f"{res.slug}__{re.sub(r'[^0-9a-z]+', '_', req.id.lower())}",
-                                    res.code, CONDITIONAL, cols, f"coalesce({where}, false)" if where else "true",
+                table = f"{res.slug}__{re.sub(r'[^0-9a-z]+', '_', req.id.lower())}"
+                taken = {d.table for d in out if d.receiver == dept}
+                table = next(t for n in range(len(taken) + 1) if (t := f"{table}_{n}" if n else table) not in taken)
+                out.append(Delivery(dept, DEPARTMENT, table, res.code, CONDITIONAL, cols,
+                                    f"coalesce({where}, false)" if where else "true",
                                     request_id=req.id, purpose=req.purpose))
     return out
 
