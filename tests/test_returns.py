@@ -321,3 +321,23 @@ def test_not_shared_data_goes_back_to_its_provider_only():
     assert "fine_amount" in by[("credit", "credit_penalty")].columns
     assert [(t, by[("hrss", t)].request_id) for r, t in by if r == "hrss" and t.startswith("amr_")] == [
         ("amr_enterprise__gx_7", "GX-7"), ("amr_enterprise__gx_7_1", "gx_7")]
+
+
+def test_a_run_killed_between_the_log_and_the_files_is_finished_by_the_next(returned, tmp_path):
+    import _forked as forked
+
+    settings = dataclasses.replace(returned[0], var=tmp_path / "var")
+    shutil.copytree(returned[0].var, settings.var)
+    killed = forked.run(build_returns, settings=settings, run_id="ret-crash",
+                        env={"GOVLAKE_CRASH_AT": "returns:meta/returns_log"})
+    assert killed.returncode == -9, killed.output
+    # logged, but every file is still the previous run's (the new ones wait under their temporary names)
+    assert {r["run_id"] for r in delivery_log(settings)} == {"ret-1", "ret-crash"}
+    with duckdb.connect(str(settings.returns / "hrss" / RETURN_FILE), read_only=True) as con:
+        assert con.execute(f"select distinct run_id from {INFO_TABLE}").fetchall() == [("ret-1",)]
+    build_returns(settings=settings, run_id="ret-next")
+    runs = [r["run_id"] for r in delivery_log(settings)]
+    assert runs.count("ret-crash") == runs.count("ret-1") == runs.count("ret-next")  # nothing logged twice
+    with duckdb.connect(str(settings.returns / "hrss" / RETURN_FILE), read_only=True) as con:
+        assert con.execute(f"select distinct run_id from {INFO_TABLE}").fetchall() == [("ret-next",)]
+    assert not [p for p in settings.returns.rglob("*") if p.name.endswith((".tmp", ".wal"))]
