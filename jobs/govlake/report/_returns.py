@@ -2,13 +2,15 @@
 
 The markup is ``templates/returns.html.j2``; this module reads meta/returns_log (govlake.returns) and
 works out what it shows: one line per table delivered by the latest run, conditional deliveries with
-their request and purpose, so that an auditor sees who received what and on which basis.
+their request and purpose (free text the bureau typed: ID and mobile numbers in it masked), so that an
+auditor sees who received what and on which basis.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from govlake.masking import scrub_text
 from govlake.report._render import Cell, Table, render
 
 
@@ -43,7 +45,7 @@ def returns_view(rows: list[dict]) -> ReturnsView:
                    ("申请编号", "request"), ("用途", "purpose"), ("行", "rows"), ("列", "columns")],
                   [[Cell(r["receiver"]), Cell(kinds.get(r["receiver_kind"], r["receiver_kind"])), Cell(r["table_name"]),
                     Cell(r["resource"] or "—"), Cell(r["basis"]), Cell(r["request_id"] or "—"),
-                    Cell(r["purpose"] or "—"), Cell(f"{r['rows']:,}", raw=r["rows"]),
+                    Cell(scrub_text(r["purpose"]) or "—"), Cell(f"{r['rows']:,}", raw=r["rows"]),
                     Cell(r["columns"], data={"columns": r["column_names"]})]
                    for r in last], numeric=(7, 8), id="returns-table")
     return ReturnsView(run_id=run_id, when=f"{last[0]['delivered_at']:%Y-%m-%d %H:%M} UTC",
