@@ -11,7 +11,10 @@ publish once a year).
 written; the 法人库's Asset, with the credit feeds', schedules `publish_credit`
 (双公示 publications, 一企一档 profiles, the analyst extract, the KPIs). `conflicts` compares every
 department's copy of a data item with its authoritative department's value (一数一源) and merges the
-disagreements into `lake/gold/conflicts`.
+disagreements into `lake/gold/conflicts`. `returns` then writes each district's and department's
+回流 (`var/returns/<receiver>/returns.duckdb`: what it may receive under the catalog's 共享类型 and the
+granted share requests, masked, with each department's 整改清单 of quarantined rows and conflicts) and
+logs every delivery in `lake/meta/returns_log`.
 
 Owner: the big data bureau itself (`dsj`), which publishes on the departments' behalf.
 """
@@ -60,7 +63,15 @@ def publish_gold() -> None:
         with no_retry_on_data_errors():
             return jsonable(pipeline.conflicts(run_id=run_id()))
 
-    gold() >> conflicts()
+    @task
+    def returns() -> dict[str, int]:
+        """Write the districts' and departments' returns (回流); tables per receiver."""
+        from govlake import pipeline
+
+        with no_retry_on_data_errors():
+            return {receiver: len(r["tables"]) for receiver, r in pipeline.returns(run_id=run_id()).items()}
+
+    gold() >> conflicts() >> returns()
 
 
 publish_gold()

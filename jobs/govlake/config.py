@@ -173,6 +173,11 @@ class Settings:
         return self.var / "extracts"
 
     @property
+    def returns(self) -> Path:
+        """Folder of the returns (回流): one subfolder per district or department (govlake.returns)."""
+        return self.var / "returns"
+
+    @property
     def reports(self) -> Path:
         return self.var / "reports"
 

@@ -9,7 +9,7 @@ schema: it asks here. docs/architecture.md states the same contracts in words.
 | :func:`bronze_schema` | ``bronze/<slug>`` | ingest |
 | :func:`silver_schema` | ``silver/<slug>`` | process |
 | :func:`quarantine_schema` | ``quarantine/<slug>`` | process |
-| ``INGEST_LOG`` … ``RESTORES`` | ``meta/*`` | the step named in each constant's docstring |
+| ``INGEST_LOG`` … ``RETURNS_LOG`` | ``meta/*`` | the step named in each constant's docstring |
 | ``WITHDRAWAL_LOG``, ``CONFLICTS`` | ``gold/withdrawal_log``, ``gold/conflicts`` | credit and extract, conflicts |
 """
 
@@ -194,6 +194,15 @@ RESTORES = pa.schema([
     ("set_aside", S), ("actor", S), ("host", S), ("at", TS), ("seconds", pa.float64()), ("note", S),
 ])
 """meta/restores (``govlake restore``): every restore, what it brought back and set aside."""
+
+RETURNS_LOG = pa.schema([
+    ("receiver", S), ("receiver_kind", S), ("file", S), ("table_name", S), ("resource", S), ("basis", S),
+    ("request_id", S), ("purpose", S), ("rows", I64), ("columns", I64), ("column_names", S),
+    ("delivered_at", TS), ("run_id", S),
+])
+"""meta/returns_log (returns, ``govlake return``): one row per table delivered to a district or department
+(回流), rows and columns counted from the file written; ``basis``: 无条件共享, 有条件共享 (with
+``request_id`` and ``purpose``), 本部门数据 or 整改清单."""
 
 # ---- gold logs and governance ------------------------------------------------------------------
 

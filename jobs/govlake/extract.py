@@ -29,7 +29,7 @@ from govlake._faults import crash_point
 from govlake.config import Settings
 from govlake.credit import KINDS, WITHDRAWAL_SCHEMA, withdrawal, withdrawal_rows
 from govlake.gold import PUBLIC_TABLES, ColumnDoc, TableDoc, table_docs
-from govlake.masking import is_released, mask_note, mask_sql, name_items, scrub_names_sql, scrub_sql
+from govlake.masking import mask_note, name_items, release_item_sql
 
 EXTRACT_NAME = "analyst.duckdb"
 INFO_TABLE = "extract_info"
@@ -51,16 +51,7 @@ def release_sql(column: ColumnDoc, names: list | None = None) -> str | None:
     Free text is scrubbed of ID and mobile numbers and of the person names the row holds
     (``names``: the table's person-name items)."""
     ref = _ident(column.name)
-    item = column.item
-    if item is None:
-        return ref
-    if not is_released(item):
-        return None
-    if item.pii:
-        return mask_sql(item, ref)
-    if item.type == "string" and not item.code_list:
-        return scrub_sql(scrub_names_sql(ref, names or []))
-    return ref
+    return ref if column.item is None else release_item_sql(column.item, ref, names)
 
 
 def column_comment(column: ColumnDoc) -> str:

@@ -350,3 +350,17 @@ def scrub_sql(column_expr: str) -> str:
     for pattern, replacement in _TEXT_PATTERNS:
         column_expr = f"regexp_replace({column_expr}, {_quote(pattern)}, {_quote(replacement)}, 'g')"
     return column_expr
+
+
+def release_item_sql(item: Item, column_expr: str, names: list[Item] | None = None) -> str | None:
+    """SQL releasing ``column_expr`` of ``item`` outside the lake (the analyst extract, the returns), or None
+    when the item is not released at all: personal items masked (:func:`mask_sql`), free text (strings
+    without a code list) scrubbed of ID and mobile numbers and of the row's person names (``names``,
+    :func:`scrub_names_sql`), anything else as it is."""
+    if not is_released(item):
+        return None
+    if item.pii:
+        return mask_sql(item, column_expr)
+    if item.type == "string" and not item.code_list:
+        return scrub_sql(scrub_names_sql(column_expr, names or []))
+    return column_expr

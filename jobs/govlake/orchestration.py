@@ -225,7 +225,8 @@ def _data_errors() -> tuple[type[Exception], ...]:
     errors: list[type[Exception]] = []
     for module, name in [("govlake.config", "SettingsError"), ("govlake.catalog", "CatalogError"),
                          ("govlake.ingest", "IngestError"),
-                         ("govlake.quality", "QualityError"), ("govlake.gold", "GoldError")]:
+                         ("govlake.quality", "QualityError"), ("govlake.gold", "GoldError"),
+                         ("govlake.sharing", "SharingInputError")]:
         try:
             errors.append(getattr(importlib.import_module(module), name))
         except (ImportError, AttributeError):

@@ -108,6 +108,15 @@ def extract(*, settings: Settings | None = None, run_id: str | None = None, as_o
     return job.result
 
 
+def returns(*, settings: Settings | None = None, run_id: str | None = None) -> dict:
+    """Write each district's and department's return (回流, govlake.returns) and log the deliveries;
+    ``{receiver: {"kind", "file", "tables": {table: rows}}}``."""
+    from govlake.returns import build_returns
+
+    settings = _settings(settings)
+    return build_returns(settings=settings, run_id=run_id or new_run_id("return"))
+
+
 def credit(*, settings: Settings | None = None, run_id: str | None = None, rebuild: bool = False,
            as_of: dt.date | None = None):
     """The credit step over what changed since its last run: 双公示 lifecycles and publications,

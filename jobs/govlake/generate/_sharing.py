@@ -151,7 +151,7 @@ def _requests_csv(catalog: Catalog, *, seed: int, as_of: dt.date, n: int) -> byt
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\r\n")
     writer.writerow(["申请编号", "申请部门", "资源代码", "申请共享类型", "申请时间", "答复时间", "答复结果",
-                     "是否有效", "备注"])
+                     "是否有效", "共享用途", "共享数据项", "备注"])
     # within the half year before as_of, oldest first; the last few recent enough to be still 待答复
     days = np.sort(np.concatenate([rng.integers(15, 181, n - RECENT), rng.integers(1, 15, RECENT)]))[::-1]
     for k, back in enumerate(days):
@@ -171,7 +171,15 @@ def _requests_csv(catalog: Catalog, *, seed: int, as_of: dt.date, n: int) -> byt
         elif outcome == "撤回":
             answered = None
         note = "" if valid else "重复申请"
+        purpose, items = _grant(catalog, dept, res) if asked == "有条件共享" else ("", "")
         writer.writerow([f"GX{requested:%Y%m%d}{k + 1:04d}", catalog.departments[dept].name, res.code, asked,
                          f"{requested:%Y-%m-%d %H:%M}", f"{answered:%Y-%m-%d %H:%M}" if answered else "",
-                         outcome, "是" if valid else "否", note])
+                         outcome, "是" if valid else "否", purpose, items, note])
     return ("\ufeff" + buf.getvalue()).encode("utf-8")
+
+
+def _grant(catalog: Catalog, dept: str, res) -> tuple[str, str]:
+    """共享用途 and 共享数据项 of a conditional request: at most six of the resource's items that are not
+    personal data, its key first among them when it is not (what a department is granted for checking a subject)."""
+    items = [i.column for i in res.items if i.pii is None and (i.column in res.key or i.level in ("L1", "L2"))]
+    return f"{catalog.departments[dept].name}履职核验", ";".join(items[:6])

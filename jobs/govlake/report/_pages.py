@@ -21,6 +21,7 @@ from govlake.report._claims import claims_table
 from govlake.report._data import LakeData, RuleInfo
 from govlake.report._drills import drill_view, load_drills
 from govlake.report._render import Cell, Page, Table, slug, status_class, status_label
+from govlake.report._returns import load_deliveries, returns_view
 from govlake.report._scores import Scorecard, months_of, previous, quarter_of, scorecards
 
 CREDIT_KPIS = ("credit.compliance_rate", "credit.timeliness_rate")
@@ -169,7 +170,8 @@ class Site:
                    missed=missed, cards=cards, sections=sections,
                    gx=os.path.relpath(gx, self.out) if gx else None, drills=drill_view(load_drills(self.data.settings)),
                    claims=claims_table(claim_history(self.data.settings, catalog=self.data.catalog), link=table_page),
-                   alerts=alerts, alert_table=alert_table(alerts))
+                   alerts=alerts, alert_table=alert_table(alerts),
+                   returns=returns_view(load_deliveries(self.data.settings)))
 
     def kpi_table(self, p: Page, kpi: Kpi, period: str) -> Table:
         """Every scope's value of ``kpi`` in ``period`` (``all`` first)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -21,6 +22,16 @@ REQUEST_COLUMNS = {
     "申请编号": "id", "申请部门": "department", "资源代码": "resource", "申请共享类型": "share_type",
     "申请时间": "requested_at", "答复时间": "answered_at", "答复结果": "outcome", "是否有效": "valid",
 }
+OPTIONAL_COLUMNS = {"共享用途": "purpose", "共享数据项": "items", "共享行政区划": "regions"}
+"""What a granted request covers, for the returns (govlake.returns); a log without them is still valid."""
+
+
+def _split(value: object) -> object:
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        return tuple(p.strip() for p in re.split(r"[;；、,，\n]", value) if p.strip())
+    return value
 
 
 class ShareRequest(BaseModel):
@@ -37,6 +48,33 @@ class ShareRequest(BaseModel):
     outcome: Outcome
     valid: bool
     """False for requests the bureau set aside (duplicates, out of scope): not in any denominator."""
+    purpose: str | None = None
+    """共享用途: what the data is for; a request without one covers no return."""
+    items: tuple[str, ...] = ()
+    """共享数据项: the resource's columns granted (``;`` between them); none: the request covers no return."""
+    regions: tuple[str, ...] = ()
+    """共享行政区划: 6-digit division codes the rows are limited to (a city code covers its districts); none: all."""
+
+    @field_validator("items", "regions", mode="before")
+    @classmethod
+    def _list(cls, value: object) -> object:
+        return _split(value)
+
+    @field_validator("items")
+    @classmethod
+    def _columns(cls, items: tuple[str, ...]) -> tuple[str, ...]:
+        bad = [i for i in items if not re.fullmatch(r"[a-z][a-z0-9_]*", i)]
+        if bad:
+            raise ValueError(f"not a column name: {', '.join(bad)}")
+        return items
+
+    @field_validator("regions")
+    @classmethod
+    def _divisions(cls, regions: tuple[str, ...]) -> tuple[str, ...]:
+        bad = [r for r in regions if not re.fullmatch(r"[1-9][0-9]{5}", r)]
+        if bad:
+            raise ValueError(f"not a 6-digit division code: {', '.join(bad)}")
+        return regions
 
     @field_validator("requested_at", "answered_at", mode="before")
     @classmethod
@@ -73,8 +111,9 @@ def load_requests(path: Path, catalog: Catalog) -> RequestLog:
     problems = Problems()
     out: list[ShareRequest] = []
     seen: set[str] = set()
-    for where, values in read_csv_rows(path, REQUEST_COLUMNS, problems):
-        row = parse(ShareRequest, where, values, REQUEST_COLUMNS, "request", problems)
+    headers = REQUEST_COLUMNS | OPTIONAL_COLUMNS
+    for where, values in read_csv_rows(path, REQUEST_COLUMNS, problems, OPTIONAL_COLUMNS):
+        row = parse(ShareRequest, where, values, headers, "request", problems)
         if row is None:
             continue
         if row.id in seen:
@@ -85,6 +124,10 @@ def load_requests(path: Path, catalog: Catalog) -> RequestLog:
             problems.add(where, "request.department_known", f"unknown department {row.department!r}")
         if row.resource not in catalog.resources:
             problems.add(where, "request.resource_known", f"unknown resource {row.resource!r}")
+        else:
+            columns = {i.column for i in catalog.resources[row.resource].items}
+            for item in (i for i in row.items if i not in columns):
+                problems.add(where, "request.item_known", f"resource {row.resource} has no item {item!r}")
         if row.outcome in ANSWERED and row.answered_at is None:
             problems.add(where, "request.answer_time", f"答复结果 {row.outcome} needs 答复时间")
         if row.outcome == "待答复" and row.answered_at is not None:

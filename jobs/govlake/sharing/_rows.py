@@ -53,14 +53,16 @@ def _cell(value: Any) -> Any:
 
 
 def _rows(where: str, header: list[Any], body: Iterator[tuple], columns: dict[str, str],
-          problems: Problems) -> Iterator[Row]:
-    """Rows keyed by model field name; a missing column is one problem and no rows."""
+          problems: Problems, optional: dict[str, str] | None = None) -> Iterator[Row]:
+    """Rows keyed by model field name; a missing column is one problem and no rows. ``optional``
+    columns are read when the header has them (a field absent from a row keeps its default)."""
     names = [str(h).strip() if h is not None else "" for h in header]
     missing = [c for c in columns if c not in names]
     if missing:
         problems.add(f"{where}:1", "columns", f"missing column(s) {', '.join(missing)}; the header is {names}")
         return
-    index = {columns[n]: i for i, n in enumerate(names) if n in columns}
+    known = columns | (optional or {})
+    index = {known[n]: i for i, n in enumerate(names) if n in known}
     for number, raw in enumerate(body, start=2):
         values = [_cell(v) for v in raw]
         if all(v is None for v in values):
@@ -68,8 +70,9 @@ def _rows(where: str, header: list[Any], body: Iterator[tuple], columns: dict[st
         yield f"{where}:{number}", {f: values[i] if i < len(values) else None for f, i in index.items()}
 
 
-def read_csv_rows(path: Path, columns: dict[str, str], problems: Problems) -> Iterator[Row]:
-    """Rows of a CSV in UTF-8 (with or without BOM) or, failing that, GBK."""
+def read_csv_rows(path: Path, columns: dict[str, str], problems: Problems,
+                  optional: dict[str, str] | None = None) -> Iterator[Row]:
+    """Rows of a CSV in UTF-8 (with or without BOM) or, failing that, GBK (``optional``: see :func:`_rows`)."""
     raw = path.read_bytes()
     try:
         text = raw.decode("utf-8-sig")
@@ -77,7 +80,7 @@ def read_csv_rows(path: Path, columns: dict[str, str], problems: Problems) -> It
         text = raw.decode("gbk")
     reader = csv.reader(io.StringIO(text, newline=""))
     header = next(reader, [])
-    yield from _rows(str(path), header, reader, columns, problems)
+    yield from _rows(str(path), header, reader, columns, problems, optional)
 
 
 def read_sheet_rows(path: Path, book, sheet: str, columns: dict[str, str], problems: Problems) -> Iterator[Row]:
