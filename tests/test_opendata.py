@@ -285,3 +285,33 @@ datasets:
     out = subprocess.run([*cli[:-1], "--k", "90"], capture_output=True, text=True, env=env, timeout=300)
     assert out.returncode == 3, out.stderr
     assert "withheld amr_enterprise: k=90 not reached: 80 of 80 rows (100%)" in " ".join(out.stdout.split())
+
+
+def test_the_report_lists_the_open_datasets_with_k_generalization_and_suppression(published, tmp_path):
+    from govlake.catalog import get_catalog
+    from govlake.opendata import open_data_runs
+    from govlake.report._data import LakeData
+    from govlake.report._open import open_data
+    from govlake.report._pages import Site
+    from govlake.report._scores import load_scorecard
+
+    settings, first = published
+    withheld = publish_open_data(settings=settings, run_id="open-9", config=CONFIG, k=60)
+    data = LakeData(settings=settings, catalog=get_catalog(settings.catalog_dir), kpis=[], as_of=AS_OF, rules={},
+                    runs=[], reconciliation={}, rows_by_dept_month={}, kpi_history_all={}, kpi_history_last={},
+                    table_counts=[], conflicts=[], gx_docs=None, open_data=open_data_runs(settings, runs=10))
+    site = Site(data, load_scorecard(), tmp_path / "site", generated="test")
+    open_data(site)
+    html = (tmp_path / "site" / "open.html").read_text(encoding="utf-8")
+    assert "run <code>open-9</code>" in html and "open-1" in html  # latest run, and the earlier one below
+    latest = list(csv.DictReader((tmp_path / "site" / "open_datasets.csv").read_text(encoding="utf-8-sig")
+                                 .splitlines()))
+    amr = next(r for r in latest if r["数据集 dataset"] == "amr_enterprise")
+    figures = withheld.datasets[0]
+    assert (amr["状态 status"], amr["k k"], amr["输入行 rows in"], amr["抑制行 suppressed"]) == (
+        "withheld", "60", "80", str(figures.suppressed))
+    assert "region_code → province (region)" in amr["泛化 generalization"]
+    assert amr["说明 reason"].startswith("k=60 not reached")
+    earlier = list(csv.DictReader((tmp_path / "site" / "open_runs.csv").read_text(encoding="utf-8-sig").splitlines()))
+    assert {(r["运行 run"], r["状态 status"]) for r in earlier} >= {("open-1", "published"), ("open-9", "withheld")}
+    assert "psb.population" in html and "不予开放" in html

@@ -15,9 +15,10 @@ from govlake.opendata._publish import (
     Closed,
     DatasetResult,
     OpenResult,
+    open_data_runs,
     plan,
     publish_open_data,
 )
 
 __all__ = ["CATALOG_FILE", "CONFIG_FILE", "LADDERS", "META_TABLE", "Closed", "DatasetResult", "DatasetSpec",
-           "OpenConfig", "OpenResult", "load_config", "plan", "publish_open_data"]
+           "OpenConfig", "OpenResult", "load_config", "open_data_runs", "plan", "publish_open_data"]

@@ -199,6 +199,26 @@ def redact_sql(text_expr: str) -> str:
     return text_expr
 
 
+def open_data_runs(settings: Settings, *, runs: int = 1) -> list[dict[str, Any]]:
+    """The rows of meta/open_data of the last ``runs`` runs of ``govlake open``, newest run first
+    (JSON columns decoded); empty when it has never run."""
+    con = duckdb.connect()
+    try:
+        if not storage.register(con, "open_log", storage.table_path(settings, "meta", META_TABLE.split("/")[1])):
+            return []
+        cur = con.execute("""select * from open_log where run_id in (
+                select run_id from open_log group by run_id order by max(published_at) desc limit ?)
+            order by published_at desc, dataset""", [runs])
+        names = [d[0] for d in cur.description]
+        rows = [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+    finally:
+        con.close()
+    for row in rows:
+        for key in ("quasi_identifiers", "generalization", "files"):
+            row[key] = json.loads(row[key]) if row[key] else None
+    return rows
+
+
 def _is_free_text(column: Column) -> bool:
     item = column.item
     return item is not None and item.type == "string" and not item.code_list and not is_identifier(column)
