@@ -315,3 +315,15 @@ def test_the_report_lists_the_open_datasets_with_k_generalization_and_suppressio
     earlier = list(csv.DictReader((tmp_path / "site" / "open_runs.csv").read_text(encoding="utf-8-sig").splitlines()))
     assert {(r["运行 run"], r["状态 status"]) for r in earlier} >= {("open-1", "published"), ("open-9", "withheld")}
     assert "psb.population" in html and "不予开放" in html
+
+
+def test_catalog_validate_checks_open_data_yml(tmp_path):
+    folder = _catalog_copy(tmp_path, """datasets:
+  - resource: psb.population
+    columns: [sex, mobile]
+""")
+    env = {**os.environ, "GOVLAKE_VAR": str(tmp_path / "var"), "GOVLAKE_CATALOG_DIR": str(folder)}
+    out = subprocess.run([sys.executable, "-m", "govlake.cli", "catalog", "validate"], capture_output=True,
+                         text=True, env=env, timeout=300)
+    assert out.returncode == 1
+    assert f"{folder}/open_data.yml:3:20: mobile (手机号) is never opened: level L3" in " ".join(out.stderr.split())
