@@ -34,13 +34,15 @@ def open_(
                                  for c in result.closed]})
         else:
             t = Table(title=literal(f"open data · run {result.run_id}"), title_justify="left")
-            for col in ("dataset", "status", "rows in", "rows out", "suppressed", "k", "generalization"):
-                t.add_column(col, justify="right" if col in ("rows in", "rows out", "suppressed", "k") else "left")
+            for col in ("dataset", "status", "rows in", "rows out", "suppressed", "k"):
+                t.add_column(col, justify="left" if col in ("dataset", "status") else "right", no_wrap=True)
             for d in result.datasets:
                 t.add_row(literal(d.dataset), literal((d.status, "green" if d.status == "published" else "red")),
-                          str(d.rows_in), str(d.rows_out), str(d.suppressed), str(d.k),
-                          literal(", ".join(f"{c}: {lvl}" for c, lvl in d.generalization.items())))
+                          str(d.rows_in), str(d.rows_out), str(d.suppressed), str(d.k))
             ctx.show(t)
+            for d in result.datasets:
+                levels = ", ".join(f"{c} → {level}" for c, level in d.generalization.items()) or "none"
+                ctx.say(f"{d.dataset}: ", (levels, "dim"), wrap=True)
             for d in result.withheld:
                 ctx.say((f"withheld {d.dataset}: ", "red"), d.reason or "", wrap=True)
             for c in result.closed:

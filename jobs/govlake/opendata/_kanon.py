@@ -8,13 +8,17 @@ publishes at the least: a region at county level, a date as its month, an amount
 - ``date``: month (``2024-04``) → quarter (``2024-Q2``) → year (``2024``);
 - ``amount``: decade band (``[10,100)``) → two-decade band (``[1,100)``) → sign (``0``, ``>0``, ``<0``);
 - ``industry`` (GB/T 4754 code): the code (``F5211``) → 大类 (``F52``) → 门类 (``F``);
-- ``category`` (a code-list value): as it is (no coarser level).
+- ``category`` (a code-list value, or a value the config declares a category): as it is → ``*`` (any:
+  a category has no hierarchy, so its one coarser level says nothing of the value).
 
 The search is greedy: starting with every quasi-identifier at level 0, while more rows lie in cells
 (combinations of quasi-identifier values) smaller than k than may be suppressed, it takes the one
 step up one ladder that leaves the fewest rows in small cells (ties: the first quasi-identifier in
-column order). When the allowance is met the rows of the remaining small cells are suppressed; when
-every ladder is at its top and it is not, the dataset cannot be published (:class:`Outcome`).
+column order). When the allowance is met, each step it no longer needs is taken back, one at a
+time (the one leaving the fewest rows in small cells first), so the result is a minimal
+generalization: no quasi-identifier could be one rung finer. The rows of the remaining small cells
+are then suppressed; when every ladder is at its top and the allowance is not met, the dataset cannot
+be published (:class:`Outcome`).
 """
 
 from __future__ import annotations
@@ -47,7 +51,7 @@ LADDERS: dict[str, tuple[tuple[str, str], ...]] = {
     "amount": (("band", _band("cast({x} as double)", 1)), ("wide band", _band("cast({x} as double)", 2)),
                ("sign", "case when {x} is null then null when {x} < 0 then '<0' when {x} = 0 then '0' else '>0' end")),
     "industry": (("class", "cast({x} as varchar)"), ("division", "left({x}, 3)"), ("section", "left({x}, 1)")),
-    "category": (("value", "cast({x} as varchar)"),),
+    "category": (("value", "cast({x} as varchar)"), ("any", "'*'")),
 }
 """Per kind, (level name, SQL template over ``{x}``) from finest to coarsest."""
 
@@ -95,14 +99,20 @@ def search(con: duckdb.DuckDBPyConnection, view: str, qis: dict[str, QiKind], *,
     levels = dict.fromkeys(qis, 0)
     small = small_rows(con, view, qis, levels, k)
     while small > allowed:
-        best: tuple[int, str] | None = None
-        for column, kind in qis.items():
-            if levels[column] + 1 < len(LADDERS[kind]):
-                tried = small_rows(con, view, qis, levels | {column: levels[column] + 1}, k)
-                if best is None or tried < best[0]:
-                    best = (tried, column)
-        if best is None:
+        tried = {column: small_rows(con, view, qis, levels | {column: levels[column] + 1}, k)
+                 for column, kind in qis.items() if levels[column] + 1 < len(LADDERS[kind])}
+        if not tried:
             break
-        small, column = best
+        column = min(tried, key=lambda c: tried[c])
+        small = tried[column]
         levels[column] += 1
+    while small <= allowed:  # then take back each step the allowance does not need (a minimal node)
+        finer = {column: small_rows(con, view, qis, levels | {column: levels[column] - 1}, k)
+                 for column in qis if levels[column] > 0}
+        undo = [c for c, n in finer.items() if n <= allowed]
+        if not undo:
+            break
+        column = min(undo, key=lambda c: finer[c])
+        small = finer[column]
+        levels[column] -= 1
     return Outcome(levels=levels, small_rows=small, rows=rows, allowed=allowed)
