@@ -327,3 +327,73 @@ def test_catalog_validate_checks_open_data_yml(tmp_path):
                          text=True, env=env, timeout=300)
     assert out.returncode == 1
     assert f"{folder}/open_data.yml:3:20: mobile (手机号) is never opened: level L3" in " ".join(out.stderr.split())
+
+
+@pytest.mark.parametrize(("kind", "value", "rungs"), [
+    ("region", "370102", ["370102", "370100", "370000"]),
+    ("date", dt.date(2024, 4, 5), ["2024-04", "2024-Q2", "2024"]),
+    ("date", dt.datetime(2024, 12, 31, 23, 0), ["2024-12", "2024-Q4", "2024"]),
+    ("amount", Decimal(2), ["[1,10)", "[1,100)", ">0"]),
+    ("amount", Decimal("50.5"), ["[10,100)", "[1,100)", ">0"]),
+    ("amount", Decimal(1000), ["[1000,10000)", "[100,10000)", ">0"]),
+    ("amount", Decimal(999999), ["[100000,1000000)", "[10000,1000000)", ">0"]),
+    ("amount", Decimal("0.5"), ["(0,1)", "(0,1)", ">0"]),
+    ("amount", Decimal(0), ["0", "0", "0"]),
+    ("amount", Decimal(-3), ["<0", "<0", "<0"]),
+    ("industry", "F5211", ["F5211", "F52", "F"]),
+    ("category", "罚款;警告", ["罚款;警告", "*"]),
+    ("category", None, [None, None]),
+])
+def test_each_ladder_rung(kind, value, rungs):
+    import duckdb
+
+    from govlake.opendata import LADDERS
+    from govlake.opendata._kanon import generalize_sql
+
+    con = duckdb.connect()
+    con.execute("create table t (v " + {"region": "varchar", "date": "timestamp", "amount": "decimal(18,4)",
+                                         "industry": "varchar", "category": "varchar"}[kind] + ")")
+    con.execute("insert into t values (?)", [value])
+    assert len(LADDERS[kind]) == len(rungs)
+    assert [con.execute(f"select {generalize_sql(kind, level, 'v')} from t").fetchone()[0]
+            for level in range(len(rungs))] == rungs
+
+
+OVERSHOOT = [(r, dt.date.fromisoformat(d), Decimal(a)) for r, d, a in (
+    ("370102", "2024-01-05", 50), ("370103", "2024-01-05", 2), ("370102", "2024-04-05", 5),
+    ("370102", "2024-01-05", 2), ("370103", "2024-01-05", 5), ("370211", "2024-02-05", 2),
+    ("370203", "2024-01-05", 2), ("370103", "2024-01-05", 5000), ("370103", "2024-02-05", 50),
+    ("370102", "2024-02-05", 50), ("370103", "2024-04-05", 5000), ("370102", "2024-01-05", 5),
+    ("370103", "2024-01-05", 2), ("370103", "2024-01-05", 2), ("370103", "2024-04-05", 5),
+    ("370203", "2024-01-05", 200))]
+
+
+def test_the_search_takes_back_steps_the_allowance_does_not_need():
+    import duckdb
+
+    from govlake.opendata._kanon import search, small_rows
+
+    con = duckdb.connect()
+    # 20 rows in one county and month: only the amounts differ (10 of 1–10, 10 of 10–100, each value once)
+    con.execute("create table t as select '370102' as region, date '2024-04-05' as d, "
+                "cast(case when i < 10 then 1 + i * 0.5 else 10 + i end as decimal(18,4)) as amount "
+                "from range(20) r(i)")
+    qis = {"region": "region", "d": "date", "amount": "amount"}
+    outcome = search(con, "t", qis, k=5, max_suppression=0)
+    # the bands alone reach k: neither region nor date needs to be coarser than its first rung
+    assert outcome.levels == {"region": 0, "d": 0, "amount": 0}
+    assert outcome.small_rows == 0 and outcome.publishable
+    outcome = search(con, "t", qis, k=11, max_suppression=0)
+    assert outcome.levels == {"region": 0, "d": 0, "amount": 1}  # [1,100) holds all 20
+    assert small_rows(con, "t", qis, {"region": 0, "d": 0, "amount": 0}, 11) == 20
+    # a case where the climb overshoots: the dates went to the year on the way, a quarter is enough at the end
+    con.execute("create or replace table t (region varchar, d date, amount decimal(18,4))")
+    con.executemany("insert into t values (?, ?, ?)", OVERSHOOT)
+    outcome = search(con, "t", qis, k=3, max_suppression=0)
+    assert outcome.levels == {"region": 1, "d": 1, "amount": 2} and outcome.small_rows == 0
+    assert small_rows(con, "t", qis, {"region": 1, "d": 0, "amount": 2}, 3) > 0  # and no finer
+    assert small_rows(con, "t", qis, {"region": 0, "d": 1, "amount": 2}, 3) > 0
+    assert small_rows(con, "t", qis, {"region": 1, "d": 1, "amount": 1}, 3) > 0
+    outcome = search(con, "t", qis, k=21, max_suppression=0.5)
+    assert not outcome.publishable and outcome.small_rows == 16 and outcome.allowed == 8
+    assert outcome.levels == {"region": 2, "d": 2, "amount": 2}
