@@ -282,8 +282,16 @@ datasets:
     assert out.returncode == 0, out.stderr
     report = json.loads(out.stdout)
     assert [(d["dataset"], d["status"]) for d in report["datasets"]] == [("amr_enterprise", "published")]
+    events = [json.loads(line) for line in (lake.var / "lineage" / "govlake.jsonl").read_text().splitlines()]
+    runs = [(e["job"]["name"], e["eventType"]) for e in events if e["job"]["name"] == "open"]
+    assert runs == [("open", "START"), ("open", "COMPLETE")]
+    outputs = {o["name"] for o in events[-1]["outputs"]}
+    assert str(lake.var.resolve() / "open" / "amr_enterprise" / "data.csv") in outputs
     out = subprocess.run([*cli[:-1], "--k", "90"], capture_output=True, text=True, env=env, timeout=300)
     assert out.returncode == 3, out.stderr
+    events = [json.loads(line) for line in (lake.var / "lineage" / "govlake.jsonl").read_text().splitlines()]
+    assert str(lake.var.resolve() / "open" / "amr_enterprise" / "data.csv") in {o["name"] for o in
+                                                                                 events[-1]["outputs"]}
     assert "withheld amr_enterprise: k=90 not reached: 80 of 80 rows (100%)" in " ".join(out.stdout.split())
 
 

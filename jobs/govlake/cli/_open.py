@@ -20,10 +20,10 @@ def open_(
     """Publish the open datasets the catalog's open_type allows: personal items out, quasi-identifiers
     generalized to k-anonymity, CSV + JSON + DCAT (JSON-LD) under var/open/. Exit 3 when a dataset is
     withheld (k not reachable)."""
-    from govlake.opendata import publish_open_data
+    from govlake import pipeline
 
     with command("open", as_json=as_json) as ctx:
-        result = publish_open_data(settings=ctx.settings, run_id=ctx.run_id, k=k)
+        result = pipeline.open_data(settings=ctx.settings, run_id=ctx.run_id, k=k)
         if ctx.json:
             ctx.emit({"run_id": result.run_id, "folder": result.folder, "catalog": result.catalog,
                       "datasets": [{key: getattr(d, key) for key in (

@@ -15,10 +15,11 @@ from govlake.opendata._publish import (
     Closed,
     DatasetResult,
     OpenResult,
+    lineage_plan,
     open_data_runs,
     plan,
     publish_open_data,
 )
 
 __all__ = ["CATALOG_FILE", "CONFIG_FILE", "LADDERS", "META_TABLE", "Closed", "DatasetResult", "DatasetSpec",
-           "OpenConfig", "OpenResult", "load_config", "open_data_runs", "plan", "publish_open_data"]
+           "OpenConfig", "OpenResult", "lineage_plan", "load_config", "open_data_runs", "plan", "publish_open_data"]

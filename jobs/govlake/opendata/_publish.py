@@ -24,7 +24,7 @@ from typing import Any
 
 import duckdb
 
-from govlake import locks, steps, storage
+from govlake import lineage, locks, steps, storage
 from govlake.catalog import Catalog, Resource, get_catalog
 from govlake.config import Settings
 from govlake.contracts import OPEN_DATA
@@ -217,6 +217,33 @@ def open_data_runs(settings: Settings, *, runs: int = 1) -> list[dict[str, Any]]
         for key in ("quasi_identifiers", "generalization", "files"):
             row[key] = json.loads(row[key]) if row[key] else None
     return rows
+
+
+def lineage_plan(settings: Settings) -> lineage.JobPlan:
+    """``open``: the opened datasets' sources → ``var/open/<dataset>/data.csv`` (its columns; generalized
+    quasi-identifiers and scrubbed free text marked as masking) and meta/open_data."""
+    catalog = get_catalog(settings.catalog_dir)
+    opened, _ = plan(catalog, load_config(settings))
+    inputs, outputs = [], []
+    for spec in opened:
+        layer, table = source_table(catalog, spec).split("/")
+        ref = lineage.lake_table(settings, layer, table)
+        inputs.append(lineage.Dataset(ref))
+        columns = source_columns(settings, catalog, spec)
+        qis = quasi_identifiers(spec, columns)
+        fields = {c: {(ref, c): lineage.MASKED if c in qis or _is_free_text(columns[c]) else lineage.DIRECT}
+                  for c in spec.columns}
+        res = catalog.resource(spec.resource)
+        # named by the link, not the run's folder it points at: one dataset across runs
+        path = settings.open_data.resolve() / dataset_name(spec) / CSV_FILE
+        folder = lineage.file_dataset(settings.open_data)
+        ref_out = lineage.DatasetRef(folder.namespace, str(path), "file", str(path), None, path)
+        outputs.append(lineage.Dataset(ref_out,
+                                       fields=[(c, None) for c in spec.columns], owner=res.provider, lineage=fields,
+                                       description=f"Open data (k-anonymous): {res.name_en}"))
+    outputs.append(lineage.Dataset(lineage.lake_table(settings, "meta", META_TABLE.split("/")[1])))
+    return lineage.JobPlan(name="open", description="Publish the de-identified, k-anonymous open datasets (DCAT)",
+                           inputs=inputs, outputs=outputs, owner="dsj")
 
 
 def _is_free_text(column: Column) -> bool:
