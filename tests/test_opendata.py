@@ -287,6 +287,9 @@ datasets:
     assert runs == [("open", "START"), ("open", "COMPLETE")]
     outputs = {o["name"] for o in events[-1]["outputs"]}
     assert str(lake.var.resolve() / "open" / "amr_enterprise" / "data.csv") in outputs
+    from govlake.lineage import validate_file
+
+    assert validate_file(lake.var / "lineage" / "govlake.jsonl") == {}  # OpenLineage 2-0-2 schemas
     out = subprocess.run([*cli[:-1], "--k", "90"], capture_output=True, text=True, env=env, timeout=300)
     assert out.returncode == 3, out.stderr
     events = [json.loads(line) for line in (lake.var / "lineage" / "govlake.jsonl").read_text().splitlines()]
