@@ -69,8 +69,8 @@ CONFIG = OpenConfig(k=5, max_suppression=0.1, datasets=[
                 columns=["region_code", "industry_code", "status", "established", "reg_capital", "reg_authority"]),
     DatasetSpec(resource="credit.penalty", source="gold/penalty_publication",
                 columns=["subject_type", "authority", "authority_uscc", "penalty_category", "fine_amount",
-                         "decision_date", "facts"],
-                identifiers=["authority_uscc"], quasi_identifiers={"authority": "category"}),
+                         "decision_date", "facts", "severity", "publish_end"],
+                identifiers=["authority_uscc"], quasi_identifiers={"authority": "category", "publish_end": "date"}),
     # 不予开放: listed, with an approval even, and still never opened
     DatasetSpec(resource="psb.population", approved="no approval can open it", columns=["sex", "hukou_region"]),
 ])
@@ -108,7 +108,7 @@ def test_every_quasi_identifier_combination_appears_at_least_k_times(published):
     assert {n: d.status for n, d in by_name.items()} == {"amr_enterprise": "published", "credit_penalty": "published"}
     for name, qis in (("amr_enterprise", ["region_code", "industry_code", "status", "established", "reg_capital"]),
                       ("credit_penalty", ["subject_type", "authority", "penalty_category", "fine_amount",
-                                          "decision_date"])):
+                                          "decision_date", "publish_end"])):
         header, rows = read_csv(settings.open_data / name / "data.csv")
         assert rows and set(qis) <= set(header)
         assert sorted(by_name[name].quasi_identifiers) == sorted(qis)
@@ -149,6 +149,9 @@ def test_no_direct_identifier_or_personal_column_survives(published):
     # free text is scrubbed: the person's name masked, ID and mobile numbers removed whole from 违法事实
     person = [r["facts"] for r in rows if r["subject_type"] == "自然人"]
     assert person and all(re.fullmatch(r"当事人.\*（身份证号\*\*\*\*，电话\*\*\*\*）露天焚烧垃圾", f) for f in person)
+    # columns derived in gold: a declared quasi-identifier generalized, the others opened as (scrubbed) text
+    assert {r["severity"] for r in rows} <= {"一般", "严重"} and all(re.fullmatch(r"\d{4}(-\d{2}|-Q[1-4])?",
+                                                                              r["publish_end"]) for r in rows)
     header, _ = read_csv(settings.open_data / "amr_enterprise" / "data.csv")
     assert header == ["region_code", "industry_code", "status", "established", "reg_capital", "reg_authority"]
 

@@ -231,8 +231,8 @@ def lineage_plan(settings: Settings) -> lineage.JobPlan:
         inputs.append(lineage.Dataset(ref))
         columns = source_columns(settings, catalog, spec)
         qis = quasi_identifiers(spec, columns)
-        fields = {c: {(ref, c): lineage.MASKED if c in qis or _is_free_text(columns[c]) else lineage.DIRECT}
-                  for c in spec.columns}
+        fields = {c: {(ref, c): lineage.MASKED if c in qis or _is_free_text(columns[c]) or columns[c].item is None
+                      else lineage.DIRECT} for c in spec.columns}
         res = catalog.resource(spec.resource)
         # named by the link, not the run's folder it points at: one dataset across runs
         path = settings.open_data.resolve() / dataset_name(spec) / CSV_FILE
@@ -269,7 +269,12 @@ def _dataset(con: duckdb.DuckDBPyConnection, intent: steps.Intent, catalog: Cata
     selects = []
     for column in spec.columns:
         ref = f'"{column}"'
-        expr = redact_sql(scrub_names_sql(ref, names)) if _is_free_text(columns[column]) else ref
+        if _is_free_text(columns[column]):
+            expr = redact_sql(scrub_names_sql(ref, names))
+        elif columns[column].item is None and column not in qis:  # derived in gold: scrubbed as text too
+            expr = redact_sql(scrub_names_sql(f"cast({ref} as varchar)", names))
+        else:
+            expr = ref
         selects.append(f"{expr} as {ref}")
     con.execute(f"create or replace temp table base as select {', '.join(selects)} from {view}")
     outcome = search(con, "base", qis, k=k, max_suppression=max_suppression)
