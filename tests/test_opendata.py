@@ -411,3 +411,34 @@ def test_the_search_takes_back_steps_the_allowance_does_not_need():
     outcome = search(con, "t", qis, k=21, max_suppression=0.5)
     assert not outcome.publishable and outcome.small_rows == 16 and outcome.allowed == 8
     assert outcome.levels == {"region": 2, "d": 2, "amount": 2}
+
+
+@pytest.mark.slow
+def test_a_run_killed_after_the_files_is_finished_by_the_next(lake, tmp_path):
+    from govlake import steps
+
+    folder = _catalog_copy(tmp_path, """datasets:
+  - resource: amr.enterprise
+    approved: 市市场监管局2024年第3号开放审批
+    columns: [region_code, established, reg_capital]
+    max_suppression: 0.1
+""")
+    env = {**os.environ, "GOVLAKE_VAR": str(lake.var), "GOVLAKE_AS_OF": AS_OF.isoformat(),
+           "GOVLAKE_CATALOG_DIR": str(folder)}
+    cli = [sys.executable, "-m", "govlake.cli", "open", "--json"]
+    killed = subprocess.run(cli, capture_output=True, text=True, env={**env, "GOVLAKE_CRASH_AT": "open:files"},
+                            timeout=300)
+    assert killed.returncode in (-9, 137), killed.stderr
+    (intent,) = steps.open_intents(lake)
+    assert intent["consumer"] == "open"
+    stale = intent["run_id"]
+    assert os.readlink(lake.open_data / "amr_enterprise") == f".amr_enterprise@{stale}"
+    assert storage.open_table(storage.table_path(lake, "meta", "open_data")) is None  # not logged yet
+    out = subprocess.run(cli, capture_output=True, text=True, env=env, timeout=300)
+    assert out.returncode == 0, out.stderr
+    fresh = json.loads(out.stdout)["run_id"]
+    log = storage.open_table(storage.table_path(lake, "meta", "open_data")).to_pyarrow_table().to_pylist()
+    assert sorted((r["run_id"], r["status"]) for r in log) == sorted([(stale, "published"), (fresh, "published")])
+    assert steps.open_intents(lake) == []
+    assert sorted(p.name for p in lake.open_data.iterdir()) == [
+        f".amr_enterprise@{fresh}", "amr_enterprise", "catalog.jsonld"]

@@ -6,7 +6,8 @@ next one with the same rows. Each dataset is written into a folder of its own fo
 (``.<dataset>@<run id>``); ``<dataset>`` is a symbolic link to it, replaced by ``os.replace`` (an
 atomic rename): a reader sees the previous files or the new ones, never a mix. The catalog file is
 written beside and renamed over the old one the same way. Then the run's figures are appended to
-meta/open_data.
+meta/open_data. A run killed in between (fault label ``open:files``) is finished by the next one: its
+intent is replayed, the files written again from the same table versions, its log rows appended once.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from typing import Any
 import duckdb
 
 from govlake import lineage, locks, steps, storage
+from govlake._faults import crash_point
 from govlake.catalog import Catalog, Resource, get_catalog
 from govlake.config import Settings
 from govlake.contracts import OPEN_DATA
@@ -170,6 +172,7 @@ def _publish(intent: steps.Intent, catalog: Catalog, config: OpenConfig, opened:
         link.symlink_to(f".{name}@{run_id}")
         os.replace(link, folder / name)
     _write_atomically(folder / CATALOG_FILE, _catalog_document(settings, catalog, config, results, now))
+    crash_point("open:files")
     live = {os.readlink(e) for e in folder.iterdir() if e.is_symlink()}
     for entry in folder.iterdir():  # previous runs' folders, and a killed run's leftovers
         if entry.name.startswith(".") and entry.is_dir() and entry.name not in live:
