@@ -322,7 +322,7 @@ def test_the_report_lists_the_open_datasets_with_k_generalization_and_suppressio
                                  .splitlines()))
     amr = next(r for r in latest if r["数据集 dataset"] == "amr_enterprise")
     figures = withheld.datasets[0]
-    assert (amr["状态 status"], amr["k k"], amr["输入行 rows in"], amr["抑制行 suppressed"]) == (
+    assert (amr["状态 status"], amr["k"], amr["输入行 rows in"], amr["抑制行 suppressed"]) == (
         "withheld", "60", "80", str(figures.suppressed))
     assert "region_code → province (region)" in amr["泛化 generalization"]
     assert amr["说明 reason"].startswith("k=60 not reached")

@@ -30,7 +30,7 @@ def open_data(site: Site) -> None:
     rows = site.data.open_data
     last_run = rows[0]["run_id"] if rows else None
     latest = p.table(
-        [("数据集", "dataset"), ("资源", "resource"), ("来源", "source"), ("状态", "status"), ("k", "k"),
+        [("数据集", "dataset"), ("资源", "resource"), ("来源", "source"), ("状态", "status"), "k",
          ("输入行", "rows in"), ("发布行", "rows out"), ("抑制行", "suppressed"), ("抑制比例", "share suppressed"),
          ("泛化", "generalization"), ("说明", "reason")],
         [[Cell(r["dataset"]), Cell(r["resource"]), Cell(f"{r['source_table']} v{r['source_version']}"),
@@ -39,7 +39,7 @@ def open_data(site: Site) -> None:
           Cell(r["reason"] or "")] for r in rows if r["run_id"] == last_run],
         csv_name="open_datasets.csv", numeric=(4, 5, 6, 7))
     history = p.table(
-        [("运行", "run"), ("时间", "at (UTC)"), ("数据集", "dataset"), ("状态", "status"), ("k", "k"),
+        [("运行", "run"), ("时间", "at (UTC)"), ("数据集", "dataset"), ("状态", "status"), "k",
          ("输入行", "rows in"), ("发布行", "rows out"), ("抑制行", "suppressed")],
         [[Cell(r["run_id"]), Cell(f"{r['published_at']:%Y-%m-%d %H:%M}"), Cell(r["dataset"]),
           Cell(r["status"], cls=STATUS_CLASS.get(r["status"], "")), Cell(r["k"]), Cell(r["rows_in"]),
