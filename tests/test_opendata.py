@@ -260,6 +260,7 @@ datasets:
   - resource: credit.penalty
     source: gold/penalty_publication
     columns: [subject_type, subject_name, uscc, nope]
+publisher: nobody
 """)
     with pytest.raises(CatalogError) as err:
         load_config(Settings(var=tmp_path / "var", catalog_dir=folder))
@@ -267,6 +268,7 @@ datasets:
     assert f"{folder}/open_data.yml:5:29: subject_name (行政相对人名称) is never opened: level L3" in problems[0]
     assert "uscc (行政相对人代码_1(统一社会信用代码)) identifies an organisation" in problems[1]
     assert "has no column 'nope'" in problems[2]
+    assert problems[3] == f"{folder}/open_data.yml:6:12: unknown department 'nobody' (departments.yml)"
 
 
 @pytest.mark.slow

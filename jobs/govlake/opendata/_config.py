@@ -151,6 +151,8 @@ def load_config(settings: Settings) -> OpenConfig:
     if config is None:
         raise CatalogError(problems)
     catalog = get_catalog(settings.catalog_dir)
+    if config.publisher not in catalog.departments:
+        doc.problem(("publisher",), f"unknown department {config.publisher!r} (departments.yml)")
     seen: set[str] = set()
     for n, spec in enumerate(config.datasets):
         at = ("datasets", n)
