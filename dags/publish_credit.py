@@ -1,5 +1,5 @@
 """
-# Publish public credit: 双公示 lifecycles, 一企一档 profiles, the analyst extract, the KPIs
+# Publish public credit: 双公示 lifecycles, 一企一档 profiles, the analyst extract, open data, the KPIs
 
 Runs when 法人库 (`gold/legal_entity`, from `publish_gold`) has been rebuilt and the feeds the credit
 step reads (`INPUTS` of `govlake.credit`: licensing and penalty decisions, credit repairs, the
@@ -15,6 +15,9 @@ schedule built from the catalog and the step's inputs).
   `gold/license_publication`, `gold/credit_repair_review`, `gold/enterprise_credit_profile`.
 - `extract` then writes the masked analyst database `extracts/analyst.duckdb`; records that left
   it are logged too.
+- `open_data` publishes the de-identified, k-anonymous open datasets (CSV, JSON, DCAT) under `open/`
+  for the resources whose 开放类型 allows it (docs/open-data.md); a dataset withheld because k is out
+  of reach is reported in its result, not a failure.
 - `kpis` records every KPI (双公示 合规率 and 及时率, conflicts, sharing) in `meta/kpi_history` for
   the quality report's trends; `govlake kpi` prints the same figures.
 
@@ -44,6 +47,7 @@ CREDIT = [Asset(f"govlake://gold/{name}") for name in (
     "enterprise_credit_profile", "withdrawal_log")]
 EXTRACT = Asset("govlake://extract/analyst")
 KPIS = Asset("govlake://meta/kpi_history")
+OPEN_DATA = Asset("govlake://open/catalog")
 
 
 @dag(
@@ -52,7 +56,7 @@ KPIS = Asset("govlake://meta/kpi_history")
     catchup=False,
     max_active_runs=1,
     default_args={"owner": "credit", "retries": 2, "on_failure_callback": on_task_failure},
-    tags=["govlake", "credit", "extract", "kpi"],
+    tags=["govlake", "credit", "extract", "open-data", "kpi"],
     doc_md=__doc__,
 )
 def publish_credit() -> None:
@@ -72,6 +76,16 @@ def publish_credit() -> None:
         with no_retry_on_data_errors():
             return str(pipeline.extract(run_id=run_id(), as_of=business_date()))
 
+    @task(outlets=[OPEN_DATA])
+    def open_data() -> dict:
+        """Publish the open datasets; per dataset its status, rows in and out, suppressed, k."""
+        from govlake import pipeline
+
+        with no_retry_on_data_errors():
+            result = pipeline.open_data(run_id=run_id(), as_of=business_date())
+        return {d.dataset: {"status": d.status, "rows_in": d.rows_in, "rows_out": d.rows_out,
+                            "suppressed": d.suppressed, "k": d.k, "reason": d.reason} for d in result.datasets}
+
     @task(outlets=[KPIS])
     def kpis() -> int:
         """Record every KPI value in meta/kpi_history; the number of values."""
@@ -83,6 +97,7 @@ def publish_credit() -> None:
     built = credit()
     built >> extract()
     built >> kpis()
+    built >> open_data()
 
 
 publish_credit()

@@ -189,10 +189,11 @@ def test_publish_credit_runs_after_gold_and_the_feeds_the_credit_step_reads(dagb
     produced = {a.uri for d in dagbag.dags.values() for t in d.tasks for a in t.outlets}
     assert _leaves(dag.schedule) <= produced, "every Asset publish_credit waits for is produced by a DAG"
     credit = dag.get_task("credit")
-    assert credit.downstream_task_ids == {"extract", "kpis"}
+    assert credit.downstream_task_ids == {"extract", "kpis", "open_data"}
     assert {"govlake://gold/penalty_publication", "govlake://gold/enterprise_credit_profile",
             "govlake://gold/withdrawal_log"} <= {a.uri for a in credit.outlets}
     assert [a.uri for a in dag.get_task("extract").outlets] == ["govlake://extract/analyst"]
+    assert [a.uri for a in dag.get_task("open_data").outlets] == ["govlake://open/catalog"]
     assert dag.owner == "credit"
 
 

@@ -1,6 +1,6 @@
 """Personal data by default-deny: a small generated city plus injected natural persons — every
 spelling of 行政相对人类别 (blank, null, padded, 个人, 自然人, unknown, a typo) and ID and mobile
-numbers in every usual spelling inside free text — goes through the whole pipeline and the report;
+numbers in every usual spelling inside free text — goes through the whole pipeline, open data and the report;
 then every output file is swept for the injected names, ID numbers and phone numbers.
 
 The lake's data layers (var/lake/bronze, silver, quarantine, gold) hold the rows as sent by design:
@@ -225,6 +225,7 @@ def city(tmp_path_factory) -> dict:
             decide_batch(settings, h.batch_id, decision="released", reason="sweep test", by="sweep",
                          run_id="sweep-release")
         pipeline.run(settings=settings, run_id="sweep-2")
+        pipeline.open_data(settings=settings, run_id="sweep-open")
         build_report(settings, pdf=False)
     finally:
         root_logger.removeHandler(handler)
@@ -326,6 +327,7 @@ def test_no_personal_value_in_any_output(city):
     assert any("/reports/gx/" in p for p in texts)
     assert any(p.endswith(".jsonl") and "/lineage/" in p for p in texts)
     assert any(p.endswith(".csv") and "/reports/quality/" in p for p in texts)
+    assert any("/open/" in p and p.endswith("/data.csv") for p in texts)  # open data (docs/open-data.md)
     texts["logs"] = "\n".join(city["logs"])
     assert _leaks(texts) == []
 

@@ -5,8 +5,8 @@ first) commit boundary with that label; ``GOVLAKE_COMMIT_TRACE=<file>`` appends 
 to a file, so a harness can list a run's commit boundaries and then kill at each. Labels:
 ``<consumer>:<table>`` for a step's outputs (govlake.steps), ``<consumer>:begin``/``:done`` for its
 intent, ``commit:<table>`` for any other Delta commit (ingest's log and bronze commits among them),
-``extract:file`` for the extract's rename, and govlake.backup's ``backup:file``, ``restore:swap`` and
-``restore:table`` (docs/operations.md).
+``extract:file`` for the extract's rename, ``open:files`` once the open datasets are swapped in, and
+govlake.backup's ``backup:file``, ``restore:swap`` and ``restore:table`` (docs/operations.md).
 """
 
 from __future__ import annotations

@@ -182,6 +182,11 @@ class Settings:
         return self.var / "reports"
 
     @property
+    def open_data(self) -> Path:
+        """The published open datasets and their DCAT catalog (``govlake open``, govlake.opendata)."""
+        return self.var / "open"
+
+    @property
     def work(self) -> Path:
         """Scratch space (DuckDB working database, spill files); safe to delete."""
         return self.var / "work"

@@ -9,7 +9,7 @@ schema: it asks here. docs/architecture.md states the same contracts in words.
 | :func:`bronze_schema` | ``bronze/<slug>`` | ingest |
 | :func:`silver_schema` | ``silver/<slug>`` | process |
 | :func:`quarantine_schema` | ``quarantine/<slug>`` | process |
-| ``INGEST_LOG`` … ``RETURNS_LOG`` | ``meta/*`` | the step named in each constant's docstring |
+| ``INGEST_LOG`` … ``OPEN_DATA`` | ``meta/*`` | the step named in each constant's docstring |
 | ``WITHDRAWAL_LOG``, ``CONFLICTS`` | ``gold/withdrawal_log``, ``gold/conflicts`` | credit and extract, conflicts |
 """
 
@@ -203,6 +203,14 @@ RETURNS_LOG = pa.schema([
 """meta/returns_log (returns, ``govlake return``): one row per table delivered to a district or department
 (回流), rows and columns counted from the file written; ``basis``: 无条件共享, 有条件共享 (with
 ``request_id`` and ``purpose``), 本部门数据 or 整改清单."""
+
+OPEN_DATA = pa.schema([
+    ("run_id", S), ("dataset", S), ("resource", S), ("source_table", S), ("source_version", I64), ("status", S),
+    ("rows_in", I64), ("rows_out", I64), ("suppressed", I64), ("k", I64), ("max_suppression", pa.float64()),
+    ("quasi_identifiers", S), ("generalization", S), ("reason", S), ("files", S), ("published_at", TS),
+])
+"""meta/open_data (``govlake open``): one row per open dataset per run: published or withheld, rows in and
+out, rows suppressed, k, and the generalization level of each quasi-identifier (JSON objects)."""
 
 # ---- gold logs and governance ------------------------------------------------------------------
 

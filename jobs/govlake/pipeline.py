@@ -141,6 +141,20 @@ def kpis(*, settings: Settings | None = None, run_id: str | None = None, as_of: 
     return record_kpis(settings, compute_kpis(settings), run_id=run_id or new_run_id("kpis"))
 
 
+def open_data(*, settings: Settings | None = None, run_id: str | None = None, as_of: dt.date | None = None,
+              k: int | None = None):
+    """Publish the open datasets (govlake.opendata, docs/open-data.md); their figures. A dataset withheld
+    because k is out of reach is in the result (``withheld``), not an error."""
+    from govlake import lineage, opendata
+
+    settings = _on(settings, as_of)
+    run_id = run_id or new_run_id("open")
+    with lineage.job_run(lambda: opendata.lineage_plan(settings), settings=settings, run_id=run_id,
+                         name="open") as job:
+        job.result = opendata.publish_open_data(settings=settings, run_id=run_id, k=k)
+    return job.result
+
+
 def conflicts(*, settings: Settings | None = None, run_id: str | None = None):
     """Compare every department's copy with its authority (一数一源) and merge gold/conflicts."""
     from govlake import governance, lineage

@@ -25,11 +25,12 @@ app.add_typer(catalog_app, name="catalog")
 
 @catalog_app.command("validate")
 def catalog_validate(as_json: Json = False) -> None:
-    """Check the catalog, credit_rules.yml and expectations/: every problem with its file and line; warn
-    where a YAML claimed_by disagrees with the claim history (the history counts)."""
+    """Check the catalog, credit_rules.yml, open_data.yml and expectations/: every problem with its file and line;
+    warn where a YAML claimed_by disagrees with the claim history (the history counts)."""
     from govlake.catalog import CatalogError, load_catalog
     from govlake.credit import load_credit_rules
     from govlake.governance import claim_history, yaml_disagreements
+    from govlake.opendata import load_config
     from govlake.quality import check_expectations
 
     with command("catalog", as_json=as_json) as ctx:
@@ -45,6 +46,11 @@ def catalog_validate(as_json: Json = False) -> None:
             load_credit_rules(settings.catalog_dir)
         except CatalogError as exc:
             problems.extend(exc.problems)
+        if cat is not None:
+            try:
+                load_config(settings)
+            except CatalogError as exc:
+                problems.extend(exc.problems)
         if checkable is not None:
             problems.extend(check_expectations(checkable, settings.expectations_dir, skip=skip))
         if problems:

@@ -22,7 +22,8 @@ HELD_EXIT = HELD
 """Exit code of a run that published everything else but held a batch (see ``govlake batches``)."""
 
 EXIT_CODES = (f"Exit codes: {OK} success · {ERROR} error (data or operation) · {USAGE} bad usage or settings · "
-              f"{HELD} completed with batches held (run; ingest with processing). With --json, errors are also "
+              f"{HELD} completed with batches held (run; ingest with processing) or datasets withheld (open). "
+              "With --json, errors are also "
               'printed on stdout as {"error": …, "exit_code": N}.')
 
 app = typer.Typer(help="govlake: the city big data bureau's lakehouse pipeline.", no_args_is_help=True,

@@ -41,6 +41,7 @@ def _build(settings: Settings, *, out: Path | None, pdf: bool) -> ReportResult:
     from govlake.report._bulletin import bulletin
     from govlake.report._data import load
     from govlake.report._drilldown import rules, tables
+    from govlake.report._open import open_data
     from govlake.report._pages import Site
     from govlake.report._scores import load_scorecard
 
@@ -66,6 +67,7 @@ def _build(settings: Settings, *, out: Path | None, pdf: bool) -> ReportResult:
     site.trends()
     rules(site)
     tables(site)
+    open_data(site)
     bulletin(site)
     if pdf:
         written = _browser.print_pdf(out / "bulletin.html", out / "bulletin.pdf")

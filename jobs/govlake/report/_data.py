@@ -16,7 +16,10 @@ from govlake.catalog import Catalog, Resource, get_catalog
 from govlake.config import Settings
 from govlake.kpi import Kpi, compute_kpis
 from govlake.masking import is_released, mask_value, name_items, scrub_names, scrub_text
+from govlake.opendata import open_data_runs
 
+OPEN_RUNS = 10
+"""Runs of ``govlake open`` the open-data page shows."""
 SAMPLES_PER_DEPT = 5
 """Sample failing rows kept per rule and department (masked)."""
 
@@ -63,6 +66,8 @@ class LakeData:
     """(layer, table, rows, version) of every lake table."""
     conflicts: list[dict[str, Any]]
     gx_docs: Path | None
+    open_data: list[dict[str, Any]] = field(default_factory=list)
+    """meta/open_data rows of the last ``govlake open`` runs (govlake.opendata.open_data_runs), newest first."""
 
 
 def _register_all(con: duckdb.DuckDBPyConnection, settings: Settings, layer: str, name: str, view: str) -> bool:
@@ -236,4 +241,5 @@ def _load(con, settings: Settings, catalog: Catalog, kpis: list[Kpi], scoring: d
                     reconciliation=dict(reconciliation),
                     rows_by_dept_month={k: dict(v) for k, v in rows_by.items()},
                     kpi_history_all=dict(hist_all), kpi_history_last=hist_last, table_counts=counts,
-                    conflicts=conflicts, gx_docs=gx if gx.exists() else None)
+                    conflicts=conflicts, gx_docs=gx if gx.exists() else None,
+                    open_data=open_data_runs(settings, runs=OPEN_RUNS))

@@ -22,7 +22,8 @@ import jinja2
 TEMPLATES = Path(__file__).with_name("templates")
 
 NAV = (("index.html", "总览 Overview"), ("departments.html", "部门排名 Departments"), ("trends.html", "趋势 Trends"),
-       ("rules.html", "规则 Rules"), ("tables.html", "数据表 Tables"), ("bulletin.html", "季度通报 Bulletin"))
+       ("rules.html", "规则 Rules"), ("tables.html", "数据表 Tables"), ("open.html", "开放数据 Open data"),
+       ("bulletin.html", "季度通报 Bulletin"))
 
 
 def slug(text: str) -> str:
