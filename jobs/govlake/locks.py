@@ -6,7 +6,7 @@ Every govlake step takes the lock of what it writes before it reads anything (``
 |---|---|---|
 | ``ingest:<resource>`` | ingest | the resource's bronze table and its ingest-log rows (a file lands once) |
 | ``process:<resource>`` | process, ``batches reject/release`` | the resource's silver, quarantine and held batches |
-| ``publish`` | gold, conflicts, credit, extract, kpis, objections, open, return | gold, extract, kpis, var/open, var/returns |
+| ``publish`` | gold, conflicts, credit, extract, kpis, objections, open, return | gold, extract, kpis, outputs |
 | ``claims`` | ``catalog claim/release/mount/unmount`` | meta/catalog_claims_history, meta/catalog_claims |
 | ``report`` | report | the report folder |
 | ``alerts`` | ``alerts check/ack/resolve``, the DAGs' alert callbacks | meta/alerts, its history, the deliveries |
