@@ -115,17 +115,17 @@ def test_a_new_department_csv_reaches_silver_and_gold_through_airflow_without_co
     # Airflow's own record (its metadata database): publish_gold is scheduled on the new silver Asset,
     # which the feed's process task produces; the feed run's Asset event queued publish_gold (it runs
     # once the other daily feeds have published too). publish_credit is not scheduled on it: the
-    # credit step does not read it.
+    # credit step does not read it. The alerts DAG is (on any feed's silver, or the hour).
     uri = f"govlake://silver/{SLUG}"
     with sqlite3.connect(tmp_path / "airflow" / "airflow.db") as db:
         def asset_rows(table: str, *columns: str) -> list[tuple]:
             return db.execute(f"select {', '.join(f'r.{c}' for c in columns)} from {table} r "
                               "join asset on asset.id = r.asset_id where asset.uri = ?", [uri]).fetchall()
 
-        assert asset_rows("dag_schedule_asset_reference", "dag_id") == [("publish_gold",)]
+        assert sorted(asset_rows("dag_schedule_asset_reference", "dag_id")) == [("alerts",), ("publish_gold",)]
         assert asset_rows("task_outlet_asset_reference", "dag_id", "task_id") == [(f"feed_{SLUG}", "process")]
         assert asset_rows("asset_event", "source_dag_id", "source_task_id") == [(f"feed_{SLUG}", "process")]
-        assert asset_rows("asset_dag_run_queue", "target_dag_id") == [("publish_gold",)]
+        assert sorted(asset_rows("asset_dag_run_queue", "target_dag_id")) == [("alerts",), ("publish_gold",)]
 
     _run(["dags", "test", "publish_gold", AS_OF.isoformat()], env)
     entities = {r["uscc"]: r for r in _rows(var / "lake" / "gold" / "legal_entity")}
