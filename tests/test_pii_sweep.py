@@ -1,6 +1,7 @@
 """Personal data by default-deny: a small generated city plus injected natural persons — every
 spelling of 行政相对人类别 (blank, null, padded, 个人, 自然人, unknown, a typo) and ID and mobile
-numbers in every usual spelling inside free text — goes through the whole pipeline, open data and the report;
+numbers in every usual spelling inside free text — goes through the whole pipeline, open data, the
+returns, the alerts check and the report;
 then every output file is swept for the injected names, ID numbers and phone numbers.
 
 The lake's data layers (var/lake/bronze, silver, quarantine, gold) hold the rows as sent by design:
@@ -26,6 +27,7 @@ import pytest
 from typer.testing import CliRunner
 
 from govlake import lineage, pipeline, storage
+from govlake.alerts import check as check_alerts
 from govlake.catalog import get_catalog
 from govlake.cli import app
 from govlake.config import Settings
@@ -226,6 +228,8 @@ def city(tmp_path_factory) -> dict:
                          run_id="sweep-release")
         pipeline.run(settings=settings, run_id="sweep-2")
         pipeline.open_data(settings=settings, run_id="sweep-open")
+        pipeline.returns(settings=settings, run_id="sweep-return")   # 回流 files and 整改清单
+        check_alerts(settings, run_id="sweep-alerts")                 # alert texts and their evidence
         build_report(settings, pdf=False)
     finally:
         root_logger.removeHandler(handler)
@@ -328,6 +332,8 @@ def test_no_personal_value_in_any_output(city):
     assert any(p.endswith(".jsonl") and "/lineage/" in p for p in texts)
     assert any(p.endswith(".csv") and "/reports/quality/" in p for p in texts)
     assert any("/open/" in p and p.endswith("/data.csv") for p in texts)  # open data (docs/open-data.md)
+    assert any("/returns/" in p and p.endswith(".duckdb") for p in texts)  # 回流 (docs/returns.md)
+    assert texts.get("lake/meta/alerts") and texts.get("lake/meta/returns_log")  # alerts (docs/alerts.md)
     texts["logs"] = "\n".join(city["logs"])
     assert _leaks(texts) == []
 
