@@ -249,6 +249,15 @@ def test_ack_and_resolve_are_recorded_and_a_cleared_condition_is_resolved_by_the
     assert 'id="alerts-none"' in alert_section([])
     listed = runner.invoke(app, ["alerts", "list", "--json"])
     assert {a["kind"] for a in json.loads(listed.stdout)} == {"late_feed", "volume_drop", "reconciliation"}
+    # `govlake status` counts the open and acknowledged ones and points at `alerts list`
+    status = runner.invoke(app, ["status", "--json"])
+    assert status.exit_code == 0, status.output
+    live = json.loads(status.stdout)["open_alerts"]
+    assert sorted((a["kind"], a["state"]) for a in live) == [
+        ("late_feed", "acknowledged"), ("reconciliation", "open"), ("volume_drop", "open")]
+    said = " ".join(runner.invoke(app, ["status"]).output.split())
+    assert "alerts: 3 open or acknowledged (1 critical; late_feed 1, reconciliation 1, volume_drop 1)" in said
+    assert "govlake alerts list" in said
     steps = [(r["action"], r["actor"]) for r in _table(lake, "alerts_history") if r["alert_id"] == ids["late_feed"]]
     assert sorted(steps) == [("ack", "王值班"), ("raise", "govlake"), ("seen", "govlake")]
 

@@ -1,5 +1,6 @@
 """What the lake holds now: tables, row counts, quarantine per rule, latest reconciliation, rows
-pending (landed, not processed yet) and held, held batches, interrupted steps and who holds a lock."""
+pending (landed, not processed yet) and held, held batches, open alerts, interrupted steps and who holds
+a lock."""
 
 from __future__ import annotations
 
@@ -51,6 +52,11 @@ def lake_status(settings: Settings | None = None) -> dict:
     held = [{"batch_id": b.batch_id, "resource": b.resource, "source": b.source, "rows": b.rows,
              "quarantined": b.quarantined, "status": b.status, "since": b.held_at, "reason": b.reason}
             for b in _batches.states(settings) if b.status in (_batches.HELD, _batches.RELEASED)]
+    from govlake.alerts import LIVE, list_alerts
+
+    alerts = [{"alert_id": a.alert_id, "kind": a.kind, "severity": a.severity, "state": a.state,
+               "resource": a.resource, "department": a.department, "message_en": a.message_en,
+               "since": a.first_seen} for a in list_alerts(settings, states=LIVE)]
     interrupted = [{"step": i["consumer"], "run_id": i["run_id"], "started_at": i.get("started_at")}
                    for i in steps.open_intents(settings)]
     held_locks = {name: h.describe() for name, h in locks.provider(settings).holders().items()}
@@ -61,5 +67,6 @@ def lake_status(settings: Settings | None = None) -> dict:
         fence = str(exc)
     extract = settings.extracts / "analyst.duckdb"
     return {"lake": str(settings.lake), "tables": tables, "quarantine_by_rule": by_rule,
-            "reconciliation": recon, "held_batches": held, "interrupted_steps": interrupted, "locks": held_locks,
+            "reconciliation": recon, "held_batches": held, "open_alerts": alerts,
+            "interrupted_steps": interrupted, "locks": held_locks,
             "fence": fence, "extract": str(extract) if extract.exists() else None}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import os
 from dataclasses import dataclass, field
@@ -275,6 +276,12 @@ def _print_status(ctx: RunContext, info: dict) -> None:
         ctx.say(("held: ", "yellow"), f"{b['resource']} batch {b['batch_id']} ({b['source']}): "
                 f"{b['quarantined']:,} of {b['rows']:,} rows quarantined; {b['status']} — "
                 "`govlake batches` to reject or release it", wrap=True)
+    if info["open_alerts"]:
+        alerts = info["open_alerts"]
+        critical = sum(a["severity"] == "critical" for a in alerts)
+        kinds = ", ".join(f"{k} {n}" for k, n in sorted(collections.Counter(a["kind"] for a in alerts).items()))
+        ctx.say(("alerts: ", "bold red" if critical else "yellow"),
+                f"{len(alerts)} open or acknowledged ({critical} critical; {kinds}) — `govlake alerts list`", wrap=True)
     for i in info["interrupted_steps"]:
         ctx.say(f"interrupted: {i['step']} (run {i['run_id']}, {i['started_at']}); the next run of "
                 "that step finishes it first", style="yellow", wrap=True)
