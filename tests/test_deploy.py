@@ -247,7 +247,10 @@ def test_the_deployment_runs_the_feeds_and_the_asset_triggered_publish_dags(tmp_
     for dag_id in [*daily, "publish_gold", "publish_credit"]:
         assert api.patch(f"/api/v2/dags/{dag_id}", {"is_paused": False})["is_paused"] is False
 
-    runs = _wait(api, lambda runs: any(r["dag_id"] == "publish_credit" and r["state"] == "success" for r in runs),
+    # publish_credit starts on the gold task's Assets, so it may finish while publish_gold still runs its
+    # later tasks (conflicts, returns): wait for both
+    runs = _wait(api, lambda runs: all(any(r["dag_id"] == d and r["state"] == "success" for r in runs)
+                                       for d in ("publish_gold", "publish_credit")),
                  timeout=1200, what="the feeds, publish_gold and publish_credit", deploy_dir=deploy_dir)
     run_seconds = time.monotonic() - start - up_seconds
     by_dag = {r["dag_id"]: r for r in sorted(runs, key=lambda r: r["state"] != "success", reverse=True)}
