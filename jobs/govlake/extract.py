@@ -29,7 +29,7 @@ from govlake._faults import crash_point
 from govlake.config import Settings
 from govlake.credit import KINDS, WITHDRAWAL_SCHEMA, withdrawal, withdrawal_rows
 from govlake.gold import PUBLIC_TABLES, ColumnDoc, TableDoc, table_docs
-from govlake.masking import mask_note, name_items, release_item_sql
+from govlake.masking import mask_note, name_items, release_item_sql, sql_ident, sql_string
 
 EXTRACT_NAME = "analyst.duckdb"
 INFO_TABLE = "extract_info"
@@ -37,20 +37,12 @@ INFO_TABLE = "extract_info"
 log = logging.getLogger(__name__)
 
 
-def _quote(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
-
-def _ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
 def release_sql(column: ColumnDoc, names: list | None = None) -> str | None:
     """The SQL expression releasing ``column`` in the extract, or None when it is withheld.
 
     Free text is scrubbed of ID and mobile numbers and of the person names the row holds
     (``names``: the table's person-name items)."""
-    ref = _ident(column.name)
+    ref = sql_ident(column.name)
     return ref if column.item is None else release_item_sql(column.item, ref, names)
 
 
@@ -85,19 +77,19 @@ def _copy_table(con: duckdb.DuckDBPyConnection, doc: TableDoc, source: str, run_
             withheld.append(name)
             continue
         released.append((column, expr))
-    select = ",\n    ".join(f"{expr} as {_ident(c.name)}" for c, expr in released)
-    con.execute(f"create table {_ident(doc.name)} as select\n    {select}\nfrom {source}")
-    con.execute(f"comment on table {_ident(doc.name)} is {_quote(table_comment(doc, run_id))}")
+    select = ",\n    ".join(f"{expr} as {sql_ident(c.name)}" for c, expr in released)
+    con.execute(f"create table {sql_ident(doc.name)} as select\n    {select}\nfrom {source}")
+    con.execute(f"comment on table {sql_ident(doc.name)} is {sql_string(table_comment(doc, run_id))}")
     for column, _expr in released:
-        con.execute(f"comment on column {_ident(doc.name)}.{_ident(column.name)} "
-                    f"is {_quote(column_comment(column))}")
+        con.execute(f"comment on column {sql_ident(doc.name)}.{sql_ident(column.name)} "
+                    f"is {sql_string(column_comment(column))}")
     return withheld
 
 
 def _withdrawals(con: duckdb.DuckDBPyConnection, intent: steps.Intent, previous: Path, as_of: dt.date) -> list[dict]:
     """Publication records in the previous extract that the new one no longer has, with the reason
     from their gold lifecycle record (gold/penalty_record, gold/license_record)."""
-    con.execute(f"attach {_quote(str(previous))} as previous (read_only)")
+    con.execute(f"attach {sql_string(str(previous))} as previous (read_only)")
     try:
         had = {r[0] for r in con.execute(
             "select table_name from duckdb_tables() where database_name = 'previous'").fetchall()}
@@ -156,7 +148,7 @@ def _build(intent: steps.Intent) -> Path:
                 withheld = _copy_table(con, docs[name], view, run_id)
                 if withheld:
                     log.warning("extract %s: columns withheld: %s", name, ", ".join(withheld))
-                rows = con.execute(f"select count(*) from {_ident(name)}").fetchone()[0]
+                rows = con.execute(f"select count(*) from {sql_ident(name)}").fetchone()[0]
                 info.append((name, intent.version(f"gold/{name}"), rows, ", ".join(withheld) or None))
             con.execute(f"create table {INFO_TABLE} (gold_table varchar, gold_version bigint, "
                         "rows bigint, withheld_columns varchar, run_id varchar, built_at_utc timestamp)")
@@ -164,7 +156,7 @@ def _build(intent: steps.Intent) -> Path:
             con.executemany(f"insert into {INFO_TABLE} values (?, ?, ?, ?, ?, ?)",
                             [(*row, run_id, built_at) for row in info])
             con.execute(f"comment on table {INFO_TABLE} is "
-                        f"{_quote('本抽取的来源与批次 | Gold versions and run of this extract')}")
+                        f"{sql_string('本抽取的来源与批次 | Gold versions and run of this extract')}")
             con.execute("checkpoint")
             withdrawals = _withdrawals(con, intent, target, as_of) if target.exists() else []
         finally:

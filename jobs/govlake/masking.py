@@ -233,11 +233,13 @@ def mask_note(item: Item) -> str | None:
 # ---- SQL builders ----------------------------------------------------------------------------
 
 
-def _quote(text: str) -> str:
+def sql_string(text: str) -> str:
+    """``text`` as a SQL string literal."""
     return "'" + text.replace("'", "''") + "'"
 
 
-def _ident(name: str) -> str:
+def sql_ident(name: str) -> str:
+    """``name`` as a quoted SQL identifier."""
     return '"' + name.replace('"', '""') + '"'
 
 
@@ -274,11 +276,11 @@ def normalise_category_sql(expr: str, values: tuple[str, ...]) -> str:
         if target and set(target) <= alphabet:
             (singles if len(target) == 1 else multiples).extend((s, target) for s in sources)
     for source, target in multiples:
-        expr = f"replace({expr}, {_quote(source)}, {_quote(target)})"
+        expr = f"replace({expr}, {sql_string(source)}, {sql_string(target)})"
     if singles:
-        expr = (f"translate({expr}, {_quote(''.join(s for s, _ in singles))}, "
-                f"{_quote(''.join(t for _, t in singles))})")
-    return f"trim({expr}, {_quote(WHITESPACE)})"
+        expr = (f"translate({expr}, {sql_string(''.join(s for s, _ in singles))}, "
+                f"{sql_string(''.join(t for _, t in singles))})")
+    return f"trim({expr}, {sql_string(WHITESPACE)})"
 
 
 def public_sql(item: Item) -> str:
@@ -289,7 +291,7 @@ def public_sql(item: Item) -> str:
     parts = []
     for column, values in item.public_when.items():
         normalised = _public_values(tuple(values))
-        listed, col = ", ".join(_quote(v) for v in normalised), _ident(column)
+        listed, col = ", ".join(sql_string(v) for v in normalised), sql_ident(column)
         # Values already in normal form (nearly all) skip the folding.
         parts.append(f"case when {col} in ({listed}) then true "
                      f"else {normalise_category_sql(col, normalised)} in ({listed}) end")
@@ -299,7 +301,7 @@ def public_sql(item: Item) -> str:
 def scrub_names_sql(text_expr: str, names: list[Item]) -> str:
     """SQL twin of :func:`scrub_names` over the columns of the row in scope."""
     for item in names:
-        col = _ident(item.column)
+        col = sql_ident(item.column)
         personal = f"not {public_sql(item)}" if item.public_when else "true"
         text_expr = (f"case when {personal} and length({col}) > 1 "
                      f"then replace({text_expr}, {col}, {_sql_mask('person_name', col)}) else {text_expr} end")
@@ -317,7 +319,7 @@ def _sql_mask(kind: str, x: str) -> str:
     elif kind == "person_name":
         body = f"when {x} = '' then {x} else concat(substr({x}, 1, 1), '*')"
     elif kind == "address":
-        body = f"else concat(regexp_extract({x}, {_quote(ADDRESS_DIVISION_PATTERN)}, 0), '{MASK}')"
+        body = f"else concat(regexp_extract({x}, {sql_string(ADDRESS_DIVISION_PATTERN)}, 0), '{MASK}')"
     elif kind == "bank_account":
         body = (f"when length({x}) >= {BANK_MIN_LENGTH} then concat('{MASK}', "
                 f"substr({x}, length({x}) - 3, 4)) else repeat('*', length({x}))")
@@ -348,7 +350,7 @@ def mask_sql(item: Item, column_expr: str) -> str:
 def scrub_sql(column_expr: str) -> str:
     """SQL twin of :func:`scrub_text` (DuckDB regexp_replace, RE2: the same patterns as Python's re)."""
     for pattern, replacement in _TEXT_PATTERNS:
-        column_expr = f"regexp_replace({column_expr}, {_quote(pattern)}, {_quote(replacement)}, 'g')"
+        column_expr = f"regexp_replace({column_expr}, {sql_string(pattern)}, {sql_string(replacement)}, 'g')"
     return column_expr
 
 

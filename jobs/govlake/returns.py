@@ -43,7 +43,16 @@ from govlake import contracts, locks, steps, storage
 from govlake.catalog import Catalog, Item, Resource, get_catalog
 from govlake.config import Settings
 from govlake.governance import mask_entity_key
-from govlake.masking import is_released, mask_note, name_items, release_item_sql, scrub_sql, scrub_text
+from govlake.masking import (
+    is_released,
+    mask_note,
+    name_items,
+    release_item_sql,
+    scrub_sql,
+    scrub_text,
+    sql_ident,
+    sql_string,
+)
 from govlake.sharing import ShareRequest, load_requests, requests_path
 
 RETURN_FILE = "returns.duckdb"
@@ -58,14 +67,6 @@ DISTRICT, DEPARTMENT = "district", "department"
 _CONFLICTS = "gold/conflicts"
 
 log = logging.getLogger(__name__)
-
-
-def _quote(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
-
-def _ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
 
 
 def county_sql(expr: str) -> str:
@@ -130,7 +131,7 @@ def plan(catalog: Catalog, requests: tuple[ShareRequest, ...], *, districts: lis
         for res in resources:
             if res.share_type == UNCONDITIONAL and res.code in routed and (cols := unconditional(res)):
                 out.append(Delivery(district, DISTRICT, res.slug, res.code, UNCONDITIONAL, cols,
-                                    f"_district = {_quote(district)}"))
+                                    f"_district = {sql_string(district)}"))
     for dept in sorted(catalog.departments):
         for res in resources:
             if res.provider == dept:
@@ -138,7 +139,7 @@ def plan(catalog: Catalog, requests: tuple[ShareRequest, ...], *, districts: lis
                 continue
             if res.department_from and dept in submitted.get(res.code, ()):
                 out.append(Delivery(dept, DEPARTMENT, f"{res.slug}_submitted", res.code, OWN, _released(res),
-                                    f"_submitter = {_quote(dept)}"))
+                                    f"_submitter = {sql_string(dept)}"))
             if res.share_type == UNCONDITIONAL and (cols := unconditional(res)):
                 out.append(Delivery(dept, DEPARTMENT, res.slug, res.code, UNCONDITIONAL, cols, "true"))
             for req in (r for r in requests if covers(r, dept, res)):
@@ -146,7 +147,7 @@ def plan(catalog: Catalog, requests: tuple[ShareRequest, ...], *, districts: lis
                                  i.column in granted and r.share_type_of(i) != NOT_SHARED)
                 if not cols:
                     continue
-                where = " or ".join(f"starts_with(_district, {_quote(region_prefix(r))})" for r in req.regions)
+                where = " or ".join(f"starts_with(_district, {sql_string(region_prefix(r))})" for r in req.regions)
                 table = f"{res.slug}__{re.sub(r'[^0-9a-z]+', '_', req.id.lower())}"
                 taken = {d.table for d in out if d.receiver == dept}
                 table = next(t for n in range(len(taken) + 1) if (t := f"{table}_{n}" if n else table) not in taken)
@@ -178,7 +179,7 @@ def _source_views(con: duckdb.DuckDBPyConnection, intent: steps.Intent, catalog:
     region = next((i.column for i in register.items if i.type == "region_code"), None) if register else None
     if has_register and region:
         con.execute(f"""create temp view register_district as
-            select uscc as _register_uscc, min({county_sql(_ident(region))}) as _register_district
+            select uscc as _register_uscc, min({county_sql(sql_ident(region))}) as _register_district
             from enterprise_register group by uscc""")
     present = set()
     for res in catalog.resources.values():
@@ -187,14 +188,14 @@ def _source_views(con: duckdb.DuckDBPyConnection, intent: steps.Intent, catalog:
         present.add(res.code)
         own = next((i.column for i in res.items if i.type == "region_code"), None)
         if own:
-            district, join = county_sql(f"s.{_ident(own)}"), ""
+            district, join = county_sql(f"s.{sql_ident(own)}"), ""
         elif has_register and region and any(i.column == "uscc" for i in res.items):
             district, join = "g._register_district", "left join register_district as g on g._register_uscc = s.uscc"
         else:
             district, join = "cast(null as varchar)", ""
-        dept = "s._dept" if "_dept" in contracts.silver_schema(res).names else _quote(res.provider)
+        dept = "s._dept" if "_dept" in contracts.silver_schema(res).names else sql_string(res.provider)
         names = name_items(res.items)
-        released = "".join(f"{release_item_sql(i, f's.{_ident(i.column)}', names)} as {_ident(i.column)}, "
+        released = "".join(f"{release_item_sql(i, f's.{sql_ident(i.column)}', names)} as {sql_ident(i.column)}, "
                            for i in res.items if is_released(i))
         # masked once per resource (every receiver gets the same masks); the deliveries select from it
         con.execute(f"create temp table src_{res.slug} as select {released}{dept} as _submitter, "
@@ -228,14 +229,14 @@ def _column_comment(res: Resource, item: Item) -> str:
 
 def _write_table(con: duckdb.DuckDBPyConnection, res: Resource, d: Delivery, run_id: str) -> None:
     items = [res.item(c) for c in d.columns]
-    select = ", ".join(_ident(i.column) for i in items)
-    target = f"out.{_ident(d.table)}"
+    select = ", ".join(sql_ident(i.column) for i in items)
+    target = f"out.{sql_ident(d.table)}"
     con.execute(f"create table {target} as select {select} from src_{res.slug} where {d.where}")
     basis = d.basis + (f" | 申请 request {d.request_id} | 用途 purpose: {d.purpose}" if d.request_id else "")
     con.execute(f"comment on table {target} is "
-                f"{_quote(f'{res.name} ({res.name_en}) | 依据 basis: {basis} | run: {run_id}')}")
+                f"{sql_string(f'{res.name} ({res.name_en}) | 依据 basis: {basis} | run: {run_id}')}")
     for item in items:
-        con.execute(f"comment on column {target}.{_ident(item.column)} is {_quote(_column_comment(res, item))}")
+        con.execute(f"comment on column {target}.{sql_ident(item.column)} is {sql_string(_column_comment(res, item))}")
 
 
 def _rules(settings: Settings) -> pa.Table:
@@ -258,11 +259,11 @@ def _rectification(con: duckdb.DuckDBPyConnection, quarantined: list[Resource], 
     for res in quarantined:
         view = f"q_{res.slug}"
         con.execute(f"""insert into out.{RECTIFY_TABLE}
-            select '隔离', {_quote(res.code)}, {scrub_sql('q._source')}, q._row_number, q.rule,
+            select '隔离', {sql_string(res.code)}, {scrub_sql('q._source')}, q._row_number, q.rule,
                    coalesce(r.reason_zh, '规则 ' || q.rule || ' 已不在现行规则中'), null, null
             from (select _source, _row_number, unnest(_failed_rules) as rule from {view}
-                  where coalesce(_dept, {_quote(res.provider)}) = {_quote(dept)}) as q
-            left join rules as r on r.resource = {_quote(res.code)} and r.rule = q.rule
+                  where coalesce(_dept, {sql_string(res.provider)}) = {sql_string(dept)}) as q
+            left join rules as r on r.resource = {sql_string(res.code)} and r.rule = q.rule
             order by q._source, q._row_number, q.rule""")
     rows = []
     for c in conflicts:
@@ -277,9 +278,9 @@ def _rectification(con: duckdb.DuckDBPyConnection, quarantined: list[Resource], 
     if rows:
         con.executemany(f"insert into out.{RECTIFY_TABLE} values (?, ?, ?, ?, ?, ?, ?, ?)", rows)
     comment = "整改清单：本部门被隔离的行（文件、行号、规则、原因）与未解决的一数一源冲突 | Rectification list"
-    con.execute(f"comment on table out.{RECTIFY_TABLE} is {_quote(comment)}")
+    con.execute(f"comment on table out.{RECTIFY_TABLE} is {sql_string(comment)}")
     for column, label in RECTIFY_COLUMNS:
-        con.execute(f"comment on column out.{RECTIFY_TABLE}.{column} is {_quote(label)}")
+        con.execute(f"comment on column out.{RECTIFY_TABLE}.{column} is {sql_string(label)}")
 
 
 def _open_conflicts(con: duckdb.DuckDBPyConnection, intent: steps.Intent) -> list[dict]:
@@ -321,7 +322,7 @@ def _build(intent: steps.Intent) -> dict:
             tmp = target.with_name(f".{RETURN_FILE}.{run_id}.tmp")
             tmp.unlink(missing_ok=True)
             built.append((tmp, target))
-            con.execute(f"attach {_quote(str(tmp))} as out")
+            con.execute(f"attach {sql_string(str(tmp))} as out")
             try:
                 con.execute("begin")  # one commit per file, not one per table and comment
                 for d in items:
@@ -370,7 +371,7 @@ def _counted(con: duckdb.DuckDBPyConnection) -> dict[str, tuple[int, list[str]]]
     for table, column in con.execute("""select table_name, column_name from duckdb_columns()
             where database_name = 'out' order by table_name, column_index""").fetchall():
         columns[table].append(column)
-    return {t: (con.execute(f"select count(*) from out.{_ident(t)}").fetchone()[0], cols)
+    return {t: (con.execute(f"select count(*) from out.{sql_ident(t)}").fetchone()[0], cols)
             for t, cols in columns.items()}
 
 
@@ -385,7 +386,8 @@ def _info(con: duckdb.DuckDBPyConnection, items: list[Delivery], counted: dict, 
         rows.append((RECTIFY_TABLE, None, RECTIFY, None, None, counted[RECTIFY_TABLE][0], run_id, stamp))
     if rows:
         con.executemany(f"insert into out.{INFO_TABLE} values (?, ?, ?, ?, ?, ?, ?, ?)", rows)
-    con.execute(f"comment on table out.{INFO_TABLE} is {_quote('本次回流的表、依据与批次 | Tables of this return')}")
+    info = sql_string("本次回流的表、依据与批次 | Tables of this return")
+    con.execute(f"comment on table out.{INFO_TABLE} is {info}")
 
 
 def delivery_log(settings: Settings) -> list[dict]:

@@ -27,11 +27,8 @@ from dataclasses import dataclass
 
 import duckdb
 
+from govlake.masking import sql_ident
 from govlake.opendata._config import QiKind
-
-
-def _ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
 
 
 def _band(x: str, decades: int) -> str:
@@ -59,7 +56,7 @@ LADDERS: dict[str, tuple[tuple[str, str], ...]] = {
 def generalize_sql(kind: QiKind, level: int, column: str) -> str:
     """SQL for ``column`` generalized to ``level`` of its ladder (null stays null)."""
     template = LADDERS[kind][level][1]
-    x = _ident(column)
+    x = sql_ident(column)
     return f"(case when {x} is null then null else {template.replace('{x}', x)} end)"
 
 
