@@ -51,6 +51,8 @@ def test_two_clones_get_two_servers_each_reused_then_stopped_and_moved_off_a_tak
 
         pg.stop(one)
         with socket.socket() as squatter:   # another program took the port meanwhile
+            # (our own closed connections leave the port in TIME_WAIT; a server sets SO_REUSEADDR for that)
+            squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             squatter.bind(("127.0.0.1", _port(first)))
             squatter.listen()
             moved = pg.start(one)
