@@ -119,24 +119,45 @@ def read_text(location: Location) -> str | None:
         return None
 
 
+
+PART = ".part"
+"""Suffix of a file being written (``.<name>.<pid>.part`` beside the target); a killed writer leaves only such
+a file, never a half file under the final name."""
+
+
+def fsync(path: Path) -> None:
+    """fsync a file, or a folder (so that the renames in it survive a power cut)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Replace the local file ``path`` with ``data`` atomically: written beside under a :data:`PART` name,
+    fsync'd, renamed, and the folder fsync'd."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}{PART}")
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    fsync(path.parent)
+
+
 def write_text(location: Location, text: str) -> None:
     """Replace the file or object at ``location`` with ``text``, atomically: a reader sees the old
     content or the new, never a part. A local file is written beside, fsync'd and renamed (the folder
     fsync'd too); an S3 object is one put, which S3 makes visible whole."""
     data = text.encode("utf-8")
     if isinstance(location, Path):
-        location.parent.mkdir(parents=True, exist_ok=True)
-        tmp = location.with_name(f".{location.name}.{os.getpid()}.tmp")
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, location)
-        dir_fd = os.open(location.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+        write_atomic(location, data)
         return
     fs, path = filesystem(location)
     with fs.open_output_stream(path) as f:

@@ -23,10 +23,11 @@ from pathlib import Path
 import pyarrow as pa
 
 from govlake import contracts, locks, steps, storage
-from govlake.backup._files import BackupError, CopyProblem, copy_file, describe_os_error, write_atomic
+from govlake.backup._files import BackupError, CopyProblem, copy_file, describe_os_error
 from govlake.backup._manifest import FileEntry, Manifest
 from govlake.backup._take import actor
 from govlake.config import Settings
+from govlake.objectstore import write_atomic
 
 STAGING_PREFIX = ".lake.restoring-"
 ASIDE_PREFIX = "lake.before-restore-"

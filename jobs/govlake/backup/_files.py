@@ -11,8 +11,9 @@ import hashlib
 import os
 from pathlib import Path
 
+from govlake.objectstore import PART
+
 CHUNK = 1 << 20
-PART = ".part"
 FULL = (errno.ENOSPC, errno.EDQUOT)
 """errno values of a full disk (or quota)."""
 
@@ -69,31 +70,6 @@ def copy_file(src: Path, dst: Path, *, size: int | None = None, sha256: str | No
         tmp.unlink(missing_ok=True)
         raise
     return copied, found
-
-
-def fsync_dir(path: Path) -> None:
-    """fsync a directory, so the renames in it survive a power cut."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Replace ``path`` with ``data`` atomically (temporary file, fsync, rename, fsync of the folder)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}{PART}")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    fsync_dir(path.parent)
 
 
 def remove_leftovers(root: Path) -> int:

@@ -15,7 +15,8 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from govlake.backup._files import BackupError, write_atomic
+from govlake.backup._files import BackupError
+from govlake.objectstore import write_atomic
 
 log = logging.getLogger(__name__)
 

@@ -53,11 +53,11 @@ from govlake.backup._common import (
     step_file,
 )
 from govlake.backup._deps import EXTRACT, closure, pipeline_steps
-from govlake.backup._files import BackupError, CopyProblem, fsync_dir, write_atomic
+from govlake.backup._files import BackupError, CopyProblem
 from govlake.backup._lake import delta_tables
 from govlake.backup._manifest import Manifest, find
 from govlake.config import Settings
-from govlake.objectstore import RESTORE, refuse_on_s3
+from govlake.objectstore import RESTORE, fsync, refuse_on_s3, write_atomic
 
 BACKUP = "_backup"
 """Inside the staging folder: the backup's meta tables and intent files, read to reset the live ones."""
@@ -160,7 +160,7 @@ def finish_tables(settings: Settings, record: dict) -> RestoreResult:
         if move_aside(lake / table, aside / table):
             result.set_aside.append(table)
     if lake.exists():
-        fsync_dir(lake)
+        fsync(lake)
     crash_point("restore:swap")
     _reset_meta(settings, record, backup)
     _reset_intents(settings, record, backup)

@@ -39,11 +39,11 @@ from govlake.backup._common import (
     refuse_if_fenced,
     stamp,
 )
-from govlake.backup._files import BackupError, CopyProblem, fsync_dir
+from govlake.backup._files import BackupError, CopyProblem
 from govlake.backup._lake import AUDIT
 from govlake.backup._manifest import find
 from govlake.config import Settings
-from govlake.objectstore import RESTORE, refuse_on_s3
+from govlake.objectstore import RESTORE, fsync, refuse_on_s3
 
 _KEYS = {"meta/drills": "drill_id", "meta/restores": "restore_id"}
 
@@ -103,7 +103,7 @@ def restore_lake(settings: Settings, *, source: Path, backup_id: str | None = No
                 pending.unlink(missing_ok=True)
             raise BackupError(f"{exc}; nothing was restored: the lake is as it was") from None
         (staging / COMPLETE).write_text("", encoding="utf-8")
-        fsync_dir(staging)
+        fsync(staging)
         aside = var / f"{ASIDE_PREFIX}{name}"
         record = raise_fence(settings, new_record(
             "whole", **{"from": str(root)}, backup_id=manifest.backup_id, cut=manifest.cut, staging=str(staging),
@@ -127,7 +127,7 @@ def finish_whole(settings: Settings, record: dict) -> RestoreResult:
             crash_point("restore:swap")
         else:  # the former lake, left at the staging name by a kill right after the exchange
             staging.rename(aside)
-    fsync_dir(settings.var)
+    fsync(settings.var)
     for name in (MARKER, COMPLETE):
         (lake / name).unlink(missing_ok=True)
     if aside.exists():

@@ -25,7 +25,7 @@ from typing import Any
 
 import duckdb
 
-from govlake import lineage, locks, steps, storage
+from govlake import lineage, locks, objectstore, steps, storage
 from govlake._faults import crash_point
 from govlake.catalog import Catalog, Resource, get_catalog
 from govlake.config import Settings
@@ -171,7 +171,8 @@ def _publish(intent: steps.Intent, catalog: Catalog, config: OpenConfig, opened:
         link.unlink(missing_ok=True)
         link.symlink_to(f".{name}@{run_id}")
         os.replace(link, folder / name)
-    _write_atomically(folder / CATALOG_FILE, _catalog_document(settings, catalog, config, results, now))
+    document = _catalog_document(settings, catalog, config, results, now)
+    objectstore.write_text(folder / CATALOG_FILE, json.dumps(document, ensure_ascii=False, indent=2) + "\n")
     crash_point("open:files")
     live = {os.readlink(e) for e in folder.iterdir() if e.is_symlink()}
     for entry in folder.iterdir():  # previous runs' folders, and a killed run's leftovers
@@ -323,16 +324,8 @@ def _dataset(con: duckdb.DuckDBPyConnection, intent: steps.Intent, catalog: Cata
     (target / DCAT_FILE).write_text(json.dumps({"@context": _context(intent.settings, config), **result.node},
                                                ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
     for f in (CSV_FILE, JSON_FILE, DCAT_FILE):
-        _fsync(target / f)
+        objectstore.fsync(target / f)
     return result
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _file_info(path: Path) -> dict[str, Any]:
@@ -452,13 +445,6 @@ def _catalog_document(settings: Settings, catalog: Catalog, config: OpenConfig, 
         "dct:license": {"@id": config.license},
         "dcat:dataset": [r.node for r in results if r.node is not None],
     }
-
-
-def _write_atomically(path: Path, document: dict[str, Any]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(document, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
-    _fsync(tmp)
-    os.replace(tmp, path)
 
 
 def _meta_row(r: DatasetResult, run_id: str, now: dt.datetime) -> dict[str, Any]:
