@@ -1,7 +1,7 @@
 """
-# Publish public credit: 双公示 lifecycles, 一企一档 profiles, the analyst extract, open data, the KPIs
+# Publish public credit: 双公示 lifecycles, 一企一档 profiles, theme libraries, the extract, open data, KPIs
 
-Runs when 法人库 (`gold/legal_entity`, from `publish_gold`) has been rebuilt and the feeds the credit
+Runs when 法人库 (`gold/base/legal_entity`, from `publish_gold`) has been rebuilt and the feeds the credit
 step reads (`INPUTS` of `govlake.credit`: licensing and penalty decisions, credit repairs, the
 court's 失信被执行人 list, the registry, tax ratings, social insurance) have published since its last
 run: its daily inputs all together, or any slower one (monthly, yearly) on its own (Asset-based
@@ -11,8 +11,10 @@ schedule built from the catalog and the step's inputs).
   (the n-th working day after it on the State Council calendar), on-time flag, 失信 severity and
   publicity period; credit-repair reviews; withdrawals (expired, repaired, revoked) with the
   withdrawal log; the 一企一档 profile and public credit score of every enterprise touched. Results are
-  merged into `gold/penalty_record`, `gold/penalty_publication`, `gold/license_record`,
-  `gold/license_publication`, `gold/credit_repair_review`, `gold/enterprise_credit_profile`.
+  merged into the credit theme library, `gold/theme/`: `penalty_record`, `penalty_publication`,
+  `license_record`, `license_publication`, `credit_repair_review`, `enterprise_credit_profile`.
+- `themes` builds the theme libraries declared in `catalog/themes.yml` from their SQL models
+  (`gold/theme/<table>`, e.g. the 市场主体主题库 `market_region_industry` from the 一企一档 files).
 - `extract` then writes the masked analyst database `extracts/analyst.duckdb`; records that left
   it are logged too.
 - `open_data` publishes the de-identified, k-anonymous open datasets (CSV, JSON, DCAT) under `open/`
@@ -37,17 +39,19 @@ from govlake.orchestration import (
     on_task_failure,
     on_update_cycles,
     run_id,
+    theme_tables,
 )
 
 READS = credit_inputs()
-INPUTS = AssetAll(Asset("govlake://gold/legal_entity"),
+INPUTS = AssetAll(Asset("govlake://gold/base/legal_entity"),
                   on_update_cycles(feed for feed in catalog_feeds() if feed.code in READS))
-CREDIT = [Asset(f"govlake://gold/{name}") for name in (
+CREDIT = [Asset(f"govlake://gold/theme/{name}") for name in (
     "penalty_record", "penalty_publication", "license_record", "license_publication", "credit_repair_review",
-    "enterprise_credit_profile", "withdrawal_log")]
+    "enterprise_credit_profile")] + [Asset("govlake://gold/withdrawal_log")]
 EXTRACT = Asset("govlake://extract/analyst")
 KPIS = Asset("govlake://meta/kpi_history")
 OPEN_DATA = Asset("govlake://open/catalog")
+THEMES = [Asset(f"govlake://gold/theme/{name}") for name in theme_tables()]
 
 
 @dag(
@@ -67,6 +71,14 @@ def publish_credit() -> None:
 
         with no_retry_on_data_errors():
             return jsonable(pipeline.credit(run_id=run_id(), as_of=business_date()))
+
+    @task(outlets=THEMES)
+    def themes() -> dict:
+        """Build the model-built theme libraries of catalog/themes.yml; rows per gold/theme/ table."""
+        from govlake import pipeline
+
+        with no_retry_on_data_errors():
+            return jsonable(pipeline.themes(run_id=run_id()))
 
     @task(outlets=[EXTRACT])
     def extract() -> str:
@@ -98,6 +110,7 @@ def publish_credit() -> None:
     built >> extract()
     built >> kpis()
     built >> open_data()
+    built >> themes()
 
 
 publish_credit()

@@ -6,8 +6,8 @@ population, licensing, penalties, credit repairs, the court's 失信 list) have 
 silver tables since the last run, or when a slower feed (the monthly social-insurance, the yearly
 tax feed) publishes (Asset-based schedule built from the catalog; waiting for every feed would
 publish once a year).
-`gold` rebuilds 法人库 (`lake/gold/legal_entity`), 人口库 (`lake/gold/population`) and 一人一档
-(`lake/gold/person_profile`) from silver, checking each model's grain and keys before anything is
+`gold` rebuilds the base libraries: 法人库 (`lake/gold/base/legal_entity`), 人口库 (`lake/gold/base/population`)
+and 一人一档 (`lake/gold/base/person_profile`) from silver, checking each model's grain and keys before anything is
 written; the 法人库's Asset, with the credit feeds', schedules `publish_credit`
 (双公示 publications, 一企一档 profiles, the analyst extract, the KPIs). `conflicts` compares every
 department's copy of a data item with its authoritative department's value (一数一源) and merges the
@@ -32,7 +32,7 @@ from govlake.orchestration import (
 )
 
 SILVER = on_update_cycles(catalog_feeds())
-GOLD = [Asset(f"govlake://gold/{name}") for name in ("legal_entity", "population", "person_profile")]
+GOLD = [Asset(f"govlake://gold/base/{name}") for name in ("legal_entity", "population", "person_profile")]
 """The tables the gold step writes (govlake.gold.GOLD_TABLES; tests/test_dags.py checks they agree)."""
 CONFLICTS = Asset("govlake://gold/conflicts")
 

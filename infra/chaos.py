@@ -49,7 +49,7 @@ VOLATILE = {"run_id", "_run_id", "_batch_id", "_received_at", "_submitted_at", "
             "checked_at", "validated_at", "withdrawn_at", "at", "first_seen", "last_seen", "resolved_at",
             "built_at_utc", "raised_at"}
 """Columns that differ between two correct runs (ids and wall-clock times); not compared."""
-COMPARED_LAYERS = ("bronze", "silver", "quarantine", "gold")
+COMPARED_LAYERS = ("bronze", "silver", "quarantine", "gold/base", "gold/theme", "gold")
 OK_EXITS = (0, 3)
 """govlake run exits 3 when it held a batch (and published everything else)."""
 

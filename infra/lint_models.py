@@ -77,6 +77,7 @@ def contexts(settings) -> Iterator[tuple[str, str, dict]]:
     from govlake.governance._views import VIEWS
     from govlake.quality._process import _flags, contest_context
     from govlake.quality._rules import bind_today, rules_for
+    from govlake.themes import MODELS, load_themes
     from govlake.transform import DUCKDB, StagingRenderer
 
     catalog = get_catalog(settings.catalog_dir)
@@ -97,6 +98,9 @@ def contexts(settings) -> Iterator[tuple[str, str, dict]]:
     credit = credit_context(load_credit_rules(settings.catalog_dir), AS_OF)
     for name in ("penalty_record", "license_record", "credit_repair_review", "enterprise_credit_profile"):
         yield f"gold/{name}", "", credit
+    for lib in load_themes(settings, catalog):
+        for name in lib.tables if lib.built_by_models else ():
+            yield f"{MODELS}/{name}", "", {}
     yield "governance/comparisons", "", comparisons_context(conflict_plan(catalog))
     for model, _view, context in VIEWS:
         yield model, "", context

@@ -32,7 +32,7 @@ pytest_plugins += ["_s3", "_spark_cluster"]
 SHARED_GROUPS = {
     "spark_cluster": ("tests/test_deploy.py::test_a_celery_worker", "tests/test_spark_cluster.py",
                       "tests/test_spark_pipeline.py"),
-    "built_city": ("tests/test_lineage.py", "tests/test_pipeline.py", "tests/test_report.py"),
+    "built_city": ("tests/test_lineage.py", "tests/test_pipeline.py", "tests/test_report.py", "tests/test_themes.py"),
 }
 """Session fixture → the modules (or tests: a node id's start) using it, which run on one worker; checked
 against the tests at collection."""

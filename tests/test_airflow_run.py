@@ -42,13 +42,13 @@ def test_feed_and_publish_gold_through_airflow(tmp_path):
     assert DeltaTable(str(var / "lake" / "silver" / "credit_penalty")).to_pyarrow_table().num_rows > 0
 
     _dags_test("publish_gold", env)
-    assert DeltaTable.is_deltatable(str(var / "lake" / "gold" / "legal_entity"))
+    assert DeltaTable.is_deltatable(str(var / "lake" / "gold" / "base" / "legal_entity"))
     _dags_test("publish_credit", env)
     assert (var / "extracts" / "analyst.duckdb").is_file()
-    publication = DeltaTable(str(var / "lake" / "gold" / "penalty_publication")).to_pyarrow_table()
+    publication = DeltaTable(str(var / "lake" / "gold" / "theme" / "penalty_publication")).to_pyarrow_table()
     assert publication.num_rows > 0 and "deadline_date" in publication.column_names
     # the DAG run's logical date is the business date of the lifecycle
-    records = DeltaTable(str(var / "lake" / "gold" / "penalty_record")).to_pyarrow_table()
+    records = DeltaTable(str(var / "lake" / "gold" / "theme" / "penalty_record")).to_pyarrow_table()
     assert set(records.column("status_as_of").to_pylist()) == {dt.date(2026, 11, 20)}
     assert DeltaTable(str(var / "lake" / "meta" / "kpi_history")).to_pyarrow_table().num_rows > 0
 

@@ -230,7 +230,7 @@ def test_a_corrupted_or_missing_backup_file_fails_the_drill_and_the_restore_nami
     assert {k: v for k, v in _snapshot(var).items() if not k.startswith(drills)} == before
     assert not list(var.glob("*lake.*restor*")) and not (var / "locks" / locks.FENCE).exists()
     # a missing file is named too
-    other = next(f for f in city.b2.manifest.tables["gold/legal_entity"].files if f.path.endswith(".parquet"))
+    other = next(f for f in city.b2.manifest.tables["gold/base/legal_entity"].files if f.path.endswith(".parquet"))
     (backups / other.stored).unlink()
     assert f"{backups / other.stored}: missing" in "\n".join(run_drill(settings, source=backups).problems)
     # a wrong path, an unreadable manifest
@@ -294,7 +294,8 @@ def test_restore_table_brings_it_and_downstream_back_and_the_next_run_is_consist
         pipeline.run(settings=settings, run_id="fenced")
     done = govlake(city, var, "restore", "--resume")
     assert done.returncode == 0, done.stderr
-    for table in ("silver/credit_penalty", "quarantine/credit_penalty", "gold/penalty_record", "gold/legal_entity"):
+    for table in ("silver/credit_penalty", "quarantine/credit_penalty", "gold/theme/penalty_record",
+                  "gold/base/legal_entity"):
         assert DeltaTable(str(var / "lake" / table)).to_pyarrow_dataset().count_rows() == b1.tables[table].rows
     assert {t: DeltaTable(str(var / "lake" / t)).version() for t in untouched} == untouched
     then = find(city.backups, b1.backup_id)
@@ -331,7 +332,7 @@ def test_vacuum_keeps_pinned_versions_and_backups_still_restore(city, tmp_path):
     var = _copy(city.var, tmp_path / "var")
     settings = _settings(city, var)
     b1 = city.b1.manifest
-    pinned = "gold/legal_entity"  # replaced by every run: day one's version needs files day two removed
+    pinned = "gold/base/legal_entity"  # replaced by every run: day one's version needs files day two removed
     old = {t: e.version for t, e in b1.tables.items()}
     assert all(restorable(var / "lake" / t, v) for t, v in old.items())
     intent = {"consumer": "gold", "id": 1, "run_id": "crashed", "state": "open", "versions": {pinned: old[pinned]}}
@@ -402,16 +403,16 @@ def test_the_quiet_cut_is_the_latest_moment_no_intent_was_open():
 def test_the_dependency_map_restores_outputs_together_and_everything_downstream(tmp_path):
     steps = pipeline_steps(Settings(var=tmp_path))
     silver = closure(steps, ["silver/credit_penalty"])
-    assert {"silver/credit_penalty", "quarantine/credit_penalty", "gold/legal_entity", "gold/conflicts",
-            "gold/penalty_record", "gold/withdrawal_log", "extracts/analyst.duckdb"} <= silver.tables
+    assert {"silver/credit_penalty", "quarantine/credit_penalty", "gold/base/legal_entity", "gold/conflicts",
+            "gold/theme/penalty_record", "gold/withdrawal_log", "extracts/analyst.duckdb"} <= silver.tables
     assert not {t for t in silver.tables if t.startswith("bronze/") or t == "silver/credit_license"}
     assert {"process:credit.penalty", "gold", "credit", "conflicts", "extract"} == set(silver.consumers)
     assert "bronze/credit_penalty" in closure(steps, ["bronze/credit_penalty"]).tables
     assert closure(steps, ["gold/conflicts"]).tables == {"gold/conflicts"}  # nothing reads it but the KPIs
-    record = closure(steps, ["gold/penalty_record"])  # the credit step's outputs go together, then the extract
-    assert {"gold/penalty_publication", "gold/enterprise_credit_profile", "gold/withdrawal_log",
+    record = closure(steps, ["gold/theme/penalty_record"])  # the credit step's outputs go together, then the extract
+    assert {"gold/theme/penalty_publication", "gold/theme/enterprise_credit_profile", "gold/withdrawal_log",
             "extracts/analyst.duckdb"} <= record.tables
-    assert not {"gold/legal_entity", "gold/conflicts"} & record.tables
+    assert not {"gold/base/legal_entity", "gold/conflicts"} & record.tables
 
 
 def test_an_unlanded_batch_is_landed_again_by_the_next_ingest(tmp_path):

@@ -179,13 +179,13 @@ def test_usage_errors_of_the_console_script_with_json(tmp_path):
 
 def test_run_tells_each_step_as_it_starts_and_ends(settings, monkeypatch):
     write_bronze(settings, "credit.penalty", [dict(BASE)])
-    for step in ("process", "gold", "credit", "conflicts", "extract", "kpis"):
+    for step in ("process", "gold", "credit", "themes", "conflicts", "extract", "kpis"):
         monkeypatch.setattr(pipeline, step, lambda *args, step=step, **kwargs: step)
     told: list[tuple[str, bool]] = []
 
     summary = pipeline.run(settings=settings, run_id="r1", on_step=lambda step, done: told.append((step, done)))
 
-    steps = ["process credit.penalty", "gold", "credit", "conflicts", "extract", "kpis"]
+    steps = ["process credit.penalty", "gold", "credit", "themes", "conflicts", "extract", "kpis"]
     assert told == [(s, done) for s in steps for done in (False, True)]
     assert summary["resources"] == {"credit.penalty": "process"}
 

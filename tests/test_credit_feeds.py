@@ -54,7 +54,7 @@ def city(tmp_path_factory) -> tuple[Settings, dict[str, Manifest], dict]:
 
 
 def _rows(settings: Settings, layer: str, slug: str) -> list[dict]:
-    path = settings.lake / layer / slug
+    path = settings.table_path(layer, slug)
     return DeltaTable(str(path)).to_pyarrow_table().to_pylist() if (path / "_delta_log").exists() else []
 
 

@@ -133,7 +133,7 @@ def test_impact_before_the_credit_step_has_run_says_so(tmp_path, monkeypatch):
     monkeypatch.setenv("GOVLAKE_VAR", str(tmp_path / "var"))
     result = CliRunner().invoke(app, ["credit", "impact", "--regime", "ndrc-2026"])
     assert result.exit_code == 1
-    assert "gold/penalty_record does not exist yet: run the credit step first" in result.output
+    assert "gold/theme/penalty_record does not exist yet: run the credit step first" in result.output
 
 
 @pytest.mark.parametrize(("old", "new", "field", "message"), [

@@ -126,7 +126,7 @@ def test_publish_gold_runs_on_the_daily_feeds_together_or_any_slower_feed(dagbag
     assert [a.uri for a in dag.get_task("conflicts").outlets] == ["govlake://gold/conflicts"]
     from govlake.gold import GOLD_TABLES
 
-    assert {a.uri for a in gold.outlets} == {f"govlake://gold/{name}" for name in GOLD_TABLES}
+    assert {a.uri for a in gold.outlets} == {f"govlake://gold/base/{name}" for name in GOLD_TABLES}
     assert dag.owner == "dsj"
 
 
@@ -182,15 +182,16 @@ def test_publish_credit_runs_after_gold_and_the_feeds_the_credit_step_reads(dagb
     dag = dagbag.dags["publish_credit"]
     assert isinstance(dag.schedule, AssetAll)
     legal_entity, feeds = dag.schedule.objects
-    assert legal_entity.uri == "govlake://gold/legal_entity"
+    assert legal_entity.uri == "govlake://gold/base/legal_entity"
     _assert_by_update_cycle(feeds, [CATALOG.resource(code) for code in INPUTS])
     assert {"govlake://silver/credit_penalty", "govlake://silver/credit_license", "govlake://silver/credit_repair",
             "govlake://silver/court_dishonest"} <= _leaves(feeds)
     produced = {a.uri for d in dagbag.dags.values() for t in d.tasks for a in t.outlets}
     assert _leaves(dag.schedule) <= produced, "every Asset publish_credit waits for is produced by a DAG"
     credit = dag.get_task("credit")
-    assert credit.downstream_task_ids == {"extract", "kpis", "open_data"}
-    assert {"govlake://gold/penalty_publication", "govlake://gold/enterprise_credit_profile",
+    assert credit.downstream_task_ids == {"extract", "kpis", "open_data", "themes"}
+    assert [a.uri for a in dag.get_task("themes").outlets] == ["govlake://gold/theme/market_region_industry"]
+    assert {"govlake://gold/theme/penalty_publication", "govlake://gold/theme/enterprise_credit_profile",
             "govlake://gold/withdrawal_log"} <= {a.uri for a in credit.outlets}
     assert [a.uri for a in dag.get_task("extract").outlets] == ["govlake://extract/analyst"]
     assert [a.uri for a in dag.get_task("open_data").outlets] == ["govlake://open/catalog"]

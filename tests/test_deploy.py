@@ -279,8 +279,8 @@ def test_the_deployment_runs_the_feeds_and_the_asset_triggered_publish_dags(tmp_
     for dag_id in daily:
         silver = lake / "silver" / dag_id.removeprefix("feed_")
         assert DeltaTable(str(silver)).to_pyarrow_table().num_rows > 0, silver
-    assert DeltaTable(str(lake / "gold" / "legal_entity")).to_pyarrow_table().num_rows > 0
-    assert DeltaTable(str(lake / "gold" / "penalty_publication")).to_pyarrow_table().num_rows > 0
+    assert DeltaTable(str(lake / "gold" / "base" / "legal_entity")).to_pyarrow_table().num_rows > 0
+    assert DeltaTable(str(lake / "gold" / "theme" / "penalty_publication")).to_pyarrow_table().num_rows > 0
     recon = DeltaTable(str(lake / "meta" / "reconciliation")).to_pyarrow_table().to_pylist()
     assert {r["resource"] for r in recon} == {catalog.resources[c].code for c in catalog.resources
                                               if f"feed_{catalog.resources[c].slug}" in daily}

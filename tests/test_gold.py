@@ -12,7 +12,7 @@ import pyarrow as pa
 import pytest
 
 from _new_resource import RESOURCE
-from govlake import storage
+from govlake import objectstore, storage
 from govlake.catalog import get_catalog
 from govlake.config import Settings
 from govlake.credit import build_credit
@@ -29,6 +29,7 @@ from govlake.gold import (
     table_docs,
 )
 from govlake.identifiers import ric_check_char, uscc_check_char
+from govlake.steps import RecoveryError
 
 RECEIVED = dt.datetime(2024, 5, 6, 8, 0, tzinfo=dt.UTC)
 
@@ -229,6 +230,38 @@ def test_rerun_gives_the_same_rows(built):
     assert {name: read_gold(settings, name) for name in GOLD_TABLES} == before
     history = storage.open_table(storage.table_path(settings, "gold", "legal_entity")).history()
     assert history[0]["govlake.run_id"] == "run-2"
+
+
+def test_gold_keeps_base_libraries_in_base_and_theme_libraries_in_theme(built):
+    settings, _ = built
+    build_credit(settings=settings, run_id="run-credit")
+    gold = settings.lake / "gold"
+    assert sorted(objectstore.delta_tables(gold / "base")) == sorted(GOLD_TABLES)
+    assert {"penalty_record", "penalty_publication", "license_publication", "enterprise_credit_profile",
+            "credit_repair_review"} <= set(objectstore.delta_tables(gold / "theme"))
+    assert set(objectstore.delta_tables(gold)) <= {"withdrawal_log", "conflicts"}  # gold/ itself: the logs
+
+
+def test_a_lake_from_before_the_libraries_is_moved_into_them_by_the_next_step(built):
+    settings, counts = built
+    build_credit(settings=settings, run_id="run-credit")
+    gold = settings.lake / "gold"
+    before = {name: read_gold(settings, name) for name in GOLD_TABLES}
+    published = storage.open_table(gold / "theme" / "penalty_publication").to_pyarrow_table()
+    for library in ("base", "theme"):  # the old layout: every table directly under gold/
+        for name in objectstore.delta_tables(gold / library):
+            (gold / library / name).rename(gold / name)
+    assert build_gold(settings=settings, run_id="run-2") == counts
+    assert {name: read_gold(settings, name) for name in GOLD_TABLES} == before
+    assert set(objectstore.delta_tables(gold)) <= {"withdrawal_log", "conflicts"}  # only the logs stayed
+    moved = storage.open_table(gold / "theme" / "penalty_publication")
+    assert moved.to_pyarrow_table().sort_by("decision_no") == published.sort_by("decision_no")
+    assert moved.history()[0]["govlake.run_id"] == "run-credit"  # moved with its history, not rebuilt
+
+    # the same table in both places: the step stops and says which to keep
+    shutil.copytree(gold / "base" / "population", gold / "population")
+    with pytest.raises(RecoveryError, match=r"gold/population and .*gold/base/population both hold a table"):
+        build_gold(settings=settings, run_id="run-3")
 
 
 def test_missing_silver_gives_empty_gold(settings):

@@ -95,7 +95,7 @@ def test_statistics_are_what_the_run_wrote(city):
     assert bronze["outputFacets"]["outputStatistics"]["rowCount"] == ingested["credit.penalty"].rows
     assert bronze["outputFacets"]["outputStatistics"]["fileCount"] == len(
         [b for b in ingested["credit.penalty"].batches if b.status == "landed"])
-    gold = _output(_event(events, "gold.legal_entity"), "gold", "legal_entity")
+    gold = _output(_event(events, "gold.legal_entity"), "gold/base", "legal_entity")
     assert gold["outputFacets"]["outputStatistics"]["rowCount"] == summary["gold"]["legal_entity"]
     assert gold["facets"]["lifecycleStateChange"]["lifecycleStateChange"] == "OVERWRITE"
     table = DeltaTable(str(settings.table_path("gold", "legal_entity")))
@@ -125,7 +125,7 @@ def test_ownership_and_job_facets(city):
     assert process["job"]["facets"]["jobType"]["integration"] == "GOVLAKE"
     assert "from bronze_amr_enterprise" in process["job"]["facets"]["sql"]["query"]
     gold = _event(events, "gold.legal_entity")
-    assert _output(gold, "gold", "legal_entity")["facets"]["ownership"]["owners"][0]["name"] == "department:dsj"
+    assert _output(gold, "gold/base", "legal_entity")["facets"]["ownership"]["owners"][0]["name"] == "department:dsj"
     ingest = _event(events, "ingest.tax.credit_rating")
     tax_file = ingest["inputs"][0]
     assert tax_file["namespace"] == "file" and tax_file["name"].endswith("/tax/tax_credit_rating_2025.xlsx")

@@ -42,6 +42,8 @@ def render_context(model: str, params: Mapping[str, Any]) -> dict:
         base = comparisons_context(conflict_plan(CATALOG))
     elif model.startswith("gold/"):
         base = model_context(model.removeprefix("gold/"), CATALOG)
+    elif model.startswith("theme/"):
+        base = {}  # theme models are plain SQL (govlake.themes)
     else:
         raise AssertionError(f"no context for {model}")
     return base | {k: v for k, v in params.items() if k != "as_of"}
@@ -74,9 +76,10 @@ def test_every_published_table_has_a_yml():
     from govlake.credit import OUTPUTS
     from govlake.gold import GOLD_TABLES, PUBLIC_TABLES
     from govlake.governance._conflicts import CONFLICTS
+    from govlake.themes import theme_tables
 
     assert set(PUBLIC_TABLES) <= {*GOLD_TABLES, *OUTPUTS}
-    published = {*GOLD_TABLES, *OUTPUTS, CONFLICTS} - {"withdrawal_log"}
+    published = {*GOLD_TABLES, *OUTPUTS, CONFLICTS, *theme_tables(SETTINGS)} - {"withdrawal_log"}
     assert published == set(SPECS)
 
 

@@ -128,7 +128,7 @@ def test_a_new_department_csv_reaches_silver_and_gold_through_airflow_without_co
         assert sorted(asset_rows("asset_dag_run_queue", "target_dag_id")) == [("alerts",), ("publish_gold",)]
 
     _run(["dags", "test", "publish_gold", AS_OF.isoformat()], env)
-    entities = {r["uscc"]: r for r in _rows(var / "lake" / "gold" / "legal_entity")}
+    entities = {r["uscc"]: r for r in _rows(var / "lake" / "gold" / "base" / "legal_entity")}
     assert set(registry) <= set(entities) and outside in entities
     # An enterprise only the new department knows: 法人库 takes its name from the copy and flags it.
     assert entities[outside]["name"] == "济南泉清环保科技有限公司"

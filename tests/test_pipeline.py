@@ -13,7 +13,7 @@ import pytest
 from deltalake import DeltaTable
 
 from conftest import CITY_RUN
-from govlake import pipeline
+from govlake import objectstore, pipeline
 from govlake.catalog import get_catalog
 from govlake.config import Settings
 from govlake.generate import INVALID_KINDS
@@ -72,9 +72,9 @@ def test_second_run_over_the_same_inputs_changes_no_table(city):
     settings, _, _ = city
     def counts():
         out = {}
-        for layer in ("bronze", "silver", "quarantine", "gold"):
-            for p in sorted((settings.lake / layer).iterdir()):
-                out[(layer, p.name)] = DeltaTable(str(p)).to_pyarrow_dataset().count_rows()
+        for layer in ("bronze", "silver", "quarantine", "gold/base", "gold/theme", "gold"):
+            for name in objectstore.delta_tables(settings.lake / layer):
+                out[(layer, name)] = DeltaTable(str(settings.lake / layer / name)).to_pyarrow_dataset().count_rows()
         return out
     before = counts()
     for code in get_catalog(settings.catalog_dir).resources:
@@ -132,8 +132,8 @@ def test_credit_repairs_end_as_the_manifest_expects(city):
     settings, manifest, _ = city
     quarantined = {(r["_source"], r["_row_number"])
                    for r in _rows(settings.lake / "quarantine" / "credit_repair")}
-    reviews = {(r["uscc"], r["decision_no"]): r for r in _rows(settings.lake / "gold" / "credit_repair_review")}
-    records = {(r["uscc"], r["decision_no"]): r for r in _rows(settings.lake / "gold" / "penalty_record")}
+    reviews = {(r["uscc"], r["decision_no"]): r for r in _rows(settings.table_path("gold", "credit_repair_review"))}
+    records = {(r["uscc"], r["decision_no"]): r for r in _rows(settings.table_path("gold", "penalty_record"))}
     checked = Counter()
     for repair in manifest.repairs:
         if (str(settings.city / repair.file), repair.row_number) in quarantined:
@@ -152,14 +152,16 @@ def test_credit_repairs_end_as_the_manifest_expects(city):
 
 def test_the_court_list_flags_exactly_the_listed_enterprises(city):
     settings, manifest, _ = city
-    flagged = {r["uscc"] for r in _rows(settings.lake / "gold" / "enterprise_credit_profile") if r["court_dishonest"]}
+    profiles = _rows(settings.table_path("gold", "enterprise_credit_profile"))
+    flagged = {r["uscc"] for r in profiles if r["court_dishonest"]}
     assert flagged == set(manifest.dishonest_listed)
 
 
 def test_nothing_withdrawn_is_published(city):
     settings, _, _ = city
-    published = {(r["decision_no"], r["authority_uscc"]) for r in _rows(settings.lake / "gold" / "penalty_publication")}
-    records = _rows(settings.lake / "gold" / "penalty_record")
+    publication = _rows(settings.table_path("gold", "penalty_publication"))
+    published = {(r["decision_no"], r["authority_uscc"]) for r in publication}
+    records = _rows(settings.table_path("gold", "penalty_record"))
     assert published == {(r["decision_no"], r["authority_uscc"]) for r in records if r["publicity_status"] == "公示中"}
     assert {r["publicity_status"] for r in records} >= {"公示中", "已到期", "已撤销"}
 
@@ -182,7 +184,7 @@ def test_late_submissions_injected_by_the_generator_are_exactly_the_late_records
     for code, record_table in (("credit.penalty", "penalty_record"), ("credit.license", "license_record")):
         late = {(Path(r["file"]).name, r["row_number"]) for r in manifest["records"]
                 if r["resource"] == code and r["defect_kind"] == "late_submission"}
-        for r in _rows(settings.lake / "gold" / record_table):
+        for r in _rows(settings.table_path("gold", record_table)):
             if r["submitted_at"] is None:
                 continue
             made_late = (Path(r["_source"]).name, r["_row_number"]) in late

@@ -277,7 +277,7 @@ def _digest(settings: Settings) -> dict[str, str]:
         return hashlib.sha256("\n".join(rows).encode()).hexdigest()
 
     out = {}
-    for layer in ("bronze", "silver", "quarantine", "gold", "meta"):
+    for layer in storage.LAYERS:
         for name in objectstore.delta_tables(settings.layer(layer)):
             if layer == "meta" and name not in ("batches", "objections", "objections_history"):
                 continue
@@ -326,8 +326,8 @@ def test_the_pipeline_builds_the_same_tables_on_s3_as_on_local_disk(s3, tmp_path
         env.setenv(key, value)
     on_s3 = _digest(get_settings())
     local = _digest(Settings(var=tmp_path / "local", inbox=inbox))
-    assert {"bronze/credit_penalty", "silver/amr_enterprise", "gold/legal_entity", "gold/penalty_publication",
-            "gold/enterprise_credit_profile"} <= set(local)
+    assert {"bronze/credit_penalty", "silver/amr_enterprise", "gold/base/legal_entity",
+            "gold/theme/penalty_publication", "gold/theme/enterprise_credit_profile"} <= set(local)
     assert sorted(on_s3) == sorted(local)
     differ = [t for t in local if local[t] != on_s3[t]]
     assert not differ, f"tables whose content differs between S3 and local disk: {differ}"

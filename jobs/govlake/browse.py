@@ -20,13 +20,14 @@ import pyarrow.compute as pc
 from govlake import storage
 from govlake.catalog import Catalog, Resource, get_catalog
 from govlake.config import Settings
+from govlake.contracts import BASE
 from govlake.lineage import DatasetRef, LineageGraph, lake_table, load_graph
 
 CYCLE_DAYS = {"realtime": 1, "daily": 1, "weekly": 7, "monthly": 31, "quarterly": 92, "yearly": 366}
 """Days a landing stays fresh per 更新周期 (realtime feeds are checked as daily)."""
 CONFLICTS = "conflicts"
 """gold/conflicts (一数一源 disagreements), built by govlake.governance."""
-_LAYER_ORDER = {"gold": 0, "silver": 1, "bronze": 2, "quarantine": 3, "meta": 4}
+_LAYER_ORDER = {"gold/base": 0, "gold/theme": 0, "gold": 0, "silver": 1, "bronze": 2, "quarantine": 3, "meta": 4}
 
 
 class BrowseError(KeyError):
@@ -175,7 +176,8 @@ def show(settings: Settings, code: str) -> dict[str, Any]:
 # ---- lineage ------------------------------------------------------------------------------
 
 def _aliases(settings: Settings, catalog: Catalog, graph: LineageGraph) -> list[tuple[str, int, DatasetRef]]:
-    """(alias, preference, dataset): ``gold.legal_entity``, ``legal_entity``, ``amr.enterprise``, ``db:t``, paths."""
+    """(alias, preference, dataset): ``gold.legal_entity``, ``gold/base/legal_entity``, ``legal_entity``,
+    ``amr.enterprise``, ``db:t``, paths."""
     from govlake.gold import GOLD_TABLES
 
     refs = {d.key: d for d in graph.datasets}
@@ -184,13 +186,15 @@ def _aliases(settings: Settings, catalog: Catalog, graph: LineageGraph) -> list[
             ref = lake_table(settings, layer, res.slug)
             refs.setdefault(ref.key, ref)
     for name in GOLD_TABLES:
-        ref = lake_table(settings, "gold", name)
+        ref = lake_table(settings, BASE, name)
         refs.setdefault(ref.key, ref)
     out: list[tuple[str, int, DatasetRef]] = []
     for ref in refs.values():
         out.append((ref.label, 0, ref))
         if ref.kind == "lake" and ref.path is not None:
             out.append((f"{ref.layer}/{ref.path.name}", 0, ref))
+            if (ref.layer or "").startswith("gold/"):  # gold/base/legal_entity is also gold/legal_entity
+                out.append((f"gold/{ref.path.name}", 0, ref))
             out.append((ref.path.name, 1 + _LAYER_ORDER.get(ref.layer or "", 9), ref))
         elif ref.kind == "db":
             out.append((f"{ref.namespace}/{ref.name}", 0, ref))
@@ -245,7 +249,7 @@ def lineage(settings: Settings, target: str, *, upstream: bool = True, downstrea
         edges = [{"from": _node(graph, h.source, h.source_column), "to": _node(graph, h.target, h.target_column),
                   "job": h.job, "kind": h.kind} for h in walk.hops]
         out[direction] = {"nodes": nodes, "edges": edges}
-    if ref.layer == "gold" and column:
+    if (ref.layer or "").startswith("gold") and column:
         walk = graph.walk(ref, column=column, direction="upstream", indirect=indirect)
         catalog = get_catalog(settings.catalog_dir)
         slugs = {d.path.name for d in walk.datasets(graph) if d.layer == "silver" and d.path is not None}

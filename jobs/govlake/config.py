@@ -166,6 +166,12 @@ class Settings:
         return self.lake_location(name)
 
     def table_path(self, layer: str, name: str) -> Path | str:
+        """The location of table ``name`` of ``layer``; ``gold`` places the table in its library
+        (``gold/base/legal_entity``, ``gold/theme/penalty_record``: govlake.contracts.gold_layer)."""
+        if layer == "gold":
+            from govlake.contracts import gold_layer  # noqa: PLC0415 — contracts sits above config
+
+            layer = gold_layer(name)
         return self.lake_location(layer, name)
 
     @property

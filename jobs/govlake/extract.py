@@ -27,6 +27,7 @@ import duckdb
 from govlake import lineage, locks, steps, storage
 from govlake._faults import crash_point
 from govlake.config import Settings
+from govlake.contracts import gold_layer, gold_path
 from govlake.credit import KINDS, WITHDRAWAL_SCHEMA, withdrawal, withdrawal_rows
 from govlake.gold import PUBLIC_TABLES, ColumnDoc, TableDoc, table_docs
 from govlake.masking import mask_note, name_items, release_item_sql, sql_ident, sql_string
@@ -95,7 +96,7 @@ def _withdrawals(con: duckdb.DuckDBPyConnection, intent: steps.Intent, previous:
             "select table_name from duckdb_tables() where database_name = 'previous'").fetchall()}
         rows = []
         for kind in (k for k in KINDS if k.publication in had):
-            intent.register(con, f"gold_{kind.record}", f"gold/{kind.record}")
+            intent.register(con, f"gold_{kind.record}", gold_path(kind.record))
             key = ", ".join(kind.key)
             rows += [withdrawal(f"extract/{EXTRACT_NAME}:{kind.publication}", kind, row, as_of)
                      for row in con.execute(f"""
@@ -116,11 +117,11 @@ def build_extract(*, settings: Settings, run_id: str) -> Path:
     replaces the old one, so an interrupted run is finished by the next one without a row lost or
     written twice. Raises FileNotFoundError when a gold table has not been built yet.
     """
-    tables = [f"gold/{name}" for name in PUBLIC_TABLES] + [f"gold/{kind.record}" for kind in KINDS]
+    tables = [gold_path(name) for name in PUBLIC_TABLES] + [gold_path(kind.record) for kind in KINDS]
 
     def params() -> dict:
         for name in PUBLIC_TABLES:
-            path = storage.table_path(settings, "gold", name)
+            path = storage.table_path(settings, gold_layer(name), name)
             if storage.open_table(path) is None:
                 raise FileNotFoundError(f"gold table {name} has not been built ({path}); run gold first")
         return {"as_of": settings.today.isoformat()}
@@ -144,12 +145,12 @@ def _build(intent: steps.Intent) -> Path:
         try:
             for name in PUBLIC_TABLES:
                 view = f"gold_{name}"
-                intent.register(con, view, f"gold/{name}")
+                intent.register(con, view, gold_path(name))
                 withheld = _copy_table(con, docs[name], view, run_id)
                 if withheld:
                     log.warning("extract %s: columns withheld: %s", name, ", ".join(withheld))
                 rows = con.execute(f"select count(*) from {sql_ident(name)}").fetchone()[0]
-                info.append((name, intent.version(f"gold/{name}"), rows, ", ".join(withheld) or None))
+                info.append((name, intent.version(gold_path(name)), rows, ", ".join(withheld) or None))
             con.execute(f"create table {INFO_TABLE} (gold_table varchar, gold_version bigint, "
                         "rows bigint, withheld_columns varchar, run_id varchar, built_at_utc timestamp)")
             built_at = dt.datetime.now(dt.UTC).replace(tzinfo=None)
@@ -180,7 +181,7 @@ def lineage_plan(settings: Settings) -> lineage.JobPlan:
     target = lineage.file_dataset(settings.extracts / EXTRACT_NAME)
     inputs, fields = [], {}
     for name in PUBLIC_TABLES:
-        ref = lineage.lake_table(settings, "gold", name)
+        ref = lineage.lake_table(settings, gold_layer(name), name)
         inputs.append(lineage.Dataset(ref))
         doc = docs.get(name)
         for column, _type in lineage.delta_schema(ref.path) or []:  # type: ignore[arg-type]

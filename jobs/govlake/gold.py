@@ -31,15 +31,15 @@ from govlake import lineage, locks, steps, storage
 from govlake.catalog import Catalog, Item, Resource, get_catalog
 from govlake.compute import open_compute
 from govlake.config import Settings
-from govlake.contracts import silver_schema
+from govlake.contracts import BASE, BASE_TABLES, gold_path, silver_schema
 from govlake.engine import get_engine
 from govlake.governance import conflict_plan, register_objection_views
 from govlake.silver import register_silver
 from govlake.transform import ModelError, ModelHeader, ModelRunner, Spec, load_specs
 from govlake.transform import model_header as model_header  # re-exported: tests read headers from here
 
-GOLD_TABLES = ("legal_entity", "population", "person_profile")
-"""Tables :func:`build_gold` writes (the 双公示 and credit tables come from govlake.credit)."""
+GOLD_TABLES = BASE_TABLES
+"""Tables :func:`build_gold` writes, in ``gold/base/`` (the credit theme's tables come from govlake.credit)."""
 MODEL_ORDER = ("int_entity_attributes", "legal_entity", "population", "person_profile")
 PUBLIC_TABLES = ("legal_entity", "penalty_publication", "license_publication", "enterprise_credit_profile",
                  "credit_repair_review")
@@ -375,7 +375,7 @@ def _build(intent: steps.Intent, catalog: Catalog) -> dict[str, int]:
         for name in MODEL_ORDER:
             runner.run(con, f"gold/{name}", **model_context(name, catalog))
             if name in GOLD_TABLES:
-                table = f"gold/{name}"
+                table = gold_path(name)
                 intent.write_table(table, con.data(f"select * from {name}"), mode="overwrite")
                 rows[name] = storage.row_count(intent.path(table))
     finally:
@@ -414,7 +414,7 @@ def lineage_plan(settings: Settings) -> lineage.JobPlan:
         if name not in GOLD_TABLES:
             continue
         header = model_header(sql)
-        out = lineage.Dataset(lineage.lake_table(settings, "gold", name), owner=header.owner, overwrite=True,
+        out = lineage.Dataset(lineage.lake_table(settings, BASE, name), owner=header.owner, overwrite=True,
                               lineage=lineage.column_lineage(sources, refs, identity=True),
                               description=f"{name}: {header.grain}; key {' + '.join(header.key)}")
         inputs = [lineage.Dataset(refs[v]) for v in sorted(reads[name]) if v in refs]

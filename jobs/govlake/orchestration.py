@@ -162,6 +162,22 @@ def on_update_cycles(feeds: Iterable[Feed]) -> AssetAny | None:
     return AssetAny(*conditions) if conditions else None
 
 
+def theme_tables(directory: Path | None = None) -> list[str]:
+    """The tables of the model-built theme libraries of ``themes.yml`` (the themes step's outputs), read with
+    PyYAML alone; [] when the file is absent or unreadable (``govlake catalog validate`` / ``govlake themes
+    list`` name its problems)."""
+    if directory is None:
+        from govlake.config import get_settings
+
+        directory = get_settings().catalog_dir
+    try:
+        themes = (_read_yaml(Path(directory) / "themes.yml") or {}).get("themes") or {}
+    except (OSError, yaml.YAMLError, AttributeError):
+        return []
+    return [str(m) for t in themes.values() if isinstance(t, dict) and not t.get("step")
+            for m in t.get("models") or []]
+
+
 def credit_inputs() -> tuple[str, ...]:
     """The resources the credit step reads: ``govlake.credit._build.INPUTS``.
 

@@ -89,6 +89,19 @@ def gold(*, settings: Settings | None = None, run_id: str | None = None) -> dict
     return job.result
 
 
+def themes(*, settings: Settings | None = None, run_id: str | None = None) -> dict[str, int]:
+    """Build the theme libraries declared in catalog/themes.yml from their models (gold/theme/); rows per
+    table."""
+    from govlake import lineage, themes
+
+    settings = _settings(settings)
+    run_id = run_id or new_run_id("themes")
+    with lineage.job_run(lambda: themes.lineage_plan(settings), settings=settings, run_id=run_id,
+                         name="themes") as job:
+        job.result = themes.build_themes(settings=settings, run_id=run_id)
+    return job.result
+
+
 def _on(settings: Settings | None, as_of: dt.date | None) -> Settings:
     """The settings (see _settings), with the business date set when one is given."""
     settings = _settings(settings)
@@ -170,8 +183,8 @@ def conflicts(*, settings: Settings | None = None, run_id: str | None = None):
 
 def run(*, settings: Settings | None = None, run_id: str | None = None, rebuild: bool = False,
         on_step: OnStep | None = None) -> dict:
-    """Everything after ingest over what has landed: process each resource, then gold, credit, conflicts,
-    the extract and the KPI history. ``on_step`` is told when each step starts and ends."""
+    """Everything after ingest over what has landed: process each resource, then gold, credit, the theme
+    libraries, conflicts, the extract and the KPI history. ``on_step`` is told when each step starts and ends."""
     from govlake.catalog import get_catalog
     from govlake.storage import open_table, table_path
 
@@ -186,13 +199,16 @@ def run(*, settings: Settings | None = None, run_id: str | None = None, rebuild:
         tables = gold(settings=settings, run_id=run_id)
     with _step(on_step, "credit"):
         credit_result = credit(settings=settings, run_id=run_id, rebuild=rebuild)
+    with _step(on_step, "themes"):
+        theme_rows = themes(settings=settings, run_id=run_id)
     with _step(on_step, "conflicts"):
         found = conflicts(settings=settings, run_id=run_id)
     with _step(on_step, "extract"):
         path = extract(settings=settings, run_id=run_id)
     with _step(on_step, "kpis"):
         recorded = kpis(settings=settings, run_id=run_id)
-    return {"run_id": run_id, "resources": results, "gold": tables, "credit": credit_result, "conflicts": found,
+    return {"run_id": run_id, "resources": results, "gold": tables, "credit": credit_result, "themes": theme_rows,
+            "conflicts": found,
             "extract": path, "kpi_values": recorded}
 
 

@@ -43,6 +43,7 @@ import os
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, TypeVar
 
 import pyarrow as pa
@@ -50,6 +51,7 @@ import pyarrow as pa
 from govlake import locks, objectstore, storage
 from govlake._faults import crash_point
 from govlake.config import Settings
+from govlake.contracts import gold_layer
 from govlake.objectstore import Location
 
 log = logging.getLogger(__name__)
@@ -306,6 +308,7 @@ def run(settings: Settings, consumer: str, *, lock: str, run_id: str, params: Ca
         replay: False for steps that rebuild their outputs anyway: an open intent is superseded.
     """
     with locks.hold(settings, lock):
+        settle_gold_layout(settings)
         previous = read_record(settings, consumer)
         if previous is not None and previous.get("state") == "open":
             stale = _from_record(settings, previous)
@@ -342,3 +345,34 @@ def run(settings: Settings, consumer: str, *, lock: str, run_id: str, params: Ca
 
 class RecoveryError(RuntimeError):
     """An interrupted step could not be finished; the message says what to do."""
+
+
+def settle_gold_layout(settings: Settings) -> None:
+    """Move the gold tables of a lake written before gold had libraries (``gold/<table>``) to their place,
+    ``gold/base/<table>`` or ``gold/theme/<table>`` (govlake.contracts.gold_layer): a folder rename, which a
+    Delta table survives (its log names its files relative to the folder). Run by every step before it
+    reads anything; of two processes renaming at once one finds the folder gone and goes on.
+
+    Raises:
+        RecoveryError: a lake on S3 (no rename there: the message says what to move), or a table that is
+            both in the old place and the new.
+    """
+    gold = settings.layer("gold")
+    for name in objectstore.delta_tables(gold):
+        layer = gold_layer(name)
+        if layer == "gold":
+            continue
+        old, new = objectstore.join(gold, name), settings.table_path(layer, name)
+        if not isinstance(old, Path) or not isinstance(new, Path):
+            raise RecoveryError(f"{old} was written before gold had libraries: move its objects to {new}/ (for "
+                                f"example `aws s3 mv --recursive {old}/ {new}/`) and run again")
+        if (new / "_delta_log").exists():
+            raise RecoveryError(f"{old} and {new} both hold a table: gold keeps it at {new}. Keep the newer one "
+                                f"(compare `govlake status`), remove the other folder, and run again")
+        new.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.rename(old, new)
+        except FileNotFoundError:
+            continue  # another process moved it first
+        log.warning("moved %s to %s (gold keeps base libraries in gold/base/, theme libraries in gold/theme/)",
+                    old, new)

@@ -27,7 +27,8 @@ from govlake.config import Settings
 from govlake.objectstore import Location
 
 WriteMode = Literal["append", "overwrite"]
-LAYERS = ("bronze", "silver", "quarantine", "gold", "meta")
+LAYERS = ("bronze", "silver", "quarantine", "gold/base", "gold/theme", "gold", "meta")
+"""The lake's layers; gold holds two libraries (govlake.contracts.gold_layer) beside its logs."""
 
 
 def table_path(settings: Settings, layer: str, name: str) -> Location:

@@ -19,6 +19,7 @@ from typing import Any
 from govlake import storage
 from govlake.catalog import AlertThresholds, Catalog, Resource
 from govlake.config import Settings
+from govlake.contracts import THEME, gold_path
 from govlake.masking import scrub_text
 
 KINDS = {
@@ -218,7 +219,7 @@ def late_publicity(settings: Settings, limits: AlertThresholds, *, as_of: dt.dat
     con = storage.connect(settings)
     try:
         for record, (number, label) in RECORDS.items():
-            if not storage.register(con, record, storage.table_path(settings, "gold", record)):
+            if not storage.register(con, record, storage.table_path(settings, THEME, record)):
                 continue
             found = con.execute(f"""
                 select coalesce(_dept, 'unresolved') as dept, strftime(deadline_date, '%Y-%m') as month,
@@ -239,7 +240,7 @@ def late_publicity(settings: Settings, limits: AlertThresholds, *, as_of: dt.dat
                     f"{'、'.join(shown)}",
                     f"{dept}: {n:,} {record.replace('_', ' ')}s due in {month} were submitted after their "
                     f"双公示 deadline (up to {worst} days late), e.g. {', '.join(shown)}",
-                    None, dept, {"table": f"gold/{record}", "deadline_month": month, "records": n,
+                    None, dept, {"table": gold_path(record), "deadline_month": month, "records": n,
                                  "worst_days_late": worst, "examples": shown}))
     finally:
         con.close()

@@ -6,8 +6,9 @@ Each step is listed with the tables it reads and writes, as the step's code read
 |---|---|---|
 | ``ingest:<code>`` | the department's files | ``bronze/<slug>`` |
 | ``process:<code>`` | ``bronze/<slug>`` | ``silver/<slug>``, ``quarantine/<slug>`` |
-| ``gold`` | every silver table | ``gold/legal_entity``, ``gold/population``, ``gold/person_profile`` |
-| ``credit`` | every silver table, ``gold/legal_entity`` | the 双公示 and credit tables, ``gold/withdrawal_log`` |
+| ``gold`` | every silver table | the base libraries: ``gold/base/legal_entity``, ``population``, ``person_profile`` |
+| ``credit`` | every silver table, ``gold/base/legal_entity`` | the credit theme (``gold/theme/``), the withdrawal log |
+| ``themes`` | every silver table, the base and credit tables | the model-built themes' ``gold/theme/`` tables |
 | ``conflicts`` | every silver table | ``gold/conflicts`` |
 | ``extract`` | the public gold tables and the lifecycle records | ``gold/withdrawal_log``, the extract file |
 
@@ -24,6 +25,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from govlake.config import Settings
+from govlake.contracts import gold_path
 
 EXTRACT = "extracts/analyst.duckdb"
 """The analyst extract, a node of the map like a table."""
@@ -44,6 +46,7 @@ def pipeline_steps(settings: Settings, *, tables: Iterable[str] = ()) -> list[St
     from govlake.credit import KINDS
     from govlake.credit import OUTPUTS as CREDIT_OUTPUTS
     from govlake.gold import GOLD_TABLES, PUBLIC_TABLES
+    from govlake.themes import theme_tables
 
     catalog = get_catalog(settings.catalog_dir)
     silver = frozenset(f"silver/{r.slug}" for r in catalog.resources.values())
@@ -52,11 +55,13 @@ def pipeline_steps(settings: Settings, *, tables: Iterable[str] = ()) -> list[St
         out.append(Step(f"ingest:{code}", frozenset(), frozenset({f"bronze/{res.slug}"})))
         out.append(Step(f"process:{code}", frozenset({f"bronze/{res.slug}"}),
                         frozenset({f"silver/{res.slug}", f"quarantine/{res.slug}"})))
-    out.append(Step("gold", silver, frozenset(f"gold/{n}" for n in GOLD_TABLES)))
-    out.append(Step("credit", silver | {"gold/legal_entity"}, frozenset(f"gold/{n}" for n in CREDIT_OUTPUTS)))
+    out.append(Step("gold", silver, frozenset(gold_path(n) for n in GOLD_TABLES)))
+    out.append(Step("credit", silver | {gold_path("legal_entity")}, frozenset(gold_path(n) for n in CREDIT_OUTPUTS)))
+    theme_reads = {gold_path(n) for n in (*GOLD_TABLES, *CREDIT_OUTPUTS) if n != "withdrawal_log"}
+    out.append(Step("themes", silver | theme_reads, frozenset(gold_path(n) for n in theme_tables(settings))))
     out.append(Step("conflicts", silver, frozenset({"gold/conflicts"})))
-    records = {f"gold/{k.record}" for k in KINDS}
-    out.append(Step("extract", frozenset({f"gold/{n}" for n in PUBLIC_TABLES} | records),
+    records = {gold_path(k.record) for k in KINDS}
+    out.append(Step("extract", frozenset({gold_path(n) for n in PUBLIC_TABLES} | records),
                     frozenset({"gold/withdrawal_log", EXTRACT})))
     known = set().union(*(s.writes for s in out))
     for table in sorted(set(tables) - known):

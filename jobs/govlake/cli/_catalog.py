@@ -25,13 +25,15 @@ app.add_typer(catalog_app, name="catalog")
 
 @catalog_app.command("validate")
 def catalog_validate(as_json: Json = False) -> None:
-    """Check the catalog, credit_rules.yml, open_data.yml and expectations/: every problem with its file and line;
+    """Check the catalog, credit_rules.yml, open_data.yml, themes.yml and expectations/: every problem with its file
+    and line;
     warn where a YAML claimed_by disagrees with the claim history (the history counts)."""
     from govlake.catalog import CatalogError, load_catalog
     from govlake.credit import load_credit_rules
     from govlake.governance import claim_history, yaml_disagreements
     from govlake.opendata import load_config
     from govlake.quality import check_expectations
+    from govlake.themes import load_themes
 
     with command("catalog", as_json=as_json) as ctx:
         settings = ctx.settings
@@ -47,10 +49,11 @@ def catalog_validate(as_json: Json = False) -> None:
         except CatalogError as exc:
             problems.extend(exc.problems)
         if cat is not None:
-            try:
-                load_config(settings)
-            except CatalogError as exc:
-                problems.extend(exc.problems)
+            for load in (load_config, load_themes):
+                try:
+                    load(settings)
+                except CatalogError as exc:
+                    problems.extend(exc.problems)
         if checkable is not None:
             problems.extend(check_expectations(checkable, settings.expectations_dir, skip=skip))
         if problems:

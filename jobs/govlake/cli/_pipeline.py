@@ -199,7 +199,7 @@ def run(
                                                "instead of what is new since the last run.")] = False,
     as_json: Json = False,
 ) -> None:
-    """Everything after ingest over what has landed: silver, quarantine, gold, credit, extract.
+    """Everything after ingest over what has landed: silver, quarantine, gold, credit, themes, extract.
 
     Exit code 3 when a batch was held (everything else was published), 1 on an error, else 0.
     """
@@ -217,6 +217,7 @@ def run(
         c = summary["credit"]
         ctx.say(f"credit (as of {c.as_of}{', rebuilt' if c.rebuilt else ''}): re-derived {c.rederived}; "
                 f"withdrawn {c.withdrawn or 'none'}", wrap=True)
+        ctx.say(f"themes: {summary['themes'] or 'none declared'}", wrap=True)
         ctx.say(f"extract: {summary['extract']}", wrap=True)
         if held:
             _say_held(ctx, held)
@@ -228,7 +229,8 @@ def _run_json(summary: dict, code: int) -> dict[str, Any]:
         return dataclasses.asdict(value) if dataclasses.is_dataclass(value) else value
 
     return {"run_id": summary["run_id"], "resources": {k: data(r) for k, r in summary["resources"].items()},
-            "gold": summary["gold"], "credit": data(summary["credit"]), "conflicts": data(summary["conflicts"]),
+            "gold": summary["gold"], "credit": data(summary["credit"]), "themes": summary["themes"],
+            "conflicts": data(summary["conflicts"]),
             "extract": summary["extract"], "kpi_values": summary["kpi_values"],
             "held_batches": [dataclasses.asdict(h) for r in summary["resources"].values() for h in r.held_batches],
             "exit_code": code}

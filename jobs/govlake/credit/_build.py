@@ -34,7 +34,7 @@ from govlake.compute import Compute, open_compute
 from govlake.config import Settings
 from govlake.consumption import SCHEMA as CONSUMPTION_SCHEMA
 from govlake.consumption import consumed_versions, consumption_rows
-from govlake.contracts import silver_schema
+from govlake.contracts import gold_layer, gold_path, silver_schema
 from govlake.credit._rules import CreditRules, Regime, load_credit_rules
 from govlake.engine import get_engine
 from govlake.gold import GoldError
@@ -145,7 +145,7 @@ def render(settings: Settings, name: str, rules: CreditRules, as_of: dt.date) ->
 
 
 def _gold(settings: Settings, name: str) -> Path:
-    return storage.table_path(settings, "gold", name)
+    return storage.table_path(settings, gold_layer(name), name)
 
 
 def _deadlines(con: Compute, rules: CreditRules, inputs: tuple[str, ...] = ("penalty_input", "license_input")) -> None:
@@ -176,7 +176,7 @@ def _inputs(con: Compute, intent: steps.Intent, kind: RecordKind, as_of: dt.date
     if rebuild:
         con.create(f"{kind.name}_input", f"select {columns} from silver_{res.slug}")
         return
-    intent.register(con, f"{kind.record}_current", f"gold/{kind.record}")
+    intent.register(con, f"{kind.record}_current", gold_path(kind.record))
     touched = []
     if kind.due_sql:
         touched.append(kind.due_sql.format(as_of=as_of.isoformat()))
@@ -212,7 +212,7 @@ def _write(intent: steps.Intent, con: Compute, name: str, key, rebuild: bool, *,
     query = f"out_{name}"
     con.create(query, select or f"select * from new_{name}", kind="view")
     n = con.count(query)
-    table = f"gold/{name}"
+    table = gold_path(name)
     if rebuild or intent.version(table) is None:
         kept = ", ".join(c for c in con.columns(query) if c != delete_flag)
         keep = f"select {kept} from {query} where not {delete_flag}" if delete_flag else f"select * from {query}"
@@ -231,7 +231,7 @@ def _records(con: Compute, intent: steps.Intent, kind: RecordKind, rules: Credit
     res = get_catalog(settings.catalog_dir).resource(kind.resource)
     key = ", ".join(kind.key)
     withdrawals: list[dict] = []
-    if intent.register(con, f"{kind.publication}_before", f"gold/{kind.publication}"):
+    if intent.register(con, f"{kind.publication}_before", gold_path(kind.publication)):
         withdrawals = [withdrawal(f"gold/{kind.publication}", kind, row, as_of) for row in con.rows(f"""
             select {kind.key[0]}, authority_uscc, uscc, publicity_status, {kind.end_column}
             from new_{kind.record} as n semi join {kind.publication}_before as b using ({key})
@@ -249,8 +249,8 @@ def _tables(catalog) -> tuple[list[str], list[str]]:
     """(silver tables the step reads incrementally, every table it reads or writes) — lake-relative."""
     inputs = [f"silver/{catalog.resource(code).slug}" for code in INPUTS]
     silver = [f"silver/{res.slug}" for res in catalog.resources.values()]
-    gold = [f"gold/{name}" for kind in KINDS for name in (kind.record, kind.publication)]
-    gold += ["gold/credit_repair_review", "gold/enterprise_credit_profile", "gold/legal_entity"]
+    gold = [gold_path(name) for kind in KINDS for name in (kind.record, kind.publication)]
+    gold += [gold_path("credit_repair_review"), gold_path("enterprise_credit_profile"), gold_path("legal_entity")]
     return inputs, list(dict.fromkeys(silver + gold))
 
 
@@ -266,7 +266,7 @@ def build_credit(*, settings: Settings, run_id: str, rebuild: bool = False) -> C
 
     def params() -> dict:
         if storage.open_table(_gold(settings, "legal_entity")) is None:
-            raise GoldError("gold/legal_entity does not exist yet: run the gold step before the credit step")
+            raise GoldError("gold/base/legal_entity does not exist yet: run the gold step before the credit step")
         full = rebuild or any(storage.open_table(_gold(settings, k.record)) is None for k in KINDS)
         consumed = {} if full else consumed_versions(settings, CONSUMER)
         return {"as_of": settings.today.isoformat(), "rebuild": full, "since": {t: consumed.get(t) for t in inputs}}
@@ -301,7 +301,7 @@ def _build(intent: steps.Intent, catalog, inputs: list[str]) -> CreditResult:
         # the records as this run left them (only this step writes them, under the publish lock)
         con.register_delta("penalty_record", _gold(settings, "penalty_record"))
         con.register_delta("license_record", _gold(settings, "license_record"))
-        intent.register(con, "legal_entity", "gold/legal_entity")
+        intent.register(con, "legal_entity", gold_path("legal_entity"))
         with _timed(result, "repairs"):
             _repairs(con, intent, rules, as_of, rebuild, result)
         with _timed(result, "profiles"):

@@ -16,7 +16,7 @@ from govlake import storage
 from govlake.catalog import get_catalog
 from govlake.compute import open_compute
 from govlake.config import Settings
-from govlake.contracts import silver_schema
+from govlake.contracts import THEME, silver_schema
 from govlake.credit._build import PENALTY, _deadlines, context
 from govlake.credit._rules import ClassRule, CreditRules, Regime, load_credit_rules
 from govlake.engine import get_engine
@@ -66,9 +66,9 @@ def regime_impact(settings: Settings, regime_id: str, as_of: dt.date) -> list[di
     ``as_of``, if regime ``regime_id`` applied to them instead of the one their date chooses."""
     rules = load_credit_rules(settings.catalog_dir)
     target = rules.publicity.regime(regime_id)
-    path = storage.table_path(settings, "gold", PENALTY.record)
+    path = storage.table_path(settings, THEME, PENALTY.record)
     if storage.open_table(path) is None:
-        raise GoldError("gold/penalty_record does not exist yet: run the credit step first")
+        raise GoldError("gold/theme/penalty_record does not exist yet: run the credit step first")
     catalog = get_catalog(settings.catalog_dir)
     columns = ", ".join(silver_schema(catalog.resource(PENALTY.resource)).names)
     key = ", ".join(PENALTY.key)

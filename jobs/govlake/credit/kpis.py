@@ -23,6 +23,7 @@ from __future__ import annotations
 from govlake import storage
 from govlake.catalog import get_catalog
 from govlake.config import Settings
+from govlake.contracts import THEME, gold_path
 from govlake.kpi import Kpi, KpiValue
 from govlake.silver import register_silver
 
@@ -77,7 +78,7 @@ def credit_kpis(settings: Settings) -> list[Kpi]:
 
         decided = []
         for table in ("penalty_record", "license_record"):
-            if storage.register(con, table, storage.table_path(settings, "gold", table)):
+            if storage.register(con, table, storage.table_path(settings, THEME, table)):
                 decided.append(f"select coalesce(_dept, '{UNKNOWN_DEPT}') as dept, decision_date, on_time, "
                                f"deadline_provisional, submitted_at is null as by_received from {table}")
         timeliness = []
@@ -106,6 +107,6 @@ def credit_kpis(settings: Settings) -> list[Kpi]:
             definition_en="Records submitted on or before the deadline (the n-th working day after the decision on "
                           "the State Council calendar, make-up days included; n per department in "
                           "credit_rules.yml) ÷ records decided, per department and month of the decision",
-            inputs=("gold/penalty_record", "gold/license_record", "catalog/credit_rules.yml"),
+            inputs=(gold_path("penalty_record"), gold_path("license_record"), "catalog/credit_rules.yml"),
             period="calendar month of the decision date", unit="ratio", target=TARGET, values=_values(timeliness)),
     ]

@@ -11,6 +11,7 @@ from __future__ import annotations
 from govlake import objectstore, storage
 from govlake.catalog import Resource
 from govlake.config import Settings
+from govlake.contracts import gold_layer
 from govlake.lineage._columns import Sources, column_sources
 from govlake.lineage._emit import Dataset, JobPlan
 from govlake.lineage._naming import LAYERS, DatasetRef, lake_table
@@ -44,6 +45,8 @@ def describe(resource: Resource) -> str:
 def lake_view(settings: Settings, view: str) -> DatasetRef | None:
     """``silver_amr_enterprise`` → the lake table silver/amr_enterprise (any layer), when it exists."""
     layer, _, name = view.partition("_")
+    if layer == "gold":
+        layer = gold_layer(name)
     if layer in LAYERS and name and storage.open_table(settings.table_path(layer, name)) is not None:
         return lake_table(settings, layer, name)
     return None
@@ -69,7 +72,9 @@ def table_job_plan(settings: Settings, name: str, *, reads: list[tuple[str, str]
     inputs = [Dataset(lake_table(settings, layer, table)) for layer, table in reads]
     outputs = [Dataset(lake_table(settings, layer, table), owner=owner, overwrite=overwrite) for layer, table in writes]
     if sql and len(outputs) == 1:
-        refs = {f"{d.ref.layer}_{objectstore.name(d.ref.path)}": d.ref for d in inputs if d.ref.path is not None}
+        # views are named <layer>_<table>, gold's sublayers as gold: gold_legal_entity
+        refs = {f"{(d.ref.layer or '').split('/')[0]}_{objectstore.name(d.ref.path)}": d.ref
+                for d in inputs if d.ref.path is not None}
         schema = {view: [c for c, _ in delta_schema(ref.path) or []] for view, ref in refs.items()}  # type: ignore[arg-type]
         outputs[0].lineage = column_lineage(column_sources(sql, schema), refs, identity=True)
     return JobPlan(name=name, description=description, inputs=inputs, outputs=outputs, owner=owner, sql=sql)

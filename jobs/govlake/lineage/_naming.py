@@ -18,10 +18,11 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from govlake.config import Settings
+from govlake.contracts import gold_layer
 from govlake.objectstore import Location, bucket_key
 
 FILE = "file"
-LAYERS = ("bronze", "silver", "quarantine", "gold", "meta")
+LAYERS = ("bronze", "silver", "quarantine", "gold/base", "gold/theme", "gold", "meta")  # as govlake.storage
 
 
 @dataclass(frozen=True)
@@ -45,12 +46,27 @@ class DatasetRef:
 
 def lake_table(settings: Settings, layer: str, name: str) -> DatasetRef:
     """A Delta table of the lake: ``file`` + its absolute path, or ``s3://bucket`` + its key."""
+    if layer == "gold":
+        layer = gold_layer(name)
     location = settings.table_path(layer, name)
     if isinstance(location, str):
         bucket, key = bucket_key(location)
-        return DatasetRef(f"s3://{bucket}", key, "lake", f"{layer}.{name}", layer, location)
+        return DatasetRef(f"s3://{bucket}", key, "lake", table_label(layer, name), layer, location)
     path = location.resolve()
-    return DatasetRef(FILE, str(path), "lake", f"{layer}.{name}", layer, path)
+    return DatasetRef(FILE, str(path), "lake", table_label(layer, name), layer, path)
+
+
+def table_label(layer: str, name: str) -> str:
+    """How people name a lake table: ``silver.amr_enterprise``, ``gold.legal_entity`` (whichever gold library
+    holds it)."""
+    return f"{layer.split('/')[0]}.{name}"
+
+
+def _lake_layer(parts: list[str]) -> str | None:
+    """The layer of a table path's parts (``…/gold/base/legal_entity`` → ``gold/base``), or None."""
+    if len(parts) >= 3 and "/".join(parts[-3:-1]) in LAYERS:
+        return "/".join(parts[-3:-1])
+    return parts[-2] if len(parts) >= 2 and parts[-2] in LAYERS else None
 
 
 def file_dataset(path: Path | str) -> DatasetRef:
@@ -81,13 +97,15 @@ def ref_from_event(namespace: str, name: str) -> DatasetRef:
     """The ref of a dataset read back from an event: a lake table when its path is ``…/lake/<layer>/<t>``."""
     if namespace == FILE:
         path = Path(name)
-        if path.parent.name in LAYERS and path.parent.parent.name == "lake":
-            return DatasetRef(FILE, name, "lake", f"{path.parent.name}.{path.name}", path.parent.name, path)
+        layer = _lake_layer(list(path.parts))
+        if layer is not None and path.parents[layer.count("/") + 1].name == "lake":
+            return DatasetRef(FILE, name, "lake", table_label(layer, path.name), layer, path)
         return DatasetRef(FILE, name, "file", name, None, path)
     if namespace.startswith("s3://"):
         parts = name.strip("/").split("/")
-        if len(parts) >= 2 and parts[-2] in LAYERS:
-            return DatasetRef(namespace, name, "lake", f"{parts[-2]}.{parts[-1]}", parts[-2], f"{namespace}/{name}")
+        layer = _lake_layer(parts)
+        if layer is not None:
+            return DatasetRef(namespace, name, "lake", table_label(layer, parts[-1]), layer, f"{namespace}/{name}")
         return DatasetRef(namespace, name, "file", f"{namespace}/{name}")
     if namespace.startswith("sqlite://") and name.startswith("main."):
         return DatasetRef(namespace, name, "db", f"db:{name.removeprefix('main.')}")

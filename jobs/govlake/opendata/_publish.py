@@ -29,7 +29,7 @@ from govlake import lineage, locks, objectstore, steps, storage
 from govlake._faults import crash_point
 from govlake.catalog import Catalog, Resource, get_catalog
 from govlake.config import Settings
-from govlake.contracts import OPEN_DATA
+from govlake.contracts import OPEN_DATA, gold_path
 from govlake.masking import ID15_IN_TEXT, ID_IN_TEXT, MASK, MOBILE_IN_TEXT, name_items, scrub_names_sql
 from govlake.opendata._config import (
     Column,
@@ -124,7 +124,9 @@ def dataset_name(spec: DatasetSpec) -> str:
 
 
 def source_table(catalog: Catalog, spec: DatasetSpec) -> str:
-    return f"silver/{catalog.resource(spec.resource).slug}" if spec.source == "silver" else spec.source
+    if spec.source == "silver":
+        return f"silver/{catalog.resource(spec.resource).slug}"
+    return gold_path(spec.source.removeprefix("gold/"))  # gold/<table> names the table wherever gold keeps it
 
 
 def publish_open_data(*, settings: Settings, run_id: str, k: int | None = None,
@@ -230,7 +232,7 @@ def lineage_plan(settings: Settings) -> lineage.JobPlan:
     opened, _ = plan(catalog, load_config(settings))
     inputs, outputs = [], []
     for spec in opened:
-        layer, table = source_table(catalog, spec).split("/")
+        layer, table = source_table(catalog, spec).rsplit("/", 1)
         ref = lineage.lake_table(settings, layer, table)
         inputs.append(lineage.Dataset(ref))
         columns = source_columns(settings, catalog, spec)
