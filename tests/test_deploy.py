@@ -267,9 +267,9 @@ def test_the_deployment_runs_the_feeds_and_the_asset_triggered_publish_dags(tmp_
     # scheduler received its executor's event of each (logged just after the task reported its state)
     tis = [t for t in api.task_instances() if (t["dag_id"], t["dag_run_id"]) in {
         (r["dag_id"], r["dag_run_id"]) for r in by_dag.values()}]
-    # ingest + process per feed; publish_gold: gold, conflicts, returns; publish_credit: credit, extract,
-    # open_data, kpis
-    assert len(tis) == 2 * len(daily) + 3 + 4 and {t["state"] for t in tis} == {"success"}
+    # ingest + process per feed; publish_gold: gold, conflicts, returns; publish_credit: credit, themes,
+    # extract, open_data, kpis
+    assert len(tis) == 2 * len(daily) + 3 + 5 and {t["state"] for t in tis} == {"success"}
     assert _not_logged(deploy_dir / "logs" / "scheduler.log", [
         (f"{t['dag_id']}.{t['task_id']}", "Received executor event with state success for task instance "
          f"TaskInstanceKey(dag_id='{t['dag_id']}', task_id='{t['task_id']}'") for t in tis]) == []
