@@ -19,7 +19,7 @@ def list_(as_json: Json = False) -> None:
     from govlake import storage
     from govlake.themes import load_themes
 
-    with command("themes list", as_json=as_json) as ctx:
+    with command("themes", as_json=as_json) as ctx:
         libraries = []
         for lib in load_themes(ctx.settings):
             tables = {}
@@ -50,7 +50,7 @@ def build(as_json: Json = False) -> None:
     `govlake run`, after the credit step)."""
     from govlake import pipeline
 
-    with command("themes build", as_json=as_json) as ctx:
+    with command("themes", as_json=as_json) as ctx:
         rows = pipeline.themes(settings=ctx.settings, run_id=ctx.run_id)
         if ctx.json:
             ctx.emit({"run_id": ctx.run_id, "tables": rows})
