@@ -27,7 +27,7 @@ import dataclasses
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from govlake import lineage, locks, steps, storage
+from govlake import lineage, locks, steps
 from govlake.catalog import Catalog, Item, Resource, get_catalog
 from govlake.compute import open_compute
 from govlake.config import Settings
@@ -375,9 +375,7 @@ def _build(intent: steps.Intent, catalog: Catalog) -> dict[str, int]:
         for name in MODEL_ORDER:
             runner.run(con, f"gold/{name}", **model_context(name, catalog))
             if name in GOLD_TABLES:
-                table = gold_path(name)
-                intent.write_table(table, con.data(f"select * from {name}"), mode="overwrite")
-                rows[name] = storage.row_count(intent.path(table))
+                rows[name] = intent.replace_with(gold_path(name), con, name)
     finally:
         con.close()
     return rows

@@ -142,6 +142,12 @@ class Intent:
         self.written.append(table)
         return True
 
+    def replace_with(self, table: str, con, relation: str) -> int:
+        """Overwrite ``table`` with the rows of ``relation`` of ``con`` (a govlake.compute session), stamped
+        like :meth:`write_table`; the rows the table holds now."""
+        self.write_table(table, con.data(f"select * from {relation}"), mode="overwrite")
+        return storage.row_count(self.path(table))
+
     def merge_table(self, table: str, source, *, key: Sequence[str], delete_flag: str | None = None,
                     tag: str = "") -> dict | None:
         """storage.merge_table stamped with this intent; None when it had been merged already."""

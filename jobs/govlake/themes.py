@@ -27,7 +27,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from govlake import lineage, locks, steps, storage
+from govlake import lineage, locks, steps
 from govlake.catalog import Catalog, CatalogError, get_catalog
 from govlake.catalog._loader import _parse
 from govlake.catalog._yaml import read_yaml
@@ -206,9 +206,7 @@ def _build(intent: steps.Intent, catalog: Catalog, libraries: list[ThemeLibrary]
             for model in lib.tables:
                 runner.run(con, f"{MODELS}/{model}")
                 con.create(f"gold_{model}", f"select * from {model}", kind="view")  # for the models after it
-                table = gold_path(model)
-                intent.write_table(table, con.data(f"select * from {model}"), mode="overwrite")
-                rows[model] = storage.row_count(intent.path(table))
+                rows[model] = intent.replace_with(gold_path(model), con, model)
     finally:
         con.close()
     return rows
