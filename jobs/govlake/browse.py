@@ -20,7 +20,7 @@ import pyarrow.compute as pc
 from govlake import storage
 from govlake.catalog import Catalog, Resource, get_catalog
 from govlake.config import Settings
-from govlake.contracts import BASE
+from govlake.layout import BASE
 from govlake.lineage import DatasetRef, LineageGraph, lake_table, load_graph
 
 CYCLE_DAYS = {"realtime": 1, "daily": 1, "weekly": 7, "monthly": 31, "quarterly": 92, "yearly": 366}

@@ -23,6 +23,8 @@ from typing import Literal, get_args
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
+from govlake.layout import gold_layer
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 BUSINESS_TZ = ZoneInfo("Asia/Shanghai")
 """The bureau's time zone: business dates are its calendar days."""
@@ -167,10 +169,8 @@ class Settings:
 
     def table_path(self, layer: str, name: str) -> Path | str:
         """The location of table ``name`` of ``layer``; ``gold`` places the table in its library
-        (``gold/base/legal_entity``, ``gold/theme/penalty_record``: govlake.contracts.gold_layer)."""
+        (``gold/base/legal_entity``, ``gold/theme/penalty_record``: govlake.layout.gold_layer)."""
         if layer == "gold":
-            from govlake.contracts import gold_layer  # noqa: PLC0415 — contracts sits above config
-
             layer = gold_layer(name)
         return self.lake_location(layer, name)
 

@@ -12,10 +12,7 @@ schema: it asks here. docs/architecture.md states the same contracts in words.
 | ``INGEST_LOG`` … ``OPEN_DATA`` | ``meta/*`` | the step named in each constant's docstring |
 | ``WITHDRAWAL_LOG``, ``CONFLICTS`` | ``gold/withdrawal_log``, ``gold/conflicts`` | credit and extract, conflicts |
 
-Gold has two libraries and its logs (:func:`gold_layer`): ``gold/base/`` the base libraries the gold step
-builds (法人库 ``legal_entity``, 人口库 ``population``, 一人一档 ``person_profile``), ``gold/theme/`` every
-theme library's tables (the credit theme's 双公示 and credit tables, and each theme declared in
-``catalog/themes.yml``), and ``gold/`` itself the logs (``withdrawal_log``, ``conflicts``).
+Where gold keeps each table (``gold/base/``, ``gold/theme/``, ``gold/``) is govlake.layout's.
 """
 
 from __future__ import annotations
@@ -216,28 +213,6 @@ OPEN_DATA = pa.schema([
 ])
 """meta/open_data (``govlake open``): one row per open dataset per run: published or withheld, rows in and
 out, rows suppressed, k, and the generalization level of each quasi-identifier (JSON objects)."""
-
-# ---- gold: libraries and logs -------------------------------------------------------------------
-
-BASE = "gold/base"
-THEME = "gold/theme"
-BASE_TABLES = ("legal_entity", "population", "person_profile")
-"""The base libraries (基础库): 法人库, 人口库 and 一人一档, built by the gold step."""
-GOLD_LOGS = ("withdrawal_log", "conflicts")
-
-
-def gold_layer(name: str) -> str:
-    """Where gold table ``name`` lives: ``gold/base`` (a base library), ``gold`` (a log) or ``gold/theme``
-    (every other gold table belongs to a theme library)."""
-    if name in BASE_TABLES:
-        return BASE
-    return "gold" if name in GOLD_LOGS else THEME
-
-
-def gold_path(name: str) -> str:
-    """The lake-relative path of gold table ``name``: ``gold/base/legal_entity``, ``gold/theme/penalty_record``."""
-    return f"{gold_layer(name)}/{name}"
-
 
 # ---- gold logs and governance ------------------------------------------------------------------
 

@@ -27,9 +27,9 @@ import duckdb
 from govlake import lineage, locks, steps, storage
 from govlake._faults import crash_point
 from govlake.config import Settings
-from govlake.contracts import gold_layer, gold_path
 from govlake.credit import KINDS, WITHDRAWAL_SCHEMA, withdrawal, withdrawal_rows
 from govlake.gold import PUBLIC_TABLES, ColumnDoc, TableDoc, table_docs
+from govlake.layout import gold_layer, gold_path
 from govlake.masking import mask_note, name_items, release_item_sql, sql_ident, sql_string
 
 EXTRACT_NAME = "analyst.duckdb"

@@ -31,9 +31,10 @@ from govlake import lineage, locks, steps
 from govlake.catalog import Catalog, Item, Resource, get_catalog
 from govlake.compute import open_compute
 from govlake.config import Settings
-from govlake.contracts import BASE, BASE_TABLES, gold_path, silver_schema
+from govlake.contracts import silver_schema
 from govlake.engine import get_engine
 from govlake.governance import conflict_plan, register_objection_views
+from govlake.layout import BASE, BASE_TABLES, gold_path
 from govlake.silver import register_silver
 from govlake.transform import ModelError, ModelHeader, ModelRunner, Spec, load_specs
 from govlake.transform import model_header as model_header  # re-exported: tests read headers from here

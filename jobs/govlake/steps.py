@@ -51,7 +51,7 @@ import pyarrow as pa
 from govlake import locks, objectstore, storage
 from govlake._faults import crash_point
 from govlake.config import Settings
-from govlake.contracts import gold_layer
+from govlake.layout import gold_layer
 from govlake.objectstore import Location
 
 log = logging.getLogger(__name__)
@@ -355,7 +355,7 @@ class RecoveryError(RuntimeError):
 
 def settle_gold_layout(settings: Settings) -> None:
     """Move the gold tables of a lake written before gold had libraries (``gold/<table>``) to their place,
-    ``gold/base/<table>`` or ``gold/theme/<table>`` (govlake.contracts.gold_layer): a folder rename, which a
+    ``gold/base/<table>`` or ``gold/theme/<table>`` (govlake.layout.gold_layer): a folder rename, which a
     Delta table survives (its log names its files relative to the folder). Run by every step before it
     reads anything; of two processes renaming at once one finds the folder gone and goes on.
 

@@ -28,7 +28,7 @@ from govlake.objectstore import Location
 
 WriteMode = Literal["append", "overwrite"]
 LAYERS = ("bronze", "silver", "quarantine", "gold/base", "gold/theme", "gold", "meta")
-"""The lake's layers; gold holds two libraries (govlake.contracts.gold_layer) beside its logs."""
+"""The lake's layers; gold holds two libraries (govlake.layout.gold_layer) beside its logs."""
 
 
 def table_path(settings: Settings, layer: str, name: str) -> Location:

@@ -33,8 +33,8 @@ from govlake.catalog._loader import _parse
 from govlake.catalog._yaml import read_yaml
 from govlake.compute import open_compute
 from govlake.config import Settings
-from govlake.contracts import BASE_TABLES, GOLD_LOGS, THEME, gold_path
 from govlake.engine import get_engine
+from govlake.layout import BASE_TABLES, GOLD_LOGS, THEME, gold_path
 from govlake.silver import register_silver
 from govlake.transform import ModelError, ModelRunner
 

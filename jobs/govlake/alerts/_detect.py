@@ -19,7 +19,7 @@ from typing import Any
 from govlake import storage
 from govlake.catalog import AlertThresholds, Catalog, Resource
 from govlake.config import Settings
-from govlake.contracts import THEME, gold_path
+from govlake.layout import THEME, gold_path
 from govlake.masking import scrub_text
 
 KINDS = {

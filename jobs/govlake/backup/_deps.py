@@ -25,7 +25,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from govlake.config import Settings
-from govlake.contracts import gold_path
+from govlake.layout import gold_path
 
 EXTRACT = "extracts/analyst.duckdb"
 """The analyst extract, a node of the map like a table."""

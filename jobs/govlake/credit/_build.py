@@ -34,10 +34,11 @@ from govlake.compute import Compute, open_compute
 from govlake.config import Settings
 from govlake.consumption import SCHEMA as CONSUMPTION_SCHEMA
 from govlake.consumption import consumed_versions, consumption_rows
-from govlake.contracts import gold_layer, gold_path, silver_schema
+from govlake.contracts import silver_schema
 from govlake.credit._rules import CreditRules, Regime, load_credit_rules
 from govlake.engine import get_engine
 from govlake.gold import GoldError
+from govlake.layout import gold_layer, gold_path
 from govlake.silver import register_silver
 from govlake.transform import ModelRunner
 

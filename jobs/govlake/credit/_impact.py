@@ -16,11 +16,12 @@ from govlake import storage
 from govlake.catalog import get_catalog
 from govlake.compute import open_compute
 from govlake.config import Settings
-from govlake.contracts import THEME, silver_schema
+from govlake.contracts import silver_schema
 from govlake.credit._build import PENALTY, _deadlines, context
 from govlake.credit._rules import ClassRule, CreditRules, Regime, load_credit_rules
 from govlake.engine import get_engine
 from govlake.gold import GoldError
+from govlake.layout import THEME
 from govlake.masking import mask_value
 from govlake.silver import register_silver
 from govlake.transform import ModelRunner

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from govlake.catalog import get_catalog
 from govlake.config import Settings
-from govlake.contracts import BASE, gold_layer
 from govlake.credit._build import INPUTS, OUTPUTS
+from govlake.layout import BASE, gold_layer
 from govlake.lineage import JobPlan, table_job_plan
 
 

@@ -23,8 +23,8 @@ from __future__ import annotations
 from govlake import storage
 from govlake.catalog import get_catalog
 from govlake.config import Settings
-from govlake.contracts import THEME, gold_path
 from govlake.kpi import Kpi, KpiValue
+from govlake.layout import THEME, gold_path
 from govlake.silver import register_silver
 
 TARGET = 0.98

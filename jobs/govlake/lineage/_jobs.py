@@ -11,7 +11,7 @@ from __future__ import annotations
 from govlake import objectstore, storage
 from govlake.catalog import Resource
 from govlake.config import Settings
-from govlake.contracts import gold_layer
+from govlake.layout import gold_layer
 from govlake.lineage._columns import Sources, column_sources
 from govlake.lineage._emit import Dataset, JobPlan
 from govlake.lineage._naming import LAYERS, DatasetRef, lake_table

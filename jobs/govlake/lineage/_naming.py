@@ -18,7 +18,7 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from govlake.config import Settings
-from govlake.contracts import gold_layer
+from govlake.layout import gold_layer
 from govlake.objectstore import Location, bucket_key
 
 FILE = "file"

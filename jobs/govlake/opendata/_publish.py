@@ -29,7 +29,8 @@ from govlake import lineage, locks, objectstore, steps, storage
 from govlake._faults import crash_point
 from govlake.catalog import Catalog, Resource, get_catalog
 from govlake.config import Settings
-from govlake.contracts import OPEN_DATA, gold_path
+from govlake.contracts import OPEN_DATA
+from govlake.layout import gold_path
 from govlake.masking import ID15_IN_TEXT, ID_IN_TEXT, MASK, MOBILE_IN_TEXT, name_items, scrub_names_sql
 from govlake.opendata._config import (
     Column,
