@@ -406,11 +406,13 @@ def test_the_dependency_map_restores_outputs_together_and_everything_downstream(
     assert {"silver/credit_penalty", "quarantine/credit_penalty", "gold/base/legal_entity", "gold/conflicts",
             "gold/theme/penalty_record", "gold/withdrawal_log", "extracts/analyst.duckdb"} <= silver.tables
     assert not {t for t in silver.tables if t.startswith("bronze/") or t == "silver/credit_license"}
-    assert {"process:credit.penalty", "gold", "credit", "conflicts", "extract"} == set(silver.consumers)
+    assert {"process:credit.penalty", "gold", "credit", "themes", "conflicts", "extract"} == set(silver.consumers)
     assert "bronze/credit_penalty" in closure(steps, ["bronze/credit_penalty"]).tables
     assert closure(steps, ["gold/conflicts"]).tables == {"gold/conflicts"}  # nothing reads it but the KPIs
-    record = closure(steps, ["gold/theme/penalty_record"])  # the credit step's outputs go together, then the extract
+    record = closure(steps, ["gold/theme/penalty_record"])  # the credit step's outputs go together, then the
+    # model-built themes and the extract
     assert {"gold/theme/penalty_publication", "gold/theme/enterprise_credit_profile", "gold/withdrawal_log",
+            "gold/theme/market_region_industry",
             "extracts/analyst.duckdb"} <= record.tables
     assert not {"gold/base/legal_entity", "gold/conflicts"} & record.tables
 

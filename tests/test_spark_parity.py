@@ -344,7 +344,8 @@ RESOURCE_MODELS = ("staging/standardize", "silver/checked", "silver/failing_hash
 LAKE_MODELS = ("governance/open_objections", "governance/disputes", "governance/corrections",
                "governance/comparisons", "gold/int_entity_attributes", "gold/legal_entity", "gold/population",
                "gold/person_profile", "gold/penalty_record",
-               "gold/license_record", "gold/credit_repair_review", "gold/enterprise_credit_profile")
+               "gold/license_record", "gold/credit_repair_review", "gold/enterprise_credit_profile",
+               "theme/market_region_industry")
 """What test_governance_gold_and_credit_models_agree runs."""
 
 
@@ -356,8 +357,8 @@ def test_every_model_is_run_on_both_engines():
 @on_spark
 @pytest.mark.parametrize("case", CASES)
 def test_governance_gold_and_credit_models_agree(case, city_silver, engines):
-    """The objection views, the 一数一源 comparisons, the 法人库 and the credit models, as the gold and
-    credit steps run them on a rebuild."""
+    """The objection views, the 一数一源 comparisons, the 法人库, the credit models and the model-built theme, as
+    the gold, credit and themes steps run them on a rebuild."""
     settings = engines.settings
     catalog = get_catalog(settings.catalog_dir)
     con, twin = engines.duck, TwinRunner(engines)
@@ -391,6 +392,9 @@ def test_governance_gold_and_credit_models_agree(case, city_silver, engines):
         union all select uscc from license_record union all select uscc from silver_court_dishonest
         ) as t where uscc is not null""")
     twin.run(con, "gold/enterprise_credit_profile", into="new_enterprise_credit_profile", **ctx)
+    # the themes step: the model-built theme libraries over the credit theme's tables
+    con.execute("create view gold_enterprise_credit_profile as select * from new_enterprise_credit_profile")
+    twin.run(con, "theme/market_region_industry")
     assert twin.ran == list(LAKE_MODELS)
 
     # the inputs reach the models' branches

@@ -3,7 +3,8 @@
 -- 市场主体主题库: enterprises per county and industry section (the letter of the industry code), from
 -- the 一企一档 credit files of the credit theme: how many there are, how many are still registered (not
 -- 注销 or 吊销), their registered capital, and how many have a published penalty, a serious one (严重),
--- or social-insurance arrears. A missing county or industry code is counted under 未知.
+-- or social-insurance arrears. A missing county or industry code is counted under 未知. The sums are cast
+-- so that both engines write the same types (DuckDB's sum of integers is a hugeint, Spark's a bigint).
 with
 
 profiles as (
@@ -24,11 +25,11 @@ by_region_industry as (
         region_code,
         industry_section,
         count(uscc) as enterprises,
-        sum(registered) as registered_enterprises,
-        sum(reg_capital) as registered_capital,
-        sum(penalized) as with_published_penalty,
-        sum(seriously_penalized) as with_serious_penalty,
-        sum(in_arrears) as with_social_insurance_arrears
+        cast(sum(registered) as bigint) as registered_enterprises,
+        cast(sum(reg_capital) as decimal(18, 4)) as registered_capital,
+        cast(sum(penalized) as bigint) as with_published_penalty,
+        cast(sum(seriously_penalized) as bigint) as with_serious_penalty,
+        cast(sum(in_arrears) as bigint) as with_social_insurance_arrears
     from profiles
     group by region_code, industry_section
 )
