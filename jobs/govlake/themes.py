@@ -20,6 +20,7 @@ the credit theme, an earlier theme's tables).
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -169,9 +170,11 @@ def theme_tables(settings: Settings) -> list[str]:
 
 
 def _gold_inputs(libraries: list[ThemeLibrary]) -> list[str]:
+    """The gold tables the themes step reads from the lake: its themes' gold inputs but the tables the step
+    builds itself (a theme may read an earlier theme's table: it reads this run's rows)."""
+    built = {t for lib in libraries if lib.built_by_models for t in lib.tables}
     return list(dict.fromkeys(gold_path(m[1]) for lib in libraries if lib.built_by_models
-                              for n in lib.theme.inputs if (m := _GOLD_INPUT.match(n))
-                              and m[1] not in lib.tables))
+                              for n in lib.theme.inputs if (m := _GOLD_INPUT.match(n)) and m[1] not in built))
 
 
 def build_themes(*, settings: Settings, run_id: str) -> dict[str, int]:
@@ -217,7 +220,7 @@ def lineage_plan(settings: Settings) -> lineage.JobPlan:
     model's inputs, with column lineage from the SQL."""
     catalog = get_catalog(settings.catalog_dir)
     runner = ModelRunner(settings.sql_dir)
-    children = []
+    children, errors = [], []
     for lib in load_themes(settings, catalog):
         if not lib.built_by_models:
             continue
@@ -225,10 +228,15 @@ def lineage_plan(settings: Settings) -> lineage.JobPlan:
             rendered = runner.render(f"{MODELS}/{model}")
             reads = [("silver", v.removeprefix("silver_")) if v.startswith("silver_")
                      else ("gold", v.removeprefix("gold_")) for v in rendered.inputs]
-            children.append(lineage.table_job_plan(
-                settings, f"themes.{model}", reads=reads, writes=[(THEME, model)], owner=lib.theme.owner,
-                sql=rendered.sql, description=f"Theme library {lib.id} ({lib.theme.title.zh}): "
-                                              f"{rendered.header.grain}"))
+            plan = functools.partial(lineage.table_job_plan, settings, f"themes.{model}", reads=reads,
+                                     writes=[(THEME, model)], owner=lib.theme.owner,
+                                     description=f"Theme library {lib.id} ({lib.theme.title.zh}): "
+                                                 f"{rendered.header.grain}")
+            try:
+                children.append(plan(sql=rendered.sql))
+            except Exception as exc:  # noqa: BLE001 — e.g. an input not built yet: table-level lineage then
+                errors.append(f"themes.{model}: column lineage: {type(exc).__name__}: {exc}")
+                children.append(plan())
     return lineage.JobPlan(name="themes", description="Build the theme libraries declared in catalog/themes.yml "
                            "from their SQL models (gold/theme/); one child run per table", owner="dsj",
-                           children=children)
+                           children=children, errors=errors)
