@@ -20,7 +20,6 @@ import pyarrow.compute as pc
 from govlake import storage
 from govlake.catalog import Catalog, Resource, get_catalog
 from govlake.config import Settings
-from govlake.layout import BASE
 from govlake.lineage import DatasetRef, LineageGraph, lake_table, load_graph
 
 CYCLE_DAYS = {"realtime": 1, "daily": 1, "weekly": 7, "monthly": 31, "quarterly": 92, "yearly": 366}
@@ -186,7 +185,7 @@ def _aliases(settings: Settings, catalog: Catalog, graph: LineageGraph) -> list[
             ref = lake_table(settings, layer, res.slug)
             refs.setdefault(ref.key, ref)
     for name in GOLD_TABLES:
-        ref = lake_table(settings, BASE, name)
+        ref = lake_table(settings, "gold", name)
         refs.setdefault(ref.key, ref)
     out: list[tuple[str, int, DatasetRef]] = []
     for ref in refs.values():

@@ -29,7 +29,7 @@ from govlake._faults import crash_point
 from govlake.config import Settings
 from govlake.credit import KINDS, WITHDRAWAL_SCHEMA, withdrawal, withdrawal_rows
 from govlake.gold import PUBLIC_TABLES, ColumnDoc, TableDoc, table_docs
-from govlake.layout import gold_layer, gold_path
+from govlake.layout import gold_path
 from govlake.masking import mask_note, name_items, release_item_sql, sql_ident, sql_string
 
 EXTRACT_NAME = "analyst.duckdb"
@@ -121,7 +121,7 @@ def build_extract(*, settings: Settings, run_id: str) -> Path:
 
     def params() -> dict:
         for name in PUBLIC_TABLES:
-            path = storage.table_path(settings, gold_layer(name), name)
+            path = storage.table_path(settings, "gold", name)
             if storage.open_table(path) is None:
                 raise FileNotFoundError(f"gold table {name} has not been built ({path}); run gold first")
         return {"as_of": settings.today.isoformat()}
@@ -181,7 +181,7 @@ def lineage_plan(settings: Settings) -> lineage.JobPlan:
     target = lineage.file_dataset(settings.extracts / EXTRACT_NAME)
     inputs, fields = [], {}
     for name in PUBLIC_TABLES:
-        ref = lineage.lake_table(settings, gold_layer(name), name)
+        ref = lineage.lake_table(settings, "gold", name)
         inputs.append(lineage.Dataset(ref))
         doc = docs.get(name)
         for column, _type in lineage.delta_schema(ref.path) or []:  # type: ignore[arg-type]

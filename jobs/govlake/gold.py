@@ -34,7 +34,7 @@ from govlake.config import Settings
 from govlake.contracts import silver_schema
 from govlake.engine import get_engine
 from govlake.governance import conflict_plan, register_objection_views
-from govlake.layout import BASE, BASE_TABLES, gold_path
+from govlake.layout import BASE_TABLES, gold_path
 from govlake.silver import register_silver
 from govlake.transform import ModelError, ModelHeader, ModelRunner, Spec, load_specs
 from govlake.transform import model_header as model_header  # re-exported: tests read headers from here
@@ -413,7 +413,7 @@ def lineage_plan(settings: Settings) -> lineage.JobPlan:
         if name not in GOLD_TABLES:
             continue
         header = model_header(sql)
-        out = lineage.Dataset(lineage.lake_table(settings, BASE, name), owner=header.owner, overwrite=True,
+        out = lineage.Dataset(lineage.lake_table(settings, "gold", name), owner=header.owner, overwrite=True,
                               lineage=lineage.column_lineage(sources, refs, identity=True),
                               description=f"{name}: {header.grain}; key {' + '.join(header.key)}")
         inputs = [lineage.Dataset(refs[v]) for v in sorted(reads[name]) if v in refs]

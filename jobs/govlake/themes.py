@@ -35,7 +35,7 @@ from govlake.catalog._yaml import read_yaml
 from govlake.compute import open_compute
 from govlake.config import Settings
 from govlake.engine import get_engine
-from govlake.layout import BASE_TABLES, GOLD_LOGS, THEME, gold_path
+from govlake.layout import BASE_TABLES, GOLD_LOGS, gold_path
 from govlake.silver import register_silver
 from govlake.transform import ModelError, ModelRunner
 
@@ -229,7 +229,7 @@ def lineage_plan(settings: Settings) -> lineage.JobPlan:
             reads = [("silver", v.removeprefix("silver_")) if v.startswith("silver_")
                      else ("gold", v.removeprefix("gold_")) for v in rendered.inputs]
             plan = functools.partial(lineage.table_job_plan, settings, f"themes.{model}", reads=reads,
-                                     writes=[(THEME, model)], owner=lib.theme.owner,
+                                     writes=[("gold", model)], owner=lib.theme.owner,
                                      description=f"Theme library {lib.id} ({lib.theme.title.zh}): "
                                                  f"{rendered.header.grain}")
             try:

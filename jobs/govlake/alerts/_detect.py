@@ -19,7 +19,7 @@ from typing import Any
 from govlake import storage
 from govlake.catalog import AlertThresholds, Catalog, Resource
 from govlake.config import Settings
-from govlake.layout import THEME, gold_path
+from govlake.layout import gold_path
 from govlake.masking import scrub_text
 
 KINDS = {
@@ -219,7 +219,7 @@ def late_publicity(settings: Settings, limits: AlertThresholds, *, as_of: dt.dat
     con = storage.connect(settings)
     try:
         for record, (number, label) in RECORDS.items():
-            if not storage.register(con, record, storage.table_path(settings, THEME, record)):
+            if not storage.register(con, record, storage.table_path(settings, "gold", record)):
                 continue
             found = con.execute(f"""
                 select coalesce(_dept, 'unresolved') as dept, strftime(deadline_date, '%Y-%m') as month,

@@ -38,7 +38,7 @@ from govlake.contracts import silver_schema
 from govlake.credit._rules import CreditRules, Regime, load_credit_rules
 from govlake.engine import get_engine
 from govlake.gold import GoldError
-from govlake.layout import gold_layer, gold_path
+from govlake.layout import gold_path
 from govlake.silver import register_silver
 from govlake.transform import ModelRunner
 
@@ -146,7 +146,7 @@ def render(settings: Settings, name: str, rules: CreditRules, as_of: dt.date) ->
 
 
 def _gold(settings: Settings, name: str) -> Path:
-    return storage.table_path(settings, gold_layer(name), name)
+    return storage.table_path(settings, "gold", name)
 
 
 def _deadlines(con: Compute, rules: CreditRules, inputs: tuple[str, ...] = ("penalty_input", "license_input")) -> None:

@@ -21,7 +21,6 @@ from govlake.credit._build import PENALTY, _deadlines, context
 from govlake.credit._rules import ClassRule, CreditRules, Regime, load_credit_rules
 from govlake.engine import get_engine
 from govlake.gold import GoldError
-from govlake.layout import THEME
 from govlake.masking import mask_value
 from govlake.silver import register_silver
 from govlake.transform import ModelRunner
@@ -67,7 +66,7 @@ def regime_impact(settings: Settings, regime_id: str, as_of: dt.date) -> list[di
     ``as_of``, if regime ``regime_id`` applied to them instead of the one their date chooses."""
     rules = load_credit_rules(settings.catalog_dir)
     target = rules.publicity.regime(regime_id)
-    path = storage.table_path(settings, THEME, PENALTY.record)
+    path = storage.table_path(settings, "gold", PENALTY.record)
     if storage.open_table(path) is None:
         raise GoldError("gold/theme/penalty_record does not exist yet: run the credit step first")
     catalog = get_catalog(settings.catalog_dir)

@@ -24,7 +24,7 @@ from govlake import storage
 from govlake.catalog import get_catalog
 from govlake.config import Settings
 from govlake.kpi import Kpi, KpiValue
-from govlake.layout import THEME, gold_path
+from govlake.layout import gold_path
 from govlake.silver import register_silver
 
 TARGET = 0.98
@@ -78,7 +78,7 @@ def credit_kpis(settings: Settings) -> list[Kpi]:
 
         decided = []
         for table in ("penalty_record", "license_record"):
-            if storage.register(con, table, storage.table_path(settings, THEME, table)):
+            if storage.register(con, table, storage.table_path(settings, "gold", table)):
                 decided.append(f"select coalesce(_dept, '{UNKNOWN_DEPT}') as dept, decision_date, on_time, "
                                f"deadline_provisional, submitted_at is null as by_received from {table}")
         timeliness = []
