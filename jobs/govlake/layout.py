@@ -9,6 +9,8 @@ logs (``withdrawal_log``, ``conflicts``). The lowest module of the package: ``Se
 
 from __future__ import annotations
 
+LAYERS = ("bronze", "silver", "quarantine", "gold/base", "gold/theme", "gold", "meta")
+"""The lake's layers, one folder each (gold/base and gold/theme inside gold)."""
 BASE = "gold/base"
 THEME = "gold/theme"
 BASE_TABLES = ("legal_entity", "population", "person_profile")

@@ -119,7 +119,6 @@ def read_text(location: Location) -> str | None:
         return None
 
 
-
 PART = ".part"
 """Suffix of a file being written (``.<name>.<pid>.part`` beside the target); a killed writer leaves only such
 a file, never a half file under the final name."""

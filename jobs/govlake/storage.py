@@ -24,11 +24,10 @@ from deltalake.transaction import Transaction
 from govlake import objectstore
 from govlake._faults import crash_point
 from govlake.config import Settings
+from govlake.layout import LAYERS
 from govlake.objectstore import Location
 
 WriteMode = Literal["append", "overwrite"]
-LAYERS = ("bronze", "silver", "quarantine", "gold/base", "gold/theme", "gold", "meta")
-"""The lake's layers; gold holds two libraries (govlake.layout.gold_layer) beside its logs."""
 
 
 def table_path(settings: Settings, layer: str, name: str) -> Location:

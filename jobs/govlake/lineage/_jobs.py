@@ -11,7 +11,6 @@ from __future__ import annotations
 from govlake import objectstore, storage
 from govlake.catalog import Resource
 from govlake.config import Settings
-from govlake.layout import gold_layer
 from govlake.lineage._columns import Sources, column_sources
 from govlake.lineage._emit import Dataset, JobPlan
 from govlake.lineage._naming import LAYERS, DatasetRef, lake_table
@@ -45,8 +44,6 @@ def describe(resource: Resource) -> str:
 def lake_view(settings: Settings, view: str) -> DatasetRef | None:
     """``silver_amr_enterprise`` → the lake table silver/amr_enterprise (any layer), when it exists."""
     layer, _, name = view.partition("_")
-    if layer == "gold":
-        layer = gold_layer(name)
     if layer in LAYERS and name and storage.open_table(settings.table_path(layer, name)) is not None:
         return lake_table(settings, layer, name)
     return None

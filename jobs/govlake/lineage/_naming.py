@@ -18,11 +18,10 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from govlake.config import Settings
-from govlake.layout import gold_layer
+from govlake.layout import LAYERS, gold_layer
 from govlake.objectstore import Location, bucket_key
 
 FILE = "file"
-LAYERS = ("bronze", "silver", "quarantine", "gold/base", "gold/theme", "gold", "meta")  # as govlake.storage
 
 
 @dataclass(frozen=True)
