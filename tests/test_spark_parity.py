@@ -585,6 +585,36 @@ def test_masking_sql_agrees(pii, constructs):
            f"select x, subject_type, {mask_sql(item, 'x')} as released, {scrub_sql('x')} as scrubbed from {name}")
 
 
+@on_spark
+def test_code_table_checks_agree(constructs):
+    """The rule pack's checks against a code table (a 身份证号's county, a region code), which the checked model
+    evaluates inside a projection: flagged rows and unflagged ones, nulls, on both engines."""
+    from govlake.quality._checks import known_id_number_county, valid_region_code
+    from test_rule_pack import PERSON, UNKNOWN_COUNTY
+
+    constructs.put("codes", pa.table({"code": ["110105", "370102"]}))
+    ids = [PERSON, UNKNOWN_COUNTY, PERSON[:17] + "0", None, "370102", "990101", ""]
+    constructs.put("ids", pa.table({"i": range(len(ids)), "x": ids}))
+
+    def checks(d):
+        return {"county": known_id_number_county(column="x", codes_table="codes", d=d),
+                "county_inline": known_id_number_county(column="x", d=d),
+                "region": valid_region_code(column="x", codes_table="codes", d=d),
+                "region_inline": valid_region_code(column="x", d=d)}
+
+    def sql(d):
+        return "select i, " + ", ".join(f"case when {c} then '{n}' end as {n}" for n, c in checks(d).items()) + \
+            " from ids order by i"
+
+    assert "not exists" in sql(SPARK) and "not exists" not in sql(DUCKDB)   # each engine's own form (Dialect)
+    flagged = constructs.duck.sql(sql(DUCKDB)).to_arrow_table()
+    assert_same_rows("code-table checks", flagged,
+                     constructs.spark.sql(to_spark(sql(SPARK), constructs.columns)).toArrow())
+    flagged = flagged.to_pylist()
+    assert [r["i"] for r in flagged if r["county"]] == [1]       # a valid number of an unknown county
+    assert [r["i"] for r in flagged if r["region"]] == [0, 1, 2, 5, 6]
+
+
 # ---- the dialect layer's rewrites, without Spark -------------------------------------------------------
 
 

@@ -56,12 +56,14 @@ def _date(value: dt.date | str | None) -> str:
     return f"date '{day.isoformat()}'"
 
 
-def _codes(codes_table: str | None) -> str:
+def _unknown_code(value: str, codes_table: str | None, d: Dialect) -> str:
+    """``value`` (never null where this is used) is none of the codes: of ``codes_table`` (a table with a
+    ``code`` column; ``Dialect.not_in_codes``), else of python-stdnum's, inline."""
     if codes_table:
-        return f"select code from {codes_table}"
+        return d.not_in_codes(value, codes_table)
     from govlake.identifiers import region_codes
 
-    return _values(sorted(region_codes()))
+    return f"{value} not in ({_values(sorted(region_codes()))})"
 
 
 def when_condition(when_column: str | None, when_values: Sequence[str] | None,
@@ -139,11 +141,11 @@ def valid_id_number(*, column: str, d: Dialect = DUCKDB) -> str:
 def known_id_number_county(*, column: str, codes_table: str | None = None, d: Dialect = DUCKDB) -> str:
     """A valid 身份证号 (invalid ones fail the ID check) whose first six digits are no known county."""
     return (f"{column} is not null and coalesce({sql_id_number_valid(column, d)}, false)"
-            f" and substr({column}, 1, 6) not in ({_codes(codes_table)})")
+            f" and {_unknown_code(f'substr({column}, 1, 6)', codes_table, d)}")
 
 
 def valid_region_code(*, column: str, codes_table: str | None = None, d: Dialect = DUCKDB) -> str:
-    return f"{column} is not null and {column} not in ({_codes(codes_table)})"
+    return f"{column} is not null and {_unknown_code(column, codes_table, d)}"
 
 
 def multi_value_in_set(*, column: str, value_set: Sequence[str], separators: Sequence[str] = (";", "、"),

@@ -35,6 +35,7 @@ from great_expectations.core.result_format import ResultFormat
 from great_expectations.expectations import UnexpectedRowsExpectation
 
 from govlake.quality._checks import TODAY, fail_when
+from govlake.transform import dialect
 
 _PLACEHOLDER_QUERY = "select * from {batch} where false"
 _ROWS_METRIC = "unexpected_rows_query.table"
@@ -77,7 +78,8 @@ class PackExpectation(UnexpectedRowsExpectation):
         kwargs = {k: values.get(k) for k in (*cls.check_fields, "when_column", "when_values", "when_multi_value")}
         if kwargs.get("as_of") == TODAY:
             raise ValueError("as_of: pass the run's date, not the placeholder")
-        condition = fail_when(cls.__name__, kwargs)
+        # the engine's own form where the two engines plan a check differently (Dialect.not_in_codes)
+        condition = fail_when(cls.__name__, kwargs, dialect(values.get("sql_dialect") or "duckdb"))
         columns = ", ".join(values.get("report_columns") or ["*"])
         # str.format is applied by GX for {batch}: braces of the SQL (regex counts) are doubled.
         query = f"select {columns} from {{batch}} where " + condition.replace("{", "{{").replace("}", "}}")
@@ -101,8 +103,8 @@ class PackExpectation(UnexpectedRowsExpectation):
 
     @property
     def condition(self) -> str:
-        """The SQL predicate of a failing row."""
-        return fail_when(type(self).__name__, self.check_kwargs())
+        """The SQL predicate of a failing row (DuckDB's SQL, in the form of the engine of ``sql_dialect``)."""
+        return fail_when(type(self).__name__, self.check_kwargs(), dialect(self.sql_dialect))
 
     def check_kwargs(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in (*self.check_fields, "when_column", "when_values", "when_multi_value")}

@@ -539,8 +539,9 @@ def to_spark(sql: str, schema: Mapping[str, Mapping[str, str]] | None = None, *,
 
 @dataclass(frozen=True)
 class Dialect:
-    """An engine's SQL. The helpers write DuckDB's SQL (the models' language) for every engine:
-    :meth:`to_engine` translates the rendered model as a whole."""
+    """An engine's SQL. The helpers write DuckDB's SQL (the models' language) for every engine, in the form the
+    engine plans well where the two differ (:meth:`not_in_codes`): :meth:`to_engine` translates the rendered
+    model as a whole."""
 
     name: DialectName
 
@@ -566,6 +567,16 @@ class Dialect:
     def remove_all(self, expr: str, pattern: str) -> str:
         """Delete every match of ``pattern`` in ``expr``."""
         return f"regexp_replace({expr}, {_quote(pattern)}, '', 'g')"
+
+    def not_in_codes(self, expr: str, table: str) -> str:
+        """True when ``expr`` (not null where this is used) is none of the ``code`` column of ``table`` (never
+        null). DuckDB: ``not in`` the table (a hash mark join). Spark: ``not exists`` with the equality — Spark
+        plans an IN subquery inside a projection (a rule's ``case when`` in the checked model) as a null-aware
+        existence join, a nested loop over every code for every row, and ``not exists`` as a hash join; in
+        DuckDB that correlated ``not exists`` costs a fifth more than ``not in``."""
+        if self.name == "spark":
+            return f"not exists (select 1 from {table} as codes where codes.code = {expr})"
+        return f"{expr} not in (select code from {table})"
 
     def excel_serial_to_date(self, expr: str) -> str:
         """Excel's day number (1900 date system) as a date."""
