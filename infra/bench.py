@@ -6,7 +6,7 @@ Usage: uv run python infra/bench.py [--engine duckdb|spark|cluster ...] [N ...]
 Engines: ``duckdb`` (the default engine), ``spark`` (GOVLAKE_ENGINE=spark on ``local[2]``, a 4g driver) and
 ``cluster`` (the Spark engine on a standalone master and two one-core workers on loopback, a 2g executor on
 each and a 2g driver, started for the run by infra/spark_cluster.py and stopped after it). On Spark a first
-stage times the session's start-up. Each run's log is kept in var/bench/<engine>-<rows>.log.
+stage times the session's start-up. Each run's log is kept in var/bench/<engine>-<rows>.log, with a line per stage as it ends.
 
 Each (engine, size) runs in its own process, and each stage's peak resident memory is its own: the peak
 (VmHWM) is reset before the stage starts (the floor runs in a process of its own); the figures show whether
@@ -187,6 +187,9 @@ def run_one(rows: int, workdir: Path, engine: str = "duckdb") -> dict:
                        "rows_per_s": round(n / secs) if secs else None, "cpu_seconds": round(cpu, 2),
                        "peak_rss_mib": round(_peak_mib()),
                        **_jvm_peaks_mib()})
+        # each stage's figures in the run's log as it ends: a long run shows where it is, and a run stopped
+        # before the end keeps what it measured
+        print("stage done: " + json.dumps(stages[-1], ensure_ascii=False), file=sys.stderr, flush=True)
         return out
 
     if settings.engine == "spark":
