@@ -6,7 +6,8 @@ Usage: uv run python infra/bench.py [--engine duckdb|spark|cluster ...] [N ...]
 Engines: ``duckdb`` (the default engine), ``spark`` (GOVLAKE_ENGINE=spark on ``local[2]``, a 4g driver) and
 ``cluster`` (the Spark engine on a standalone master and two one-core workers on loopback, a 2g executor on
 each and a 2g driver, started for the run by infra/spark_cluster.py and stopped after it). On Spark a first
-stage times the session's start-up. Each run's log is kept in var/bench/<engine>-<rows>.log, with a line per stage as it ends.
+stage times the session's start-up. Each run's log is kept in var/bench/<engine>-<rows>.log, with a line per
+stage as it ends.
 
 Each (engine, size) runs in its own process, and each stage's peak resident memory is its own: the peak
 (VmHWM) is reset before the stage starts (the floor runs in a process of its own); the figures show whether
