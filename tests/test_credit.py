@@ -269,6 +269,49 @@ def test_day_two_rederives_only_what_changed(lake):
     assert day2.rederived["enterprise_credit_profile"] == 1
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("label", ["credit:gold/theme/penalty_record", "credit:gold/theme/penalty_publication"])
+def test_a_credit_day_killed_between_a_merge_and_its_append_is_finished_by_the_next_run(tmp_path, label):
+    """The record and publication tables are clustered on publish_end: a day merges the records they hold
+    within their dates' files, then appends the new ones — two commits. Killed (SIGKILL) right after the
+    merge, the next run appends what is missing, once: the tables end as after one clean run."""
+    import shutil
+    import signal
+    import sys
+
+    import _forked as forked
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "infra"))
+    from chaos import lake_digest
+
+    start = Settings(var=tmp_path / "start")
+    for code, data in (("amr.enterprise", AMR), ("tax.credit_rating", TAX), ("hrss.social_insurance", HRSS),
+                       ("court.dishonest", COURT), ("credit.penalty", PENALTIES), ("credit.license", [])):
+        put_silver(start, code, data)
+    run_day(start, dt.date(2026, 10, 20), "day1")
+    # day 2: a revocation (held: merged) and a new decision (appended)
+    put_silver(start, "credit.penalty", [ee_penalty("Q4", dt.date(2026, 6, 1), status="无效"),
+                                         ee_penalty("Q7", dt.date(2026, 11, 2), fine_amount=Decimal(4))], batch="b2")
+    day2 = dt.date(2026, 11, 20)
+    lakes = {}
+    for name in ("clean", "case"):
+        shutil.copytree(start.var, tmp_path / name)
+        lakes[name] = dataclasses.replace(start, var=tmp_path / name, as_of=day2)
+        build_gold(settings=lakes[name], run_id="day2")
+    clean, case = lakes["clean"], lakes["case"]
+    build_credit(settings=clean, run_id="day2")
+
+    killed = forked.run(build_credit, settings=case, run_id="day2", env={"GOVLAKE_CRASH_AT": label})
+    assert killed.returncode == -signal.SIGKILL, killed.output
+    table = label.split(":")[1].split("/")[-1]
+    held = rows(case, table, "decision_no")
+    assert "Q4" not in held or held["Q4"]["publicity_status"] == "已撤销"   # the merge landed …
+    assert "Q7" not in held                                                # … the append did not
+    build_credit(settings=case, run_id="day3")                             # finishes day2, then its own
+    assert lake_digest(case.var) == lake_digest(clean.var)
+    assert rows(case, "penalty_record", "decision_no")["Q7"]["publicity_status"] == "公示中"
+
+
 def test_profiles_and_scores_equal_hand_computed_values(lake):
     settings, _, _ = lake
     profiles = rows(settings, "enterprise_credit_profile", "uscc")

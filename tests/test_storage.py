@@ -5,7 +5,8 @@ from __future__ import annotations
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from govlake import storage
+from govlake import locks, steps, storage
+from govlake.config import Settings
 
 
 def _row_groups(path) -> list[int]:
@@ -29,3 +30,65 @@ def test_writes_and_merges_keep_row_groups_small(tmp_path):
     merged = _row_groups(path)
     assert sum(merged) == n + 1 and max(merged) <= storage.ROW_GROUP_ROWS
     assert storage.open_table(path).to_pyarrow_table().column("v").to_pylist().count("b") == 4
+
+
+def _dated(keys, day0, step: int, value: str) -> pa.Table:
+    import datetime as dt
+
+    return pa.table({"k": pa.array([f"k{i:07d}" for i in keys]),
+                     "c": pa.array([None if i % 997 == 0 else dt.date(2020, 1, 1) + dt.timedelta(days=day0 + i // step)
+                                    for i in keys], pa.date32()),
+                     "v": pa.array([value] * len(keys))})
+
+
+def _content(path) -> list[tuple]:
+    t = storage.open_table(path).to_pyarrow_table().sort_by("k")
+    return list(zip(*(t.column(c).to_pylist() for c in ("k", "c", "v"))))
+
+
+def _merged(settings, table: str, data: pa.Table, run_id: str, cluster_by: str | None) -> dict:
+    """``data`` merged by ``k`` into lake table ``table`` by a step's intent (govlake.steps), as the credit step
+    merges."""
+    return steps.run(settings, "test", lock=locks.PUBLISH, run_id=run_id, params=dict, reads=lambda _: [],
+                     body=lambda intent: intent.merge_table(table, data, key=["k"], delete_flag="_gone",
+                                                           cluster_by=cluster_by))
+
+
+def test_a_clustered_merge_rewrites_only_the_files_of_its_dates_and_matches_a_plain_merge(tmp_path, monkeypatch):
+    """cluster_by: the day's changes share a span of the clustering column; only the files overlapping that span
+    are read and rewritten, and the table ends exactly as a merge by key alone leaves it — rows whose date
+    changed included, null dates included; the new rows are appended apart (they would widen the files)."""
+    monkeypatch.setattr(storage, "CLUSTERED_FILE_BYTES", 256 << 10)
+    settings = Settings(var=tmp_path / "var")
+    n = 200_000
+    base = _dated(range(n), 0, 200, "old")            # 1,000 dates, 200 rows each, sorted
+    for table, cluster in (("silver/clustered", "c"), ("silver/plain", None)):
+        storage.write_table(settings.lake / table, base, mode="overwrite", run_id="r0", cluster_by=cluster)
+    files = len(storage.open_table(settings.lake / "silver/clustered").file_uris())
+    assert files >= 10
+
+    # a day, all on one date: 300 rows updated (one of them deleted instead), a row whose date moves there, a
+    # null-dated row, new keys
+    day = pa.concat_tables([
+        _dated(range(50_000, 50_300), 0, 200, "updated"),
+        # dated 617 days on in the table, it moves to the day's date: found where it was, not added again
+        pa.table({"k": ["k0123456"], "c": _dated([50_000], 0, 200, "")["c"], "v": ["moved"]}),
+        pa.table({"k": [f"k{997 * 40:07d}"], "c": pa.array([None], pa.date32()), "v": ["null date"]}),
+        _dated(range(n + 1, n + 501), 250 - n // 200, 200, "new"),
+    ]).append_column("_gone", pa.array([i == 7 for i in range(300)] + [False] * 502))
+    plain = _merged(settings, "silver/plain", day, "r1", None)
+    metrics = _merged(settings, "silver/clustered", day, "r1", "c")
+    assert (metrics["num_target_rows_updated"], metrics["num_target_rows_deleted"],
+            metrics["num_target_rows_inserted"]) == (299 + 2, 1, 500)
+    assert metrics["num_target_rows_copied"] < plain["num_target_rows_copied"] / 2, (metrics, plain)
+    assert metrics["num_target_files_removed"] < files / 2, metrics
+    after = storage.open_table(settings.lake / "silver/clustered")
+    assert [c["operation"] for c in after.history(2)] == ["WRITE", "MERGE"]   # the new rows apart
+    assert _content(settings.lake / "silver/clustered") == _content(settings.lake / "silver/plain")
+    assert len(_content(settings.lake / "silver/clustered")) == n + 500 - 1
+
+    # only new keys: appended, no merge
+    fresh = _dated(range(n + 600, n + 700), 0, 1, "fresh").append_column("_gone", pa.array([False] * 100))
+    _merged(settings, "silver/clustered", fresh, "r2", "c")
+    assert [c["operation"] for c in storage.open_table(settings.lake / "silver/clustered").history(1)] == ["WRITE"]
+    assert len(_content(settings.lake / "silver/clustered")) == n + 599

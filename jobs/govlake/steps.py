@@ -132,13 +132,13 @@ class Intent:
         return (self._app(tag), self.id)
 
     def write_table(self, table: str, data, *, mode: storage.WriteMode, schema: pa.Schema | None = None,
-                    tag: str = "") -> bool:
+                    tag: str = "", cluster_by: str | None = None) -> bool:
         """storage.write_table stamped with this intent; False when it had been written already."""
         txn = self._stamp(table, tag)
         if txn is None:
             return False
         storage.write_table(self.path(table), data, mode=mode, run_id=self.run_id, schema=schema, txn=txn,
-                            label=f"{self.consumer}:{table}")
+                            label=f"{self.consumer}:{table}", cluster_by=cluster_by)
         self.written.append(table)
         return True
 
@@ -149,13 +149,36 @@ class Intent:
         return storage.row_count(self.path(table))
 
     def merge_table(self, table: str, source, *, key: Sequence[str], delete_flag: str | None = None,
-                    tag: str = "") -> dict | None:
-        """storage.merge_table stamped with this intent; None when it had been merged already."""
-        txn = self._stamp(table, tag)
-        if txn is None:
+                    tag: str = "", cluster_by: str | None = None) -> dict | None:
+        """storage.merge_table stamped with this intent; None when it had been merged already.
+
+        ``cluster_by``: the table is clustered on that date column (storage.split_matched): the rows whose key
+        it holds are merged within their dates' files, then the new rows appended — two commits, each stamped
+        (a crash between them leaves the append to the next run), so that new rows, whatever their dates,
+        never widen the files a later merge rewrites."""
+        if cluster_by is None or storage.is_spark(source):
+            txn = self._stamp(table, tag)
+            if txn is None:
+                return None
+            metrics = storage.merge_table(self.path(table), source, key=key, run_id=self.run_id,
+                                          delete_flag=delete_flag, txn=txn, label=f"{self.consumer}:{table}")
+            self.written.append(table)
+            return metrics
+        merge_txn, append_txn = self._stamp(table, tag), self._stamp(table, f"{tag}+new")
+        if merge_txn is None and append_txn is None:
             return None
-        metrics = storage.merge_table(self.path(table), source, key=key, run_id=self.run_id,
-                                      delete_flag=delete_flag, txn=txn, label=f"{self.consumer}:{table}")
+        source = source.read_all() if isinstance(source, pa.RecordBatchReader) else source
+        matched, new, span = storage.split_matched(self.path(table), source, key=key, cluster_by=cluster_by,
+                                                   delete_flag=delete_flag)
+        metrics = {"num_source_rows": source.num_rows, "num_target_rows_inserted": 0}
+        if merge_txn is not None and matched.num_rows:
+            metrics |= storage.merge_table(self.path(table), matched, key=key, run_id=self.run_id,
+                                           delete_flag=delete_flag, txn=merge_txn, condition=span,
+                                           label=f"{self.consumer}:{table}")
+        if append_txn is not None and new.num_rows:
+            storage.write_table(self.path(table), new, mode="append", run_id=self.run_id, txn=append_txn,
+                                label=f"{self.consumer}:{table}+new")
+            metrics["num_target_rows_inserted"] += new.num_rows
         self.written.append(table)
         return metrics
 

@@ -35,6 +35,11 @@ memory, and its default (about a million rows) held some 160 MiB more than this 
 1-million-record process step; DuckDB scans row groups in parallel, so reads lose nothing."""
 
 
+CLUSTERED_FILE_BYTES = 8 << 20
+"""Target size of the files of a table written clustered (``cluster_by``): small enough that a day's changes,
+which share a narrow span of the clustering column, fall in one or two files of a table of any size."""
+
+
 def _writer() -> WriterProperties:
     return WriterProperties(max_row_group_size=ROW_GROUP_ROWS)
 
@@ -78,7 +83,7 @@ def _label(path: Location, label: str | None) -> str:
     return label or f"commit:{objectstore.name(objectstore.parent(path))}/{objectstore.name(path)}"
 
 
-def _is_spark(data) -> bool:
+def is_spark(data) -> bool:
     """Whether ``data`` is a Spark DataFrame (classic or Spark Connect), without importing pyspark."""
     return type(data).__module__.startswith("pyspark.")
 
@@ -94,13 +99,16 @@ def write_table(
     partition_by: list[str] | None = None,
     txn: tuple[str, int] | None = None,
     label: str | None = None,
+    cluster_by: str | None = None,
 ) -> None:
     """Write Arrow data as one Delta commit; streams a reader without holding it in memory.
 
     ``txn`` (app id, version) is recorded in the commit (Delta ``txn`` action): see govlake.steps.
+    ``cluster_by``: the data comes sorted by this column, and is cut into files of
+    :data:`CLUSTERED_FILE_BYTES`, each spanning a narrow range of it (what :func:`split_matched` is for).
     A Spark DataFrame (the Spark engine's result) is written by delta-spark with the same stamps.
     """
-    if _is_spark(data):
+    if is_spark(data):
         from govlake import _spark_delta
 
         _spark_delta.write(path, data, mode=mode, run_id=run_id, predicate=predicate, partition_by=partition_by,
@@ -121,6 +129,7 @@ def write_table(
         predicate=predicate,
         partition_by=partition_by,
         schema_mode="merge" if mode == "append" else "overwrite",
+        target_file_size=CLUSTERED_FILE_BYTES if cluster_by else None,
         writer_properties=_writer(),
         commit_properties=_commit(run_id, txn),
     )
@@ -188,16 +197,17 @@ def _parquet_view(con: duckdb.DuckDBPyConnection, name: str, files: Sequence[str
 
 
 def merge_table(path: Location, source: pa.Table | pa.RecordBatchReader, *, key: Sequence[str], run_id: str,
-                delete_flag: str | None = None, txn: tuple[str, int] | None = None, label: str | None = None
-                ) -> dict:
+                delete_flag: str | None = None, txn: tuple[str, int] | None = None, label: str | None = None,
+                condition: str | None = None) -> dict:
     """Upsert ``source`` into the Delta table at ``path`` by ``key`` (created when absent).
 
     With ``delete_flag`` (a boolean source column, not written): a flagged row deletes the target row
-    with its key instead (and is not inserted). Only files holding matched keys are rewritten, so the
-    cost follows the source's size plus one key scan of the target. Returns delta-rs's merge metrics
-    (a Spark DataFrame is merged by delta-spark: DeltaTable.merge, the same stamps and clauses).
+    with its key instead (and is not inserted). delta-rs rewrites only the files holding matched keys, but
+    reads the whole target to find them unless ``condition`` (on the target, alias ``t``: literals its file
+    statistics can rule files out with, as :func:`split_matched` gives) narrows it. Returns delta-rs's merge
+    metrics (a Spark DataFrame is merged by delta-spark: DeltaTable.merge, the same stamps and clauses).
     """
-    if _is_spark(source):
+    if is_spark(source):
         from govlake import _spark_delta
 
         metrics = _spark_delta.merge(path, source, key=key, run_id=run_id, delete_flag=delete_flag, txn=txn)
@@ -211,9 +221,10 @@ def merge_table(path: Location, source: pa.Table | pa.RecordBatchReader, *, key:
             table = table.filter(pa.compute.invert(table[delete_flag].fill_null(False))).select(columns)
         write_table(path, table, mode="append", run_id=run_id, txn=txn, label=label)
         return {"num_target_rows_inserted": table.num_rows, "created": True}
+    on = " and ".join(f"t.{k} = s.{k}" for k in key) + (f" and {condition}" if condition else "")
     keep = f"not s.{delete_flag}" if delete_flag else None
     # merge_schema: a column the models gained since the table was created is added, not dropped
-    merger = dt.merge(source, predicate=" and ".join(f"t.{k} = s.{k}" for k in key), source_alias="s",
+    merger = dt.merge(source, predicate=on, source_alias="s",
                       target_alias="t", merge_schema=True, writer_properties=_writer(),
                       commit_properties=_commit(run_id, txn))
     if delete_flag:
@@ -223,6 +234,53 @@ def merge_table(path: Location, source: pa.Table | pa.RecordBatchReader, *, key:
                .when_not_matched_insert(assignments, predicate=keep).execute())
     crash_point(_label(path, label))
     return metrics
+
+
+def split_matched(path: Location, source: pa.Table, *, key: Sequence[str], cluster_by: str,
+                  delete_flag: str | None = None) -> tuple[pa.Table, pa.Table, str | None]:
+    """``source`` split for a table clustered on the date column ``cluster_by`` (written sorted by it with
+    :func:`write_table`'s ``cluster_by``): (the rows whose key the table holds, to merge; the others, to
+    append, less any flagged ``delete_flag``; the condition on ``t.<cluster_by>`` that every target row those
+    keys match meets, None when none does).
+
+    The condition is the span of dates the matched target rows have (``is null`` added for null ones), as
+    literals: merged with it (:func:`merge_table`'s ``condition``), delta-rs reads and rewrites only the files
+    whose statistics overlap it, and still finds a row whose date changed where it was. Reads the key
+    columns and ``cluster_by`` of the target, keeping only the rows whose first key is among the source's.
+    """
+    keys = source.select(list(key)).group_by(list(key)).aggregate([])
+    dt = open_table(path)
+    if dt is None:
+        hits = pa.table({**{k: keys[k] for k in key}, cluster_by: pa.nulls(keys.num_rows, pa.date32())}).slice(0, 0)
+    else:
+        # batch by batch, filtered here: the files' string columns may be read as another string type than
+        # the source's, which a filter pushed into the scan cannot compare
+        wanted = keys[key[0]]
+        schema = pa.schema([*keys.schema, pa.field(cluster_by, pa.date32())])
+        batches = (b.filter(pa.compute.is_in(b.column(0).cast(wanted.type), wanted))
+                   for b in dt.to_pyarrow_dataset().to_batches(columns=[*key, cluster_by]))
+        hits = pa.Table.from_batches([b.cast(schema) for b in batches if b.num_rows], schema=schema)
+        hits = hits.join(keys, keys=list(key), join_type="inner")
+    # joined on the keys alone (Arrow's join carries no list columns), the rows split by their index
+    index = pa.array(range(source.num_rows), pa.int64())
+    hit = source.select(list(key)).append_column("_i", index).join(hits.select(list(key)), keys=list(key),
+                                                                    join_type="left semi")["_i"]
+    is_matched = pa.compute.is_in(index, hit)
+    matched, new = source.filter(is_matched), source.filter(pa.compute.invert(is_matched))
+    if delete_flag:
+        new = new.filter(pa.compute.invert(new[delete_flag].fill_null(False))).drop_columns([delete_flag])
+    if not hits.num_rows:
+        return matched, new, None
+    values = hits[cluster_by]
+    if values.type != pa.date32():
+        raise TypeError(f"cluster_by column {cluster_by} is {values.type}, not a date")
+    span, parts = pa.compute.min_max(values), []
+    if span["min"].is_valid:
+        parts.append(f"t.{cluster_by} between '{span['min'].as_py().isoformat()}' "
+                     f"and '{span['max'].as_py().isoformat()}'")
+    if values.null_count:
+        parts.append(f"t.{cluster_by} is null")
+    return matched, new, "(" + " or ".join(parts) + ")"
 
 
 def register(con: duckdb.DuckDBPyConnection, name: str, path: Location, *,

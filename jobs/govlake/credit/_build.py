@@ -72,6 +72,12 @@ class RecordKind:
     """Records (of the current record table) whose state changes with time alone, given ``as_of``."""
 
     @property
+    def cluster_by(self) -> str | None:
+        """The date column the record and publication tables are clustered on: the publication's end, which
+        a day's expiries share (kinds without a publicity period: none)."""
+        return "publish_end" if "publish_end" in self.published_extra else None
+
+    @property
     def end_column(self) -> str:
         """SQL for the record's publication end (null for kinds without a publicity period)."""
         return "publish_end" if "publish_end" in self.published_extra else "null"
@@ -208,8 +214,13 @@ def _derive(con: Compute, settings: Settings, name: str, rules: CreditRules, as_
 
 
 def _write(intent: steps.Intent, con: Compute, name: str, key, rebuild: bool, *, select: str | None = None,
-           delete_flag: str | None = None) -> int:
-    """Merge (or, on a rebuild, overwrite with) ``new_<name>`` into gold/<name>; returns rows merged."""
+           delete_flag: str | None = None, cluster_by: str | None = None) -> int:
+    """Merge (or, on a rebuild, overwrite with) ``new_<name>`` into gold/<name>; returns rows merged.
+
+    ``cluster_by``: the table is written sorted by that date column, so that a day's merge reads and rewrites
+    only the files of the dates its records hold (storage.merge_table; delta-rs only: delta-spark's merge
+    reads the table whole, so on Spark the table is not sorted for it)."""
+    cluster_by = cluster_by if con.name == "duckdb" else None
     query = f"out_{name}"
     con.create(query, select or f"select * from new_{name}", kind="view")
     n = con.count(query)
@@ -217,10 +228,12 @@ def _write(intent: steps.Intent, con: Compute, name: str, key, rebuild: bool, *,
     if rebuild or intent.version(table) is None:
         kept = ", ".join(c for c in con.columns(query) if c != delete_flag)
         keep = f"select {kept} from {query} where not {delete_flag}" if delete_flag else f"select * from {query}"
-        intent.write_table(table, con.data(keep), mode="overwrite")
+        if cluster_by:
+            keep += f" order by {cluster_by}"
+        intent.write_table(table, con.data(keep), mode="overwrite", cluster_by=cluster_by)
     elif n:
         intent.merge_table(table, con.data(f"select * from {query}", whole=True), key=list(key),
-                           delete_flag=delete_flag)
+                           delete_flag=delete_flag, cluster_by=cluster_by)
     return n
 
 
@@ -237,12 +250,13 @@ def _records(con: Compute, intent: steps.Intent, kind: RecordKind, rules: Credit
             select {kind.key[0]}, authority_uscc, uscc, publicity_status, {kind.end_column}
             from new_{kind.record} as n semi join {kind.publication}_before as b using ({key})
             where n.publicity_status <> '{PUBLISHED}'""")]
-    result.rederived[kind.record] = _write(intent, con, kind.record, kind.key, rebuild)
+    result.rederived[kind.record] = _write(intent, con, kind.record, kind.key, rebuild, cluster_by=kind.cluster_by)
     published = ", ".join([c for c in silver_schema(res).names if c not in ("_batch_id", "_received_at")]
                           + list(kind.published_extra))
     result.rederived[kind.publication] = _write(
         intent, con, kind.publication, kind.key, rebuild, delete_flag="_withdraw",
-        select=f"select {published}, publicity_status <> '{PUBLISHED}' as _withdraw from new_{kind.record}")
+        select=f"select {published}, publicity_status <> '{PUBLISHED}' as _withdraw from new_{kind.record}",
+        cluster_by=kind.cluster_by)
     return withdrawals
 
 
