@@ -138,6 +138,14 @@ def test_tables_on_s3_are_written_merged_and_read(s3_lake):
     assert other.sql("select count(*) from t").fetchone() == (3,)
     assert objectstore.delta_tables(settings.layer("silver")) == ["t"]
     assert storage.open_table(storage.table_path(settings, "gold", "absent")) is None
+    # a table clustered on a date: the lookup of the keys it holds reads the objects on S3 too
+    dated = storage.table_path(settings, "silver", "dated")
+    day = pa.array([dt.date(2026, 1, 1), dt.date(2026, 1, 2)], pa.date32())
+    storage.write_table(dated, pa.table({"k": ["a", "b"], "c": day}), mode="append", run_id="r1", cluster_by="c")
+    matched, new, span = storage.split_matched(dated, pa.table({"k": ["b", "z"], "c": day}), key=["k"],
+                                               cluster_by="c")
+    assert (matched["k"].to_pylist(), new["k"].to_pylist()) == (["b"], ["z"])
+    assert span == "(t.c between '2026-01-02' and '2026-01-02')"
 
 
 def test_step_intents_and_history_live_on_s3(s3_lake):
