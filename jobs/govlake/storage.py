@@ -236,6 +236,10 @@ def merge_table(path: Location, source: pa.Table | pa.RecordBatchReader, *, key:
     return metrics
 
 
+PROBE_MEMORY = "512MB"
+"""DuckDB's memory limit for :func:`split_matched`'s lookup (a hash table of the source's keys)."""
+
+
 def split_matched(path: Location, source: pa.Table, *, key: Sequence[str], cluster_by: str,
                   delete_flag: str | None = None) -> tuple[pa.Table, pa.Table, str | None]:
     """``source`` split for a table clustered on the date column ``cluster_by`` (written sorted by it with
@@ -245,27 +249,21 @@ def split_matched(path: Location, source: pa.Table, *, key: Sequence[str], clust
 
     The condition is the span of dates the matched target rows have (``is null`` added for null ones), as
     literals: merged with it (:func:`merge_table`'s ``condition``), delta-rs reads and rewrites only the files
-    whose statistics overlap it, and still finds a row whose date changed where it was. Reads the key
-    columns and ``cluster_by`` of the target, keeping only the rows whose first key is among the source's.
+    whose statistics overlap it, and still finds a row whose date changed where it was. The lookup is DuckDB
+    joining the source's keys with the key columns and ``cluster_by`` of the target's files (locally or on
+    S3, as :func:`register` reads them): the one scan of the whole table, of those columns only.
     """
-    keys = source.select(list(key)).group_by(list(key)).aggregate([])
-    dt = open_table(path)
-    if dt is None:
-        hits = pa.table({**{k: keys[k] for k in key}, cluster_by: pa.nulls(keys.num_rows, pa.date32())}).slice(0, 0)
-    else:
-        # batch by batch, filtered here: the files' string columns may be read as another string type than
-        # the source's, which a filter pushed into the scan cannot compare
-        wanted = keys[key[0]]
-        schema = pa.schema([*keys.schema, pa.field(cluster_by, pa.date32())])
-        batches = (b.filter(pa.compute.is_in(b.column(0).cast(wanted.type), wanted))
-                   for b in dt.to_pyarrow_dataset().to_batches(columns=[*key, cluster_by]))
-        hits = pa.Table.from_batches([b.cast(schema) for b in batches if b.num_rows], schema=schema)
-        hits = hits.join(keys, keys=list(key), join_type="inner")
-    # joined on the keys alone (Arrow's join carries no list columns), the rows split by their index
     index = pa.array(range(source.num_rows), pa.int64())
-    hit = source.select(list(key)).append_column("_i", index).join(hits.select(list(key)), keys=list(key),
-                                                                    join_type="left semi")["_i"]
-    is_matched = pa.compute.is_in(index, hit)
+    con = duckdb.connect(config={"memory_limit": PROBE_MEMORY})
+    try:
+        con.register("source_keys", source.select(list(key)).append_column("_i", index))
+        on = " and ".join(f"t.{k} = s.{k}" for k in key)
+        hits = (con.sql(f"select s._i, t.{cluster_by} from source_keys as s join target as t on {on}").to_arrow_table()
+                if register(con, "target", path) else pa.table({"_i": index.slice(0, 0),
+                                                                 cluster_by: pa.array([], pa.date32())}))
+    finally:
+        con.close()
+    is_matched = pa.compute.is_in(index, hits["_i"])
     matched, new = source.filter(is_matched), source.filter(pa.compute.invert(is_matched))
     if delete_flag:
         new = new.filter(pa.compute.invert(new[delete_flag].fill_null(False))).drop_columns([delete_flag])
