@@ -218,8 +218,9 @@ def _write(intent: steps.Intent, con: Compute, name: str, key, rebuild: bool, *,
     """Merge (or, on a rebuild, overwrite with) ``new_<name>`` into gold/<name>; returns rows merged.
 
     ``cluster_by``: the table is written sorted by that date column, so that a day's merge reads and rewrites
-    only the files of the dates its records hold (storage.merge_table; delta-rs only: delta-spark's merge
-    reads the table whole, so on Spark the table is not sorted for it)."""
+    only the files of the dates its records hold (steps.Intent.merge_table; delta-rs only: delta-spark's merge
+    reads the table whole, so on Spark the table is not sorted for it). A table written before it was
+    clustered is merged correctly, at the old cost, until a rebuild writes it sorted."""
     cluster_by = cluster_by if con.name == "duckdb" else None
     query = f"out_{name}"
     con.create(query, select or f"select * from new_{name}", kind="view")
