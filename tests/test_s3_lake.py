@@ -145,7 +145,7 @@ def test_tables_on_s3_are_written_merged_and_read(s3_lake):
     matched, new, span = storage.split_matched(dated, pa.table({"k": ["b", "z"], "c": day}), key=["k"],
                                                cluster_by="c")
     assert (matched["k"].to_pylist(), new["k"].to_pylist()) == (["b"], ["z"])
-    assert span == "(t.c between '2026-01-02' and '2026-01-02')"
+    assert span == "(c between '2026-01-01' and '2026-01-02')"   # b's date in the table and in the source
 
 
 def test_step_intents_and_history_live_on_s3(s3_lake):

@@ -61,7 +61,8 @@ def test_a_clustered_merge_rewrites_only_the_files_of_its_dates_and_matches_a_pl
     monkeypatch.setattr(storage, "CLUSTERED_FILE_BYTES", 256 << 10)
     settings = Settings(var=tmp_path / "var")
     n = 200_000
-    base = _dated(range(n), 0, 200, "old")            # 1,000 dates, 200 rows each, sorted
+    base = _dated(range(n), 0, 200, "old")            # 1,000 dates, 200 rows each, sorted (null dates last)
+    base = base.sort_by("c")
     for table, cluster in (("silver/clustered", "c"), ("silver/plain", None)):
         storage.write_table(settings.lake / table, base, mode="overwrite", run_id="r0", cluster_by=cluster)
     files = len(storage.open_table(settings.lake / "silver/clustered").file_uris())
@@ -71,8 +72,8 @@ def test_a_clustered_merge_rewrites_only_the_files_of_its_dates_and_matches_a_pl
     # null-dated row, new keys
     day = pa.concat_tables([
         _dated(range(50_000, 50_300), 0, 200, "updated"),
-        # dated 617 days on in the table, it moves to the day's date: found where it was, not added again
-        pa.table({"k": ["k0123456"], "c": _dated([50_000], 0, 200, "")["c"], "v": ["moved"]}),
+        # dated 50 days on in the table, it moves to the day's date: found where it was, not added again
+        pa.table({"k": ["k0060000"], "c": _dated([50_000], 0, 200, "")["c"], "v": ["moved"]}),
         pa.table({"k": [f"k{997 * 40:07d}"], "c": pa.array([None], pa.date32()), "v": ["null date"]}),
         _dated(range(n + 1, n + 501), 250 - n // 200, 200, "new"),
     ]).append_column("_gone", pa.array([i == 7 for i in range(300)] + [False] * 502))
@@ -81,14 +82,20 @@ def test_a_clustered_merge_rewrites_only_the_files_of_its_dates_and_matches_a_pl
     assert (metrics["num_target_rows_updated"], metrics["num_target_rows_deleted"],
             metrics["num_target_rows_inserted"]) == (299 + 2, 1, 500)
     assert metrics["num_target_rows_copied"] < plain["num_target_rows_copied"] / 2, (metrics, plain)
-    assert metrics["num_target_files_removed"] < files / 2, metrics
-    after = storage.open_table(settings.lake / "silver/clustered")
-    assert [c["operation"] for c in after.history(2)] == ["WRITE", "MERGE"]   # the new rows apart
+    # two commits: the span's rows replaced (a predicate overwrite), then the new rows appended apart
+    appended, replaced = storage.open_table(settings.lake / "silver/clustered").history(2)
+    assert (replaced["operationParameters"]["mode"], appended["operationParameters"]["mode"]) == ("Overwrite",
+                                                                                                  "Append")
+    # the span runs from the day's date to the moved row's old date, and takes in the null dates
+    assert replaced["operationParameters"]["predicate"] == ("c >= '2020-09-07'::date AND c <= '2020-10-27'::date "
+                                                            "OR c IS NULL")
+    assert 0 < int(replaced["operationMetrics"]["num_removed_files"]) < files / 2, replaced
     assert _content(settings.lake / "silver/clustered") == _content(settings.lake / "silver/plain")
     assert len(_content(settings.lake / "silver/clustered")) == n + 500 - 1
 
     # only new keys: appended, no merge
     fresh = _dated(range(n + 600, n + 700), 0, 1, "fresh").append_column("_gone", pa.array([False] * 100))
     _merged(settings, "silver/clustered", fresh, "r2", "c")
-    assert [c["operation"] for c in storage.open_table(settings.lake / "silver/clustered").history(1)] == ["WRITE"]
+    (last,) = storage.open_table(settings.lake / "silver/clustered").history(1)
+    assert last["operationParameters"]["mode"] == "Append"
     assert len(_content(settings.lake / "silver/clustered")) == n + 599

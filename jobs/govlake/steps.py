@@ -153,7 +153,8 @@ class Intent:
         """storage.merge_table stamped with this intent; None when it had been merged already.
 
         ``cluster_by``: the table is clustered on that date column (storage.split_matched): the rows whose key
-        it holds are merged within their dates' files, then the new rows appended — two commits, each stamped
+        it holds replace theirs within their dates' files (storage.replace_span), then the new rows are
+        appended — two commits, each stamped
         (a crash between them leaves the append to the next run), so that new rows, whatever their dates,
         never widen the files a later merge rewrites."""
         if cluster_by is None or storage.is_spark(source):
@@ -172,9 +173,8 @@ class Intent:
                                                    delete_flag=delete_flag)
         metrics = {"num_source_rows": source.num_rows, "num_target_rows_inserted": 0}
         if merge_txn is not None and matched.num_rows:
-            metrics |= storage.merge_table(self.path(table), matched, key=key, run_id=self.run_id,
-                                           delete_flag=delete_flag, txn=merge_txn, condition=span,
-                                           label=f"{self.consumer}:{table}")
+            metrics |= storage.replace_span(self.path(table), matched, key=key, span=span, run_id=self.run_id,
+                                            delete_flag=delete_flag, txn=merge_txn, label=f"{self.consumer}:{table}")
         if append_txn is not None and new.num_rows:
             storage.write_table(self.path(table), new, mode="append", run_id=self.run_id, txn=append_txn,
                                 label=f"{self.consumer}:{table}+new")
