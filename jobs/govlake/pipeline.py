@@ -43,7 +43,7 @@ def ingest(resource: str, *, files: list[Path] | None = None, settings: Settings
 
     Under lock ``ingest:<resource>`` (govlake.locks): two ingests of one resource run one after the
     other, so a file delivered twice at once lands once."""
-    from govlake import lineage, locks
+    from govlake import locks
     from govlake.ingest import ingest_resource
     from govlake.ingest import lineage_plan as ingest_lineage
 
@@ -51,7 +51,7 @@ def ingest(resource: str, *, files: list[Path] | None = None, settings: Settings
     run_id = run_id or new_run_id("ingest")
     plan = lambda: ingest_lineage(settings, resource, files)  # noqa: E731
     with locks.hold(settings, f"ingest:{resource}"), \
-            lineage.job_run(plan, settings=settings, run_id=run_id, name=f"ingest.{resource}") as job:
+            _job(plan, settings=settings, run_id=run_id, name=f"ingest.{resource}") as job:
         job.result = ingest_resource(resource, files=files, settings=settings, run_id=run_id, full_scan=full_scan,
                                      on_source=on_source)
     return job.result
@@ -64,27 +64,27 @@ def process(resource: str, *, settings: Settings | None = None, run_id: str | No
     ``as_of`` is the business date (dates after it are in the future); default the settings'.
     ``rebuild`` reprocesses all of bronze instead of what is new since the last run.
     """
-    from govlake import lineage, quality
+    from govlake import quality
     from govlake.quality import process_resource
 
     settings = _settings(settings)
     if as_of is not None:
         settings = dataclasses.replace(settings, as_of=as_of)
     run_id = run_id or new_run_id("process")
-    with lineage.job_run(lambda: quality.lineage_plan(settings, resource, rebuild=rebuild), settings=settings,
-                         run_id=run_id, name=f"process.{resource}") as job:
+    with _job(lambda: quality.lineage_plan(settings, resource, rebuild=rebuild), settings=settings,
+              run_id=run_id, name=f"process.{resource}") as job:
         job.result = process_resource(resource, settings=settings, run_id=run_id, rebuild=rebuild)
     return job.result
 
 
 def gold(*, settings: Settings | None = None, run_id: str | None = None) -> dict[str, int]:
     """Build the gold tables from silver; returns rows per gold table."""
-    from govlake import gold, lineage
+    from govlake import gold
     from govlake.gold import build_gold
 
     settings = _settings(settings)
     run_id = run_id or new_run_id("gold")
-    with lineage.job_run(lambda: gold.lineage_plan(settings), settings=settings, run_id=run_id, name="gold") as job:
+    with _job(lambda: gold.lineage_plan(settings), settings=settings, run_id=run_id, name="gold") as job:
         job.result = build_gold(settings=settings, run_id=run_id)
     return job.result
 
@@ -92,12 +92,12 @@ def gold(*, settings: Settings | None = None, run_id: str | None = None) -> dict
 def themes(*, settings: Settings | None = None, run_id: str | None = None) -> dict[str, int]:
     """Build the theme libraries declared in catalog/themes.yml from their models (gold/theme/); rows per
     table."""
-    from govlake import lineage, themes
+    from govlake import themes
 
     settings = _settings(settings)
     run_id = run_id or new_run_id("themes")
-    with lineage.job_run(lambda: themes.lineage_plan(settings), settings=settings, run_id=run_id,
-                         name="themes") as job:
+    with _job(lambda: themes.lineage_plan(settings), settings=settings, run_id=run_id,
+              name="themes") as job:
         job.result = themes.build_themes(settings=settings, run_id=run_id)
     return job.result
 
@@ -110,13 +110,13 @@ def _on(settings: Settings | None, as_of: dt.date | None) -> Settings:
 
 def extract(*, settings: Settings | None = None, run_id: str | None = None, as_of: dt.date | None = None) -> Path:
     """Write the masked analyst extract; returns its path. ``as_of`` dates its withdrawal-log rows."""
-    from govlake import extract, lineage
+    from govlake import extract
     from govlake.extract import build_extract
 
     settings = _on(settings, as_of)
     run_id = run_id or new_run_id("extract")
-    with lineage.job_run(lambda: extract.lineage_plan(settings), settings=settings, run_id=run_id,
-                         name="extract") as job:
+    with _job(lambda: extract.lineage_plan(settings), settings=settings, run_id=run_id,
+              name="extract") as job:
         job.result = build_extract(settings=settings, run_id=run_id)
     return job.result
 
@@ -135,13 +135,13 @@ def credit(*, settings: Settings | None = None, run_id: str | None = None, rebui
     """The credit step over what changed since its last run: 双公示 lifecycles and publications,
     repairs, withdrawals, 一企一档 profiles and scores (govlake.credit). ``as_of``: the business date
     publication periods are judged on (default the settings')."""
-    from govlake import credit, lineage
+    from govlake import credit
     from govlake.credit import build_credit
 
     settings = _on(settings, as_of)
     run_id = run_id or new_run_id("credit")
-    with lineage.job_run(lambda: credit.lineage_plan(settings, rebuild=rebuild), settings=settings, run_id=run_id,
-                         name="credit") as job:
+    with _job(lambda: credit.lineage_plan(settings, rebuild=rebuild), settings=settings, run_id=run_id,
+              name="credit") as job:
         job.result = build_credit(settings=settings, run_id=run_id, rebuild=rebuild)
     return job.result
 
@@ -158,25 +158,25 @@ def open_data(*, settings: Settings | None = None, run_id: str | None = None, as
               k: int | None = None):
     """Publish the open datasets (govlake.opendata, docs/open-data.md); their figures. A dataset withheld
     because k is out of reach is in the result (``withheld``), not an error."""
-    from govlake import lineage, opendata
+    from govlake import opendata
 
     settings = _on(settings, as_of)
     run_id = run_id or new_run_id("open")
-    with lineage.job_run(lambda: opendata.lineage_plan(settings), settings=settings, run_id=run_id,
-                         name="open") as job:
+    with _job(lambda: opendata.lineage_plan(settings), settings=settings, run_id=run_id,
+              name="open") as job:
         job.result = opendata.publish_open_data(settings=settings, run_id=run_id, k=k)
     return job.result
 
 
 def conflicts(*, settings: Settings | None = None, run_id: str | None = None):
     """Compare every department's copy with its authority (一数一源) and merge gold/conflicts."""
-    from govlake import governance, lineage
+    from govlake import governance
     from govlake.governance import detect_conflicts
 
     settings = _settings(settings)
     run_id = run_id or new_run_id("conflicts")
-    with lineage.job_run(lambda: governance.lineage_plan(settings), settings=settings, run_id=run_id,
-                         name="conflicts") as job:
+    with _job(lambda: governance.lineage_plan(settings), settings=settings, run_id=run_id,
+              name="conflicts") as job:
         job.result = detect_conflicts(settings=settings, run_id=run_id)
     return job.result
 
@@ -210,6 +210,20 @@ def run(*, settings: Settings | None = None, run_id: str | None = None, rebuild:
     return {"run_id": run_id, "resources": results, "gold": tables, "credit": credit_result, "themes": theme_rows,
             "conflicts": found,
             "extract": path, "kpi_values": recorded}
+
+
+@contextlib.contextmanager
+def _job(plan, *, settings: Settings, run_id: str, name: str | None = None) -> Iterator:
+    """One job: its lineage run (govlake.lineage.job_run), then the memory it freed given back to the system
+    (govlake.compute.release_memory), so that the next job of the same process starts light."""
+    from govlake import lineage
+    from govlake.compute import release_memory
+
+    try:
+        with lineage.job_run(plan, settings=settings, run_id=run_id, name=name) as job:
+            yield job
+    finally:
+        release_memory()
 
 
 @contextlib.contextmanager
