@@ -20,7 +20,7 @@ CRAFTED = "4GB'; copy (select 1) to '{target}'; --"
 
 def test_defaults_and_valid_values(env, tmp_path):
     s = get_settings()
-    assert (s.var, s.engine, s.duckdb_memory_limit, s.as_of) == (tmp_path / "var", "duckdb", "1GB", None)
+    assert (s.var, s.engine, s.duckdb_memory_limit, s.as_of) == (tmp_path / "var", "duckdb", "768MB", None)
     # the jars are part of the installation: GOVLAKE_VAR does not move them
     assert (s.spark_master, s.spark_jars) == ("local[2]", REPO_ROOT / "var" / "jars")
     env.setenv("GOVLAKE_DUCKDB_MEMORY", "512MiB")

@@ -82,11 +82,14 @@ class Settings:
     as_of: dt.date | None = None
     """The run's business date (dates after it are 'in the future'): GOVLAKE_AS_OF, else the date
     recorded in var/business_date, else (None) today."""
-    duckdb_memory_limit: str = "1GB"
+    duckdb_memory_limit: str = "768MB"
     """DuckDB spills to var/work beyond this, so memory stays flat as inputs grow (``1GB``, ``512MiB``,
-    or ``80%`` of the machine's memory; see ``memory_bytes``). 1 GB by default: on the benchmark (2 cores)
-    it was as fast as 4 GB at 1M records and faster at 10M (435 s against 471 s end to end), with half the
-    peak (2.9 GB against 5.5 GB)."""
+    or ``80%`` of the machine's memory; see ``memory_bytes``). 768 MB by default, so that a step's whole
+    process stays within 2 GB: on the benchmark (2 cores) 1 GB was as fast as 4 GB at 1M records and faster
+    at 10M (435 s against 471 s end to end), with half the peak; 768 MB against 1 GB, the 10M credit step
+    (a rebuild) took 113 s against 115 s with a peak of 1,618 against 2,113 MiB, the 1M process step 21.0
+    against 23.0 s (1,502 against 1,726 MiB). 512 MB spills too much: the benchmark's 10M process step took
+    259 s against 211 s (CPU +25%), a day's credit 9.3 against 4.9 s, for a peak of 2,129 against 2,333 MiB."""
     inbox: Path | None = None
     source_db_url: str | None = None
     lock_url: str | None = None
@@ -632,7 +635,7 @@ def get_settings() -> Settings:
     engine = env.get("GOVLAKE_ENGINE", "duckdb")
     if engine not in get_args(Engine):
         raise SettingsError("GOVLAKE_ENGINE", engine, "must be duckdb or spark")
-    memory = env.get("GOVLAKE_DUCKDB_MEMORY", "1GB")
+    memory = env.get("GOVLAKE_DUCKDB_MEMORY", "768MB")
     memory_bytes(memory)
     folders = {key: _folder(f"GOVLAKE_{key.upper()}", env[f"GOVLAKE_{key.upper()}"])
                for key in ("inbox", "catalog_dir", "expectations_dir") if env.get(f"GOVLAKE_{key.upper()}")}
