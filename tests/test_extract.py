@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import re
 
 import duckdb
+import pyarrow as pa
 import pytest
 
+import govlake.extract
+from govlake import storage
 from govlake.config import Settings
 from govlake.credit import build_credit
 from govlake.extract import INFO_TABLE, build_extract
 from govlake.gold import PUBLIC_TABLES, build_gold
 from govlake.identifiers import is_valid_id_number
-from test_gold import E1, MOBILE, PERSON_ID, PERSON_ID_2, write_sample_silver
+from test_credit import put_silver
+from test_gold import E1, MOBILE, PERSON_ID, PERSON_ID_2, _penalty, write_sample_silver
 
 ID_RE = re.compile(r"[1-9]\d{5}(?:19|20)\d{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])\d{3}[\dXx]")
 MOBILE_RE = re.compile(r"1[3-9]\d{9}")
@@ -114,3 +119,91 @@ def test_extract_needs_gold(tmp_path):
         build_extract(settings=settings, run_id="run-0")
     assert not (settings.extracts / "analyst.duckdb").exists()
     assert not settings.extracts.exists() or list(settings.extracts.iterdir()) == []
+
+
+# ---- a day's extract: the previous file updated by the gold files that changed ---------------------
+
+
+def _content(path) -> dict[str, list[str]]:
+    with duckdb.connect(str(path), read_only=True) as con:
+        return {t: sorted(map(repr, con.execute(f'select * from "{t}"').fetchall())) for t in PUBLIC_TABLES}
+
+
+def _methods(path) -> dict[str, str]:
+    with duckdb.connect(str(path), read_only=True) as con:
+        return dict(con.execute(f"select gold_table, method from {INFO_TABLE}").fetchall())
+
+
+def _withdrawn(settings) -> list[tuple]:
+    table = storage.open_table(storage.table_path(settings, "gold", "withdrawal_log"))
+    return [] if table is None else sorted(
+        (r["output"], r["decision_no"], r["reason"], r["run_id"]) for r in table.to_pyarrow_table().to_pylist())
+
+
+def _a_day(settings) -> Settings:
+    """One penalty revoked (济环罚〔2024〕1号 turns 无效), one new; gold and credit rebuilt for the next day."""
+    day = dataclasses.replace(settings, as_of=settings.today + dt.timedelta(days=1))
+    put_silver(settings, "credit.penalty", [_penalty("济环罚〔2024〕1号", status="无效"),
+                                            _penalty("济环罚〔2024〕9号", decision_date=dt.date(2024, 5, 6))],
+               batch="b2")
+    build_gold(settings=day, run_id="run-2")
+    build_credit(settings=day, run_id="run-2")
+    return day
+
+
+@pytest.mark.parametrize("case", ["updated", "over its churn budget", "released differently"])
+def test_a_day_applies_the_changed_gold_files_and_equals_a_full_copy(extract, monkeypatch, case):
+    settings, path = extract
+    assert set(_methods(path).values()) == {"full"}
+    # the sample's tables are a file each, a day's change rewrites it whole: over the default budget
+    monkeypatch.setattr(govlake.extract, "REBUILD_CHURN", 0.0 if case == "over its churn budget" else 100.0)
+    if case == "released differently":  # e.g. a column's masking changed since the previous extract
+        with duckdb.connect(str(path)) as con:
+            con.execute(f"update {INFO_TABLE} set release = 'before' where gold_table = 'penalty_publication'")
+    day = _a_day(settings)
+    build_extract(settings=day, run_id="run-2")
+    methods = _methods(path)
+    assert methods["penalty_publication"] == ("updated" if case == "updated" else "full")
+    assert methods["license_publication"] == "kept"  # its gold table did not change
+    log = _withdrawn(settings)
+    assert log == [("extract/analyst.duckdb:penalty_publication", "济环罚〔2024〕1号", "revoked", "run-2"),
+                   ("gold/penalty_publication", "济环罚〔2024〕1号", "revoked", "run-2")]
+    day_content = _content(path)
+    assert "济环罚〔2024〕9号" in str(day_content["penalty_publication"])
+    assert "济环罚〔2024〕1号" not in str(day_content["penalty_publication"])
+    # the same gold versions copied in full into a new file: the same rows
+    path.rename(path.with_name("day.duckdb"))
+    build_extract(settings=day, run_id="run-3")
+    assert set(_methods(path).values()) == {"full"}
+    assert _content(path) == day_content
+    assert _withdrawn(settings) == log  # no previous file: nothing to compare, nothing logged
+
+
+def test_a_key_held_twice_is_copied_in_full(extract, monkeypatch):
+    """A removed gold file whose key another file also holds: deleting by key would take both rows; the
+    update is rolled back and the table copied in full."""
+    settings, path = extract
+    monkeypatch.setattr(govlake.extract, "REBUILD_CHURN", 100.0)
+    gold = storage.table_path(settings, "gold", "penalty_publication")
+    row = storage.open_table(gold).to_pyarrow_table().slice(0, 1)
+    storage.write_table(gold, row.set_column(row.schema.get_field_index("remark"), "remark",
+                                             pa.array(["重复"], pa.string())), mode="append", run_id="dup")
+    build_extract(settings=settings, run_id="run-2")
+    assert _methods(path)["penalty_publication"] == "updated"  # an added file: inserted
+    storage.open_table(gold).delete("remark = '重复'")  # the duplicate's file only
+    build_extract(settings=settings, run_id="run-3")
+    assert _methods(path)["penalty_publication"] == "full"
+    with duckdb.connect(str(path), read_only=True) as con:
+        no = row.column("decision_no")[0].as_py()
+        assert con.execute("select count(*) from penalty_publication where decision_no = ?", [no]).fetchone() == (1,)
+        assert con.execute("select count(*) from penalty_publication").fetchone() == (4,)
+
+
+def test_an_unreadable_previous_extract_is_replaced_in_full(extract, caplog):
+    settings, path = extract
+    path.write_bytes(b"not a duckdb file")
+    day = _a_day(settings)
+    build_extract(settings=day, run_id="run-2")
+    assert set(_methods(path).values()) == {"full"}
+    assert "cannot be opened" in caplog.text
+    assert [r for r in _withdrawn(settings) if r[0].startswith("extract/")] == []

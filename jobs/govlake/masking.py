@@ -260,6 +260,7 @@ WHITESPACE = ("\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680\u2000\u2001\u2002\u
 which are also the only ones NFKC turns into whitespace."""
 
 
+@cache  # every run of the extract asks the same few times; each answer walks the whole NFKC table
 def normalise_category_sql(expr: str, values: tuple[str, ...]) -> str:
     """SQL twin of :func:`normalise_category` for comparing with ``values`` (normalised).
 
