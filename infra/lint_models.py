@@ -75,7 +75,7 @@ def contexts(settings) -> Iterator[tuple[str, str, dict]]:
     from govlake.governance._conflicts import comparisons_context
     from govlake.governance._plan import conflict_plan
     from govlake.governance._views import VIEWS
-    from govlake.quality._process import _flags, contest_context
+    from govlake.quality._process import checked_context, contest_context
     from govlake.quality._rules import bind_today, rules_for
     from govlake.themes import MODELS, load_themes
     from govlake.transform import DUCKDB, StagingRenderer
@@ -86,9 +86,7 @@ def contexts(settings) -> Iterator[tuple[str, str, dict]]:
         yield "staging/standardize", res.code, staging.context(res)
         rules = [dataclasses.replace(r, fail_when=bind_today(r.fail_when, DUCKDB.date_literal(AS_OF)))
                  for r in rules_for(res, catalog, DUCKDB, settings.expectations_dir).rules]
-        yield "silver/checked", res.code, {
-            "resource": res, "flags": _flags([r for r in rules if r.severity == "row"]),
-            "warnings": _flags([r for r in rules if r.severity == "warning"])}
+        yield "silver/checked", res.code, checked_context(res, rules)
         yield "silver/failing_hash", res.code, {"resource": res, "row_hash": row_hash_sql(res, "b")}
         yield "silver/resent", res.code, {"resource": res}
         for name in ("candidates", "contest", "upserts"):

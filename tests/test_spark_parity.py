@@ -49,7 +49,7 @@ from govlake.governance._conflicts import comparisons_context
 from govlake.governance._plan import conflict_plan
 from govlake.governance._views import OPEN_STATES
 from govlake.masking import mask_sql, scrub_sql
-from govlake.quality._process import _contest, _flags, _quarantine_duplicates, _reference_tables
+from govlake.quality._process import _contest, _quarantine_duplicates, checked_context, _reference_tables
 from govlake.quality._rules import bind_today, rules_for
 from govlake.transform import DUCKDB, SPARK, ModelRunner, Rendered, StagingRenderer, to_spark
 
@@ -211,12 +211,11 @@ def _bronze(settings: Settings, res: Resource) -> pa.Table:
     return bronze_schema(res).empty_table() if table is None else table.to_pyarrow_table()
 
 
-def _rules(catalog: Catalog, res: Resource, settings: Settings) -> dict[str, str]:
-    """The ``checked`` model's rule flags, as quality/_process.py binds them."""
+def _checked(catalog: Catalog, res: Resource, settings: Settings) -> dict:
+    """The ``checked`` model's context: its columns and rule flags, as quality/_process.py binds them."""
     rules = [dataclasses.replace(r, fail_when=bind_today(r.fail_when, DUCKDB.date_literal(AS_OF)))
              for r in rules_for(res, catalog, DUCKDB, settings.expectations_dir).rules]
-    return {"flags": _flags([r for r in rules if r.severity == "row"]),
-            "warnings": _flags([r for r in rules if r.severity == "warning"])}
+    return checked_context(res, rules)
 
 
 def _silver(con, catalog: Catalog, res: Resource, settings: Settings) -> pa.Table:
@@ -224,7 +223,7 @@ def _silver(con, catalog: Catalog, res: Resource, settings: Settings) -> pa.Tabl
     runner = ModelRunner(settings.sql_dir)
     runner.run(con, "staging/standardize", into=f"stg_{res.slug}", kind="view",
                **StagingRenderer(catalog, DUCKDB, settings).context(res))
-    runner.run(con, "silver/checked", resource=res, **_rules(catalog, res, settings))
+    runner.run(con, "silver/checked", **_checked(catalog, res, settings))
     return con.sql(f"""select {', '.join(silver_schema(res).names)} from checked where _failed = ''
         qualify row_number() over (partition by {', '.join(res.key)} order by _received_at desc, _row_number desc) = 1
         """).to_arrow_table().cast(silver_schema(res))
@@ -322,7 +321,7 @@ def test_standardize_rules_and_contest_agree(code, city, engines):
     engines.put(f"bronze_{res.slug}", bronze)
     twin.run(con, "staging/standardize", into=f"stg_{res.slug}", kind="view",
              **StagingRenderer(catalog, DUCKDB, city).context(res))
-    twin.run(con, "silver/checked", temp=False, resource=res, **_rules(catalog, res, city))
+    twin.run(con, "silver/checked", temp=False, **_checked(catalog, res, city))
     _quarantine_duplicates(as_compute(con), twin, None, res, {}, rebuild=True)
     # silver before the run (one row per key): every other valid row, half of them newer than the new
     # one (they win)

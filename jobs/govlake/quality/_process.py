@@ -46,7 +46,7 @@ from govlake.contracts import bronze_schema, quarantine_schema, row_hash_sql, si
 from govlake.engine import get_engine
 from govlake.identifiers import region_codes
 from govlake.quality import _batches
-from govlake.quality._gx import validate_with_gx
+from govlake.quality._gx import import_meanwhile, validate_with_gx
 from govlake.quality._meta import RECONCILIATION_SCHEMA, VALIDATION_SCHEMA, now
 from govlake.quality._rules import RuleSet, bind_today, rules_for
 from govlake.transform import ModelRunner, StagingRenderer
@@ -181,26 +181,28 @@ def _process(intent: steps.Intent, catalog, resource, tables: dict[str, str]) ->
     con = open_compute(engine)
     try:
         _reference_tables(con, catalog)
-        _inputs(con, intent, resource, tables, since=since)
+        anything = _inputs(con, intent, resource, tables, since=since)
         if rebuild or not intent.register(con, "silver_current", tables["silver"]):
             con.register_arrow("silver_current", silver_schema(resource).empty_table())
         runner = ModelRunner(settings.sql_dir)
         staging = StagingRenderer(catalog, d, settings)
         runner.run(con, "staging/standardize", into=f"stg_{resource.slug}", kind="view",
                    **staging.context(resource))
+        gx_import = import_meanwhile() if anything else None
         # One materialized table: the standardized new rows with the ids of the rules each fails.
-        runner.run(con, "silver/checked", temp=False, resource=resource, flags=_flags(row_rules),
-                   warnings=_flags(warn_rules))
+        runner.run(con, "silver/checked", temp=False, **checked_context(resource, rules))
         held = _hold(con, resource, ruleset.max_quarantine_rate)
         _quarantine_duplicates(con, runner, intent, resource, tables, rebuild=rebuild)
         counts = _contest(con, runner, resource)
         failures, warnings = _rule_counts(con, "_failed"), _rule_counts(con, "_warned")
         rows_read = counts.rows
 
+        if gx_import:
+            gx_import.join()
         mismatches: list[str] = []
         if rows_read or held:
             mismatches = _validate(con, intent, resource, ruleset, row_rules + warn_rules, failures, warnings,
-                                   rows_read, counts, held, as_of)
+                                   rows_read, counts, held, as_of, runner=runner, staging=staging)
         run = Totals(rows_read + sum(h.rows for h in held), counts.candidates - counts.matched,
                      counts.quarantined, counts.valid - counts.candidates + counts.matched + counts.resent,
                      sum(h.rows for h in held))
@@ -238,12 +240,14 @@ def _process(intent: steps.Intent, catalog, resource, tables: dict[str, str]) ->
                          failures, warnings, run=run, held=after.held, rejected=after.rejected, held_batches=held)
 
 
-def _inputs(con: Compute, intent: steps.Intent, resource, tables: dict[str, str], *, since: int | None) -> None:
+def _inputs(con: Compute, intent: steps.Intent, resource, tables: dict[str, str], *, since: int | None) -> bool:
     """View ``bronze_<slug>``: the rows this run reads — the new bronze rows less the batches held or
-    rejected, plus the batches released since they were held (read again from bronze by batch id)."""
+    rejected, plus the batches released since they were held (read again from bronze by batch id). False
+    when it is sure to be empty (no new bronze file, no released batch)."""
     schema = bronze_schema(resource)
     bronze = tables["bronze"]
-    con.register_files("bronze_new", intent.files_since(bronze, since), schema)
+    files = intent.files_since(bronze, since)
+    con.register_files("bronze_new", files, schema)
     _batches.register_states(con, intent, intent.settings, resource.code)
     released = [r[0] for r in con.rows(f"select batch_id from batch_state where status = '{_batches.RELEASED}'")]
     # held and rejected batches stay out; released ones are read by batch id below (on a rebuild the
@@ -256,6 +260,7 @@ def _inputs(con: Compute, intent: steps.Intent, resource, tables: dict[str, str]
         sql += """ union all by name
             select * from bronze_all where _batch_id in (select batch_id from batch_state where status = 'released')"""
     con.create(f"bronze_{resource.slug}", sql, kind="view")
+    return bool(files or released)
 
 
 def _hold(con: Compute, resource, limit: float) -> list[HeldBatch]:
@@ -287,6 +292,19 @@ def _hold(con: Compute, resource, limit: float) -> list[HeldBatch]:
 def _flags(rules) -> str:
     """The rule-id expressions the checked model joins: each rule's id when its condition holds."""
     return ", ".join(f"case when {r.fail_when} then '{r.id}' end" for r in rules) or "null"
+
+
+def row_columns(resource) -> list[str]:
+    """The standardized row as silver keeps it: the typed items, the department, the lineage."""
+    return [i.column for i in resource.items] + ["_dept", "_source", "_row_number", "_batch_id", "_received_at"]
+
+
+def checked_context(resource, rules) -> dict:
+    """What model sql/silver/checked is rendered with (also by infra/lint_models.py and the parity tests):
+    the columns it keeps and the flags of the row rules and the warnings among ``rules`` (bound to a date)."""
+    return {"resource": resource, "columns": row_columns(resource),
+            "flags": _flags([r for r in rules if r.severity == "row"]),
+            "warnings": _flags([r for r in rules if r.severity == "warning"])}
 
 
 def _quarantine_duplicates(con: Compute, runner: ModelRunner, intent: steps.Intent, resource, tables: dict[str, str], *,
@@ -349,24 +367,30 @@ GX_SAMPLE = 10_000
 """Great Expectations also checks one unflagged row in every ``rows / GX_SAMPLE`` (all of them below that)."""
 
 
-def _gx_rows(con: Compute, rows: int) -> None:
-    """Table :data:`GX_ROWS`: every row of ``checked`` (``rows`` rows) a rule flagged (failed or warned) and a
+def _gx_rows(con: Compute, runner: ModelRunner, staging: StagingRenderer, resource, rows: int) -> None:
+    """Table :data:`GX_ROWS`: the rows of ``checked`` (``rows`` rows) a rule flagged (failed or warned) and a
     sample of the others — every k-th by a hash of batch and row (k = rows / :data:`GX_SAMPLE`, so at most that
-    many), spread over the batches and read in the same scan (a sorted sample would hold the rows it sorts: a
-    gigabyte more at 1 million).
+    many), spread over the batches — standardized again from bronze by the same model, with every column the
+    rules read (``checked`` keeps only the typed row).
 
     The one pass of the checked model has evaluated every rule on every row; GX checks that pass rather than
     repeat it. A rule's failing rows are among the flagged ones, so on this table GX counts the same failures
-    as on all of ``checked`` when the flags are right; a flag on a row GX passes shows as a GX count below the
+    as on all of the rows when the flags are right; a flag on a row GX passes shows as a GX count below the
     engine's, a failing row the flags missed (if in the sample) as a GX count above it.
     """
     every = max(1, -(-rows // GX_SAMPLE))
-    con.create(GX_ROWS, f"""select * from checked
-        where _failed <> '' or _warned <> '' or abs(hash(_batch_id, _row_number)) % {every} = 0""", shared=True)
+    con.create("gx_keys", f"""select _batch_id, _row_number from checked
+        where _failed <> '' or _warned <> '' or abs(hash(_batch_id, _row_number)) % {every} = 0""")
+    # the standardize model over those bronze rows only (joined after it, it would standardize all of them)
+    con.create(f"bronze_{resource.slug}_gx", f"""select b.* from bronze_{resource.slug} as b
+        semi join gx_keys as k on b._batch_id = k._batch_id and b._row_number = k._row_number""", kind="view")
+    runner.run(con, "staging/standardize", into=GX_ROWS, temp=False,
+               **staging.context(resource, input=f"bronze_{resource.slug}_gx"))
 
 
 def _validate(con: Compute, intent: steps.Intent, resource, ruleset, rules, failures, warnings, rows_read,
-              counts: _Contest, held: list[HeldBatch], today: dt.date) -> list[str]:
+              counts: _Contest, held: list[HeldBatch], today: dt.date, *, runner: ModelRunner,
+              staging: StagingRenderer) -> list[str]:
     """GX runs the same rules as native expectations on the rows the checked model flagged and a sample of the
     others (:func:`_gx_rows`); its counts must equal the engine's; record the results.
 
@@ -375,7 +399,7 @@ def _validate(con: Compute, intent: steps.Intent, resource, ruleset, rules, fail
     settings, run_id, code = intent.settings, intent.run_id, resource.code
     gx = {}
     if rows_read:
-        _gx_rows(con, rows_read)
+        _gx_rows(con, runner, staging, resource, rows_read)
         gx = {o.rule_id: o for o in validate_with_gx(con, GX_ROWS, rules, suite_name=f"{resource.slug}_{run_id}",
                                                      today=today, docs_dir=gx_docs_dir(settings))}
     validated_at = now()
@@ -497,8 +521,7 @@ def _publish(con: Compute, intent: steps.Intent, resource, tables: dict[str, str
     """Merge ``upserts`` into silver by key and append the failing rows to quarantine, less the
     re-sent ones (both replaced on a rebuild). When no new row's key is in silver yet (``matched`` 0)
     the rows are appended: one commit, without delta-rs reading the whole table to look for matches."""
-    columns = ", ".join([i.column for i in resource.items]
-                        + ["_dept", "_source", "_row_number", "_batch_id", "_received_at"])
+    columns = ", ".join(row_columns(resource))
     new_rows = con.count("upserts")
     exists = intent.version(tables["silver"]) is not None
     if rebuild or not exists or (new_rows and not matched):

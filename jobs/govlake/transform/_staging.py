@@ -154,9 +154,10 @@ class StagingRenderer:
             out.append(ColumnSql(i.column, clean, self.typed(i), norm))
         return out
 
-    def context(self, resource: Resource) -> dict:
-        """What sql/staging/standardize.sql.j2 is rendered with."""
-        return {"resource": resource, "columns": self.columns(resource)}
+    def context(self, resource: Resource, *, input: str | None = None) -> dict:
+        """What sql/staging/standardize.sql.j2 is rendered with; ``input``: the relation of bronze rows it
+        standardizes (default ``bronze_<slug>``)."""
+        return {"resource": resource, "columns": self.columns(resource), "input": input or f"bronze_{resource.slug}"}
 
     def render(self, resource: Resource) -> str:
         """The model's SQL in this dialect (the model runner renders it)."""
