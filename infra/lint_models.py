@@ -89,7 +89,7 @@ def contexts(settings) -> Iterator[tuple[str, str, dict]]:
         yield "silver/checked", res.code, checked_context(res, rules)
         yield "silver/failing_hash", res.code, {"resource": res, "row_hash": row_hash_sql(res, "b")}
         yield "silver/resent", res.code, {"resource": res}
-        for name in ("candidates", "contest", "upserts"):
+        for name in ("candidates", "contest", "dropped", "upserts"):
             yield f"silver/{name}", res.code, contest_context(res)
     for name in MODEL_ORDER:
         yield f"gold/{name}", "", model_context(name, catalog)

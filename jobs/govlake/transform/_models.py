@@ -114,7 +114,7 @@ class ModelRunner:
     def header(self, name: str, **context) -> ModelHeader:
         return self.render(name, **context).header
 
-    def run(self, con, name: str, *, into: str | None = None, kind: Literal["table", "view"] = "table",
+    def run(self, con, name: str, *, into: str | None = None, kind: Literal["table", "view", "file"] = "table",
             temp: bool = True, **context) -> Rendered:
         """Run model ``name`` into table (or view) ``into`` (default: the model's own name) of ``con`` (a
         govlake.compute session, or a DuckDB connection) and run its key tests; the declared inputs must
@@ -128,7 +128,7 @@ class ModelRunner:
         target = into or name.rsplit("/", 1)[-1]
         self._check_inputs(compute, model)
         compute.create(target, model.sql, kind=kind, shared=not temp)
-        if kind == "table":
+        if kind != "view":
             check_keys(compute, target, model.header, model=name)
         return model
 
