@@ -49,7 +49,7 @@ from govlake.governance._conflicts import comparisons_context
 from govlake.governance._plan import conflict_plan
 from govlake.governance._views import OPEN_STATES
 from govlake.masking import mask_sql, scrub_sql
-from govlake.quality._process import _contest, _quarantine_duplicates, checked_context, _reference_tables
+from govlake.quality._process import _contest, _quarantine_duplicates, _reference_tables, checked_context
 from govlake.quality._rules import bind_today, rules_for
 from govlake.transform import DUCKDB, SPARK, ModelRunner, Rendered, StagingRenderer, to_spark
 

@@ -170,7 +170,8 @@ class DuckCompute(Compute):
         if kind == "file" and self._scratch_root is not None:
             path = self._scratch_dir() / f"{name}.parquet"
             literal = str(path).replace("'", "''")
-            self.con.execute(f"copy (\n{sql}\n) to '{literal}' (format parquet, row_group_size {storage.ROW_GROUP_ROWS})")
+            self.con.execute(f"copy (\n{sql}\n) to '{literal}' "
+                             f"(format parquet, row_group_size {storage.ROW_GROUP_ROWS})")
             self._files[name] = (str(path), shared)
             self._file_view(name)
             return
