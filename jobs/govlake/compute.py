@@ -140,6 +140,8 @@ class DuckCompute(Compute):
         self._scratch: Path | None = None
         self._files: dict[str, tuple[str, bool]] = {}
         """``file`` relations: name → (the Parquet file, shared)."""
+        self._left_out: dict[str, tuple[str, set[str]]] = {}
+        """Of a ``file`` relation, the values of the column :meth:`delete_where` named (name → (column, values))."""
 
     def _scratch_dir(self) -> Path:
         if self._scratch is None:
@@ -173,6 +175,7 @@ class DuckCompute(Compute):
             self.con.execute(f"copy (\n{sql}\n) to '{literal}' "
                              f"(format parquet, row_group_size {storage.ROW_GROUP_ROWS})")
             self._files[name] = (str(path), shared)
+            self._left_out.pop(name, None)
             self._file_view(name)
             return
         kind = "table" if kind == "file" else kind
@@ -180,7 +183,12 @@ class DuckCompute(Compute):
 
     def delete_where(self, name: str, column: str, values: Iterable[str]) -> None:
         if name in self._files:  # a file is not changed: its view leaves the rows out
-            self.register_arrow(f"{name}__deleted", pa.table({"value": pa.array(list(values), pa.string())}),
+            previous_column, left_out = self._left_out.get(name, (column, set()))
+            if previous_column != column:
+                raise ValueError(f"{name}: rows were left out by {previous_column}, not {column}")
+            left_out = left_out | set(values)
+            self._left_out[name] = (column, left_out)
+            self.register_arrow(f"{name}__deleted", pa.table({"value": pa.array(sorted(left_out), pa.string())}),
                                 shared=self._files[name][1])
             self._file_view(name, f" where {column} not in (select value from {name}__deleted)")
             return

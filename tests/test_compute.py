@@ -1,0 +1,84 @@
+"""A step's DuckDB session (govlake.compute): ``file`` relations — a large table computed once, kept as a Parquet
+file of the session's scratch folder and read back — and that folder's life: removed when the session closes,
+and by the next session when a killed process could not."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from govlake.compute import open_compute
+from govlake.engine import get_engine
+
+ROWS = """select i as n, 'batch-' || (i % 3) as b, repeat('字', i % 7) as text from range(1000) as t(i)"""
+
+HOLD = """
+import sys, time
+from pathlib import Path
+from govlake.compute import open_compute
+from govlake.config import Settings
+from govlake.engine import get_engine
+con = open_compute(get_engine(Settings(var=Path(sys.argv[1]))))
+con.create("kept", "select 1 as n", kind="file")
+print(con._files["kept"][0], flush=True)
+time.sleep(600)
+"""
+
+
+def _folders(settings) -> list[Path]:
+    root = settings.work / "relations"
+    return sorted(root.iterdir()) if root.exists() else []
+
+
+def test_a_file_relation_is_read_back_shared_and_its_rows_can_be_left_out(settings):
+    con = open_compute(get_engine(settings))
+    try:
+        con.create("big", ROWS, kind="file", shared=True)
+        (folder,) = _folders(settings)
+        assert (folder / "big.parquet").is_file() and folder.name.startswith(f"{os.getpid()}-")
+        assert con.one("select count(*), sum(n), max(length(text)) from big") == (1000, 499500, 6)
+        con.delete_where("big", "b", ["batch-0"])
+        assert con.one("select count(*), count(*) filter (where b = 'batch-0') from big") == (666, 0)
+        con.delete_where("big", "b", ["batch-1"])  # the rows left out before stay out
+        assert con.one("select count(*), count(distinct b) from big") == (333, 1)
+        con.delete_where("big", "b", [])
+        assert con.one("select count(*) from big") == (333,)
+        # shared: another cursor of the session (Great Expectations') sees the same rows
+        assert con.con.cursor().execute("select count(*) from big").fetchone() == (333,)
+        assert "big" in con.relations() and con.columns("big") == ["n", "b", "text"]
+        # an empty result is a relation with its columns and no rows
+        con.create("none", "select * from big where n < 0", kind="file")
+        assert con.one("select count(*) from none") == (0,) and con.columns("none") == ["n", "b", "text"]
+    finally:
+        con.close()
+    assert _folders(settings) == []
+
+
+def test_the_scratch_folder_of_a_killed_step_is_removed_by_the_next_one_and_a_running_step_s_is_kept(settings):
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parents[1] / "jobs"),
+                                                         os.environ.get("PYTHONPATH", "")])}
+    procs = [subprocess.Popen([sys.executable, "-c", HOLD, str(settings.var)], env=env, stdout=subprocess.PIPE,
+                              text=True) for _ in range(2)]
+    try:
+        killed, running = procs
+        files = [Path(p.stdout.readline().strip()) for p in procs]
+        assert all(f.is_file() for f in files)
+        os.kill(killed.pid, signal.SIGKILL)
+        killed.wait(timeout=30)
+        assert files[0].exists()  # nothing removed it: the process had no chance to
+        con = open_compute(get_engine(settings))
+        try:
+            con.create("mine", "select 2 as n", kind="file")
+            assert not files[0].parent.exists()
+            assert files[1].is_file()  # the running step's relation is untouched
+            assert con.one("select n from mine") == (2,)
+        finally:
+            con.close()
+        assert _folders(settings) == [files[1].parent]
+    finally:
+        for p in procs:
+            p.kill()
+            p.wait(timeout=30)
