@@ -179,6 +179,7 @@ def _process(intent: steps.Intent, catalog, resource, tables: dict[str, str]) ->
     version = intent.version(tables["bronze"])
 
     con = open_compute(engine)
+    gx_import = None
     try:
         _reference_tables(con, catalog)
         anything = _inputs(con, intent, resource, tables, since=since)
@@ -216,6 +217,8 @@ def _process(intent: steps.Intent, catalog, resource, tables: dict[str, str]) ->
         if rows_read or rebuild:
             _publish(con, intent, resource, tables, rebuild=rebuild, counts=counts)
     finally:
+        if gx_import:  # a failed step does not leave the interpreter to exit in the middle of an import
+            gx_import.join()
         con.close()
 
     held_rows, rejected_rows = _batches.totals(settings, code)
