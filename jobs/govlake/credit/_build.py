@@ -30,7 +30,7 @@ import pyarrow as pa
 
 from govlake import contracts, locks, steps, storage
 from govlake.catalog import get_catalog
-from govlake.compute import Compute, open_compute
+from govlake.compute import Compute, Kind, open_compute
 from govlake.config import Settings
 from govlake.consumption import SCHEMA as CONSUMPTION_SCHEMA
 from govlake.consumption import consumed_versions, consumption_rows
@@ -180,8 +180,8 @@ def _inputs(con: Compute, intent: steps.Intent, kind: RecordKind, as_of: dt.date
     res = get_catalog(intent.settings.catalog_dir).resource(kind.resource)
     columns = ", ".join(silver_schema(res).names)
     key = ", ".join(kind.key)
-    if rebuild:
-        con.create(f"{kind.name}_input", f"select {columns} from silver_{res.slug}")
+    if rebuild:  # a view: the record model and the deadlines read silver's files, nothing is copied
+        con.create(f"{kind.name}_input", f"select {columns} from silver_{res.slug}", kind="view")
         return
     intent.register(con, f"{kind.record}_current", gold_path(kind.record))
     touched = []
@@ -207,10 +207,13 @@ def _inputs(con: Compute, intent: steps.Intent, kind: RecordKind, as_of: dt.date
         qualify row_number() over (partition by {key} order by _received_at desc) = 1""")
 
 
-def _derive(con: Compute, settings: Settings, name: str, rules: CreditRules, as_of: dt.date) -> None:
-    """Run model ``name`` into temp table ``new_<name>`` (the model runner checks its inputs and key)."""
+def _derive(con: Compute, settings: Settings, name: str, rules: CreditRules, as_of: dt.date, *,
+            kind: Kind = "table") -> None:
+    """Run model ``name`` into ``new_<name>`` (the model runner checks its inputs and key); ``kind="file"``
+    for a relation as large as a rebuild's records (govlake.compute: written once to the step's scratch
+    folder and read back by column, instead of held, and spilled, in DuckDB's memory)."""
     ModelRunner(settings.sql_dir).run(
-        con, f"gold/{name}", into=f"new_{name}", **context(rules, as_of))
+        con, f"gold/{name}", into=f"new_{name}", kind=kind, **context(rules, as_of))
 
 
 def _write(intent: steps.Intent, con: Compute, name: str, key, rebuild: bool, *, select: str | None = None,
@@ -242,7 +245,7 @@ def _records(con: Compute, intent: steps.Intent, kind: RecordKind, rules: Credit
              rebuild: bool, result: CreditResult) -> list[dict]:
     """Derive ``kind``'s records, merge records and publication; returns the withdrawals."""
     settings = intent.settings
-    _derive(con, settings, kind.record, rules, as_of)
+    _derive(con, settings, kind.record, rules, as_of, kind="file")
     res = get_catalog(settings.catalog_dir).resource(kind.resource)
     key = ", ".join(kind.key)
     withdrawals: list[dict] = []
