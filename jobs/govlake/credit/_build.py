@@ -184,25 +184,33 @@ def _inputs(con: Compute, intent: steps.Intent, kind: RecordKind, as_of: dt.date
         con.create(f"{kind.name}_input", f"select {columns} from silver_{res.slug}", kind="view")
         return
     intent.register(con, f"{kind.record}_current", gold_path(kind.record))
+    # a silver file rewritten by a merge also holds rows copied unchanged: skip the rows the current
+    # record was derived from already (same key, same batch and row). Only the records of the changed rows'
+    # batches are looked at: a batch id begins with its arrival time, so the row groups of earlier batches
+    # are skipped by their min/max (10 million records: 0.34 → 0.06 s)
+    same_row = " and ".join(f"c.{k} = cur.{k}" for k in (*kind.key, "_batch_id", "_row_number"))
+    con.create(f"{kind.name}_changed", f"""select {columns} from changed_{res.slug} as c
+        where not exists (
+            select 1 from (select * from {kind.record}_current
+                           where _batch_id in (select _batch_id from changed_{res.slug})) as cur
+            where {same_row})""")
+    # the current records whose state changes without a new row: each a filter of its own, so that the
+    # day's expiries are found in the files of the day's publish_end (the table is clustered on it) and a
+    # repair's penalty by a join on the few applications, instead of one OR over every record
     touched = []
     if kind.due_sql:
-        touched.append(kind.due_sql.format(as_of=as_of.isoformat()))
+        touched.append(f"select {columns} from {kind.record}_current as cur "
+                       f"where {kind.due_sql.format(as_of=as_of.isoformat())}")
     if kind is PENALTY:
-        touched.append("""exists (select 1 from changed_credit_repair as r
-                          where r.uscc = cur.uscc and r.decision_no = cur.decision_no)""")
-    # a silver file rewritten by a merge also holds rows copied unchanged: skip the rows the current
-    # record was derived from already (same key, same batch and row)
-    con.create(f"{kind.name}_changed", f"""select {columns} from changed_{res.slug} as c
-        where not exists (select 1 from {kind.record}_current as cur
-                          where {' and '.join(f'c.{k} = cur.{k}' for k in (*kind.key, '_batch_id', '_row_number'))})""")
+        touched.append(f"select {columns} from {kind.record}_current as cur "
+                       "semi join changed_credit_repair as r using (uscc, decision_no)")
     rows = f"select * from {kind.name}_changed"
-    if touched:
-        rows += f"""
-            union all
-            select {columns} from {kind.record}_current as cur
-            where ({' or '.join(touched)})
-              and not exists (select 1 from {kind.name}_changed as c
-                              where {' and '.join(f'c.{k} = cur.{k}' for k in kind.key)})"""
+    new_key = " and ".join(f"c.{k} = t.{k}" for k in kind.key)
+    rows += "".join(f"""
+        union all
+        select * from ({sql}) as t
+        where not exists (select 1 from {kind.name}_changed as c where {new_key})""" for sql in touched)
+    # a record both due and named by a repair comes twice: the same row, one kept
     con.create(f"{kind.name}_input", f"""select * from ({rows}) as rows
         qualify row_number() over (partition by {key} order by _received_at desc) = 1""")
 
