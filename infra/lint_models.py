@@ -87,6 +87,7 @@ def contexts(settings) -> Iterator[tuple[str, str, dict]]:
         rules = [dataclasses.replace(r, fail_when=bind_today(r.fail_when, DUCKDB.date_literal(AS_OF)))
                  for r in rules_for(res, catalog, DUCKDB, settings.expectations_dir).rules]
         yield "silver/checked", res.code, checked_context(res, rules)
+        yield "silver/flagged", res.code, {"resource": res, "every": 100}
         yield "silver/failing_hash", res.code, {"resource": res, "row_hash": row_hash_sql(res, "b")}
         yield "silver/resent", res.code, {"resource": res}
         for name in ("candidates", "contest", "dropped", "upserts"):
