@@ -155,7 +155,6 @@ def _a_day(settings) -> Settings:
 def test_a_day_applies_the_changed_gold_files_and_equals_a_full_copy(extract, monkeypatch, case):
     settings, path = extract
     assert set(_methods(path).values()) == {"full"}
-    # the sample's tables are a file each, a day's change rewrites it whole: over the default budget
     monkeypatch.setattr(govlake.extract, "REBUILD_CHURN", 0.0 if case == "over its churn budget" else 100.0)
     if case == "released differently":  # e.g. a column's masking changed since the previous extract
         with duckdb.connect(str(path)) as con:
@@ -165,6 +164,12 @@ def test_a_day_applies_the_changed_gold_files_and_equals_a_full_copy(extract, mo
     methods = _methods(path)
     assert methods["penalty_publication"] == ("updated" if case == "updated" else "full")
     assert methods["license_publication"] == "kept"  # its gold table did not change
+    if case == "updated":
+        # the merge rewrote the table's one file; of its rows, only the revoked one went and the new one came
+        with duckdb.connect(str(path), read_only=True) as con:
+            assert con.execute(f"select churn from {INFO_TABLE} where gold_table = 'penalty_publication'"
+                               ).fetchone() == (2,)
+            assert con.execute("select count(*) from penalty_publication").fetchone()[0] > 2
     log = _withdrawn(settings)
     assert log == [("extract/analyst.duckdb:penalty_publication", "济环罚〔2024〕1号", "revoked", "run-2"),
                    ("gold/penalty_publication", "济环罚〔2024〕1号", "revoked", "run-2")]
