@@ -26,6 +26,7 @@ def register_silver(con: duckdb.DuckDBPyConnection, settings: Settings, catalog:
             intent.register(con, view, f"silver/{res.slug}", empty_schema=schema)
         else:
             con.register_delta(view, storage.table_path(settings, "silver", res.slug), empty_schema=schema)
-        missing = [n for n in schema.names if n not in con.columns(view)]
+        present = set(con.columns(view))
+        missing = [n for n in schema.names if n not in present]
         if missing:
             raise ModelError(f"silver/{res.slug} lacks contract columns {missing} (docs/architecture.md)")
