@@ -110,8 +110,13 @@ def release_memory() -> None:
     """Give back to the system the memory a finished job freed. Arrow's allocator (mimalloc) and glibc's malloc
     (DuckDB's and delta-rs's allocations) keep freed pages for reuse, so in one process running job after job
     (``govlake run``, the benchmark) the next job would start with them: after a 10-million-record ingest the
-    process held 739 MiB, 469 MiB once released."""
+    process held 739 MiB, 469 MiB once released.
+
+    What survives the collection is then frozen (``gc.freeze``): the modules, caches and catalog a job leaves
+    behind are not traversed again by the next job's collection, which scans only what that job allocated
+    (a full collection of a process that has imported Great Expectations took 0.17 s, every job)."""
     gc.collect()
+    gc.freeze()
     pa.default_memory_pool().release_unused()
     with contextlib.suppress(OSError, AttributeError):  # not glibc: nothing to trim
         ctypes.CDLL("libc.so.6").malloc_trim(0)
