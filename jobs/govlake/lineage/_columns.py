@@ -12,11 +12,13 @@ joins and grouping are not listed per column.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from functools import lru_cache
 
-import sqlglot
 from sqlglot import exp
 from sqlglot.optimizer.qualify import qualify
 from sqlglot.optimizer.scope import Scope, build_scope
+
+from govlake.transform._models import parsed
 
 Sources = dict[tuple[str, str], bool]
 """(table, column) → True when the input column feeds the output directly."""
@@ -46,8 +48,15 @@ def column_sources(sql: str, schema: Mapping[str, Sequence[str]], *, dialect: st
         schema: the columns of every table the model reads, by table name.
         dialect: sqlglot dialect of ``sql``.
     """
-    tables = {name: {c: "varchar" for c in columns} for name, columns in schema.items()}
-    tree = qualify(sqlglot.parse_one(sql, dialect=dialect), schema=tables, dialect=dialect,
+    found = _column_sources(sql, tuple((name, tuple(columns)) for name, columns in schema.items()), dialect)
+    return {column: dict(sources) for column, sources in found.items()}
+
+
+@lru_cache(maxsize=128)  # a day's jobs plan the lineage of the models the previous day's planned
+def _column_sources(sql: str, schema: tuple[tuple[str, tuple[str, ...]], ...], dialect: str
+                    ) -> dict[str, Sources]:
+    tables = {name: {c: "varchar" for c in columns} for name, columns in schema}
+    tree = qualify(parsed(sql, dialect).copy(), schema=tables, dialect=dialect,
                    validate_qualify_columns=False, identify=False)
     memo: dict[int, dict[str, Sources]] = {}
 
@@ -103,7 +112,7 @@ def compose(outer: dict[str, Sources], models: Mapping[str, dict[str, Sources]])
 
 def tables_read(sql: str, *, dialect: str = "duckdb") -> list[str]:
     """Names of the tables (not CTEs) a model reads, in order of appearance."""
-    tree = sqlglot.parse_one(sql, dialect=dialect)
+    tree = parsed(sql, dialect)
     ctes = {cte.alias_or_name for cte in tree.find_all(exp.CTE)}
     seen: list[str] = []
     for table in tree.find_all(exp.Table):
