@@ -131,7 +131,7 @@ def _content(path) -> dict[str, list[str]]:
 
 def _methods(path) -> dict[str, str]:
     with duckdb.connect(str(path), read_only=True) as con:
-        return dict(con.execute(f"select gold_table, method from {INFO_TABLE}").fetchall())
+        return dict(con.execute(f"select gold_table, method from {INFO_TABLE} where method <> 'read'").fetchall())
 
 
 def _withdrawn(settings) -> list[tuple]:
@@ -182,6 +182,25 @@ def test_a_day_applies_the_changed_gold_files_and_equals_a_full_copy(extract, mo
     assert set(_methods(path).values()) == {"full"}
     assert _content(path) == day_content
     assert _withdrawn(settings) == log  # no previous file: nothing to compare, nothing logged
+
+
+def test_the_reason_of_a_withdrawal_the_credit_step_did_not_derive_is_found_all_the_same(extract, monkeypatch):
+    """A day's withdrawals are looked up in the record files written since the previous extract read the table
+    (the credit step derives a record again to withdraw it); a publication row deleted by hand, its record
+    untouched, is found in the whole table."""
+    settings, path = extract
+    monkeypatch.setattr(govlake.extract, "REBUILD_CHURN", 100.0)
+    with duckdb.connect(str(path), read_only=True) as con:
+        read = dict(con.execute(f"select gold_table, gold_version from {INFO_TABLE} where method = 'read'").fetchall())
+    assert read == {name: storage.open_table(storage.table_path(settings, "gold", name)).version()
+                    for name in ("penalty_record", "license_record")}
+    publication = storage.open_table(storage.table_path(settings, "gold", "penalty_publication"))
+    no = publication.to_pyarrow_table().column("decision_no")[0].as_py()
+    publication.delete(f"decision_no = '{no}'")
+    build_extract(settings=settings, run_id="run-2")
+    assert _methods(path)["penalty_publication"] == "updated"
+    assert [r for r in _withdrawn(settings) if r[0].startswith("extract/")] == [
+        ("extract/analyst.duckdb:penalty_publication", no, "rebuilt", "run-2")]  # its record is still 公示中
 
 
 def test_a_key_held_twice_is_copied_in_full(extract, monkeypatch):

@@ -229,18 +229,53 @@ def _update(con: duckdb.DuckDBPyConnection, release: _Release, changes: tuple[li
     return deleted + inserted
 
 
-def _withdrawals(con: duckdb.DuckDBPyConnection, intent: steps.Intent, gone: dict, as_of: dt.date) -> list[dict]:
+READ_METHOD = "read"
+"""extract_info's method for a gold table the extract reads without releasing it (the lifecycle records, for the
+withdrawals' reasons): its row records the version read."""
+
+
+def _withdrawals(con: duckdb.DuckDBPyConnection, intent: steps.Intent, gone: dict, as_of: dt.date,
+                 read_before: dict[str, int]) -> list[dict]:
     """Publication records the previous extract had and the new one has not (``gone``: publication table →
     temp table of their keys), with the reason from their gold lifecycle record (gold/penalty_record,
-    gold/license_record)."""
+    gold/license_record).
+
+    A record leaves a publication when the credit step derives it again, so its current row is in a data
+    file written since the previous extract read the record table (``read_before``: its version then): those
+    files are looked in first, and the whole table only for keys they do not hold (a publication row deleted
+    by hand) or when that version is unknown or its files are gone."""
     rows = []
     for kind in (k for k in KINDS if k.publication in gone):
-        intent.register(con, f"gold_{kind.record}", gold_path(kind.record))
-        rows += [withdrawal(f"extract/{EXTRACT_NAME}:{kind.publication}", kind, row, as_of)
-                 for row in con.execute(f"""
-                select {kind.key[0]}, r.authority_uscc, r.uscc, r.publicity_status, {kind.end_column}
-                from {gone[kind.publication]} join gold_{kind.record} as r using ({", ".join(kind.key)})""").fetchall()]
+        table, target = gold_path(kind.record), f"gold_{kind.record}"
+        since, version = read_before.get(kind.record), intent.version(table)
+        changes = (storage.file_changes(intent.path(table), since, version)
+                   if None not in (since, version) else None)
+        found = []
+        if changes is not None and changes[1]:
+            storage.register_files(con, f"{target}_added", changes[1], pa.schema([]))
+            found = _reasons(con, kind, gone[kind.publication], f"{target}_added")
+        wanted = con.execute(f"select count(*) from {gone[kind.publication]}").fetchone()[0]
+        if changes is None or len(found) < wanted:
+            intent.register(con, target, table)
+            found = _reasons(con, kind, gone[kind.publication], target)
+        rows += [withdrawal(f"extract/{EXTRACT_NAME}:{kind.publication}", kind, row, as_of) for row in found]
     return rows
+
+
+def _reasons(con: duckdb.DuckDBPyConnection, kind, gone: str, records: str) -> list[tuple]:
+    return con.execute(f"""
+        select {kind.key[0]}, r.authority_uscc, r.uscc, r.publicity_status, {kind.end_column}
+        from {gone} join {records} as r using ({", ".join(kind.key)})""").fetchall()
+
+
+def _read_versions(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
+    """The versions of the gold tables the extract open in ``con`` read without releasing them ({} for an
+    extract written before extract_info recorded them)."""
+    if not con.execute("select 1 from duckdb_tables() where table_name = ?", [INFO_TABLE]).fetchone():
+        return {}
+    return {name: version for name, version in con.execute(
+        f"select gold_table, gold_version from {INFO_TABLE} where method = ? and gold_version is not null",
+        [READ_METHOD]).fetchall()}
 
 
 def build_extract(*, settings: Settings, run_id: str) -> Path:
@@ -299,7 +334,7 @@ def _build(intent: steps.Intent) -> Path:
         had_previous = _start_from(target, tmp)
         con = storage.connect(settings, database=str(tmp))
         try:
-            previous, gone = _previous(con), {}
+            previous, read_before, gone = _previous(con), _read_versions(con), {}
             for name in PUBLIC_TABLES:
                 view, table = f"gold_{name}", gold_path(name)
                 intent.register(con, view, table)
@@ -316,6 +351,8 @@ def _build(intent: steps.Intent) -> Path:
                 log.info("extract %s: %s (%s rows)", name, method, rows)
                 info.append((name, version, rows, ", ".join(release.withheld) or None, method,
                              release.fingerprint, churn))
+            info += [(kind.record, intent.version(gold_path(kind.record)), None, None, READ_METHOD, None, None)
+                     for kind in KINDS]
             con.execute(f"create or replace table {INFO_TABLE} (gold_table varchar, gold_version bigint, "
                         "rows bigint, withheld_columns varchar, method varchar, release varchar, churn bigint, "
                         "run_id varchar, built_at_utc timestamp)")
@@ -324,7 +361,7 @@ def _build(intent: steps.Intent) -> Path:
                             [(*row, run_id, built_at) for row in info])
             con.execute(f"comment on table {INFO_TABLE} is {sql_string(INFO_COMMENT)}")
             con.execute("checkpoint")
-            withdrawals = _withdrawals(con, intent, gone, as_of)
+            withdrawals = _withdrawals(con, intent, gone, as_of, read_before)
         finally:
             con.close()
         # the log first: if the process dies before the rename, the next run logs nothing twice (the
@@ -340,7 +377,8 @@ def _build(intent: steps.Intent) -> Path:
 
 
 INFO_COMMENT = ("本抽取的来源与批次 | Gold versions and run of this extract; per table: method (full: copied in full, "
-                "updated: the changed gold files' rows applied to the previous extract's copy, kept: unchanged), "
+                "updated: the changed gold files' rows applied to the previous extract's copy, kept: unchanged, "
+                "read: not released, read for the withdrawals' reasons), "
                 "release (fingerprint of its columns' masking and comments), churn (rows deleted and inserted "
                 "since its last full copy)")
 
