@@ -82,3 +82,27 @@ def test_the_scratch_folder_of_a_killed_step_is_removed_by_the_next_one_and_a_ru
         for p in procs:
             p.kill()
             p.wait(timeout=30)
+
+
+RELEASE = """
+import gc, weakref
+from govlake.compute import release_memory
+from govlake.transform._models import parsed, referenced_relations
+assert referenced_relations("select * from a join b on a.x = b.x") == {"a", "b"}
+tree = parsed("select * from a join b on a.x = b.x")
+kept = weakref.ref(tree)
+del tree
+release_memory()
+print(kept() is None, parsed.cache_info().currsize, gc.get_freeze_count() > 0,
+      referenced_relations.cache_info().currsize)
+"""
+
+
+def test_a_job_s_end_frees_its_sql_trees_and_freezes_what_survives():
+    """release_memory empties the cache of sqlglot trees before it collects and freezes (a tree is cyclic: kept
+    past the collection it would be frozen, and never collected once evicted); the relations a query reads
+    stay cached."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parents[1] / "jobs"),
+                                                         os.environ.get("PYTHONPATH", "")])}
+    done = subprocess.run([sys.executable, "-c", RELEASE], env=env, capture_output=True, text=True, check=True)
+    assert done.stdout.split() == ["True", "0", "True", "1"]
