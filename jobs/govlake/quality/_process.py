@@ -547,7 +547,7 @@ def _publish(con: Compute, intent: steps.Intent, resource, tables: dict[str, str
         intent.merge_table(tables["silver"], con.data(f"select {columns} from upserts", whole=True),
                            key=resource.key)
     submitted = "c.submitted_at" if any(i.column == "submitted_at" for i in resource.items) else "null"
-    quarantined = con.data(f"""
+    con.create("quarantine_rows", f"""
         select b.*, string_split(c._failed, ';') as _failed_rules, '{intent.run_id}' as _run_id, c._dept,
                coalesce(cast({submitted} as timestamp), cast(b._received_at at time zone 'Asia/Shanghai' as timestamp))
                    as _submitted_at,
@@ -557,5 +557,6 @@ def _publish(con: Compute, intent: steps.Intent, resource, tables: dict[str, str
         join failing_hash as h on h._batch_id = c._batch_id and h._row_number = c._row_number
         where c._failed <> ''
           and not exists (select 1 from resent as r where r._batch_id = c._batch_id and r._row_number = c._row_number)
-        """, schema=quarantine_schema(resource))
+        """, kind="file")
+    quarantined = con.data("select * from quarantine_rows", schema=quarantine_schema(resource))
     intent.write_table(tables["quarantine"], quarantined, mode="overwrite" if rebuild else "append")
