@@ -34,6 +34,19 @@ def test_defaults_and_valid_values(env, tmp_path):
         "512MiB", dt.date(2026, 11, 20), "spark", tmp_path / "catalog", "local[*]", tmp_path / "jars")
 
 
+def test_today_is_the_date_in_the_city_whatever_the_machine_time_zone(tmp_path):
+    """Run in time zones 26 hours apart (their dates always differ), the business date is Asia/Shanghai's."""
+    code = "from govlake.config import get_settings; print(get_settings().today.isoformat())"
+    dates = {}
+    for zone in ("Etc/GMT+12", "Etc/GMT-14"):  # POSIX signs: UTC-12 and UTC+14
+        env = {**os.environ, "TZ": zone, "GOVLAKE_VAR": str(tmp_path / "var")}
+        env.pop("GOVLAKE_AS_OF", None)
+        dates[zone] = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                                     check=True).stdout.strip()
+    shanghai = dt.datetime.now(dt.timezone(dt.timedelta(hours=8))).date().isoformat()
+    assert dates == {"Etc/GMT+12": shanghai, "Etc/GMT-14": shanghai}
+
+
 @pytest.mark.parametrize("master", ["local", "local[1]", "local[4,2]", "spark://spark-master:7077",
                                     "spark://a.example.org:7077,b.example.org:7077"])
 def test_spark_masters(env, master):

@@ -136,7 +136,10 @@ class Settings:
 
     @property
     def today(self) -> dt.date:
-        return self.as_of or dt.date.today()
+        """The business date: ``as_of``, else today in the bureau's time zone (Asia/Shanghai) whatever the
+        machine's own: on a server kept in UTC the local date is the day before from 00:00 to 08:00 in the
+        city, and a decision dated that morning would be judged "in the future"."""
+        return self.as_of or dt.datetime.now(BUSINESS_TZ).date()
 
     def landing_time(self, now: dt.datetime | None = None) -> dt.datetime:
         """The received time of a file landed at ``now``: ``now``, except in a run for a business date
