@@ -143,7 +143,11 @@ def floor(settings, out: Path) -> int:
                 first += n
                 yield pa.RecordBatch.from_arrays(columns, schema=schema)
 
-    con = duckdb.connect()
+    # DuckDB's buffer pool grows with the rows here; at its default limit (80% of RAM), with pyarrow and Python
+    # beside it, the kernel killed the floor at 30 million rows (23 GB resident). Half of RAM: a larger floor
+    # spills instead (the 10-million-row floor peaked at 14.2 GB without a limit)
+    half = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2
+    con = duckdb.connect(config={"memory_limit": f"{half}B"})
     con.execute(f"set temp_directory = '{out.parent}'")
     con.register("bronze_credit_penalty", pa.RecordBatchReader.from_batches(schema, batches()))
     _reference_tables(con, catalog)  # the code lists the model joins, as the process step registers them
