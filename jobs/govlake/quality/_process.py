@@ -535,7 +535,10 @@ def _publish(con: Compute, intent: steps.Intent, resource, tables: dict[str, str
              counts: _Contest) -> None:
     """Merge ``upserts`` into silver by key and append the failing rows to quarantine, less the
     re-sent ones (both replaced on a rebuild). When no new row's key is in silver yet (``matched`` 0)
-    the rows are appended: one commit, without delta-rs reading the whole table to look for matches."""
+    the rows are appended: one commit, without delta-rs reading the whole table to look for matches.
+    The quarantine rows (bronze's raw rows joined with their rule ids and content hashes) are written to the
+    step's scratch folder first, then streamed to delta-rs: streamed straight from the join, DuckDB ran out of
+    its 768 MB at 30 million records (4.4 million flagged rows)."""
     new_rows, matched = counts.winners, counts.matched
     columns = ", ".join(row_columns(resource))
     exists = intent.version(tables["silver"]) is not None
