@@ -68,14 +68,13 @@ class Violation:
 def contexts(settings) -> Iterator[tuple[str, str, dict]]:
     """(model, variant, context) for every model under ``sql/``, as the steps render them."""
     from govlake.catalog import get_catalog
-    from govlake.contracts import row_hash_sql
     from govlake.credit import load_credit_rules
     from govlake.credit._build import context as credit_context
     from govlake.gold import MODEL_ORDER, model_context
     from govlake.governance._conflicts import comparisons_context
     from govlake.governance._plan import conflict_plan
     from govlake.governance._views import VIEWS
-    from govlake.quality._process import checked_context, contest_context
+    from govlake.quality._process import checked_context, contest_context, failing_context
     from govlake.quality._rules import bind_today, rules_for
     from govlake.themes import MODELS, load_themes
     from govlake.transform import DUCKDB, StagingRenderer
@@ -88,7 +87,7 @@ def contexts(settings) -> Iterator[tuple[str, str, dict]]:
                  for r in rules_for(res, catalog, DUCKDB, settings.expectations_dir).rules]
         yield "silver/checked", res.code, checked_context(res, rules)
         yield "silver/flagged", res.code, {"resource": res, "every": 100}
-        yield "silver/failing_hash", res.code, {"resource": res, "row_hash": row_hash_sql(res, "b")}
+        yield "silver/failing_hash", res.code, failing_context(res)
         yield "silver/resent", res.code, {"resource": res}
         for name in ("candidates", "contest", "dropped", "upserts"):
             yield f"silver/{name}", res.code, contest_context(res)

@@ -316,7 +316,7 @@ def _quarantine_duplicates(con: Compute, runner: ModelRunner, intent: steps.Inte
     quarantine, or earlier in this run): a re-sent row is quarantined once. Also ``failing_hash``, and
     ``flagged`` (:func:`_flagged`) that it reads."""
     _flagged(con, runner, resource)
-    runner.run(con, "silver/failing_hash", resource=resource, row_hash=row_hash_sql(resource, "b"))
+    runner.run(con, "silver/failing_hash", kind="file", **failing_context(resource))
     known = "select null::varchar as _row_hash where false"
     if not rebuild and intent.register(con, "quarantine_before", tables["quarantine"]):
         has_hash = "_row_hash" in con.columns("quarantine_before")
@@ -325,6 +325,11 @@ def _quarantine_duplicates(con: Compute, runner: ModelRunner, intent: steps.Inte
                  else f"select {hashed} as _row_hash from quarantine_before")
     con.create("quarantine_hashes", known, kind="view")
     runner.run(con, "silver/resent", resource=resource)
+
+
+def failing_context(resource) -> dict:
+    """What model sql/silver/failing_hash is rendered with (also by infra/lint_models.py)."""
+    return {"resource": resource, "columns": bronze_schema(resource).names, "row_hash": row_hash_sql(resource, "b")}
 
 
 def _flagged(con: Compute, runner: ModelRunner, resource) -> None:
@@ -536,9 +541,10 @@ def _publish(con: Compute, intent: steps.Intent, resource, tables: dict[str, str
     """Merge ``upserts`` into silver by key and append the failing rows to quarantine, less the
     re-sent ones (both replaced on a rebuild). When no new row's key is in silver yet (``matched`` 0)
     the rows are appended: one commit, without delta-rs reading the whole table to look for matches.
-    The quarantine rows (bronze's raw rows joined with their rule ids and content hashes) are written to the
-    step's scratch folder first, then streamed to delta-rs: streamed straight from the join, DuckDB ran out of
-    its 768 MB at 30 million records (4.4 million flagged rows)."""
+    The quarantine rows are ``failing_hash``'s (a scratch file: the rows as sent, with the pass's flags and
+    their content hashes) streamed to delta-rs, less the re-sent ones: no join of wide rows. Joining the
+    flagged rows with ``checked`` and the hashes here ran out of DuckDB's 768 MB at 30 million records (4.4
+    million failing rows), streamed or written to a file first."""
     new_rows, matched = counts.winners, counts.matched
     columns = ", ".join(row_columns(resource))
     exists = intent.version(tables["silver"]) is not None
@@ -549,17 +555,11 @@ def _publish(con: Compute, intent: steps.Intent, resource, tables: dict[str, str
     elif new_rows:
         intent.merge_table(tables["silver"], con.data(f"select {columns} from upserts", whole=True),
                            key=resource.key)
-    submitted = "c.submitted_at" if any(i.column == "submitted_at" for i in resource.items) else "null"
-    con.create("quarantine_rows", f"""
-        select b.*, string_split(c._failed, ';') as _failed_rules, '{intent.run_id}' as _run_id, c._dept,
-               coalesce(cast({submitted} as timestamp), cast(b._received_at at time zone 'Asia/Shanghai' as timestamp))
-                   as _submitted_at,
-               h._row_hash
-        from flagged as b
-        join checked as c on b._batch_id = c._batch_id and b._row_number = c._row_number
-        join failing_hash as h on h._batch_id = c._batch_id and h._row_number = c._row_number
-        where c._failed <> ''
-          and not exists (select 1 from resent as r where r._batch_id = c._batch_id and r._row_number = c._row_number)
-        """, kind="file")
-    quarantined = con.data("select * from quarantine_rows", schema=quarantine_schema(resource))
+    schema = quarantine_schema(resource)
+    columns = ", ".join(f"'{intent.run_id}' as _run_id" if c == "_run_id" else f"f.{c}" for c in schema.names)
+    quarantined = con.data(f"""
+        select {columns}
+        from failing_hash as f
+        where not exists (select 1 from resent as r where r._batch_id = f._batch_id and r._row_number = f._row_number)
+        """, schema=schema)
     intent.write_table(tables["quarantine"], quarantined, mode="overwrite" if rebuild else "append")
