@@ -186,3 +186,13 @@ def test_schemas_ship_with_the_package():
     schemas = Path(lineage.__file__).parent / "schemas"
     assert (schemas / "OpenLineage.json").is_file()
     assert len(list((schemas / "facets").glob("*.json"))) >= 38
+
+
+def test_the_ordering_of_an_arg_max_decides_the_value_it_does_not_feed_it():
+    """The latest-row pattern of the gold models (arg_max over an ordering struct): the value's column is direct
+    lineage, the ordering's columns conditional, like the condition of a case when."""
+    sql = ("select k, arg_max(struct_pack(v := v), struct_pack(o_known := o is not null, o := o)).v as v, "
+           "case when c then w end as w from t group by k")
+    sources = lineage.column_sources(sql, {"t": ["k", "v", "o", "c", "w"]})
+    assert sources["v"] == {("t", "v"): True, ("t", "o"): False}
+    assert sources["w"] == {("t", "w"): True, ("t", "c"): False}

@@ -5,7 +5,8 @@ pass over its scopes (CTEs, derived tables, set operations) resolves every proje
 columns of the tables the model reads. This is what ``sqlglot.lineage`` computes column by
 column, a hundred times faster on the generated staging models (every cleaning step is a nested
 expression). A column referenced in the projection itself is DIRECT; one that only decides which
-value is taken (the condition of a ``case when``) is INDIRECT, subtype CONDITIONAL. Filters,
+value is taken (the condition of a ``case when``, the ordering of an ``arg_max``) is INDIRECT, subtype
+CONDITIONAL. Filters,
 joins and grouping are not listed per column.
 """
 
@@ -25,11 +26,14 @@ Sources = dict[tuple[str, str], bool]
 
 
 def _indirect(column: exp.Column, top: exp.Expression) -> bool:
-    """True when ``column`` sits in the condition of a ``case when`` (or ``if``) within ``top``."""
+    """True when ``column`` sits in the condition of a ``case when`` (or ``if``) or in the ordering of an
+    ``arg_max``/``arg_min`` (which row's value is taken) within ``top``."""
     node: exp.Expression | None = column
     while node is not None and node is not top:
         parent = node.parent
         if isinstance(parent, exp.If) and parent.args.get("this") is node:
+            return True
+        if isinstance(parent, (exp.ArgMax, exp.ArgMin)) and parent.args.get("expression") is node:
             return True
         node = parent
     return False
