@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import datetime as dt
 
+import pyarrow as pa
 import pytest
-from deltalake import DeltaTable
+from deltalake import DeltaTable, write_deltalake
 
 from _bronze import write_bronze
 from govlake.catalog import get_catalog
@@ -157,6 +158,31 @@ def test_a_new_batch_is_merged_into_silver_and_only_new_rows_are_checked(setting
     assert (r4.rows_read, r4.silver, r4.quarantined, r4.duplicates) == (20, 10, 7, 3)
     assert {row["decision_no"]: row["content"] for row in _table(settings, "silver")} == {
         k: v["content"] for k, v in silver.items()}
+
+
+def test_a_bad_row_re_sent_is_a_duplicate_also_against_rows_quarantined_before_their_hash_was_kept(settings):
+    write_bronze(settings, "credit.penalty", _rows())
+    process_resource("credit.penalty", settings=settings, run_id="r1", today=TODAY)
+    # the quarantine as a lake from before the content hash was kept has it: no hash on any row
+    path = str(settings.lake / "quarantine" / "credit_penalty")
+    old = DeltaTable(path).to_pyarrow_table()
+    old = old.set_column(old.schema.get_field_index("_row_hash"), "_row_hash",
+                         pa.nulls(old.num_rows, old.schema.field("_row_hash").type))
+    write_deltalake(path, old, mode="overwrite")
+    bad = [dict(BASE, decision_no="4号", penalty_category="罚没"), dict(BASE, decision_no="22号", penalty_category="罚没")]
+    # day 2: 4号 re-sent as it was (a duplicate), 22号 failing for the first time, ten new decisions
+    write_bronze(settings, "credit.penalty", bad + [dict(BASE, decision_no=f"{n}号") for n in range(30, 40)],
+                 batch="b2")
+    r2 = process_resource("credit.penalty", settings=settings, run_id="r2", today=TODAY)
+    assert r2.run == Totals(12, 10, 1, 1)
+    # day 3: both re-sent, one against a row without a hash, one against a row with it
+    write_bronze(settings, "credit.penalty", bad + [dict(BASE, decision_no=f"{n}号") for n in range(40, 50)],
+                 batch="b3")
+    r3 = process_resource("credit.penalty", settings=settings, run_id="r3", today=TODAY)
+    assert r3.run == Totals(12, 10, 0, 2)
+    quarantine = _table(settings, "quarantine")
+    assert sorted(r["decision_no"] for r in quarantine if r["decision_no"] in ("4号", "22号")) == ["22号", "4号"]
+    assert (r3.rows_read, r3.silver, r3.quarantined, r3.duplicates) == (40, 29, 7, 4)
 
 
 def test_great_expectations_data_docs_per_run_hold_no_personal_data(settings):

