@@ -55,7 +55,7 @@ from openlineage.client.uuid import generate_new_uuid
 
 from govlake.config import Settings
 from govlake.lineage._naming import DatasetRef
-from govlake.lineage._stats import delta_schema, delta_version, written_by_run
+from govlake.lineage._stats import delta_state, written_by_run
 from govlake.masking import scrub_text
 
 log = logging.getLogger(__name__)
@@ -194,11 +194,11 @@ def dataset_facets(ds: Dataset) -> dict[str, Any]:
     facets: dict[str, Any] = {}
     fields = ds.fields
     if ds.ref.kind == "lake" and ds.ref.path is not None:
-        fields = delta_schema(ds.ref.path) or fields
-        version_ = delta_version(ds.ref.path)
-        if version_ is not None:
+        state = delta_state(ds.ref.path)
+        if state is not None:
+            fields = state[0] or fields
             facets["version"] = dataset_version_dataset.DatasetVersionDatasetFacet(
-                datasetVersion=str(version_), producer=PRODUCER)
+                datasetVersion=str(state[1]), producer=PRODUCER)
     if fields:
         facets["schema"] = _schema_facet(fields)
     if ds.description:

@@ -27,16 +27,17 @@ class Written:
 
 def delta_schema(path: Location) -> list[tuple[str, str | None]] | None:
     """(column, Arrow type) of the current version, None when there is no table."""
+    found = delta_state(path)
+    return None if found is None else found[0]
+
+
+def delta_state(path: Location) -> tuple[list[tuple[str, str | None]], int] | None:
+    """(the columns as :func:`delta_schema` gives them, the version) of the current version, from one opening of
+    the table (an event's facets need both), None when there is no table."""
     table = storage.open_table(path)
     if table is None:
         return None
-    schema = table.schema().to_arrow()
-    return [(f.name, str(f.type)) for f in schema]
-
-
-def delta_version(path: Location) -> int | None:
-    table = storage.open_table(path)
-    return None if table is None else table.version()
+    return [(f.name, str(f.type)) for f in table.schema().to_arrow()], table.version()
 
 
 def written_by_run(path: Location, run_id: str, *, since: dt.datetime | None = None) -> Written | None:
