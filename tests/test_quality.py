@@ -169,7 +169,8 @@ def test_a_bad_row_re_sent_is_a_duplicate_also_against_rows_quarantined_before_t
     old = old.set_column(old.schema.get_field_index("_row_hash"), "_row_hash",
                          pa.nulls(old.num_rows, old.schema.field("_row_hash").type))
     write_deltalake(path, old, mode="overwrite")
-    bad = [dict(BASE, decision_no="4号", penalty_category="罚没"), dict(BASE, decision_no="22号", penalty_category="罚没")]
+    bad = [dict(BASE, decision_no="4号", penalty_category="罚没"),
+           dict(BASE, decision_no="22号", penalty_category="罚没")]
     # day 2: 4号 re-sent as it was (a duplicate), 22号 failing for the first time, ten new decisions
     write_bronze(settings, "credit.penalty", bad + [dict(BASE, decision_no=f"{n}号") for n in range(30, 40)],
                  batch="b2")
