@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -99,3 +101,27 @@ def test_a_clustered_merge_rewrites_only_the_files_of_its_dates_and_matches_a_pl
     (last,) = storage.open_table(settings.lake / "silver/clustered").history(1)
     assert last["operationParameters"]["mode"] == "Append"
     assert len(_content(settings.lake / "silver/clustered")) == n + 599
+
+
+def test_row_count_is_the_log_s_record_counts_and_the_footers_where_the_log_lacks_one(tmp_path):
+    import json
+
+    path = tmp_path / "t"
+    storage.write_table(path, pa.table({"k": pa.array(range(3))}), mode="append", run_id="r1")
+    storage.write_table(path, pa.table({"k": pa.array(range(3, 5))}), mode="append", run_id="r2")
+    assert storage.row_count(path) == 5 and storage.row_count(path, version=0) == 3
+    assert storage.row_count(tmp_path / "absent") == 0
+    # counted from the log: no data file is opened (a file made unreadable does not change the count)
+    first = Path(storage.open_table(path, version=0).file_uris()[0].removeprefix("file://"))
+    data = first.read_bytes()
+    first.write_bytes(b"not parquet")
+    assert storage.row_count(path) == 5
+    first.write_bytes(data)
+    # a file whose count the log lacks (a writer that kept no statistics): every file's footer is read
+    log = path / "_delta_log" / f"{1:020d}.json"
+    actions = [json.loads(line) for line in log.read_text().splitlines()]
+    for action in actions:
+        if "add" in action:
+            action["add"]["stats"] = None
+    log.write_text("\n".join(json.dumps(a) for a in actions) + "\n")
+    assert storage.row_count(path) == 5 and storage.row_count(path, version=0) == 3
