@@ -74,6 +74,12 @@ class Compute:
         """Drop the rows of table ``name`` whose ``column`` is one of ``values``."""
         raise NotImplementedError
 
+    def drop(self, *names: str) -> None:
+        """Relations no longer needed, let go now rather than when the session closes: a materialized table's
+        memory (DuckDB's in-memory tables stay in its buffer pool until dropped, and at the limit they push
+        what comes after them to disk), a ``file`` relation's scratch file."""
+        raise NotImplementedError
+
     def relations(self) -> set[str]:
         raise NotImplementedError
 
@@ -202,6 +208,17 @@ class DuckCompute(Compute):
             return
         self.con.execute(f"delete from {name} where {column} in (select unnest(?))", [list(values)])
 
+    def drop(self, *names: str) -> None:
+        for name in names:
+            views = {r[0] for r in self.con.execute(
+                "select view_name from duckdb_views() where not internal and view_name in (?, ?)",
+                [name, f"{name}__deleted"]).fetchall()}
+            for relation in (name, f"{name}__deleted"):
+                self.con.execute(f"drop {'view' if relation in views else 'table'} if exists {relation}")
+            if name in self._files:
+                Path(self._files.pop(name)[0]).unlink(missing_ok=True)
+                self._left_out.pop(name, None)
+
     def relations(self) -> set[str]:
         return {r[0] for r in self.con.execute(
             "select table_name from duckdb_tables() union all select view_name from duckdb_views() "
@@ -326,6 +343,11 @@ class SparkCompute(Compute):
 
         kept = self.spark.table(name).where(~F.col(column).isin(list(values)))
         self._view(name, self._materialize(kept))
+
+    def drop(self, *names: str) -> None:
+        for name in names:
+            if self._columns.pop(name, None) is not None:
+                self.spark.catalog.dropTempView(name)
 
     def relations(self) -> set[str]:
         return set(self._columns)

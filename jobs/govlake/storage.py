@@ -164,11 +164,14 @@ def connect(settings: Settings, *, database: str | None = None) -> duckdb.DuckDB
     from govlake.config import memory_bytes
 
     settings.work.mkdir(parents=True, exist_ok=True)
-    # Settings go in as configuration values, never pasted into SQL.
+    # Settings go in as configuration values, never pasted into SQL. The allocator's background thread gives the
+    # system back what DuckDB frees (a dropped table: govlake.compute's ``drop``); without it DuckDB's allocator
+    # (its own jemalloc) kept the pages, and a process step held its buffer pool to the end.
     return duckdb.connect(database or ":memory:", config={
         "temp_directory": str(settings.work / "duckdb_tmp"),
         "memory_limit": f"{memory_bytes(settings.duckdb_memory_limit)}B",
         "preserve_insertion_order": False,
+        "allocator_background_threads": True,
     })
 
 

@@ -387,8 +387,9 @@ def _contest(con: Compute, runner: ModelRunner, resource) -> _Contest:
     resent = con.count("resent")
     candidates = con.count("candidates")
     matched = con.one("select count(*) from contest where not _new")[0]
-    return _Contest(rows, failing - resent, resent, rows - failing, candidates, matched,
-                    rows - failing - con.count("dropped"))
+    dropped = con.count("dropped")
+    con.drop("candidates", "contest")  # upserts reads checked and dropped only
+    return _Contest(rows, failing - resent, resent, rows - failing, candidates, matched, rows - failing - dropped)
 
 
 GX_ROWS = "flagged_rows_and_sample"
@@ -426,6 +427,7 @@ def _validate(con: Compute, intent: steps.Intent, resource, ruleset, rules, fail
         _gx_rows(con, runner, staging, resource)
         gx = {o.rule_id: o for o in validate_with_gx(con, GX_ROWS, rules, suite_name=f"{resource.slug}_{run_id}",
                                                      today=today, docs_dir=gx_docs_dir(settings))}
+        con.drop(GX_ROWS)
     validated_at = now()
     results, mismatches = [], []
     for r in (rules if rows_read else []):  # every batch held: only the blocking result is recorded
