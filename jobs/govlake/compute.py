@@ -114,9 +114,10 @@ class Compute:
 
 def release_memory() -> None:
     """Give back to the system the memory a finished job freed. Arrow's allocator (mimalloc) and glibc's malloc
-    (DuckDB's and delta-rs's allocations) keep freed pages for reuse, so in one process running job after job
-    (``govlake run``, the benchmark) the next job would start with them: after a 10-million-record ingest the
-    process held 739 MiB, 469 MiB once released.
+    keep freed pages for reuse, so in one process running job after job (``govlake run``, the benchmark) the next
+    job would start with them: after a 10-million-record ingest the process held 739 MiB, 469 MiB once released.
+    DuckDB and delta-rs bring allocators of their own (jemalloc), which neither call reaches: DuckDB's gives pages
+    back by its background thread (storage.connect); delta-rs's keeps some 90 MiB after that ingest.
 
     What survives the collection is then frozen (``gc.freeze``): the modules, caches and catalog a job leaves
     behind are not traversed again by the next job's collection, which scans only what that job allocated
