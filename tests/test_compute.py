@@ -28,6 +28,12 @@ time.sleep(600)
 """
 
 
+def _child_env() -> dict[str, str]:
+    """The environment of a child Python that imports this checkout's govlake."""
+    return {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parents[1] / "jobs"),
+                                                         os.environ.get("PYTHONPATH", "")])}
+
+
 def _folders(settings) -> list[Path]:
     root = settings.work / "relations"
     return sorted(root.iterdir()) if root.exists() else []
@@ -58,8 +64,7 @@ def test_a_file_relation_is_read_back_shared_and_its_rows_can_be_left_out(settin
 
 
 def test_the_scratch_folder_of_a_killed_step_is_removed_by_the_next_one_and_a_running_step_s_is_kept(settings):
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parents[1] / "jobs"),
-                                                         os.environ.get("PYTHONPATH", "")])}
+    env = _child_env()
     procs = [subprocess.Popen([sys.executable, "-c", HOLD, str(settings.var)], env=env, stdout=subprocess.PIPE,
                               text=True) for _ in range(2)]
     try:
@@ -102,8 +107,7 @@ def test_a_job_s_end_frees_its_sql_trees_and_freezes_what_survives():
     """release_memory empties the cache of sqlglot trees before it collects and freezes (a tree is cyclic: kept
     past the collection it would be frozen, and never collected once evicted); the relations a query reads
     stay cached."""
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parents[1] / "jobs"),
-                                                         os.environ.get("PYTHONPATH", "")])}
+    env = _child_env()
     done = subprocess.run([sys.executable, "-c", RELEASE], env=env, capture_output=True, text=True, check=True)
     assert done.stdout.split() == ["True", "0", "True", "1"]
 
@@ -153,8 +157,7 @@ def test_a_dropped_table_s_memory_goes_back_to_the_system(settings):
     """A table dropped mid-step lowers the process's resident memory (DuckDB's allocator keeps freed pages unless
     its background thread is on: storage.connect), so the writes at a process step's end no longer stack on a
     buffer pool filled by tables nothing reads any more."""
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parents[1] / "jobs"),
-                                                         os.environ.get("PYTHONPATH", "")])}
+    env = _child_env()
     done = subprocess.run([sys.executable, "-c", DROPPED, str(settings.var)], env=env, capture_output=True,
                           text=True, check=True)
     held, after = map(int, done.stdout.split())

@@ -210,13 +210,11 @@ class DuckCompute(Compute):
         self.con.execute(f"delete from {name} where {column} in (select unnest(?))", [list(values)])
 
     def drop(self, *names: str) -> None:
+        views = {r[0] for r in self.con.execute("select view_name from duckdb_views() where not internal").fetchall()}
         for name in names:
-            views = {r[0] for r in self.con.execute(
-                "select view_name from duckdb_views() where not internal and view_name in (?, ?)",
-                [name, f"{name}__deleted"]).fetchall()}
-            for relation in (name, f"{name}__deleted"):
-                self.con.execute(f"drop {'view' if relation in views else 'table'} if exists {relation}")
-            if name in self._files:
+            self.con.execute(f"drop {'view' if name in views else 'table'} if exists {name}")
+            if name in self._files:  # a view of its file, and the table of the rows it leaves out
+                self.con.execute(f"drop table if exists {name}__deleted")
                 Path(self._files.pop(name)[0]).unlink(missing_ok=True)
                 self._left_out.pop(name, None)
 
