@@ -17,6 +17,7 @@ from govlake.credit import build_credit
 from govlake.extract import INFO_TABLE, build_extract
 from govlake.gold import PUBLIC_TABLES, build_gold
 from govlake.identifiers import is_valid_id_number
+from govlake.layout import gold_path
 from test_credit import put_silver
 from test_gold import E1, MOBILE, PERSON_ID, PERSON_ID_2, _penalty, write_sample_silver
 
@@ -53,6 +54,15 @@ def test_extract_holds_the_gold_tables(extract):
                       "enterprise_credit_profile": 5, "credit_repair_review": 0}
     assert {t: info[t]["rows"] for t in PUBLIC_TABLES} == counts
     assert {r["run_id"] for r in info.values()} == {"run-1"}
+    # the clustered publications' lookup column (storage.KEY_HASH) stays in the lake, neither released nor
+    # reported as withheld
+    gold = storage.open_table(settings.lake_location(gold_path("penalty_publication")))
+    assert storage.KEY_HASH in gold.schema().to_arrow().names
+    with duckdb.connect(str(path), read_only=True) as con:
+        released = {c for (c,) in con.execute("select column_name from duckdb_columns() "
+                                              "where table_name = 'penalty_publication'").fetchall()}
+    assert released and storage.KEY_HASH not in released
+    assert info["penalty_publication"]["withheld_columns"] is None
 
 
 def test_tables_and_columns_carry_catalog_comments(extract):

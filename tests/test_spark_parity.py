@@ -471,6 +471,9 @@ TEXT_EXPRESSIONS = {
     "concat_ws": "concat_ws(';', x, null, 'z')",
     "hash": "md5(to_json(list_value(x, 'a\"b')))",
     "sha": "left(sha256(coalesce(x, '')), 16)",
+    # a '0x'-prefixed string cast to a number is hexadecimal in DuckDB; conv on Spark
+    "hexadecimal": "('0x' || left(md5(coalesce(x, '')), 15))::bigint",
+    "key_hash": storage.key_hash_sql(["x", "i"]),
 }
 NUMBER_EXPRESSIONS = {
     "decimal_cast_to_int": "cast(cast(n as decimal(18, 4)) as integer)",

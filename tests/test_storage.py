@@ -125,3 +125,58 @@ def test_row_count_is_the_log_s_record_counts_and_the_footers_where_the_log_lack
             action["add"]["stats"] = None
     log.write_text("\n".join(json.dumps(a) for a in actions) + "\n")
     assert storage.row_count(path) == 5 and storage.row_count(path, version=0) == 3
+
+
+def _key_hash(*values: str) -> int:
+    """storage.KEY_HASH of a key, computed apart from DuckDB: the first 15 hex digits of the md5 of its values
+    joined by a unit separator."""
+    import hashlib
+
+    return int(hashlib.md5("\x1f".join(values).encode()).hexdigest()[:15], 16)
+
+
+def test_a_clustered_table_s_keys_are_found_by_their_hash_and_then_compared(tmp_path):
+    """split_matched finds a day's keys by the table's KEY_HASH column, then compares the keys themselves in the
+    files of the dates found: a row whose hash is a day's key's but whose key is not stays unmatched (and
+    untouched), and rows written without the hash (a table from before it, or delta-spark's inserts) are still
+    found by their key. Every row the day writes carries its key's hash."""
+    import datetime as dt
+
+    import duckdb
+
+    settings = Settings(var=tmp_path / "var")
+    path = settings.lake / "silver/keyed"
+    base = _dated(range(20_000), 0, 200, "old").sort_by("c")
+    con = duckdb.connect()
+    con.register("base", base)
+    hashed = con.sql(f"select *, {storage.key_hash_sql(['k'])} as {storage.KEY_HASH} from base").to_arrow_table()
+    assert hashed[storage.KEY_HASH].to_pylist()[:3] == [_key_hash(k) for k in base["k"].to_pylist()[:3]]
+    # one row whose stored hash is that of a key the day brings new (as two keys sharing a hash would be)
+    impostor = pa.table({"k": ["impostor"], "c": pa.array([dt.date(2020, 3, 1)], pa.date32()), "v": ["old"],
+                         storage.KEY_HASH: pa.array([_key_hash("k9999999")], pa.int64())})
+    storage.write_table(path, pa.concat_tables([hashed, impostor]).sort_by("c"), mode="overwrite", run_id="r0",
+                        cluster_by="c")
+    # rows appended by a writer that does not know the column: their hash is null
+    storage.write_table(path, _dated(range(30_000, 30_010), 40 - 30_000, 1, "no hash"), mode="append",
+                        run_id="r0b")
+    assert storage.open_table(path).to_pyarrow_table().column(storage.KEY_HASH).null_count == 10
+
+    day = pa.concat_tables([_dated(range(5_000, 5_100), 0, 200, "updated"),     # hashed rows of one date
+                            _dated([30_003], 40 - 30_000, 1, "updated"),        # a row without the hash
+                            _dated([9_999_999], 25 - 9_999_999, 1, "new")])     # new; the impostor has its hash
+    matched, new, span = storage.split_matched(path, day, key=["k"], cluster_by="c")
+    assert sorted(matched["k"].to_pylist()) == [f"k{i:07d}" for i in (*range(5_000, 5_100), 30_003)]
+    assert new["k"].to_pylist() == ["k9999999"]
+    for part in (matched, new):
+        assert part[storage.KEY_HASH].to_pylist() == [_key_hash(k) for k in part["k"].to_pylist()]
+
+    _merged(settings, "silver/keyed", day.append_column("_gone", pa.array([False] * day.num_rows)), "r1", "c")
+    table = storage.open_table(path).to_pyarrow_table()
+    rows = {k: (v, h) for k, v, h in zip(*(table.column(c).to_pylist() for c in ("k", "v", storage.KEY_HASH)))}
+    assert table.num_rows == 20_000 + 1 + 10 + 1
+    assert rows["impostor"] == ("old", _key_hash("k9999999"))
+    assert rows["k9999999"] == ("new", _key_hash("k9999999"))
+    assert rows["k0030003"] == ("updated", _key_hash("k0030003"))
+    assert [rows[f"k{i:07d}"] for i in (5_000, 5_099)] == [("updated", _key_hash(f"k{i:07d}")) for i in (5_000, 5_099)]
+    # rows written without the hash that the day's span rewrote got theirs; the others keep none
+    assert sum(h is None for _v, h in rows.values()) < 10

@@ -338,7 +338,8 @@ def _build(intent: steps.Intent) -> Path:
             for name in PUBLIC_TABLES:
                 view, table = f"gold_{name}", gold_path(name)
                 intent.register(con, view, table)
-                release = _Release.of(docs[name], con.sql(f"select * from {view}").columns)
+                release = _Release.of(docs[name], [c for c in con.sql(f"select * from {view}").columns
+                                                   if c != storage.KEY_HASH])  # the lake's lookup column
                 version = intent.version(table)
                 gone_table = f"_gone_{name}" if had_previous and name in publications else None
                 method, churn = _refresh(con, intent, release, view, previous.get(name), version, gone_table)

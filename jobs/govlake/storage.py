@@ -43,6 +43,21 @@ process step (a rebuild) fell by ~140 MiB, measured; silver at 10 million rows i
 CLUSTERED_FILE_BYTES = 8 << 20
 """Target size of the files of a table written clustered (``cluster_by``): small enough that a day's changes,
 which share a narrow span of the clustering column, fall in one or two files of a table of any size."""
+KEY_HASH = "_key_hash"
+"""A clustered table's column holding a number made from its key (:func:`key_hash_sql`), written by whoever
+writes the table (the credit step's rebuild, :func:`split_matched` for a day's rows): :func:`split_matched`
+finds the table's rows of a day's keys by it, reading one 8-byte column instead of the key's strings (the
+record table of 10 million penalty records: 0.06 s against 0.28 s), then compares the keys themselves only in
+the files of the dates it found. Not a published column: the extract leaves it out."""
+
+
+def key_hash_sql(key: Sequence[str], alias: str = "") -> str:
+    """DuckDB SQL for :data:`KEY_HASH` of the row's ``key`` columns (prefixed ``alias.`` when given): the first
+    60 bits of the md5 of the key's values, joined by a unit separator. md5, not DuckDB's ``hash``, so that the
+    numbers stored stay right across DuckDB versions; two keys sharing one are told apart by the keys."""
+    prefix = f"{alias}." if alias else ""
+    joined = ", ".join(f"{prefix}{k}::varchar" for k in key)
+    return f"('0x' || substr(md5(concat_ws(chr(31), {joined})), 1, 15))::bigint"
 
 
 def _writer() -> WriterProperties:
@@ -292,14 +307,17 @@ def replace_span(path: Location, matched: pa.Table, *, key: Sequence[str], span:
     try:
         register(con, "target", path)
         con.register("matched", matched)
-        listed = ", ".join(f"t.{c}" if c in have else f"null as {c}" for c in columns)
+        listed = ", ".join(f"t.{c}" if c in have else f"null as {c}" for c in columns if c != KEY_HASH)
+        if KEY_HASH in columns:  # the kept rows' hash: made for those written without it
+            made = key_hash_sql(key, "t")
+            listed += f", {f'coalesce(t.{KEY_HASH}, {made})' if KEY_HASH in have else made} as {KEY_HASH}"
         kept = con.sql(f"select {listed} from target as t where {span} and not exists "
                        f"(select 1 from matched as s where {on})").to_arrow_table()
         upserts = con.sql(f"select {', '.join(columns)} from matched as s {keep}").to_arrow_table()
     finally:
         con.close()
     schema = pa.schema([matched.schema.field(c) for c in columns])
-    data = pa.concat_tables([kept.cast(schema), upserts.cast(schema)])
+    data = pa.concat_tables([kept.select(columns).cast(schema), upserts.cast(schema)])
     write_table(path, data, mode="overwrite", run_id=run_id, predicate=span, txn=txn, label=label)
     return {"num_source_rows": matched.num_rows, "num_target_rows_updated": upserts.num_rows,
             "num_target_rows_deleted": matched.num_rows - upserts.num_rows, "num_target_rows_copied": kept.num_rows}
@@ -313,22 +331,28 @@ def split_matched(path: Location, source: pa.Table, *, key: Sequence[str], clust
                   delete_flag: str | None = None) -> tuple[pa.Table, pa.Table, str | None]:
     """``source`` split for a table clustered on the date column ``cluster_by`` (written sorted by it with
     :func:`write_table`'s ``cluster_by``): (the rows whose key the table holds, for :func:`replace_span`; the
-    others, to append, less any flagged ``delete_flag``; the span, None when no key matched).
+    others, to append, less any flagged ``delete_flag``; the span, None when no key matched). Both parts carry
+    :data:`KEY_HASH`, for the table.
 
     The span is a predicate on ``cluster_by`` holding the dates of the matched rows, both as the table has them
     and as ``source`` has them (``is null`` added for null ones), as literals delta-rs prunes files with: a row
-    whose date changed is found where it was and lands where it goes. The lookup is DuckDB joining the source's
-    keys with the key columns and ``cluster_by`` of the target's files (locally or on S3, as :func:`register`
-    reads them): the one scan of the whole table, of those columns only.
+    whose date changed is found where it was and lands where it goes. The lookup is DuckDB reading the target's
+    files (locally or on S3, as :func:`register` reads them): the dates of the rows whose :data:`KEY_HASH` is one
+    of the source's (that column and ``cluster_by`` read whole), then the keys compared in the files of those
+    dates only, and in the rows written without the hash (a table written before it, or by delta-spark). A
+    table without the column is looked up by its key columns, the one scan of them all.
     """
     index = pa.array(range(source.num_rows), pa.int64())
     con = duckdb.connect(config={"memory_limit": PROBE_MEMORY})
     try:
         con.register("source_keys", source.select(list(key)).append_column("_i", index))
-        on = " and ".join(f"t.{k} = s.{k}" for k in key)
-        hits = (con.sql(f"select s._i, t.{cluster_by} from source_keys as s join target as t on {on}").to_arrow_table()
-                if register(con, "target", path) else pa.table({"_i": index.slice(0, 0),
-                                                                 cluster_by: pa.array([], pa.date32())}))
+        hashes = con.sql(f"select {key_hash_sql(key)} as {KEY_HASH} from source_keys order by _i").to_arrow_table()
+        source = source.drop_columns([c for c in (KEY_HASH,) if c in source.schema.names])
+        source = source.append_column(KEY_HASH, hashes[KEY_HASH])
+        if register(con, "target", path):
+            hits = con.sql(_lookup(con, key, cluster_by)).to_arrow_table()
+        else:
+            hits = pa.table({"_i": index.slice(0, 0), cluster_by: pa.array([], pa.date32())})
     finally:
         con.close()
     is_matched = pa.compute.is_in(index, hits["_i"])
@@ -338,13 +362,37 @@ def split_matched(path: Location, source: pa.Table, *, key: Sequence[str], clust
     if not hits.num_rows:
         return matched, new, None
     values = pa.chunked_array([*hits[cluster_by].chunks, *matched[cluster_by].chunks], pa.date32())
+    return matched, new, _span(cluster_by, values)
+
+
+def _span(column: str, values: pa.ChunkedArray) -> str:
+    """A predicate on date ``column`` holding ``values`` (nulls too), with literals delta-rs and DuckDB prune
+    files and row groups with."""
     span, parts = pa.compute.min_max(values), []
     if span["min"].is_valid:
-        parts.append(f"{cluster_by} between '{span['min'].as_py().isoformat()}' "
-                     f"and '{span['max'].as_py().isoformat()}'")
+        parts.append(f"{column} between '{span['min'].as_py().isoformat()}' and '{span['max'].as_py().isoformat()}'")
     if values.null_count:
-        parts.append(f"{cluster_by} is null")
-    return matched, new, "(" + " or ".join(parts) + ")"
+        parts.append(f"{column} is null")
+    return "(" + " or ".join(parts) + ")"
+
+
+def _lookup(con: duckdb.DuckDBPyConnection, key: Sequence[str], cluster_by: str) -> str:
+    """:func:`split_matched`'s query of (source row, the target's date) for the source's keys the target
+    ``target`` holds (view ``source_keys``: the keys, ``_i``)."""
+    on = " and ".join(f"t.{k} = s.{k}" for k in key)
+    columns = ", ".join([*key, cluster_by])
+    if KEY_HASH not in con.sql("select * from target limit 0").columns:
+        return f"select s._i, t.{cluster_by} from source_keys as s join target as t on {on}"
+    dates = con.sql(f"select distinct t.{cluster_by} from target as t semi join "
+                    f"(select {key_hash_sql(key)} as {KEY_HASH} from source_keys) as h "
+                    f"on t.{KEY_HASH} = h.{KEY_HASH}").to_arrow_table()[cluster_by]
+    # the rows written without the hash: a filter on its nulls, which row groups without any skip by their
+    # statistics; the others only in the dates found (a clustered table's row groups each span a few)
+    within = [f"{KEY_HASH} is null"]
+    if len(dates):
+        within.append(f"{KEY_HASH} is not null and {_span(cluster_by, dates)}")
+    return " union all ".join(f"select s._i, t.{cluster_by} from source_keys as s join "
+                              f"(select {columns} from target where {w}) as t on {on}" for w in within)
 
 
 def register(con: duckdb.DuckDBPyConnection, name: str, path: Location, *,

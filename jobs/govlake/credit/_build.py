@@ -228,13 +228,17 @@ def _write(intent: steps.Intent, con: Compute, name: str, key, rebuild: bool, *,
            delete_flag: str | None = None, cluster_by: str | None = None) -> int:
     """Merge (or, on a rebuild, overwrite with) ``new_<name>`` into gold/<name>; returns rows merged.
 
-    ``cluster_by``: the table is written sorted by that date column, so that a day's merge reads and rewrites
-    only the files of the dates its records hold (steps.Intent.merge_table; delta-rs only: delta-spark's merge
-    reads the table whole, so on Spark the table is not sorted for it). A table written before it was
-    clustered is merged correctly, at the old cost, until a rebuild writes it sorted."""
+    ``cluster_by``: the table is written sorted by that date column, with its key's hash (storage.KEY_HASH), so
+    that a day's merge finds its keys by the hash and reads and rewrites only the files of the dates its records
+    hold (steps.Intent.merge_table; delta-rs only: delta-spark's merge reads the table whole, so on Spark the
+    table is not sorted for it). A table written before it was clustered is merged correctly, at the old cost,
+    until a rebuild writes it sorted."""
+    rows = select or f"select * from new_{name}"
+    if cluster_by:  # on either engine, so that a table a Spark run wrote is looked up by its hash too
+        rows = f"select *, {storage.key_hash_sql(key)} as {storage.KEY_HASH} from ({rows}) as derived"
     cluster_by = cluster_by if con.name == "duckdb" else None
     query = f"out_{name}"
-    con.create(query, select or f"select * from new_{name}", kind="view")
+    con.create(query, rows, kind="view")
     n = con.count(query)
     table = gold_path(name)
     if rebuild or intent.version(table) is None:

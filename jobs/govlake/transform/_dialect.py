@@ -403,12 +403,25 @@ def _function(node: exp.Expression) -> exp.Expression:
             and "\\" in node.expression.this and not isinstance(node.parent, exp.Escape):
         node.set("expression", _string(node.expression.this.replace("\\", "\\\\")))
         return node
+    if isinstance(node, exp.Cast) and node.to.this in _INTEGERS and _hexadecimal(node.this) is not None:
+        # DuckDB casts a '0x'-prefixed string as a hexadecimal number (storage.key_hash_sql); Spark's cast does not
+        node.set("this", _spark("conv(_arg1, 16, 10)", _arg1=_hexadecimal(node.this)))
+        return node
     if isinstance(node, exp.Cast) and node.to.this in _INTEGERS:
         rounding = {"decimal": "round", "double": "bround"}.get(_static_type(node.this))
         if rounding:  # DuckDB rounds (decimals half away from zero, doubles half to even); Spark truncates
             node.set("this", _spark(f"{rounding}(_arg1, 0)", _arg1=node.this))
         return node
     return node
+
+
+def _hexadecimal(node: exp.Expression) -> exp.Expression | None:
+    """Of ``'0x' || digits`` (in parentheses or not), the digits; else None."""
+    node = node.unnest()
+    if isinstance(node, exp.DPipe) and isinstance(node.this, exp.Literal) and node.this.is_string \
+            and node.this.this.lower() == "0x":
+        return node.expression
+    return None
 
 
 def _regexp_replace(node: exp.RegexpReplace) -> exp.Expression:
