@@ -14,7 +14,8 @@ leaves out (tests/test_spark_parity.py runs every model on both engines and comp
   surrounding whitespace skipped, a space in the format matching any run of whitespace) as a regex
   that rebuilds the text for ``try_to_timestamp``;
 - casts to integers of decimals (rounded half away from zero) and doubles (half to even), which
-  Spark truncates, where the SQL shows the operand's type (a cast, a literal);
+  Spark truncates, where the SQL shows the operand's type (a cast, a literal); of ``'0x' || digits``,
+  which DuckDB reads as hexadecimal (``conv(digits, 16, 10)``: storage.key_hash_sql);
 - ordered and unordered ``list(…)`` aggregates (sqlglot drops the ``order by``; Spark's
   ``collect_list`` drops nulls), list comprehensions (``[e for v in l if c]``);
 - DuckDB-only list functions: ``list_has_all``, ``list_sum`` (nulls skipped, null for an empty
