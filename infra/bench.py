@@ -224,32 +224,32 @@ def run_one(rows: int, workdir: Path, engine: str = "duckdb") -> dict:
     stage("credit (first run: every record)", lambda: pipeline.credit(settings=settings), result.silver)
     stage("extract", lambda: pipeline.extract(settings=settings), result.silver)
 
-    day_rows = DAY_ROWS
-    next_day = settings.today + dt.timedelta(days=1)
-    day = dataclasses.replace(settings, as_of=next_day)
-    _day_export(settings.city, workdir / "day", day_rows, next_day)
-    stage("day: ingest → bronze", lambda: pipeline.ingest("credit.penalty", settings=day), day_rows)
-    day_result = stage("day: standardize + validate → merge into silver",
-                       lambda: pipeline.process("credit.penalty", settings=day), day_rows)
-    stage("day: gold (法人库 rebuilt in full)", lambda: pipeline.gold(settings=day), day_result.silver)
-    credit = stage("day: credit (incremental merge)", lambda: pipeline.credit(settings=day), day_rows)
-    stage("day: extract (the changed gold files)", lambda: pipeline.extract(settings=day), day_rows)
+    def a_day(label: str, names: tuple[str, ...], as_of: dt.date, prefix: str):
+        """One export of DAY_ROWS on top of the lake (:func:`_day_export`) and the five stages after it, named
+        ``label: <name>``; the process step's and the credit step's results."""
+        on = dataclasses.replace(settings, as_of=as_of)
+        _day_export(settings.city, workdir / prefix, DAY_ROWS, as_of, prefix=prefix)
+        ingest, process, gold, credit, extract = (f"{label}: {name}" for name in names)
+        stage(ingest, lambda: pipeline.ingest("credit.penalty", settings=on), DAY_ROWS)
+        processed = stage(process, lambda: pipeline.process("credit.penalty", settings=on), DAY_ROWS)
+        stage(gold, lambda: pipeline.gold(settings=on), processed.silver)
+        credited = stage(credit, lambda: pipeline.credit(settings=on), DAY_ROWS)
+        stage(extract, lambda: pipeline.extract(settings=on), DAY_ROWS)
+        return processed, credited
 
+    next_day = settings.today + dt.timedelta(days=1)
+    day_result, credit = a_day("day", ("ingest → bronze", "standardize + validate → merge into silver",
+                                       "gold (法人库 rebuilt in full)", "credit (incremental merge)",
+                                       "extract (the changed gold files)"), next_day, "day2_")
     # the next day a department re-sends the day's decisions, dated a day later: keys the tables hold already
-    resent_day = dataclasses.replace(settings, as_of=next_day + dt.timedelta(days=1))
-    _day_export(settings.city, workdir / "resent", day_rows, resent_day.as_of, prefix="resent_")
-    stage("re-sent day: ingest → bronze", lambda: pipeline.ingest("credit.penalty", settings=resent_day), day_rows)
-    resent = stage("re-sent day: standardize + validate → silver",
-                   lambda: pipeline.process("credit.penalty", settings=resent_day), day_rows)
-    stage("re-sent day: gold", lambda: pipeline.gold(settings=resent_day), resent.silver)
-    resent_credit = stage("re-sent day: credit", lambda: pipeline.credit(settings=resent_day), day_rows)
-    stage("re-sent day: extract", lambda: pipeline.extract(settings=resent_day), day_rows)
+    resent, resent_credit = a_day("re-sent day", ("ingest → bronze", "standardize + validate → silver", "gold",
+                                                  "credit", "extract"), next_day + dt.timedelta(days=1), "resent_")
     return {"rows": rows, "engine": engine, "silver": result.silver, "quarantined": result.quarantined,
             "duplicates": result.duplicates, "stages": stages,
             "peak_rss_mib": max(s["peak_rss_mib"] for s in stages
                                 if not s["stage"].startswith(("generate", "floor", "re-sent"))),
             "resent_peak_rss_mib": max(s["peak_rss_mib"] for s in stages if s["stage"].startswith("re-sent")),
-            "day": {"rows": day_rows, "run": dataclasses.asdict(day_result.run), "rederived": credit.rederived,
+            "day": {"rows": DAY_ROWS, "run": dataclasses.asdict(day_result.run), "rederived": credit.rederived,
                     "withdrawn": credit.withdrawn, "credit_seconds": credit.seconds},
             "resent_day": {"run": dataclasses.asdict(resent.run), "rederived": resent_credit.rederived,
                            "withdrawn": resent_credit.withdrawn}}
