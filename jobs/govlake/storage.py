@@ -358,11 +358,12 @@ def split_matched(path: Location, source: pa.Table, *, key: Sequence[str], clust
     index = pa.array(range(source.num_rows), pa.int64())
     con = duckdb.connect(config={"memory_limit": PROBE_MEMORY})
     try:
-        con.register("source_keys", source.select(list(key)).append_column("_i", index))
-        hashes = con.sql(f"select {key_hash_sql(key)} as {KEY_HASH} from source_keys order by _i").to_arrow_table()
+        con.register("keys", source.select(list(key)).append_column("_i", index))
+        source_keys = con.sql(f"select *, {key_hash_sql(key)} as {KEY_HASH} from keys order by _i").to_arrow_table()
+        con.register("source_keys", source_keys)
         if KEY_HASH in source.schema.names:  # made here whoever made it
             source = source.drop_columns([KEY_HASH])
-        source = source.append_column(KEY_HASH, hashes[KEY_HASH])
+        source = source.append_column(KEY_HASH, source_keys[KEY_HASH])
         if register(con, "target", path):
             hits = con.sql(_lookup(con, key, cluster_by)).to_arrow_table()
         else:
@@ -392,14 +393,13 @@ def _span(column: str, values: pa.ChunkedArray) -> str:
 
 def _lookup(con: duckdb.DuckDBPyConnection, key: Sequence[str], cluster_by: str) -> str:
     """:func:`split_matched`'s query of (source row, the target's date) for the source's keys the target
-    ``target`` holds (view ``source_keys``: the keys, ``_i``)."""
+    ``target`` holds (view ``source_keys``: the keys, their :data:`KEY_HASH`, ``_i``)."""
     on = " and ".join(f"t.{k} = s.{k}" for k in key)
     columns = ", ".join([*key, cluster_by])
     if KEY_HASH not in con.sql("select * from target limit 0").columns:
         return f"select s._i, t.{cluster_by} from source_keys as s join target as t on {on}"
-    dates = con.sql(f"select distinct t.{cluster_by} from target as t semi join "
-                    f"(select {key_hash_sql(key)} as {KEY_HASH} from source_keys) as h "
-                    f"on t.{KEY_HASH} = h.{KEY_HASH}").to_arrow_table()[cluster_by]
+    dates = con.sql(f"select distinct t.{cluster_by} from target as t semi join source_keys as s "
+                    f"on t.{KEY_HASH} = s.{KEY_HASH}").to_arrow_table()[cluster_by]
     # the rows written without the hash: a filter on its nulls, which row groups without any skip by their
     # statistics; the others only in the dates found (a clustered table's row groups each span a few)
     within = [f"{KEY_HASH} is null"]
