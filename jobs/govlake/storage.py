@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterable, Sequence
+from datetime import date, datetime
 from pathlib import Path
 from typing import Literal
 
@@ -253,13 +254,16 @@ def _parquet_view(con: duckdb.DuckDBPyConnection, name: str, files: Sequence[str
 def merge_table(path: Location, source: pa.Table | pa.RecordBatchReader, *, key: Sequence[str], run_id: str,
                 delete_flag: str | None = None, txn: tuple[str, int] | None = None, label: str | None = None
                 ) -> dict:
-    """Upsert ``source`` into the Delta table at ``path`` by ``key`` (created when absent).
+    """Upsert ``source`` into the Delta table at ``path`` by ``key`` (created when absent), as one commit.
 
     With ``delete_flag`` (a boolean source column, not written): a flagged row deletes the target row
-    with its key instead (and is not inserted). delta-rs rewrites only the files holding matched keys, but
-    reads the whole target to find them (a table clustered on a date: :func:`split_matched` and
-    :func:`replace_span`). Returns delta-rs's merge metrics (a Spark DataFrame is merged by delta-spark:
-    DeltaTable.merge, the same stamps and clauses).
+    with its key instead (and is not inserted). delta-rs replaces the rows of the source's keys
+    (:func:`replace_span` with :func:`key_span`: a predicate overwrite that rewrites only the files holding
+    one of the keys, streamed), not a MERGE: delta-rs 1.6's MERGE holds the target in memory (7.5 GB for a
+    day of re-sent decisions on silver at 10 million rows). A column the table has and ``source`` lacks
+    keeps its values in the rows kept, null in the rows written; a column ``source`` brings is added. A
+    Spark DataFrame is merged by delta-spark (DeltaTable.merge, the same stamps and clauses). Returns
+    :func:`replace_span`'s counts (``created`` when the table was made).
     """
     if is_spark(source):
         from govlake import _spark_delta
@@ -267,46 +271,73 @@ def merge_table(path: Location, source: pa.Table | pa.RecordBatchReader, *, key:
         metrics = _spark_delta.merge(path, source, key=key, run_id=run_id, delete_flag=delete_flag, txn=txn)
         crash_point(_label(path, label))
         return metrics
-    columns = [n for n in source.schema.names if n != delete_flag]
-    dt = open_table(path)
-    if dt is None:
-        table = source.read_all() if isinstance(source, pa.RecordBatchReader) else source
+    table = source.read_all() if isinstance(source, pa.RecordBatchReader) else source
+    if open_table(path) is None:
         if delete_flag:
-            table = table.filter(pa.compute.invert(table[delete_flag].fill_null(False))).select(columns)
+            table = table.filter(pa.compute.invert(table[delete_flag].fill_null(False))).drop_columns([delete_flag])
         write_table(path, table, mode="append", run_id=run_id, txn=txn, label=label)
-        return {"num_target_rows_inserted": table.num_rows, "created": True}
-    keep = f"not s.{delete_flag}" if delete_flag else None
-    # merge_schema: a column the models gained since the table was created is added, not dropped
-    merger = dt.merge(source, predicate=" and ".join(f"t.{k} = s.{k}" for k in key), source_alias="s",
-                      target_alias="t", merge_schema=True, writer_properties=_writer(),
-                      commit_properties=_commit(run_id, txn))
-    if delete_flag:
-        merger = merger.when_matched_delete(predicate=f"s.{delete_flag}")
-    assignments = {c: f"s.{c}" for c in columns}
-    metrics = (merger.when_matched_update(assignments, predicate=keep)
-               .when_not_matched_insert(assignments, predicate=keep).execute())
-    crash_point(_label(path, label))
-    return metrics
+        return {"num_source_rows": table.num_rows, "num_target_rows_written": table.num_rows, "created": True}
+    return replace_span(path, table, key=key, span=key_span(table, key), run_id=run_id, delete_flag=delete_flag,
+                        txn=txn, label=label)
+
+
+KEY_LIST_VALUES = 20_000
+"""Most distinct values of a key column :func:`key_span` lists (a day brings 10,000 records); a column with
+more is left out of the predicate (a wider span, the same result)."""
+
+
+def key_span(source: pa.Table, key: Sequence[str]) -> str:
+    """A predicate holding every row with one of ``source``'s keys: per key column, its distinct values as an
+    ``in`` list (and ``is null`` when one is null), joined by ``and``. It may hold rows of other keys too (a
+    composite key's values paired otherwise): :func:`replace_span` keeps those. ``true`` when no column can be
+    listed (too many values, or a type without a literal here): the whole table."""
+    parts = []
+    for k in key:
+        values = pa.compute.unique(source[k])
+        valid = values.drop_null()
+        literals = [_sql_literal(v) for v in valid.to_pylist()] if len(valid) <= KEY_LIST_VALUES else [None]
+        if None in literals:
+            continue
+        terms = [f"{k} in ({', '.join(literals)})"] if literals else []
+        if values.null_count:
+            terms.append(f"{k} is null")
+        parts.append("(" + " or ".join(terms) + ")")
+    return " and ".join(parts) or "true"
+
+
+def _sql_literal(value) -> str | None:
+    """``value`` as a SQL literal both delta-rs and DuckDB read alike; None for a type it does not write."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, (str, date)) and not isinstance(value, datetime):
+        return "'" + str(value).replace("'", "''") + "'"
+    return None
 
 
 def replace_span(path: Location, matched: pa.Table, *, key: Sequence[str], span: str, run_id: str,
                  delete_flag: str | None = None, txn: tuple[str, int] | None = None,
                  label: str | None = None) -> dict:
-    """Upsert ``matched`` (rows whose keys the table holds, :func:`split_matched`) by rewriting only the rows
-    of the span its keys' dates fall in: one commit replacing the rows ``span`` selects (delta-rs's predicate
-    overwrite, which reads and rewrites only the files whose statistics overlap it) with those rows less the
-    matched keys, plus ``matched`` less the rows flagged ``delete_flag``. ``span`` must hold the dates of both
-    the target's matched rows and ``matched``'s (split_matched's). A MERGE with the span in its condition
-    does the same in delta-rs 1.6, but reads the whole table into memory (8.6 GB at 10 million records).
-    The span's rows are streamed from DuckDB to delta-rs, not held: a day re-sending decisions of many dates has
-    a span as wide as the table (a second benchmark day at 10 million records: 7.2 GB held, 1.2 GB streamed).
-    Returns the rows written, deleted and kept."""
-    columns = [n for n in matched.schema.names if n != delete_flag]
-    schema = pa.schema([matched.schema.field(c) for c in columns])
-    have = set(open_table(path).schema().to_arrow().names)
+    """Upsert ``matched`` by rewriting only the rows ``span`` selects: one commit replacing them (delta-rs's
+    predicate overwrite, which reads and rewrites only the files holding such rows, pruned by their statistics
+    first) with those rows less ``matched``'s keys, plus ``matched`` less the rows flagged ``delete_flag``.
+    ``span`` must hold every row of ``matched``'s keys, in the table and in ``matched``: the dates of
+    :func:`split_matched`'s rows on a table clustered on one, or :func:`key_span`'s lists of the keys. A MERGE
+    with the span in its condition does the same in delta-rs 1.6, but reads the whole table into memory (8.6
+    GB at 10 million records). The span's rows are streamed from DuckDB to delta-rs, not held: a day re-sending
+    decisions of many dates has a span as wide as the table (a second benchmark day at 10 million records: 7.2
+    GB held, 1.2 GB streamed). A column the table has and ``matched`` lacks keeps its values in the rows kept.
+    Returns the source's rows, the rows written from it, the table's rows it replaced (removed: updated or
+    deleted) and the rows kept (copied)."""
+    dropped = [delete_flag] if delete_flag else []
+    target = pa.schema(open_table(path).schema().to_arrow())
+    fields = [matched.schema.field(c) for c in matched.schema.names if c not in dropped]
+    schema = pa.schema(fields + [f for f in target if f.name not in {g.name for g in fields}])
+    columns, have = schema.names, set(target.names)
     on = " and ".join(f"t.{k} = s.{k}" for k in key)
     keep = f"where not s.{delete_flag}" if delete_flag else ""
-    copied = 0
+    copied = removed = 0
     con = duckdb.connect(config={"memory_limit": PROBE_MEMORY})
     try:
         register(con, "target", path)
@@ -315,23 +346,27 @@ def replace_span(path: Location, matched: pa.Table, *, key: Sequence[str], span:
         if KEY_HASH in columns:  # the kept rows' hash: made for those written without it
             made = key_hash_sql(key, "t")
             listed += f", {f'coalesce(t.{KEY_HASH}, {made})' if KEY_HASH in have else made} as {KEY_HASH}"
-        upserts = con.sql(f"select {', '.join(columns)} from matched as s {keep}").to_arrow_table().cast(schema)
-        kept = con.sql(f"select {listed} from target as t where {span} and not exists "
-                       f"(select 1 from matched as s where {on})").to_arrow_reader(KEPT_BATCH_ROWS)
+        brought = ", ".join(f"s.{c}" if c in matched.schema.names else f"null as {c}" for c in columns)
+        upserts = con.sql(f"select {brought} from matched as s {keep}").to_arrow_table().cast(schema)
+        span_rows = con.sql(f"select {listed}, exists (select 1 from matched as s where {on}) as _hit "
+                            f"from target as t where {span}").to_arrow_reader(KEPT_BATCH_ROWS)
 
         def rows() -> Iterable[pa.RecordBatch]:
-            nonlocal copied
-            for batch in kept:
-                copied += batch.num_rows
-                yield from pa.Table.from_batches([batch]).select(columns).cast(schema).to_batches()
+            nonlocal copied, removed
+            for batch in span_rows:
+                hit = batch.column("_hit")
+                kept = pa.Table.from_batches([batch]).filter(pa.compute.invert(hit))
+                removed += batch.num_rows - kept.num_rows
+                copied += kept.num_rows
+                yield from kept.select(columns).cast(schema).to_batches()
             yield from upserts.to_batches()
 
         write_table(path, rows(), schema=schema, mode="overwrite", run_id=run_id, predicate=span, txn=txn,
                     label=label)
     finally:
         con.close()
-    return {"num_source_rows": matched.num_rows, "num_target_rows_updated": upserts.num_rows,
-            "num_target_rows_deleted": matched.num_rows - upserts.num_rows, "num_target_rows_copied": copied}
+    return {"num_source_rows": matched.num_rows, "num_target_rows_written": upserts.num_rows,
+            "num_target_rows_removed": removed, "num_target_rows_copied": copied}
 
 
 KEPT_BATCH_ROWS = 10_000
