@@ -55,7 +55,11 @@ class Driver:
     def send(self, *words: object):
         self.proc.stdin.write(" ".join(map(str, words)) + "\n")
         self.proc.stdin.flush()
-        answer = json.loads(self.proc.stdout.readline())
+        line = self.proc.stdout.readline()
+        if not line:  # the process ended: say why, not a JSON error
+            raise RuntimeError(f"the Spark process ended (exit {self.proc.poll()}) on {words}: "
+                               f"{self.log.read_text(errors='replace')[-3000:]}")
+        answer = json.loads(line)
         if "error" in answer:
             raise AssertionError(f"Spark: {answer['error']}\n{answer.get('trace', '')}")
         return answer["ok"]

@@ -384,7 +384,9 @@ def split_matched(path: Location, source: pa.Table, *, key: Sequence[str], clust
 
     The span is a predicate on ``cluster_by`` holding the dates of the matched rows, both as the table has them
     and as ``source`` has them (``is null`` added for null ones), as literals delta-rs prunes files with: a row
-    whose date changed is found where it was and lands where it goes. The lookup is DuckDB reading the target's
+    whose date changed is found where it was and lands where it goes; and on the key (:func:`key_span`), so that
+    of the files the dates select only those holding one of the keys are rewritten (a day re-sending decisions
+    of many dates selects most files by date alone). The lookup is DuckDB reading the target's
     files (locally or on S3, as :func:`register` reads them): the dates of the rows whose :data:`KEY_HASH` is one
     of the source's (that column and ``cluster_by`` read whole), then the keys compared in the row groups of
     those dates only, and in the rows written without the hash (a table written before it, or by delta-spark). A
@@ -412,7 +414,7 @@ def split_matched(path: Location, source: pa.Table, *, key: Sequence[str], clust
     if not hits.num_rows:
         return matched, new, None
     values = pa.chunked_array([*hits[cluster_by].chunks, *matched[cluster_by].chunks], pa.date32())
-    return matched, new, _span(cluster_by, values)
+    return matched, new, f"{_span(cluster_by, values)} and {key_span(matched, key)}"
 
 
 def _span(column: str, values: pa.ChunkedArray) -> str:
