@@ -131,14 +131,26 @@ def test_a_clustered_merge_rewrites_only_the_files_of_its_dates_and_matches_a_pl
     appended, replaced = storage.open_table(settings.lake / "silver/clustered").history(2)
     assert (replaced["operationParameters"]["mode"], appended["operationParameters"]["mode"]) == ("Overwrite",
                                                                                                   "Append")
-    # the span runs from the day's date to the moved row's old date, and takes in the null dates; of the files
-    # those dates select, only the ones holding a matched key (the key's values listed)
-    dates, keys = replaced["operationParameters"]["predicate"].split(" AND k IN (")
-    assert dates == "(c >= '2020-09-07'::date AND c <= '2020-10-27'::date OR c IS NULL)"
-    assert sorted(keys.rstrip(")").replace("'", "").split(", ")) == sorted(day["k"].to_pylist()[:302])
+    # the span runs from the day's date to the moved row's old date, and takes in the null dates: the matched
+    # rows are in every file those dates select, so no key list narrows it
+    assert replaced["operationParameters"]["predicate"] == ("c >= '2020-09-07'::date AND c <= '2020-10-27'::date "
+                                                            "OR c IS NULL")
     assert 0 < int(replaced["operationMetrics"]["num_removed_files"]) < files / 2, replaced
     assert _content(settings.lake / "silver/clustered") == _content(settings.lake / "silver/plain")
     assert len(_content(settings.lake / "silver/clustered")) == n + 500 - 1
+
+    # keys of two distant dates (a department re-sending old decisions): the dates between them select most
+    # files, the keys two — the span lists the keys, and only the files holding them are rewritten
+    far = pa.concat_tables([_dated(range(10, 13), 0, 200, "resent"), _dated(range(n - 300, n - 297), 0, 200, "resent")])
+    far = far.append_column("_gone", pa.array([False] * 6))
+    for table, cluster in (("silver/clustered", "c"), ("silver/plain", None)):
+        _merged(settings, table, far, "r3", cluster)
+    (replaced,) = storage.open_table(settings.lake / "silver/clustered").history(1)
+    dates, keys = replaced["operationParameters"]["predicate"].split(" AND k IN (")
+    assert dates == "c >= '2020-01-01'::date AND c <= '2022-09-25'::date", dates
+    assert sorted(keys.rstrip(")").replace("'", "").split(", ")) == sorted(far["k"].to_pylist())
+    assert int(replaced["operationMetrics"]["num_removed_files"]) == 2, replaced
+    assert _content(settings.lake / "silver/clustered") == _content(settings.lake / "silver/plain")
 
     # only new keys: appended, no merge
     fresh = _dated(range(n + 600, n + 700), 0, 1, "fresh").append_column("_gone", pa.array([False] * 100))
