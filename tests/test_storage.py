@@ -75,6 +75,21 @@ def test_a_merge_rewrites_only_the_files_holding_the_source_s_keys(tmp_path, mon
     storage.merge_table(path, again, key=["a", "b"], run_id="r12", delete_flag="_gone")
     assert content() == after | {("a6", 0): ("again", None), ("a7", 1): ("again", None)}
 
+    # a stream with its keys apart (the process step's): streamed, the same upsert; a new table made from one
+    monkeypatch.setattr(storage, "KEY_LIST_VALUES", 20_000)
+    stream = pa.table({"a": ["a8", "a9", "a10"], "b": [2, 0, 1], "v": ["streamed"] * 3, "_gone": [False, True, False]})
+    metrics = storage.merge_table(path, stream.to_reader(max_chunksize=1), key=["a", "b"], run_id="r13",
+                                  delete_flag="_gone", keys=stream.select(["a", "b"]))
+    assert (metrics["num_target_rows_written"], metrics["num_target_rows_removed"]) == (2, 3)
+    assert content() == {k: v for k, v in after.items() if k != ("a9", 0)} | {
+        ("a6", 0): ("again", None), ("a7", 1): ("again", None), ("a8", 2): ("streamed", None),
+        ("a10", 1): ("streamed", None)}
+    fresh = tmp_path / "fresh"
+    storage.merge_table(fresh, stream.to_reader(max_chunksize=1), key=["a", "b"], run_id="r14", delete_flag="_gone",
+                        keys=stream.select(["a", "b"]))
+    assert sorted(storage.open_table(fresh).to_pyarrow_table().to_pylist(), key=lambda r: r["a"]) == [
+        {"a": "a10", "b": 1, "v": "streamed"}, {"a": "a8", "b": 2, "v": "streamed"}]
+
 
 def _dated(keys, day0, step: int, value: str) -> pa.Table:
     import datetime as dt

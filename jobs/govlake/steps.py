@@ -149,8 +149,9 @@ class Intent:
         return storage.row_count(self.path(table))
 
     def merge_table(self, table: str, source, *, key: Sequence[str], delete_flag: str | None = None,
-                    tag: str = "", cluster_by: str | None = None) -> dict | None:
-        """storage.merge_table stamped with this intent; None when it had been merged already.
+                    tag: str = "", cluster_by: str | None = None, keys: pa.Table | None = None) -> dict | None:
+        """storage.merge_table stamped with this intent; None when it had been merged already. ``keys``: the
+        key columns of every source row, so that a stream ``source`` is streamed (storage.merge_table).
 
         ``cluster_by``: the table is clustered on that date column (storage.split_matched): the rows whose key
         it holds replace theirs within their dates' files (storage.replace_span), then the new rows are
@@ -162,7 +163,8 @@ class Intent:
             if txn is None:
                 return None
             metrics = storage.merge_table(self.path(table), source, key=key, run_id=self.run_id,
-                                          delete_flag=delete_flag, txn=txn, label=f"{self.consumer}:{table}")
+                                          delete_flag=delete_flag, txn=txn, label=f"{self.consumer}:{table}",
+                                          keys=keys)
             self.written.append(table)
             return metrics
         merge_txn, append_txn = self._stamp(table, tag), self._stamp(table, f"{tag}+new")

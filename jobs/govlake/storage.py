@@ -260,8 +260,8 @@ FILE_COLUMN = "_file"
 
 
 def merge_table(path: Location, source: pa.Table | pa.RecordBatchReader, *, key: Sequence[str], run_id: str,
-                delete_flag: str | None = None, txn: tuple[str, int] | None = None, label: str | None = None
-                ) -> dict:
+                delete_flag: str | None = None, txn: tuple[str, int] | None = None, label: str | None = None,
+                keys: pa.Table | None = None) -> dict:
     """Upsert ``source`` into the Delta table at ``path`` by ``key`` (created when absent), as one commit.
 
     With ``delete_flag`` (a boolean source column, not written): a flagged row deletes the target row
@@ -269,8 +269,10 @@ def merge_table(path: Location, source: pa.Table | pa.RecordBatchReader, *, key:
     (:func:`replace_span` with :func:`key_span`: a predicate overwrite that rewrites only the files holding
     one of the keys, streamed), not a MERGE: delta-rs 1.6's MERGE holds the target in memory (7.5 GB for a
     day of re-sent decisions on silver at 10 million rows). A column the table has and ``source`` lacks
-    keeps its values in the rows kept, null in the rows written; a column ``source`` brings is added. A
-    Spark DataFrame is merged by delta-spark (DeltaTable.merge, the same stamps and clauses). Returns
+    keeps its values in the rows kept, null in the rows written; a column ``source`` brings is added.
+    ``keys``: the key columns of every source row; given, a stream ``source`` is streamed, not held (a
+    department re-sending its whole table corrected: at 1 million records the process step held 3 GB).
+    A Spark DataFrame is merged by delta-spark (DeltaTable.merge, the same stamps and clauses). Returns
     :func:`replace_span`'s counts (``created`` when the table was made).
     """
     if is_spark(source):
@@ -279,14 +281,28 @@ def merge_table(path: Location, source: pa.Table | pa.RecordBatchReader, *, key:
         metrics = _spark_delta.merge(path, source, key=key, run_id=run_id, delete_flag=delete_flag, txn=txn)
         crash_point(_label(path, label))
         return metrics
-    table = source.read_all() if isinstance(source, pa.RecordBatchReader) else source
+    if keys is None:
+        source = source.read_all() if isinstance(source, pa.RecordBatchReader) else source
+        keys = source.select(list(key))
     if open_table(path) is None:
-        if delete_flag:
-            table = table.filter(pa.compute.invert(table[delete_flag].fill_null(False))).drop_columns([delete_flag])
-        write_table(path, table, mode="append", run_id=run_id, txn=txn, label=label)
-        return {"num_source_rows": table.num_rows, "num_target_rows_written": table.num_rows, "created": True}
-    return replace_span(path, table, key=key, span=key_span(table, key), run_id=run_id, delete_flag=delete_flag,
-                        txn=txn, label=label)
+        written = 0
+
+        def rows() -> Iterable[pa.RecordBatch]:
+            nonlocal written
+            for batch in _batches(source):
+                kept = _without_flagged(pa.Table.from_batches([batch]), delete_flag)
+                written += kept.num_rows
+                yield from kept.to_batches()
+
+        schema = pa.schema([f for f in source.schema if f.name != delete_flag])
+        write_table(path, rows(), schema=schema, mode="append", run_id=run_id, txn=txn, label=label)
+        return {"num_source_rows": keys.num_rows, "num_target_rows_written": written, "created": True}
+    return replace_span(path, source, key=key, span=key_span(keys, key), run_id=run_id, delete_flag=delete_flag,
+                        txn=txn, label=label, keys=keys)
+
+
+def _batches(source: pa.Table | pa.RecordBatchReader) -> Iterable[pa.RecordBatch]:
+    return source.to_batches() if isinstance(source, pa.Table) else source
 
 
 KEY_LIST_VALUES = 20_000
@@ -324,9 +340,9 @@ def _sql_literal(value) -> str | None:
     return None
 
 
-def replace_span(path: Location, matched: pa.Table, *, key: Sequence[str], span: str, run_id: str,
-                 delete_flag: str | None = None, txn: tuple[str, int] | None = None,
-                 label: str | None = None) -> dict:
+def replace_span(path: Location, matched: pa.Table | pa.RecordBatchReader, *, key: Sequence[str], span: str,
+                 run_id: str, delete_flag: str | None = None, txn: tuple[str, int] | None = None,
+                 label: str | None = None, keys: pa.Table | None = None) -> dict:
     """Upsert ``matched`` by rewriting only the rows ``span`` selects: one commit replacing them (delta-rs's
     predicate overwrite, which reads and rewrites only the files holding such rows, pruned by their statistics
     first) with those rows less ``matched``'s keys, plus ``matched`` less the rows flagged ``delete_flag``.
@@ -335,45 +351,50 @@ def replace_span(path: Location, matched: pa.Table, *, key: Sequence[str], span:
     with the span in its condition does the same in delta-rs 1.6, but reads the whole table into memory (8.6
     GB at 10 million records). The span's rows are streamed from DuckDB to delta-rs, not held: a day re-sending
     decisions of many dates has a span as wide as the table (a second benchmark day at 10 million records: 7.2
-    GB held, 1.2 GB streamed). A column the table has and ``matched`` lacks keeps its values in the rows kept.
+    GB held, 1.2 GB streamed); so is a stream ``matched`` when ``keys`` (the key columns of all its rows) is
+    given. A column the table has and ``matched`` lacks keeps its values in the rows kept.
     Returns the source's rows, the rows written from it, the table's rows it replaced (removed: updated or
     deleted) and the rows kept (copied)."""
-    dropped = [delete_flag] if delete_flag else []
+    if keys is None:
+        matched = matched.read_all() if isinstance(matched, pa.RecordBatchReader) else matched
+        keys = matched.select(list(key))
     target = pa.schema(open_table(path).schema().to_arrow())
-    fields = [matched.schema.field(c) for c in matched.schema.names if c not in dropped]
+    fields = [f for f in matched.schema if f.name != delete_flag]
     schema = pa.schema(fields + [f for f in target if f.name not in {g.name for g in fields}])
     columns, have = schema.names, set(target.names)
     on = " and ".join(f"t.{k} = s.{k}" for k in key)
-    keep = f"where not s.{delete_flag}" if delete_flag else ""
-    copied = removed = 0
+    copied = removed = written = 0
     con = duckdb.connect(config={"memory_limit": PROBE_MEMORY})
     try:
         register(con, "target", path)
-        con.register("matched", matched)
+        con.register("source_keys", keys)
         listed = ", ".join(f"t.{c}" if c in have else f"null as {c}" for c in columns if c != KEY_HASH)
         if KEY_HASH in columns:  # the kept rows' hash: made for those written without it
             made = key_hash_sql(key, "t")
             listed += f", {f'coalesce(t.{KEY_HASH}, {made})' if KEY_HASH in have else made} as {KEY_HASH}"
-        brought = ", ".join(f"s.{c}" if c in matched.schema.names else f"null as {c}" for c in columns)
-        upserts = con.sql(f"select {brought} from matched as s {keep}").to_arrow_table().cast(schema)
-        span_rows = con.sql(f"select {listed}, exists (select 1 from matched as s where {on}) as _hit "
+        span_rows = con.sql(f"select {listed}, exists (select 1 from source_keys as s where {on}) as _hit "
                             f"from target as t where {span}").to_arrow_reader(KEPT_BATCH_ROWS)
 
         def rows() -> Iterable[pa.RecordBatch]:
-            nonlocal copied, removed
+            nonlocal copied, removed, written
             for batch in span_rows:
-                hit = batch.column("_hit")
-                kept = pa.Table.from_batches([batch]).filter(pa.compute.invert(hit))
+                kept = pa.Table.from_batches([batch]).filter(pa.compute.invert(batch.column("_hit")))
                 removed += batch.num_rows - kept.num_rows
                 copied += kept.num_rows
                 yield from kept.select(columns).cast(schema).to_batches()
-            yield from upserts.to_batches()
+            for batch in _batches(matched):  # the source's rows, less the flagged ones, with the table's columns
+                upserts = _without_flagged(pa.Table.from_batches([batch]), delete_flag)
+                for f in schema:
+                    if f.name not in upserts.column_names:
+                        upserts = upserts.append_column(f.name, pa.nulls(upserts.num_rows, f.type))
+                written += upserts.num_rows
+                yield from upserts.select(columns).cast(schema).to_batches()
 
         write_table(path, rows(), schema=schema, mode="overwrite", run_id=run_id, predicate=span, txn=txn,
                     label=label)
     finally:
         con.close()
-    return {"num_source_rows": matched.num_rows, "num_target_rows_written": upserts.num_rows,
+    return {"num_source_rows": keys.num_rows, "num_target_rows_written": written,
             "num_target_rows_removed": removed, "num_target_rows_copied": copied}
 
 

@@ -559,8 +559,9 @@ def _publish(con: Compute, intent: steps.Intent, resource, tables: dict[str, str
         intent.write_table(tables["silver"], con.data(f"select {columns} from upserts"),
                            mode="overwrite" if rebuild else "append")
     elif new_rows:
-        intent.merge_table(tables["silver"], con.data(f"select {columns} from upserts", whole=True),
-                           key=resource.key)
+        # streamed, with the keys apart: a department re-sending its whole table corrected merges every row
+        keys = con.data(f"select {', '.join(resource.key)} from upserts", whole=True) if con.name == "duckdb" else None
+        intent.merge_table(tables["silver"], con.data(f"select {columns} from upserts"), key=resource.key, keys=keys)
     schema = quarantine_schema(resource)
     columns = ", ".join(f"'{intent.run_id}' as _run_id" if c == "_run_id" else f"f.{c}" for c in schema.names)
     quarantined = con.data(f"""
