@@ -312,6 +312,40 @@ def test_a_credit_day_killed_between_a_merge_and_its_append_is_finished_by_the_n
     assert rows(case, "penalty_record", "decision_no")["Q7"]["publicity_status"] == "公示中"
 
 
+@pytest.mark.slow
+def test_a_day_with_too_many_records_to_hold_streams_them_to_the_same_tables(tmp_path, monkeypatch):
+    """Beyond STREAMED_MERGE_ROWS re-derived records (a department re-sending its whole table corrected) the
+    step streams them into each table, sorted by its clustering date, with their keys apart, instead of holding
+    them to find their dates' files: the tables and the extract end as the usual way leaves them."""
+    import shutil
+    import sys
+
+    from govlake.credit import _build
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "infra"))
+    from chaos import lake_digest
+
+    start = Settings(var=tmp_path / "start")
+    for code, data in (("amr.enterprise", AMR), ("tax.credit_rating", TAX), ("hrss.social_insurance", HRSS),
+                       ("court.dishonest", COURT), ("credit.penalty", PENALTIES),
+                       ("credit.license", [_license("L1", uscc=E1)])):
+        put_silver(start, code, data)
+    run_day(start, dt.date(2026, 10, 20), "day1")
+    put_silver(start, "credit.penalty", [ee_penalty("Q4", dt.date(2026, 6, 1), status="无效"),
+                                         ee_penalty("Q7", dt.date(2026, 11, 2), fine_amount=Decimal(4))], batch="b2")
+    lakes = {}
+    for name in ("held", "streamed"):
+        shutil.copytree(start.var, tmp_path / name)
+        lakes[name] = dataclasses.replace(start, var=tmp_path / name)
+    run_day(lakes["held"], dt.date(2026, 11, 20), "day2")
+    monkeypatch.setattr(_build, "STREAMED_MERGE_ROWS", 0)
+    streamed = run_day(lakes["streamed"], dt.date(2026, 11, 20), "day2")
+    assert streamed.rederived["penalty_record"] == 3   # Q4, Q7 and Q1 (due): all streamed
+    history = storage.open_table(storage.table_path(lakes["streamed"], "gold", "penalty_record")).history(1)
+    assert history[0]["operationParameters"]["mode"] == "Overwrite"     # one commit, no append apart
+    assert lake_digest(lakes["streamed"].var) == lake_digest(lakes["held"].var)
+
+
 def test_profiles_and_scores_equal_hand_computed_values(lake):
     settings, _, _ = lake
     profiles = rows(settings, "enterprise_credit_profile", "uscc")

@@ -252,3 +252,21 @@ def test_a_clustered_table_s_keys_are_found_by_their_hash_and_then_compared(tmp_
     assert [rows[f"k{i:07d}"] for i in (5_000, 5_099)] == [("updated", _key_hash(f"k{i:07d}")) for i in (5_000, 5_099)]
     # rows written without the hash that the day's span rewrote got theirs; the others keep none
     assert sum(h is None for _v, h in rows.values()) < 10
+
+
+def test_a_merge_whose_stream_is_cut_short_writes_nothing(tmp_path):
+    """A stream source ends when its DuckDB connection runs another query; merge_table counts its rows against
+    the keys given and fails the write instead of committing a table that lost the rows it replaced."""
+    import duckdb
+    import pytest
+
+    path = tmp_path / "t"
+    storage.write_table(path, pa.table({"k": list(range(100)), "v": ["a"] * 100}), mode="append", run_id="r0")
+    con = duckdb.connect()
+    con.execute("create table src as select range as k, 'b' as v from range(50, 150000)")
+    keys = con.sql("select k from src").to_arrow_table()
+    stream = con.sql("select * from src").to_arrow_reader(1000)
+    con.sql("select 1").fetchall()   # ends the stream
+    with pytest.raises(Exception, match="the rows to merge ended after 0 of 149,950; nothing was written"):
+        storage.merge_table(path, stream, key=["k"], run_id="r1", keys=keys)
+    assert storage.open_table(path).version() == 0 and storage.row_count(path) == 100

@@ -157,14 +157,15 @@ class Intent:
         it holds replace theirs within their dates' files (storage.replace_span), then the new rows are
         appended — two commits, each stamped
         (a crash between them leaves the append to the next run), so that new rows, whatever their dates,
-        never widen the files a later merge rewrites."""
-        if cluster_by is None or storage.is_spark(source):
+        never widen the files a later merge rewrites. With ``keys`` as well (too many rows to hold: a stream
+        sorted by ``cluster_by``) they are merged as one streamed commit instead (storage.merge_table)."""
+        if cluster_by is None or storage.is_spark(source) or keys is not None:
             txn = self._stamp(table, tag)
             if txn is None:
                 return None
             metrics = storage.merge_table(self.path(table), source, key=key, run_id=self.run_id,
                                           delete_flag=delete_flag, txn=txn, label=f"{self.consumer}:{table}",
-                                          keys=keys)
+                                          keys=keys, cluster_by=cluster_by)
             self.written.append(table)
             return metrics
         merge_txn, append_txn = self._stamp(table, tag), self._stamp(table, f"{tag}+new")
@@ -176,7 +177,8 @@ class Intent:
         metrics = {"num_source_rows": source.num_rows, "num_target_rows_inserted": 0}
         if merge_txn is not None and matched.num_rows:
             metrics |= storage.replace_span(self.path(table), matched, key=key, span=span, run_id=self.run_id,
-                                            delete_flag=delete_flag, txn=merge_txn, label=f"{self.consumer}:{table}")
+                                            delete_flag=delete_flag, txn=merge_txn, label=f"{self.consumer}:{table}",
+                                            cluster_by=cluster_by)
         if append_txn is not None and new.num_rows:
             storage.write_table(self.path(table), new, mode="append", run_id=self.run_id, txn=append_txn,
                                 label=f"{self.consumer}:{table}+new")
