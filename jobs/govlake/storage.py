@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable, Sequence
+import shutil
+import tempfile
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import date, datetime
 from pathlib import Path
 from typing import Literal
@@ -368,8 +371,7 @@ def replace_span(path: Location, matched: pa.Table | pa.RecordBatchReader, *, ke
     columns, have = schema.names, set(target.names)
     on = " and ".join(f"t.{k} = s.{k}" for k in key)
     copied = removed = written = 0
-    con = duckdb.connect(config={"memory_limit": PROBE_MEMORY})
-    try:
+    with _probe() as con:
         register(con, "target", path)
         con.register("source_keys", keys)
         listed = ", ".join(f"t.{c}" if c in have else f"null as {c}" for c in columns if c != KEY_HASH)
@@ -401,8 +403,6 @@ def replace_span(path: Location, matched: pa.Table | pa.RecordBatchReader, *, ke
 
         write_table(path, rows(), schema=schema, mode="overwrite", run_id=run_id, predicate=span, txn=txn,
                     label=label, cluster_by=cluster_by)
-    finally:
-        con.close()
     return {"num_source_rows": keys.num_rows, "num_target_rows_written": written,
             "num_target_rows_removed": removed, "num_target_rows_copied": copied}
 
@@ -410,7 +410,22 @@ def replace_span(path: Location, matched: pa.Table | pa.RecordBatchReader, *, ke
 KEPT_BATCH_ROWS = 10_000
 """Rows per Arrow batch of :func:`replace_span`'s stream of the span's rows (as govlake.compute streams)."""
 PROBE_MEMORY = "512MB"
-"""DuckDB's memory limit for :func:`split_matched`'s lookup (a hash table of the source's keys)."""
+"""DuckDB's memory limit for :func:`split_matched`'s lookup and :func:`replace_span`'s copy (a hash table of the
+source's keys)."""
+
+
+@contextmanager
+def _probe() -> Iterator[duckdb.DuckDBPyConnection]:
+    """A DuckDB connection of :data:`PROBE_MEMORY` spilling to a folder of its own in the system's temporary
+    folder, removed after (DuckDB's default is ``.tmp`` in the working directory: a department's whole table
+    re-sent spilled the keys' hash table there)."""
+    spill = tempfile.mkdtemp(prefix="govlake-duckdb-")
+    con = duckdb.connect(config={"memory_limit": PROBE_MEMORY, "temp_directory": spill})
+    try:
+        yield con
+    finally:
+        con.close()
+        shutil.rmtree(spill, ignore_errors=True)
 
 
 def split_matched(path: Location, source: pa.Table, *, key: Sequence[str], cluster_by: str,
@@ -433,8 +448,7 @@ def split_matched(path: Location, source: pa.Table, *, key: Sequence[str], clust
     table without the column is looked up by its key columns, the one scan of them all.
     """
     index = pa.array(range(source.num_rows), pa.int64())
-    con = duckdb.connect(config={"memory_limit": PROBE_MEMORY})
-    try:
+    with _probe() as con:
         con.register("keys", source.select(list(key)).append_column("_i", index))
         source_keys = con.sql(f"select *, {key_hash_sql(key)} as {KEY_HASH} from keys order by _i").to_arrow_table()
         con.register("source_keys", source_keys)
@@ -457,8 +471,6 @@ def split_matched(path: Location, source: pa.Table, *, key: Sequence[str], clust
                 f"select count(distinct {FILE_COLUMN}) from target where {span}").fetchone()[0]:
             span = f"{span} and {key_span(matched, key)}"
         return matched, new, span
-    finally:
-        con.close()
 
 
 def _without_flagged(rows: pa.Table, delete_flag: str | None) -> pa.Table:
