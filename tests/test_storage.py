@@ -270,3 +270,27 @@ def test_a_merge_whose_stream_is_cut_short_writes_nothing(tmp_path):
     with pytest.raises(Exception, match="the rows to merge ended after 0 of 149,950; nothing was written"):
         storage.merge_table(path, stream, key=["k"], run_id="r1", keys=keys)
     assert storage.open_table(path).version() == 0 and storage.row_count(path) == 100
+
+
+def test_the_spill_folder_of_a_killed_process_is_removed_by_the_next_lookup(tmp_path):
+    """storage's own DuckDB connections spill to govlake-duckdb/<pid>-… in the system's temporary folder (not
+    the working directory); a process killed (kill -9) holding one cannot remove it: the next one does."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    env = dict(os.environ, TMPDIR=str(tmp_path))
+    child = subprocess.Popen([sys.executable, "-c", "from govlake import storage; import time\n"
+                              "with storage._probe():\n    print('open', flush=True); time.sleep(120)"],
+                             stdout=subprocess.PIPE, text=True, env=env, cwd=tmp_path)
+    assert child.stdout.readline().strip() == "open"
+    root = tmp_path / "govlake-duckdb"
+    (left,) = root.iterdir()
+    assert left.name.startswith(f"{child.pid}-")
+    os.kill(child.pid, signal.SIGKILL)
+    child.wait()
+    assert left.exists() and not (tmp_path / ".tmp").exists()
+    done = subprocess.run([sys.executable, "-c", "from govlake import storage\nwith storage._probe(): pass"],
+                          env=env, cwd=tmp_path, check=True)
+    assert done.returncode == 0 and list(root.iterdir()) == []

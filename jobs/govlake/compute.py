@@ -161,7 +161,7 @@ class DuckCompute(Compute):
     def _scratch_dir(self) -> Path:
         if self._scratch is None:
             self._scratch_root.mkdir(parents=True, exist_ok=True)
-            _remove_abandoned(self._scratch_root)
+            storage.remove_abandoned(self._scratch_root)
             self._scratch = Path(tempfile.mkdtemp(prefix=f"{os.getpid()}-", dir=self._scratch_root))
         return self._scratch
 
@@ -249,20 +249,6 @@ class DuckCompute(Compute):
         if self._scratch is not None:
             shutil.rmtree(self._scratch, ignore_errors=True)
             self._scratch = None
-
-
-def _remove_abandoned(root: Path) -> None:
-    """Remove the scratch folders (``<pid>-…``) of sessions whose process is gone (killed: it could not)."""
-    for folder in root.iterdir():
-        pid = folder.name.split("-", 1)[0]
-        if not pid.isdigit() or int(pid) == os.getpid():
-            continue
-        try:
-            os.kill(int(pid), 0)
-        except ProcessLookupError:
-            shutil.rmtree(folder, ignore_errors=True)
-        except PermissionError:  # alive, another user's
-            pass
 
 
 def as_compute(con) -> Compute:

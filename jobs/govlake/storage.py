@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
 import tempfile
 from collections.abc import Iterable, Iterator, Sequence
@@ -244,6 +245,20 @@ def register_files(con: duckdb.DuckDBPyConnection, name: str, files: Sequence[st
     _parquet_view(con, name, files)
 
 
+def remove_abandoned(root: Path) -> None:
+    """Remove the scratch folders (``<pid>-…``) in ``root`` of processes that are gone (killed: they could not)."""
+    for folder in root.iterdir():
+        pid = folder.name.split("-", 1)[0]
+        if not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            shutil.rmtree(folder, ignore_errors=True)
+        except PermissionError:  # alive, another user's
+            pass
+
+
 def _parquet_view(con: duckdb.DuckDBPyConnection, name: str, files: Sequence[str], *, file_column: bool = False
                   ) -> None:
     """View ``name`` over Parquet data files through DuckDB's own reader (parallel, and several times
@@ -416,10 +431,14 @@ source's keys)."""
 
 @contextmanager
 def _probe() -> Iterator[duckdb.DuckDBPyConnection]:
-    """A DuckDB connection of :data:`PROBE_MEMORY` spilling to a folder of its own in the system's temporary
-    folder, removed after (DuckDB's default is ``.tmp`` in the working directory: a department's whole table
-    re-sent spilled the keys' hash table there)."""
-    spill = tempfile.mkdtemp(prefix="govlake-duckdb-")
+    """A DuckDB connection of :data:`PROBE_MEMORY` spilling to a folder of its own (``govlake-duckdb/<pid>-…`` in
+    the system's temporary folder), removed after, and by the next one if its process was killed (DuckDB's
+    default is ``.tmp`` in the working directory: a department's whole table re-sent spilled the keys' hash
+    table there)."""
+    root = Path(tempfile.gettempdir()) / "govlake-duckdb"
+    root.mkdir(exist_ok=True)
+    remove_abandoned(root)
+    spill = tempfile.mkdtemp(prefix=f"{os.getpid()}-", dir=root)
     con = duckdb.connect(config={"memory_limit": PROBE_MEMORY, "temp_directory": spill})
     try:
         yield con
