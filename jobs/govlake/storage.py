@@ -338,16 +338,30 @@ def key_span(source: pa.Table, key: Sequence[str]) -> str:
     listed (too many values, or a type without a literal here): the whole table."""
     parts = []
     for k in key:
-        values = pa.compute.unique(source[k])
-        valid = values.drop_null()
-        literals = [_sql_literal(v) for v in valid.to_pylist()] if len(valid) <= KEY_LIST_VALUES else [None]
+        values = _distinct(source[k], KEY_LIST_VALUES)
+        literals = [_sql_literal(v) for v in values] if values is not None else [None]
         if None in literals:
             continue
         terms = [f"{k} in ({', '.join(literals)})"] if literals else []
-        if values.null_count:
+        if source[k].null_count:
             terms.append(f"{k} is null")
         parts.append("(" + " or ".join(terms) + ")")
     return " and ".join(parts) or "true"
+
+
+def _distinct(values: pa.ChunkedArray, most: int) -> list | None:
+    """The distinct non-null values of ``values`` in their order, or None as soon as there are more than ``most``:
+    read a slice at a time (a whole table's 8.2 million decision numbers are not hashed at once to learn that)."""
+    seen: dict = {}
+    for chunk in values.chunks:
+        for start in range(0, len(chunk), _DISTINCT_SLICE):
+            seen.update(dict.fromkeys(pa.compute.unique(chunk.slice(start, _DISTINCT_SLICE)).drop_null().to_pylist()))
+            if len(seen) > most:
+                return None
+    return list(seen)
+
+
+_DISTINCT_SLICE = 65_536
 
 
 def _sql_literal(value) -> str | None:
