@@ -117,7 +117,7 @@ def test_a_clustered_merge_rewrites_only_the_files_of_its_dates_and_matches_a_pl
     """cluster_by: the day's changes share a span of the clustering column; only the files overlapping that span
     are read and rewritten, and the table ends exactly as a merge by key alone leaves it — rows whose date
     changed included, null dates included; the new rows are appended apart (they would widen the files)."""
-    monkeypatch.setattr(storage, "CLUSTERED_FILE_BYTES", 256 << 10)
+    monkeypatch.setattr(storage, "CLUSTERED_FILE_BYTES", 64 << 10)
     settings = Settings(var=tmp_path / "var")
     n = 200_000
     base = _dated(range(n), 0, 200, "old")            # 1,000 dates, 200 rows each, sorted (null dates last)

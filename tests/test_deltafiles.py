@@ -1,0 +1,175 @@
+"""govlake.deltafiles: tables' data files written by pyarrow, committed by delta-rs — what delta-rs's own
+writer did (file statistics, file sizes, schema merging, nothing left behind by a failure) checked against it."""
+
+from __future__ import annotations
+
+import datetime as dt
+import multiprocessing
+from decimal import Decimal
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from deltalake import write_deltalake
+
+from govlake import deltafiles, storage
+
+UTC = dt.UTC
+
+
+def _varied(n: int) -> pa.Table:
+    """Every kind of column govlake's tables hold, with nulls, a row group of nothing but nulls in some, CJK text
+    and long strings."""
+    def nullable(values, every):
+        return [None if i % every == 0 else v for i, v in enumerate(values)]
+
+    return pa.table({
+        "s": pa.array(nullable([f"名称{i:06d}" for i in range(n)], 7)),
+        "long": pa.array([("长" * 3000) + str(i) if i % 2 else "a" for i in range(n)]),
+        "first_null": pa.array([None] * (n // 2) + [f"v{i}" for i in range(n - n // 2)], pa.string()),
+        "all_null": pa.nulls(n, pa.string()),
+        "i64": pa.array(nullable(list(range(-n, n, 2)), 5), pa.int64()),
+        "i32": pa.array(list(range(n)), pa.int32()),
+        "d": pa.array(nullable([dt.date(2004, 1, 1) + dt.timedelta(days=i) for i in range(n)], 3), pa.date32()),
+        "ts": pa.array([dt.datetime(2026, 1, 1, tzinfo=UTC) + dt.timedelta(seconds=i * 7.5) for i in range(n)],
+                       pa.timestamp("us", tz="UTC")),
+        "zoned": pa.array([dt.datetime(2026, 1, 1, 8, tzinfo=UTC)] * n, pa.timestamp("ms", tz="Asia/Shanghai")),
+        "dec": pa.array([Decimal(i) / 8 for i in range(n)], pa.decimal128(18, 4)),
+        "f": pa.array([i / 3 for i in range(n)], pa.float64()),
+        "b": pa.array([i % 2 == 0 for i in range(n)]),
+        "l": pa.array([[f"x{i}", None] for i in range(n)], pa.list_(pa.string())),
+    })
+
+
+def _actions(path: Path) -> list[dict]:
+    return pa.table(storage.open_table(path).get_add_actions(flatten=True)).to_pylist()
+
+
+def test_file_statistics_agree_with_delta_rs(tmp_path, monkeypatch):
+    """Counts and null counts of every primitive column as delta-rs's writer keeps them; the bounds of strings,
+    integers and dates equal to its own; none for the types it would round (decimals, floats, timestamps), for a
+    column of nulls, nor for strings past Parquet's 4 KiB of statistics (delta-rs truncates them)."""
+    monkeypatch.setattr(storage, "ROW_GROUP_ROWS", 1_000)
+    data = _varied(5_000)
+    ours, theirs = tmp_path / "ours", tmp_path / "theirs"
+    storage.write_table(ours, data, mode="overwrite", run_id="r")
+    write_deltalake(str(theirs), data, mode="overwrite")
+    (mine,), (rs,) = _actions(ours), _actions(theirs)
+    assert pq.read_metadata(ours / mine["path"]).num_row_groups == 5
+    assert mine["num_records"] == rs["num_records"] == 5_000
+    for column in ("s", "long", "first_null", "all_null", "i64", "i32", "d", "ts", "dec", "f", "b"):
+        assert mine[f"null_count.{column}"] == rs[f"null_count.{column}"], column
+    for column in ("s", "first_null", "i64", "i32", "d"):
+        assert (mine[f"min.{column}"], mine[f"max.{column}"]) == (rs[f"min.{column}"], rs[f"max.{column}"]), column
+    assert rs["min.long"] == "a" and rs["max.long"].startswith("长" * 20)
+    for column in ("long", "all_null", "ts", "dec", "f", "b"):
+        assert mine.get(f"min.{column}") is None and mine.get(f"max.{column}") is None, column
+    # the table reads back as written (a zoned timestamp as the same instant in UTC microseconds, as delta-rs's
+    # writer keeps it)
+    back = storage.open_table(ours).to_pyarrow_table().sort_by("i32")
+    assert back.schema.field("zoned").type == pa.timestamp("us", tz="UTC")
+    assert back.equals(data.cast(back.schema))
+    assert back.column("zoned")[0].as_py() == dt.datetime(2026, 1, 1, 8, tzinfo=UTC)
+
+
+def test_files_are_cut_at_the_target_size_in_row_groups_of_the_set_rows(tmp_path, monkeypatch):
+    monkeypatch.setattr(storage, "ROW_GROUP_ROWS", 10_000)
+    monkeypatch.setattr(storage, "FILE_BYTES", 1 << 20)
+    n = 300_000
+    data = pa.table({"k": pa.array([f"key-{i * 7919 % n:08d}" for i in range(n)]), "v": pa.array(range(n))})
+    storage.write_table(tmp_path / "t", data.to_batches(max_chunksize=3_000), schema=data.schema, mode="append",
+                        run_id="r")
+    actions = _actions(tmp_path / "t")
+    assert sum(a["num_records"] for a in actions) == n and len(actions) >= 3
+    *whole, last = sorted(actions, key=lambda a: a["size_bytes"], reverse=True)
+    assert all(0.9 * (1 << 20) <= a["size_bytes"] <= 1.2 * (1 << 20) for a in whole), actions
+    for a in actions:
+        meta = pq.read_metadata(tmp_path / "t" / a["path"])
+        assert max(meta.row_group(g).num_rows for g in range(meta.num_row_groups)) <= 10_000
+
+
+def test_an_append_merges_the_schema_and_an_overwrite_replaces_it(tmp_path):
+    path = tmp_path / "t"
+    storage.write_table(path, pa.table({"a": pa.array([1, 2], pa.int64()), "b": ["x", "y"]}), mode="append",
+                        run_id="r1")
+    # a column the table lacks is added, one the data lacks stays; a narrower integer is widened to the table's
+    storage.write_table(path, pa.table({"a": pa.array([3], pa.int32()), "c": [dt.date(2026, 1, 2)]}), mode="append",
+                        run_id="r2")
+    t = storage.open_table(path)
+    assert t.schema().to_arrow().names == ["a", "b", "c"]
+    assert sorted(t.to_pyarrow_table().to_pylist(), key=lambda r: r["a"]) == [
+        {"a": 1, "b": "x", "c": None}, {"a": 2, "b": "y", "c": None}, {"a": 3, "b": None, "c": dt.date(2026, 1, 2)}]
+    storage.write_table(path, pa.table({"z": ["only"]}), mode="overwrite", run_id="r3")
+    t = storage.open_table(path)
+    assert t.schema().to_arrow().names == ["z"] and t.to_pyarrow_table().to_pylist() == [{"z": "only"}]
+    assert [storage.commit_run_id(c) for c in t.history()] == ["r3", "r2", "r1"]
+    # nothing at all: an empty table with the data's schema, or an overwrite that empties it
+    storage.write_table(tmp_path / "empty", pa.table({"k": pa.array([], pa.string())}), mode="append", run_id="r")
+    assert storage.open_table(tmp_path / "empty").to_pyarrow_table().num_rows == 0
+    storage.write_table(path, pa.table({"z": pa.array([], pa.string())}), mode="overwrite", run_id="r4")
+    assert storage.row_count(path) == 0
+
+
+def test_a_write_whose_data_fails_commits_nothing_and_leaves_no_file(tmp_path, monkeypatch):
+    monkeypatch.setattr(storage, "ROW_GROUP_ROWS", 1_000)
+    monkeypatch.setattr(storage, "FILE_BYTES", 4 << 10)
+    path = tmp_path / "t"
+    storage.write_table(path, pa.table({"k": ["a"]}), mode="append", run_id="r1")
+    before = sorted(p.name for p in path.glob("*.parquet"))
+    schema = pa.schema([("k", pa.string())])
+
+    def batches():
+        for i in range(20):  # several files written before it fails
+            yield pa.record_batch([pa.array([f"{i}-{j}" for j in range(1_000)])], schema=schema)
+        raise ValueError("the department's file broke here")
+
+    with pytest.raises(ValueError, match="broke here"):
+        storage.write_table(path, batches(), schema=schema, mode="append", run_id="r2")
+    assert storage.open_table(path).version() == 0
+    assert sorted(p.name for p in path.glob("*.parquet")) == before
+
+
+def _append_many(path: str, writer: int, times: int, start) -> None:
+    start.wait(60)  # the first writes (each creating the table) at one moment
+    for i in range(times):
+        storage.write_table(Path(path), pa.table({"w": [writer] * 10, "i": [i] * 10}), mode="append",
+                            run_id=f"w{writer}-{i}")
+
+
+def test_processes_appending_at_once_lose_no_commit(tmp_path):
+    """Three processes create the table and append to it at once: every append is in the table once (delta-rs
+    retries an append that lost the race for a version, and a creation that lost it appends instead)."""
+    path = str(tmp_path / "t")
+    ctx = multiprocessing.get_context("spawn")
+    start = ctx.Barrier(3)
+    procs = [ctx.Process(target=_append_many, args=(path, w, 12, start)) for w in range(3)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(120)
+    assert [p.exitcode for p in procs] == [0, 0, 0]
+    rows = storage.open_table(Path(path)).to_pyarrow_table().to_pylist()
+    assert len(rows) == 3 * 12 * 10
+    assert sorted({(r["w"], r["i"]) for r in rows}) == [(w, i) for w in range(3) for i in range(12)]
+    assert len(storage.open_table(Path(path)).file_uris()) == 36
+    # a writer that found no table, whose creation finds one made meanwhile, commits into it
+    t = pa.table({"w": [9], "i": [0]})
+    deltafiles.write(Path(path), pa.RecordBatchReader.from_batches(t.schema, t.to_batches()), mode="append",
+                     table=None, commit=storage._commit("late", None), target_bytes=1 << 20, row_group_rows=1_000)
+    assert storage.row_count(Path(path)) == 3 * 12 * 10 + 1
+
+
+def test_the_bounds_are_what_a_predicate_prunes_by(tmp_path):
+    """delta-rs prunes by the bounds kept: a predicate overwrite of one date rewrites only the file holding it."""
+    path = tmp_path / "t"
+    for month in (1, 2, 3):
+        storage.write_table(path, pa.table({"d": [dt.date(2026, month, day) for day in range(1, 29)],
+                                            "v": ["old"] * 28}), mode="append", run_id=f"m{month}")
+    storage.write_table(path, pa.table({"d": [dt.date(2026, 2, 14)], "v": ["new"]}), mode="overwrite",
+                        run_id="p", predicate="d = '2026-02-14'::date")
+    (last,) = storage.open_table(path).history(1)
+    assert last["operationMetrics"]["num_removed_files"] == 1, last
+    t = storage.open_table(path).to_pyarrow_table()
+    assert t.num_rows == 84 and t.filter(pa.compute.equal(t["v"], "new")).num_rows == 1
+    assert deltafiles.file_stats(pq.read_metadata(next(path.glob("*.parquet"))), t.schema)["numRecords"] in (1, 27, 28)
