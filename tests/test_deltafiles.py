@@ -93,17 +93,21 @@ def test_an_append_merges_the_schema_and_an_overwrite_replaces_it(tmp_path):
     path = tmp_path / "t"
     storage.write_table(path, pa.table({"a": pa.array([1, 2], pa.int64()), "b": ["x", "y"]}), mode="append",
                         run_id="r1")
-    # a column the table lacks is added, one the data lacks stays; a narrower integer is widened to the table's
+    # a column the table lacks is added (a commit of its own, before the data's, without the step's stamp), one the
+    # data lacks stays; a narrower integer is widened to the table's
     storage.write_table(path, pa.table({"a": pa.array([3], pa.int32()), "c": [dt.date(2026, 1, 2)]}), mode="append",
-                        run_id="r2")
+                        run_id="r2", txn=("step", 5))
     t = storage.open_table(path)
     assert t.schema().to_arrow().names == ["a", "b", "c"]
+    assert [c["operation"] for c in t.history()] == ["WRITE", "ADD COLUMN", "CREATE TABLE"]
+    assert t.transaction_version("step") == 5
+    assert storage.open_table(path, version=1).transaction_version("step") is None
     assert sorted(t.to_pyarrow_table().to_pylist(), key=lambda r: r["a"]) == [
         {"a": 1, "b": "x", "c": None}, {"a": 2, "b": "y", "c": None}, {"a": 3, "b": None, "c": dt.date(2026, 1, 2)}]
     storage.write_table(path, pa.table({"z": ["only"]}), mode="overwrite", run_id="r3")
     t = storage.open_table(path)
     assert t.schema().to_arrow().names == ["z"] and t.to_pyarrow_table().to_pylist() == [{"z": "only"}]
-    assert [storage.commit_run_id(c) for c in t.history()] == ["r3", "r2", "r1"]
+    assert [storage.commit_run_id(c) for c in t.history()] == ["r3", "r2", "r2", "r1"]
     # nothing at all: an empty table with the data's schema, or an overwrite that empties it
     storage.write_table(tmp_path / "empty", pa.table({"k": pa.array([], pa.string())}), mode="append", run_id="r")
     assert storage.open_table(tmp_path / "empty").to_pyarrow_table().num_rows == 0
@@ -160,16 +164,40 @@ def test_processes_appending_at_once_lose_no_commit(tmp_path):
     assert storage.row_count(Path(path)) == 3 * 12 * 10 + 1
 
 
-def test_the_bounds_are_what_a_predicate_prunes_by(tmp_path):
-    """delta-rs prunes by the bounds kept: a predicate overwrite of one date rewrites only the file holding it."""
+def test_the_bounds_are_what_a_reader_skips_files_by(tmp_path):
+    """delta-rs reads the bounds kept: of three files, a filter on a date or a key selects the one holding it."""
+    import pyarrow.dataset as ds
+
     path = tmp_path / "t"
     for month in (1, 2, 3):
         storage.write_table(path, pa.table({"d": [dt.date(2026, month, day) for day in range(1, 29)],
-                                            "v": ["old"] * 28}), mode="append", run_id=f"m{month}")
-    storage.write_table(path, pa.table({"d": [dt.date(2026, 2, 14)], "v": ["new"]}), mode="overwrite",
-                        run_id="p", predicate="d = '2026-02-14'::date")
-    (last,) = storage.open_table(path).history(1)
-    assert last["operationMetrics"]["num_removed_files"] == 1, last
-    t = storage.open_table(path).to_pyarrow_table()
-    assert t.num_rows == 84 and t.filter(pa.compute.equal(t["v"], "new")).num_rows == 1
-    assert deltafiles.file_stats(pq.read_metadata(next(path.glob("*.parquet"))), t.schema)["numRecords"] in (1, 27, 28)
+                                            "k": [f"k{month}{day:02d}" for day in range(1, 29)]}),
+                            mode="append", run_id=f"m{month}")
+    data = storage.open_table(path).to_pyarrow_dataset()
+    assert len(list(data.get_fragments())) == 3
+    for where in (ds.field("d") == pa.scalar(dt.date(2026, 2, 14)), ds.field("k") == "k305"):
+        (fragment,) = data.get_fragments(filter=where)
+        assert fragment.to_table(filter=where).num_rows == 1
+
+
+def test_the_read_ahead_thread_ends_with_the_writing():
+    """The batches are read on a thread of their own; when the writing stops early (a full disk, say), the thread
+    stops too, and an error reading them is raised to the writer."""
+    import itertools
+    import threading
+
+    def endless():
+        for i in itertools.count():
+            yield pa.table({"i": [i]})
+
+    ahead = deltafiles._ahead(endless(), depth=2)
+    assert [next(ahead)["i"][0].as_py() for _ in range(3)] == [0, 1, 2]
+    ahead.close()
+    assert not [t for t in threading.enumerate() if t.name == "govlake-read-ahead"]
+
+    def broken():
+        yield pa.table({"i": [0]})
+        raise OSError("No space left on device")
+
+    with pytest.raises(OSError, match="No space left"):
+        list(deltafiles._ahead(broken()))

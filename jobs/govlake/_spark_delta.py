@@ -32,20 +32,12 @@ def user_metadata(run_id: str) -> str:
     return json.dumps({"govlake.run_id": run_id})
 
 
-def write(path: Location, df: DataFrame, *, mode: str, run_id: str, predicate: str | None = None,
-          partition_by: list[str] | None = None, txn: tuple[str, int] | None = None) -> None:
+def write(path: Location, df: DataFrame, *, mode: str, run_id: str, txn: tuple[str, int] | None = None) -> None:
     """``df`` as one commit to the Delta table at ``path`` (created when absent), as storage.write_table."""
     writer = df.write.format("delta").mode(mode).option("userMetadata", user_metadata(run_id))
     if txn:
         writer = writer.option("txnAppId", txn[0]).option("txnVersion", str(txn[1]))
-    if mode == "append":
-        writer = writer.option("mergeSchema", "true")
-    elif predicate:
-        writer = writer.option("replaceWhere", predicate)
-    else:
-        writer = writer.option("overwriteSchema", "true")
-    if partition_by:
-        writer = writer.partitionBy(*partition_by)
+    writer = writer.option("mergeSchema", "true") if mode == "append" else writer.option("overwriteSchema", "true")
     writer.save(str(path))
 
 

@@ -14,9 +14,9 @@ What delta-rs's writer did that this module does instead, each tested against it
   count and, where the Parquet statistics are exact, the minimum and maximum of its strings, integers and
   dates — the values a predicate prunes files by. Decimals, floats and timestamps get no bounds (a bound
   rounded the wrong way would skip a file that holds a match; no predicate of govlake's uses them);
-- an append's columns cast to the table's types (one the data lacks stays, null in the new files); an
-  overwrite's schema is the data's. An append that adds columns is left to delta-rs's writer
-  (:func:`adds_columns`).
+- an append's columns cast to the table's types (one the data lacks stays, null in the new files; one the
+  table lacks is added first, :func:`_add_columns`); an overwrite's schema is the data's;
+- an upsert's files replaced in the same commit (``removes``: govlake.storage.replace_span).
 
 Nothing is committed when the data raises or the writing fails: the files written so far are deleted (a killed
 process leaves them unreferenced, as delta-rs's writer did; ``govlake vacuum`` removes them).
@@ -24,18 +24,21 @@ process leaves them unreferenced, as delta-rs's writer did; ``govlake vacuum`` r
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
+import threading
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Sequence
+from queue import Empty, Full, Queue
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 from deltalake import CommitProperties, DeltaTable
 from deltalake import Schema as DeltaSchema
 from deltalake.exceptions import TableNotFoundError
-from deltalake.transaction import AddAction, create_table_with_add_actions
+from deltalake.transaction import AddAction, RemoveAction, create_table_with_add_actions
 
 from govlake import objectstore
 from govlake.objectstore import Location
@@ -47,21 +50,29 @@ PROBE_ROWS = 4_096
 
 
 def write(location: Location, reader: pa.RecordBatchReader, *, mode: str, table: DeltaTable | None,
-          commit: CommitProperties, target_bytes: int, row_group_rows: int) -> int:
+          commit: CommitProperties, target_bytes: int, row_group_rows: int,
+          removes: Sequence[tuple[str, int]] = ()) -> int:
     """Write ``reader`` into the Delta table at ``location`` as one commit (``table``: it opened, or None when
-    there is none yet); returns the rows written."""
+    there is none yet); returns the rows written. ``removes``: data files of the table (their paths in the log,
+    sizes) the same commit removes (an append only: the rows they hold that stay are in ``reader``)."""
+    if table is not None and mode == "append":
+        _add_columns(table, reader.schema, commit)
     schema = _commit_schema(reader.schema, table, mode)
     fs, root = objectstore.filesystem(location)
     fs.create_dir(root, recursive=True)
     written: list[AddAction] = []
     rows = 0
     try:
-        for name, meta in _files(fs, root, _cast(reader, schema), target_bytes, row_group_rows):
+        for name, meta in _files(fs, root, _ahead(_cast(reader, schema)), target_bytes, row_group_rows):
             written.append(AddAction(path=name, size=fs.get_file_info(f"{root}/{name}").size, partition_values={},
                                      modification_time=int(time.time() * 1000), data_change=True,
                                      stats=json.dumps(file_stats(meta, schema))))
             rows += meta.num_rows
         delta_schema = DeltaSchema.from_arrow(schema)
+        now = int(time.time() * 1000)
+        gone = [RemoveAction(path=path, data_change=True, deletion_timestamp=now, size=size) for path, size in removes]
+        if gone and (table is None or mode != "append"):
+            raise ValueError("files are removed by an append to an existing table only")
         if table is None:
             try:
                 create_table_with_add_actions(str(location), delta_schema, written, mode="error",
@@ -72,7 +83,7 @@ def write(location: Location, reader: pa.RecordBatchReader, *, mode: str, table:
                 table = _table(location)  # another writer created it first: then this write commits into it
                 if table is None:
                     raise
-        table.create_write_transaction(written, mode, delta_schema, commit_properties=commit)
+        table.create_write_transaction([*written, *gone], mode, delta_schema, commit_properties=commit)
     except BaseException:
         for action in written:
             fs.delete_file(f"{root}/{action.path}")
@@ -87,13 +98,16 @@ def _table(location: Location) -> DeltaTable | None:
         return None
 
 
-def adds_columns(data: pa.Schema, table: DeltaTable | None, mode: str) -> bool:
-    """Whether appending ``data`` would add columns to ``table``: a change of the table's schema, which a commit of
-    files alone does not make (storage lets delta-rs's writer merge the schemas then: a catalog change, rare)."""
-    if table is None or mode != "append":
-        return False
+def _add_columns(table: DeltaTable, data: pa.Schema, commit: CommitProperties) -> None:
+    """Give ``table`` the columns of ``data`` it lacks (a commit of its own, before the data's: a commit of files
+    does not change the schema; a crash between the two leaves columns of nulls, which the next write fills)."""
     current = set(table.schema().to_arrow().names)
-    return any(name not in current for name in data.names)
+    added = [_as_delta(f) for f in data if f.name not in current]
+    if added:
+        # the commit's metadata, not its txn: that stamps the data's commit alone (govlake.steps)
+        table.alter.add_columns(DeltaSchema.from_arrow(pa.schema(added)).fields,
+                                commit_properties=CommitProperties(custom_metadata=commit.custom_metadata))
+        table.update_incremental()
 
 
 def _commit_schema(data: pa.Schema, table: DeltaTable | None, mode: str) -> pa.Schema:
@@ -124,6 +138,51 @@ def _cast(reader: pa.RecordBatchReader, schema: pa.Schema) -> Iterable[pa.Table]
     for batch in reader:
         t = pa.Table.from_batches([batch])
         yield t if same else t.cast(target)
+
+
+AHEAD = 4
+"""Batches read ahead of the writer, on a thread of their own (:func:`_ahead`)."""
+
+
+def _ahead(items: Iterable[pa.Table], depth: int = AHEAD) -> Iterator[pa.Table]:
+    """``items`` as they come, read on a thread of their own up to ``depth`` ahead: the query (or the file being
+    decoded) producing them runs while pyarrow encodes the ones before (both release the GIL), as delta-rs's
+    writer overlapped them. An error producing them is raised here; when the writing stops, so does the reading."""
+    queue: Queue = Queue(depth)
+    stop = threading.Event()
+    done = object()
+
+    def produce() -> None:
+        try:
+            for item in items:
+                while not stop.is_set():
+                    try:
+                        queue.put((item, None), timeout=0.1)
+                        break
+                    except Full:
+                        continue
+                if stop.is_set():
+                    return
+            queue.put((done, None))
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer, raised there
+            queue.put((done, exc))
+
+    thread = threading.Thread(target=produce, name="govlake-read-ahead", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item, error = queue.get()
+            if item is done:
+                if error is not None:
+                    raise error
+                return
+            yield item
+    finally:
+        stop.set()
+        while thread.is_alive():  # let a producer blocked on a full queue see the stop
+            with contextlib.suppress(Empty):
+                queue.get(timeout=0.1)
+        thread.join()
 
 
 def _files(fs, root: str, tables: Iterable[pa.Table], target_bytes: int, row_group_rows: int):

@@ -1,7 +1,9 @@
 """The one storage layer: Delta tables through deltalake (delta-rs), read by DuckDB.
 
 Jobs never open files themselves; they ask for a table by layer and name and hand back
-Arrow data. Every write is stamped with the run id in the Delta commit metadata.
+Arrow data. Every write is stamped with the run id in the Delta commit metadata. Data files are written
+by pyarrow and committed by delta-rs (govlake.deltafiles); an upsert rewrites the files holding its keys
+(:func:`replace_span`).
 
 A table's location is a local ``Path`` or, for a lake on S3 (GOVLAKE_LAKE=s3://…), an ``s3://`` URI
 (``str``): govlake.objectstore gives delta-rs its storage options and DuckDB its S3 secret for it.
@@ -23,7 +25,7 @@ from typing import Literal
 import duckdb
 import pyarrow as pa
 import pyarrow.compute
-from deltalake import CommitProperties, DeltaTable, WriterProperties, write_deltalake
+from deltalake import CommitProperties, DeltaTable
 from deltalake.exceptions import TableNotFoundError
 from deltalake.transaction import Transaction
 
@@ -38,13 +40,13 @@ log = logging.getLogger(__name__)
 WriteMode = Literal["append", "overwrite"]
 
 ROW_GROUP_ROWS = 131_072
-"""Rows per Parquet row group of every file delta-rs writes. Its writer holds a file's open row group in
-memory, and its default (about a million rows) held some 160 MiB more than this at the peak of a
-1-million-record process step; DuckDB scans row groups in parallel, so reads lose nothing."""
+"""Rows per Parquet row group of every data file written. The writer holds a file's open row group in
+memory (delta-rs's default, about a million rows, held some 160 MiB more than this at the peak of a
+1-million-record process step); DuckDB scans row groups in parallel, so reads lose nothing."""
 
 FILE_BYTES = 32 << 20
-"""Target size of the data files delta-rs writes (its default: 100 MiB): with it, the peak of a 1-million-record
-process step (a rebuild) fell by ~140 MiB, measured; silver at 10 million rows is some 40 files."""
+"""Target size of the data files written (delta-rs's default: 100 MiB): with it, the peak of a 1-million-record
+process step (a rebuild) fell by ~140 MiB, measured; silver at 10 million rows is some 20 files."""
 CLUSTERED_FILE_BYTES = 8 << 20
 """Target size of the files of a table written clustered (``cluster_by``): small enough that a day's changes,
 which share a narrow span of the clustering column, fall in one or two files of a table of any size."""
@@ -63,10 +65,6 @@ def key_hash_sql(key: Sequence[str], alias: str = "") -> str:
     prefix = f"{alias}." if alias else ""
     joined = ", ".join(f"{prefix}{k}::varchar" for k in key)
     return f"('0x' || substr(md5(concat_ws(chr(31), {joined})), 1, 15))::bigint"
-
-
-def _writer() -> WriterProperties:
-    return WriterProperties(max_row_group_size=ROW_GROUP_ROWS)
 
 
 def table_path(settings: Settings, layer: str, name: str) -> Location:
@@ -120,57 +118,37 @@ def write_table(
     mode: WriteMode,
     run_id: str,
     schema: pa.Schema | None = None,
-    predicate: str | None = None,
-    partition_by: list[str] | None = None,
     txn: tuple[str, int] | None = None,
     label: str | None = None,
     cluster_by: str | None = None,
+    removes: Sequence[tuple[str, int]] = (),
 ) -> None:
     """Write Arrow data as one Delta commit; streams a reader without holding it in memory.
 
-    ``txn`` (app id, version) is recorded in the commit (Delta ``txn`` action): see govlake.steps.
-    ``cluster_by``: the data comes sorted by this column, and is cut into files of
+    The files are written by pyarrow and committed by delta-rs (govlake.deltafiles: four times faster than
+    delta-rs's writer). ``txn`` (app id, version) is recorded in the commit (Delta ``txn`` action): see
+    govlake.steps. ``cluster_by``: the data comes sorted by this column, and is cut into files of
     :data:`CLUSTERED_FILE_BYTES`, each spanning a narrow range of it (what :func:`split_matched` is for).
-    A plain append or overwrite's files are written by pyarrow and committed by delta-rs (govlake.deltafiles:
-    four times faster than delta-rs's writer); a predicate overwrite, and an append that adds columns, are
-    delta-rs's writer's. A Spark DataFrame (the Spark engine's result) is written by delta-spark with the same
-    stamps.
+    ``removes``: files of the table (log path, size) the commit removes (:func:`replace_span`).
+    A Spark DataFrame (the Spark engine's result) is written by delta-spark with the same stamps.
     """
     if is_spark(data):
         from govlake import _spark_delta
 
-        _spark_delta.write(path, data, mode=mode, run_id=run_id, predicate=predicate, partition_by=partition_by,
-                           txn=txn)
+        _spark_delta.write(path, data, mode=mode, run_id=run_id, txn=txn)
         crash_point(_label(path, label))
         return
-    if not isinstance(data, (pa.Table, pa.RecordBatchReader)):
+    if isinstance(data, pa.Table):
+        data = pa.RecordBatchReader.from_batches(data.schema, data.to_batches())
+    elif not isinstance(data, pa.RecordBatchReader):
         if schema is None:
             raise ValueError("an iterable of batches needs its schema")
         data = pa.RecordBatchReader.from_batches(schema, iter(data))
     if isinstance(path, Path):
         path.parent.mkdir(parents=True, exist_ok=True)
-    plain = predicate is None and not partition_by
-    table = open_table(path) if plain else None
-    if plain and not deltafiles.adds_columns(data.schema, table, mode):
-        if isinstance(data, pa.Table):
-            data = pa.RecordBatchReader.from_batches(data.schema, data.to_batches())
-        deltafiles.write(path, data, mode=mode, table=table, commit=_commit(run_id, txn),
-                         target_bytes=CLUSTERED_FILE_BYTES if cluster_by else FILE_BYTES,
-                         row_group_rows=ROW_GROUP_ROWS)
-        crash_point(_label(path, label))
-        return
-    write_deltalake(
-        str(path),
-        data,
-        storage_options=objectstore.delta_options(path),
-        mode=mode,
-        predicate=predicate,
-        partition_by=partition_by,
-        schema_mode="merge" if mode == "append" or predicate else "overwrite",
-        target_file_size=CLUSTERED_FILE_BYTES if cluster_by else FILE_BYTES,
-        writer_properties=_writer(),
-        commit_properties=_commit(run_id, txn),
-    )
+    deltafiles.write(path, data, mode=mode, table=open_table(path), commit=_commit(run_id, txn),
+                     target_bytes=CLUSTERED_FILE_BYTES if cluster_by else FILE_BYTES, row_group_rows=ROW_GROUP_ROWS,
+                     removes=removes)
     crash_point(_label(path, label))
 
 
@@ -287,7 +265,7 @@ def _parquet_view(con: duckdb.DuckDBPyConnection, name: str, files: Sequence[str
 
 
 FILE_COLUMN = "_file"
-"""The column of a view :func:`register` makes with ``file_column``: the data file each row is in."""
+"""The column of a view :func:`_parquet_view` makes with ``file_column``: the data file each row is in."""
 
 
 def merge_table(path: Location, source: pa.Table | pa.RecordBatchReader, *, key: Sequence[str], run_id: str,
@@ -391,41 +369,51 @@ def _sql_literal(value) -> str | None:
 def replace_span(path: Location, matched: pa.Table | pa.RecordBatchReader, *, key: Sequence[str], span: str,
                  run_id: str, delete_flag: str | None = None, txn: tuple[str, int] | None = None,
                  label: str | None = None, keys: pa.Table | None = None, cluster_by: str | None = None) -> dict:
-    """Upsert ``matched`` by rewriting only the rows ``span`` selects: one commit replacing them (delta-rs's
-    predicate overwrite, which reads and rewrites only the files holding such rows, pruned by their statistics
-    first) with those rows less ``matched``'s keys, plus ``matched`` less the rows flagged ``delete_flag``.
-    ``span`` must hold every row of ``matched``'s keys, in the table and in ``matched``: the dates of
-    :func:`split_matched`'s rows on a table clustered on one, or :func:`key_span`'s lists of the keys. A MERGE
-    with the span in its condition does the same in delta-rs 1.6, but reads the whole table into memory (8.6
-    GB at 10 million records). The span's rows are streamed from DuckDB to delta-rs, not held: a day re-sending
-    decisions of many dates has a span as wide as the table (a second benchmark day at 10 million records: 7.2
-    GB held, 1.2 GB streamed); so is a stream ``matched`` when ``keys`` (the key columns of all its rows) is
-    given. A column the table has and ``matched`` lacks keeps its values in the rows kept. ``cluster_by``: the
-    table is clustered on that date column, its files cut as :func:`write_table` cuts them.
-    Returns the source's rows, the rows written from it, the table's rows it replaced (removed: updated or
-    deleted) and the rows kept (copied)."""
+    """Upsert ``matched`` by rewriting only the data files holding a row of one of its keys: one commit removing
+    those files and adding, as new files, their rows of other keys with ``matched`` less the rows flagged
+    ``delete_flag``. DuckDB finds the files: the rows ``span`` selects (row groups outside it skipped by their
+    statistics) joined with the keys. ``span`` must hold every row of ``matched``'s keys in the table: the dates
+    of :func:`split_matched`'s rows on a table clustered on one, or :func:`key_span`'s lists of the keys.
+
+    Neither delta-rs's MERGE (it read the whole table into memory: 8.6 GB at 10 million records) nor its predicate
+    overwrite (the predicate evaluated again by delta-rs over the files its statistics select, ~36 µs a listed
+    key, and stored in the commit: 371 KB for 10,000 keys). The rows are streamed from DuckDB, not held: a day
+    re-sending decisions of many dates rewrites many files; so is a stream ``matched`` when ``keys`` (the key
+    columns of all its rows) is given. A column the table has and ``matched`` lacks keeps its values in the rows
+    kept. ``cluster_by``: the table is clustered on that date column, its files cut as :func:`write_table` cuts
+    them. Returns the source's rows, the rows written from it, the table's rows it replaced (removed: updated or
+    deleted) and the rows of the rewritten files kept (copied)."""
     if keys is None:
         matched = matched.read_all() if isinstance(matched, pa.RecordBatchReader) else matched
         keys = matched.select(list(key))
-    target = pa.schema(open_table(path).schema().to_arrow())
+    table = open_table(path)
+    target = pa.schema(table.schema().to_arrow())
     fields = [f for f in matched.schema if f.name != delete_flag]
     schema = pa.schema(fields + [f for f in target if f.name not in {g.name for g in fields}])
     columns, have = schema.names, set(target.names)
     on = " and ".join(f"t.{k} = s.{k}" for k in key)
+    hit = f"exists (select 1 from source_keys as s where {on})"
     copied = removed = written = 0
+    logged = _logged_files(table)
     with _probe() as con:
-        register(con, "target", path)
         con.register("source_keys", keys)
+        rewritten: list[str] = []
+        if logged:
+            _parquet_view(con, "target", list(logged), file_column=True)
+            rewritten = [r[0] for r in con.sql(f"select distinct {FILE_COLUMN} from target as t "
+                                               f"where ({span}) and {hit}").fetchall()]
         listed = ", ".join(f"t.{c}" if c in have else f"null as {c}" for c in columns if c != KEY_HASH)
         if KEY_HASH in columns:  # the kept rows' hash: made for those written without it
             made = key_hash_sql(key, "t")
             listed += f", {f'coalesce(t.{KEY_HASH}, {made})' if KEY_HASH in have else made} as {KEY_HASH}"
-        span_rows = con.sql(f"select {listed}, exists (select 1 from source_keys as s where {on}) as _hit "
-                            f"from target as t where {span}").to_arrow_reader(KEPT_BATCH_ROWS)
+        if rewritten:
+            _parquet_view(con, "rewritten", rewritten)
+        kept_rows = con.sql(f"select {listed}, {hit} as _hit from rewritten as t").to_arrow_reader(
+            KEPT_BATCH_ROWS) if rewritten else []
 
         def rows() -> Iterable[pa.RecordBatch]:
             nonlocal copied, removed, written
-            for batch in span_rows:
+            for batch in kept_rows:
                 kept = pa.Table.from_batches([batch]).filter(pa.compute.invert(batch.column("_hit")))
                 removed += batch.num_rows - kept.num_rows
                 copied += kept.num_rows
@@ -443,10 +431,17 @@ def replace_span(path: Location, matched: pa.Table | pa.RecordBatchReader, *, ke
                 raise RuntimeError(f"{path}: the rows to merge ended after {read:,} of {keys.num_rows:,}; "
                                    "nothing was written")
 
-        write_table(path, rows(), schema=schema, mode="overwrite", run_id=run_id, predicate=span, txn=txn,
-                    label=label, cluster_by=cluster_by)
+        write_table(path, rows(), schema=schema, mode="append", run_id=run_id, txn=txn, label=label,
+                    cluster_by=cluster_by, removes=[logged[f] for f in rewritten])
     return {"num_source_rows": keys.num_rows, "num_target_rows_written": written,
-            "num_target_rows_removed": removed, "num_target_rows_copied": copied}
+            "num_target_rows_removed": removed, "num_target_rows_copied": copied, "num_removed_files": len(rewritten)}
+
+
+def _logged_files(table: DeltaTable) -> dict[str, tuple[str, int]]:
+    """The table's data files: their URIs (as DuckDB reads them) → (path in the log, size)."""
+    actions = pa.table(table.get_add_actions(flatten=False)).select(["path", "size_bytes"]).to_pylist()
+    by_name = {a["path"].rsplit("/", 1)[-1]: (a["path"], a["size_bytes"]) for a in actions}
+    return {uri: by_name[uri.rsplit("/", 1)[-1]] for uri in table.file_uris()}
 
 
 KEPT_BATCH_ROWS = 10_000
@@ -482,12 +477,9 @@ def split_matched(path: Location, source: pa.Table, *, key: Sequence[str], clust
     :data:`KEY_HASH`, for the table.
 
     The span is a predicate on ``cluster_by`` holding the dates of the matched rows, both as the table has them
-    and as ``source`` has them (``is null`` added for null ones), as literals delta-rs prunes files with: a row
-    whose date changed is found where it was and lands where it goes. When the matched rows are in fewer files
-    than the span's dates, the span lists the keys too (:func:`key_span`), so that only those files are rewritten:
-    a day re-sending decisions of many dates selects most files by date alone (at 10 million records, 92 files
-    against the 2 holding them), while a day's expiries share one date and its files (listing 4,920 keys cost
-    delta-rs 0.35 s there, for nothing). The lookup is DuckDB reading the target's
+    and as ``source`` has them (``is null`` added for null ones), as literals DuckDB skips row groups by: a row
+    whose date changed is found where it was and lands where it goes (:func:`replace_span` rewrites only the files
+    of the span holding one of the keys). The lookup is DuckDB reading the target's
     files (locally or on S3, as :func:`register` reads them): the dates of the rows whose :data:`KEY_HASH` is one
     of the source's (that column and ``cluster_by`` read whole), then the keys compared in the row groups of
     those dates only, and in the rows written without the hash (a table written before it, or by delta-spark). A
@@ -501,7 +493,7 @@ def split_matched(path: Location, source: pa.Table, *, key: Sequence[str], clust
         if KEY_HASH in source.schema.names:  # made here whoever made it
             source = source.drop_columns([KEY_HASH])
         source = source.append_column(KEY_HASH, source_keys[KEY_HASH])
-        if not register(con, "target", path, file_column=True):
+        if not register(con, "target", path):
             return source.slice(0, 0), _without_flagged(source, delete_flag), None
         hits = con.sql(_lookup(con, key, cluster_by)).to_arrow_table()
         is_matched = pa.compute.is_in(index, hits["_i"])
@@ -510,13 +502,7 @@ def split_matched(path: Location, source: pa.Table, *, key: Sequence[str], clust
         if not hits.num_rows:
             return matched, new, None
         values = pa.chunked_array([*hits[cluster_by].chunks, *matched[cluster_by].chunks], pa.date32())
-        span = _span(cluster_by, values)
-        # the key's values listed too when the files holding the matched rows are fewer than those holding the
-        # span's dates: each listed value costs delta-rs ~36 µs (0.2 s for 5,000), a file rewritten ~0.1 s
-        if FILE_COLUMN not in hits.column_names or pa.compute.count_distinct(hits[FILE_COLUMN]).as_py() < con.sql(
-                f"select count(distinct {FILE_COLUMN}) from target where {span}").fetchone()[0]:
-            span = f"{span} and {key_span(matched, key)}"
-        return matched, new, span
+        return matched, new, _span(cluster_by, values)
 
 
 def _without_flagged(rows: pa.Table, delete_flag: str | None) -> pa.Table:
@@ -542,9 +528,8 @@ def _lookup(con: duckdb.DuckDBPyConnection, key: Sequence[str], cluster_by: str)
     ``target`` holds (view ``source_keys``: the keys, their :data:`KEY_HASH`, ``_i``)."""
     on = " and ".join(f"t.{k} = s.{k}" for k in key)
     have = con.sql("select * from target limit 0").columns
-    file = [FILE_COLUMN] if FILE_COLUMN in have else []
-    columns = ", ".join([*key, cluster_by, *file])
-    found = ", ".join(f"t.{c}" for c in [cluster_by, *file])
+    columns = ", ".join([*key, cluster_by])
+    found = f"t.{cluster_by}"
     if KEY_HASH not in have:
         return f"select s._i, {found} from source_keys as s join target as t on {on}"
     dates = con.sql(f"select distinct t.{cluster_by} from target as t semi join source_keys as s "
@@ -559,12 +544,11 @@ def _lookup(con: duckdb.DuckDBPyConnection, key: Sequence[str], cluster_by: str)
 
 
 def register(con: duckdb.DuckDBPyConnection, name: str, path: Location, *,
-             empty_schema: pa.Schema | None = None, version: int | None = None, file_column: bool = False) -> bool:
+             empty_schema: pa.Schema | None = None, version: int | None = None) -> bool:
     """Expose the Delta table at ``path`` (at ``version`` when given) to DuckDB as view ``name``.
 
     Returns False when the table does not exist; with ``empty_schema`` an empty view is
-    registered instead so that models still run. ``file_column``: each row's data file in column
-    :data:`FILE_COLUMN` (not for a partitioned table, read as an Arrow dataset).
+    registered instead so that models still run.
     """
     dt = open_table(path, version=version)
     if dt is None:
@@ -577,5 +561,5 @@ def register(con: duckdb.DuckDBPyConnection, name: str, path: Location, *,
         con.register(name, dt.to_pyarrow_dataset())
     else:
         # delta-rs writes neither deletion vectors nor column mapping here: the file list is the table
-        _parquet_view(con, name, files, file_column=file_column)
+        _parquet_view(con, name, files)
     return True
