@@ -57,6 +57,7 @@ def test_file_statistics_agree_with_delta_rs(tmp_path, monkeypatch):
     write_deltalake(str(theirs), data, mode="overwrite")
     (mine,), (rs,) = _actions(ours), _actions(theirs)
     assert pq.read_metadata(ours / mine["path"]).num_row_groups == 5
+    assert mine["size_bytes"] == (ours / mine["path"]).stat().st_size
     assert mine["num_records"] == rs["num_records"] == 5_000
     for column in ("s", "long", "first_null", "all_null", "i64", "i32", "d", "ts", "dec", "f", "b"):
         assert mine[f"null_count.{column}"] == rs[f"null_count.{column}"], column

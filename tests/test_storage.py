@@ -296,3 +296,25 @@ def test_the_spill_folder_of_a_killed_process_is_removed_by_the_next_lookup(tmp_
     done = subprocess.run([sys.executable, "-c", "from govlake import storage\nwith storage._probe(): pass"],
                           env=env, cwd=tmp_path, check=True)
     assert done.returncode == 0 and list(root.iterdir()) == []
+
+
+def test_an_upsert_keeps_the_columns_the_source_lacks_in_the_table_s_order(tmp_path):
+    """The rewritten files' rows keep a column the source lacks, wherever the table has it, beside the key's
+    hash the source brings (made for the kept rows written without one)."""
+    import duckdb
+
+    path = tmp_path / "t"
+    con = duckdb.connect()
+    base = con.sql(f"select 'k' || range as k, range as c, {storage.key_hash_sql(['k'])} as {storage.KEY_HASH}, "
+                   "'x' || range as extra from (select range, 'k' || range as k from range(100))").to_arrow_table()
+    storage.write_table(path, base, mode="append", run_id="r0")
+    storage.write_table(path, pa.table({"k": ["old"], "c": [7], "extra": ["no hash"]}), mode="append", run_id="r1")
+    source = con.sql(f"select 'k' || range as k, range + 1000 as c, {storage.key_hash_sql(['k'])} as "
+                     f"{storage.KEY_HASH} from (select range, 'k' || range as k from range(3))").to_arrow_table()
+    metrics = storage.replace_span(path, source, key=["k"], span="true", run_id="r2")
+    assert metrics["num_removed_files"] == 1 and metrics["num_target_rows_copied"] == 97
+    rows = {r["k"]: r for r in storage.open_table(path).to_pyarrow_table().to_pylist()}
+    assert len(rows) == 101
+    assert rows["k1"]["c"] == 1001 and rows["k1"]["extra"] is None
+    assert rows["k50"]["extra"] == "x50" and rows["k50"][storage.KEY_HASH] == base[storage.KEY_HASH][50].as_py()
+    assert rows["old"][storage.KEY_HASH] is None  # not in a rewritten file: left as it was

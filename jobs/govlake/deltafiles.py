@@ -31,6 +31,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
 from queue import Empty, Full, Queue
 
 import pyarrow as pa
@@ -59,12 +60,13 @@ def write(location: Location, reader: pa.RecordBatchReader, *, mode: str, table:
         _add_columns(table, reader.schema, commit)
     schema = _commit_schema(reader.schema, table, mode)
     fs, root = objectstore.filesystem(location)
-    fs.create_dir(root, recursive=True)
+    if isinstance(location, Path):  # an object store has no folders to make
+        location.mkdir(parents=True, exist_ok=True)
     written: list[AddAction] = []
     rows = 0
     try:
-        for name, meta in _files(fs, root, _ahead(_cast(reader, schema)), target_bytes, row_group_rows):
-            written.append(AddAction(path=name, size=fs.get_file_info(f"{root}/{name}").size, partition_values={},
+        for name, meta, size in _files(fs, root, _ahead(_cast(reader, schema)), target_bytes, row_group_rows):
+            written.append(AddAction(path=name, size=size, partition_values={},
                                      modification_time=int(time.time() * 1000), data_change=True,
                                      stats=json.dumps(file_stats(meta, schema))))
             rows += meta.num_rows
@@ -187,7 +189,7 @@ def _ahead(items: Iterable[pa.Table], depth: int = AHEAD) -> Iterator[pa.Table]:
 
 def _files(fs, root: str, tables: Iterable[pa.Table], target_bytes: int, row_group_rows: int):
     """Write ``tables`` as Parquet files of ``root`` of about ``target_bytes`` each, in row groups of at most
-    ``row_group_rows``; yields (file name, its metadata) as each is closed.
+    ``row_group_rows``; yields (file name, its metadata, its size) as each is closed.
 
     As delta-rs's writer does, a file is closed at the target and its last row group cut short there: the
     rows a file takes are planned from the bytes per row written so far (the first row group, before
@@ -210,7 +212,7 @@ def _files(fs, root: str, tables: Iterable[pa.Table], target_bytes: int, row_gro
         written = sink.tell() if writer is not None else 0
         return max(1, min(row_group_rows, int((target_bytes - written) * rows_done / bytes_done)))
 
-    def put(part: pa.Table) -> tuple[str, pq.FileMetaData] | None:
+    def put(part: pa.Table) -> tuple[str, pq.FileMetaData, int] | None:
         nonlocal writer, sink, name, rows_done, bytes_done
         if writer is None:
             name = f"part-00000-{uuid.uuid4()}-c000.snappy.parquet"
@@ -223,11 +225,12 @@ def _files(fs, root: str, tables: Iterable[pa.Table], target_bytes: int, row_gro
         bytes_done += sink.tell() - before
         return close() if sink.tell() >= target_bytes * 0.98 else None
 
-    def close() -> tuple[str, pq.FileMetaData]:
+    def close() -> tuple[str, pq.FileMetaData, int]:
         nonlocal writer, sink
         writer.close()
+        size = sink.tell()
         sink.close()
-        done = (name, writer.writer.metadata)  # the footer as written
+        done = (name, writer.writer.metadata, size)  # the footer as written
         writer = sink = None
         return done
 

@@ -406,10 +406,14 @@ def replace_span(path: Location, matched: pa.Table | pa.RecordBatchReader, *, ke
                             f"group by {FILE_COLUMN}").fetchall()
         rewritten = [f for f, _ in found]
         removed = sum(n for _, n in found)
-        listed = ", ".join(f"t.{c}" if c in have else f"null as {c}" for c in columns if c != KEY_HASH)
-        if KEY_HASH in columns:  # the kept rows' hash: made for those written without it
-            made = key_hash_sql(key, "t")
-            listed += f", {f'coalesce(t.{KEY_HASH}, {made})' if KEY_HASH in have else made} as {KEY_HASH}"
+        made = key_hash_sql(key, "t")  # the kept rows' hash, for those written without it
+
+        def pick(c: str) -> str:
+            if c == KEY_HASH:
+                return f"{f'coalesce(t.{KEY_HASH}, {made})' if KEY_HASH in have else made} as {KEY_HASH}"
+            return f"t.{c}" if c in have else f"null as {c}"
+
+        listed = ", ".join(pick(c) for c in columns)  # in the order of ``schema``
         kept_rows: Iterable[pa.RecordBatch] = []
         if rewritten:
             _parquet_view(con, "rewritten", rewritten)
