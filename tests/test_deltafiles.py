@@ -202,3 +202,32 @@ def test_the_read_ahead_thread_ends_with_the_writing():
 
     with pytest.raises(OSError, match="No space left"):
         list(deltafiles._ahead(broken()))
+
+
+def test_a_commit_that_landed_and_then_failed_keeps_its_files(tmp_path, monkeypatch):
+    """A commit can land and its call still fail after (a checkpoint written on a full disk, say): the files the
+    log now names stay; a commit that did not land leaves no file."""
+    from deltalake import DeltaTable
+
+    path = tmp_path / "t"
+    storage.write_table(path, pa.table({"k": ["a"]}), mode="append", run_id="r1")
+    real = DeltaTable.create_write_transaction
+
+    def landed_then_failed(self, *args, **kwargs):
+        real(self, *args, **kwargs)
+        raise OSError("No space left on device (writing the checkpoint)")
+
+    monkeypatch.setattr(DeltaTable, "create_write_transaction", landed_then_failed)
+    with pytest.raises(OSError, match="No space left"):
+        storage.write_table(path, pa.table({"k": ["b", "c"]}), mode="append", run_id="r2")
+    assert sorted(storage.open_table(path).to_pyarrow_table()["k"].to_pylist()) == ["a", "b", "c"]
+
+    def failed(self, *args, **kwargs):
+        raise OSError("No space left on device (writing the commit)")
+
+    monkeypatch.setattr(DeltaTable, "create_write_transaction", failed)
+    with pytest.raises(OSError, match="writing the commit"):
+        storage.write_table(path, pa.table({"k": ["d"]}), mode="append", run_id="r3")
+    monkeypatch.setattr(DeltaTable, "create_write_transaction", real)
+    assert sorted(storage.open_table(path).to_pyarrow_table()["k"].to_pylist()) == ["a", "b", "c"]
+    assert len(list(path.glob("*.parquet"))) == len(storage.open_table(path).file_uris()) == 2

@@ -1,4 +1,4 @@
-"""Delta commits of Parquet files that pyarrow writes: the data files of every plain append and overwrite.
+"""Delta commits of Parquet files that pyarrow writes: the data files of every append, overwrite and upsert.
 
 delta-rs's own writer encodes Parquet at about a quarter of the speed of pyarrow's (1 million bronze rows,
 40 string columns, on this kind of machine: 2.8 s against 0.7 s, the same files' size), so storage hands it
@@ -7,7 +7,7 @@ only the commit: pyarrow writes the files into the table's folder (local or S3, 
 ``create_table_with_add_actions`` for a new table) — the log, the protocol, concurrent writers, the
 ``txn`` stamps and the commit metadata stay delta-rs's.
 
-What delta-rs's writer did that this module does instead, each tested against it (tests/test_storage.py):
+What delta-rs's writer did that this module does instead, each tested against it (tests/test_deltafiles.py):
 
 - files of a target size (``target_bytes``) made of row groups of ``row_group_rows`` rows;
 - each file's statistics in the log (:func:`file_stats`): its row count, every primitive column's null
@@ -18,8 +18,9 @@ What delta-rs's writer did that this module does instead, each tested against it
   table lacks is added first, :func:`_add_columns`); an overwrite's schema is the data's;
 - an upsert's files replaced in the same commit (``removes``: govlake.storage.replace_span).
 
-Nothing is committed when the data raises or the writing fails: the files written so far are deleted (a killed
-process leaves them unreferenced, as delta-rs's writer did; ``govlake vacuum`` removes them).
+Nothing is committed when the data raises or the writing fails: the files written so far are deleted, unless the
+table's log names them (a commit that landed and then failed, in a checkpoint on a full disk, say). A killed process
+leaves them unreferenced, as delta-rs's writer did; ``govlake vacuum`` removes them.
 """
 
 from __future__ import annotations
@@ -87,10 +88,21 @@ def write(location: Location, reader: pa.RecordBatchReader, *, mode: str, table:
                     raise
         table.create_write_transaction([*written, *gone], mode, delta_schema, commit_properties=commit)
     except BaseException:
-        for action in written:
-            fs.delete_file(f"{root}/{action.path}")
+        if written and not _maybe_committed(location, written[0].path):
+            for action in written:
+                fs.delete_file(f"{root}/{action.path}")
         raise
     return rows
+
+
+def _maybe_committed(location: Location, path: str) -> bool:
+    """Whether the table's log may name data file ``path``: True unless the table reads and does not (deleting a
+    committed file would break the table; leaving an uncommitted one costs its space until a vacuum)."""
+    try:
+        table = _table(location)
+        return table is not None and path in set(pa.table(table.get_add_actions(flatten=False))["path"].to_pylist())
+    except Exception:  # noqa: BLE001 - the log unreadable now: keep the files
+        return True
 
 
 def _table(location: Location) -> DeltaTable | None:
