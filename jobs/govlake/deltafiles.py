@@ -57,6 +57,8 @@ def write(location: Location, reader: pa.RecordBatchReader, *, mode: str, table:
     """Write ``reader`` into the Delta table at ``location`` as one commit (``table``: it opened, or None when
     there is none yet); returns the rows written. ``removes``: data files of the table (their paths in the log,
     sizes) the same commit removes (an append only: the rows they hold that stay are in ``reader``)."""
+    if removes and (table is None or mode != "append"):
+        raise ValueError("files are removed by an append to an existing table only")
     if table is not None and mode == "append":
         _add_columns(table, reader.schema, commit)
     schema = _commit_schema(reader.schema, table, mode)
@@ -74,8 +76,6 @@ def write(location: Location, reader: pa.RecordBatchReader, *, mode: str, table:
         delta_schema = DeltaSchema.from_arrow(schema)
         now = int(time.time() * 1000)
         gone = [RemoveAction(path=path, data_change=True, deletion_timestamp=now, size=size) for path, size in removes]
-        if gone and (table is None or mode != "append"):
-            raise ValueError("files are removed by an append to an existing table only")
         if table is None:
             try:
                 create_table_with_add_actions(str(location), delta_schema, written, mode="error",
@@ -83,7 +83,7 @@ def write(location: Location, reader: pa.RecordBatchReader, *, mode: str, table:
                                               commit_properties=commit)
                 return rows
             except Exception:
-                table = _table(location)  # another writer created it first: then this write commits into it
+                table = open_table(location)  # another writer created it first: then this write commits into it
                 if table is None:
                     raise
         table.create_write_transaction([*written, *gone], mode, delta_schema, commit_properties=commit)
@@ -99,15 +99,17 @@ def _maybe_committed(location: Location, path: str) -> bool:
     """Whether the table's log may name data file ``path``: True unless the table reads and does not (deleting a
     committed file would break the table; leaving an uncommitted one costs its space until a vacuum)."""
     try:
-        table = _table(location)
+        table = open_table(location)
         return table is not None and path in set(pa.table(table.get_add_actions(flatten=False))["path"].to_pylist())
     except Exception:  # noqa: BLE001 - the log unreadable now: keep the files
         return True
 
 
-def _table(location: Location) -> DeltaTable | None:
+def open_table(location: Location, *, version: int | None = None) -> DeltaTable | None:
+    """The Delta table at ``location`` (at ``version`` when given), or None when none has been written yet
+    (govlake.storage's, for every reader)."""
     try:
-        return DeltaTable(str(location), storage_options=objectstore.delta_options(location))
+        return DeltaTable(str(location), version=version, storage_options=objectstore.delta_options(location))
     except TableNotFoundError:
         return None
 

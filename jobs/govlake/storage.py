@@ -26,12 +26,12 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute
 from deltalake import CommitProperties, DeltaTable
-from deltalake.exceptions import TableNotFoundError
 from deltalake.transaction import Transaction
 
 from govlake import deltafiles, objectstore
 from govlake._faults import crash_point
 from govlake.config import Settings
+from govlake.deltafiles import open_table
 from govlake.layout import LAYERS
 from govlake.objectstore import Location
 
@@ -76,14 +76,6 @@ def table_path(settings: Settings, layer: str, name: str) -> Location:
     return settings.table_path(layer, name)
 
 
-def open_table(path: Location, *, version: int | None = None) -> DeltaTable | None:
-    """The Delta table at ``path`` (at ``version`` when given), or None when none has been written yet."""
-    try:
-        return DeltaTable(str(path), version=version, storage_options=objectstore.delta_options(path))
-    except TableNotFoundError:
-        return None
-
-
 def _commit(run_id: str, txn: tuple[str, int] | None) -> CommitProperties:
     """Commit metadata: the run id, and the step's transaction identifier (govlake.steps)."""
     apps = [Transaction(app_id=txn[0], version=txn[1])] if txn else None
@@ -124,6 +116,7 @@ def write_table(
     label: str | None = None,
     cluster_by: str | None = None,
     removes: Sequence[tuple[str, int]] = (),
+    snapshot: DeltaTable | None = None,
 ) -> None:
     """Write Arrow data as one Delta commit; streams a reader without holding it in memory.
 
@@ -131,7 +124,8 @@ def write_table(
     delta-rs's writer). ``txn`` (app id, version) is recorded in the commit (Delta ``txn`` action): see
     govlake.steps. ``cluster_by``: the data comes sorted by this column, and is cut into files of
     :data:`CLUSTERED_FILE_BYTES`, each spanning a narrow range of it (what :func:`split_matched` is for).
-    ``removes``: files of the table (log path, size) the commit removes (:func:`replace_span`).
+    ``removes``: files of the table (log path, size) the commit removes, ``snapshot`` the version they were read
+    at, which the commit is checked against (:func:`replace_span`).
     A Spark DataFrame (the Spark engine's result) is written by delta-spark with the same stamps.
     """
     if is_spark(data):
@@ -148,7 +142,8 @@ def write_table(
         data = pa.RecordBatchReader.from_batches(schema, iter(data))
     if isinstance(path, Path):
         path.parent.mkdir(parents=True, exist_ok=True)
-    deltafiles.write(path, data, mode=mode, table=open_table(path), commit=_commit(run_id, txn),
+    table = snapshot if snapshot is not None else open_table(path)
+    deltafiles.write(path, data, mode=mode, table=table, commit=_commit(run_id, txn),
                      target_bytes=CLUSTERED_FILE_BYTES if cluster_by else FILE_BYTES, row_group_rows=ROW_GROUP_ROWS,
                      removes=removes)
     crash_point(_label(path, label))
@@ -276,10 +271,10 @@ def merge_table(path: Location, source: pa.Table | pa.RecordBatchReader, *, key:
     """Upsert ``source`` into the Delta table at ``path`` by ``key`` (created when absent), as one commit.
 
     With ``delete_flag`` (a boolean source column, not written): a flagged row deletes the target row
-    with its key instead (and is not inserted). delta-rs replaces the rows of the source's keys
-    (:func:`replace_span` with :func:`key_span`: a predicate overwrite that rewrites only the files holding
-    one of the keys, streamed), not a MERGE: delta-rs 1.6's MERGE holds the target in memory (7.5 GB for a
-    day of re-sent decisions on silver at 10 million rows). A column the table has and ``source`` lacks
+    with its key instead (and is not inserted). The rows of the source's keys are replaced by rewriting only
+    the files holding one of them (:func:`replace_span`, the search narrowed by :func:`key_span`), streamed, not
+    by delta-rs's MERGE, which holds the target in memory (7.5 GB for a day of re-sent decisions on silver at
+    10 million rows). A column the table has and ``source`` lacks
     keeps its values in the rows kept, null in the rows written; a column ``source`` brings is added.
     ``keys``: the key columns of every source row; given, a stream ``source`` is streamed, not held (a
     department re-sending its whole table corrected: at 1 million records the process step held 3 GB).
@@ -358,7 +353,7 @@ _DISTINCT_SLICE = 65_536
 
 
 def _sql_literal(value) -> str | None:
-    """``value`` as a SQL literal both delta-rs and DuckDB read alike; None for a type it does not write."""
+    """``value`` as a DuckDB SQL literal; None for a type it does not write."""
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int):
@@ -439,7 +434,7 @@ def replace_span(path: Location, matched: pa.Table | pa.RecordBatchReader, *, ke
                                    "nothing was written")
 
         write_table(path, rows(), schema=schema, mode="append", run_id=run_id, txn=txn, label=label,
-                    cluster_by=cluster_by, removes=[logged[f] for f in rewritten])
+                    cluster_by=cluster_by, removes=[logged[f] for f in rewritten], snapshot=table)
     return {"num_source_rows": keys.num_rows, "num_target_rows_written": written,
             "num_target_rows_removed": removed, "num_target_rows_copied": copied, "num_removed_files": len(rewritten)}
 
@@ -520,8 +515,8 @@ def _without_flagged(rows: pa.Table, delete_flag: str | None) -> pa.Table:
 
 
 def _span(column: str, values: pa.ChunkedArray) -> str:
-    """A predicate on date ``column`` holding ``values`` (nulls too), with literals delta-rs and DuckDB prune
-    files and row groups with."""
+    """A predicate on date ``column`` holding ``values`` (nulls too), with literals DuckDB skips row groups
+    by."""
     span, parts = pa.compute.min_max(values), []
     if span["min"].is_valid:
         parts.append(f"{column} between '{span['min'].as_py().isoformat()}' and '{span['max'].as_py().isoformat()}'")
