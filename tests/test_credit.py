@@ -514,6 +514,29 @@ def test_credit_models_have_a_header(name):
 
 
 @pytest.mark.parametrize("kind", ["penalty", "license"])
+def test_the_record_models_compute_every_record_as_it_is_read(kind):
+    """No CTE of a record model is materialized by DuckDB: one read twice (penalty_record's periods) would hold
+    every record, all its columns, in memory and the spill before the rest read them (10 million penalty records:
+    the model took 15.0 s so, 6.2 s without)."""
+    from govlake.credit import KINDS, load_credit_rules, render
+    from govlake.transform import model_inputs
+
+    k = {k.name: k for k in KINDS}[kind]
+    settings = Settings(var=Path("."))
+    catalog = get_catalog(settings.catalog_dir)
+    sql = render(settings, k.record, load_credit_rules(settings.catalog_dir), dt.date(2026, 11, 20))
+    con = duckdb.connect()
+    schemas = {f"silver_{r.slug}": silver_schema(r) for r in catalog.resources.values()}
+    schemas[f"{k.name}_input"] = silver_schema(catalog.resource(k.resource))
+    schemas["ref_deadline"] = pa.schema([("decision_date", pa.date32()), ("dept", pa.string()),
+                                         ("deadline_date", pa.date32()), ("deadline_provisional", pa.bool_())])
+    for name in model_inputs(sql):
+        con.register(name, schemas[name].empty_table())
+    plan = con.sql(f"explain {sql}").fetchall()[0][1]
+    assert "CTE Name" not in plan
+
+
+@pytest.mark.parametrize("kind", ["penalty", "license"])
 def test_record_kinds_agree_with_the_catalog_and_their_models(kind):
     from govlake.credit import KINDS, load_credit_rules, render
     from govlake.transform import model_header

@@ -654,6 +654,13 @@ def test_spark_sql_has_no_duckdb_only_constructs():
     assert "REGEXP_REPLACE(c, '^([\\\\s\\\\S]*?)(a)', '$1$2$2')" in sql  # the first match only
 
 
+def test_duckdb_s_cte_hints_are_left_to_spark_s_planner():
+    """``as [not] materialized`` (penalty_record's) is DuckDB's: Spark's SQL has no such hint."""
+    assert to_spark("with a as not materialized (select 1 as x), b as materialized (select x from a) "
+                    "select * from a join b using (x)", pretty=False) == (
+        "WITH a AS (SELECT 1 AS x), b AS (SELECT x FROM a) SELECT * FROM a JOIN b USING (x)")
+
+
 def test_temp_tables_become_replaceable_views():
     assert to_spark("create or replace temp table x as select 1 as a", pretty=False) == (
         "CREATE OR REPLACE TEMPORARY VIEW x AS SELECT 1 AS a")

@@ -506,6 +506,14 @@ def _semi_join_on(node: exp.Expression) -> exp.Expression:
     return node
 
 
+def _unhinted_cte(node: exp.Expression) -> exp.Expression:
+    """A CTE without DuckDB's ``as [not] materialized`` (Spark's SQL has no such hint; its planner inlines a CTE)."""
+    if isinstance(node, exp.CTE) and node.args.get("materialized") is not None:
+        node = node.copy()
+        node.set("materialized", None)
+    return node
+
+
 def _needs_columns(tree: exp.Expression) -> str | None:
     """What in ``tree`` Spark can only be given with the input tables' columns known."""
     if any(star.args.get("replace") for star in tree.find_all(exp.Star)):
@@ -531,7 +539,7 @@ def to_spark(sql: str, schema: Mapping[str, Mapping[str, str]] | None = None, *,
     for tree in sqlglot.parse(sql, read="duckdb"):
         if tree is None:
             continue
-        tree = tree.transform(_semi_join_on)
+        tree = tree.transform(_semi_join_on).transform(_unhinted_cte)
         needs = _needs_columns(tree)
         if needs is not None:
             if schema is None:
