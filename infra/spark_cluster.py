@@ -97,16 +97,24 @@ def _read_json(path: Path) -> dict | None:
 
 
 def records(folder: Path) -> dict[str, dict]:
-    """name → {pid, started, log} of every process the cluster started (alive or not)."""
+    """name → {pid, since_boot, log} of every process the cluster started (alive or not)."""
     found = {p.stem: _read_json(p) for p in sorted((folder / "pids").glob("*.json"))}
     return {name: rec for name, rec in found.items() if rec}
+
+
+def since_boot(proc: psutil.Process) -> float:
+    """Seconds from the machine's boot to ``proc``'s start: what tells a process from a later one given its pid.
+    Not ``create_time()`` alone: that is this plus the boot time as the clock gives it now, in whole seconds
+    (/proc/stat's btime), so a correction of the clock by a fraction of a second can move it by one — which once
+    made the watchdog take the test session for ended and stop its cluster under a running test."""
+    return proc.create_time() - psutil.boot_time()
 
 
 def alive(rec: dict) -> bool:
     """Whether the process of a record still runs (the same process: a reused pid has another start time)."""
     try:
-        return abs(psutil.Process(rec["pid"]).create_time() - rec["started"]) < 0.5
-    except psutil.Error:
+        return abs(since_boot(psutil.Process(rec["pid"])) - rec["since_boot"]) < 0.5
+    except (psutil.Error, KeyError):
         return False
 
 
@@ -142,7 +150,7 @@ def _spawn(folder: Path, name: str, cmd: list[str], env: dict[str, str]) -> subp
     record = folder / "pids" / f"{name}.json"
 
     def write_record() -> None:  # in the child, between fork and exec
-        _write_json(record, {"pid": os.getpid(), "started": psutil.Process().create_time(), "log": str(log)})
+        _write_json(record, {"pid": os.getpid(), "since_boot": since_boot(psutil.Process()), "log": str(log)})
 
     with open(log, "ab") as out:
         return subprocess.Popen(cmd, cwd=folder, env=env, stdin=subprocess.DEVNULL, stdout=out,
@@ -375,15 +383,15 @@ def _reuse(folder: Path, conf: dict, timeout: float) -> dict:
 def _watchdog(folder: Path, owner: int) -> None:
     """A process that stops the cluster when process ``owner`` ends (its own session: it outlives the starter)."""
     try:
-        started = psutil.Process(owner).create_time()
+        started = since_boot(psutil.Process(owner))
     except psutil.Error:
         raise ClusterError(f"--stop-with {owner}: no such process") from None
     _spawn(folder, "watchdog", [sys.executable, str(Path(__file__).resolve()), "_watch", "--dir", str(folder),
-                                "--pid", str(owner), "--started", repr(started)], dict(os.environ))
+                                "--pid", str(owner), "--since-boot", repr(started)], dict(os.environ))
 
 
 def _watch(folder: Path, owner: int, started: float) -> int:
-    while alive({"pid": owner, "started": started}):
+    while alive({"pid": owner, "since_boot": started}):
         if not (folder / "cluster.json").exists():
             return 0  # stopped by someone else
         time.sleep(1)
@@ -501,7 +509,7 @@ def main(argv: list[str]) -> int:
     sub.add_parser("submit-args", help="print spark-submit's arguments for the Spark engine's settings")
     watch = sub.add_parser("_watch")  # the watchdog of --stop-with
     watch.add_argument("--pid", type=int, required=True)
-    watch.add_argument("--started", type=float, required=True)
+    watch.add_argument("--since-boot", type=float, required=True)
     for command in [*commands.values(), watch]:
         command.add_argument("--dir", type=Path, default=default_dir(), help="the cluster's folder")
     for name in ("start", "status"):
@@ -525,7 +533,7 @@ def main(argv: list[str]) -> int:
             return 0
         folder = args.dir.resolve()
         if args.command == "_watch":
-            return _watch(folder, args.pid, args.started)
+            return _watch(folder, args.pid, args.since_boot)
         if args.command == "stop":
             stopped = stop(folder)
             _say(f"stopped {', '.join(stopped)}" if stopped else f"nothing was running in {folder}")

@@ -172,3 +172,25 @@ def test_a_starter_killed_halfway_leaves_nothing_once_its_owner_ends(tmp_path):
         time.sleep(0.5)
     assert leftovers(folder) == []
     assert cluster_cli("status", "--dir", folder).returncode == 3
+
+
+def test_a_clock_correction_does_not_make_a_running_process_look_ended(monkeypatch):
+    """The records tell a process by the seconds from boot to its start: psutil's create_time() adds the boot time
+    as the clock gives it now, in whole seconds, which a correction of the clock by a fraction of a second can move
+    by one (the watchdog once stopped a cluster under a running test so)."""
+    import importlib.util
+
+    import psutil
+
+    spec = importlib.util.spec_from_file_location("spark_cluster_cli", REPO_ROOT / "infra" / "spark_cluster.py")
+    cli = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(cli)
+    me = psutil.Process()
+    record = {"pid": me.pid, "since_boot": cli.since_boot(me)}
+    assert cli.alive(record)
+    platform = psutil._psplatform  # where create_time() and boot_time() read the boot time
+    booted = platform.boot_time()
+    monkeypatch.setattr(platform, "boot_time", lambda: booted + 1)  # the clock set forward across a second
+    assert abs(psutil.Process().create_time() - me.create_time()) > 0.9  # what the start time compared before
+    assert cli.alive(record)
+    assert not cli.alive({"pid": me.pid, "since_boot": record["since_boot"] - 2})  # another process, same pid
