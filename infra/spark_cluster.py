@@ -186,8 +186,10 @@ def _env(folder: Path, **more: str) -> dict[str, str]:
     env = {key: value for key, value in os.environ.items() if not key.startswith(("SPARK_", "PYSPARK_"))}
     return env | {"SPARK_HOME": str(_spark_home()), "JAVA_HOME": str(java), "SPARK_CONF_DIR": str(folder / "conf"),
                   "SPARK_LOCAL_IP": HOST, "SPARK_PUBLIC_DNS": HOST, "SPARK_DAEMON_MEMORY": "512m",
-                  # the daemons only schedule: the quick compiler and the serial collector start them sooner
-                  "SPARK_DAEMON_JAVA_OPTS": "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC"} | more
+                  # the daemons only schedule: the quick compiler and the serial collector start them sooner; C1
+                  # alone reserves 48 MB for compiled code, and a daemon that fills it goes on interpreted
+                  "SPARK_DAEMON_JAVA_OPTS": "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC -XX:ReservedCodeCacheSize=240m",
+                  } | more
 
 
 def _free(port: int) -> bool:

@@ -26,6 +26,7 @@ from pathlib import Path
 import psutil
 import pytest
 
+from _jvm import QUICK_JVM
 from govlake.config import DEFAULT_SPARK_JARS, REPO_ROOT, Settings, SettingsError, java_home
 
 CLUSTER_PY = REPO_ROOT / "infra" / "spark_cluster.py"
@@ -117,10 +118,9 @@ def spark_cluster(tmp_path_factory) -> Iterator[Cluster]:
 @pytest.fixture(scope="session")
 def spark_connect(spark_cluster: Cluster) -> str:
     """The Spark Connect server on the test cluster (``start --connect-port`` again); its ``sc://`` URL."""
-    quick = "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC"  # the JVMs start sooner (as the tests' local session)
     done = cluster_cli(*spark_cluster.start_args, "--connect-port", free_port(), "--json",
-                       "--connect-conf", f"spark.driver.extraJavaOptions={quick}",
-                       "--connect-conf", f"spark.executor.extraJavaOptions={quick}", env=cli_env(spark_cluster.var))
+                       "--connect-conf", f"spark.driver.extraJavaOptions={QUICK_JVM}",
+                       "--connect-conf", f"spark.executor.extraJavaOptions={QUICK_JVM}", env=cli_env(spark_cluster.var))
     if done.returncode:
         pytest.fail(f"infra/spark_cluster.py start --connect-port failed ({done.returncode}):\n{done.stderr[-3000:]}")
     return json.loads(done.stdout)["connect"]

@@ -15,6 +15,7 @@ import sys
 import time
 from decimal import Decimal
 
+from _jvm import QUICK_JVM
 from govlake.config import get_settings
 from govlake.engine import get_engine
 
@@ -26,8 +27,8 @@ CONF = {
     "spark.sql.codegen.factoryMode": "NO_CODEGEN",
     "spark.sql.adaptive.enabled": "false",
     "spark.databricks.delta.snapshotPartitions": "2",
-    "spark.driver.extraJavaOptions": "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC",
-    "spark.executor.extraJavaOptions": "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC",
+    "spark.driver.extraJavaOptions": QUICK_JVM,
+    "spark.executor.extraJavaOptions": QUICK_JVM,
 }
 SCHEMA = "id long, name string, amount decimal(18,4), decided_on date, received_at timestamp"
 ROWS = [

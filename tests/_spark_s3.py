@@ -8,7 +8,8 @@ the environment (GOVLAKE_LAKE=s3://… on the test server), driven by commands o
     merge URI              upsert: key 1 gets name 'merged by Spark', key 99 is inserted
 
 After the session starts it prints ``ready``; after each command one JSON line (``{"ok": …}`` or
-``{"error": …}``).
+``{"error": …}``). Those answers are all its stdout carries: everything else the process writes there — the JVM's
+own warnings, such as "CodeCache is full" — goes to its stderr (the test's log).
 """
 
 from __future__ import annotations
@@ -16,9 +17,11 @@ from __future__ import annotations
 import datetime as dt
 import decimal
 import json
+import os
 import sys
 import traceback
 
+from _jvm import QUICK_JVM
 from govlake.config import get_settings
 from govlake.engine import spark_session
 
@@ -26,7 +29,7 @@ from govlake.engine import spark_session
 CONF = {
     "spark.ui.enabled": "false",
     "spark.sql.shuffle.partitions": "2",
-    "spark.driver.extraJavaOptions": "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC",
+    "spark.driver.extraJavaOptions": QUICK_JVM,
     "spark.sql.adaptive.enabled": "false",
     "spark.databricks.delta.snapshotPartitions": "2",
 }
@@ -38,8 +41,12 @@ ROWS = [(1, "统一社会信用代码", decimal.Decimal("12.5000"), dt.date(2026
 
 
 def main() -> int:
+    # the answers get a descriptor of their own; descriptor 1, which the JVM started below inherits and writes its
+    # warnings to, becomes stderr
+    answers = os.fdopen(os.dup(1), "w", encoding="utf-8", buffering=1)
+    os.dup2(2, 1)
     spark = spark_session(get_settings(), app_name="govlake-s3-test", conf=CONF)
-    print("ready", flush=True)
+    print("ready", file=answers)
     for line in sys.stdin:
         cmd, *args = line.split()
         try:
@@ -65,10 +72,10 @@ def main() -> int:
                 result = None
             else:
                 raise ValueError(f"unknown command {cmd!r}")
-            print(json.dumps({"ok": result}, default=str, ensure_ascii=False), flush=True)
+            print(json.dumps({"ok": result}, default=str, ensure_ascii=False), file=answers)
         except Exception as exc:  # noqa: BLE001 — reported to the test
             print(json.dumps({"error": f"{type(exc).__name__}: {exc}", "trace": traceback.format_exc()[-3000:]}),
-                  flush=True)
+                  file=answers)
     spark.stop()
     return 0
 

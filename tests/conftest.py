@@ -16,6 +16,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+from _jvm import QUICK_JVM  # noqa: E402
 from govlake.config import Settings  # noqa: E402
 
 pytest_plugins = ["conftest_pg"] if (Path(__file__).parent / "conftest_pg.py").exists() else []
@@ -123,7 +124,7 @@ SPARK_TEST_CONF = {
     # The inputs are tiny and the queries many: planning and compiling dominate. C1 and the serial
     # collector start the JVM faster; interpreted expressions (no code generation, no adaptive
     # re-planning) save a third of the time. The results are the same either way.
-    "spark.driver.extraJavaOptions": "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC",
+    "spark.driver.extraJavaOptions": QUICK_JVM,
     "spark.sql.codegen.wholeStage": "false",
     "spark.sql.codegen.factoryMode": "NO_CODEGEN",
     "spark.sql.adaptive.enabled": "false",
@@ -131,10 +132,6 @@ SPARK_TEST_CONF = {
     # read a table in a tenth of the time (tests/test_spark_delta.py).
     "spark.databricks.delta.snapshotPartitions": "2",
 }
-
-
-QUICK_JVM = "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC"
-"""C1 only and the serial collector: a JVM that runs tiny jobs starts and warms up sooner."""
 
 
 @pytest.fixture(scope="session")

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 from deltalake import DeltaTable
 
+from _jvm import QUICK_JVM
 from _spark_cluster import Cluster, cli_env, cluster_cli, free_port, leftovers
 from govlake.config import REPO_ROOT, java_home
 
@@ -78,7 +79,7 @@ def test_spark_submit_with_the_engine_s_arguments_runs_a_driver_on_the_cluster(s
     assert args.returncode == 0, args.stderr
     submit = [str(Path(sys.executable).with_name("spark-submit")), *shlex.split(args.stdout)]
     assert submit[1:3] == ["--master", spark_cluster.master]
-    submit += ["--driver-java-options", "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC"]  # starts sooner (tests only)
+    submit += ["--driver-java-options", QUICK_JVM]  # starts sooner (tests only)
     done = subprocess.run([*submit, str(JOB), str(tmp_path / "t"), "--submitted"], capture_output=True, text=True,
                           env=env, timeout=900, check=False)
     assert done.returncode == 0, done.stderr[-4000:]
