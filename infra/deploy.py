@@ -393,7 +393,7 @@ class Supervisor:
         self.restarts = dict.fromkeys(dep.services, 0)
         self.next_start: dict[str, float] = {}
         # its own session when `up` started it; in the foreground (`run`) the caller's is not ours
-        self.sessions: dict[int, float] = {os.getpid(): psutil.Process().create_time()} if os.getsid(0) == \
+        self.sessions: dict[int, float] = {os.getpid(): since_boot(psutil.Process())} if os.getsid(0) == \
             os.getpid() else {}
         self.stopping = False
 
@@ -406,17 +406,17 @@ class Supervisor:
                                 cwd=self.dep.dir)
         log.close()
         self.procs[name], self.started[name] = proc, time.time()
-        self.sessions[proc.pid] = _create_time(proc.pid) or time.time()
+        self.sessions[proc.pid] = _since_boot(proc.pid) or time.time() - psutil.boot_time()
         (self.dep.run_dir / f"{name}.pid").write_text(f"{proc.pid}\n")
         _say(f"started {name} (pid {proc.pid})")
         self._write_state()
 
     def _write_state(self) -> None:
         me = psutil.Process()
-        state = {"supervisor": {"pid": me.pid, "create_time": me.create_time()},
+        state = {"supervisor": {"pid": me.pid, "since_boot": since_boot(me)},
                  "executor": self.dep.executor, "api_url": self.dep.api_url,
-                 "sessions": [[sid, created] for sid, created in self.sessions.items()],
-                 "services": {name: {"pid": p.pid, "create_time": _create_time(p.pid), "started": self.started[name],
+                 "sessions_since_boot": [[sid, started] for sid, started in self.sessions.items()],
+                 "services": {name: {"pid": p.pid, "since_boot": _since_boot(p.pid), "started": self.started[name],
                                      "restarts": self.restarts[name], "running": p.poll() is None}
                               for name, p in self.procs.items()}}
         tmp = self.dep.state_file.with_suffix(".tmp")
@@ -476,9 +476,17 @@ class Supervisor:
         _say("stopped")
 
 
-def _create_time(pid: int) -> float | None:
+def since_boot(proc: psutil.Process) -> float:
+    """Seconds from the machine's boot to ``proc``'s start: what tells a process from a later one given its pid.
+    Not ``create_time()`` alone: that adds the boot time as the clock gives it now, in whole seconds (/proc/stat's
+    btime), so a correction of the clock by a fraction of a second can move it by one (infra/spark_cluster.py's
+    watchdog once took a live process for ended so)."""
+    return proc.create_time() - psutil.boot_time()
+
+
+def _since_boot(pid: int) -> float | None:
     try:
-        return psutil.Process(pid).create_time()
+        return since_boot(psutil.Process(pid))
     except psutil.Error:
         return None
 
@@ -514,16 +522,16 @@ def _ours(sessions: dict[int, float]) -> set[int]:
     """The recorded sessions still ours: a session whose leader pid now belongs to a later process
     (the number reused after the whole session ended) is not."""
     kept = set()
-    for sid, created in sessions.items():
-        leader = _create_time(sid)
-        if leader is None or abs(leader - created) <= 1:
+    for sid, started in sessions.items():
+        leader = _since_boot(sid)
+        if leader is None or abs(leader - started) < 0.5:
             kept.add(sid)
     return kept
 
 
 def marked(dep: Deployment, sessions: dict[int, float], exclude: set[int] = frozenset(), *,
            marks: bool = True) -> list[psutil.Process]:
-    """Every live process of the deployment: in one of its ``sessions`` (sid → leader's start time), or
+    """Every live process of the deployment: in one of its ``sessions`` (sid → leader's start, since boot), or
     carrying its mark (``GOVLAKE_DEPLOY_ID``; a process that rewrites its title with setproctitle, as
     Airflow's do, loses it from /proc, hence the sessions)."""
     ours = _ours(sessions)
@@ -538,8 +546,12 @@ def marked(dep: Deployment, sessions: dict[int, float], exclude: set[int] = froz
 
 
 def recorded_sessions(dep: Deployment) -> dict[int, float]:
-    """The sessions the last supervisor recorded (``run/state.json``)."""
-    return {int(sid): float(created) for sid, created in _state(dep).get("sessions", [])}
+    """The sessions the last supervisor recorded (``run/state.json``): sid → its leader's start, since boot. A
+    state written before these (``sessions``: the leaders' create_time) is read as such."""
+    state, boot = _state(dep), psutil.boot_time()
+    if "sessions_since_boot" in state:
+        return {int(sid): float(started) for sid, started in state["sessions_since_boot"]}
+    return {int(sid): float(created) - boot for sid, created in state.get("sessions", [])}
 
 
 def sweep(dep: Deployment, sessions: dict[int, float], exclude: set[int] = frozenset(),
@@ -605,7 +617,9 @@ def _running(entry: dict | None) -> psutil.Process | None:
         proc = psutil.Process(entry["pid"])
     except (psutil.Error, KeyError):
         return None
-    if entry.get("create_time") and abs(proc.create_time() - entry["create_time"]) > 1:
+    if entry.get("since_boot") and abs(since_boot(proc) - entry["since_boot"]) >= 0.5:
+        return None
+    if entry.get("create_time") and abs(proc.create_time() - entry["create_time"]) > 1:  # a state of before since_boot
         return None
     return proc if _alive(proc) else None
 
@@ -616,7 +630,9 @@ def status(dep: Deployment) -> dict:
     env = dep.environment()
     supervisor = _running(state.get("supervisor"))
     health = api_health(dep) if "api-server" in dep.services else None
-    since = state.get("supervisor", {}).get("create_time", 0)
+    supervisor_entry = state.get("supervisor", {})
+    since = (psutil.boot_time() + supervisor_entry["since_boot"] if "since_boot" in supervisor_entry
+             else supervisor_entry.get("create_time", 0))
     out = {"deploy_dir": str(dep.dir), "executor": EXECUTORS[dep.executor], "api_url": dep.api_url,
            "database": _mask(env.get("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", "")),
            "supervisor": {"pid": supervisor.pid if supervisor else None, "running": supervisor is not None},

@@ -137,3 +137,36 @@ def test_a_taken_port_is_refused_before_anything_starts(tmp_path):
         # a worker machine does not serve the API: that port is none of its business
         deploy._check_ports(_dep(tmp_path, GOVLAKE_EXECUTOR="celery", GOVLAKE_DEPLOY_SERVICES="worker",
                                  AIRFLOW__API__PORT=str(port), AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT="0"))
+
+
+def test_a_clock_correction_does_not_make_a_running_service_look_ended(monkeypatch):
+    """The state tells a process (supervisor, service, session leader) by the seconds from boot to its start:
+    psutil's create_time() adds the boot time as the clock gives it now, in whole seconds, which a correction of
+    the clock by a fraction of a second moves by one — `status` would then call a running service stopped."""
+    import psutil
+
+    me = psutil.Process()
+    entry = {"pid": me.pid, "since_boot": deploy.since_boot(me)}
+    sessions = {me.pid: entry["since_boot"]}
+    assert deploy._running(entry) is not None and deploy._ours(sessions) == {me.pid}
+    platform = psutil._psplatform  # where create_time() and boot_time() read the boot time
+    booted = platform.boot_time()
+    monkeypatch.setattr(platform, "boot_time", lambda: booted + 1)  # the clock set forward across a second
+    assert abs(psutil.Process().create_time() - me.create_time()) > 0.9  # what the state compared before
+    assert deploy._running(entry) is not None and deploy._ours(sessions) == {me.pid}
+    # another process that got the same pid
+    assert deploy._running(entry | {"since_boot": entry["since_boot"] - 2}) is None
+    assert deploy._ours({me.pid: entry["since_boot"] - 2}) == set()
+
+
+def test_the_state_of_a_supervisor_before_since_boot_is_still_read(tmp_path):
+    """A deployment started by the code before (its state holds create_time) is found by `status` and `down`."""
+    import psutil
+
+    dep = _dep(tmp_path)
+    me = psutil.Process()
+    dep.run_dir.mkdir(parents=True, exist_ok=True)
+    dep.state_file.write_text(json.dumps({"supervisor": {"pid": me.pid, "create_time": me.create_time()},
+                                          "sessions": [[me.pid, me.create_time()]]}))
+    assert deploy._running(deploy._state(dep)["supervisor"]) is not None
+    assert deploy._ours(deploy.recorded_sessions(dep)) == {me.pid}
