@@ -93,6 +93,7 @@ def test_a_share_of_the_machine_memory():
     ("GOVLAKE_SPARK_EXECUTOR_CORES", "0", "not a number of cores"),
     ("GOVLAKE_SPARK_CORES_MAX", "two", "not a number of cores"),
     ("GOVLAKE_SPARK_DRIVER_HOST", "10.0.0.5", "only for a cluster's master"),
+    ("GOVLAKE_SPARK_MASTER_WAIT", "120", "only for a cluster's master"),
     ("GOVLAKE_SPARK_PYTHON", "python 3", "not a Python for the executors"),
     ("GOVLAKE_SPARK_PYTHON", "/no/such/python", "no such Python on this machine"),
     ("GOVLAKE_SPARK_INGEST", "workers", "must be executors (a Spark task decodes each file"),
@@ -118,6 +119,14 @@ def test_the_settings_of_a_driver_on_a_cluster(env):
             s.spark_python, s.spark_remote) == ("2g", 2, 8, "10.0.0.5", "/opt/govlake/.venv/bin/python", None)
     assert s.spark_driver_memory == "3g"
     assert s.spark_ingest == "executors"
+    assert s.spark_master_wait == 120
+    env.setenv("GOVLAKE_SPARK_MASTER_WAIT", "600")
+    assert get_settings().spark_master_wait == 600
+    for wait in ("0", "2m", "-5"):
+        env.setenv("GOVLAKE_SPARK_MASTER_WAIT", wait)
+        with pytest.raises(SettingsError, match=rf"^GOVLAKE_SPARK_MASTER_WAIT='{wait}': not a number of seconds"):
+            get_settings()
+    env.delenv("GOVLAKE_SPARK_MASTER_WAIT")
     env.setenv("GOVLAKE_SPARK_INGEST", "driver")
     assert get_settings().spark_ingest == "driver"
     env.setenv("GOVLAKE_SPARK_CORES_MAX", "1")

@@ -119,6 +119,10 @@ class Settings:
     spark_driver_host: str | None = None
     """``spark.driver.host`` (GOVLAKE_SPARK_DRIVER_HOST): the address a cluster's executors reach the driver at;
     None: 127.0.0.1 for a local master or one on loopback, else the address Spark finds for this machine."""
+    spark_master_wait: int = 120
+    """Seconds a driver on a standalone cluster waits with jobs to run, no executor and no master answering
+    (GOVLAKE_SPARK_MASTER_WAIT) before it cancels its jobs and the command fails naming the master: Spark's own
+    driver waits for a lost master with no limit."""
     spark_python: str | None = None
     """The Python the executors run (GOVLAKE_SPARK_PYTHON, PYSPARK_PYTHON): a path or command on the workers;
     None: this process's interpreter (the venv's), right for a local master and a cluster on this machine."""
@@ -429,11 +433,12 @@ def _spark_master(value: str) -> str:
     return value.strip()
 
 
-def spark_master_hosts(master: str) -> list[str]:
-    """The hosts of a ``spark://host:port[,host:port]`` master (none for a local one)."""
+def spark_master_addresses(master: str) -> list[tuple[str, int]]:
+    """The (host, port) of each master of a ``spark://host:port[,host:port]`` master (none for a local one)."""
     if not master.startswith("spark://"):
         return []
-    return [address.rsplit(":", 1)[0] for address in master.removeprefix("spark://").split(",")]
+    return [(host, int(port)) for host, port in
+            (address.rsplit(":", 1) for address in master.removeprefix("spark://").split(","))]
 
 
 def on_loopback(master: str) -> bool:
@@ -445,7 +450,7 @@ def on_loopback(master: str) -> bool:
         except ValueError:
             return False
 
-    return master.startswith("local") or all(loopback(h) for h in spark_master_hosts(master))
+    return master.startswith("local") or all(loopback(h) for h, _ in spark_master_addresses(master))
 
 
 _SPARK_REMOTE = re.compile(r"^sc://(?P<host>[A-Za-z0-9.-]+)(?::(?P<port>\d{1,5}))?(?P<params>/(?:;[^;=/]+=[^;]*)*)?$")
@@ -625,7 +630,8 @@ def get_settings() -> Settings:
     repository's var/jars), read whatever the engine (the engine checks the jars are there);
     GOVLAKE_SPARK_DRIVER_MEMORY (``4g``; its executors' too on a local master), and on a cluster
     GOVLAKE_SPARK_EXECUTOR_MEMORY (``2g``), GOVLAKE_SPARK_EXECUTOR_CORES, GOVLAKE_SPARK_CORES_MAX,
-    GOVLAKE_SPARK_DRIVER_HOST and GOVLAKE_SPARK_PYTHON; or GOVLAKE_SPARK_REMOTE (``sc://host:15002``, a Spark
+    GOVLAKE_SPARK_DRIVER_HOST, GOVLAKE_SPARK_PYTHON and GOVLAKE_SPARK_MASTER_WAIT (seconds, 120); or
+    GOVLAKE_SPARK_REMOTE (``sc://host:15002``, a Spark
     Connect server, refused together with those, which are its own).
     GOVLAKE_ALERT_* (the channels of ``govlake alerts``: :func:`alert_channels`), GOVLAKE_FEED_RUN_DEADLINE
     (minutes a feed DAG run may take before a ``run_overdue`` alert; unset: none).
@@ -678,7 +684,8 @@ def get_settings() -> Settings:
 
 SESSION_SETTINGS = ("GOVLAKE_SPARK_MASTER", "GOVLAKE_SPARK_DRIVER_MEMORY", "GOVLAKE_SPARK_EXECUTOR_MEMORY",
                     "GOVLAKE_SPARK_EXECUTOR_CORES",
-                    "GOVLAKE_SPARK_CORES_MAX", "GOVLAKE_SPARK_DRIVER_HOST", "GOVLAKE_SPARK_PYTHON")
+                    "GOVLAKE_SPARK_CORES_MAX", "GOVLAKE_SPARK_DRIVER_HOST", "GOVLAKE_SPARK_PYTHON",
+                    "GOVLAKE_SPARK_MASTER_WAIT")
 """The settings of a Spark driver govlake starts itself: a Spark Connect server (GOVLAKE_SPARK_REMOTE) has its own."""
 
 
@@ -710,4 +717,12 @@ def _spark_cluster_settings(env: Mapping[str, str], master: str) -> dict[str, ob
         out["spark_driver_host"] = _host("GOVLAKE_SPARK_DRIVER_HOST", host)
     if python := env.get("GOVLAKE_SPARK_PYTHON"):
         out["spark_python"] = _python(python, master)
+    if wait := env.get("GOVLAKE_SPARK_MASTER_WAIT", "").strip():
+        if not master.startswith("spark://"):
+            raise SettingsError("GOVLAKE_SPARK_MASTER_WAIT", wait, f"only for a cluster's master; GOVLAKE_SPARK_"
+                                                                   f"MASTER={master!r} runs in the driver")
+        if not re.fullmatch(r"[1-9]\d{0,5}", wait):
+            raise SettingsError("GOVLAKE_SPARK_MASTER_WAIT", wait, "not a number of seconds; write a whole number "
+                                                                   "from 1, e.g. 120")
+        out["spark_master_wait"] = int(wait)
     return out

@@ -20,9 +20,13 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import logging
 import os
 import re
+import socket
 import sys
+import threading
+import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,13 +41,16 @@ from govlake.config import (
     java_home,
     on_loopback,
     shown_remote,
+    spark_master_addresses,
     spark_remote_address,
 )
 from govlake.transform import DUCKDB, SPARK, SPARK_CONF, Dialect
 
 if TYPE_CHECKING:
+    from pyspark import SparkContext
     from pyspark.sql import SparkSession
 
+log = logging.getLogger(__name__)
 EngineName = Literal["duckdb", "spark"]
 
 DELTA_JARS: tuple[str, ...] = (
@@ -260,7 +267,70 @@ def spark_session(settings: Settings, *, app_name: str = "govlake",
         session = builder.getOrCreate()
     session.sparkContext.setLogLevel("ERROR")
     _check_delta_classes(session, settings)
+    sc = session.sparkContext
+    if settings.spark_master.startswith("spark://") and not hasattr(sc, "_govlake_watch"):
+        sc._govlake_watch = _MasterWatch(sc, settings.spark_master, settings.spark_master_wait)  # type: ignore[attr-defined]
+        sc._govlake_watch.start()  # type: ignore[attr-defined]
     return session
+
+
+_lost_master: str | None = None
+
+
+def lost_master() -> str | None:
+    """What the master watch said when it cancelled this process's Spark jobs (:class:`_MasterWatch`), else None:
+    the command's error then says it, not the cancelled job's own message."""
+    return _lost_master
+
+
+class _MasterWatch(threading.Thread):
+    """Cancels the jobs of a driver on a standalone cluster that have waited GOVLAKE_SPARK_MASTER_WAIT seconds with
+    no executor while no master of ``spark://…`` accepts a connection.
+
+    Spark's driver waits for a lost master with no limit ("Disconnected from Spark cluster! Waiting for
+    reconnection…"), and once its executors are gone too a command would hang for ever. A cluster that is only
+    busy (its master answers; another driver holds the cores) is waited for, however long."""
+
+    def __init__(self, sc: SparkContext, master: str, wait: int) -> None:
+        super().__init__(name="govlake-master-watch", daemon=True)
+        self.sc, self.master, self.wait = sc, master, wait
+        self.addresses = spark_master_addresses(master)
+
+    def run(self) -> None:
+        every, since = min(5.0, self.wait / 4), None
+        while True:
+            time.sleep(every)
+            try:
+                if self.sc._jsc is None:  # stopped
+                    return
+                jobs = self.sc.statusTracker().getActiveJobsIds()
+                executors = self.sc._jsc.sc().getExecutorMemoryStatus().size() - 1  # less the driver's
+            except Exception:  # noqa: BLE001 — the session or its JVM has ended: nothing left to watch
+                return
+            if not jobs or executors > 0 or self._master_answers():
+                since = None
+            elif since is None:
+                since = time.monotonic()
+            elif time.monotonic() - since >= self.wait:
+                self._cancel(len(jobs))
+                since = None
+
+    def _master_answers(self) -> bool:
+        for address in self.addresses:
+            with contextlib.suppress(OSError), socket.create_connection(address, timeout=5):
+                return True
+        return False
+
+    def _cancel(self, jobs: int) -> None:
+        global _lost_master
+        _lost_master = (f"the Spark cluster's master {self.master} has not answered for {self.wait} s and this "
+                        f"driver has no executor left: its {jobs} waiting Spark job(s) were cancelled "
+                        f"(GOVLAKE_SPARK_MASTER_WAIT={self.wait}). Start the cluster again (infra/spark_cluster.py "
+                        "start, or where it runs) and run the same command again: a step interrupted here is "
+                        "finished by its next run.")
+        log.error(_lost_master)
+        with contextlib.suppress(Exception):
+            self.sc.cancelAllJobs()
 
 
 def _check_delta_classes(session: SparkSession, settings: Settings) -> None:

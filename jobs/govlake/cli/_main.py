@@ -77,10 +77,17 @@ def exit_code(exc: BaseException) -> int:
     return USAGE if isinstance(exc, SettingsError) else getattr(exc, "exit_code", ERROR)
 
 
+def lost_cluster() -> str | None:
+    """Why this process's Spark jobs were cancelled, when its cluster's master was lost (govlake.engine's master
+    watch): that, not the cancelled job's error, is what a command that failed then says."""
+    engine = sys.modules.get("govlake.engine")  # not loaded: no Spark session, nothing lost
+    return engine.lost_master() if engine else None
+
+
 def fail(exc: BaseException, *, json_output: bool = False) -> NoReturn:
     """Print ``error: …`` literally on stderr (and ``{"error", "exit_code"}`` on stdout with --json); exit."""
     code = exit_code(exc)
-    text = message(exc)
+    text = lost_cluster() or message(exc)
     err = Console(stderr=True)
     first, *rest = text.split("\n")
     err.print(literal(("error: ", "bold red"), first), soft_wrap=True)
@@ -124,7 +131,10 @@ def _unexpected(exc: BaseException, *, json_output: bool) -> None:
 
     err = Console(stderr=True)
     text = " ".join(str(exc).split())
-    if "No space left on device" in text or "os error 28" in text or getattr(exc, "errno", None) == 28:
+    if lost := lost_cluster():
+        summary = lost
+        err.print(literal(("error: ", "bold red"), summary), soft_wrap=True)
+    elif "No space left on device" in text or "os error 28" in text or getattr(exc, "errno", None) == 28:
         summary = ("no space left on device. Free space under GOVLAKE_VAR (var/work holds DuckDB spill files; "
                    "`govlake vacuum` removes old table versions) and run the same command again: a step "
                    "interrupted here is finished by its next run, nothing written twice.")
