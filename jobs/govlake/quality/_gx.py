@@ -189,11 +189,11 @@ def run_suite(con, table: str, expectations: list, *, suite_name: str,
             kwargs={"creator": lambda: duckdb_engine.ConnectionWrapper(compute.con.cursor())})
         batch = source.add_table_asset(name=table, table_name=table).add_batch_definition_whole_table("whole_table")
     # Filled before it is added: added first, the suite would be stored again (serialised whole) with
-    # each expectation, a quarter of a process step's time for a resource's few dozen rules.
-    suite = gx.ExpectationSuite(name=suite_name)
-    for expectation in expectations:
-        suite.add_expectation(expectation)
-    suite = context.suites.add(suite)
+    # each expectation, a quarter of a process step's time for a resource's few dozen rules. Given to the
+    # constructor, not add_expectation: that compares each new expectation with every one before it, whole
+    # (0.05 s of the 0.45 s a resource's few dozen rules take on a day's rows; a rule's description holds its id,
+    # so no two are equal).
+    suite = context.suites.add(gx.ExpectationSuite(name=suite_name, expectations=expectations))
     definition = context.validation_definitions.add(
         gx.ValidationDefinition(name=f"{suite_name}_validation", data=batch, suite=suite))
     fmt = {"result_format": result_format, "partial_unexpected_count": 0}
