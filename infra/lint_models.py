@@ -89,7 +89,7 @@ def contexts(settings) -> Iterator[tuple[str, str, dict]]:
         yield "silver/flagged", res.code, {"resource": res, "every": 100}
         yield "silver/failing_hash", res.code, failing_context(res)
         yield "silver/resent", res.code, {"resource": res}
-        for name in ("candidates", "contest", "dropped", "upserts"):
+        for name in ("repeated_keys", "candidates", "contest", "dropped", "upserts"):
             yield f"silver/{name}", res.code, contest_context(res)
     for name in MODEL_ORDER:
         yield f"gold/{name}", "", model_context(name, catalog)

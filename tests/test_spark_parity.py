@@ -338,7 +338,7 @@ def test_standardize_rules_and_contest_agree(code, city, engines):
 
 CASES = ("city", "hand-made")
 RESOURCE_MODELS = ("staging/standardize", "silver/checked", "silver/flagged", "silver/failing_hash", "silver/resent",
-                   "silver/candidates", "silver/contest", "silver/dropped", "silver/upserts")
+                   "silver/repeated_keys", "silver/candidates", "silver/contest", "silver/dropped", "silver/upserts")
 """What test_standardize_rules_and_contest_agree runs, for each resource."""
 LAKE_MODELS = ("governance/open_objections", "governance/disputes", "governance/corrections",
                "governance/comparisons", "gold/int_entity_attributes", "gold/legal_entity", "gold/population",
