@@ -291,12 +291,17 @@ def _redis_server() -> str:
     return found
 
 
-def _pg() -> ModuleType:
-    """infra/pg.py as a module (infra/ is scripts, not a package)."""
-    spec = importlib.util.spec_from_file_location("govlake_infra_pg", REPO / "infra" / "pg.py")
+def _infra(name: str) -> ModuleType:
+    """infra/<name>.py as a module (infra/ is scripts, not a package)."""
+    spec = importlib.util.spec_from_file_location(f"govlake_infra_{name}", REPO / "infra" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+since_boot = _infra("spark_cluster").since_boot
+"""Seconds from boot to a process's start: how the state tells a process from a later one given its pid (as the
+Spark cluster's records do; a wall-clock start time moves when the clock is corrected)."""
 
 
 # ------------------------------------------------------------------------------------------- preparation
@@ -310,7 +315,7 @@ def prepare(dep: Deployment) -> dict[str, str]:
         if dep.services == ["worker"]:
             raise DeployError("a worker machine needs AIRFLOW__DATABASE__SQL_ALCHEMY_CONN (the main machine's "
                               "metadata database) and AIRFLOW__CELERY__BROKER_URL")
-        pg = _pg()
+        pg = _infra("pg")
         try:
             url = pg.start(dep.dir, database="airflow", durable=True, given_url=False)
         except pg.Unavailable as exc:
@@ -474,14 +479,6 @@ class Supervisor:
         self.dep.state_file.unlink(missing_ok=True)
         (self.dep.run_dir / "supervisor.pid").unlink(missing_ok=True)
         _say("stopped")
-
-
-def since_boot(proc: psutil.Process) -> float:
-    """Seconds from the machine's boot to ``proc``'s start: what tells a process from a later one given its pid.
-    Not ``create_time()`` alone: that adds the boot time as the clock gives it now, in whole seconds (/proc/stat's
-    btime), so a correction of the clock by a fraction of a second can move it by one (infra/spark_cluster.py's
-    watchdog once took a live process for ended so)."""
-    return proc.create_time() - psutil.boot_time()
 
 
 def _since_boot(pid: int) -> float | None:
@@ -746,7 +743,7 @@ def down(dep: Deployment, *, keep_database: bool = False) -> int:
 
 def _stop_local_database(dep: Deployment) -> None:
     if dep.local_database and (dep.run_dir / "database").exists():
-        _pg().stop(dep.dir)
+        _infra("pg").stop(dep.dir)
         (dep.run_dir / "database").unlink(missing_ok=True)
         _say("stopped the local metadata database")
 
@@ -754,7 +751,7 @@ def _stop_local_database(dep: Deployment) -> None:
 def clean(dep: Deployment) -> int:
     down(dep)
     if dep.local_database:
-        _pg().stop(dep.dir, remove=True)
+        _infra("pg").stop(dep.dir, remove=True)
     shutil.rmtree(dep.dir, ignore_errors=True)
     _say(f"removed {dep.dir}")
     return 0
