@@ -96,3 +96,20 @@ def test_full_width_natural_person_id_is_normalized(settings):
 def test_synonyms_with_full_width_punctuation_still_map(settings):
     (a,) = _run(settings, "amr.enterprise", [{"status": "存续（在营、开业、在册）"}])
     assert a["status"] == "存续"
+
+
+_EDGE_CASES = ["", " ", "\u3000\t\r\n", "无空白", " 前", "后\u3000", "\t两端\n", "中 间\u3000空白",
+               "\r\n 多个 \u3000\u3000", "ＡＢ１２", " ＡＢ１２\u3000", "\u3000Ａ Ｂ", "A\u3000B", "x\t", None]
+
+
+def test_whitespace_is_trimmed_at_both_ends_only(settings):
+    """Every value trimmed of the whitespace (ideographic space included) at its ends and nothing else, with and
+    without the full-width folding: the SQL skips trim() and translate() for values that need neither."""
+    from govlake.transform._dialect import WHITESPACE
+    from govlake.transform._staging import half_width
+
+    out = _run(settings, "credit.penalty", [{"facts": v, "decision_no": v} for v in _EDGE_CASES])
+    assert [r["facts"] for r in out] == [(v.strip(WHITESPACE) or None) if v is not None else None
+                                         for v in _EDGE_CASES]
+    assert [r["decision_no"] for r in out] == [(half_width(v).strip(WHITESPACE) or None) if v is not None else None
+                                               for v in _EDGE_CASES]
