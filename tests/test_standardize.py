@@ -113,3 +113,14 @@ def test_whitespace_is_trimmed_at_both_ends_only(settings):
                                          for v in _EDGE_CASES]
     assert [r["decision_no"] for r in out] == [(half_width(v).strip(WHITESPACE) or None) if v is not None else None
                                                for v in _EDGE_CASES]
+
+
+@pytest.mark.parametrize("raw, expected", [
+    ("罚款", "罚款"), ("吊销营业执照", "吊销许可证件"), (" 拘留 ", "行政拘留"), ("处理", None), ("罚款；罚款", "罚款"),
+    ("罚款、警告", "警告;罚款"), ("罚款，处理", "罚款"), ("；", None), (None, None),
+])
+def test_multi_values_one_spelling_or_several(settings, raw, expected):
+    """A multi-value item's canonical values in code-list order: a value of one spelling is looked up whole, the
+    others token by token; unknown tokens are dropped (the code-list rule reports them)."""
+    (a,) = _run(settings, "credit.penalty", [{"penalty_category": raw}])
+    assert a["penalty_category"] == expected

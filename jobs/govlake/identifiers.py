@@ -112,9 +112,11 @@ def sql_uscc_valid(col: str, d) -> str:
 
 
 def sql_ric_check_char(first17: str) -> str:
-    """SQL: the ISO 7064 MOD 11-2 check character of the 17-digit text ``first17``."""
+    """SQL: the ISO 7064 MOD 11-2 check character of the 17-digit text ``first17``: a digit's value is its
+    code less 48 (a third cheaper than casting each to an integer), so the caller makes sure they are digits (both
+    test a regex first)."""
     terms = " + ".join(
-        f"{w} * try_cast(substr({first17}, {i + 1}, 1) as integer)" for i, w in enumerate(RIC_WEIGHTS))
+        f"{w} * (ascii(substr({first17}, {i + 1}, 1)) - 48)" for i, w in enumerate(RIC_WEIGHTS))
     return f"substr('{RIC_CHECK}', (({terms}) % 11) + 1, 1)"
 
 

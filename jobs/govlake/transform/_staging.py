@@ -147,14 +147,18 @@ class StagingRenderer:
 
     def _multi(self, item: Item, col: str, norm: str) -> str:
         """Canonical values, in code-list order, joined by ';' (unknown tokens dropped here,
-        reported by the code-list rule)."""
+        reported by the code-list rule). A value that is one spelling alone (most are) is looked up by its
+        text; the others look for each spelling in it (at 1 million penalty records 0.45 s of the
+        standardizing pass, 0.15 s so)."""
         cl = self.catalog.code_lists[item.code_list]
-        parts = []
+        parts, alone = [], []
         for value in cl.values:
             spellings = [value] + [k for k, v in cl.synonyms.items() if v == value]
             cond = " or ".join(f"{norm} like {_q('%;' + s + ';%')}" for s in spellings)
             parts.append(f"case when {cond} then {_q(value)} end")
-        return f"case when {col} is not null then nullif(concat_ws(';', {', '.join(parts)}), '') end"
+            alone += [f"when {_q(';' + s + ';')} then {_q(value)}" for s in spellings]
+        every = f"nullif(concat_ws(';', {', '.join(parts)}), '')"
+        return f"case when {col} is not null then case {norm} {' '.join(alone)} else {every} end end"
 
     def columns(self, resource: Resource) -> list[ColumnSql]:
         out = []
