@@ -411,8 +411,13 @@ def _gx_rows(con: Compute, runner: ModelRunner, staging: StagingRenderer, resour
     repeat it. A rule's failing rows are among the flagged ones, so on this table GX counts the same failures
     as on all of the rows when the flags are right; a flag on a row GX passes shows as a GX count below the
     engine's, a failing row the flags missed (if in the sample) as a GX count above it.
+
+    A ``file`` relation (govlake.compute), shared with GX's cursor: as a DuckDB table its 1.5 million rows of 70
+    columns at 10 million records sat in DuckDB's buffer pool (spilled beyond its limit), and GX's suite scanned
+    whole rows (4.0 s; 1.8 s on the file, read by column; the step's peak 1,568 → 1,459 MiB).
     """
-    runner.run(con, "staging/standardize", into=GX_ROWS, temp=False, **staging.context(resource, input="flagged"))
+    runner.run(con, "staging/standardize", into=GX_ROWS, kind="file", temp=False,
+               **staging.context(resource, input="flagged"))
 
 
 def _validate(con: Compute, intent: steps.Intent, resource, ruleset, rules, failures, warnings, rows_read,
