@@ -231,3 +231,104 @@ def test_a_commit_that_landed_and_then_failed_keeps_its_files(tmp_path, monkeypa
     monkeypatch.setattr(DeltaTable, "create_write_transaction", real)
     assert sorted(storage.open_table(path).to_pyarrow_table()["k"].to_pylist()) == ["a", "b", "c"]
     assert len(list(path.glob("*.parquet"))) == len(storage.open_table(path).file_uris()) == 2
+
+
+def _duck_rows(table: pa.Table, sql: str = "select * from src", schema: pa.Schema | None = None):
+    """``table`` as a DuckDB session's relation ``src``, and the rows of ``sql`` over it as govlake.compute hands
+    them to storage."""
+    import duckdb
+
+    from govlake.compute import DuckCompute
+
+    con = duckdb.connect(config={"preserve_insertion_order": False})  # as storage.connect's: parallel writes
+    con.register("src_arrow", table)
+    con.execute("create table src as select * from src_arrow")
+    return DuckCompute(con).data(sql, schema=schema)
+
+
+def _writers(path: Path) -> set[str]:
+    return {pq.read_metadata(f).created_by.split(" ")[0] for f in path.glob("*.parquet")}
+
+
+def test_a_queries_rows_are_written_by_duckdb_with_the_same_log_as_pyarrows(tmp_path, monkeypatch):
+    """A DuckDB query's rows bound for a local table are written by DuckDB's COPY, in files cut near the target
+    size, committed with the statistics pyarrow's files get: the same counts and null counts, the same bounds of
+    strings, integers and dates; a string too long for exact bounds gets bounds that still hold every value (a
+    prefix below, a raised prefix above) or none. The table reads back as the rows, types and all."""
+    monkeypatch.setattr(storage, "ROW_GROUP_ROWS", 2_048)  # DuckDB's least: its vector of rows
+    monkeypatch.setattr(deltafiles, "FILE_ROWS", 4_096)
+    n = 12_000
+    data = _varied(n)
+    ours, arrow = tmp_path / "duck", tmp_path / "arrow"
+    storage.write_table(ours, _duck_rows(data), mode="overwrite", run_id="r")
+    storage.write_table(arrow, data, mode="overwrite", run_id="r")
+    assert _writers(ours) == {"DuckDB"} and _writers(arrow) == {"parquet-cpp-arrow"}
+    duck = _actions(ours)
+    # a new table's files are planned at FILE_ROWS rows (DuckDB writes in parallel: a file may take a little more)
+    assert sum(a["num_records"] for a in duck) == n and len(duck) >= 3
+    assert all(pq.read_metadata(ours / a["path"]).num_row_groups <= 3 for a in duck)
+    assert all(a["size_bytes"] == (ours / a["path"]).stat().st_size for a in duck)
+    for a in duck:  # each file's statistics are its own
+        rows = pq.read_table(ours / a["path"])
+        assert a["num_records"] == rows.num_rows
+        for column in ("s", "first_null", "all_null", "i64", "d", "ts", "dec", "f", "b"):
+            assert a[f"null_count.{column}"] == rows[column].null_count, column
+        for column in ("s", "i64", "i32", "d"):
+            values = rows[column].drop_null()
+            assert (a[f"min.{column}"], a[f"max.{column}"]) == (
+                pa.compute.min(values).as_py(), pa.compute.max(values).as_py()), column
+        if a.get("min.long") is not None:
+            assert a["min.long"] <= pa.compute.min(rows["long"]).as_py()
+            assert a["max.long"] >= pa.compute.max(rows["long"]).as_py()
+        for column in ("all_null", "ts", "dec", "f", "b"):
+            assert a.get(f"min.{column}") is None and a.get(f"max.{column}") is None, column
+    back = storage.open_table(ours).to_pyarrow_table().sort_by("i32")
+    assert storage.open_table(ours).schema().to_arrow() == storage.open_table(arrow).schema().to_arrow()
+    assert back.equals(storage.open_table(arrow).to_pyarrow_table().sort_by("i32").cast(back.schema))
+    # an existing table's files are planned from its bytes per row: near the target size
+    per_row = sum(a["size_bytes"] for a in duck) / n
+    monkeypatch.setattr(storage, "FILE_BYTES", int(per_row * 6_144))
+    storage.write_table(ours, _duck_rows(data), mode="overwrite", run_id="r2")
+    assert 2 <= len(_actions(ours)) <= 3
+
+
+def test_rows_of_other_types_than_the_tables_are_cast_and_written_by_pyarrow(tmp_path):
+    """An append whose query gives a column another type than the table's (an int32 into an int64 column), a cast
+    to a schema the query's types are not, and a table written in order (clustered) go through pyarrow, cast."""
+    path = tmp_path / "t"
+    storage.write_table(path, pa.table({"a": pa.array([1], pa.int64())}), mode="append", run_id="r1")
+    storage.write_table(path, _duck_rows(pa.table({"a": pa.array([2, 3], pa.int32())})), mode="append",
+                        run_id="r2")
+    assert _writers(path) == {"parquet-cpp-arrow"}
+    assert sorted(storage.open_table(path).to_pyarrow_table()["a"].to_pylist()) == [1, 2, 3]
+    cast = pa.schema([("a", pa.string())])
+    storage.write_table(tmp_path / "cast", _duck_rows(pa.table({"a": [1, 2]}), schema=cast), mode="append",
+                        run_id="r")
+    assert sorted(storage.open_table(tmp_path / "cast").to_pyarrow_table()["a"].to_pylist()) == ["1", "2"]
+    assert _writers(tmp_path / "cast") == {"parquet-cpp-arrow"}
+    ordered = pa.table({"d": [dt.date(2026, 1, day) for day in range(1, 29)]})
+    storage.write_table(tmp_path / "c", _duck_rows(ordered, "select * from src order by d"), mode="append",
+                        run_id="r", cluster_by="d")
+    assert _writers(tmp_path / "c") == {"parquet-cpp-arrow"}
+    assert storage.open_table(tmp_path / "c").to_pyarrow_table()["d"].to_pylist() == ordered["d"].to_pylist()
+
+
+def test_a_copy_that_fails_commits_nothing_and_leaves_no_file(tmp_path, monkeypatch):
+    """DuckDB's COPY failing after it wrote files (a value its query cannot compute, far into the rows) leaves the
+    table as it was: no commit, no file of the write; no rows at all: no file either."""
+    monkeypatch.setattr(storage, "ROW_GROUP_ROWS", 1_000)
+    monkeypatch.setattr(storage, "FILE_BYTES", 4 << 10)
+    path = tmp_path / "t"
+    storage.write_table(path, pa.table({"k": ["a"]}), mode="append", run_id="r1")
+    before = sorted(p.name for p in path.glob("*.parquet"))
+    many = pa.table({"i": pa.array(range(200_000), pa.int64())})
+    failing = _duck_rows(many, "select case when i < 190000 then i::varchar else error('broke at row ' || i) end "
+                               "as k from src")
+    with pytest.raises(Exception, match="broke at row"):
+        storage.write_table(path, failing, mode="append", run_id="r2")
+    assert storage.open_table(path).version() == 0
+    assert sorted(p.name for p in path.glob("*.parquet")) == before
+    storage.write_table(path, _duck_rows(many, "select i::varchar as k from src where i < 0"), mode="append",
+                        run_id="r3")
+    assert storage.open_table(path).version() == 1 and storage.row_count(path) == 1
+    assert sorted(p.name for p in path.glob("*.parquet")) == before

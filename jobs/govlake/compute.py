@@ -4,7 +4,8 @@ A step names its relations and writes its SQL in DuckDB's dialect (the models' l
 :class:`Compute` runs it on the engine the settings choose (govlake.engine):
 
 - :class:`DuckCompute`: one in-memory DuckDB database spilling to var/work, Delta tables read as their
-  Parquet data files (govlake.storage), results streamed to delta-rs as Arrow;
+  Parquet data files (govlake.storage), results written as Parquet files by DuckDB itself or streamed to pyarrow
+  as Arrow (govlake.deltafiles), committed by delta-rs;
 - :class:`SparkCompute`: the process's SparkSession with Delta Lake, Delta tables read by delta-spark
   (at a version), the SQL translated by the dialect layer (govlake.transform), materialized relations
   checkpointed on the executors, results handed to delta-spark as DataFrames (govlake.storage writes
@@ -29,7 +30,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import duckdb
 import pyarrow as pa
 
-from govlake import storage
+from govlake import deltafiles, storage
 from govlake.transform import DUCKDB, SPARK, Dialect
 from govlake.transform._models import parsed, referenced_relations
 
@@ -100,7 +101,7 @@ class Compute:
         return self.one(f"select count(*) from ({query}) as counted")[0]
 
     def data(self, sql: str, *, schema: pa.Schema | None = None, whole: bool = False):
-        """The result of ``sql`` as what govlake.storage writes on this engine: an Arrow stream (a table
+        """The result of ``sql`` as what govlake.storage writes on this engine: :class:`DuckRows` (an Arrow table
         when ``whole``) on DuckDB, a DataFrame on Spark; cast to ``schema`` (its columns, in its order)."""
         raise NotImplementedError
 
@@ -133,6 +134,43 @@ def release_memory() -> None:
 
 
 # ---- DuckDB ---------------------------------------------------------------------------------------
+
+
+class DuckRows(deltafiles.Rows):
+    """A DuckDB query's rows bound for a Delta table (:meth:`DuckCompute.data`): streamed as Arrow batches of
+    ``batch_rows`` cast to ``schema`` (:meth:`reader`), or written by DuckDB as Parquet files (:meth:`copy`: COPY,
+    in parallel, row groups of storage.ROW_GROUP_ROWS rows or ``row_group_bytes``) where govlake.deltafiles can
+    commit them."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, sql: str, schema: pa.Schema | None, batch_rows: int,
+                 row_group_bytes: int):
+        self.con, self.sql, self._cast_to = con, sql, schema
+        self.batch_rows, self.row_group_bytes = batch_rows, row_group_bytes
+        self.schema = schema if schema is not None else self.written_schema()
+
+    def written_schema(self) -> pa.Schema:
+        return self.con.sql(f"select * from (\n{self.sql}\n) limit 0").to_arrow_table().schema
+
+    def reader(self) -> pa.RecordBatchReader:
+        reader = self.con.sql(self.sql).to_arrow_reader(self.batch_rows)
+        schema = self._cast_to
+        if schema is None:
+            return reader
+        return pa.RecordBatchReader.from_batches(
+            schema, (pa.Table.from_batches([b]).select(schema.names).cast(schema).to_batches()[0]
+                     if b.num_rows else pa.RecordBatch.from_pylist([], schema=schema) for b in reader))
+
+    def copy(self, folder: Path, prefix: str, *, row_groups_per_file: int, row_group_rows: int) -> list[Path]:
+        columns = ", ".join('"' + n.replace('"', '""') + '"' for n in self.schema.names)
+        literal = str(folder).replace("'", "''")
+        # a byte cap only where rows are written in parallel (storage.connect's sessions; DuckDB refuses it else)
+        (ordered,) = self.con.execute("select current_setting('preserve_insertion_order')").fetchone()
+        capped = "" if ordered else f"row_group_size_bytes {self.row_group_bytes}, "
+        # APPEND: into a folder holding the table's other files; it wants a {uuid} in the names
+        rows = self.con.execute(f"""copy (select {columns} from (\n{self.sql}\n) as q) to '{literal}' (
+            format parquet, compression snappy, row_groups_per_file {row_groups_per_file}, row_group_size {row_group_rows},
+            {capped}filename_pattern '{prefix}{{uuid}}-c000.snappy', append, return_files)""").fetchall()
+        return [folder / Path(f).name for f in rows[0][1]]
 
 
 class DuckCompute(Compute):
@@ -240,12 +278,7 @@ class DuckCompute(Compute):
         if whole:
             table = self.con.sql(sql).to_arrow_table()
             return table if schema is None else table.select(schema.names).cast(schema)
-        reader = self.con.sql(sql).to_arrow_reader(self.BATCH_ROWS)
-        if schema is None:
-            return reader
-        return pa.RecordBatchReader.from_batches(
-            schema, (pa.Table.from_batches([b]).select(schema.names).cast(schema).to_batches()[0]
-                     if b.num_rows else pa.RecordBatch.from_pylist([], schema=schema) for b in reader))
+        return DuckRows(self.con, sql, schema, self.BATCH_ROWS, self.ROW_GROUP_BYTES)
 
     def arrow(self, sql: str) -> pa.Table:
         return self.con.sql(sql).to_arrow_table()

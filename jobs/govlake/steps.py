@@ -48,7 +48,7 @@ from typing import Any, TypeVar
 
 import pyarrow as pa
 
-from govlake import locks, objectstore, storage
+from govlake import deltafiles, locks, objectstore, storage
 from govlake._faults import crash_point
 from govlake.config import Settings
 from govlake.layout import gold_layer
@@ -171,6 +171,7 @@ class Intent:
         merge_txn, append_txn = self._stamp(table, tag), self._stamp(table, f"{tag}+new")
         if merge_txn is None and append_txn is None:
             return None
+        source = source.reader() if isinstance(source, deltafiles.Rows) else source
         source = source.read_all() if isinstance(source, pa.RecordBatchReader) else source
         matched, new, span = storage.split_matched(self.path(table), source, key=key, cluster_by=cluster_by,
                                                    delete_flag=delete_flag)
