@@ -168,8 +168,9 @@ class DuckRows(deltafiles.Rows):
         capped = "" if ordered else f"row_group_size_bytes {self.row_group_bytes}, "
         # APPEND: into a folder holding the table's other files; it wants a {uuid} in the names
         rows = self.con.execute(f"""copy (select {columns} from (\n{self.sql}\n) as q) to '{literal}' (
-            format parquet, compression snappy, row_groups_per_file {row_groups_per_file}, row_group_size {row_group_rows},
-            {capped}filename_pattern '{prefix}{{uuid}}-c000.snappy', append, return_files)""").fetchall()
+            format parquet, compression snappy, row_groups_per_file {row_groups_per_file},
+            row_group_size {row_group_rows}, {capped}filename_pattern '{prefix}{{uuid}}-c000.snappy', append,
+            return_files)""").fetchall()
         return [folder / Path(f).name for f in rows[0][1]]
 
 
