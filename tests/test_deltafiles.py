@@ -332,3 +332,48 @@ def test_a_copy_that_fails_commits_nothing_and_leaves_no_file(tmp_path, monkeypa
                         run_id="r3")
     assert storage.open_table(path).version() == 1 and storage.row_count(path) == 1
     assert sorted(p.name for p in path.glob("*.parquet")) == before
+
+
+_KILLED_COPY = """
+import sys
+import duckdb
+from pathlib import Path
+from govlake import deltafiles, storage
+from govlake.compute import DuckCompute
+deltafiles.FILE_ROWS = 4_096
+storage.ROW_GROUP_ROWS = 2_048
+con = duckdb.connect(config={"preserve_insertion_order": False, "threads": 1})
+rows = DuckCompute(con).data("select 'k' || range as k, md5(range::varchar) as v from range(50000000)")
+print("writing", flush=True)
+storage.write_table(Path(sys.argv[1]), rows, mode="append", run_id="killed")
+"""
+
+
+def test_a_copy_killed_midway_leaves_the_table_as_it_was_and_vacuum_takes_its_files(tmp_path):
+    """kill -9 while DuckDB's COPY writes a table's files: the table reads as before (its log names none of them),
+    the next write commits, and a full vacuum removes the killed write's files."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    path = tmp_path / "t"
+    storage.write_table(path, pa.table({"k": ["a"], "v": ["b"]}), mode="append", run_id="r1")
+    before = {p.name for p in path.glob("*.parquet")}
+    child = subprocess.Popen([sys.executable, "-c", _KILLED_COPY, str(path)], stdout=subprocess.PIPE, text=True)
+    assert child.stdout.readline().strip() == "writing"
+    deadline = time.monotonic() + 120
+    while len({p.name for p in path.glob("*.parquet")} - before) < 3 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    os.kill(child.pid, signal.SIGKILL)
+    child.wait()
+    left = {p.name for p in path.glob("*.parquet")} - before
+    assert len(left) >= 3, "the COPY was not caught writing"
+    table = storage.open_table(path)
+    assert table.version() == 0 and table.to_pyarrow_table().to_pylist() == [{"k": "a", "v": "b"}]
+    storage.write_table(path, _duck_rows(pa.table({"k": ["c"], "v": ["d"]})), mode="append", run_id="r2")
+    assert sorted(storage.open_table(path).to_pyarrow_table()["k"].to_pylist()) == ["a", "c"]
+    storage.open_table(path).vacuum(retention_hours=0, dry_run=False, enforce_retention_duration=False, full=True)
+    assert not left & {p.name for p in path.glob("*.parquet")}
+    assert sorted(storage.open_table(path).to_pyarrow_table()["k"].to_pylist()) == ["a", "c"]
