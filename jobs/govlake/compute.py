@@ -146,10 +146,13 @@ class DuckRows(deltafiles.Rows):
                  row_group_bytes: int):
         self.con, self.sql, self._cast_to = con, sql, schema
         self.batch_rows, self.row_group_bytes = batch_rows, row_group_bytes
+        self._written: pa.Schema | None = None
         self.schema = schema if schema is not None else self.written_schema()
 
     def written_schema(self) -> pa.Schema:
-        return self.con.sql(f"select * from (\n{self.sql}\n) limit 0").to_arrow_table().schema
+        if self._written is None:  # asked for by the constructor and by the write: the query is bound once
+            self._written = self.con.sql(f"select * from (\n{self.sql}\n) limit 0").to_arrow_table().schema
+        return self._written
 
     def reader(self) -> pa.RecordBatchReader:
         reader = self.con.sql(self.sql).to_arrow_reader(self.batch_rows)
