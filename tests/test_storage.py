@@ -177,6 +177,35 @@ def test_a_clustered_merge_rewrites_only_the_files_of_its_dates_and_matches_a_pl
     assert len(_content(settings.lake / "silver/clustered")) == n + 599
 
 
+def test_a_clustered_table_is_read_back_in_its_order_without_a_sort(tmp_path, monkeypatch):
+    """clustered_rows: the rows of a query of a clustered table come in the table's order (the clustering date
+    ascending, nulls last) — its files taken by their ranges of the date, whatever order the log lists them in
+    (here the later dates were committed first), and each file's rows as they lie — filtered and projected."""
+    monkeypatch.setattr(storage, "CLUSTERED_FILE_BYTES", 64 << 10)
+    path = tmp_path / "clustered"
+    rows = _dated(range(60_000), 0, 100, "v").sort_by([("c", "ascending", "at_end")])
+    rows = rows.append_column("n", pa.array(range(rows.num_rows), pa.int64()))  # the sorted position
+    later, earlier = rows.slice(30_000), rows.slice(0, 30_000)
+    storage.write_table(path, later, mode="append", run_id="r1", cluster_by="c")
+    storage.write_table(path, earlier, mode="append", run_id="r2", cluster_by="c")
+    files = storage.open_table(path).file_uris()
+    assert len(files) >= 6
+    read = storage.clustered_rows(path, "c", "select n, c, k from t where n % 3 <> 0").read_all()
+    assert read.column_names == ["n", "c", "k"]
+    assert read["n"].to_pylist() == [i for i in range(60_000) if i % 3]  # every row of the filter, in order
+    dates = read["c"].to_pylist()
+    assert dates.index(None) == len(dates) - dates.count(None)  # the null dates last
+
+    # a file of null dates only (no range), and a table without files
+    plain = tmp_path / "plain"
+    storage.write_table(plain, pa.table({"k": ["a"], "c": pa.array([None], pa.date32())}), mode="append",
+                        run_id="r1")
+    assert storage.clustered_rows(plain, "c", "select * from t").read_all().num_rows == 1
+    empty = tmp_path / "empty"
+    storage.write_table(empty, rows.slice(0, 0), mode="append", run_id="r1", schema=rows.schema)
+    assert storage.clustered_rows(empty, "c", "select * from t").read_all().num_rows == 0
+
+
 def test_row_count_is_the_log_s_record_counts_and_the_footers_where_the_log_lacks_one(tmp_path):
     import json
 

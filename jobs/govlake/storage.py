@@ -11,6 +11,7 @@ A table's location is a local ``Path`` or, for a lake on S3 (GOVLAKE_LAKE=s3://â
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -508,6 +509,46 @@ def split_matched(path: Location, source: pa.Table, *, key: Sequence[str], clust
             return matched, new, None
         values = pa.chunked_array([*hits[cluster_by].chunks, *matched[cluster_by].chunks], pa.date32())
         return matched, new, _span(cluster_by, values)
+
+
+def clustered_rows(path: Location, cluster_by: str, select: str) -> pa.RecordBatchReader:
+    """The rows of ``select`` (a query of view ``t``: the Delta table at ``path``) in the table's order, for a
+    table written clustered on the date column ``cluster_by`` (:func:`write_table`'s ``cluster_by``): its files
+    are read one after the other in the order of their ranges of ``cluster_by`` (from the files' footers;
+    nulls last, as the table was sorted) and each file's rows as they lie, in a DuckDB connection of its own
+    that keeps that order â€” the table's sort, without sorting again. A filter and a projection keep the
+    order. Streamed; the connection ends with the stream."""
+    table = open_table(path)
+    if table is None:
+        raise ValueError(f"{path}: no Delta table to read")
+    files = table.file_uris()
+    stack = contextlib.ExitStack()
+    con = stack.enter_context(_probe())
+    try:
+        con.execute("set preserve_insertion_order = true")  # the files' order, and each file's, kept
+        if files:
+            if objectstore.is_s3(files[0]):
+                objectstore.duckdb_s3(con, files[0])
+            listed = ", ".join("'" + f.replace("'", "''") + "'" for f in files)
+            ordered = [r[0] for r in con.sql(
+                f"select file_name from parquet_metadata([{listed}]) where path_in_schema = '{cluster_by}' "
+                "group by file_name order by min(stats_min_value::date) nulls last, max(stats_max_value::date) "
+                "nulls last, file_name").fetchall()]
+            if sorted(ordered) != sorted(files):  # a file without statistics: the table is not clustered here
+                raise ValueError(f"{path}: not every file has statistics of {cluster_by}")
+            _parquet_view(con, "t", ordered)
+        else:
+            con.register("t", pa.schema(table.schema().to_arrow()).empty_table())
+        reader = con.sql(select).to_arrow_reader(KEPT_BATCH_ROWS)
+    except BaseException:
+        stack.close()
+        raise
+
+    def batches() -> Iterator[pa.RecordBatch]:
+        with stack:
+            yield from reader
+
+    return pa.RecordBatchReader.from_batches(reader.schema, batches())
 
 
 def _without_flagged(rows: pa.Table, delete_flag: str | None) -> pa.Table:
