@@ -122,6 +122,22 @@ def _variants(value: str) -> list[str]:
     return out
 
 
+def test_every_character_nfkc_changes_lies_in_the_planes_walked():
+    """masking._nfkc_sources walks only NFKC_PLANES: every other code point is one NFKC leaves as it is, under the
+    Unicode database of the running Python (a later one assigning such a character elsewhere fails here)."""
+    import sys
+    import unicodedata
+
+    from govlake.masking import NFKC_PLANES, _nfkc_sources
+
+    walked = [(p.start, p.stop) for p in NFKC_PLANES]
+    changed = [code for code in range(sys.maxunicode + 1)
+               if not any(lo <= code < hi for lo, hi in walked) and not 0xD800 <= code <= 0xDFFF
+               and not unicodedata.is_normalized("NFKC", chr(code))]
+    assert changed == []
+    assert sum(len(v) for v in _nfkc_sources().values()) > 4_000  # the planes walked hold them: ＡＢＣ, ①, ㈱ …
+
+
 def test_sql_normalises_categories_like_python():
     """One definition: the SQL folding and trimming agrees with NFKC + strip on every variant."""
     from govlake.masking import WHITESPACE, normalise_category, public_sql
