@@ -7,7 +7,7 @@
 #   make parity  the Spark engine (local, on S3, on a standalone cluster) against DuckDB on the demo's city
 #   make lint    ruff + sqlfluff (the .sql files, and every model rendered as it runs: infra/lint_models.py)
 #   make s3      an S3-compatible server (moto) on 127.0.0.1 to try GOVLAKE_LAKE=s3://… (docs/storage.md)
-#   make bench   infra/bench.py (1M and 10M rows, BENCH_SIZES; + a 10,000-record day on each), infra/bench_report.py
+#   make bench   infra/bench.py (1M and 10M rows, BENCH_SIZES; + a 10,000-record day on each, in-process and as the CLI runs it), infra/bench_report.py
 #   make bench-engines   infra/bench.py on DuckDB, Spark local[2] and a standalone cluster (BENCH_ROWS)
 #   make cluster       Spark master + 2 workers on 127.0.0.1 (infra/spark_cluster.py): GOVLAKE_SPARK_MASTER=spark://127.0.0.1:7077
 #   make cluster-stop  stop that cluster: every JVM of it (master, workers, executors, Spark Connect server)
