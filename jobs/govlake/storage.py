@@ -256,12 +256,17 @@ def _parquet_view(con: duckdb.DuckDBPyConnection, name: str, files: Sequence[str
     faster than an Arrow dataset scan); files written before a schema change are read by column name.
     Files on S3 are read through httpfs with the lake's secret (govlake.objectstore). ``file_column``: each row's
     file in column :data:`FILE_COLUMN`."""
-    if files and objectstore.is_s3(files[0]):
-        objectstore.duckdb_s3(con, files[0])
-    listed = ", ".join("'" + f.replace("'", "''") + "'" for f in files)
+    listed = _files_literal(con, files)
     named = f", filename = '{FILE_COLUMN}'" if file_column else ""
     con.execute(f'create or replace temp view "{name}" as select * from read_parquet([{listed}], '
                 f'union_by_name = true{named})')
+
+
+def _files_literal(con: duckdb.DuckDBPyConnection, files: Sequence[str]) -> str:
+    """``files`` as the items of a DuckDB list literal; on S3, ``con`` given the lake's secret to read them."""
+    if files and objectstore.is_s3(files[0]):
+        objectstore.duckdb_s3(con, files[0])
+    return ", ".join("'" + f.replace("'", "''") + "'" for f in files)
 
 
 FILE_COLUMN = "_file"
@@ -527,9 +532,7 @@ def clustered_rows(path: Location, cluster_by: str, select: str) -> pa.RecordBat
     try:
         con.execute("set preserve_insertion_order = true")  # the files' order, and each file's, kept
         if files:
-            if objectstore.is_s3(files[0]):
-                objectstore.duckdb_s3(con, files[0])
-            listed = ", ".join("'" + f.replace("'", "''") + "'" for f in files)
+            listed = _files_literal(con, files)
             ordered = [r[0] for r in con.sql(
                 f"select file_name from parquet_metadata([{listed}]) where path_in_schema = '{cluster_by}' "
                 "group by file_name order by min(stats_min_value::date) nulls last, max(stats_max_value::date) "

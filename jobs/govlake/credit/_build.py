@@ -293,7 +293,7 @@ def _records(con: Compute, intent: steps.Intent, kind: RecordKind, rules: Credit
                                       f"select {published}, {storage.KEY_HASH} from t "
                                       f"where publicity_status = '{PUBLISHED}'")
         intent.write_table(gold_path(kind.publication), rows, mode="overwrite", cluster_by=kind.cluster_by)
-        result.rederived[kind.publication] = con.count(f"new_{kind.record}")
+        result.rederived[kind.publication] = result.rederived[kind.record]  # every record, as _write counts
         return withdrawals
     result.rederived[kind.publication] = _write(
         intent, con, kind.publication, kind.key, rebuild, delete_flag="_withdraw",
