@@ -57,15 +57,16 @@ def cluster_cli(*args: object, env: dict[str, str] | None = None, timeout: float
                           env=env, timeout=timeout, check=False)
 
 
-def leftovers(folder: Path) -> list[str]:
+def leftovers(folder: Path, width: int = 200) -> list[str]:
     """Processes still working in ``folder`` (their cwd) or naming it (their command line): what the cluster in
-    ``folder`` left running. Every process of the cluster works in its folder: the daemons, the Connect server,
-    the executors (worker-N/work/<app>/<id>) and their Python workers."""
+    ``folder`` left running, each as ``pid: command line`` (its first ``width`` characters). Every process of the
+    cluster works in its folder: the daemons, the Connect server, the executors (worker-N/work/<app>/<id>) and
+    their Python workers."""
     found = []
     for proc in psutil.process_iter(["pid", "cmdline", "cwd"]):
         cwd, cmd = proc.info["cwd"] or "", " ".join(proc.info["cmdline"] or [])
         if proc.pid != os.getpid() and (Path(cwd).is_relative_to(folder) or str(folder) in cmd):
-            found.append(f"{proc.pid}: {cmd[:200]}")
+            found.append(f"{proc.pid}: {cmd[:width]}")
     return found
 
 

@@ -41,6 +41,24 @@ def _apps(ui_port: int) -> list[dict]:
         return json.loads(answer.read())["activeapps"]
 
 
+EXECUTOR = "org.apache.spark.executor.CoarseGrainedExecutorBackend"
+
+
+def _kill_all(folder: Path) -> list[str]:
+    """Kill -9 every process of the cluster in ``folder`` (master, worker, executor, …), again until none is left:
+    the lines of those killed."""
+    killed: list[str] = []
+    for _ in range(20):
+        if not (found := leftovers(folder, width=100_000)):
+            return killed
+        for line in found:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(line.split(":")[0]), signal.SIGKILL)
+        killed += found
+        time.sleep(0.5)
+    raise AssertionError(f"the cluster's processes outlived 20 rounds of kill -9: {leftovers(folder)}")
+
+
 def test_a_run_whose_cluster_is_killed_fails_naming_the_master_and_the_next_run_finishes(tmp_path, spark_defaults,
                                                                                           monkeypatch):
     var, folder = tmp_path / "var", tmp_path / "cluster"
@@ -71,17 +89,17 @@ def test_a_run_whose_cluster_is_killed_fails_naming_the_master_and_the_next_run_
         run = subprocess.Popen([GOVLAKE, "run"], env=on_cluster, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                text=True)
         deadline = time.monotonic() + 600
-        while not any(a["name"] == "govlake" and a["cores"] > 0 for a in _apps(ui_port)):  # its executor runs
+        # the master gives the run cores before the worker starts its executor's JVM: a kill in between would leave
+        # an executor, started a moment later by the dying worker, serving the driver to the end of the run
+        while not (any(a["name"] == "govlake" and a["cores"] > 0 for a in _apps(ui_port))
+                   and any(EXECUTOR in line for line in leftovers(folder, width=100_000))):
             assert run.poll() is None, run.communicate()[1][-3000:]
             assert time.monotonic() < deadline, "the run's driver got no executor in 600 s"
             time.sleep(1)
         time.sleep(3)
-        cluster = [int(line.split(":")[0]) for line in leftovers(folder)]
-        assert len(cluster) >= 3  # master, worker, the run's executor
-        for pid in cluster:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
+        killed_lines = _kill_all(folder)
         killed = time.monotonic()
+        assert any(EXECUTOR in line for line in killed_lines) and any(".Master " in line for line in killed_lines)
         _, err = run.communicate(timeout=WAIT + 300)
         took = time.monotonic() - killed
         assert run.returncode == 1, err[-3000:]

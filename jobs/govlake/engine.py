@@ -297,6 +297,8 @@ class _MasterWatch(threading.Thread):
         self.addresses = spark_master_addresses(master)
 
     def run(self) -> None:
+        from py4j.protocol import Py4JNetworkError
+
         every, since = min(5.0, self.wait / 4), None
         while True:
             time.sleep(every)
@@ -304,9 +306,12 @@ class _MasterWatch(threading.Thread):
                 if self.sc._jsc is None:  # stopped
                     return
                 jobs = self.sc.statusTracker().getActiveJobsIds()
-                executors = self.sc._jsc.sc().getExecutorMemoryStatus().size() - 1  # less the driver's
-            except Exception:  # noqa: BLE001 — the session or its JVM has ended: nothing left to watch
+                # from the driver's status store (no call to another process), the driver's own entry included
+                executors = len(self.sc._jsc.sc().statusTracker().getExecutorInfos()) - 1
+            except Py4JNetworkError:  # the driver's JVM has ended: nothing left to watch
                 return
+            except Exception:  # noqa: BLE001 — a stopping session, a slow answer: look again
+                continue
             if not jobs or executors > 0 or self._master_answers():
                 since = None
             elif since is None:
