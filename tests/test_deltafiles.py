@@ -165,6 +165,33 @@ def test_processes_appending_at_once_lose_no_commit(tmp_path):
     assert storage.row_count(Path(path)) == 3 * 12 * 10 + 1
 
 
+def _create_each(root: str, writer: int, tables: int, start) -> None:
+    for t in range(tables):
+        start.wait(60)  # every writer finds no table t, and creates it, at one moment
+        storage.write_table(Path(root) / f"t{t}", pa.table({"w": [writer]}), mode="append", run_id=f"w{writer}")
+
+
+def test_of_processes_creating_a_table_at_once_one_creates_it_and_the_others_append(tmp_path):
+    """The creation that loses the race for version 0 appends to the winner's table, not a second CREATE on top of
+    it: delta-rs retried a lost creation as version 1 (its own table id, protocol and schema), and an append read
+    before that commit then failed with "Metadata changed since last commit" (two in three tables had one here)."""
+    import json
+
+    ctx = multiprocessing.get_context("spawn")
+    start = ctx.Barrier(3)
+    procs = [ctx.Process(target=_create_each, args=(str(tmp_path), w, 10, start)) for w in range(3)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(120)
+    assert [p.exitcode for p in procs] == [0, 0, 0]
+    for t in range(10):
+        log = sorted((tmp_path / f"t{t}" / "_delta_log").glob("*.json"))
+        actions = [{*json.loads(line)} for commit in log for line in commit.read_text().splitlines()]
+        assert sum("metaData" in a for a in actions) == sum("protocol" in a for a in actions) == 1, log
+        assert sorted(storage.open_table(tmp_path / f"t{t}").to_pyarrow_table()["w"].to_pylist()) == [0, 1, 2]
+
+
 def test_the_bounds_are_what_a_reader_skips_files_by(tmp_path):
     """delta-rs reads the bounds kept: of three files, a filter on a date or a key selects the one holding it."""
     import pyarrow.dataset as ds

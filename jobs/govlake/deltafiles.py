@@ -123,9 +123,14 @@ def write(location: Location, data: pa.RecordBatchReader | Rows, *, mode: str, t
         gone = [RemoveAction(path=path, data_change=True, deletion_timestamp=now, size=size) for path, size in removes]
         if table is None:
             try:
+                # a creation must be version 0 or nothing: delta-rs would retry one that lost the race for it as
+                # version 1, a second CREATE (its own table id, protocol and schema) on top of the winner's, which
+                # fails every append read before it ("Metadata changed since last commit")
                 create_table_with_add_actions(str(location), delta_schema, written, mode="error",
                                               storage_options=objectstore.delta_options(location),
-                                              commit_properties=commit)
+                                              commit_properties=CommitProperties(
+                                                  custom_metadata=commit.custom_metadata, max_commit_retries=0,
+                                                  app_transactions=commit.app_transactions))
                 return rows
             except Exception:
                 table = open_table(location)  # another writer created it first: then this write commits into it
