@@ -142,17 +142,18 @@ def test_tables_on_s3_are_written_merged_and_read(s3_lake):
     dated = storage.table_path(settings, "silver", "dated")
     day = pa.array([dt.date(2026, 1, 1), dt.date(2026, 1, 2)], pa.date32())
     storage.write_table(dated, pa.table({"k": ["a", "b"], "c": day}), mode="append", run_id="r1", cluster_by="c")
-    matched, new, span = storage.split_matched(dated, pa.table({"k": ["b", "z"], "c": day}), key=["k"],
-                                               cluster_by="c")
+    matched, new, span, files, _ = storage.split_matched(dated, pa.table({"k": ["b", "z"], "c": day}),
+                                                         key=["k"], cluster_by="c")
     assert (matched["k"].to_pylist(), new["k"].to_pylist()) == (["b"], ["z"])
-    # b's date in the table and in the source (its one file is the span's: no key list narrows it)
+    # b's date in the table and in the source (its one file is the span's: no key list narrows it), and its file
     assert span == "(c between '2026-01-01' and '2026-01-02')"
+    assert files == tuple(storage.open_table(dated).file_uris()) and files[0].startswith("s3://")
     # written with its key's hash (as the credit step writes its record tables): found by the hash, then the key
     con.register("dated", storage.open_table(dated).to_pyarrow_table())
     storage.write_table(dated, con.sql(f"select *, {storage.key_hash_sql(['k'])} as {storage.KEY_HASH} from dated")
                         .to_arrow_table(), mode="overwrite", run_id="r2", cluster_by="c")
-    matched, new, span = storage.split_matched(dated, pa.table({"k": ["b", "z"], "c": day}), key=["k"],
-                                               cluster_by="c")
+    matched, new, span, files, _ = storage.split_matched(dated, pa.table({"k": ["b", "z"], "c": day}),
+                                                         key=["k"], cluster_by="c")
     assert (matched["k"].to_pylist(), new["k"].to_pylist()) == (["b"], ["z"])
     assert span == "(c between '2026-01-01' and '2026-01-02')"
 

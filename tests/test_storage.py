@@ -164,9 +164,18 @@ def test_a_clustered_merge_rewrites_only_the_files_of_its_dates_and_matches_a_pl
     # files, but only the two holding the keys are rewritten
     far = pa.concat_tables([_dated(range(10, 13), 0, 200, "resent"), _dated(range(n - 300, n - 297), 0, 200, "resent")])
     far = far.append_column("_gone", pa.array([False] * 6))
+    before = len(storage.open_table(settings.lake / "silver/clustered").file_uris())
+    views = []  # what DuckDB is given to read: the span's search reads the two files the lookup named, no other
+    real_view = storage._parquet_view
+    monkeypatch.setattr(storage, "_parquet_view", lambda con, name, files, **kw: views.append((name, list(files)))
+                        or real_view(con, name, files, **kw))
     for table, cluster in (("silver/clustered", "c"), ("silver/plain", None)):
         _merged(settings, table, far, "r3", cluster)
+    monkeypatch.setattr(storage, "_parquet_view", real_view)
     assert _last_commit(settings.lake / "silver/clustered")["removed"] == 2
+    searched = [files for name, files in views if name == "target"]
+    assert len(searched[0]) == before
+    assert len(searched[1]) == 2  # the lookup read every file's hash and date; the search, the two found
     assert _content(settings.lake / "silver/clustered") == _content(settings.lake / "silver/plain")
 
     # only new keys: appended, no merge
@@ -267,9 +276,16 @@ def test_a_clustered_table_s_keys_are_found_by_their_hash_and_then_compared(tmp_
     day = pa.concat_tables([_dated(range(5_000, 5_100), 0, 200, "updated"),     # hashed rows of one date
                             _dated([30_003], 40 - 30_000, 1, "updated"),        # a row without the hash
                             _dated([9_999_999], 25 - 9_999_999, 1, "new")])     # new; the impostor has its hash
-    matched, new, span = storage.split_matched(path, day, key=["k"], cluster_by="c")
+    matched, new, span, files, version = storage.split_matched(path, day, key=["k"], cluster_by="c")
     assert sorted(matched["k"].to_pylist()) == [f"k{i:07d}" for i in (*range(5_000, 5_100), 30_003)]
     assert new["k"].to_pylist() == ["k9999999"]
+    # the files named are those holding the matched keys, every one of them, in the version looked up
+    table = storage.open_table(path)
+    assert version == table.version() and set(files) <= set(table.file_uris())
+    keys = set(matched["k"].to_pylist())
+    holding = {f for f in table.file_uris()
+               if keys & set(pq.read_table(f.removeprefix("file://"), columns=["k"])["k"].to_pylist())}
+    assert set(files) == holding and len(files) == 2  # the hashed rows' file and the one written without
     for part in (matched, new):
         assert part[storage.KEY_HASH].to_pylist() == [_key_hash(k) for k in part["k"].to_pylist()]
 

@@ -154,11 +154,11 @@ class Intent:
         key columns of every source row, so that a stream ``source`` is streamed (storage.merge_table).
 
         ``cluster_by``: the table is clustered on that date column (storage.split_matched): the rows whose key
-        it holds replace theirs within their dates' files (storage.replace_span), then the new rows are
-        appended — two commits, each stamped
-        (a crash between them leaves the append to the next run), so that new rows, whatever their dates,
-        never widen the files a later merge rewrites. With ``keys`` as well (too many rows to hold: a stream
-        sorted by ``cluster_by``) they are merged as one streamed commit instead (storage.merge_table)."""
+        it holds replace theirs in the files the lookup found them in (storage.replace_span), then the new rows
+        are appended — two commits, each stamped (a crash between them leaves the append to the next run), so
+        that new rows, whatever their dates, never widen the files a later merge rewrites. With ``keys`` as well
+        (too many rows to hold: a stream sorted by ``cluster_by``) they are merged as one streamed commit instead
+        (storage.merge_table)."""
         if cluster_by is None or storage.is_spark(source) or keys is not None:
             txn = self._stamp(table, tag)
             if txn is None:
@@ -173,17 +173,18 @@ class Intent:
             return None
         source = source.reader() if isinstance(source, deltafiles.Rows) else source
         source = source.read_all() if isinstance(source, pa.RecordBatchReader) else source
-        matched, new, span = storage.split_matched(self.path(table), source, key=key, cluster_by=cluster_by,
-                                                   delete_flag=delete_flag)
+        split = storage.split_matched(self.path(table), source, key=key, cluster_by=cluster_by,
+                                      delete_flag=delete_flag)
         metrics = {"num_source_rows": source.num_rows, "num_target_rows_inserted": 0}
-        if merge_txn is not None and matched.num_rows:
-            metrics |= storage.replace_span(self.path(table), matched, key=key, span=span, run_id=self.run_id,
-                                            delete_flag=delete_flag, txn=merge_txn, label=f"{self.consumer}:{table}",
-                                            cluster_by=cluster_by)
-        if append_txn is not None and new.num_rows:
-            storage.write_table(self.path(table), new, mode="append", run_id=self.run_id, txn=append_txn,
+        if merge_txn is not None and split.matched.num_rows:
+            metrics |= storage.replace_span(self.path(table), split.matched, key=key, span=split.span,
+                                            run_id=self.run_id, delete_flag=delete_flag, txn=merge_txn,
+                                            label=f"{self.consumer}:{table}", cluster_by=cluster_by,
+                                            files=split.files, version=split.version)
+        if append_txn is not None and split.new.num_rows:
+            storage.write_table(self.path(table), split.new, mode="append", run_id=self.run_id, txn=append_txn,
                                 label=f"{self.consumer}:{table}+new")
-            metrics["num_target_rows_inserted"] += new.num_rows
+            metrics["num_target_rows_inserted"] += split.new.num_rows
         self.written.append(table)
         return metrics
 
