@@ -301,6 +301,25 @@ def test_a_clustered_table_s_keys_are_found_by_their_hash_and_then_compared(tmp_
     assert sum(h is None for _v, h in rows.values()) < 10
 
 
+def test_a_replace_given_files_its_version_lacks_writes_nothing(tmp_path):
+    """replace_span searches only the files split_matched named, in the version it named: one that version does not
+    hold (removed since, or never there) fails the replace before anything is written, rather than missing rows."""
+    import pytest
+
+    path = tmp_path / "t"
+    storage.write_table(path, pa.table({"k": ["a", "b"], "v": [1, 1]}), mode="append", run_id="r0")
+    (present,) = storage.open_table(path).file_uris()
+    with pytest.raises(ValueError, match="does not hold every file"):
+        storage.replace_span(path, pa.table({"k": ["a"], "v": [2]}), key=["k"], span="true", run_id="r1",
+                             files=[present, present.replace("part-", "gone-part-")], version=0)
+    assert storage.open_table(path).version() == 0
+    metrics = storage.replace_span(path, pa.table({"k": ["a"], "v": [2]}), key=["k"], span="true", run_id="r1",
+                                   files=[present], version=0)
+    assert (metrics["num_target_rows_removed"], metrics["num_target_rows_copied"]) == (1, 1)
+    assert sorted(storage.open_table(path).to_pyarrow_table().to_pylist(), key=lambda r: r["k"]) == [
+        {"k": "a", "v": 2}, {"k": "b", "v": 1}]
+
+
 def test_a_merge_whose_stream_is_cut_short_writes_nothing(tmp_path):
     """A stream source ends when its DuckDB connection runs another query; merge_table counts its rows against
     the keys given and fails the write instead of committing a table that lost the rows it replaced."""

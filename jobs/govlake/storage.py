@@ -407,8 +407,9 @@ def replace_span(path: Location, matched: pa.Table | pa.RecordBatchReader, *, ke
     with _probe() as con:
         con.register("source_keys", keys)
         found: list[tuple[str, int]] = []  # (a file holding rows of the keys, how many)
-        searched = [f for f in logged if f in set(files)] if files else list(logged)
-        if len(searched) < len(set(files)):
+        named = set(files)
+        searched = [f for f in logged if f in named] if named else list(logged)
+        if len(searched) < len(named):
             raise ValueError(f"{path}: version {version} does not hold every file the keys were found in")
         if searched:
             _parquet_view(con, "target", searched, file_column=True)
