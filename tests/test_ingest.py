@@ -164,6 +164,31 @@ def test_undecodable_bytes_reject_the_file_with_the_offset(settings):
         ingest_resource("credit.penalty", files=[path], settings=settings, run_id="r1")
 
 
+@pytest.mark.parametrize("chunk", [1, 2, 3, 5, 7, 64, 1000, 1 << 20])
+def test_the_utf8_check_agrees_with_python_s_decoder_wherever_the_chunks_cut(chunk):
+    """The sniff's UTF-8 check (Arrow's validation, a character cut between chunks carried into the next) says what
+    Python's strict decoder says of the whole: valid text of 1- to 4-byte characters, truncated, a stray byte, an
+    overlong form, a surrogate, a code point past U+10FFFF, a lone continuation byte."""
+    import random
+
+    from govlake.ingest._encoding import _Utf8
+
+    rng = random.Random(1)
+    text = "".join(rng.choice(["a", "é", "中", "𠀀", "\n", ",", "1"]) for _ in range(20_000)).encode()
+    cases = [text, text[:-1], text + b"\xff", text[:5000] + b"\xc0\xaf" + text[5000:], text[:7001] + text[7002:],
+             b"", b"abc", "中".encode()[:2], b"\xed\xa0\x80", b"\xf4\x90\x80\x80", b"\x80", "𠀀".encode() * 3]
+    for data in cases:
+        check = _Utf8()
+        for i in range(0, len(data), chunk):
+            check.feed(data[i:i + chunk])
+        try:
+            data.decode("utf-8")
+            valid = True
+        except UnicodeDecodeError:
+            valid = False
+        assert check.end() is valid, (chunk, data[:20])
+
+
 def test_gb18030_only_characters_are_reported_as_gb18030(settings):
     path = _write(settings.inbox / "a.csv", _csv_text(HEADER, [_row(1, subject_name="𠀀记商行")]), "gb18030")
     result = ingest_resource("credit.penalty", files=[path], settings=settings, run_id="r1")
