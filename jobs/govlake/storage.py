@@ -506,9 +506,8 @@ def split_matched(path: Location, source: pa.Table, *, key: Sequence[str], clust
 
     The span is a predicate on ``cluster_by`` holding the dates of the matched rows, both as the table has them
     and as ``source`` has them (``is null`` added for null ones), as literals DuckDB skips row groups by: a row
-    whose date changed is found where it was and lands where it goes (:func:`replace_span` rewrites only the files
-    of the span holding one of the keys). The lookup is DuckDB reading the target's
-    files (locally or on S3, as :func:`register` reads them): the dates of the rows whose :data:`KEY_HASH` is one
+    whose date changed is found where it was and lands where it goes. The lookup is DuckDB reading the target's
+    files (locally or on S3, through :func:`_parquet_view`): the dates of the rows whose :data:`KEY_HASH` is one
     of the source's (that column and ``cluster_by`` read whole), then the keys compared in the row groups of
     those dates only, and in the rows written without the hash (a table written before it, or by delta-spark). A
     table without the column is looked up by its key columns, the one scan of them all.

@@ -13,6 +13,8 @@ import hashlib
 import struct
 from dataclasses import dataclass
 
+import pyarrow as pa
+
 from govlake.ingest._paths import Source
 from govlake.ingest._results import IngestError
 
@@ -73,8 +75,6 @@ class _Utf8:
 
 
 def _valid_utf8(data: bytes | memoryview) -> bool:
-    import pyarrow as pa
-
     offsets = pa.py_buffer(struct.pack("<ii", 0, len(data)))  # one string: the whole of ``data``
     array = pa.Array.from_buffers(pa.string(), 1, [None, offsets, pa.py_buffer(data)])
     try:
