@@ -94,7 +94,8 @@ def contexts(settings) -> Iterator[tuple[str, str, dict]]:
     for name in MODEL_ORDER:
         yield f"gold/{name}", "", model_context(name, catalog)
     credit = credit_context(load_credit_rules(settings.catalog_dir), AS_OF)
-    for name in ("penalty_record", "license_record", "credit_repair_review", "enterprise_credit_profile"):
+    for name in ("penalty_record", "license_record", "credit_repair_review", "penalty_totals",
+                 "enterprise_credit_profile"):
         yield f"gold/{name}", "", credit
     for lib in load_themes(settings, catalog):
         for name in lib.tables if lib.built_by_models else ():

@@ -347,6 +347,124 @@ def test_a_day_with_too_many_records_to_hold_streams_them_to_the_same_tables(tmp
     assert lake_digest(lakes["streamed"].var) == lake_digest(lakes["held"].var)
 
 
+def _counted(settings: Settings) -> list[tuple]:
+    """gold/penalty_totals' rows, and the same counted from gold/penalty_record as it is (sorted, nulls first)."""
+    con = duckdb.connect()
+    for name in ("totals", "record"):
+        path = storage.table_path(settings, "gold", f"penalty_{name}")
+        con.register(name, storage.open_table(path).to_pyarrow_table())
+    order = "order by all nulls first"
+    kept = con.execute("select uscc, penalty_category, severity, publicity_status, penalties, amount from totals "
+                       + order).fetchall()
+    counted = con.execute("""select uscc, penalty_category, severity, publicity_status, count(*),
+        sum(coalesce(fine_amount, 0) + coalesce(confiscated_amount, 0)) from record where uscc is not null
+        group by all """ + order).fetchall()
+    versions = {v for (v,) in con.execute("select distinct _record_version from totals").fetchall()}
+    assert versions == {storage.open_table(storage.table_path(settings, "gold", "penalty_record")).version()}
+    return [kept, counted]
+
+
+def _start(root: Path) -> Settings:
+    settings = Settings(var=root)
+    for code, data in (("amr.enterprise", AMR), ("tax.credit_rating", TAX), ("hrss.social_insurance", HRSS),
+                       ("court.dishonest", COURT), ("credit.penalty", PENALTIES), ("credit.license", [])):
+        put_silver(settings, code, data)
+    run_day(settings, dt.date(2026, 10, 20), "day1")
+    # day 2: a revocation (a record merged), a new decision (appended); Q1 expires
+    put_silver(settings, "credit.penalty", [ee_penalty("Q4", dt.date(2026, 6, 1), status="无效"),
+                                            ee_penalty("Q7", dt.date(2026, 11, 2), fine_amount=Decimal(4))],
+               batch="b2")
+    return settings
+
+
+def _file_changes_seen(monkeypatch) -> list:
+    """What storage.file_changes returns to the credit step from now on, in order (None: the totals counted in
+    full)."""
+    from govlake.credit import _build
+
+    seen = []
+
+    class Storage:   # the credit step's storage module, its file_changes watched
+        def __getattr__(self, name):
+            return getattr(storage, name)
+
+        def file_changes(self, path, since, until):
+            seen.append(got := storage.file_changes(path, since, until))
+            return got
+
+    monkeypatch.setattr(_build, "storage", Storage())
+    return seen
+
+
+@pytest.mark.slow
+def test_penalty_totals_count_the_record_table_from_the_files_a_day_changed(tmp_path, monkeypatch):
+    """The profiles read the penalties' totals per enterprise (gold/penalty_totals), which a day brings up to
+    date by counting the record files it removed out and those it added in, not by reading every penalty: the
+    totals equal the record table counted whole, and name the record version they count."""
+    import shutil
+
+    settings = _start(tmp_path / "var")
+    seen = _file_changes_seen(monkeypatch)
+    run_day(settings, dt.date(2026, 11, 20), "day2")
+    assert len(seen) == 1 and seen[0] is not None and all(seen[0])   # files removed and added: counted
+    kept, counted = _counted(settings)
+    assert kept == counted and sum(r[4] for r in kept) == 7
+    assert {r[3] for r in kept if r[0] == E1} == {"公示中", "已到期", "已撤销", "不予公示"}
+    profiles = rows(settings, "enterprise_credit_profile", "uscc")
+
+    # the totals lost (a folder deleted by hand): the next run counts every record again, to the same profiles
+    shutil.rmtree(storage.table_path(settings, "gold", "penalty_totals"))
+    seen.clear()
+    run_day(settings, dt.date(2026, 11, 20), "day2b")
+    assert seen == []   # nothing to count from: every record counted
+    assert _counted(settings)[0] == kept
+    again = rows(settings, "enterprise_credit_profile", "uscc")
+    assert {u: {k: v for k, v in p.items() if k != "_run_id"} for u, p in again.items()} == \
+        {u: {k: v for k, v in p.items() if k != "_run_id"} for u, p in profiles.items()}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("label", ["credit:gold/theme/penalty_record", "credit:gold/theme/penalty_totals"])
+def test_a_credit_day_killed_before_or_after_the_totals_commit_ends_as_a_clean_day(tmp_path, monkeypatch, label):
+    """Killed (SIGKILL) after the record table's commit, before the totals', the next run counts the files
+    that commit changed; killed after the totals' commit, it finds them at the version they count and writes
+    nothing twice. Either way the lake ends as after one clean run (its totals and profiles included)."""
+    import shutil
+    import signal
+    import sys
+
+    import _forked as forked
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "infra"))
+    from chaos import lake_digest
+
+    start = _start(tmp_path / "start")
+    day2 = dt.date(2026, 11, 20)
+    lakes = {}
+    for name in ("clean", "case"):
+        shutil.copytree(start.var, tmp_path / name)
+        lakes[name] = dataclasses.replace(start, var=tmp_path / name, as_of=day2)
+        build_gold(settings=lakes[name], run_id="day2")
+    clean, case = lakes["clean"], lakes["case"]
+    build_credit(settings=clean, run_id="day2")
+
+    totals = storage.table_path(case, "gold", "penalty_totals")
+    counted = storage.open_table(totals).version()
+    killed = forked.run(build_credit, settings=case, run_id="day2", env={"GOVLAKE_CRASH_AT": label})
+    assert killed.returncode == -signal.SIGKILL, killed.output
+    assert (storage.open_table(totals).version() > counted) is label.endswith("penalty_totals")
+    seen = _file_changes_seen(monkeypatch)
+    build_credit(settings=case, run_id="day3")   # finishes day2, then its own
+    if label.endswith("penalty_record"):
+        assert len(seen) == 1 and seen[0] is not None and all(seen[0])   # the record commit's files, counted
+    else:
+        assert seen == []   # day2's totals found written: day2's replay and day3 count nothing
+    assert lake_digest(case.var) == lake_digest(clean.var)
+    kept, counted = _counted(case)
+    assert kept == counted
+
+
+
 def test_profiles_and_scores_equal_hand_computed_values(lake):
     settings, _, _ = lake
     profiles = rows(settings, "enterprise_credit_profile", "uscc")

@@ -8,7 +8,8 @@ consumed last (lake/meta/consumption) and re-derives just the records they touch
   (``sql/gold/penalty_record.sql.j2``, ``license_record.sql.j2``);
 - the repair applications concerning those penalties (``credit_repair_review.sql.j2``);
 - the profiles of the enterprises those records, the court's list, tax, social insurance or the
-  registry touch (``enterprise_credit_profile.sql.j2``).
+  registry touch (``enterprise_credit_profile.sql.j2``), from the penalties' totals per enterprise
+  (``penalty_totals.sql``), which a run brings up to date from the record table's files it changed.
 
 The results are merged by key into gold/penalty_record and gold/license_record (every decision with
 its lifecycle: the lake keeps the history), gold/penalty_publication and gold/license_publication
@@ -47,7 +48,7 @@ INPUTS = ("credit.penalty", "credit.license", "credit.repair", "court.dishonest"
           "tax.credit_rating", "hrss.social_insurance", "amr.enterprise")
 """Silver tables the step reads incrementally."""
 OUTPUTS = ("penalty_record", "license_record", "penalty_publication", "license_publication",
-           "credit_repair_review", "enterprise_credit_profile", "withdrawal_log")
+           "credit_repair_review", "penalty_totals", "enterprise_credit_profile", "withdrawal_log")
 """Gold tables the step writes."""
 PROFILE_TRIGGERS = ("court_dishonest", "tax_credit_rating", "hrss_social_insurance", "amr_enterprise")
 """Silver tables whose new rows re-derive the profile of the enterprise they name."""
@@ -373,8 +374,7 @@ def _build(intent: steps.Intent, catalog, inputs: list[str]) -> CreditResult:
     for w in withdrawals:
         result.withdrawn[w["reason"]] = result.withdrawn.get(w["reason"], 0) + 1
     with _timed(result, "counts"):
-        for name in ("penalty_record", "penalty_publication", "license_record", "license_publication",
-                     "credit_repair_review", "enterprise_credit_profile", "withdrawal_log"):
+        for name in OUTPUTS:
             result.tables[name] = storage.row_count(_gold(settings, name))
     return result
 
@@ -410,9 +410,64 @@ def _profiles(con: Compute, intent: steps.Intent, rules: CreditRules, as_of: dt.
                    *(f"select uscc from changed_{slug}" for slug in PROFILE_TRIGGERS)]
     con.create("affected_uscc", "select distinct uscc from (" + " union all ".join(touched)
                + ") as t where uscc is not null")
+    result.rederived["penalty_totals"] = _totals(con, intent, rules, as_of, rebuild)
     _derive(con, intent.settings, "enterprise_credit_profile", rules, as_of)
     result.rederived["enterprise_credit_profile"] = _write(
         intent, con, "enterprise_credit_profile", ("uscc",), rebuild)
+
+
+TOTALS_VERSION = "_record_version"
+"""The gold/penalty_record version gold/penalty_totals counts, on each of its rows (one overwrite commit writes them
+all, so the totals and the version they count cannot disagree)."""
+_TOTALS_COLUMNS = ("uscc", "penalty_category", "severity", "publicity_status", "fine_amount", "confiscated_amount")
+
+
+def _totals(con: Compute, intent: steps.Intent, rules: CreditRules, as_of: dt.date, rebuild: bool) -> int:
+    """Bring gold/penalty_totals to the record table as this run left it, and register it as ``penalty_totals``;
+    returns the rows written (0: they counted that version already).
+
+    From the version the totals count, the data files the record table lost and gained since are counted out
+    and in (storage.file_changes: a day's few files, whatever the table's size); on a rebuild, when the table is
+    new, or when the files cannot be told (the log of that version or a removed file cleaned up), every record
+    is counted. Only the credit step writes either table, under the publish lock; a run replayed after a crash
+    finds the totals at the version they count and writes nothing twice."""
+    settings = intent.settings
+    records, totals = _gold(settings, PENALTY.record), gold_path("penalty_totals")
+    now = storage.open_table(records).version()
+    before = None if rebuild else _totals_version(con, intent.path(totals))
+    if before == now:
+        con.register_delta("penalty_totals", intent.path(totals))
+        return 0
+    changes = None if before is None else storage.file_changes(records, before, now)
+    columns = ", ".join(_TOTALS_COLUMNS)
+    if changes is None:
+        con.create("penalty_record_rows", f"select {columns}, 1 as _sign from penalty_record", kind="view")
+        con.create("penalty_totals_before", "select uscc, penalty_category, severity, publicity_status, "
+                   "cast(0 as bigint) as penalties, cast(0 as decimal(38, 4)) as amount from penalty_record "
+                   "where false", kind="view")
+    else:
+        removed, added = changes
+        table = pa.schema(storage.open_table(records).schema().to_arrow())
+        schema = pa.schema([table.field(c) for c in _TOTALS_COLUMNS])  # Spark reads the files by it
+        for name, files in (("removed_records", removed), ("added_records", added)):
+            con.register_files(name, files, schema)
+        con.create("penalty_record_rows", f"select {columns}, 1 as _sign from added_records union all "
+                   f"select {columns}, -1 as _sign from removed_records", kind="view")
+        con.register_delta("penalty_totals_before", intent.path(totals))
+    _derive(con, settings, "penalty_totals", rules, as_of)
+    rows = f"select *, cast({now} as bigint) as {TOTALS_VERSION} from new_penalty_totals"
+    n = con.count("new_penalty_totals")
+    intent.write_table(totals, con.data(rows), mode="overwrite")
+    con.register_delta("penalty_totals", intent.path(totals))
+    return n
+
+
+def _totals_version(con: Compute, path) -> int | None:
+    """The record-table version gold/penalty_totals counts (None: no totals yet)."""
+    if storage.open_table(path) is None:
+        return None
+    con.register_delta("penalty_totals_kept", path)
+    return con.one(f"select max({TOTALS_VERSION}) from penalty_totals_kept")[0]
 
 
 def withdrawal(output: str, kind: RecordKind, row: tuple, as_of: dt.date) -> dict:
