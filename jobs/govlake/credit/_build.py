@@ -410,7 +410,7 @@ def _profiles(con: Compute, intent: steps.Intent, rules: CreditRules, as_of: dt.
                    *(f"select uscc from changed_{slug}" for slug in PROFILE_TRIGGERS)]
     con.create("affected_uscc", "select distinct uscc from (" + " union all ".join(touched)
                + ") as t where uscc is not null")
-    result.rederived["penalty_totals"] = _totals(con, intent, rules, as_of, rebuild)
+    _totals(con, intent, rules, as_of, rebuild)
     _derive(con, intent.settings, "enterprise_credit_profile", rules, as_of)
     result.rederived["enterprise_credit_profile"] = _write(
         intent, con, "enterprise_credit_profile", ("uscc",), rebuild)
@@ -422,9 +422,8 @@ all, so the totals and the version they count cannot disagree)."""
 _TOTALS_COLUMNS = ("uscc", "penalty_category", "severity", "publicity_status", "fine_amount", "confiscated_amount")
 
 
-def _totals(con: Compute, intent: steps.Intent, rules: CreditRules, as_of: dt.date, rebuild: bool) -> int:
-    """Bring gold/penalty_totals to the record table as this run left it, and register it as ``penalty_totals``;
-    returns the rows written (0: they counted that version already).
+def _totals(con: Compute, intent: steps.Intent, rules: CreditRules, as_of: dt.date, rebuild: bool) -> None:
+    """Bring gold/penalty_totals to the record table as this run left it, and register it as ``penalty_totals``.
 
     From the version the totals count, the data files the record table lost and gained since are counted out
     and in (storage.file_changes: a day's few files, whatever the table's size); on a rebuild, when the table is
@@ -437,7 +436,7 @@ def _totals(con: Compute, intent: steps.Intent, rules: CreditRules, as_of: dt.da
     before = None if rebuild else _totals_version(con, intent.path(totals))
     if before == now:
         con.register_delta("penalty_totals", intent.path(totals))
-        return 0
+        return
     changes = None if before is None else storage.file_changes(records, before, now)
     columns = ", ".join(_TOTALS_COLUMNS)
     if changes is None:
@@ -456,10 +455,8 @@ def _totals(con: Compute, intent: steps.Intent, rules: CreditRules, as_of: dt.da
         con.register_delta("penalty_totals_before", intent.path(totals))
     _derive(con, settings, "penalty_totals", rules, as_of)
     rows = f"select *, cast({now} as bigint) as {TOTALS_VERSION} from new_penalty_totals"
-    n = con.count("new_penalty_totals")
     intent.write_table(totals, con.data(rows), mode="overwrite")
     con.register_delta("penalty_totals", intent.path(totals))
-    return n
 
 
 def _totals_version(con: Compute, path) -> int | None:
