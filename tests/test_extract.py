@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import re
+from decimal import Decimal
 
 import duckdb
 import pyarrow as pa
@@ -19,7 +20,7 @@ from govlake.gold import PUBLIC_TABLES, build_gold
 from govlake.identifiers import is_valid_id_number
 from govlake.layout import gold_path
 from test_credit import put_silver
-from test_gold import E1, MOBILE, PERSON_ID, PERSON_ID_2, _penalty, write_sample_silver
+from test_gold import E1, E5, MOBILE, PERSON_ID, PERSON_ID_2, _penalty, write_sample_silver
 
 ID_RE = re.compile(r"[1-9]\d{5}(?:19|20)\d{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])\d{3}[\dXx]")
 MOBILE_RE = re.compile(r"1[3-9]\d{9}")
@@ -192,6 +193,31 @@ def test_a_day_applies_the_changed_gold_files_and_equals_a_full_copy(extract, mo
     assert set(_methods(path).values()) == {"full"}
     assert _content(path) == day_content
     assert _withdrawn(settings) == log  # no previous file: nothing to compare, nothing logged
+
+
+def test_a_record_changed_and_still_published_is_updated_and_not_withdrawn(extract, monkeypatch):
+    """A day re-sends one published decision with another fine and revokes another: the extract's copy holds the
+    new fine, and only the revoked decision is logged as withdrawn from it (the changed one left the copy and came
+    back: the withdrawals are the removed keys no inserted row brings back)."""
+    settings, path = extract
+    monkeypatch.setattr(govlake.extract, "REBUILD_CHURN", 100.0)
+    day = dataclasses.replace(settings, as_of=settings.today + dt.timedelta(days=1))
+    put_silver(settings, "credit.penalty", [_penalty("济环罚〔2024〕1号", status="无效"),
+                                            _penalty("济环罚〔2024〕5号", uscc=E5, subject_name="济南戊有限公司",
+                                                     fine_amount=Decimal(7))], batch="b2")
+    build_gold(settings=day, run_id="run-2")
+    build_credit(settings=day, run_id="run-2")
+    build_extract(settings=day, run_id="run-2")
+    assert _methods(path)["penalty_publication"] == "updated"
+    with duckdb.connect(str(path), read_only=True) as con:
+        fines = dict(con.execute("select decision_no, fine_amount from penalty_publication").fetchall())
+    assert fines["济环罚〔2024〕5号"] == Decimal(7) and "济环罚〔2024〕1号" not in fines
+    assert [r for r in _withdrawn(settings) if r[0].startswith("extract/")] == [
+        ("extract/analyst.duckdb:penalty_publication", "济环罚〔2024〕1号", "revoked", "run-2")]
+    day_content = _content(path)
+    path.rename(path.with_name("day.duckdb"))
+    build_extract(settings=day, run_id="run-3")   # the same versions copied in full: the same rows
+    assert _content(path) == day_content
 
 
 def test_the_reason_of_a_withdrawal_the_credit_step_did_not_derive_is_found_all_the_same(extract, monkeypatch):

@@ -219,9 +219,12 @@ def _update(con: duckdb.DuckDBPyConnection, release: _Release, changes: tuple[li
         if added:
             inserted = con.execute(f"insert into {table} select\n    {release.select}\nfrom {new_rows}").fetchone()[0]
         if gone is not None:
+            # every removed key was deleted (the counts agree), so the table holds one again only if an inserted
+            # row brought it back: the removed keys less the inserted ones, without reading the table
             keys = ", ".join(map(sql_ident, release.doc.header.key))
-            con.execute(f"create or replace temp table {gone} as select {keys} from _removed "
-                        f"except select {keys} from {table} semi join _removed as r using ({keys})")
+            back = ", ".join(f"{expr} as {sql_ident(k)}" for k, expr in key.items())
+            returned = f" except select {back} from {new_rows}" if added else ""
+            con.execute(f"create or replace temp table {gone} as select {keys} from _removed{returned}")
         con.execute("commit")
     except BaseException:
         con.execute("rollback")
