@@ -343,8 +343,8 @@ RESOURCE_MODELS = ("staging/standardize", "silver/checked", "silver/flagged", "s
 LAKE_MODELS = ("governance/open_objections", "governance/disputes", "governance/corrections",
                "governance/comparisons", "gold/int_entity_attributes", "gold/legal_entity", "gold/population",
                "gold/person_profile", "gold/penalty_record",
-               "gold/license_record", "gold/credit_repair_review", "gold/enterprise_credit_profile",
-               "theme/market_region_industry")
+               "gold/license_record", "gold/credit_repair_review", "gold/penalty_totals", "gold/penalty_totals",
+               "gold/enterprise_credit_profile", "theme/market_region_industry")
 """What test_governance_gold_and_credit_models_agree runs."""
 
 
@@ -374,6 +374,9 @@ def test_governance_gold_and_credit_models_agree(case, city_silver, engines):
     for name in ("int_entity_attributes", "legal_entity", "population", "person_profile"):
         twin.run(con, f"gold/{name}", **model_context(name, catalog))
 
+    def one(sql: str, *params) -> set:
+        return {r[0] for r in con.execute(sql, list(params)).fetchall()}
+
     # the credit step's rebuild (govlake.credit._build): inputs, records, repairs, profiles
     rules = load_credit_rules(settings.catalog_dir)
     ctx = context(rules, AS_OF)
@@ -390,6 +393,25 @@ def test_governance_gold_and_credit_models_agree(case, city_silver, engines):
         select uscc from legal_entity union all select uscc from penalty_record
         union all select uscc from license_record union all select uscc from silver_court_dishonest
         ) as t where uscc is not null""")
+    # the penalties' totals: every record counted (a rebuild), then a day's files counted out and in (here every
+    # published record out, and in again as expired), from the totals so far
+    columns = "uscc, penalty_category, severity, publicity_status, fine_amount, confiscated_amount"
+    con.execute(f"create temp table penalty_record_rows as select {columns}, 1 as _sign from penalty_record")
+    con.execute("create temp table penalty_totals_before as select uscc, penalty_category, severity, publicity_status, "
+                "cast(0 as bigint) as penalties, cast(0 as decimal(38, 4)) as amount from penalty_record where false")
+    twin.run(con, "gold/penalty_totals", into="penalty_totals", **ctx)
+    con.execute("create or replace temp table penalty_totals_before as select * from penalty_totals")
+    con.execute(f"""create or replace temp table penalty_record_rows as
+        select {columns}, -1 as _sign from penalty_record where publicity_status = '公示中'
+        union all
+        select uscc, penalty_category, severity, '已到期' as publicity_status, fine_amount, confiscated_amount, 1
+        from penalty_record where publicity_status = '公示中'""")
+    for name in ("penalty_totals_before", "penalty_record_rows"):
+        engines.share(name)
+    twin.run(con, "gold/penalty_totals", into="moved_totals", **ctx)
+    assert one("select distinct publicity_status from penalty_totals") >= {"公示中", "已到期"}
+    assert "公示中" not in one("select distinct publicity_status from moved_totals")
+    assert one("select sum(penalties) from moved_totals") == one("select sum(penalties) from penalty_totals")
     twin.run(con, "gold/enterprise_credit_profile", into="new_enterprise_credit_profile", **ctx)
     # the themes step: the model-built theme libraries over the credit theme's tables
     con.execute("create view gold_enterprise_credit_profile as select * from new_enterprise_credit_profile")
@@ -397,9 +419,6 @@ def test_governance_gold_and_credit_models_agree(case, city_silver, engines):
     assert twin.ran == list(LAKE_MODELS)
 
     # the inputs reach the models' branches
-    def one(sql: str, *params) -> set:
-        return {r[0] for r in con.execute(sql, list(params)).fetchall()}
-
     assert one("select agrees from comparisons") >= {True}
     assert {"公示中", "已到期", "已修复"} <= one("select publicity_status from new_penalty_record")
     assert one("select outcome from new_credit_repair_review") == {"accepted", "rejected"}
