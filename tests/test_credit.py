@@ -269,13 +269,39 @@ def test_day_two_rederives_only_what_changed(lake):
     assert day2.rederived["enterprise_credit_profile"] == 1
 
 
+def _start(root: Path) -> Settings:
+    """A lake at ``root`` after day 1 (the hand-made silver, every step run), with day 2's silver rows."""
+    settings = Settings(var=root)
+    for code, data in (("amr.enterprise", AMR), ("tax.credit_rating", TAX), ("hrss.social_insurance", HRSS),
+                       ("court.dishonest", COURT), ("credit.penalty", PENALTIES), ("credit.license", [])):
+        put_silver(settings, code, data)
+    run_day(settings, dt.date(2026, 10, 20), "day1")
+    # day 2: a revocation (a record merged), a new decision (appended); Q1 expires
+    put_silver(settings, "credit.penalty", [ee_penalty("Q4", dt.date(2026, 6, 1), status="无效"),
+                                            ee_penalty("Q7", dt.date(2026, 11, 2), fine_amount=Decimal(4))],
+               batch="b2")
+    return settings
+
+
+def _clean_and_case(start: Settings, root: Path, day: dt.date) -> tuple[Settings, Settings]:
+    """Two copies of ``start`` with gold built for ``day``; the first one's credit step run (the clean day)."""
+    import shutil
+
+    lakes = []
+    for name in ("clean", "case"):
+        shutil.copytree(start.var, root / name)
+        lakes.append(dataclasses.replace(start, var=root / name, as_of=day))
+        build_gold(settings=lakes[-1], run_id="day2")
+    build_credit(settings=lakes[0], run_id="day2")
+    return lakes[0], lakes[1]
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("label", ["credit:gold/theme/penalty_record", "credit:gold/theme/penalty_publication"])
 def test_a_credit_day_killed_between_a_merge_and_its_append_is_finished_by_the_next_run(tmp_path, label):
     """The record and publication tables are clustered on publish_end: a day merges the records they hold
     within their dates' files, then appends the new ones — two commits. Killed (SIGKILL) right after the
     merge, the next run appends what is missing, once: the tables end as after one clean run."""
-    import shutil
     import signal
     import sys
 
@@ -284,23 +310,8 @@ def test_a_credit_day_killed_between_a_merge_and_its_append_is_finished_by_the_n
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "infra"))
     from chaos import lake_digest
 
-    start = Settings(var=tmp_path / "start")
-    for code, data in (("amr.enterprise", AMR), ("tax.credit_rating", TAX), ("hrss.social_insurance", HRSS),
-                       ("court.dishonest", COURT), ("credit.penalty", PENALTIES), ("credit.license", [])):
-        put_silver(start, code, data)
-    run_day(start, dt.date(2026, 10, 20), "day1")
     # day 2: a revocation (held: merged) and a new decision (appended)
-    put_silver(start, "credit.penalty", [ee_penalty("Q4", dt.date(2026, 6, 1), status="无效"),
-                                         ee_penalty("Q7", dt.date(2026, 11, 2), fine_amount=Decimal(4))], batch="b2")
-    day2 = dt.date(2026, 11, 20)
-    lakes = {}
-    for name in ("clean", "case"):
-        shutil.copytree(start.var, tmp_path / name)
-        lakes[name] = dataclasses.replace(start, var=tmp_path / name, as_of=day2)
-        build_gold(settings=lakes[name], run_id="day2")
-    clean, case = lakes["clean"], lakes["case"]
-    build_credit(settings=clean, run_id="day2")
-
+    clean, case = _clean_and_case(_start(tmp_path / "start"), tmp_path, dt.date(2026, 11, 20))
     killed = forked.run(build_credit, settings=case, run_id="day2", env={"GOVLAKE_CRASH_AT": label})
     assert killed.returncode == -signal.SIGKILL, killed.output
     table = label.split(":")[1].split("/")[-1]
@@ -364,19 +375,6 @@ def _counted(settings: Settings) -> list[tuple]:
     return [kept, counted]
 
 
-def _start(root: Path) -> Settings:
-    settings = Settings(var=root)
-    for code, data in (("amr.enterprise", AMR), ("tax.credit_rating", TAX), ("hrss.social_insurance", HRSS),
-                       ("court.dishonest", COURT), ("credit.penalty", PENALTIES), ("credit.license", [])):
-        put_silver(settings, code, data)
-    run_day(settings, dt.date(2026, 10, 20), "day1")
-    # day 2: a revocation (a record merged), a new decision (appended); Q1 expires
-    put_silver(settings, "credit.penalty", [ee_penalty("Q4", dt.date(2026, 6, 1), status="无效"),
-                                            ee_penalty("Q7", dt.date(2026, 11, 2), fine_amount=Decimal(4))],
-               batch="b2")
-    return settings
-
-
 def _file_changes_seen(monkeypatch) -> list:
     """What storage.file_changes returns to the credit step from now on, in order (None: the totals counted in
     full)."""
@@ -429,7 +427,6 @@ def test_a_credit_day_killed_before_or_after_the_totals_commit_ends_as_a_clean_d
     """Killed (SIGKILL) after the record table's commit, before the totals', the next run counts the files
     that commit changed; killed after the totals' commit, it finds them at the version they count and writes
     nothing twice. Either way the lake ends as after one clean run (its totals and profiles included)."""
-    import shutil
     import signal
     import sys
 
@@ -438,16 +435,7 @@ def test_a_credit_day_killed_before_or_after_the_totals_commit_ends_as_a_clean_d
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "infra"))
     from chaos import lake_digest
 
-    start = _start(tmp_path / "start")
-    day2 = dt.date(2026, 11, 20)
-    lakes = {}
-    for name in ("clean", "case"):
-        shutil.copytree(start.var, tmp_path / name)
-        lakes[name] = dataclasses.replace(start, var=tmp_path / name, as_of=day2)
-        build_gold(settings=lakes[name], run_id="day2")
-    clean, case = lakes["clean"], lakes["case"]
-    build_credit(settings=clean, run_id="day2")
-
+    clean, case = _clean_and_case(_start(tmp_path / "start"), tmp_path, dt.date(2026, 11, 20))
     totals = storage.table_path(case, "gold", "penalty_totals")
     counted = storage.open_table(totals).version()
     killed = forked.run(build_credit, settings=case, run_id="day2", env={"GOVLAKE_CRASH_AT": label})
