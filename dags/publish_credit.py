@@ -12,7 +12,8 @@ schedule built from the catalog and the step's inputs).
   publicity period; credit-repair reviews; withdrawals (expired, repaired, revoked) with the
   withdrawal log; the 一企一档 profile and public credit score of every enterprise touched. Results are
   merged into the credit theme library, `gold/theme/`: `penalty_record`, `penalty_publication`,
-  `license_record`, `license_publication`, `credit_repair_review`, `enterprise_credit_profile`.
+  `license_record`, `license_publication`, `credit_repair_review`, `enterprise_credit_profile` (and
+  `penalty_totals`, the penalties' counts the profiles are computed from).
 - `themes` builds the theme libraries declared in `catalog/themes.yml` from their SQL models
   (`gold/theme/<table>`, e.g. the 市场主体主题库 `market_region_industry` from the 一企一档 files).
 - `extract` then writes the masked analyst database `extracts/analyst.duckdb`; records that left
@@ -47,7 +48,7 @@ INPUTS = AssetAll(Asset("govlake://gold/base/legal_entity"),
                   on_update_cycles(feed for feed in catalog_feeds() if feed.code in READS))
 CREDIT = [Asset(f"govlake://gold/theme/{name}") for name in (
     "penalty_record", "penalty_publication", "license_record", "license_publication", "credit_repair_review",
-    "enterprise_credit_profile")] + [Asset("govlake://gold/withdrawal_log")]
+    "penalty_totals", "enterprise_credit_profile")] + [Asset("govlake://gold/withdrawal_log")]
 EXTRACT = Asset("govlake://extract/analyst")
 KPIS = Asset("govlake://meta/kpi_history")
 OPEN_DATA = Asset("govlake://open/catalog")

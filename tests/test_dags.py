@@ -191,8 +191,11 @@ def test_publish_credit_runs_after_gold_and_the_feeds_the_credit_step_reads(dagb
     credit = dag.get_task("credit")
     assert credit.downstream_task_ids == {"extract", "kpis", "open_data", "themes"}
     assert [a.uri for a in dag.get_task("themes").outlets] == ["govlake://gold/theme/market_region_industry"]
-    assert {"govlake://gold/theme/penalty_publication", "govlake://gold/theme/enterprise_credit_profile",
-            "govlake://gold/withdrawal_log"} <= {a.uri for a in credit.outlets}
+    # exactly the tables the credit step writes (the DAG names them without importing the step)
+    from govlake.credit import OUTPUTS
+    from govlake.layout import gold_path
+
+    assert {a.uri for a in credit.outlets} == {f"govlake://{gold_path(name)}" for name in OUTPUTS}
     assert [a.uri for a in dag.get_task("extract").outlets] == ["govlake://extract/analyst"]
     assert [a.uri for a in dag.get_task("open_data").outlets] == ["govlake://open/catalog"]
     assert dag.owner == "credit"
