@@ -432,7 +432,8 @@ def _totals(con: Compute, intent: steps.Intent, rules: CreditRules, as_of: dt.da
     finds the totals at the version they count and writes nothing twice."""
     settings = intent.settings
     records, totals = _gold(settings, PENALTY.record), gold_path("penalty_totals")
-    now = storage.open_table(records).version()
+    record_table = storage.open_table(records)
+    now = record_table.version()
     before = None if rebuild else _totals_version(con, intent.path(totals))
     if before == now:
         con.register_delta("penalty_totals", intent.path(totals))
@@ -446,7 +447,7 @@ def _totals(con: Compute, intent: steps.Intent, rules: CreditRules, as_of: dt.da
                    "where false", kind="view")
     else:
         removed, added = changes
-        table = pa.schema(storage.open_table(records).schema().to_arrow())
+        table = pa.schema(record_table.schema().to_arrow())
         schema = pa.schema([table.field(c) for c in _TOTALS_COLUMNS])  # Spark reads the files by it
         for name, files in (("removed_records", removed), ("added_records", added)):
             con.register_files(name, files, schema)
