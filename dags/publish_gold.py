@@ -32,7 +32,8 @@ from govlake.orchestration import (
 )
 
 SILVER = on_update_cycles(catalog_feeds())
-GOLD = [Asset(f"govlake://gold/base/{name}") for name in ("legal_entity", "population", "person_profile")]
+GOLD = [Asset(f"govlake://gold/base/{name}")
+        for name in ("legal_entity", "population", "person_profile", "penalty_subjects")]
 """The tables the gold step writes (govlake.gold.GOLD_TABLES; tests/test_dags.py checks they agree)."""
 CONFLICTS = Asset("govlake://gold/conflicts")
 

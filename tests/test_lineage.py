@@ -55,8 +55,8 @@ def test_one_start_and_one_complete_per_job(city):
     codes = list(get_catalog(settings.catalog_dir).resources)
     landed = [c for c in codes if ingested[c].rows]   # a resource without files is not processed
     expected = ({f"ingest.{c}" for c in codes} | {f"process.{c}" for c in landed}
-                | {"gold", "gold.legal_entity", "gold.population", "gold.person_profile", "credit", "themes",
-                   "themes.market_region_industry", "conflicts", "extract"})
+                | {"gold", "gold.penalty_subjects", "gold.legal_entity", "gold.population", "gold.person_profile",
+                   "credit", "themes", "themes.market_region_industry", "conflicts", "extract"})
     for state in ("START", "COMPLETE"):
         assert sorted(e["job"]["name"] for e in events if e["eventType"] == state) == sorted(expected)
     assert not [e for e in events if e["eventType"] == "FAIL"]

@@ -27,19 +27,32 @@ import dataclasses
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from govlake import lineage, locks, steps
+import pyarrow as pa
+
+from govlake import lineage, locks, steps, storage
 from govlake.catalog import Catalog, Item, Resource, get_catalog
 from govlake.compute import open_compute
 from govlake.config import Settings
 from govlake.contracts import silver_schema
 from govlake.engine import get_engine
 from govlake.governance import conflict_plan, register_objection_views
-from govlake.layout import BASE_TABLES, gold_path
+from govlake.layout import BASE_STATE, BASE_TABLES, gold_path
 from govlake.silver import register_silver
 from govlake.transform import ModelError, ModelHeader, ModelRunner, Spec, load_specs
 from govlake.transform import model_header as model_header  # re-exported: tests read headers from here
 
-GOLD_TABLES = BASE_TABLES
+SUMMARY = "penalty_subjects"
+"""silver/credit_penalty summed per subject, kept from run to run (:func:`_summarize`; the models read it)."""
+SUMMARIZED = "credit.penalty"
+SUMMARY_READS = ("uscc", "id_no", "subject_type", "status", "fine_amount", "subject_name", "_received_at",
+                 "_row_number")
+"""The silver columns the summary reads."""
+SUMMARY_COLUMNS = ("uscc", "id_no", "subject_type", "status", "penalties", "fine_total", "subject_name",
+                   "_received_at", "_row_number")
+SILVER_AT = ("_silver_id", "_silver_version")
+"""The silver table (its Delta id, then version) the summary counts, on each of its rows: one overwrite commit writes
+them all, so the summary and what it counts cannot disagree."""
+GOLD_TABLES = (*BASE_TABLES, *BASE_STATE)
 """Tables :func:`build_gold` writes, in ``gold/base/`` (the credit theme's tables come from govlake.credit)."""
 MODEL_ORDER = ("int_entity_attributes", "legal_entity", "population", "person_profile")
 PUBLIC_TABLES = ("legal_entity", "penalty_publication", "license_publication", "enterprise_credit_profile",
@@ -162,7 +175,7 @@ def entity_context(catalog: Catalog) -> dict:
         "base": plan.base.code,
         "keyed": [{"code": r.code, "slug": r.slug, "columns": used[r.code],
                    "order_columns": [k for k in r.key if k != ENTITY_KEY]} for r in keyed],
-        "subjects": [{"code": r.code, "slug": r.slug} for r in plan.subjects],
+        "subjects": [{"code": r.code, "slug": r.slug, "relation": _relation(r, ENTITY_KEY)} for r in plan.subjects],
         "attributes": attributes,
         "departments": [{"code": d, "held": conds} for d, conds in sorted(held.items())],
     }
@@ -281,10 +294,29 @@ def population_context(catalog: Catalog) -> dict:
         res = catalog.resource(code)
         held.setdefault(res.provider, []).append(f"latest_{names[code, key, when]}.{PERSON_KEY} is not null")
         order = [k for k in res.key if k != PERSON_KEY] if key == PERSON_KEY and PERSON_KEY in res.key else []
+        read = [key, *_columns_of(when), *(c for c, _ in columns), *order, "_received_at", "_row_number"]
         sources.append({"name": names[code, key, when], "code": code, "slug": res.slug, "key": key, "when": when,
-                        "columns": columns, "order_columns": order})
+                        "columns": columns, "order_columns": order, "relation": _relation(res, *read)})
     return {"base": plan.base.code, "register": names[base], "sources": sources, "attributes": attributes,
             "departments": [{"code": d, "held": conds} for d, conds in sorted(held.items())]}
+
+
+def _relation(res: Resource, *columns: str) -> str:
+    """What a model reads ``columns`` of ``res``'s silver rows from: the summary (:data:`SUMMARY`) when it is
+    ``res``'s and holds them all (each of its rows is a group's latest row, so the latest row of a person or an
+    enterprise is among them, and so is every subject), else the silver view."""
+    if res.code == SUMMARIZED and set(columns) <= set(SUMMARY_COLUMNS):
+        return SUMMARY
+    return f"silver_{res.slug}"
+
+
+def _columns_of(condition: str | None) -> list[str]:
+    """The columns a catalog condition (``copy_when``) reads."""
+    if not condition:
+        return []
+    import sqlglot
+
+    return [c.name for c in sqlglot.parse_one(condition, read="duckdb").find_all(sqlglot.exp.Column)]
 
 
 _CONTEXTS = {"int_entity_attributes": entity_context, "population": population_context}
@@ -373,6 +405,7 @@ def _build(intent: steps.Intent, catalog: Catalog) -> dict[str, int]:
         register_silver(con, settings, catalog)
         register_objection_views(con, settings)  # corrections and disputes (数据异议) for int_entity_attributes
         runner = ModelRunner(settings.sql_dir)
+        rows[SUMMARY] = _summarize(con, intent, catalog, runner)
         for name in MODEL_ORDER:
             runner.run(con, f"gold/{name}", **model_context(name, catalog))
             if name in GOLD_TABLES:
@@ -380,6 +413,59 @@ def _build(intent: steps.Intent, catalog: Catalog) -> dict[str, int]:
     finally:
         con.close()
     return rows
+
+
+def _summarize(con, intent: steps.Intent, catalog: Catalog, runner: ModelRunner) -> int:
+    """Bring the summary of silver's penalties (:data:`SUMMARY`, model ``sql/gold/penalty_subjects.sql``) to
+    silver as it is now, write it and register it as ``penalty_subjects``; its rows.
+
+    While silver only gains data files (a day's new decisions are appended), the rows of the files gained
+    since the version summed are counted into the summary so far — a day's rows, whatever silver's size. When
+    it lost one (a merge replacing a decision re-sent, a compaction, a rebuild), when the summary is new or
+    lost, or counts another table (silver made again), every silver row is counted. Only the gold step writes
+    the summary, under the publish lock; a run finding it at silver's version writes nothing."""
+    settings = intent.settings
+    res = catalog.resource(SUMMARIZED)
+    silver, kept = storage.table_path(settings, "silver", res.slug), intent.path(gold_path(SUMMARY))
+    table = storage.open_table(silver)
+    at = (table.metadata().id, table.version()) if table is not None else None
+    summed = _summary_at(con, kept)
+    if at is not None and summed == at:
+        con.register_delta(SUMMARY, kept)
+        return storage.row_count(kept)
+    reads = ", ".join(SUMMARY_READS)
+    changes = (storage.file_changes(silver, summed[1], at[1])
+               if at is not None and summed is not None and summed[0] == at[0] and summed[1] < at[1] else None)
+    if changes is not None and not changes[0]:
+        schema = pa.schema(table.schema().to_arrow())
+        con.register_files("penalty_rows", changes[1], pa.schema([schema.field(c) for c in SUMMARY_READS]))
+        con.register_delta("penalty_subjects_before", kept)
+    else:
+        if at is not None:
+            con.register_delta("silver_summed", silver, version=at[1])
+        else:
+            con.register_arrow("silver_summed", silver_schema(res).empty_table())
+        con.create("penalty_rows", f"select {reads} from silver_summed", kind="view")
+        con.create("penalty_subjects_before", f"select {', '.join(SUMMARY_COLUMNS)} from "
+                   f"(select {reads}, cast(0 as bigint) as penalties, cast(0 as decimal(38, 4)) as fine_total "
+                   "from silver_summed) as s where false", kind="view")
+    runner.run(con, f"gold/{SUMMARY}", into=f"new_{SUMMARY}")
+    if at is None:  # no silver yet: nothing to keep
+        con.create(SUMMARY, f"select * from new_{SUMMARY}", kind="view")
+        return con.count(SUMMARY)
+    stamp = f"cast('{at[0]}' as varchar) as {SILVER_AT[0]}, cast({at[1]} as bigint) as {SILVER_AT[1]}"
+    intent.write_table(gold_path(SUMMARY), con.data(f"select *, {stamp} from new_{SUMMARY}"), mode="overwrite")
+    con.register_delta(SUMMARY, kept)
+    return storage.row_count(kept)
+
+
+def _summary_at(con, path) -> tuple[str, int] | None:
+    """The silver table (id, version) the kept summary counts (None: no summary yet)."""
+    if storage.open_table(path) is None:
+        return None
+    con.register_delta("summary_kept", path)
+    row = con.one(f"select max({SILVER_AT[0]}), max({SILVER_AT[1]}) from summary_kept")
+    return None if row[1] is None else (row[0], int(row[1]))
 
 
 # ---- lineage ----------------------------------------------------------------------------------
@@ -391,10 +477,14 @@ def lineage_plan(settings: Settings) -> lineage.JobPlan:
     catalog = get_catalog(settings.catalog_dir)
     schema: dict[str, list[str]] = {f"silver_{r.slug}": silver_schema(r).names for r in catalog.resources.values()}
     refs = {f"silver_{r.slug}": lineage.lake_table(settings, "silver", r.slug) for r in catalog.resources.values()}
+    # the summary reads silver's penalties as penalty_rows, and itself as it was
+    summarized = f"silver_{catalog.resource(SUMMARIZED).slug}"
+    schema["penalty_rows"], refs["penalty_rows"] = schema[summarized], refs[summarized]
+    schema["penalty_subjects_before"] = list(SUMMARY_COLUMNS)
     models: dict[str, dict] = {}
     reads: dict[str, set[str]] = {}
     children, errors = [], []
-    for name in MODEL_ORDER:
+    for name in (SUMMARY, *MODEL_ORDER):
         try:
             sql = model_sql(settings, name, catalog)
             read = lineage.tables_read(sql)

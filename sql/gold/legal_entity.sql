@@ -1,9 +1,10 @@
 -- grain: one row per 统一社会信用代码 held by an enterprise-keyed resource (法人库, 一企一档) | key: uscc unique not null | owner: dsj
--- inputs: int_entity_attributes, silver_credit_license, silver_credit_penalty, silver_hrss_social_insurance, silver_tax_credit_rating
+-- inputs: int_entity_attributes, penalty_subjects, silver_credit_license, silver_hrss_social_insurance, silver_tax_credit_rating
 -- The registry attributes come from int_entity_attributes (generated from the catalog: each
 -- attribute from its authoritative department, else from a copy and flagged). Added here: the
 -- latest tax credit rating, the latest social-insurance month, and the numbers of valid
--- (not withdrawn) 双公示 licensing and penalty decisions naming the entity.
+-- (not withdrawn) 双公示 licensing and penalty decisions naming the entity (the penalties from their summary
+-- per subject and state, penalty_subjects, which the gold step keeps from run to run).
 with
 
 entity_attributes as (
@@ -45,8 +46,9 @@ licenses as (
 penalties as (
     select
         uscc,
-        status
-    from silver_credit_penalty
+        status,
+        penalties
+    from penalty_subjects
     where uscc is not null
 ),
 
@@ -106,7 +108,7 @@ license_counts as (
 penalty_counts as (
     select
         uscc,
-        count(*) as penalty_count
+        cast(sum(penalties) as bigint) as penalty_count
     from penalties
     where coalesce(status, '有效') = '有效'
     group by uscc

@@ -1,10 +1,11 @@
 -- grain: one row per natural person (身份证号) of the 人口库 or named by a person-level record (一人一档) | key: id_number unique not null | owner: dsj
--- inputs: population, silver_amr_enterprise, silver_court_dishonest, silver_credit_license, silver_credit_penalty
+-- inputs: penalty_subjects, population, silver_amr_enterprise, silver_court_dishonest, silver_credit_license
 -- The person's attributes come from population (each from its authoritative department, else a
 -- copy). Added here, for records naming the person as a natural person (行政相对人类别 自然人, by
 -- 证件号码): valid (not withdrawn) 双公示 penalty decisions, their fines and valid licences; the
 -- court's 失信被执行人 entries not removed; the enterprises whose 法定代表人 the person is
--- (amr.enterprise by 法定代表人身份证号). Social insurance (hrss.social_insurance) is reported per
+-- (amr.enterprise by 法定代表人身份证号); the penalties from their summary per subject and state
+-- (penalty_subjects, kept by the gold step). Social insurance (hrss.social_insurance) is reported per
 -- employer, with no person-level link, so it is not part of the profile.
 with
 
@@ -20,8 +21,9 @@ penalties as (
     select
         id_no as id_number,
         status,
-        fine_amount
-    from silver_credit_penalty
+        penalties,
+        fine_total
+    from penalty_subjects
     where subject_type = '自然人' and id_no is not null
 ),
 
@@ -53,8 +55,8 @@ enterprises as (
 penalty_totals as (
     select
         id_number,
-        count(*) as penalty_count,
-        cast(coalesce(sum(fine_amount), 0) as decimal(38, 4)) as penalty_fine_total
+        cast(sum(penalties) as bigint) as penalty_count,
+        cast(coalesce(sum(fine_total), 0) as decimal(38, 4)) as penalty_fine_total
     from penalties
     where coalesce(status, '有效') = '有效'
     group by id_number
