@@ -1,10 +1,10 @@
 """Where gold keeps each table: two libraries and its logs, one folder each, placed by the table's name.
 
 ``gold/base/`` holds the base libraries the gold step builds (法人库 ``legal_entity``, 人口库 ``population``,
-一人一档 ``person_profile``) and what it keeps for them (``penalty_subjects``), ``gold/theme/`` every theme library's tables (the credit theme's 双公示 and
-credit tables, and each theme declared in ``catalog/themes.yml``: govlake.themes), and ``gold/`` itself the
-logs (``withdrawal_log``, ``conflicts``). The lowest module of the package: ``Settings.table_path(settings,
-"gold", name)`` resolves through it.
+一人一档 ``person_profile``) and what it keeps for them (``penalty_subjects``), ``gold/theme/`` every theme
+library's tables (the credit theme's 双公示 and credit tables, and each theme declared in ``catalog/themes.yml``:
+govlake.themes), and ``gold/`` itself the logs (``withdrawal_log``, ``conflicts``). The lowest module of the
+package: ``Settings.table_path(settings, "gold", name)`` resolves through it.
 """
 
 from __future__ import annotations
