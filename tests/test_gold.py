@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import shutil
+import signal
+import sys
 from decimal import Decimal
 from pathlib import Path
 
@@ -341,3 +343,144 @@ def test_a_resource_added_to_the_catalog_is_among_legal_entity_sources(settings,
     after = table_docs(dataclasses.replace(settings, catalog_dir=catalog_dir))["legal_entity"]
     assert after.sources == (*before.sources, "ee.discharge_permit")
     assert after.columns == before.columns
+
+
+# ---- the penalties' summary, kept from run to run ---------------------------------------------
+
+PERSON_ID_3 = id_number("19770605", "789")
+
+
+def _append_penalties(settings: Settings, rows: list[dict], *, batch: str, received: dt.datetime) -> None:
+    """``rows`` appended to silver's penalties as a batch of their own (a new data file: what a day of new
+    decisions does to silver)."""
+    res = get_catalog(settings.catalog_dir).resource("credit.penalty")
+    table = pa.Table.from_pylist(
+        [row | {"_source": f"inbox/{batch}.csv", "_row_number": i + 1, "_batch_id": batch, "_received_at": received}
+         for i, row in enumerate(rows)], schema=silver_schema(res))
+    storage.write_table(storage.table_path(settings, "silver", res.slug), table, mode="append", run_id=batch)
+
+
+def _file_changes_seen(monkeypatch) -> list:
+    """What storage.file_changes returns to the gold step from now on, in order."""
+    from govlake import gold
+
+    seen = []
+
+    class Storage:   # the gold step's storage module, its file_changes watched
+        def __getattr__(self, name):
+            return getattr(storage, name)
+
+        def file_changes(self, path, since, until):
+            seen.append(got := storage.file_changes(path, since, until))
+            return got
+
+    monkeypatch.setattr(gold, "storage", Storage())
+    return seen
+
+
+def _summary(settings: Settings) -> tuple[list[tuple], set[tuple]]:
+    """The kept summary's rows without its stamp (sorted), and the silver table and version it says it counts."""
+    table = storage.open_table(storage.table_path(settings, "gold", "penalty_subjects")).to_pyarrow_table()
+    stamps = set(zip(*(table[c].to_pylist() for c in SILVER_AT), strict=True))
+    rows = table.drop_columns(list(SILVER_AT)).to_pylist()
+    return sorted((tuple(r.values()) for r in rows), key=str), stamps
+
+
+def _base_libraries(settings: Settings) -> dict[str, list[dict]]:
+    return {name: read_gold(settings, name) for name in ("legal_entity", "population", "person_profile")}
+
+
+def test_a_day_appended_to_silver_is_counted_into_the_summary_as_counting_every_row_would(settings, monkeypatch):
+    """The base libraries read silver's penalties summed per subject and state (gold/base/penalty_subjects). A day
+    that only appends to silver is counted in from the files it added (storage.file_changes: nothing removed),
+    and the summary and the libraries are what counting every silver row again gives."""
+    write_sample_silver(settings)
+    build_gold(settings=settings, run_id="run-1")
+    silver = storage.open_table(storage.table_path(settings, "silver", "credit_penalty"))
+    assert _summary(settings)[1] == {(silver.metadata().id, silver.version())}
+    person = {"subject_type": "自然人", "uscc": None, "legal_rep": None, "legal_rep_id_type": None,
+              "legal_rep_id_no": None, "id_type": "身份证", "id_no": PERSON_ID_3}
+    _append_penalties(settings, [_penalty("济环罚〔2024〕6号"),
+                                 _penalty("济环罚〔2024〕7号", subject_name="周九", **person),
+                                 _penalty("济环罚〔2024〕8号", status="无效", uscc=E4)],
+                      batch="b2", received=RECEIVED + dt.timedelta(days=1))
+    # the same person again, named otherwise: sent later (taken) and, in a batch of its own, earlier (not taken)
+    _append_penalties(settings, [_penalty("济环罚〔2024〕9号", subject_name="周玖", fine_amount=Decimal("0.5"),
+                                          **person)],
+                      batch="b3", received=RECEIVED + dt.timedelta(days=2))
+    _append_penalties(settings, [_penalty("济环罚〔2024〕10号", subject_name="周久", **person)],
+                      batch="b4", received=RECEIVED - dt.timedelta(days=1))
+    seen = _file_changes_seen(monkeypatch)
+    build_gold(settings=settings, run_id="run-2")
+    assert len(seen) == 1 and seen[0] is not None and seen[0][0] == [] and len(seen[0][1]) == 3   # counted in
+    entities = {r["uscc"]: r for r in read_gold(settings, "legal_entity")}
+    assert (entities[E1]["penalty_count"], entities[E4]["penalty_count"]) == (2, 1)   # 无效 is not counted
+    people = {r["id_number"]: r for r in read_gold(settings, "population")}
+    assert people[PERSON_ID_3]["name"] == "周玖"   # the latest row's name, not the last counted in
+    profile = {r["id_number"]: r for r in read_gold(settings, "person_profile")}[PERSON_ID_3]
+    assert (profile["penalty_count"], profile["penalty_fine_total"]) == (3, Decimal("4.5"))
+    kept, libraries = _summary(settings), _base_libraries(settings)
+    silver = storage.open_table(storage.table_path(settings, "silver", "credit_penalty"))
+    assert kept[1] == {(silver.metadata().id, silver.version())}
+
+    # the same silver counted from scratch (the summary deleted by hand): the same summary and libraries
+    shutil.rmtree(storage.table_path(settings, "gold", "penalty_subjects"))
+    seen.clear()
+    build_gold(settings=settings, run_id="run-3")
+    assert seen == []
+    assert _summary(settings) == kept and _base_libraries(settings) == libraries
+    # silver unchanged since: nothing counted, nothing written
+    summary = storage.table_path(settings, "gold", "penalty_subjects")
+    version = storage.open_table(summary).version()
+    build_gold(settings=settings, run_id="run-4")
+    assert seen == [] and storage.open_table(summary).version() == version
+
+
+def test_silver_losing_rows_or_made_again_is_counted_whole(settings, monkeypatch):
+    """Rows can only be counted into the summary: when silver lost a data file since (a decision re-sent replaces
+    its row: a merge), every silver row is counted; so it is when silver was made again (another Delta table, its
+    versions counted from 0 again), whatever version the summary names."""
+    write_sample_silver(settings)
+    build_gold(settings=settings, run_id="run-1")
+    path = storage.table_path(settings, "silver", "credit_penalty")
+    revoked = [dict(p) for p in PENALTIES]
+    revoked[0]["status"] = "无效"   # E1's one valid penalty revoked: silver rewritten
+    write_silver(settings, "credit.penalty", revoked)
+    seen = _file_changes_seen(monkeypatch)
+    build_gold(settings=settings, run_id="run-2")
+    assert len(seen) == 1 and seen[0] is not None and seen[0][0]   # a file removed: counted whole
+    assert {r["uscc"]: r for r in read_gold(settings, "legal_entity")}[E1]["penalty_count"] == 0
+
+    # silver deleted and written again: a version the summary has seen, of another table
+    shutil.rmtree(path)
+    write_silver(settings, "credit.penalty", PENALTIES[:1])
+    write_silver(settings, "credit.penalty", PENALTIES[:1])
+    assert storage.open_table(path).version() == 1
+    seen.clear()
+    build_gold(settings=settings, run_id="run-3")
+    assert seen == []   # not the table the summary counts: nothing to compare with
+    entities = {r["uscc"]: r for r in read_gold(settings, "legal_entity")}
+    assert (entities[E1]["penalty_count"], entities[E4]["penalty_count"]) == (1, 0)
+    assert sum(r[4] for r in _summary(settings)[0]) == 1
+
+
+@pytest.mark.parametrize("label", ["gold:gold/base/penalty_subjects", "gold:gold/base/legal_entity"])
+def test_a_gold_run_killed_after_the_summary_or_a_library_is_finished_by_the_next(tmp_path, label):
+    """Killed (SIGKILL) once the summary has counted a day's new file, or once the first library is written,
+    the next run ends with the lake a clean run leaves (the summary found at silver's version counts nothing
+    again)."""
+    import _forked as forked
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "infra"))
+    from chaos import lake_digest
+
+    start = Settings(var=tmp_path / "start")
+    write_sample_silver(start)
+    build_gold(settings=start, run_id="run-1")
+    _append_penalties(start, [_penalty("济环罚〔2024〕6号")], batch="b2", received=RECEIVED + dt.timedelta(days=1))
+    clean, case = (Settings(var=shutil.copytree(start.var, tmp_path / name)) for name in ("clean", "case"))
+    build_gold(settings=clean, run_id="run-2")
+    killed = forked.run(build_gold, settings=case, run_id="run-2", env={"GOVLAKE_CRASH_AT": label})
+    assert killed.returncode == -signal.SIGKILL, killed.output
+    build_gold(settings=case, run_id="run-3")
+    assert lake_digest(case.var) == lake_digest(clean.var)
+    assert {r["uscc"]: r for r in read_gold(case, "legal_entity")}[E1]["penalty_count"] == 2

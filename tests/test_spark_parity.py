@@ -44,7 +44,7 @@ from govlake.contracts import OBJECTIONS, bronze_schema, silver_schema
 from govlake.credit import load_credit_rules
 from govlake.credit._build import KINDS, _deadlines, _inputs, context
 from govlake.generate import generate_city
-from govlake.gold import model_context
+from govlake.gold import SUMMARY_COLUMNS, SUMMARY_READS, model_context
 from govlake.governance._conflicts import comparisons_context
 from govlake.governance._plan import conflict_plan
 from govlake.governance._views import OPEN_STATES
@@ -341,7 +341,8 @@ RESOURCE_MODELS = ("staging/standardize", "silver/checked", "silver/flagged", "s
                    "silver/repeated_keys", "silver/candidates", "silver/contest", "silver/dropped", "silver/upserts")
 """What test_standardize_rules_and_contest_agree runs, for each resource."""
 LAKE_MODELS = ("governance/open_objections", "governance/disputes", "governance/corrections",
-               "governance/comparisons", "gold/int_entity_attributes", "gold/legal_entity", "gold/population",
+               "governance/comparisons", "gold/penalty_subjects", "gold/penalty_subjects",
+               "gold/int_entity_attributes", "gold/legal_entity", "gold/population",
                "gold/person_profile", "gold/penalty_record",
                "gold/license_record", "gold/credit_repair_review", "gold/penalty_totals", "gold/penalty_totals",
                "gold/enterprise_credit_profile", "theme/market_region_industry")
@@ -366,16 +367,34 @@ def test_governance_gold_and_credit_models_agree(case, city_silver, engines):
     objections = [] if case == "city" else HAND_OBJECTIONS
     engines.put("governance_objections", pa.Table.from_pylist(objections, schema=OBJECTIONS))
 
+    def one(sql: str, *params) -> set:
+        return {r[0] for r in con.execute(sql, list(params)).fetchall()}
+
     twin.run(con, "governance/open_objections", into="governance_open_objections", kind="view",
              open_states=sorted(OPEN_STATES))
     twin.run(con, "governance/disputes", into="governance_disputes", kind="view")
     twin.run(con, "governance/corrections", into="governance_corrections", kind="view")
     twin.run(con, "governance/comparisons", **comparisons_context(conflict_plan(catalog)))
+    # silver's penalties summed as the gold step keeps them: half of the rows counted, then the other half counted
+    # into that summary
+    reads = ", ".join(SUMMARY_READS)
+    con.execute(f"create temp table penalty_rows as select {reads} from silver_credit_penalty "
+                "where _row_number % 2 = 0")
+    con.execute(f"create temp table penalty_subjects_before as select {', '.join(SUMMARY_COLUMNS)} from (select *, "
+                "cast(0 as bigint) as penalties, cast(0 as decimal(38, 4)) as fine_total from penalty_rows) as r "
+                "where false")
+    for name in ("penalty_subjects_before", "penalty_rows"):
+        engines.share(name)
+    twin.run(con, "gold/penalty_subjects", into="half_subjects")
+    con.execute("create or replace temp table penalty_subjects_before as select * from half_subjects")
+    con.execute(f"create or replace temp table penalty_rows as select {reads} from silver_credit_penalty "
+                "where _row_number % 2 <> 0")
+    for name in ("penalty_subjects_before", "penalty_rows"):
+        engines.share(name)
+    twin.run(con, "gold/penalty_subjects")
+    assert one("select sum(penalties) from penalty_subjects") == one("select count(*) from silver_credit_penalty")
     for name in ("int_entity_attributes", "legal_entity", "population", "person_profile"):
         twin.run(con, f"gold/{name}", **model_context(name, catalog))
-
-    def one(sql: str, *params) -> set:
-        return {r[0] for r in con.execute(sql, list(params)).fetchall()}
 
     # the credit step's rebuild (govlake.credit._build): inputs, records, repairs, profiles
     rules = load_credit_rules(settings.catalog_dir)
