@@ -47,9 +47,9 @@ REPO = Path(__file__).resolve().parents[1]
 AS_OF = "2026-11-20"
 VOLATILE = {"run_id", "_run_id", "_batch_id", "_received_at", "_submitted_at", "submission_time", "recorded_at",
             "checked_at", "validated_at", "withdrawn_at", "at", "first_seen", "last_seen", "resolved_at",
-            "built_at_utc", "raised_at", "_record_version"}
-"""Columns that differ between two correct runs (ids, wall-clock times, and the version of another table a table
-counts: two correct runs may reach the same rows in a different number of commits); not compared."""
+            "built_at_utc", "raised_at", "_record_version", "_silver_id", "_silver_version"}
+"""Columns that differ between two correct runs (ids, wall-clock times, and the table and version of another table
+a table counts: two correct runs may reach the same rows in a different number of commits); not compared."""
 COMPARED_LAYERS = ("bronze", "silver", "quarantine", "gold/base", "gold/theme", "gold")
 OK_EXITS = (0, 3)
 """govlake run exits 3 when it held a batch (and published everything else)."""

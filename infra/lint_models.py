@@ -70,7 +70,7 @@ def contexts(settings) -> Iterator[tuple[str, str, dict]]:
     from govlake.catalog import get_catalog
     from govlake.credit import load_credit_rules
     from govlake.credit._build import context as credit_context
-    from govlake.gold import MODEL_ORDER, model_context
+    from govlake.gold import MODEL_ORDER, SUMMARY, model_context
     from govlake.governance._conflicts import comparisons_context
     from govlake.governance._plan import conflict_plan
     from govlake.governance._views import VIEWS
@@ -91,6 +91,7 @@ def contexts(settings) -> Iterator[tuple[str, str, dict]]:
         yield "silver/resent", res.code, {"resource": res}
         for name in ("repeated_keys", "candidates", "contest", "dropped", "upserts"):
             yield f"silver/{name}", res.code, contest_context(res)
+    yield f"gold/{SUMMARY}", "", {}
     for name in MODEL_ORDER:
         yield f"gold/{name}", "", model_context(name, catalog)
     credit = credit_context(load_credit_rules(settings.catalog_dir), AS_OF)
