@@ -41,6 +41,8 @@ class WorkdayCalendar:
         # chinesecalendar validates every date it is asked against its whole table (a min and a max over
         # it): a credit run asks about the same few hundred days tens of thousands of times
         self._known: dict[dt.date, tuple[bool, bool]] = {}
+        # and the deadlines of the same dates: one per decision date and department's number of days
+        self._deadlines: dict[tuple[dt.date, int], Deadline] = {}
         if holiday_file is not None:
             self._load(holiday_file)
 
@@ -81,13 +83,17 @@ class WorkdayCalendar:
         """The ``n``-th working day after ``start`` (``start`` itself is not counted)."""
         if n < 1:
             raise ValueError("n must be at least 1")
+        found = self._deadlines.get((start, n))
+        if found is not None:
+            return found
         day, counted, provisional = start, 0, False
         while counted < n:
             day += dt.timedelta(days=1)
             workday, guessed = self.is_workday(day)
             provisional = provisional or guessed
             counted += workday
-        return Deadline(day, provisional)
+        found = self._deadlines[start, n] = Deadline(day, provisional)
+        return found
 
 
 def _date(value) -> dt.date:
