@@ -18,7 +18,8 @@ run in it) and, on the cluster, the largest of the executors' JVMs. Outputs go t
 The day: 10,000 new penalty records (generated with the next business date and another seed, their
 decision numbers moved to a namespace of their own so that they are new decisions) land as one more
 export; ingest, process, the credit step and the extract then work incrementally, so their time should
-follow the day's records, not N. gold (法人库) is rebuilt in full and is shown apart.
+follow the day's records, not N. gold (法人库) is rebuilt in full, from silver's penalties summed per subject (a
+summary it brings up to date from the files the day appended to silver); its rows are the silver rows it covers.
 
 The re-sent day: the next day the same decisions arrive again, dated a day later (a department correcting its
 export): keys silver and the credit tables hold already, which the tables merge rather than append. Its
@@ -244,7 +245,7 @@ def run_one(rows: int, workdir: Path, engine: str = "duckdb") -> dict:
 
     next_day = settings.today + dt.timedelta(days=1)
     day_result, credit = a_day("day", ("ingest → bronze", "standardize + validate → merge into silver",
-                                       "gold (法人库 rebuilt in full)", "credit (incremental merge)",
+                                       "gold (法人库; penalties summed)", "credit (incremental merge)",
                                        "extract (the changed gold files)"), next_day, "day2_")
     # the next day a department re-sends the day's decisions, dated a day later: keys the tables hold already
     resent, resent_credit = a_day("re-sent day", ("ingest → bronze", "standardize + validate → silver", "gold",

@@ -436,20 +436,46 @@ def test_a_day_appended_to_silver_is_counted_into_the_summary_as_counting_every_
     assert seen == [] and storage.open_table(summary).version() == version
 
 
-def test_silver_losing_rows_or_made_again_is_counted_whole(settings, monkeypatch):
-    """Rows can only be counted into the summary: when silver lost a data file since (a decision re-sent replaces
-    its row: a merge), every silver row is counted; so it is when silver was made again (another Delta table, its
-    versions counted from 0 again), whatever version the summary names."""
+def test_rows_silver_lost_are_counted_out_and_silver_made_again_is_counted_whole(settings, monkeypatch):
+    """A merge into silver replaces a data file: its rows are counted out and the new file's in. A group whose
+    latest row went is given its rows in silver again to find its latest (here a person's latest decision, sent
+    again revoked: their name comes from the decision before it). The summary and the libraries are what counting
+    every silver row gives. Silver made again (another Delta table, its versions counted from 0 again) is counted
+    whole, whatever version the summary names."""
+    person = {"subject_type": "自然人", "uscc": None, "legal_rep": None, "legal_rep_id_type": None,
+              "legal_rep_id_no": None, "id_type": "身份证", "id_no": PERSON_ID_3}
     write_sample_silver(settings)
+    _append_penalties(settings, [_penalty("济环罚〔2024〕7号", subject_name="周九", **person)],
+                      batch="b2", received=RECEIVED + dt.timedelta(days=1))
+    _append_penalties(settings, [_penalty("济环罚〔2024〕9号", subject_name="周玖", **person)],
+                      batch="b3", received=RECEIVED + dt.timedelta(days=2))
     build_gold(settings=settings, run_id="run-1")
+    assert {r["id_number"]: r for r in read_gold(settings, "population")}[PERSON_ID_3]["name"] == "周玖"
     path = storage.table_path(settings, "silver", "credit_penalty")
-    revoked = [dict(p) for p in PENALTIES]
-    revoked[0]["status"] = "无效"   # E1's one valid penalty revoked: silver rewritten
-    write_silver(settings, "credit.penalty", revoked)
+    # b3's decision revoked (a merge: its file replaced by one with the row changed), E1's valid penalty too
+    res = get_catalog(settings.catalog_dir).resource("credit.penalty")
+    revoked = pa.Table.from_pylist([_penalty("济环罚〔2024〕9号", subject_name="周玖", status="无效", **person)
+                                    | {"_source": "inbox/b4.csv", "_row_number": 1, "_batch_id": "b4",
+                                       "_received_at": RECEIVED + dt.timedelta(days=3)}], schema=silver_schema(res))
+    storage.merge_table(path, revoked, key=res.key, run_id="b4")
+    first = [dict(p) for p in PENALTIES]
+    first[0]["status"] = "无效"
+    storage.merge_table(path, pa.Table.from_pylist([first[0] | {"_source": "inbox/b5.csv", "_row_number": 1,
+                                                                "_batch_id": "b5", "_received_at": RECEIVED}],
+                                                   schema=silver_schema(res)), key=res.key, run_id="b5")
     seen = _file_changes_seen(monkeypatch)
     build_gold(settings=settings, run_id="run-2")
-    assert len(seen) == 1 and seen[0] is not None and seen[0][0]   # a file removed: counted whole
+    assert len(seen) == 1 and seen[0] is not None and all(seen[0])   # files removed and added: counted out and in
     assert {r["uscc"]: r for r in read_gold(settings, "legal_entity")}[E1]["penalty_count"] == 0
+    people = {r["id_number"]: r for r in read_gold(settings, "population")}
+    assert people[PERSON_ID_3]["name"] == "周玖"   # the revoked row, sent last, is the latest: its group changed
+    profile = {r["id_number"]: r for r in read_gold(settings, "person_profile")}[PERSON_ID_3]
+    assert profile["penalty_count"] == 1   # the revoked one is not counted
+    kept, libraries = _summary(settings), _base_libraries(settings)
+    assert [r for r in kept[0] if r[1] == PERSON_ID_3 and r[3] == "有效"][0][7] == "周九"   # its latest row went
+    shutil.rmtree(storage.table_path(settings, "gold", "penalty_subjects"))
+    build_gold(settings=settings, run_id="run-3")
+    assert _summary(settings)[0] == kept[0] and _base_libraries(settings) == libraries
 
     # silver deleted and written again: a version the summary has seen, of another table
     shutil.rmtree(path)
@@ -457,7 +483,7 @@ def test_silver_losing_rows_or_made_again_is_counted_whole(settings, monkeypatch
     write_silver(settings, "credit.penalty", PENALTIES[:1])
     assert storage.open_table(path).version() == 1
     seen.clear()
-    build_gold(settings=settings, run_id="run-3")
+    build_gold(settings=settings, run_id="run-4")
     assert seen == []   # not the table the summary counts: nothing to compare with
     entities = {r["uscc"]: r for r in read_gold(settings, "legal_entity")}
     assert (entities[E1]["penalty_count"], entities[E4]["penalty_count"]) == (1, 0)

@@ -376,19 +376,23 @@ def test_governance_gold_and_credit_models_agree(case, city_silver, engines):
     twin.run(con, "governance/corrections", into="governance_corrections", kind="view")
     twin.run(con, "governance/comparisons", **comparisons_context(conflict_plan(catalog)))
     # silver's penalties summed as the gold step keeps them: half of the rows counted, then the other half counted
-    # into that summary
+    # into that summary, with some of the first half counted out and in again (a file rewritten) and some given
+    # again as candidates for their group's latest row
     reads = ", ".join(SUMMARY_READS)
-    con.execute(f"create temp table penalty_rows as select {reads} from silver_credit_penalty "
+    con.execute(f"create temp table penalty_rows as select {reads}, 1 as _sign from silver_credit_penalty "
                 "where _row_number % 2 = 0")
-    con.execute(f"create temp table penalty_subjects_before as select {', '.join(SUMMARY_COLUMNS)} from (select *, "
-                "cast(0 as bigint) as penalties, cast(0 as decimal(38, 4)) as fine_total from penalty_rows) as r "
-                "where false")
+    con.execute(f"create temp table penalty_subjects_before as select {', '.join(SUMMARY_COLUMNS)}, false as _stale "
+                "from (select *, cast(0 as bigint) as penalties, cast(0 as decimal(38, 4)) as fine_total, "
+                "cast(0 as bigint) as fined from penalty_rows) as r where false")
     for name in ("penalty_subjects_before", "penalty_rows"):
         engines.share(name)
     twin.run(con, "gold/penalty_subjects", into="half_subjects")
-    con.execute("create or replace temp table penalty_subjects_before as select * from half_subjects")
-    con.execute(f"create or replace temp table penalty_rows as select {reads} from silver_credit_penalty "
-                "where _row_number % 2 <> 0")
+    con.execute("create or replace temp table penalty_subjects_before as select *, false as _stale from half_subjects")
+    con.execute(f"""create or replace temp table penalty_rows as
+        select {reads}, 1 as _sign from silver_credit_penalty where _row_number % 2 <> 0
+        union all select {reads}, -1 from silver_credit_penalty where _row_number % 4 = 0
+        union all select {reads}, 1 from silver_credit_penalty where _row_number % 4 = 0
+        union all select {reads}, 0 from silver_credit_penalty where _row_number % 8 = 2""")
     for name in ("penalty_subjects_before", "penalty_rows"):
         engines.share(name)
     twin.run(con, "gold/penalty_subjects")

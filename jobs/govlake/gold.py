@@ -44,11 +44,11 @@ from govlake.transform import model_header as model_header  # re-exported: tests
 SUMMARY = "penalty_subjects"
 """silver/credit_penalty summed per subject, kept from run to run (:func:`_summarize`; the models read it)."""
 SUMMARIZED = "credit.penalty"
-SUMMARY_READS = ("uscc", "id_no", "subject_type", "status", "fine_amount", "subject_name", "_received_at",
-                 "_row_number")
+SUMMARY_GROUP = ("uscc", "id_no", "subject_type", "status")
+SUMMARY_READS = (*SUMMARY_GROUP, "fine_amount", "subject_name", "_received_at", "_row_number", "_batch_id")
 """The silver columns the summary reads."""
-SUMMARY_COLUMNS = ("uscc", "id_no", "subject_type", "status", "penalties", "fine_total", "subject_name",
-                   "_received_at", "_row_number")
+SUMMARY_COLUMNS = (*SUMMARY_GROUP, "penalties", "fine_total", "fined", "subject_name", "_received_at", "_row_number",
+                   "_batch_id")
 SILVER_AT = ("_silver_id", "_silver_version")
 """The silver table (its Delta id, then version) the summary counts, on each of its rows: one overwrite commit writes
 them all, so the summary and what it counts cannot disagree."""
@@ -419,11 +419,12 @@ def _summarize(con, intent: steps.Intent, catalog: Catalog, runner: ModelRunner)
     """Bring the summary of silver's penalties (:data:`SUMMARY`, model ``sql/gold/penalty_subjects.sql``) to
     silver as it is now, write it and register it as ``penalty_subjects``; its rows.
 
-    While silver only gains data files (a day's new decisions are appended), the rows of the files gained
-    since the version summed are counted into the summary so far — a day's rows, whatever silver's size. When
-    it lost one (a merge replacing a decision re-sent, a compaction, a rebuild), when the summary is new or
-    lost, or counts another table (silver made again), every silver row is counted. Only the gold step writes
-    the summary, under the publish lock; a run finding it at silver's version writes nothing."""
+    From the version it counts, the rows of the data files silver gained since are counted in and those of the
+    files it lost counted out (storage.file_changes: a day's few files, whatever silver's size); a group whose
+    latest row silver lost is given its rows again to find its latest among (read from silver for those groups
+    alone). When the summary is new or lost, counts another table (silver made again: another Delta id), or the
+    files cannot be told, every silver row is counted. Only the gold step writes the summary, under the publish
+    lock; a run finding it at silver's version writes nothing."""
     settings = intent.settings
     res = catalog.resource(SUMMARIZED)
     silver, kept = storage.table_path(settings, "silver", res.slug), intent.path(gold_path(SUMMARY))
@@ -434,21 +435,42 @@ def _summarize(con, intent: steps.Intent, catalog: Catalog, runner: ModelRunner)
         con.register_delta(SUMMARY, kept)
         return storage.row_count(kept)
     reads = ", ".join(SUMMARY_READS)
+    summary = ", ".join(SUMMARY_COLUMNS)
     changes = (storage.file_changes(silver, summed[1], at[1])
                if at is not None and summed is not None and summed[0] == at[0] and summed[1] < at[1] else None)
-    if changes is not None and not changes[0]:
+    if changes is not None:
+        removed, added = changes
         schema = pa.schema(table.schema().to_arrow())
-        con.register_files("penalty_rows", changes[1], pa.schema([schema.field(c) for c in SUMMARY_READS]))
-        con.register_delta("penalty_subjects_before", kept)
+        schema = pa.schema([schema.field(c) for c in SUMMARY_READS])  # Spark reads the files by it
+        for name, files in (("silver_removed", removed), ("silver_added", added)):
+            con.register_files(name, files, schema)
+        con.register_delta("summary_kept", kept)
+        # the groups whose latest row silver lost (not written again as it was by the same commits)
+        group = " and ".join(f"k.{c} is not distinct from r.{c}" for c in SUMMARY_GROUP)
+        same = " and ".join(f"a.{c} is not distinct from r.{c}" for c in SUMMARY_READS)
+        con.create("stale_groups", f"""select distinct {', '.join(f'k.{c}' for c in SUMMARY_GROUP)}
+            from summary_kept as k join silver_removed as r
+                on {group} and k._batch_id = r._batch_id and k._row_number = r._row_number
+            where not exists (select 1 from silver_added as a where {same})""")
+        signed = [f"select {reads}, 1 as _sign from silver_added", f"select {reads}, -1 as _sign from silver_removed"]
+        if con.count("stale_groups"):
+            con.register_delta("silver_summed", silver, version=at[1])
+            on = " and ".join(f"s.{c} is not distinct from g.{c}" for c in SUMMARY_GROUP)
+            signed.append(f"select {', '.join(f's.{c}' for c in SUMMARY_READS)}, 0 as _sign from silver_summed as s "
+                          f"semi join stale_groups as g on {on}")
+        con.create("penalty_rows", " union all ".join(signed), kind="view")
+        on = " and ".join(f"k.{c} is not distinct from g.{c}" for c in SUMMARY_GROUP)
+        con.create("penalty_subjects_before", f"select {', '.join(f'k.{c}' for c in SUMMARY_COLUMNS)}, "
+                   f"exists (select 1 from stale_groups as g where {on}) as _stale from summary_kept as k", kind="view")
     else:
         if at is not None:
             con.register_delta("silver_summed", silver, version=at[1])
         else:
             con.register_arrow("silver_summed", silver_schema(res).empty_table())
-        con.create("penalty_rows", f"select {reads} from silver_summed", kind="view")
-        con.create("penalty_subjects_before", f"select {', '.join(SUMMARY_COLUMNS)} from "
-                   f"(select {reads}, cast(0 as bigint) as penalties, cast(0 as decimal(38, 4)) as fine_total "
-                   "from silver_summed) as s where false", kind="view")
+        con.create("penalty_rows", f"select {reads}, 1 as _sign from silver_summed", kind="view")
+        con.create("penalty_subjects_before", f"select {summary}, false as _stale from (select {reads}, "
+                   "cast(0 as bigint) as penalties, cast(0 as decimal(38, 4)) as fine_total, cast(0 as bigint) as "
+                   "fined from silver_summed) as s where false", kind="view")
     runner.run(con, f"gold/{SUMMARY}", into=f"new_{SUMMARY}")
     if at is None:  # no silver yet: nothing to keep
         con.create(SUMMARY, f"select * from new_{SUMMARY}", kind="view")
@@ -479,8 +501,8 @@ def lineage_plan(settings: Settings) -> lineage.JobPlan:
     refs = {f"silver_{r.slug}": lineage.lake_table(settings, "silver", r.slug) for r in catalog.resources.values()}
     # the summary reads silver's penalties as penalty_rows, and itself as it was
     summarized = f"silver_{catalog.resource(SUMMARIZED).slug}"
-    schema["penalty_rows"], refs["penalty_rows"] = schema[summarized], refs[summarized]
-    schema["penalty_subjects_before"] = list(SUMMARY_COLUMNS)
+    schema["penalty_rows"], refs["penalty_rows"] = [*schema[summarized], "_sign"], refs[summarized]
+    schema["penalty_subjects_before"] = [*SUMMARY_COLUMNS, "_stale"]
     models: dict[str, dict] = {}
     reads: dict[str, set[str]] = {}
     children, errors = [], []
