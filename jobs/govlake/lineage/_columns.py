@@ -116,10 +116,15 @@ def compose(outer: dict[str, Sources], models: Mapping[str, dict[str, Sources]])
 
 def tables_read(sql: str, *, dialect: str = "duckdb") -> list[str]:
     """Names of the tables (not CTEs) a model reads, in order of appearance."""
+    return list(_tables_read(sql, dialect))
+
+
+@lru_cache(maxsize=256)  # kept for the process, as the column lineage is: the parse tree is not
+def _tables_read(sql: str, dialect: str) -> tuple[str, ...]:
     tree = parsed(sql, dialect)
     ctes = {cte.alias_or_name for cte in tree.find_all(exp.CTE)}
     seen: list[str] = []
     for table in tree.find_all(exp.Table):
         if table.name not in ctes and table.name not in seen:
             seen.append(table.name)
-    return seen
+    return tuple(seen)
