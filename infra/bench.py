@@ -19,7 +19,7 @@ The day: 10,000 new penalty records (generated with the next business date and a
 decision numbers moved to a namespace of their own so that they are new decisions) land as one more
 export; ingest, process, the credit step and the extract then work incrementally, so their time should
 follow the day's records, not N. gold (法人库) is rebuilt in full, from silver's penalties summed per subject (a
-summary it brings up to date from the files the day appended to silver); its rows are the silver rows it covers.
+summary it brings up to date from the silver files the day changed); its rows are the silver rows it covers.
 
 The re-sent day: the next day the same decisions arrive again, dated a day later (a department correcting its
 export): keys silver and the credit tables hold already, which the tables merge rather than append. Its

@@ -14,7 +14,9 @@ from :func:`person_plan` (the same for the person attributes, the copies found t
 catalog, not written into SQL.
 
 Silver tables are exposed to the models as views ``silver_<slug>``; a table not written yet is an
-empty view with the contract schema (:func:`silver_schema`).
+empty view with the contract schema (:func:`silver_schema`). Silver's penalties, the one silver table that grows
+without bound, reach the models summed per subject and state (``gold/base/penalty_subjects``, :func:`_summarize`),
+a summary the step keeps from run to run and brings up to date from the data files silver gained and lost.
 
 Each published table has a yml beside its model (``sql/gold/<table>.yml``: title, grain, key tests,
 owner, sources, column docs, unit tests); :func:`table_docs` reads them for the extract's comments
