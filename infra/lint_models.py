@@ -115,8 +115,7 @@ def render_all(settings, *, only: str = "") -> list[Render]:
     from govlake.transform import ModelRunner
 
     runner = ModelRunner(settings.sql_dir)
-    marking = ModelRunner(settings.sql_dir)
-    marking.env.finalize = _mark  # every {{ … }} output between markers (set before any template compiles)
+    marking = ModelRunner(settings.sql_dir, finalize=_mark)  # every {{ … }} output between markers
     renders, seen = [], set()
     for model, variant, context in contexts(settings):
         seen.add(model)

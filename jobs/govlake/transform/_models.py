@@ -96,21 +96,27 @@ class Rendered:
     inputs: tuple[str, ...]
 
 
+def _environment(sql_dir: str, finalize=None) -> jinja2.Environment:
+    return jinja2.Environment(loader=jinja2.FileSystemLoader(sql_dir), undefined=jinja2.StrictUndefined,
+                              keep_trailing_newline=True, autoescape=False, finalize=finalize)
+
+
 @lru_cache(maxsize=8)
-def _environment(sql_dir: str) -> jinja2.Environment:
+def _shared_environment(sql_dir: str) -> jinja2.Environment:
     """The Jinja environment of one ``sql/`` folder, shared by every runner of the process: it compiles a template
     once (a step's runners compiled theirs each, 0.06 s of the gold step's models and as much for its lineage), and
     compiles it again when the file changes (Jinja checks its modification time on every use)."""
-    return jinja2.Environment(loader=jinja2.FileSystemLoader(sql_dir), undefined=jinja2.StrictUndefined,
-                              keep_trailing_newline=True, autoescape=False)
+    return _environment(sql_dir)
 
 
 class ModelRunner:
     """Renders and runs the models of one ``sql/`` folder on any engine's session (govlake.compute)."""
 
-    def __init__(self, sql_dir: Path):
+    def __init__(self, sql_dir: Path, *, finalize=None):
+        """``finalize``: what every ``{{ … }}`` output goes through (infra/lint_models.py marks them); such a runner
+        has an environment of its own."""
         self.sql_dir = sql_dir
-        self.env = _environment(str(sql_dir))
+        self.env = _shared_environment(str(sql_dir)) if finalize is None else _environment(str(sql_dir), finalize)
 
     def path(self, name: str) -> Path:
         """``sql/<name>.sql.j2``, else ``sql/<name>.sql``."""
