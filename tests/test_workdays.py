@@ -53,3 +53,45 @@ def test_bad_holiday_file_names_the_problem(tmp_path):
     f.write_text("2027:\n  holidays: [2028-01-01]\n", encoding="utf-8")
     with pytest.raises(HolidayFileError, match="another year"):
         WorkdayCalendar(f)
+
+
+def test_every_day_chinesecalendar_knows_is_judged_as_it_judges_it():
+    """The calendar asks chinesecalendar's tables directly (its is_workday checks each date against its whole table
+    first): every day of the years it knows gets its answer, and none is provisional."""
+    import chinese_calendar
+
+    calendar = WorkdayCalendar()
+    day, last = dt.date(2004, 1, 1), dt.date(2026, 12, 31)
+    while day <= last:
+        assert calendar.is_workday(day) == (chinese_calendar.is_workday(day), False), day
+        day += dt.timedelta(days=1)
+
+
+def _walked(calendar: WorkdayCalendar, start: dt.date, n: int) -> tuple[dt.date, bool]:
+    """The n-th working day after ``start``, walked day by day (what add_workdays finds by bisection)."""
+    day, counted, provisional = start, 0, False
+    while counted < n:
+        day += dt.timedelta(days=1)
+        workday, guessed = calendar.is_workday(day)
+        provisional = provisional or guessed
+        counted += workday
+    return day, provisional
+
+
+@pytest.mark.parametrize("holidays", [False, True])
+def test_deadlines_found_by_bisection_are_the_days_walked_to(tmp_path, holidays):
+    """Across years, into the years no calendar covers (with and without a holiday file for 2027), and for numbers
+    of days larger than a year holds."""
+    import random
+
+    path = None
+    if holidays:
+        path = tmp_path / "holidays.yml"
+        path.write_text("2027:\n  holidays: [2027-01-01, 2027-02-08, 2027-02-09]\n  workdays: [2027-02-13]\n",
+                        encoding="utf-8")
+    calendar, rng = WorkdayCalendar(path), random.Random(7)
+    for _ in range(3000):
+        start = D("2003-12-01") + dt.timedelta(days=rng.randrange(0, 365 * 26))
+        n = rng.choice([1, 2, 5, 7, 15, 20, 30, 260, 400])
+        found = calendar.add_workdays(start, n)
+        assert (found.date, found.provisional) == _walked(calendar, start, n), (start, n)

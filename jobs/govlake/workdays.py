@@ -14,12 +14,18 @@ Holiday file (YAML), one entry per year, from the State Council's 节假日安�
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
 
 import chinese_calendar
 import yaml
+
+_CALENDAR_YEARS = (min(chinese_calendar.holidays).year, max(chinese_calendar.holidays).year)
+"""The years chinesecalendar knows (its holidays' first and last). Its ``is_workday`` checks every date against
+them by a min and a max over its whole table (~50 µs a call): the calendar asks its two tables directly, as
+``is_workday`` does after that check (tests/test_workdays.py holds every day of those years to it)."""
 
 
 @dataclass(frozen=True)
@@ -41,8 +47,10 @@ class WorkdayCalendar:
         # chinesecalendar validates every date it is asked against its whole table (a min and a max over
         # it): a credit run asks about the same few hundred days tens of thousands of times
         self._known: dict[dt.date, tuple[bool, bool]] = {}
-        # and the deadlines of the same dates: one per decision date and department's number of days
-        self._deadlines: dict[tuple[dt.date, int], Deadline] = {}
+        # per year asked about, its working days in order and the days judged Monday–Friday (no calendar for the
+        # year): the n-th working day after a date is found by bisection, not by walking day by day (a credit run
+        # asks for the deadlines of thousands of decision dates)
+        self._by_year: dict[int, tuple[list[dt.date], list[dt.date]]] = {}
         if holiday_file is not None:
             self._load(holiday_file)
 
@@ -74,26 +82,43 @@ class WorkdayCalendar:
             if day in workdays:
                 return True, False
             return (day.weekday() < 5 and day not in holidays), False
-        try:
-            return chinese_calendar.is_workday(day), False
-        except NotImplementedError:
-            return day.weekday() < 5, True
+        if _CALENDAR_YEARS[0] <= day.year <= _CALENDAR_YEARS[1]:
+            workday = day in chinese_calendar.workdays or (day.weekday() < 5 and day not in chinese_calendar.holidays)
+            return workday, False
+        return day.weekday() < 5, True
 
     def add_workdays(self, start: dt.date, n: int) -> Deadline:
-        """The ``n``-th working day after ``start`` (``start`` itself is not counted)."""
+        """The ``n``-th working day after ``start`` (``start`` itself is not counted); provisional when a day on the
+        way (after ``start``, up to the result) was judged Monday–Friday."""
         if n < 1:
             raise ValueError("n must be at least 1")
-        found = self._deadlines.get((start, n))
-        if found is not None:
-            return found
-        day, counted, provisional = start, 0, False
-        while counted < n:
-            day += dt.timedelta(days=1)
-            workday, guessed = self.is_workday(day)
-            provisional = provisional or guessed
-            counted += workday
-        found = self._deadlines[start, n] = Deadline(day, provisional)
-        return found
+        after, year, provisional = start, start.year, False
+        while True:
+            workdays, judged = self._year(year)
+            first = bisect.bisect_right(workdays, after)
+            if first + n <= len(workdays):
+                day = workdays[first + n - 1]
+                provisional = provisional or bisect.bisect_right(judged, day) > bisect.bisect_right(judged, after)
+                return Deadline(day, provisional)
+            n -= len(workdays) - first
+            provisional = provisional or len(judged) > bisect.bisect_right(judged, after)
+            year, after = year + 1, dt.date(year, 12, 31)
+
+    def _year(self, year: int) -> tuple[list[dt.date], list[dt.date]]:
+        """The working days of ``year`` in order, and its days judged Monday–Friday."""
+        known = self._by_year.get(year)
+        if known is None:
+            workdays, judged = [], []
+            day = dt.date(year, 1, 1)
+            while day.year == year:
+                workday, guessed = self.is_workday(day)
+                if workday:
+                    workdays.append(day)
+                if guessed:
+                    judged.append(day)
+                day += dt.timedelta(days=1)
+            known = self._by_year[year] = (workdays, judged)
+        return known
 
 
 def _date(value) -> dt.date:
