@@ -141,10 +141,18 @@ def _previous(con: duckdb.DuckDBPyConnection) -> dict[str, _Built]:
 
 
 def _comment(con: duckdb.DuckDBPyConnection, release: _Release, run_id: str) -> None:
+    """The table's and its columns' comments, in one transaction (each statement its own: 156 comments of a
+    10-million-record extract 0.08–0.11 s, 0.03 s in one)."""
     table = sql_ident(release.doc.name)
-    con.execute(f"comment on table {table} is {sql_string(table_comment(release.doc, run_id))}")
-    for column, _expr in release.columns:
-        con.execute(f"comment on column {table}.{sql_ident(column.name)} is {sql_string(column_comment(column))}")
+    con.execute("begin")
+    try:
+        con.execute(f"comment on table {table} is {sql_string(table_comment(release.doc, run_id))}")
+        for column, _expr in release.columns:
+            con.execute(f"comment on column {table}.{sql_ident(column.name)} is {sql_string(column_comment(column))}")
+        con.execute("commit")
+    except BaseException:
+        con.execute("rollback")
+        raise
 
 
 def _copy_in_full(con: duckdb.DuckDBPyConnection, release: _Release, source: str, gone: str | None) -> None:
