@@ -510,3 +510,33 @@ def test_a_gold_run_killed_after_the_summary_or_a_library_is_finished_by_the_nex
     build_gold(settings=case, run_id="run-3")
     assert lake_digest(case.var) == lake_digest(clean.var)
     assert {r["uscc"]: r for r in read_gold(case, "legal_entity")}[E1]["penalty_count"] == 2
+
+
+@pytest.mark.spark
+@pytest.mark.slow
+def test_the_summary_is_kept_alike_on_spark(spark, tmp_path):
+    """The same days on the Spark engine (the summary counted whole, then a day's files counted in, then a merge's
+    counted out with a group's latest row gone): the same summary and base libraries as on DuckDB."""
+    from govlake.config import DEFAULT_SPARK_JARS
+
+    person = {"subject_type": "自然人", "uscc": None, "legal_rep": None, "legal_rep_id_type": None,
+              "legal_rep_id_no": None, "id_type": "身份证", "id_no": PERSON_ID_3}
+    lakes = {engine: Settings(var=tmp_path / engine, engine=engine, spark_jars=DEFAULT_SPARK_JARS)
+             for engine in ("duckdb", "spark")}
+    res = get_catalog(lakes["duckdb"].catalog_dir).resource("credit.penalty")
+    for settings in lakes.values():
+        write_sample_silver(settings)
+        build_gold(settings=settings, run_id="run-1")
+        _append_penalties(settings, [_penalty("济环罚〔2024〕7号", subject_name="周九", **person),
+                                     _penalty("济环罚〔2024〕9号", subject_name="周玖", **person)],
+                          batch="b2", received=RECEIVED + dt.timedelta(days=1))
+        build_gold(settings=settings, run_id="run-2")
+        revoked = pa.Table.from_pylist([_penalty("济环罚〔2024〕9号", subject_name="周玖", status="无效", **person)
+                                        | {"_source": "inbox/b3.csv", "_row_number": 1, "_batch_id": "b3",
+                                           "_received_at": RECEIVED + dt.timedelta(days=2)}],
+                                       schema=silver_schema(res))
+        storage.merge_table(storage.table_path(settings, "silver", res.slug), revoked, key=res.key, run_id="b3")
+        build_gold(settings=settings, run_id="run-3")
+    duck, on_spark = (( _summary(s)[0], _base_libraries(s)) for s in lakes.values())
+    assert on_spark == duck
+    assert [r for r in duck[0] if r[1] == PERSON_ID_3 and r[3] == "有效"][0][7] == "周九"

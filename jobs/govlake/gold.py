@@ -463,7 +463,8 @@ def _summarize(con, intent: steps.Intent, catalog: Catalog, runner: ModelRunner)
         con.create("penalty_rows", " union all ".join(signed), kind="view")
         on = " and ".join(f"k.{c} is not distinct from g.{c}" for c in SUMMARY_GROUP)
         con.create("penalty_subjects_before", f"select {', '.join(f'k.{c}' for c in SUMMARY_COLUMNS)}, "
-                   f"exists (select 1 from stale_groups as g where {on}) as _stale from summary_kept as k", kind="view")
+                   "g._gone is not null as _stale from summary_kept as k left join "
+                   f"(select *, true as _gone from stale_groups) as g on {on}", kind="view")
     else:
         if at is not None:
             con.register_delta("silver_summed", silver, version=at[1])
