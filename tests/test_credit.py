@@ -378,20 +378,10 @@ def _counted(settings: Settings) -> list[tuple]:
 def _file_changes_seen(monkeypatch) -> list:
     """What storage.file_changes returns to the credit step from now on, in order (None: the totals counted in
     full)."""
+    from _watch import file_changes_seen
     from govlake.credit import _build
 
-    seen = []
-
-    class Storage:   # the credit step's storage module, its file_changes watched
-        def __getattr__(self, name):
-            return getattr(storage, name)
-
-        def file_changes(self, path, since, until):
-            seen.append(got := storage.file_changes(path, since, until))
-            return got
-
-    monkeypatch.setattr(_build, "storage", Storage())
-    return seen
+    return file_changes_seen(monkeypatch, _build)
 
 
 @pytest.mark.slow

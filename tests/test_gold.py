@@ -362,20 +362,10 @@ def _append_penalties(settings: Settings, rows: list[dict], *, batch: str, recei
 
 def _file_changes_seen(monkeypatch) -> list:
     """What storage.file_changes returns to the gold step from now on, in order."""
+    from _watch import file_changes_seen
     from govlake import gold
 
-    seen = []
-
-    class Storage:   # the gold step's storage module, its file_changes watched
-        def __getattr__(self, name):
-            return getattr(storage, name)
-
-        def file_changes(self, path, since, until):
-            seen.append(got := storage.file_changes(path, since, until))
-            return got
-
-    monkeypatch.setattr(gold, "storage", Storage())
-    return seen
+    return file_changes_seen(monkeypatch, gold)
 
 
 def _summary(settings: Settings) -> tuple[list[tuple], set[tuple]]:
