@@ -32,7 +32,7 @@ from dataclasses import dataclass
 import pyarrow as pa
 
 from govlake import lineage, locks, steps, storage
-from govlake.catalog import Catalog, Item, Resource, get_catalog
+from govlake.catalog import Catalog, Item, Resource, condition_columns, get_catalog
 from govlake.compute import open_compute
 from govlake.config import Settings
 from govlake.contracts import silver_schema
@@ -296,7 +296,8 @@ def population_context(catalog: Catalog) -> dict:
         res = catalog.resource(code)
         held.setdefault(res.provider, []).append(f"latest_{names[code, key, when]}.{PERSON_KEY} is not null")
         order = [k for k in res.key if k != PERSON_KEY] if key == PERSON_KEY and PERSON_KEY in res.key else []
-        read = [key, *_columns_of(when), *(c for c, _ in columns), *order, "_received_at", "_row_number"]
+        read = [key, *(condition_columns(when) if when else ()), *(c for c, _ in columns), *order, "_received_at",
+                "_row_number"]
         sources.append({"name": names[code, key, when], "code": code, "slug": res.slug, "key": key, "when": when,
                         "columns": columns, "order_columns": order, "relation": _relation(res, *read)})
     return {"base": plan.base.code, "register": names[base], "sources": sources, "attributes": attributes,
@@ -310,15 +311,6 @@ def _relation(res: Resource, *columns: str) -> str:
     if res.code == SUMMARIZED and set(columns) <= set(SUMMARY_COLUMNS):
         return SUMMARY
     return f"silver_{res.slug}"
-
-
-def _columns_of(condition: str | None) -> list[str]:
-    """The columns a catalog condition (``copy_when``) reads."""
-    if not condition:
-        return []
-    import sqlglot
-
-    return [c.name for c in sqlglot.parse_one(condition, read="duckdb").find_all(sqlglot.exp.Column)]
 
 
 _CONTEXTS = {"int_entity_attributes": entity_context, "population": population_context}
@@ -446,7 +438,6 @@ def _summarize(con, intent: steps.Intent, catalog: Catalog, runner: ModelRunner)
         schema = pa.schema([schema.field(c) for c in SUMMARY_READS])  # Spark reads the files by it
         for name, files in (("silver_removed", removed), ("silver_added", added)):
             con.register_files(name, files, schema)
-        con.register_delta("summary_kept", kept)
         # the groups whose latest row silver lost (not written again as it was by the same commits)
         group = " and ".join(f"k.{c} is not distinct from r.{c}" for c in SUMMARY_GROUP)
         same = " and ".join(f"a.{c} is not distinct from r.{c}" for c in SUMMARY_READS)
@@ -485,7 +476,8 @@ def _summarize(con, intent: steps.Intent, catalog: Catalog, runner: ModelRunner)
 
 
 def _summary_at(con, path) -> tuple[str, int] | None:
-    """The silver table (id, version) the kept summary counts (None: no summary yet)."""
+    """The silver table (id, version) the kept summary counts (None: no summary yet); registers it as
+    ``summary_kept``."""
     if storage.open_table(path) is None:
         return None
     con.register_delta("summary_kept", path)

@@ -70,11 +70,23 @@ def condition_problem(condition: object, columns: Collection[str]) -> str | None
         return f"does not parse: {_one_line(first)}: {condition!r}"
     if isinstance(tree, (exp.Query, exp.DDL, exp.DML, exp.Command, exp.Block)):
         return f"must be a condition, not a statement: {condition!r}"
-    used = {c.name for c in tree.find_all(exp.Column) if c.find_ancestor(exp.Query) is None}
-    unknown = sorted(used - set(columns))
+    unknown = sorted(_outer_columns(tree) - set(columns))
     if unknown:
         return f"unknown column{'s' if len(unknown) > 1 else ''} {', '.join(unknown)} in {condition!r}"
     return None
+
+
+def condition_columns(condition: str) -> set[str]:
+    """The columns a catalog condition reads (a valid one: :func:`condition_problem`), its subqueries' left out."""
+    import sqlglot
+
+    return _outer_columns(sqlglot.parse_one(condition, dialect="duckdb"))
+
+
+def _outer_columns(tree) -> set[str]:
+    from sqlglot import exp
+
+    return {c.name for c in tree.find_all(exp.Column) if c.find_ancestor(exp.Query) is None}
 
 
 class Binder:
