@@ -44,9 +44,6 @@ class WorkdayCalendar:
 
     def __init__(self, holiday_file: Path | None = None):
         self._years: dict[int, tuple[frozenset[dt.date], frozenset[dt.date]]] = {}
-        # chinesecalendar validates every date it is asked against its whole table (a min and a max over
-        # it): a credit run asks about the same few hundred days tens of thousands of times
-        self._known: dict[dt.date, tuple[bool, bool]] = {}
         # per year asked about, its working days in order and the days judged Monday–Friday (no calendar for the
         # year): the n-th working day after a date is found by bisection, not by walking day by day (a credit run
         # asks for the deadlines of thousands of decision dates)
@@ -71,12 +68,6 @@ class WorkdayCalendar:
 
     def is_workday(self, day: dt.date) -> tuple[bool, bool]:
         """(is a working day, provisional)."""
-        known = self._known.get(day)
-        if known is None:
-            known = self._known[day] = self._is_workday(day)
-        return known
-
-    def _is_workday(self, day: dt.date) -> tuple[bool, bool]:
         if day.year in self._years:
             holidays, workdays = self._years[day.year]
             if day in workdays:
