@@ -90,9 +90,12 @@ class _Lander:
         with source:
             st = source.stat
             seen = self.past.files.get((str(path), st.st_size, st.st_mtime_ns))
-            if seen is not None:  # landed before and unchanged since: no need to read it again
-                return self._record(BatchResult(str(path), seen, None, 0, "skipped_already_ingested",
-                                                size=st.st_size, mtime_ns=st.st_mtime_ns))
+            if seen is not None:
+                # landed before and unchanged since: not read again, and not logged again either (its row is in
+                # the log; a row per kept file and ingest made the day's ingest a commit for every file the
+                # inbox ever received: 54 of them, 1.9 s of a 2.6 s ingest)
+                return BatchResult(str(path), seen, None, 0, "skipped_already_ingested", size=st.st_size,
+                                   mtime_ns=st.st_mtime_ns)
             try:
                 facts = facts_of(kind, source)
             except IngestError as exc:
