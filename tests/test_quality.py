@@ -252,3 +252,29 @@ def test_a_wrong_flag_of_the_one_pass_is_caught_by_great_expectations_and_nothin
     assert not (settings.lake / "silver" / "credit_penalty").exists()
     (recon,) = DeltaTable(str(settings.lake / "meta" / "reconciliation")).to_pyarrow_table().to_pylist()
     assert not recon["published"] and mismatch in recon["note"]
+
+
+def test_great_expectations_failing_on_its_thread_fails_the_step_and_publishes_nothing(settings, monkeypatch):
+    """GX validates on a thread of its own while the engine decides the contest: its error is the step's, raised
+    before anything is published, and the next run publishes as a clean one."""
+    import threading
+
+    from govlake.quality import _gx
+
+    real, threads = _gx.validate_with_gx, []
+
+    def broken(*args, **kwargs):
+        threads.append(threading.current_thread().name)
+        raise RuntimeError("GX broke")
+
+    write_bronze(settings, "credit.penalty", _rows())
+    monkeypatch.setattr(_gx, "validate_with_gx", broken)
+    with pytest.raises(RuntimeError, match="GX broke"):
+        process_resource("credit.penalty", settings=settings, run_id="r1", today=TODAY)
+    assert threads == ["great_expectations validation"]
+    assert not (settings.lake / "silver" / "credit_penalty").exists()
+    assert not (settings.lake / "quarantine" / "credit_penalty").exists()
+
+    monkeypatch.setattr(_gx, "validate_with_gx", real)
+    r = process_resource("credit.penalty", settings=settings, run_id="r2", today=TODAY)
+    assert (r.rows_read, r.silver, r.quarantined, r.duplicates) == (16, 9, 6, 1)

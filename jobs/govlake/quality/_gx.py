@@ -24,6 +24,7 @@ import re
 import shutil
 import tempfile
 import threading
+from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -96,6 +97,35 @@ def import_meanwhile() -> threading.Thread:
     thread = threading.Thread(target=load, name="import great_expectations", daemon=True)
     thread.start()
     return thread
+
+
+def validate_meanwhile(con, table: str, rules: list[Rule], *, suite_name: str, today: dt.date | None = None,
+                       docs_dir: Path | None = None, after: threading.Thread | None = None) -> Future:
+    """:func:`validate_with_gx` on a thread of its own (after ``after``, GX's import, has ended); returns the
+    future of its outcomes. The caller goes on with the engine meanwhile: GX spends its time in Python (a day's
+    suite: some 0.8 s of one core) and the engine releases the GIL while it computes. Over DuckDB GX gets a cursor
+    made here, on the caller's thread (a DuckDB connection is not to be used by two threads at once); ``table``
+    must be visible to cursors. The caller must wait for the future before it closes ``con``."""
+    from govlake.compute import as_compute
+
+    compute = as_compute(con)
+    session = compute.con.cursor() if compute.name == "duckdb" else compute
+    future: Future = Future()
+
+    def validate() -> None:
+        try:
+            if after is not None:
+                after.join()
+            future.set_result(validate_with_gx(session, table, rules, suite_name=suite_name, today=today,
+                                               docs_dir=docs_dir))
+        except BaseException as e:  # noqa: BLE001 - raised again where the outcomes are asked for
+            future.set_exception(e)
+        finally:
+            if session is not compute:
+                session.close()
+
+    threading.Thread(target=validate, name="great_expectations validation", daemon=True).start()
+    return future
 
 
 @dataclass(frozen=True)

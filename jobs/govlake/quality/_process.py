@@ -10,7 +10,9 @@ inside one in-memory DuckDB database that spills to var/work):
 3. Blocking, per delivered batch (a file, a database window): a batch whose share of quarantined
    rows is over the resource's limit is held — left out of this run, recorded with its file and the
    rules that blocked it — and every other batch goes on.
-4. Great Expectations runs the same rules on ``checked``; its counts must equal DuckDB's.
+4. Great Expectations runs the same rules on the rows the pass flagged and a sample of the others, on a
+   thread of its own while the engine goes on with 5; its counts must equal DuckDB's before anything is
+   published.
 5. The contest: per business key the latest valid row (watermark, then received time, batch, row)
    among the new rows and the one already in silver wins; every other valid row is a duplicate. A
    failing row whose content (govlake.ingest.row_hash_sql) is in quarantine already — a re-sent
@@ -31,6 +33,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
+from concurrent import futures
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -46,7 +49,7 @@ from govlake.contracts import bronze_schema, quarantine_schema, row_hash_sql, si
 from govlake.engine import get_engine
 from govlake.identifiers import region_codes
 from govlake.quality import _batches
-from govlake.quality._gx import import_meanwhile, validate_with_gx
+from govlake.quality._gx import import_meanwhile, validate_meanwhile
 from govlake.quality._meta import RECONCILIATION_SCHEMA, VALIDATION_SCHEMA, now
 from govlake.quality._rules import RuleSet, bind_today, rules_for
 from govlake.transform import ModelRunner, StagingRenderer
@@ -179,7 +182,7 @@ def _process(intent: steps.Intent, catalog, resource, tables: dict[str, str]) ->
     version = intent.version(tables["bronze"])
 
     con = open_compute(engine)
-    gx_import = None
+    gx_import = gx = None
     try:
         _reference_tables(con, catalog)
         anything = _inputs(con, intent, resource, tables, since=since)
@@ -193,17 +196,22 @@ def _process(intent: steps.Intent, catalog, resource, tables: dict[str, str]) ->
         # One materialized table: the standardized new rows with the ids of the rules each fails.
         runner.run(con, "silver/checked", kind="file", temp=False, **checked_context(resource, rules))
         held = _hold(con, resource, ruleset.max_quarantine_rate)
+        _flagged(con, runner, resource)
+        # Great Expectations checks the pass on a thread of its own while the engine decides the contest
+        gx = _start_gx(con, intent, resource, row_rules + warn_rules, as_of, runner=runner, staging=staging,
+                       after=gx_import)
         _quarantine_duplicates(con, runner, intent, resource, tables, rebuild=rebuild)
         counts = _contest(con, runner, resource)
         failures, warnings = _rule_counts(con, "_failed"), _rule_counts(con, "_warned")
         rows_read = counts.rows
 
-        if gx_import:
-            gx_import.join()
         mismatches: list[str] = []
         if rows_read or held:
-            mismatches = _validate(con, intent, resource, ruleset, row_rules + warn_rules, failures, warnings,
-                                   rows_read, counts, held, as_of, runner=runner, staging=staging)
+            outcomes = {o.rule_id: o for o in gx.result()} if gx else {}
+            if gx:
+                con.drop(GX_ROWS)
+            mismatches = _validate(intent, resource, ruleset, row_rules + warn_rules, failures, warnings,
+                                   rows_read, held, outcomes)
         run = Totals(rows_read + sum(h.rows for h in held), counts.candidates - counts.matched,
                      counts.quarantined, counts.valid - counts.candidates + counts.matched + counts.resent,
                      sum(h.rows for h in held))
@@ -217,6 +225,8 @@ def _process(intent: steps.Intent, catalog, resource, tables: dict[str, str]) ->
         if rows_read or rebuild:
             _publish(con, intent, resource, tables, rebuild=rebuild, counts=counts)
     finally:
+        if gx:  # GX's cursor ends before the connection does
+            futures.wait([gx])
         if gx_import:  # a failed step does not leave the interpreter to exit in the middle of an import
             gx_import.join()
         con.close()
@@ -313,9 +323,8 @@ def checked_context(resource, rules) -> dict:
 def _quarantine_duplicates(con: Compute, runner: ModelRunner, intent: steps.Intent, resource, tables: dict[str, str], *,
                            rebuild: bool) -> None:
     """Table ``resent`` (batch, row): failing rows whose content is quarantined already (in
-    quarantine, or earlier in this run): a re-sent row is quarantined once. Also ``failing_hash``, and
-    ``flagged`` (:func:`_flagged`) that it reads."""
-    _flagged(con, runner, resource)
+    quarantine, or earlier in this run): a re-sent row is quarantined once. Also ``failing_hash``, from
+    ``flagged`` (:func:`_flagged`)."""
     runner.run(con, "silver/failing_hash", kind="file", **failing_context(resource))
     known = "select null::varchar as _row_hash where false"
     if not rebuild and intent.register(con, "quarantine_before", tables["quarantine"]):
@@ -423,21 +432,26 @@ def _gx_rows(con: Compute, runner: ModelRunner, staging: StagingRenderer, resour
                **staging.context(resource, input="flagged"))
 
 
-def _validate(con: Compute, intent: steps.Intent, resource, ruleset, rules, failures, warnings, rows_read,
-              counts: _Contest, held: list[HeldBatch], today: dt.date, *, runner: ModelRunner,
-              staging: StagingRenderer) -> list[str]:
+def _start_gx(con: Compute, intent: steps.Intent, resource, rules, today: dt.date, *, runner: ModelRunner,
+              staging: StagingRenderer, after) -> futures.Future | None:
     """GX runs the same rules as native expectations on the rows the checked model flagged and a sample of the
-    others (:func:`_gx_rows`); its counts must equal the engine's; record the results.
+    others (:func:`_gx_rows`), on a thread of its own (govlake.quality._gx.validate_meanwhile, after ``after``, GX's
+    import): the future of its outcomes. None when ``checked`` is empty (every batch held, or nothing new)."""
+    if not con.count("checked"):
+        return None
+    _gx_rows(con, runner, staging, resource)
+    return validate_meanwhile(con, GX_ROWS, rules, suite_name=f"{resource.slug}_{intent.run_id}", today=today,
+                              docs_dir=gx_docs_dir(intent.settings), after=after)
+
+
+def _validate(intent: steps.Intent, resource, ruleset, rules, failures, warnings, rows_read, held: list[HeldBatch],
+              gx: dict) -> list[str]:
+    """GX's counts (``gx``: its outcomes by rule id, from :func:`_start_gx`) must equal the engine's; record the
+    results.
 
     Returns the disagreements between GX and the engine (a defect: nothing is published then).
     """
-    settings, run_id, code = intent.settings, intent.run_id, resource.code
-    gx = {}
-    if rows_read:
-        _gx_rows(con, runner, staging, resource)
-        gx = {o.rule_id: o for o in validate_with_gx(con, GX_ROWS, rules, suite_name=f"{resource.slug}_{run_id}",
-                                                     today=today, docs_dir=gx_docs_dir(settings))}
-        con.drop(GX_ROWS)
+    run_id, code = intent.run_id, resource.code
     validated_at = now()
     results, mismatches = [], []
     for r in (rules if rows_read else []):  # every batch held: only the blocking result is recorded
