@@ -108,12 +108,12 @@ demo: setup
 	$(RUN) govlake generate --out "$$GOVLAKE_VAR/city" --scale $(DEMO_SCALE)
 	@# Every feed DAG of the catalog (dags/feeds.py builds one per resource), then the publish DAGs (gold,
 	@# conflicts, 回流; credit, extract, open data, KPIs), then the alerts check (stored; sent nowhere unless
-	@# GOVLAKE_ALERT_* channels are set).
+	@# GOVLAKE_ALERT_* channels are set), then the weekly maintenance (vacuum, the meta tables compacted).
 	@# generate records the city's as-of date (2026-11-20) in var/business_date: it is the DAG runs'
 	@# logical date, the day their files land on, and the business date of every later command
 	@# (status, kpi, report: "last month" and the quarter) unless GOVLAKE_AS_OF says otherwise.
 	feeds="$$($(RUN) govlake catalog list --dags)"; \
-	DAGS_TEST_DATE="$$(cat "$$GOVLAKE_VAR/business_date")" infra/dags-test.sh $$feeds publish_gold publish_credit alerts
+	DAGS_TEST_DATE="$$(cat "$$GOVLAKE_VAR/business_date")" infra/dags-test.sh $$feeds publish_gold publish_credit alerts maintain
 	$(RUN) govlake status
 	$(RUN) govlake report
 

@@ -53,7 +53,7 @@ def test_no_import_errors(dagbag):
     assert dagbag.import_errors == {}
 
 
-OTHERS = {"publish_gold", "publish_credit", "alerts"}
+OTHERS = {"publish_gold", "publish_credit", "alerts", "maintain"}
 """The DAGs besides the feeds."""
 
 
@@ -172,6 +172,29 @@ def test_alerts_runs_hourly_and_after_any_feed(dagbag):
     assert dag.timetable.timetable.expression == "0 * * * *"
     assert _leaves(dag.timetable.asset_condition) == {f"govlake://silver/{r.slug}" for r in FEEDS.values()}
     assert [t.task_id for t in dag.tasks] == ["check"] and dag.owner == "dsj"
+
+
+def test_maintain_vacuums_weekly_and_compacts_the_meta_tables(dagbag, env, tmp_path):
+    """The weekly vacuum, run for real: a meta table of many one-row commits (as every step appends) is compacted
+    into one file, its rows and the steps' transaction stamps as they were."""
+    import pyarrow as pa
+
+    from govlake import storage
+    from govlake.config import get_settings
+
+    dag = dagbag.dags["maintain"]
+    assert dag.timetable.expression == "0 3 * * 0"
+    assert [t.task_id for t in dag.tasks] == ["vacuum"] and dag.owner == "dsj"
+    log = storage.table_path(get_settings(), "meta", "consumption")
+    for i in range(30):
+        storage.write_table(log, pa.table({"i": [i]}), mode="append", run_id=f"r{i}", txn=("process", i + 1))
+    assert len(storage.open_table(log).file_uris()) == 30
+
+    summary = dag.get_task("vacuum").python_callable()
+    assert summary["compacted"] == {"meta/consumption": [30, 1]}
+    table = storage.open_table(log)
+    assert len(table.file_uris()) == 1 and sorted(table.to_pyarrow_table()["i"].to_pylist()) == list(range(30))
+    assert table.transaction_version("process") == 30
 
 
 def test_publish_credit_runs_after_gold_and_the_feeds_the_credit_step_reads(dagbag):

@@ -88,6 +88,10 @@ def vacuum(settings: Settings, *, retain_hours: int = DEFAULT_HOURS, force: bool
                 result.notes.append(f"{table}: cannot be opened; left alone")
                 continue
             if compact and table.startswith("meta/") and not dry_run:
+                # only here, under the lake's lock held exclusively: two compactions of one table at once both
+                # commit with delta-rs 1.6 (each removing the same files and adding their rows again), which
+                # duplicated rows when tried on every meta append (two processes of 40 appends each: 59 million
+                # rows for 81)
                 metrics = delta.optimize.compact()
                 if metrics.get("numFilesRemoved"):
                     result.compacted[table] = (int(metrics["numFilesRemoved"]), int(metrics["numFilesAdded"]))
