@@ -49,7 +49,13 @@ from govlake.governance._conflicts import comparisons_context
 from govlake.governance._plan import conflict_plan
 from govlake.governance._views import OPEN_STATES
 from govlake.masking import mask_sql, scrub_sql
-from govlake.quality._process import _contest, _quarantine_duplicates, _reference_tables, checked_context
+from govlake.quality._process import (
+    _contest,
+    _flagged,
+    _quarantine_duplicates,
+    _reference_tables,
+    checked_context,
+)
 from govlake.quality._rules import bind_today, rules_for
 from govlake.transform import DUCKDB, SPARK, ModelRunner, Rendered, StagingRenderer, to_spark
 
@@ -322,6 +328,7 @@ def test_standardize_rules_and_contest_agree(code, city, engines):
     twin.run(con, "staging/standardize", into=f"stg_{res.slug}", kind="view",
              **StagingRenderer(catalog, DUCKDB, city).context(res))
     twin.run(con, "silver/checked", temp=False, **_checked(catalog, res, city))
+    _flagged(as_compute(con), twin, res)
     _quarantine_duplicates(as_compute(con), twin, None, res, {}, rebuild=True)
     # silver before the run (one row per key): every other valid row, half of them newer than the new
     # one (they win)
