@@ -163,3 +163,28 @@ def test_a_dropped_table_s_memory_goes_back_to_the_system(settings):
     held, after = map(int, done.stdout.split())
     assert held > 500, done.stdout  # the table was in memory
     assert held - after > 200, done.stdout
+
+
+
+QUIET = """
+import sys
+from pathlib import Path
+from govlake import storage
+from govlake.config import Settings
+
+setting = "select current_setting('enable_progress_bar')"
+con = storage.connect(Settings(var=Path(sys.argv[1])))
+with storage._probe() as probe:
+    print(*[c.sql(setting).fetchone()[0] for c in (con, con.cursor(), probe)])
+"""
+
+
+def test_duckdb_draws_no_progress_bar_on_standard_output(settings):
+    """DuckDB draws its progress bar on standard output whether or not it is a terminal, for any query past two
+    seconds (a test's child printing numbers got "100%" among them): govlake's connections — the engine's, their
+    cursors (GX's), the lookups' — have it off, so a command's --json output and a task's log hold only what
+    govlake writes. Asked in a process of its own, as a command starts (under pytest's captured output DuckDB
+    starts with the bar off; and its ``progress_bar_time``, set to provoke the bar, turns it back on)."""
+    done = subprocess.run([sys.executable, "-c", QUIET, str(settings.var)], env=_child_env(), capture_output=True,
+                          text=True, check=True)
+    assert done.stdout.split() == ["False", "False", "False"], done.stdout

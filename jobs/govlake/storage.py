@@ -170,6 +170,14 @@ def row_count(path: Location, *, version: int | None = None) -> int:
     return int(pa.compute.sum(counts).as_py() or 0)
 
 
+def quiet(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
+    """``con`` without DuckDB's progress bar, which it draws on standard output, terminal or not, for a query running
+    past two seconds — inside a command's ``--json`` output, a task's log, a test's captured numbers. A connection's
+    own setting (DuckDB takes it for no database as a whole); its cursors, GX's among them, inherit it."""
+    con.execute("set enable_progress_bar = false")
+    return con
+
+
 def connect(settings: Settings, *, database: str | None = None) -> duckdb.DuckDBPyConnection:
     """A DuckDB connection tuned for this machine, spilling to var/work."""
     from govlake.config import memory_bytes
@@ -178,12 +186,13 @@ def connect(settings: Settings, *, database: str | None = None) -> duckdb.DuckDB
     # Settings go in as configuration values, never pasted into SQL. The allocator's background thread gives the
     # system back what DuckDB frees (a dropped table: govlake.compute's ``drop``); without it DuckDB's allocator
     # (its own jemalloc) kept the pages, and a process step held its buffer pool to the end.
-    return duckdb.connect(database or ":memory:", config={
+    return quiet(duckdb.connect(database or ":memory:", config={
         "temp_directory": str(settings.work / "duckdb_tmp"),
         "memory_limit": f"{memory_bytes(settings.duckdb_memory_limit)}B",
         "preserve_insertion_order": False,
         "allocator_background_threads": True,
-    })
+    }))
+
 
 
 def files_since(path: Location, version: int | None, *, until: int | None = None) -> tuple[int | None, list[str]]:
@@ -479,7 +488,7 @@ def _probe() -> Iterator[duckdb.DuckDBPyConnection]:
     root.mkdir(exist_ok=True)
     remove_abandoned(root)
     spill = tempfile.mkdtemp(prefix=f"{os.getpid()}-", dir=root)
-    con = duckdb.connect(config={"memory_limit": PROBE_MEMORY, "temp_directory": spill})
+    con = quiet(duckdb.connect(config={"memory_limit": PROBE_MEMORY, "temp_directory": spill}))
     try:
         yield con
     finally:
