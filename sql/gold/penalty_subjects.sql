@@ -2,8 +2,9 @@
 -- inputs: penalty_rows, penalty_subjects_before
 -- silver/credit_penalty summed up for the gold models that read it (the 法人库's penalty counts and the
 -- enterprises penalties name, the 人口库's copies of a natural person's name, the 一人一档's counts and fines):
--- per group the decisions counted, their fines summed, and the group's latest row (by arrival, then row
--- number; a known value ranks above an unknown one) with the subject name it gives. A person's latest row is
+-- per group the decisions counted, their fines summed, and the group's latest row (by arrival, then batch,
+-- then row number — files landed on a past business date share their received time; a known value ranks above
+-- an unknown one) with the subject name it gives. A person's latest row is
 -- the latest of their groups' latest rows, so the models read these few rows instead of every penalty.
 -- Kept from run to run by the gold step (govlake.gold): penalty_rows are silver rows signed by _sign — those of
 -- the data files silver gained since the version summed (+1) and lost (-1; a merge rewrites whole files, so a
@@ -52,6 +53,8 @@ ordered as (
             when candidate then struct_pack(
                 _received_at_known := _received_at is not null,
                 _received_at := _received_at,
+                _batch_id_known := _batch_id is not null,
+                _batch_id := _batch_id,
                 _row_number_known := _row_number is not null,
                 _row_number := _row_number
             )
