@@ -527,6 +527,6 @@ def test_the_summary_is_kept_alike_on_spark(spark, tmp_path):
                                        schema=silver_schema(res))
         storage.merge_table(storage.table_path(settings, "silver", res.slug), revoked, key=res.key, run_id="b3")
         build_gold(settings=settings, run_id="run-3")
-    duck, on_spark = (( _summary(s)[0], _base_libraries(s)) for s in lakes.values())
+    duck, on_spark = ((_summary(s)[0], _base_libraries(s)) for s in lakes.values())
     assert on_spark == duck
     assert [r for r in duck[0] if r[1] == PERSON_ID_3 and r[3] == "有效"][0][7] == "周九"

@@ -328,7 +328,7 @@ def test_standardize_rules_and_contest_agree(code, city, engines):
     twin.run(con, "staging/standardize", into=f"stg_{res.slug}", kind="view",
              **StagingRenderer(catalog, DUCKDB, city).context(res))
     twin.run(con, "silver/checked", temp=False, **_checked(catalog, res, city))
-    _flagged(as_compute(con), twin, res)
+    _flagged(as_compute(con), twin, res, as_compute(con).count("checked"))
     _quarantine_duplicates(as_compute(con), twin, None, res, {}, rebuild=True)
     # silver before the run (one row per key): every other valid row, half of them newer than the new
     # one (they win)

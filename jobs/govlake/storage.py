@@ -194,7 +194,6 @@ def connect(settings: Settings, *, database: str | None = None) -> duckdb.DuckDB
     }))
 
 
-
 def files_since(path: Location, version: int | None, *, until: int | None = None) -> tuple[int | None, list[str]]:
     """The table's version (``until``, else the current one) and the data files live at it that were
     added after ``version``.

@@ -196,10 +196,11 @@ def _process(intent: steps.Intent, catalog, resource, tables: dict[str, str]) ->
         # One materialized table: the standardized new rows with the ids of the rules each fails.
         runner.run(con, "silver/checked", kind="file", temp=False, **checked_context(resource, rules))
         held = _hold(con, resource, ruleset.max_quarantine_rate)
-        _flagged(con, runner, resource)
-        # Great Expectations checks the pass on a thread of its own while the engine decides the contest
-        gx = _start_gx(con, intent, resource, row_rules + warn_rules, as_of, runner=runner, staging=staging,
-                       after=gx_import)
+        checked = con.count("checked")
+        _flagged(con, runner, resource, checked)
+        if checked:  # Great Expectations checks the pass on a thread of its own while the engine decides the contest
+            gx = _start_gx(con, intent, resource, row_rules + warn_rules, as_of, runner=runner, staging=staging,
+                           after=gx_import)
         _quarantine_duplicates(con, runner, intent, resource, tables, rebuild=rebuild)
         counts = _contest(con, runner, resource)
         failures, warnings = _rule_counts(con, "_failed"), _rule_counts(con, "_warned")
@@ -207,8 +208,9 @@ def _process(intent: steps.Intent, catalog, resource, tables: dict[str, str]) ->
 
         mismatches: list[str] = []
         if rows_read or held:
-            outcomes = {o.rule_id: o for o in gx.result()} if gx else {}
+            outcomes = {}
             if gx:
+                outcomes = {o.rule_id: o for o in gx.result()}
                 con.drop(GX_ROWS)
             mismatches = _validate(intent, resource, ruleset, row_rules + warn_rules, failures, warnings,
                                    rows_read, held, outcomes)
@@ -345,12 +347,12 @@ def failing_context(resource) -> dict:
     return {"resource": resource, "columns": bronze_schema(resource).names, "row_hash": row_hash_sql(resource, "b")}
 
 
-def _flagged(con: Compute, runner: ModelRunner, resource) -> None:
-    """``flagged``: the bronze rows of ``checked`` (less the held batches) a rule flagged and a sample of the
-    others (:data:`GX_SAMPLE`), as they arrived: what the quarantine, the failing rows' hashes and Great
+def _flagged(con: Compute, runner: ModelRunner, resource, checked: int) -> None:
+    """``flagged``: the bronze rows of ``checked`` (``checked`` of them, less the held batches) a rule flagged and a
+    sample of the others (:data:`GX_SAMPLE`), as they arrived: what the quarantine, the failing rows' hashes and Great
     Expectations read, so that bronze is read once after the pass instead of once by each (at 10 million
     rows, 15% of them flagged, each read of bronze's 40 columns took ~10 s)."""
-    every = max(1, -(-con.count("checked") // GX_SAMPLE))
+    every = max(1, -(-checked // GX_SAMPLE))
     runner.run(con, "silver/flagged", kind="file", resource=resource, every=every)
 
 
@@ -433,12 +435,10 @@ def _gx_rows(con: Compute, runner: ModelRunner, staging: StagingRenderer, resour
 
 
 def _start_gx(con: Compute, intent: steps.Intent, resource, rules, today: dt.date, *, runner: ModelRunner,
-              staging: StagingRenderer, after) -> futures.Future | None:
+              staging: StagingRenderer, after) -> futures.Future:
     """GX runs the same rules as native expectations on the rows the checked model flagged and a sample of the
     others (:func:`_gx_rows`), on a thread of its own (govlake.quality._gx.validate_meanwhile, after ``after``, GX's
-    import): the future of its outcomes. None when ``checked`` is empty (every batch held, or nothing new)."""
-    if not con.count("checked"):
-        return None
+    import): the future of its outcomes."""
     _gx_rows(con, runner, staging, resource)
     return validate_meanwhile(con, GX_ROWS, rules, suite_name=f"{resource.slug}_{intent.run_id}", today=today,
                               docs_dir=gx_docs_dir(intent.settings), after=after)
