@@ -19,6 +19,7 @@ from sqlglot import exp
 from sqlglot.optimizer.qualify import qualify
 from sqlglot.optimizer.scope import Scope, build_scope
 
+from govlake.transform._cache import on_disk
 from govlake.transform._models import parsed
 
 Sources = dict[tuple[str, str], bool]
@@ -56,7 +57,18 @@ def column_sources(sql: str, schema: Mapping[str, Sequence[str]], *, dialect: st
     return {column: dict(sources) for column, sources in found.items()}
 
 
+def _encode(found: dict[str, Sources]) -> dict[str, list]:
+    return {column: [[table, col, direct] for (table, col), direct in sources.items()]
+            for column, sources in found.items()}
+
+
+def _decode(stored: dict[str, list]) -> dict[str, Sources]:
+    return {column: {(table, col): bool(direct) for table, col, direct in sources}
+            for column, sources in stored.items()}
+
+
 @lru_cache(maxsize=128)  # a day's jobs plan the lineage of the models the previous day's planned
+@on_disk("column-sources", encode=_encode, decode=_decode)  # and so does the next process
 def _column_sources(sql: str, schema: tuple[tuple[str, tuple[str, ...]], ...], dialect: str
                     ) -> dict[str, Sources]:
     tables = {name: {c: "varchar" for c in columns} for name, columns in schema}
@@ -120,6 +132,7 @@ def tables_read(sql: str, *, dialect: str = "duckdb") -> list[str]:
 
 
 @lru_cache(maxsize=256)  # kept for the process, as the column lineage is: the parse tree is not
+@on_disk("tables-read", decode=tuple)
 def _tables_read(sql: str, dialect: str) -> tuple[str, ...]:
     tree = parsed(sql, dialect)
     ctes = {cte.alias_or_name for cte in tree.find_all(exp.CTE)}

@@ -25,6 +25,8 @@ import jinja2
 import sqlglot
 from sqlglot import exp
 
+from govlake.transform._cache import on_disk
+
 
 class ModelError(RuntimeError):
     """A model is malformed, was not given an input it declares, reads one it does not, or fails a key test."""
@@ -79,8 +81,10 @@ def parsed(sql: str, dialect: str = "duckdb") -> exp.Expression:
 
 
 @lru_cache(maxsize=256)
+@on_disk("relations", encode=sorted, decode=frozenset)
 def referenced_relations(sql: str) -> frozenset[str]:
-    """The tables and views a query reads (its own CTEs left out)."""
+    """The tables and views a query reads (its own CTEs left out); kept on disk for the next process
+    (govlake.transform._cache)."""
     tree = parsed(sql)
     ctes = {cte.alias_or_name for cte in tree.find_all(exp.CTE)}
     return frozenset(t.name for t in tree.find_all(exp.Table) if t.name and t.name not in ctes)
