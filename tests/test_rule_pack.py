@@ -85,6 +85,40 @@ def test_uscc_organisation_code_check_is_gb_11714():
     assert gx_failures(rows, e) == [3]
 
 
+def test_codes_known_valid_are_looked_up_before_the_check():
+    """The departments' codes, checked once in Python, are looked up before the check character is computed; a
+    department code that fails the check is not among them, so rows carrying it fail as any other."""
+    from types import SimpleNamespace
+
+    from govlake.compute import DuckCompute
+    from govlake.quality import ExpectColumnValuesToBeValidUscc, ExpectColumnValuesToHaveValidUsccOrganizationCode
+    from govlake.quality._process import _reference_tables
+
+    typo = SUBJECT_N[:17] + ("1" if SUBJECT_N[17] != "1" else "2")  # a department's code with a typo in the catalog
+    departments = {c: SimpleNamespace(code=c, uscc=u) for c, u in (("a", SUBJECT), ("b", BAD_ORG), ("c", typo))}
+    con = duckdb.connect()
+    _reference_tables(DuckCompute(con), SimpleNamespace(departments=departments))
+    assert con.execute("select code from ref_uscc_valid order by code").fetchall() == sorted([(SUBJECT,), (BAD_ORG,)])
+    assert con.execute("select code from ref_uscc_org_valid").fetchall() == [(SUBJECT,)]
+    rows = _rows("code", [SUBJECT, BAD_ORG, typo, SUBJECT_Y, "91350100M000100Y4Z", None])
+    con.register("rows_arrow", pa.Table.from_pylist(rows))
+    con.execute("create table t as select * from rows_arrow")
+    checks = ((ExpectColumnValuesToBeValidUscc, "ref_uscc_valid", [3, 5]),
+              (ExpectColumnValuesToHaveValidUsccOrganizationCode, "ref_uscc_org_valid", [2]))
+    for e, known, failing in checks:
+        run = run_suite(con, "t", [e(column="code", known_table=known, report_columns=["id"])],
+                        suite_name="known", result_format="COMPLETE")
+        (r,) = run.results
+        assert sorted(row["id"] for row in r.result["details"]["unexpected_rows"]) == failing, e.__name__
+    # looked up, not computed: a code put in the table (never one that fails, in the pipeline) is taken as valid
+    con.execute("insert into ref_uscc_valid values ('91350100M000100Y4Z')")
+    run = run_suite(con, "t", [ExpectColumnValuesToBeValidUscc(column="code", known_table="ref_uscc_valid",
+                                                               report_columns=["id"])],
+                    suite_name="probe", result_format="COMPLETE")
+    assert sorted(row["id"] for row in run.results[0].result["details"]["unexpected_rows"]) == [3]
+    con.close()
+
+
 def test_sql_org_code_check_agrees_with_python():
     rng = random.Random(7)
     alphabet = "0123456789ABCDEFGHJKLMNPQRTUWXY"

@@ -18,7 +18,9 @@ SQL_TYPES = {"date": "date", "timestamp": "timestamp", "decimal": "decimal(18,4)
 """DuckDB type of a typed item column by catalog type (every other type is text)."""
 
 REFERENCE_TABLES = {"ref_region": {"code": "varchar"},
-                    "ref_department": {"code": "varchar", "uscc": "varchar"}}
+                    "ref_department": {"code": "varchar", "uscc": "varchar"},
+                    "ref_uscc_valid": {"code": "varchar"},
+                    "ref_uscc_org_valid": {"code": "varchar"}}
 """Reference tables a rule may read (``codes_table``, a subquery), as the validation run registers them."""
 
 

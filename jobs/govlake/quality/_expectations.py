@@ -112,19 +112,22 @@ class PackExpectation(UnexpectedRowsExpectation):
 
 class ExpectColumnValuesToBeValidUscc(PackExpectation):
     """统一社会信用代码 (GB 32100-2015): 18 characters of 0-9 A-H J-N P-R T U W X Y, first 1-9/A/N/Y,
-    check character (weights 1,3,9,…,28 mod 31). Codes of departments A, N and Y are valid too."""
+    check character (weights 1,3,9,…,28 mod 31). Codes of departments A, N and Y are valid too.
+    ``known_table``: a table (``code`` column) of codes known to be valid, looked up first."""
 
     column: str
-    check_fields: ClassVar[tuple[str, ...]] = ("column",)
+    known_table: str | None = None
+    check_fields: ClassVar[tuple[str, ...]] = ("column", "known_table")
 
 
 class ExpectColumnValuesToHaveValidUsccOrganizationCode(PackExpectation):
     """Positions 9-17 of a well-formed 统一社会信用代码 carry a GB 11714 organisation code with its
     check character (weights 3,7,9,10,5,8,4,2; A=10 … Z=35). The USCC's own check character is left
-    to ExpectColumnValuesToBeValidUscc."""
+    to ExpectColumnValuesToBeValidUscc. ``known_table``: codes known to pass, looked up first."""
 
     column: str
-    check_fields: ClassVar[tuple[str, ...]] = ("column",)
+    known_table: str | None = None
+    check_fields: ClassVar[tuple[str, ...]] = ("column", "known_table")
 
 
 class ExpectColumnValuesToBeValidIdNumber(PackExpectation):

@@ -47,7 +47,7 @@ from govlake.consumption import SCHEMA as CONSUMPTION_SCHEMA
 from govlake.consumption import consumed_versions, consumption_rows
 from govlake.contracts import bronze_schema, quarantine_schema, row_hash_sql, silver_schema
 from govlake.engine import get_engine
-from govlake.identifiers import region_codes
+from govlake.identifiers import is_valid_uscc, org_code_check_char, region_codes
 from govlake.quality import _batches
 from govlake.quality._gx import import_meanwhile, validate_meanwhile
 from govlake.quality._meta import RECONCILIATION_SCHEMA, VALIDATION_SCHEMA, now
@@ -119,11 +119,18 @@ class Totals:
 
 
 def _reference_tables(con, catalog) -> None:
-    """Code lists the model and rules join: shared tables, so GX's cursors see them too."""
+    """Code lists the model and rules join: shared tables, so GX's cursors see them too. ``ref_uscc_valid`` and
+    ``ref_uscc_org_valid``: the departments' 统一社会信用代码 that pass the USCC check (and the GB 11714 check of
+    positions 9-17), checked here once, in Python (govlake.identifiers), for the rules of every ``uscc`` item to
+    look up before computing a check character (:func:`govlake.quality._checks.valid_uscc`)."""
     compute = as_compute(con)
     deps = list(catalog.departments.values())
+    valid = sorted({d.uscc for d in deps if is_valid_uscc(d.uscc)})
+    org_valid = [c for c in valid if org_code_check_char(c[8:16]) == c[16]]
     refs = {"ref_region": pa.table({"code": list(region_codes())}),
-            "ref_department": pa.table({"code": [d.code for d in deps], "uscc": [d.uscc for d in deps]})}
+            "ref_department": pa.table({"code": [d.code for d in deps], "uscc": [d.uscc for d in deps]}),
+            "ref_uscc_valid": pa.table({"code": pa.array(valid, pa.string())}),
+            "ref_uscc_org_valid": pa.table({"code": pa.array(org_valid, pa.string())})}
     for name, table in refs.items():
         compute.register_arrow(name, table, shared=True)
 

@@ -83,11 +83,12 @@ def _item_rules(catalog: Catalog, item: Item, d: Dialect) -> list[Rule]:
     if t == "uscc":
         rules.append(check(f"uscc.{c}", "row", f"{name}须为有效的统一社会信用代码（含校验位）",
                            f"{en} must be a valid unified social credit code (check character)",
-                           "ExpectColumnValuesToBeValidUscc", d, column=raw))
+                           "ExpectColumnValuesToBeValidUscc", d, column=raw, known_table="ref_uscc_valid"))
         rules.append(check(f"uscc_org.{c}", "warning",
                            f"{name}第9-17位的组织机构代码校验位应正确（GB 11714，仅提示）",
                            f"{en}: positions 9-17 should carry a valid GB 11714 organisation code "
-                           "(warning only)", "ExpectColumnValuesToHaveValidUsccOrganizationCode", d, column=raw))
+                           "(warning only)", "ExpectColumnValuesToHaveValidUsccOrganizationCode", d, column=raw,
+                           known_table="ref_uscc_org_valid"))
     if t == "id_number":
         rules.append(check(f"id_number.{c}", "row", f"{name}须为有效的居民身份证号码",
                            f"{en} must be a valid resident ID number",
