@@ -3,10 +3,11 @@
 Parsing a model with sqlglot is pure Python and slow on the generated ones (the staging model of a 32-item
 resource: ~0.3 s), and every job parses the models it runs: for the relations each reads (the runner's input
 check) and for their column lineage. Within a process :func:`functools.lru_cache` keeps the answers; but the CLI
-and every Airflow task are new processes, and a fresh ``govlake run`` spent 1.2 s of a day's 13 s deriving the
+and every Airflow task are new processes, and a fresh ``govlake run`` spent 1.3 s of a day's 13 s deriving the
 same answers from the same SQL as the day before. :func:`on_disk` keeps them in files named by a hash of the
-function, its arguments (the SQL itself among them), sqlglot's version and :data:`FORMAT`, so a changed model,
-a new date bound into it or another sqlglot is a new entry, never a stale one.
+function, its arguments (the SQL itself among them), the source of the function's module and sqlglot's version,
+so a changed model, a date bound into one, a change to the code that derives the answer or another sqlglot is a
+new entry, never a stale one.
 
 The folder is ``GOVLAKE_SQL_CACHE`` if set (empty: no disk cache), else the user's cache folder
 (``~/.cache/govlake/sql``). An entry is written to a temporary file and renamed into place (two processes
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import inspect
 import json
 import os
 import tempfile
@@ -29,8 +31,6 @@ from typing import Any, TypeVar
 
 import sqlglot
 
-FORMAT = 1
-"""Bumped when what a cached function returns for the same arguments changes (its code, not its inputs)."""
 KEEP_DAYS = 30
 T = TypeVar("T")
 
@@ -45,8 +45,17 @@ def cache_dir() -> Path | None:
     return Path(platformdirs.user_cache_dir("govlake")) / "sql"
 
 
-def _entry(folder: Path, name: str, args: tuple) -> Path:
-    key = json.dumps([FORMAT, sqlglot.__version__, name, args], ensure_ascii=False, default=list)
+def _code(fn: Callable) -> str:
+    """A hash of the source of ``fn``'s module: what derives the answer (a module without a readable source: its
+    name, with sqlglot's version)."""
+    try:
+        return hashlib.sha256(Path(inspect.getsourcefile(fn) or "").read_bytes()).hexdigest()[:16]
+    except (OSError, TypeError):
+        return fn.__module__
+
+
+def _entry(folder: Path, name: str, code: str, args: tuple) -> Path:
+    key = json.dumps([code, sqlglot.__version__, name, args], ensure_ascii=False, default=list)
     return folder / f"{name}-{hashlib.sha256(key.encode()).hexdigest()[:40]}.json"
 
 
@@ -82,12 +91,14 @@ def on_disk(name: str, *, encode: Callable[[T], Any] = lambda v: v,
     to and from JSON)."""
 
     def wrap(fn: Callable[..., T]) -> Callable[..., T]:
+        code = _code(fn)
+
         @functools.wraps(fn)
         def cached(*args):
             folder = cache_dir()
             if folder is None:
                 return fn(*args)
-            path = _entry(folder, name, args)
+            path = _entry(folder, name, code, args)
             try:
                 return decode(json.loads(path.read_text(encoding="utf-8")))
             except (OSError, ValueError, TypeError, KeyError, IndexError):
