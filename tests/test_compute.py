@@ -165,7 +165,6 @@ def test_a_dropped_table_s_memory_goes_back_to_the_system(settings):
     assert held - after > 200, done.stdout
 
 
-
 QUIET = """
 import sys
 from pathlib import Path

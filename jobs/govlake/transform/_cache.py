@@ -55,7 +55,7 @@ def _code(fn: Callable) -> str:
 
 
 def _entry(folder: Path, name: str, code: str, args: tuple) -> Path:
-    key = json.dumps([code, sqlglot.__version__, name, args], ensure_ascii=False, default=list)
+    key = json.dumps([code, sqlglot.__version__, name, args], ensure_ascii=False)
     return folder / f"{name}-{hashlib.sha256(key.encode()).hexdigest()[:40]}.json"
 
 
