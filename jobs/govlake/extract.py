@@ -188,11 +188,13 @@ def _update(con: duckdb.DuckDBPyConnection, release: _Release, changes: tuple[li
         # a merge rewrites whole files: most rows of a removed file come back, unchanged, in an added one;
         # only the rows that differ are applied (a day's merge into a table of 8 MiB files: ~110,000 rows
         # re-released for a few thousand changed). A row is unchanged when an added row has its key and the
-        # same hash of every column (one pass over each side; EXCEPT ALL over the wide rows took 8× longer)
-        columns = con.sql("select * from _added_files").columns
+        # same fingerprint (:func:`row_fingerprint`; one pass over each side; EXCEPT ALL over the wide rows took
+        # 8× longer)
+        added_rel = con.sql("select * from _added_files")
+        columns = added_rel.columns
         if sorted(columns) == sorted(con.sql("select * from _removed_files").columns):
             listed, keys = ", ".join(map(sql_ident, columns)), ", ".join(map(sql_ident, key))
-            hashed = f"select *, hash({listed}) as __row_hash from"
+            hashed = f"select *, {row_fingerprint(columns, [str(t) for t in added_rel.types])} as __row_hash from"
             for side in ("_removed_files", "_added_files"):
                 con.execute(f"create or replace temp table {side}_hashed as select {keys}, __row_hash "
                             f"from ({hashed} {side})")
@@ -238,6 +240,21 @@ def _update(con: duckdb.DuckDBPyConnection, release: _Release, changes: tuple[li
         con.execute("rollback")
         raise
     return deleted + inserted
+
+
+def row_fingerprint(columns: list[str], types: list[str]) -> str:
+    """DuckDB SQL for a number that tells a row's values from another's: ``hash()`` of every column, and of every
+    column holding text once more behind four spaces.
+
+    DuckDB's ``hash()`` of a string (1.5) folds it in 8-byte blocks, each XORed in and multiplied, and a
+    multiplication carries a change of a block's last byte into nothing but the last byte: two strings that
+    differ only in the last bytes of two blocks share their hash one time in 256 (measured: 142 of 40,000 random
+    such edits; '济交罚〔2025〕1097788号' and '济交罚〔2022〕1097288号' do). A row changed so would have been taken
+    for the one it replaces, and the extract would have kept the old value. Behind four spaces those bytes fall
+    in the middle of a block, whose changes the multiplication spreads: both hashes alike only as often as any
+    two 64-bit numbers (none of the 40,000)."""
+    text = [f"'    ' || {sql_ident(c)}::varchar" for c, t in zip(columns, types, strict=True) if "VARCHAR" in t]
+    return f"hash({', '.join([*map(sql_ident, columns), *text])})"
 
 
 READ_METHOD = "read"
