@@ -142,7 +142,7 @@ parity: setup
 	GOVLAKE_PARITY_SCALE=$(PARITY_SCALE) $(RUN) pytest -p no:cacheprovider tests/test_spark_pipeline.py $(PYTEST_ARGS)
 
 ## lint: every linter runs; any one failing fails the target. sqlfluff lints the .sql files as they are,
-## then infra/lint_models.py every model rendered with the catalog's context (about 40 s on 2 idle
+## then infra/lint_models.py every model rendered with the catalog's context (about 10 s on 2 idle
 ## cores; `make test` runs it too, as tests/test_lint_models.py, marked slow).
 lint: setup
 	@rc=0; \

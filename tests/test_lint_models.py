@@ -45,6 +45,23 @@ def test_a_violation_in_the_model_is_reported(tmp_path):
     assert {(v.where.split("[")[0], v.line, v.code) for v in found} == {("silver/resent", at + 1, "CP01")}
 
 
+def test_a_violation_after_long_generated_texts_is_reported_where_it_is_in_the_rendering(tmp_path):
+    """The lint reads a short stand-in for each long generated text (the standardize model's cleaning
+    expressions): a violation after them is still found, and reported at its line and position in the rendering."""
+    sql = _sql_copy(tmp_path)
+    path = sql / "staging" / "standardize.sql.j2"
+    text = path.read_text(encoding="utf-8")
+    assert text.count("    from cleaned\n") == 1
+    path.write_text(text.replace("    from cleaned\n", "    FROM cleaned\n"), encoding="utf-8")
+    renders = lint_models.render_all(Settings(var=tmp_path, sql_dir=sql), only="staging/standardize")
+    assert len(renders) >= 8 and min(len(r.sql) for r in renders) > 5000
+    found = {v.where: v for v in lint_models.lint(renders)}
+    assert sorted(found) == sorted(r.label for r in renders)  # once per resource, nothing else
+    for render in renders:
+        v = found[render.label]
+        assert (v.code, render.sql.splitlines()[v.line - 1][v.pos - 1:]) == ("CP01", "FROM cleaned")
+
+
 def test_a_violation_in_text_a_context_value_put_there_is_not_reported(tmp_path, monkeypatch):
     contexts = lint_models.contexts
 
