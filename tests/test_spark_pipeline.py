@@ -135,17 +135,17 @@ def test_an_independent_reader_reads_what_delta_spark_wrote(lakes):
             assert sorted(theirs.column_names) == sorted(ours.column_names), path
 
 
-CLUSTER_RESOURCES = ("amr.enterprise", "credit.penalty")
-"""What the cluster run over S3 has landed: the run's first process step (where it is killed) and the penalty
-records every credit, gold and extract table derives from. A run on the test cluster's two 1-core executors takes
-minutes per handful of resources; the ``lakes`` run covers all eight on Spark."""
+LANDED = "credit.penalty"
+"""What the cluster run over S3 has landed: the penalty records, which every credit table, the gold penalty
+subjects and the extract derive from. A run on the test cluster's two 1-core executors takes a minute or more
+per resource; the ``lakes`` run covers all eight on Spark."""
 
 
 def test_on_a_standalone_cluster_over_s3_a_run_killed_between_two_commits_is_finished_by_the_next(
         bronze, s3_lake, spark_cluster, spark_defaults, tmp_path):
     """The demo's shape at scale, and a crash in it: ``govlake run`` with its driver on the test cluster (master
     and two workers on 127.0.0.1, tests/_spark_cluster.py) and the executors reading and writing the lake on the
-    S3 test server is killed -9 after the silver commit of amr.enterprise's process step (the run's first),
+    S3 test server is killed -9 after the silver commit of credit.penalty's process step (the run's first),
     before its quarantine commit; the next ``govlake run`` finishes the step and the rest of the run, and the
     lake on S3 ends with the tables DuckDB builds from the same bronze on local disk. (Spark under local[2], on
     disk or on S3, is the same code with the executors in the driver's JVM: the ``lakes`` run covers it on disk,
@@ -154,8 +154,7 @@ def test_on_a_standalone_cluster_over_s3_a_run_killed_between_two_commits_is_fin
     from _spark_cluster import CLUSTER_ENV
 
     landed = Settings(var=tmp_path / "landed", as_of=AS_OF, inbox=bronze.inbox)
-    for code in CLUSTER_RESOURCES:
-        pipeline.ingest(code, settings=landed)
+    pipeline.ingest(LANDED, settings=landed)
     duck = _copy(landed, "duck", "duckdb")
     pipeline.run(settings=duck, run_id="run-duck")
     fs, prefix = objectstore.filesystem(s3_lake)
@@ -163,14 +162,15 @@ def test_on_a_standalone_cluster_over_s3_a_run_killed_between_two_commits_is_fin
     on_cluster = {"GOVLAKE_LAKE": s3_lake, "GOVLAKE_SPARK_MASTER": spark_cluster.master, **CLUSTER_ENV,
                   **spark_defaults}
     crash = _run(tmp_path / "var", "run", env=dict(os.environ), **on_cluster,
-                 GOVLAKE_CRASH_AT="process:amr.enterprise:silver/amr_enterprise")
+                 GOVLAKE_CRASH_AT="process:credit.penalty:silver/credit_penalty")
     assert crash.returncode == -9, crash.stderr[-3000:]
-    assert storage.open_table(objectstore.join(s3_lake, "silver", "amr_enterprise")) is not None
-    assert storage.open_table(objectstore.join(s3_lake, "quarantine", "amr_enterprise")) is None
+    assert storage.open_table(objectstore.join(s3_lake, "silver", "credit_penalty")) is not None
+    assert storage.open_table(objectstore.join(s3_lake, "quarantine", "credit_penalty")) is None
     done = _run(tmp_path / "var", "run", env=dict(os.environ), **on_cluster)
     assert done.returncode == 0, done.stderr[-3000:]
-    assert lake_digest(s3_lake) == lake_digest(duck.lake)
-    recon = lake_digest(duck.lake)["silver/credit_penalty"][0]
-    assert recon > 0 and lake_digest(duck.lake)["gold/theme/penalty_publication"][0] > 0
+    built = lake_digest(duck.lake)
+    assert lake_digest(s3_lake) == built
+    assert built["silver/credit_penalty"][0] > 0 and built["quarantine/credit_penalty"][0] > 0
+    assert built["gold/theme/penalty_publication"][0] > 0
     apps = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{spark_cluster.ui_port}/json/").read())
     assert any(a["name"] == "govlake" for a in apps["completedapps"])   # the run's driver was the cluster's app
