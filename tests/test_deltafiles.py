@@ -116,16 +116,17 @@ def test_an_append_merges_the_schema_and_an_overwrite_replaces_it(tmp_path):
     assert storage.row_count(path) == 0
 
 
-def test_a_write_whose_data_fails_commits_nothing_and_leaves_no_file(tmp_path, monkeypatch):
+@pytest.mark.parametrize("file_bytes", [4 << 10, 1 << 20])  # several files closed before it fails; one still open
+def test_a_write_whose_data_fails_commits_nothing_and_leaves_no_file(tmp_path, monkeypatch, file_bytes):
     monkeypatch.setattr(storage, "ROW_GROUP_ROWS", 1_000)
-    monkeypatch.setattr(storage, "FILE_BYTES", 4 << 10)
+    monkeypatch.setattr(storage, "FILE_BYTES", file_bytes)
     path = tmp_path / "t"
     storage.write_table(path, pa.table({"k": ["a"]}), mode="append", run_id="r1")
     before = sorted(p.name for p in path.glob("*.parquet"))
     schema = pa.schema([("k", pa.string())])
 
     def batches():
-        for i in range(20):  # several files written before it fails
+        for i in range(20):  # row groups written before it fails
             yield pa.record_batch([pa.array([f"{i}-{j}" for j in range(1_000)])], schema=schema)
         raise ValueError("the department's file broke here")
 

@@ -338,21 +338,31 @@ def _files(fs, root: str, tables: Iterable[pa.Table], target_bytes: int, row_gro
         writer = sink = None
         return done
 
-    for t in tables:
-        if not t.num_rows:
-            continue
-        pending.append(t)
-        held += t.num_rows
-        while pending and held >= room():
-            closed = put(take(room()))
+    try:
+        for t in tables:
+            if not t.num_rows:
+                continue
+            pending.append(t)
+            held += t.num_rows
+            while pending and held >= room():
+                closed = put(take(room()))
+                if closed:
+                    yield closed
+        while pending:
+            closed = put(take(min(held, room())))
             if closed:
                 yield closed
-    while pending:
-        closed = put(take(min(held, room())))
-        if closed:
-            yield closed
-    if writer is not None:
-        yield close()
+        if writer is not None:
+            yield close()
+    except BaseException:  # the rows failed (or the write stopped): the file being written was never handed out
+        if writer is not None:
+            with contextlib.suppress(Exception):
+                writer.close()
+            with contextlib.suppress(Exception):
+                sink.close()
+            with contextlib.suppress(Exception):
+                fs.delete_file(f"{root}/{name}")
+        raise
 
 
 def file_stats(meta: pq.FileMetaData, schema: pa.Schema) -> dict:
