@@ -196,6 +196,45 @@ def test_gb18030_only_characters_are_reported_as_gb18030(settings):
     assert _bronze(settings)[0]["subject_name"] == "𠀀记商行"
 
 
+@pytest.mark.parametrize("where", ["header", "last row"])
+def test_a_file_taken_for_gbk_that_is_gb18030_is_read_again_whole(settings, where):
+    """A file that is not UTF-8 is read as GBK unchecked; the GB18030-only character of its header, or of its last
+    row after batches were already written, has it read again as GB18030: every row once, one landing."""
+    rows = [_row(i, subject_name="济南某某商行") for i in range(1, 70_001)]
+    header = HEADER + (["备注𠀀"] if where == "header" else [])
+    if where == "last row":
+        rows[-1] = _row(70_000, subject_name="𠀀记商行")
+    else:
+        rows = [r + ["附"] for r in rows]
+    path = _write(settings.inbox / "a.csv", _csv_text(header, rows), "gb18030")
+    assert len(path.read_bytes()) > 2 * csv_module.BLOCK_BYTES  # the last row is read after two batches
+
+    [batch] = ingest_resource("credit.penalty", files=[path], settings=settings, run_id="r1").batches
+    assert (batch.status, batch.encoding, batch.rows) == ("landed", "gb18030", 70_000)
+    landed = _bronze(settings)
+    assert sorted(r["_row_number"] for r in landed) == list(range(1, 70_001))
+    assert {r["_batch_id"] for r in landed} == {batch.batch_id}
+    if where == "header":
+        assert json.loads(landed[0]["_extra"]) == {"备注𠀀": "附"}
+    else:
+        assert [r["subject_name"] for r in landed if r["_row_number"] == 70_000] == ["𠀀记商行"]
+    assert sorted(r["status"] for r in _log(settings)) == ["landed", "landing"]
+    folder = storage.table_path(settings, "bronze", "credit_penalty")
+    on_disk = {p.name for p in folder.rglob("*.parquet")}
+    assert on_disk == {Path(f).name for f in storage.open_table(folder).file_uris()}  # the first read's are gone
+
+
+def test_a_file_neither_gbk_nor_gb18030_is_rejected_after_its_rows_were_read(settings):
+    rows = _csv_text(HEADER, [_row(i, subject_name="济南") for i in range(1, 70_001)]).encode("gbk")
+    path = _write(settings.inbox / "broken.csv", rows + b"\x81\x20,x\r\n")
+    with pytest.raises(IngestError) as info:
+        ingest_resource("credit.penalty", files=[path], settings=settings, run_id="r1")
+    assert str(info.value.result.batches[0].error) == (
+        f"{path}: not valid UTF-8, GBK or GB18030: undecodable bytes at byte offset {len(rows)}")
+    assert storage.open_table(storage.table_path(settings, "bronze", "credit_penalty")) is None
+    assert sorted(r["status"] for r in _log(settings)) == ["landing", "rejected"]
+
+
 def test_reingesting_the_same_file_adds_nothing(settings):
     first = _write(settings.city / "credit/penalty/a.csv", _csv_text(HEADER, [_row(1), _row(2)]), "gbk")
     ingest_resource("credit.penalty", files=None, settings=settings, run_id="r1")
@@ -218,7 +257,7 @@ def test_an_unchanged_file_is_not_read_again_and_a_changed_one_is(settings, monk
     ingest_resource("credit.penalty", files=None, settings=settings, run_id="r1")
     read = []
     real_sniff = _readers.sniff
-    monkeypatch.setattr(_readers, "sniff", lambda s: read.append(s.path) or real_sniff(s))
+    monkeypatch.setattr(_readers, "sniff", lambda s, **kw: read.append(s.path) or real_sniff(s, **kw))
 
     logged = storage.open_table(storage.table_path(settings, "meta", "ingest_log")).version()
     again = ingest_resource("credit.penalty", files=None, settings=settings, run_id="r2")

@@ -30,7 +30,7 @@ import pyarrow.csv as pcsv
 
 from govlake.catalog import Resource
 from govlake.ingest._bronze import BATCH_ROWS, Assembler, extra_json
-from govlake.ingest._encoding import FileFacts, first_error
+from govlake.ingest._encoding import FileFacts, undecodable
 from govlake.ingest._headers import MAX_COLUMNS, Layout, layout
 from govlake.ingest._paths import Source
 from govlake.ingest._results import IngestError
@@ -93,7 +93,7 @@ def read_csv(source: Source, facts: FileFacts, resource: Resource, asm: Assemble
     """Check the header of ``source`` now (IngestError when unusable); the batches come lazily."""
     assert facts.encoding is not None
     path = source.path
-    header, delimiter = _header(source, facts.encoding)
+    header, delimiter = _header(source, facts)
     if len(header) > MAX_COLUMNS:
         raise IngestError(f"{path}: the header has {len(header):,} fields, more than the limit of "
                           f"{MAX_COLUMNS:,} columns", path=path)
@@ -105,17 +105,20 @@ def read_csv(source: Source, facts: FileFacts, resource: Resource, asm: Assemble
     return _batches(source, facts, lay, delimiter, asm)
 
 
-def _header(source: Source, encoding: str) -> tuple[list[str], str]:
+def _header(source: Source, facts: FileFacts) -> tuple[list[str], str]:
     """The first non-blank record, and the delimiter: ``,`` or a tab when the header has no comma."""
     path = source.path
     for delimiter in (",", "\t"):
         with source.reader() as raw:
-            text = io.TextIOWrapper(raw, encoding=encoding, errors="strict", newline="")
+            text = io.TextIOWrapper(raw, encoding=facts.encoding, errors="strict", newline="")
             try:
                 header = next(_records(text, delimiter, MAX_RECORD), None)
             except _TooLong:
                 raise _too_long(path, "the header row") from None
-            except (csv.Error, UnicodeDecodeError) as exc:
+            except UnicodeDecodeError as exc:
+                raise undecodable(source, facts) or IngestError(f"{path}: cannot read the header row: {exc}",
+                                                                path=path) from None
+            except csv.Error as exc:
                 raise IngestError(f"{path}: cannot read the header row: {exc}", path=path) from None
         if header is None:
             raise IngestError(f"{path}: no header row (the file has only blank lines)", path=path)
@@ -190,11 +193,8 @@ def _batches(source: Source, facts: FileFacts, lay: Layout, delimiter: str, asm:
                               "field that does not end: an unclosed quote?); nothing of the file landed",
                               path=path) from None
         if not invalid.overflowed:
-            offset = first_error(source, facts.encoding or "utf-8")
-            if offset is not None:
-                raise IngestError(f"{path}: undecodable {facts.encoding} bytes at byte offset {offset}",
-                                  path=path) from None
-            raise IngestError(f"{path}: cannot parse the CSV: {exc}", path=path) from None
+            raise undecodable(source, facts) or IngestError(f"{path}: cannot parse the CSV: {exc}",
+                                                            path=path) from None
     yield from _python_batches(source, facts, lay, delimiter, asm, done=next_number - 1)
 
 
@@ -218,6 +218,9 @@ def _python_batches(source: Source, facts: FileFacts, lay: Layout, delimiter: st
                 yield _fixed(chunk, range(number, number + len(chunk)), lay, facts.has_nul, asm)
         except _TooLong:
             raise _too_long(path, f"row {number + len(chunk)}") from None
+        except UnicodeDecodeError as exc:
+            raise undecodable(source, facts) or IngestError(f"{path}: cannot parse the CSV: {exc}",
+                                                            path=path) from None
         except csv.Error as exc:
             raise IngestError(f"{path}: cannot parse the CSV: {exc}", path=path) from None
 

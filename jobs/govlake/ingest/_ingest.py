@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import uuid
 from collections.abc import Callable, Iterator
@@ -15,6 +16,7 @@ from govlake.config import Settings
 from govlake.ingest import _log
 from govlake.ingest._bronze import Assembler, Provenance, land
 from govlake.ingest._db import bronze_files, read_window
+from govlake.ingest._encoding import Reencode
 from govlake.ingest._paths import matching, open_source
 from govlake.ingest._readers import batches_of, facts_of
 from govlake.ingest._results import DATA_ERRORS, BatchResult, IngestError, IngestResult
@@ -23,7 +25,9 @@ from govlake.ingest._watermark import parse_lookback
 
 _KIND_BY_SUFFIX = {".csv": "csv", ".tsv": "csv", ".txt": "csv", ".xlsx": "xlsx", ".xlsm": "xlsx",
                    ".xls": "xlsx", ".ods": "xlsx", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl"}
-Opener = Callable[[Assembler], Iterator[pa.RecordBatch]]
+Opener = Callable[[Assembler, str | None], Iterator[pa.RecordBatch]]
+"""A source's record batches for an assembler: its header checked now, the rows as they are read. The second argument
+is None, or the encoding to read a file in that :class:`Reencode` named."""
 
 
 def ingest_resource(resource: str, *, files: list[Path] | None, settings: Settings, run_id: str,
@@ -96,13 +100,14 @@ class _Lander:
                 # inbox ever received: 54 of them, 1.9 s of a 2.6 s ingest)
                 return BatchResult(str(path), seen, None, 0, "skipped_already_ingested", size=st.st_size,
                                    mtime_ns=st.st_mtime_ns)
-            try:
-                facts = facts_of(kind, source)
+            try:  # a Spark task's file is checked here: what it is decoded as is decided before the task runs
+                facts = facts_of(kind, source, check=self._on_spark)
             except IngestError as exc:
                 return self._record(BatchResult(str(path), None, None, 0, "rejected", str(exc)))
 
-            def opener(asm: Assembler) -> Iterator[pa.RecordBatch]:
-                return batches_of(kind, source, facts, self.res, asm)
+            def opener(asm: Assembler, encoding: str | None) -> Iterator[pa.RecordBatch]:
+                known = facts if encoding is None else dataclasses.replace(facts, encoding=encoding, checked=True)
+                return batches_of(kind, source, known, self.res, asm)
 
             def task(asm: Assembler) -> FileTask:
                 return FileTask(str(path), str(self.settings.city) if self.settings.city else None, kind, facts,
@@ -134,7 +139,7 @@ class _Lander:
                     f"row(s), e.g. {values}); nothing landed, the rows are read again on the next ingest")
                 return self._record(batch)
             batch.error = read.warning()
-            return self._land(batch, read.batches)
+            return self._land(batch, lambda asm, _encoding: read.batches(asm))
         except IngestError as exc:  # no connection, no table, a required column missing
             return self._record(BatchResult(f"db:{src.table}", None, None, 0, "rejected", str(exc)))
         finally:
@@ -156,16 +161,26 @@ class _Lander:
             return self._record(batch)
         now = dt.datetime.now(dt.UTC)  # the batch id keeps the clock's order; the received time is the business date's
         received, batch.batch_id = self.settings.landing_time(now), f"{now:%Y%m%dT%H%M%S%f}-{uuid.uuid4().hex[:8]}"
-        asm = Assembler(self.res, Provenance(self.res.code, batch.batch_id, batch.source, batch.source_hash, received))
+        provenance = Provenance(self.res.code, batch.batch_id, batch.source, batch.source_hash, received)
+        asm = Assembler(self.res, provenance)
         try:
-            batches = opener(asm)
+            try:
+                batches = opener(asm, None)
+            except Reencode as again:  # (its header does not decode as GBK)
+                batch.encoding, asm = again.encoding, Assembler(self.res, provenance)
+                batches = opener(asm, again.encoding)
         except IngestError as exc:
             batch.status, batch.error = "rejected", str(exc)
             return self._record(batch, received)
         self._record(batch, received, status=_log.LANDING)
         try:
             if task is None:
-                batch.rows = land(self.bronze, batches, schema=asm.schema, run_id=self.run_id)
+                try:
+                    batch.rows = land(self.bronze, batches, schema=asm.schema, run_id=self.run_id)
+                except Reencode as again:  # a file taken for GBK is GB18030: nothing was committed, read it again
+                    batch.encoding, asm = again.encoding, Assembler(self.res, provenance)
+                    batch.rows = land(self.bronze, opener(asm, again.encoding), schema=asm.schema,
+                                      run_id=self.run_id)
             else:
                 batches.close()  # the header was checked; the task reads the rows
                 batch.rows, fields = land_file(self._spark(), self.bronze, task(asm), run_id=self.run_id)

@@ -28,7 +28,7 @@ import pyarrow as pa
 
 from govlake.catalog import Resource
 from govlake.ingest._bronze import BATCH_ROWS, Assembler
-from govlake.ingest._encoding import FileFacts, first_error
+from govlake.ingest._encoding import FileFacts, undecodable
 from govlake.ingest._headers import Matcher
 from govlake.ingest._paths import Source
 from govlake.ingest._results import IngestError
@@ -56,10 +56,8 @@ def _text(source: Source, facts: FileFacts) -> io.TextIOWrapper:
     return io.TextIOWrapper(source.reader(), encoding=facts.encoding or "utf-8", errors="strict", newline="")
 
 
-def _undecodable(source: Source, facts: FileFacts) -> IngestError:
-    offset = first_error(source, facts.encoding or "utf-8")
-    return IngestError(f"{source.path}: undecodable {facts.encoding} bytes at byte offset {offset}",
-                       path=source.path)
+def _undecodable(source: Source, facts: FileFacts) -> Exception:
+    return undecodable(source, facts) or IngestError(f"{source.path}: cannot decode the text", path=source.path)
 
 
 def _is_document(source: Source, facts: FileFacts) -> bool:

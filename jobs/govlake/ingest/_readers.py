@@ -15,9 +15,10 @@ from govlake.ingest._paths import Source
 from govlake.ingest._xlsx import read_xlsx
 
 
-def facts_of(kind: str, source: Source) -> FileFacts:
-    """sha256 and size of ``source`` and, for text, its encoding (IngestError when it is not readable text)."""
-    return fingerprint(source) if kind == "xlsx" else sniff(source)
+def facts_of(kind: str, source: Source, *, check: bool = False) -> FileFacts:
+    """sha256 and size of ``source`` and, for text, its encoding (IngestError when it is not readable text;
+    ``check``: see :func:`~govlake.ingest._encoding.sniff`)."""
+    return fingerprint(source) if kind == "xlsx" else sniff(source, check=check)
 
 
 def batches_of(kind: str, source: Source, facts: FileFacts, resource: Resource, asm: Assembler

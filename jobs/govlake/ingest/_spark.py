@@ -130,7 +130,7 @@ def read(task: FileTask) -> Iterator[pa.RecordBatch]:
                               f"{task.facts.sha256[:12]}… → {facts.sha256[:12]}…); nothing of it landed: send it "
                               "again once it is complete", path=path)
         asm = Assembler(task.resource, task.provenance)
-        for batch in batches_of(task.kind, source, facts, task.resource, asm):
+        for batch in batches_of(task.kind, source, task.facts, task.resource, asm):  # (the driver's encoding)
             yield batch.append_column(TRAILER, pa.nulls(batch.num_rows, pa.string()))
         trailer = {f.name: [None] for f in schema}
         trailer[TRAILER] = [json.dumps(asm.fields, ensure_ascii=False)]
