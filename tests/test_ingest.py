@@ -235,6 +235,25 @@ def test_a_file_neither_gbk_nor_gb18030_is_rejected_after_its_rows_were_read(set
     assert sorted(r["status"] for r in _log(settings)) == ["landing", "rejected"]
 
 
+def test_the_next_file_sniffed_ahead_is_closed_when_the_ingest_stops(settings, monkeypatch):
+    """Each file is hashed and sniffed on a thread while the one before lands; an ingest stopped by an error leaves
+    no file of the inbox open."""
+    from govlake.ingest import _ingest
+
+    paths = [_write(settings.city / f"credit/penalty/{n}.csv", _csv_text(HEADER, [_row(1)]), "gbk") for n in "abc"]
+    sniffed = []
+    real = _ingest._Lander.sniffed
+    monkeypatch.setattr(_ingest._Lander, "sniffed", lambda self, p: sniffed.append(p.name) or real(self, p))
+    monkeypatch.setattr(_ingest._Lander, "_land", lambda *_args: (_ for _ in ()).throw(OSError("disk gone")))
+
+    with pytest.raises(OSError, match="disk gone"):
+        ingest_resource("credit.penalty", files=None, settings=settings, run_id="r1")
+    assert sniffed == ["a.csv", "b.csv"]  # the second one ahead, while the first was (to be) landed
+    open_files = {os.readlink(f"/proc/self/fd/{fd}") for fd in os.listdir("/proc/self/fd")
+                  if os.path.exists(f"/proc/self/fd/{fd}")}
+    assert not open_files & {str(p) for p in paths}
+
+
 def test_reingesting_the_same_file_adds_nothing(settings):
     first = _write(settings.city / "credit/penalty/a.csv", _csv_text(HEADER, [_row(1), _row(2)]), "gbk")
     ingest_resource("credit.penalty", files=None, settings=settings, run_id="r1")

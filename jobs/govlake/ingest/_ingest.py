@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import uuid
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pyarrow as pa
@@ -16,8 +18,8 @@ from govlake.config import Settings
 from govlake.ingest import _log
 from govlake.ingest._bronze import Assembler, Provenance, land
 from govlake.ingest._db import bronze_files, read_window
-from govlake.ingest._encoding import Reencode
-from govlake.ingest._paths import matching, open_source
+from govlake.ingest._encoding import FileFacts, Reencode
+from govlake.ingest._paths import Source, matching, open_source
 from govlake.ingest._readers import batches_of, facts_of
 from govlake.ingest._results import DATA_ERRORS, BatchResult, IngestError, IngestResult
 from govlake.ingest._spark import FileTask, land_file
@@ -57,10 +59,12 @@ def ingest_resource(resource: str, *, files: list[Path] | None, settings: Settin
         told(f"db:{res.source.table}", result.batches[-1])
     else:
         paths = [Path(f) for f in files] if files is not None else discover(settings.city, res.source.pattern or "")
-        for p in paths:
-            told(str(p), None)
-            result.batches.append(lander.file(p))
-            told(str(p), result.batches[-1])
+        with (ThreadPoolExecutor(1, thread_name_prefix="sniff") as pool,
+              contextlib.closing(_one_ahead(pool, lander.sniffed, paths)) as sniffed_files):
+            for p, sniffed in zip(paths, sniffed_files, strict=True):
+                told(str(p), None)
+                result.batches.append(lander.file(sniffed))
+                told(str(p), result.batches[-1])
     if result.rejected:
         errors = "\n  ".join(b.error or b.source for b in result.rejected)
         raise IngestError(f"{res.code}: {len(result.rejected)} of {len(result.batches)} source(s) rejected:\n"
@@ -77,33 +81,74 @@ def discover(city: Path, pattern: str) -> list[Path]:
     return sorted(p for p in matching(city, pattern) if not p.name.startswith(("~$", ".")))
 
 
+@dataclasses.dataclass(frozen=True)
+class _Sniffed:
+    """A file open and sniffed, to be landed."""
+
+    path: Path
+    kind: str
+    source: Source
+    facts: FileFacts
+
+
+def _one_ahead(pool: ThreadPoolExecutor, sniff: Callable[[Path], BatchResult | _Sniffed], paths: list[Path]
+               ) -> Iterator[BatchResult | _Sniffed]:
+    """``sniff(path)`` of each path in turn, the next one's running on ``pool`` while the caller lands this one; a
+    sniffed file the caller does not take (it stopped) is closed."""
+    pending = pool.submit(sniff, paths[0]) if paths else None
+    try:
+        for i in range(len(paths)):
+            done = pending.result()
+            pending = pool.submit(sniff, paths[i + 1]) if i + 1 < len(paths) else None
+            yield done
+    finally:
+        if pending is not None:
+            left = pending.result()
+            if isinstance(left, _Sniffed):
+                left.source.close()
+
+
 class _Lander:
     def __init__(self, resource: Resource, settings: Settings, run_id: str):
         self.res, self.settings, self.run_id = resource, settings, run_id
         self.bronze = storage.table_path(settings, "bronze", resource.slug)
         self.past = _log.history(settings, resource.code, self.bronze, run_id=run_id)
 
-    def file(self, path: Path) -> BatchResult:
-        """Land one file, opened once without following links (under the inbox: from the inbox down);
-        the same open file is hashed and read, and a change meanwhile rejects it."""
+    def sniffed(self, path: Path) -> BatchResult | _Sniffed:
+        """``path`` opened once without following links (under the inbox: from the inbox down), then hashed and
+        its encoding found — unless it was landed before and is unchanged since, or cannot be read: a BatchResult
+        says so (a rejection not logged yet: :meth:`file` logs it). Touches nothing but the file: the next file's
+        runs on a thread while this one lands (hashing, reading and Arrow's UTF-8 check release the interpreter)."""
         kind = _KIND_BY_SUFFIX.get(path.suffix.lower(), self.res.source.kind)
         try:
             source = open_source(path, inbox=self.settings.city)
         except IngestError as exc:
-            return self._record(BatchResult(str(path), None, None, 0, "rejected", str(exc)))
+            return BatchResult(str(path), None, None, 0, "rejected", str(exc))
+        st = source.stat
+        seen = self.past.files.get((str(path), st.st_size, st.st_mtime_ns))
+        if seen is not None:
+            # landed before and unchanged since: not read again, and not logged again either (its row is in
+            # the log; a row per kept file and ingest made the day's ingest a commit for every file the
+            # inbox ever received: 54 of them, 1.9 s of a 2.6 s ingest)
+            source.close()
+            return BatchResult(str(path), seen, None, 0, "skipped_already_ingested", size=st.st_size,
+                               mtime_ns=st.st_mtime_ns)
+        try:  # a Spark task's file is checked here: what it is decoded as is decided before the task runs
+            return _Sniffed(path, kind, source, facts_of(kind, source, check=self._on_spark))
+        except BaseException as exc:
+            source.close()
+            if isinstance(exc, IngestError):
+                return BatchResult(str(path), None, None, 0, "rejected", str(exc))
+            raise
+
+    def file(self, sniffed: BatchResult | _Sniffed) -> BatchResult:
+        """Land one file :meth:`sniffed` opened; the same open file is read, and a change since it was opened
+        rejects it."""
+        if isinstance(sniffed, BatchResult):
+            return sniffed if sniffed.status == "skipped_already_ingested" else self._record(sniffed)
+        path, kind, source, facts = sniffed.path, sniffed.kind, sniffed.source, sniffed.facts
         with source:
             st = source.stat
-            seen = self.past.files.get((str(path), st.st_size, st.st_mtime_ns))
-            if seen is not None:
-                # landed before and unchanged since: not read again, and not logged again either (its row is in
-                # the log; a row per kept file and ingest made the day's ingest a commit for every file the
-                # inbox ever received: 54 of them, 1.9 s of a 2.6 s ingest)
-                return BatchResult(str(path), seen, None, 0, "skipped_already_ingested", size=st.st_size,
-                                   mtime_ns=st.st_mtime_ns)
-            try:  # a Spark task's file is checked here: what it is decoded as is decided before the task runs
-                facts = facts_of(kind, source, check=self._on_spark)
-            except IngestError as exc:
-                return self._record(BatchResult(str(path), None, None, 0, "rejected", str(exc)))
 
             def opener(asm: Assembler, encoding: str | None) -> Iterator[pa.RecordBatch]:
                 known = facts if encoding is None else dataclasses.replace(facts, encoding=encoding, checked=True)
