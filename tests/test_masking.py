@@ -228,6 +228,30 @@ def test_free_text_variants_are_scrubbed(typed, masked):
     assert run_sql(scrub_sql("x"), [{"x": typed}]) == [masked]
 
 
+def test_the_eleven_digit_search_skips_only_text_the_patterns_leave_as_it_is():
+    """Text without eleven digits in a row (at most one separator between two) is not searched for the three
+    patterns: on text built of digits, full-width digits, separators and letters around the 10/11-digit edge, the
+    scrub with the search gives what the patterns alone give, in Python and in SQL."""
+    import random
+    import re
+
+    from govlake.masking import _TEXT_PATTERNS
+
+    def unfiltered(text: str) -> str:
+        for pattern, replacement in _TEXT_PATTERNS:
+            text = re.sub(pattern, replacement, text)
+        return text
+
+    rng = random.Random(7)
+    alphabet = list("0123456789" * 3 + "１３８９Xx") + [" ", "-", "－", "\u3000", "  ", "号", "a", "，"]
+    texts = ["".join(rng.choice(alphabet) for _ in range(rng.randint(8, 40))) for _ in range(3_000)]
+    texts += ["1381234567", "13812345678", "138 1234 567", "138 1234 5678", "370102199003071238", "37010290030712"]
+    expected = [unfiltered(t) for t in texts]
+    assert sum(e != t for e, t in zip(expected, texts)) > 100  # the cases hold matches as well as near misses
+    assert [scrub_text(t) for t in texts] == expected
+    assert run_sql(scrub_sql("x"), [{"x": t} for t in texts]) == expected
+
+
 def test_a_rows_own_person_names_are_scrubbed_from_its_free_text():
     import duckdb
 
