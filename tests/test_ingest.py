@@ -432,6 +432,21 @@ def test_jsonl_with_a_broken_line(settings):
     assert rows[5]["_parse_error"] == "invalid JSON: expected an object, got an array"
 
 
+@pytest.mark.parametrize("first", ["丁公司", "𠀀公司"])  # the GB18030-only character on the first line or the last
+def test_jsonl_in_gb18030_is_read_again_whole(settings, first):
+    lines = [json.dumps({"统一社会信用代码": f"91370100MA3C{n:06d}", "单位名称": first if n == 1 else "甲公司"},
+                        ensure_ascii=False) for n in range(1, 20_001)]
+    lines[-1] = lines[-1].replace("甲公司", "𠀀记")
+    path = _write(settings.city / "hrss/2026-10.jsonl", "\n".join(lines) + "\n", "gb18030")
+
+    [batch] = ingest_resource("hrss.social_insurance", files=None, settings=settings, run_id="r1").batches
+    assert (batch.status, batch.encoding, batch.rows) == ("landed", "gb18030", 20_000)
+    rows = {r["_row_number"]: r for r in _bronze(settings, "hrss.social_insurance")}
+    assert sorted(rows) == list(range(1, 20_001))
+    assert (rows[1]["name"], rows[20_000]["name"]) == (first, "𠀀记")
+    assert str(path) == batch.source
+
+
 def test_nul_byte_lands_flagged(settings):
     text = _csv_text(HEADER, [_row(1), _row(2, facts="坏\x00字节"), _row(3)[:3]])
     text = text.replace("subject_name-3", "subject\x00name-3")
