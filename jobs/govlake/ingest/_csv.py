@@ -162,6 +162,9 @@ def _batches(source: Source, facts: FileFacts, lay: Layout, delimiter: str, asm:
     width = len(lay.headers)
     names = [f"f{i}" for i in range(width)]
     invalid = _Invalid()
+    # A UTF-8 file was validated whole by the sniff, anything else reaches Arrow transcoded by Python's codec: the
+    # fields are UTF-8 (a field is cut at ASCII bytes only, never inside a character), so Arrow does not validate
+    # them again (check_utf8; 10-million-record city's ingest 25.5–27.3 → 23.6–25.4 s)
     encoding = "utf8" if facts.encoding in ("utf-8", "utf-8-sig") else facts.encoding
     next_number = 1
     try:
@@ -172,7 +175,8 @@ def _batches(source: Source, facts: FileFacts, lay: Layout, delimiter: str, asm:
             parse_options=pcsv.ParseOptions(delimiter=delimiter, newlines_in_values=True,
                                             invalid_row_handler=invalid),
             convert_options=pcsv.ConvertOptions(column_types=dict.fromkeys(names, pa.string()),
-                                                strings_can_be_null=False, quoted_strings_can_be_null=False))
+                                                strings_can_be_null=False, quoted_strings_can_be_null=False,
+                                                check_utf8=False))
         while True:
             try:
                 rb = reader.read_next_batch()
