@@ -24,6 +24,7 @@ import io
 import itertools
 from collections.abc import Iterator
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pcsv
@@ -240,7 +241,8 @@ def _numbers(n: int, start: int, invalid: list[tuple[int, str]]) -> tuple[pa.Arr
         left -= bad - start
         start = bad + 1
     ranges.append(range(start, start + left))
-    return pa.array(itertools.chain.from_iterable(ranges), pa.int64()), start + left
+    parts = [np.arange(r.start, r.stop, dtype=np.int64) for r in ranges]  # (not a Python int per row)
+    return pa.array(parts[0] if len(parts) == 1 else np.concatenate(parts)), start + left
 
 
 def _good(rb: pa.RecordBatch, numbers: pa.Array, lay: Layout, has_nul: bool, asm: Assembler) -> pa.RecordBatch:
