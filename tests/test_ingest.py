@@ -8,6 +8,7 @@ import io
 import json
 import os
 import shutil
+import threading
 from pathlib import Path
 
 import pyarrow as pa
@@ -241,10 +242,21 @@ def test_the_next_file_sniffed_ahead_is_closed_when_the_ingest_stops(settings, m
     from govlake.ingest import _ingest
 
     paths = [_write(settings.city / f"credit/penalty/{n}.csv", _csv_text(HEADER, [_row(1)]), "gbk") for n in "abc"]
-    sniffed = []
+    sniffed, second = [], threading.Event()
     real = _ingest._Lander.sniffed
-    monkeypatch.setattr(_ingest._Lander, "sniffed", lambda self, p: sniffed.append(p.name) or real(self, p))
-    monkeypatch.setattr(_ingest._Lander, "_land", lambda *_args: (_ for _ in ()).throw(OSError("disk gone")))
+
+    def sniff(self, path):
+        sniffed.append(path.name)
+        if len(sniffed) == 2:
+            second.set()
+        return real(self, path)
+
+    def land(*_args):
+        assert second.wait(10)  # the next file's sniff under way (a sniff not started yet is cancelled)
+        raise OSError("disk gone")
+
+    monkeypatch.setattr(_ingest._Lander, "sniffed", sniff)
+    monkeypatch.setattr(_ingest._Lander, "_land", land)
 
     with pytest.raises(OSError, match="disk gone"):
         ingest_resource("credit.penalty", files=None, settings=settings, run_id="r1")

@@ -101,8 +101,8 @@ def _one_ahead(pool: ThreadPoolExecutor, sniff: Callable[[Path], BatchResult | _
             done = pending.result()
             pending = pool.submit(sniff, paths[i + 1]) if i + 1 < len(paths) else None
             yield done
-    finally:
-        if pending is not None:
+    finally:  # (a sniff that raised closed its file itself)
+        if pending is not None and not pending.cancel() and pending.exception() is None:
             left = pending.result()
             if isinstance(left, _Sniffed):
                 left.source.close()
