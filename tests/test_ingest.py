@@ -161,8 +161,9 @@ def test_unreadable_files_are_rejected_with_their_name(settings, data, reason):
 def test_undecodable_bytes_reject_the_file_with_the_offset(settings):
     head = _csv_text(HEADER, [_row(1, subject_name="济南")]).encode("gbk")
     path = _write(settings.inbox / "broken.csv", head + b"\x81\x20," * 3)
-    with pytest.raises(IngestError, match=rf"byte offset {len(head)}"):
+    with pytest.raises(IngestError, match=rf"byte offset {len(head)}") as info:
         ingest_resource("credit.penalty", files=[path], settings=settings, run_id="r1")
+    assert info.value.result.batches[0].encoding is None  # none of the encodings tried
 
 
 @pytest.mark.parametrize("chunk", [1, 2, 3, 5, 7, 64, 1000, 1 << 20])
@@ -230,8 +231,9 @@ def test_a_file_neither_gbk_nor_gb18030_is_rejected_after_its_rows_were_read(set
     path = _write(settings.inbox / "broken.csv", rows + b"\x81\x20,x\r\n")
     with pytest.raises(IngestError) as info:
         ingest_resource("credit.penalty", files=[path], settings=settings, run_id="r1")
-    assert str(info.value.result.batches[0].error) == (
-        f"{path}: not valid UTF-8, GBK or GB18030: undecodable bytes at byte offset {len(rows)}")
+    [batch] = info.value.result.batches
+    assert (batch.error, batch.encoding) == (
+        f"{path}: not valid UTF-8, GBK or GB18030: undecodable bytes at byte offset {len(rows)}", None)
     assert storage.open_table(storage.table_path(settings, "bronze", "credit_penalty")) is None
     assert sorted(r["status"] for r in _log(settings)) == ["landing", "rejected"]
 

@@ -155,11 +155,15 @@ def _checked(source: Source, encoding: str, *, tried: str | None = None) -> str:
     return encoding
 
 
+class Undecodable(IngestError):
+    """A file that is not in the encoding it was read in, nor (taken for GBK unchecked) in GB18030."""
+
+
 def undecodable(source: Source, facts: FileFacts) -> Exception | None:
-    """What to raise for a read of ``source`` in ``facts.encoding`` that failed: IngestError naming the first
-    byte that does not decode, or for a file taken for GBK unchecked :class:`Reencode` when it is GB18030 and
-    IngestError when it is not that either (the sniff's words); None when the file decodes whole (the failure
-    was something else)."""
+    """What to raise for a read of ``source`` in ``facts.encoding`` that failed: :class:`Undecodable` naming the
+    first byte that does not decode, or for a file taken for GBK unchecked :class:`Reencode` when it is GB18030
+    and Undecodable when it is not that either (the sniff's words); None when the file decodes whole (the
+    failure was something else)."""
     encoding = facts.encoding or "utf-8"
     offset = first_error(source, encoding)
     if offset is None:
@@ -168,8 +172,8 @@ def undecodable(source: Source, facts: FileFacts) -> Exception | None:
         try:
             return Reencode(_checked(source, "gb18030", tried="UTF-8, GBK or GB18030"))
         except IngestError as exc:
-            return exc
-    return IngestError(f"{source.path}: undecodable {encoding} bytes at byte offset {offset}", path=source.path)
+            return Undecodable(str(exc), path=source.path)
+    return Undecodable(f"{source.path}: undecodable {encoding} bytes at byte offset {offset}", path=source.path)
 
 
 def first_error(source: Source, encoding: str) -> int | None:

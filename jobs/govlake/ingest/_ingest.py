@@ -18,7 +18,7 @@ from govlake.config import Settings
 from govlake.ingest import _log
 from govlake.ingest._bronze import Assembler, Provenance, land
 from govlake.ingest._db import bronze_files, read_window
-from govlake.ingest._encoding import FileFacts, Reencode
+from govlake.ingest._encoding import FileFacts, Reencode, Undecodable
 from govlake.ingest._paths import Source, matching, open_source
 from govlake.ingest._readers import batches_of, facts_of
 from govlake.ingest._results import DATA_ERRORS, BatchResult, IngestError, IngestResult
@@ -216,6 +216,8 @@ class _Lander:
                 batches = opener(asm, again.encoding)
         except IngestError as exc:
             batch.status, batch.error = "rejected", str(exc)
+            if isinstance(exc, Undecodable):
+                batch.encoding = None
             return self._record(batch, received)
         self._record(batch, received, status=_log.LANDING)
         try:
@@ -233,6 +235,8 @@ class _Lander:
             batch.fields = asm.fields
         except DATA_ERRORS as exc:
             batch.status, batch.error, batch.rows = "rejected", _message(exc, batch.source), 0
+            if isinstance(exc, Undecodable):
+                batch.encoding = None  # it is in none of the encodings tried
             return self._record(batch, received)
         self.past.add(batch.source_hash, batch.watermark_hi)
         return self._record(batch, received)
