@@ -92,8 +92,7 @@ _TEXT_PATTERNS = ((ID_IN_TEXT, r"\1" + ID_MASK + r"\3"), (ID15_IN_TEXT, r"\1" + 
 ELEVEN_DIGITS = _D + f"(?:{_SEP}?{_D}){{10}}"
 """Eleven digits with at most one space or hyphen between two: every match of the three patterns above holds such a
 run (a mobile number 11 digits, a 身份证号 15 or 17 and its check character), so text without one is left as it is
-without trying them (one search instead of three; 2.34 million publications of a 10-million-record extract
-14.5 → 9.1 s)."""
+without trying them: one search instead of three (docs/performance.md, "The extract")."""
 _ELEVEN_DIGITS_RE = re.compile(ELEVEN_DIGITS)
 
 

@@ -134,12 +134,14 @@ class _Lander:
             return BatchResult(str(path), seen, None, 0, "skipped_already_ingested", size=st.st_size,
                                mtime_ns=st.st_mtime_ns)
         try:  # a Spark task's file is checked here: what it is decoded as is decided before the task runs
-            return _Sniffed(path, kind, source, facts_of(kind, source, check=self._on_spark))
-        except BaseException as exc:
+            facts = facts_of(kind, source, check=self._on_spark)
+        except IngestError as exc:
             source.close()
-            if isinstance(exc, IngestError):
-                return BatchResult(str(path), None, None, 0, "rejected", str(exc))
+            return BatchResult(str(path), None, None, 0, "rejected", str(exc))
+        except BaseException:
+            source.close()
             raise
+        return _Sniffed(path, kind, source, facts)
 
     def file(self, sniffed: BatchResult | _Sniffed) -> BatchResult:
         """Land one file :meth:`sniffed` opened; the same open file is read, and a change since it was opened
@@ -208,36 +210,40 @@ class _Lander:
         received, batch.batch_id = self.settings.landing_time(now), f"{now:%Y%m%dT%H%M%S%f}-{uuid.uuid4().hex[:8]}"
         provenance = Provenance(self.res.code, batch.batch_id, batch.source, batch.source_hash, received)
         asm = Assembler(self.res, provenance)
+
+        def reread(again: Reencode) -> Iterator[pa.RecordBatch]:
+            """The file taken for GBK is GB18030: its batches again, in that (nothing of it was committed)."""
+            nonlocal asm
+            batch.encoding, asm = again.encoding, Assembler(self.res, provenance)
+            return opener(asm, again.encoding)
+
+        def rejected(exc: Exception, message: str) -> BatchResult:
+            batch.status, batch.error, batch.rows = "rejected", message, 0
+            if isinstance(exc, Undecodable):
+                batch.encoding = None  # it is in none of the encodings tried
+            return self._record(batch, received)
+
         try:
             try:
                 batches = opener(asm, None)
             except Reencode as again:  # (its header does not decode as GBK)
-                batch.encoding, asm = again.encoding, Assembler(self.res, provenance)
-                batches = opener(asm, again.encoding)
+                batches = reread(again)
         except IngestError as exc:
-            batch.status, batch.error = "rejected", str(exc)
-            if isinstance(exc, Undecodable):
-                batch.encoding = None
-            return self._record(batch, received)
+            return rejected(exc, str(exc))
         self._record(batch, received, status=_log.LANDING)
         try:
             if task is None:
                 try:
                     batch.rows = land(self.bronze, batches, schema=asm.schema, run_id=self.run_id)
-                except Reencode as again:  # a file taken for GBK is GB18030: nothing was committed, read it again
-                    batch.encoding, asm = again.encoding, Assembler(self.res, provenance)
-                    batch.rows = land(self.bronze, opener(asm, again.encoding), schema=asm.schema,
-                                      run_id=self.run_id)
+                except Reencode as again:
+                    batch.rows = land(self.bronze, reread(again), schema=asm.schema, run_id=self.run_id)
             else:
                 batches.close()  # the header was checked; the task reads the rows
                 batch.rows, fields = land_file(self._spark(), self.bronze, task(asm), run_id=self.run_id)
                 asm.headers, asm.types = [f for f, _ in fields], {f: t for f, t in fields if t}
             batch.fields = asm.fields
         except DATA_ERRORS as exc:
-            batch.status, batch.error, batch.rows = "rejected", _message(exc, batch.source), 0
-            if isinstance(exc, Undecodable):
-                batch.encoding = None  # it is in none of the encodings tried
-            return self._record(batch, received)
+            return rejected(exc, _message(exc, batch.source))
         self.past.add(batch.source_hash, batch.watermark_hi)
         return self._record(batch, received)
 
