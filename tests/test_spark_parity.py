@@ -506,6 +506,7 @@ TEXT_EXPRESSIONS = {
     "extract_1": r"regexp_extract(x, '([a-z])([A-Z])?', 2)",
     # Chinese text: characters, not bytes or UTF-16 units
     "length": "length(x)",
+    "bytes": "strlen(x)",
     "left": "left(x, 2)",
     "substr": "substr(x, 2, 2)",
     "upper": "upper(x)",

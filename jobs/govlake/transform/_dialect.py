@@ -375,6 +375,8 @@ def _function(node: exp.Expression) -> exp.Expression:
             return _spark("case when _arg1 rlike _regex then try_to_timestamp(regexp_replace(_arg1, _regex, _repl), "
                           "_pattern) end", _arg1=args[0], _regex=_string(regex), _repl=_string(replacement),
                           _pattern=_string(pattern))
+        if name == "strlen" and len(args) == 1:  # bytes
+            return _spark("octet_length(_arg1)", _arg1=args[0])
         if name in ("strptime", "regexp_split_to_array", "string_split_regex", "regexp_extract_all"):
             raise ValueError(f"{name} has no Spark translation here")
         return node
@@ -581,6 +583,11 @@ class Dialect:
     def contains_match(self, expr: str, pattern: str) -> str:
         """True when some part of ``expr`` matches the regex ``pattern``."""
         return f"regexp_matches({expr}, {_quote(pattern)})"
+
+    def non_ascii(self, expr: str) -> str:
+        """True when ``expr`` holds a character beyond ASCII: more bytes than characters (a length, where a
+        regex search costs ~50 ns a value)."""
+        return f"strlen({expr}) <> length({expr})"
 
     def strip(self, expr: str) -> str:
         """Remove leading and trailing whitespace, including the ideographic space."""
