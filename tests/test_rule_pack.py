@@ -168,6 +168,36 @@ def test_multi_valued_code_list():
     assert gx_failures(rows, e2) == [5, 6]
 
 
+def test_multi_valued_check_is_the_token_lookup():
+    """The check is one regular expression; on random texts of values, prefixes of values, separators, blanks and
+    unknown words it fails exactly the rows where some token (split at the separators, blanks and empty tokens
+    ignored) is not in the set — the list lookup it replaced, written out here. Values holding a separator, a
+    blank or a regex character are in the set too."""
+    from govlake.quality._checks import multi_value_in_set
+
+    values = ["暂扣许可证", "暂扣许可证件", "罚款", "警告", "a.b", "x+", "甲;乙", "丙 丁", "(其他)"]
+    pieces = ["暂扣许可证", "暂扣许可证件", "件", "罚款", "警告", "罚", "a.b", "aXb", "x+", "xx", "甲", "乙", "丙",
+              "丁", "(其他)", "其他", "甲;乙", "丙 丁", ";", "、", "；", " ", "\u3000", ""]
+    rng = random.Random(7)
+    texts = ["".join(rng.choice(pieces) for _ in range(rng.randint(0, 6))) for _ in range(4000)] + [None]
+    con = duckdb.connect()
+    con.execute("create table t (i integer, cat varchar)")
+    con.executemany("insert into t values (?, ?)", list(enumerate(texts)))
+    listed = ", ".join("'" + v.replace("'", "''") + "'" for v in values)
+    for separators in ([";", "、"], [";", "、", "；"], ["、"]):
+        text = "replace(cat, ' ', '')"
+        for sep in separators[1:]:
+            text = f"replace({text}, '{sep}', '{separators[0]}')"
+        lookup = (f"cat is not null and not list_has_all([{listed}], "
+                  f"list_filter(string_split({text}, '{separators[0]}'), x -> x <> ''))")
+        check = multi_value_in_set(column="cat", value_set=values, separators=separators)
+        differ = con.execute(f"select count(*), count(*) filter (where {lookup}) from t "
+                             f"where ({check}) is distinct from ({lookup})").fetchone()
+        assert differ[0] == 0, (separators, differ)
+        failing = con.execute(f"select count(*) from t where {check}").fetchone()[0]
+        assert 0 < failing < len(texts) - 1
+
+
 def test_parseable_and_dates():
     from govlake.quality import (
         ExpectColumnPairValuesAToNotBeAfterB,
