@@ -55,9 +55,11 @@ def tokens_of(cl_values: list[str], synonyms: dict[str, str]) -> list[tuple[str,
 
 
 def multi_normalized(expr: str) -> str:
-    """';' + values separated by ';' + ';' so that each token can be found by ``like``."""
-    for sep in MULTI_SEPARATORS:
-        expr = f"replace({expr}, {_q(sep)}, ';')"
+    """';' + values separated by ';' + ';' so that each token can be found by ``like``. ``expr`` is the
+    cleaned text, whose full-width forms are folded already: the full-width separators are the ASCII ones."""
+    for sep in dict.fromkeys(half_width(s) for s in MULTI_SEPARATORS):
+        if sep != ";":
+            expr = f"replace({expr}, {_q(sep)}, ';')"
     return f"concat(';', replace({expr}, ' ', ''), ';')"
 
 
@@ -163,7 +165,8 @@ class StagingRenderer:
         out = []
         for i in resource.items:
             clean = self.clean(i, is_key=i.column in resource.key)
-            norm = multi_normalized(clean) if i.code_list and i.multi_value else None
+            # from the cleaned text, which a code-list item's folding has made half-width
+            norm = multi_normalized(f"stripped.{i.column}__in") if i.code_list and i.multi_value else None
             out.append(ColumnSql(i.column, clean, self.typed(i), norm))
         return out
 
