@@ -116,6 +116,20 @@ def test_whitespace_is_trimmed_at_both_ends_only(settings):
                                                for v in _EDGE_CASES]
 
 
+@pytest.mark.parametrize("uscc, fine, expected_uscc, expected_fine", [
+    ("91370100MA3C0000XX", "1200.5", "91370100MA3C0000XX", Decimal("1200.5")),
+    ("91370100ma3c0000xx", "1,200.5", "91370100MA3C0000XX", Decimal("1200.5")),
+    ("9137 0100 MA3C 0000XX", "1 200", "91370100MA3C0000XX", Decimal("1200")),
+    (" 9137０100ma3c 0000xx\u3000", "１,２００ ", "91370100MA3C0000XX", Decimal("1200")),
+    ("  ", ", ", None, None),
+])
+def test_identifiers_and_numbers_lose_their_blanks_and_separators(settings, uscc, fine, expected_uscc, expected_fine):
+    """Blanks inside an identifier and thousands separators or blanks inside a number are removed, and an
+    identifier is upper-cased, whether or not the value holds any (the SQL rewrites only those that do)."""
+    (a,) = _run(settings, "credit.penalty", [{"uscc": uscc, "fine_amount": fine}])
+    assert (a["uscc"], a["fine_amount"]) == (expected_uscc, expected_fine)
+
+
 @pytest.mark.parametrize("raw, expected", [
     ("罚款", "罚款"), ("吊销营业执照", "吊销许可证件"), (" 拘留 ", "行政拘留"), ("处理", None), ("罚款；罚款", "罚款"),
     ("罚款、警告", "警告;罚款"), ("罚款，处理", "罚款"), ("；", None), (None, None),

@@ -42,7 +42,11 @@ def _q(text: str) -> str:
 @dataclass(frozen=True)
 class ColumnSql:
     column: str
+    strip: str
+    """The raw value trimmed (and folded): an expression over ``bronze`` (the model's ``stripped``)."""
     clean: str
+    """The cleaned text (<item>__in): an expression over ``stripped.<item>``, a column, so that what it tests
+    and rewrites is not computed again for each use."""
     typed: str
     norm: str | None = None
     """Multi-value items: the cleaned text as ';a;b;' (computed once, used by typing and rules)."""
@@ -56,11 +60,20 @@ def tokens_of(cl_values: list[str], synonyms: dict[str, str]) -> list[tuple[str,
 
 def multi_normalized(expr: str) -> str:
     """';' + values separated by ';' + ';' so that each token can be found by ``like``. ``expr`` is the
-    cleaned text, whose full-width forms are folded already: the full-width separators are the ASCII ones."""
-    for sep in dict.fromkeys(half_width(s) for s in MULTI_SEPARATORS):
-        if sep != ";":
-            expr = f"replace({expr}, {_q(sep)}, ';')"
-    return f"concat(';', replace({expr}, ' ', ''), ';')"
+    cleaned text (a column, as it is tested before it is rewritten), whose full-width forms are folded already:
+    the full-width separators are the ASCII ones."""
+    seps = [sep for sep in dict.fromkeys(half_width(s) for s in MULTI_SEPARATORS) if sep != ";"] + [" "]
+    return f"concat(';', {_replaced(expr, {sep: ';' if sep != ' ' else '' for sep in seps})}, ';')"
+
+
+def _replaced(col: str, changes: dict[str, str]) -> str:
+    """``col`` (a column: it is named more than once) with each key replaced by its value; replace() copies the
+    value whether it finds the text or not, so only values holding one of the keys are rewritten."""
+    expr = col
+    for old, new in changes.items():
+        expr = f"replace({expr}, {_q(old)}, {_q(new)})"
+    holds = " or ".join(f"contains({col}, {_q(old)})" for old in changes)
+    return f"case when {holds} then {expr} else {col} end"
 
 
 class StagingRenderer:
@@ -72,17 +85,21 @@ class StagingRenderer:
         self.runner = ModelRunner(settings.sql_dir)
 
     # -- cleaning: text in, text out ---------------------------------------------------
-    def clean(self, item: Item, *, is_key: bool = False) -> str:
-        """Trimmed text; identifiers, codes, numbers, dates and business keys also half-width."""
-        col = f"bronze.{item.column}"
-        fold = item.type in _NORMALIZED or bool(item.code_list) or is_key or item.pii in ("id_number", "phone")
-        expr = self.stripped(col, fold=fold)
+    def fold(self, item: Item, *, is_key: bool = False) -> bool:
+        """Identifiers, codes, numbers, dates and business keys are made half-width."""
+        return item.type in _NORMALIZED or bool(item.code_list) or is_key or item.pii in ("id_number", "phone")
+
+    def clean(self, item: Item) -> str:
+        """The cleaned text from the stripped value (``stripped.<item>``): identifiers without blanks and in
+        capitals, phone numbers without punctuation, numbers without separators, synonyms as their code."""
+        col = f"stripped.{item.column}"
+        expr = col
         if item.type in ("uscc", "id_number", "industry_code") or item.pii == "id_number":
-            expr = f"upper(replace({expr}, ' ', ''))"
+            expr = f"upper({_replaced(col, {' ': ''})})"
         elif item.type == "phone":
-            expr = self.d.remove_all(expr, "[ ()+-]")
+            expr = self.d.remove_all(col, "[ ()+-]")
         elif item.type == "decimal":
-            expr = f"replace(replace({expr}, ',', ''), ' ', '')"
+            expr = _replaced(col, {",": "", " ": ""})
         if item.code_list and not item.multi_value:
             cl = self.catalog.code_lists[item.code_list]
             if cl.synonyms:
@@ -164,10 +181,11 @@ class StagingRenderer:
     def columns(self, resource: Resource) -> list[ColumnSql]:
         out = []
         for i in resource.items:
-            clean = self.clean(i, is_key=i.column in resource.key)
-            # from the cleaned text, which a code-list item's folding has made half-width
-            norm = multi_normalized(f"stripped.{i.column}__in") if i.code_list and i.multi_value else None
-            out.append(ColumnSql(i.column, clean, self.typed(i), norm))
+            strip = self.stripped(f"bronze.{i.column}", fold=self.fold(i, is_key=i.column in resource.key))
+            clean = self.clean(i)
+            # a multi-value item's cleaned text is its stripped one (a code list's, so folded), less the empty text
+            norm = multi_normalized(f"stripped.{i.column}") if i.code_list and i.multi_value else None
+            out.append(ColumnSql(i.column, strip, clean, self.typed(i), norm))
         return out
 
     def context(self, resource: Resource, *, input: str | None = None) -> dict:
