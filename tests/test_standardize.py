@@ -116,6 +116,16 @@ def test_whitespace_is_trimmed_at_both_ends_only(settings):
                                                for v in _EDGE_CASES]
 
 
+def test_code_list_values_are_compared_before_they_are_trimmed(settings):
+    """A code list's own spellings are taken as they are; any other value (blanks at an end, full-width forms,
+    unknown words) is still trimmed, folded and mapped."""
+    raw = ["自然人", " 自然人", "自然人\u3000", "个人", " 个人 ", "法人及非法人组织", "", "\u3000", None, "企业",
+           "企业 ", "个体户", "个体户\t"]
+    out = _run(settings, "credit.penalty", [{"subject_type": v} for v in raw])
+    assert [r["subject_type"] for r in out] == ["自然人", "自然人", "自然人", "自然人", "自然人", "法人及非法人组织",
+                                                None, None, None, "企业", "企业", "个体工商户", "个体工商户"]
+
+
 @pytest.mark.parametrize("uscc, fine, expected_uscc, expected_fine", [
     ("91370100MA3C0000XX", "1200.5", "91370100MA3C0000XX", Decimal("1200.5")),
     ("91370100ma3c0000xx", "1,200.5", "91370100MA3C0000XX", Decimal("1200.5")),

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from govlake.catalog import Catalog, Item, Resource
 from govlake.config import Settings
 from govlake.identifiers import sql_ric_check_char
-from govlake.transform._dialect import Dialect
+from govlake.transform._dialect import WHITESPACE, Dialect
 from govlake.transform._models import ModelRunner
 
 # U+FF01..U+FF5E are the full-width forms of U+0021..U+007E; U+3000 is the ideographic space.
@@ -18,6 +19,9 @@ DATE_FORMATS = ("%Y-%m-%d", "%Y/%m/%d", "%Y年%m月%d日", "%Y%m%d", "%Y.%m.%d")
 TIMESTAMP_FORMATS = ("%Y-%m-%d %H:%M:%S", "%Y/%m/%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M",
                      "%Y-%m-%d %H:%M:%S.%f", "%Y-%m-%dT%H:%M:%S.%f", "%Y%m%d%H%M%S", "%Y.%m.%d %H:%M:%S")
 MULTI_SEPARATORS = ("；", "、", "，", ",")
+KNOWN_SPELLINGS = 32
+"""At most this many of a code list's spellings are compared before a value is trimmed (each is a comparison of
+the values not matched yet)."""
 EXCEL_SERIAL = r"[1-9][0-9]{4}(\.0+)?"
 DECIMAL = "decimal(18,4)"
 INTEGER = r"-?[0-9]+(\.0+)?"
@@ -108,7 +112,7 @@ class StagingRenderer:
                 expr = f"case {expr} {whens} else {expr} end"
         return f"nullif({expr}, '')"
 
-    def stripped(self, col: str, *, fold: bool) -> str:
+    def stripped(self, col: str, *, fold: bool, known: Sequence[str] = ()) -> str:
         """Column ``col`` trimmed and, with ``fold``, its full-width forms made ASCII.
 
         trim() copies every value and translate() is slow, so only the values that need them pay for them: a
@@ -116,13 +120,23 @@ class StagingRenderer:
         bytes, :meth:`Dialect.edged`) trimmed, and every other value is the column's as it is. Folding makes no
         whitespace at an end that was not there (U+3000 becomes a space; the other full-width forms are
         printable), so this is trim(fold(col)). At 1 million penalty records the checked model took 6.2 s with
-        trim() on every value, 5.1 s so."""
+        trim() on every value, 5.1 s so.
+
+        ``known``: spellings a value is usually one of (a code list's), compared first: a value equal to one that
+        the trim and the fold leave as it is, is itself, where the search for a full-width form in Chinese text
+        costs ~50 ns (subject_type over 1 million rows 0.115 → 0.013 s)."""
         if not fold:
-            return f"case when {self.d.edged(col)} then {self.d.strip(col)} else {col} end"
-        full_width = self.d.contains_match(col, f"[{FULL_WIDTH[0]}-{FULL_WIDTH[-2]}{FULL_WIDTH[-1]}]")
-        folded = f"translate({col}, {_q(FULL_WIDTH)}, {_q(HALF_WIDTH)})"
-        return (f"case when ({self.d.non_ascii(col)} and {full_width}) or {self.d.edged(col)} "
-                f"then {self.d.strip(folded)} else {col} end")
+            expr = f"case when {self.d.edged(col)} then {self.d.strip(col)} else {col} end"
+        else:
+            full_width = self.d.contains_match(col, f"[{FULL_WIDTH[0]}-{FULL_WIDTH[-2]}{FULL_WIDTH[-1]}]")
+            folded = f"translate({col}, {_q(FULL_WIDTH)}, {_q(HALF_WIDTH)})"
+            expr = (f"case when ({self.d.non_ascii(col)} and {full_width}) or {self.d.edged(col)} "
+                    f"then {self.d.strip(folded)} else {col} end")
+        same = [v for v in dict.fromkeys(known)
+                if v.strip(WHITESPACE) == v and (not fold or half_width(v) == v)][:KNOWN_SPELLINGS]
+        if not same:
+            return expr
+        return f"case {col} {' '.join(f'when {_q(v)} then {col}' for v in same)} else {expr} end"
 
     # -- typing: text → typed value, null when it does not parse ------------------------
     def typed(self, item: Item) -> str:
@@ -181,7 +195,12 @@ class StagingRenderer:
     def columns(self, resource: Resource) -> list[ColumnSql]:
         out = []
         for i in resource.items:
-            strip = self.stripped(f"bronze.{i.column}", fold=self.fold(i, is_key=i.column in resource.key))
+            known: list[str] = []
+            if i.code_list:
+                cl = self.catalog.code_lists[i.code_list]
+                known = ["", *cl.values, *(half_width(k) for k in cl.synonyms)]
+            strip = self.stripped(f"bronze.{i.column}", fold=self.fold(i, is_key=i.column in resource.key),
+                                  known=known)
             clean = self.clean(i)
             # a multi-value item's cleaned text is its stripped one (a code list's, so folded), less the empty text
             norm = multi_normalized(f"stripped.{i.column}") if i.code_list and i.multi_value else None
