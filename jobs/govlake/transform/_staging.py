@@ -66,8 +66,9 @@ def multi_normalized(expr: str) -> str:
     """';' + values separated by ';' + ';' so that each token can be found by ``like``. ``expr`` is the
     cleaned text (a column, as it is tested before it is rewritten), whose full-width forms are folded already:
     the full-width separators are the ASCII ones."""
-    seps = [sep for sep in dict.fromkeys(half_width(s) for s in MULTI_SEPARATORS) if sep != ";"] + [" "]
-    return f"concat(';', {_replaced(expr, {sep: ';' if sep != ' ' else '' for sep in seps})}, ';')"
+    changes = {sep: ";" for sep in (half_width(s) for s in MULTI_SEPARATORS) if sep != ";"}
+    changes[" "] = ""
+    return f"concat(';', {_replaced(expr, changes)}, ';')"
 
 
 def _replaced(col: str, changes: dict[str, str]) -> str:
