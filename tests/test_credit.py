@@ -324,6 +324,41 @@ def test_a_credit_day_killed_between_a_merge_and_its_append_is_finished_by_the_n
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("label", ["credit:gold/theme/penalty_record", "credit:gold/theme/penalty_publication"])
+def test_a_first_run_killed_after_either_table_of_its_sorted_write_is_finished_by_the_next(tmp_path, label):
+    """A first run (or a rebuild) writes the record table and its publication from one sorted stream at once, each
+    its own commit, in either order (_write_with_publication). Killed (SIGKILL) right after either commit, the next
+    run writes what is missing (the publication from the record table's files, or the records again) and the lake
+    ends as after one clean run."""
+    import shutil
+    import signal
+    import sys
+
+    import _forked as forked
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "infra"))
+    from chaos import lake_digest
+
+    start = Settings(var=tmp_path / "start")
+    for code, data in (("amr.enterprise", AMR), ("tax.credit_rating", TAX), ("hrss.social_insurance", HRSS),
+                       ("court.dishonest", COURT), ("credit.penalty", PENALTIES), ("credit.license", [])):
+        put_silver(start, code, data)
+    clean, case = (dataclasses.replace(start, var=tmp_path / name, as_of=dt.date(2026, 10, 20))
+                   for name in ("clean", "case"))
+    for lake in (clean, case):
+        shutil.copytree(start.var, lake.var)
+        build_gold(settings=lake, run_id="day1")
+    build_credit(settings=clean, run_id="day1")
+    killed = forked.run(build_credit, settings=case, run_id="day1", env={"GOVLAKE_CRASH_AT": label})
+    assert killed.returncode == -signal.SIGKILL, killed.output
+    assert rows(case, label.split("/")[-1], "decision_no")  # the commit it was killed after landed
+    build_credit(settings=case, run_id="day2")  # finishes day1, then its own (nothing new)
+    assert lake_digest(case.var) == lake_digest(clean.var)
+    assert rows(case, "penalty_publication", "decision_no").keys() == rows(clean, "penalty_publication",
+                                                                          "decision_no").keys()
+
+
+@pytest.mark.slow
 def test_a_day_with_too_many_records_to_hold_streams_them_to_the_same_tables(tmp_path, monkeypatch):
     """Beyond STREAMED_MERGE_ROWS re-derived records (a department re-sending its whole table corrected) the
     step streams them into each table, sorted by its clustering date, with their keys apart, instead of holding

@@ -215,6 +215,75 @@ def test_a_clustered_table_is_read_back_in_its_order_without_a_sort(tmp_path, mo
     assert storage.clustered_rows(empty, "c", "select * from t").read_all().num_rows == 0
 
 
+def test_two_tables_are_written_from_one_stream_and_a_failure_commits_nothing_derived(tmp_path):
+    """write_with_derived: the rows of one stream go to a table, and a batch derived from each (a filter and a
+    projection) to a second, written at the same time on a thread of its own; both keep the stream's order. When
+    the stream fails, neither table is committed and no file is left; when the derived write fails, the first table
+    is still written whole and the error raised; a write that reads nothing (it had been done) stops nothing."""
+    import pytest
+
+    n = 50_000
+    rows = pa.table({"n": pa.array(range(n), pa.int64()), "even": pa.array([i % 2 == 0 for i in range(n)])})
+    derived_schema = pa.schema([pa.field("n", pa.int64())])
+
+    def derive(batch):
+        return batch.filter(batch["even"]).select(["n"])
+
+    def stream(fail_at=None):
+        def batches():
+            for i, batch in enumerate(rows.to_batches(max_chunksize=1_000)):
+                if i == fail_at:
+                    raise OSError("the query failed")
+                yield batch
+        return pa.RecordBatchReader.from_batches(rows.schema, batches())
+
+    def write_to(path):
+        return lambda reader: storage.write_table(path, reader, mode="overwrite", run_id="r1")
+
+    main, side = tmp_path / "main", tmp_path / "side"
+    storage.write_with_derived(stream(), write_to(main), derive=derive, schema=derived_schema,
+                               write_derived=write_to(side))
+    assert storage.open_table(main).to_pyarrow_table()["n"].to_pylist() == list(range(n))
+    assert storage.open_table(side).to_pyarrow_table()["n"].to_pylist() == list(range(0, n, 2))
+
+    # the stream fails half-way: nothing committed to either table, no data file left behind
+    a, b = tmp_path / "a", tmp_path / "b"
+    with pytest.raises(OSError, match="the query failed"):
+        storage.write_with_derived(stream(fail_at=25), write_to(a), derive=derive, schema=derived_schema,
+                                   write_derived=write_to(b))
+    for path in (a, b):
+        assert storage.open_table(path) is None and not list(path.glob("*.parquet"))
+
+    # the derived write fails on its third batch: the first table is written whole, the failure raised
+    c, d = tmp_path / "c", tmp_path / "d"
+
+    def failing(reader):
+        def batches():
+            for i, batch in enumerate(reader):
+                if i == 2:
+                    raise OSError("No space left on device")
+                yield batch
+        storage.write_table(d, pa.RecordBatchReader.from_batches(derived_schema, batches()), mode="overwrite",
+                            run_id="r1")
+
+    with pytest.raises(OSError, match="No space left"):
+        storage.write_with_derived(stream(), write_to(c), derive=derive, schema=derived_schema, write_derived=failing)
+    assert storage.open_table(c).to_pyarrow_table().num_rows == n
+    assert storage.open_table(d) is None and not list(d.glob("*.parquet"))
+
+    # a derived write that reads nothing (its table had been written) does not hold up the other
+    e = tmp_path / "e"
+    storage.write_with_derived(stream(), write_to(e), derive=derive, schema=derived_schema,
+                               write_derived=lambda reader: None)
+    assert storage.open_table(e).to_pyarrow_table().num_rows == n
+    # a first write that reads nothing: the derived one is not committed, and the error says why
+    f = tmp_path / "f"
+    with pytest.raises(RuntimeError, match="not all written"):
+        storage.write_with_derived(stream(), lambda reader: None, derive=derive, schema=derived_schema,
+                                   write_derived=write_to(f))
+    assert storage.open_table(f) is None
+
+
 def test_row_count_is_the_log_s_record_counts_and_the_footers_where_the_log_lacks_one(tmp_path):
     import json
 

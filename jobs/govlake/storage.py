@@ -17,10 +17,12 @@ import logging
 import os
 import shutil
 import tempfile
-from collections.abc import Iterable, Iterator, Sequence
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import date, datetime
 from pathlib import Path
+from queue import Full, Queue
 from typing import Literal, NamedTuple
 
 import duckdb
@@ -585,6 +587,68 @@ def clustered_rows(path: Location, cluster_by: str, select: str) -> pa.RecordBat
             yield from reader
 
     return pa.RecordBatchReader.from_batches(reader.schema, batches())
+
+
+def write_with_derived(reader: pa.RecordBatchReader, write: Callable[[pa.RecordBatchReader], object], *,
+                       derive: Callable[[pa.RecordBatch], pa.RecordBatch], schema: pa.Schema,
+                       write_derived: Callable[[pa.RecordBatchReader], object]) -> None:
+    """Write the batches of ``reader`` (``write``, on this thread) and, read from the same stream, the batch ``derive``
+    makes of each (``write_derived``, on a thread of its own; ``schema``: its columns), for two tables of one query
+    that is read once (the credit step's records and their publication: one sort, not a second read).
+
+    Each write commits on its own when its stream ends, as two writes one after the other would, in either order. A
+    failure of ``reader``, ``derive`` or ``write`` ends the derived stream with an error, so that nothing of it is
+    committed; a failure of ``write_derived`` is raised after ``write`` has finished (the batches are no longer
+    handed to it). ``write_derived`` runs at most :data:`deltafiles.AHEAD` batches behind ``write``."""
+    queue: Queue = Queue(deltafiles.AHEAD)
+    gone = threading.Event()  # write_derived has returned: nothing takes the derived batches any more
+    end = object()
+    finished = False
+
+    def hand(item) -> None:
+        while not gone.is_set():
+            try:
+                queue.put(item, timeout=0.1)
+                return
+            except Full:
+                continue
+
+    def main() -> Iterator[pa.RecordBatch]:
+        nonlocal finished
+        for batch in reader:
+            if not gone.is_set():
+                hand((derive(batch), None))
+            yield batch
+        finished = True
+
+    def derived() -> Iterator[pa.RecordBatch]:
+        while True:
+            item, error = queue.get()
+            if item is end:
+                if error is not None:
+                    raise error
+                return
+            yield item
+
+    failure: list[BaseException] = []
+
+    def side() -> None:
+        try:
+            write_derived(pa.RecordBatchReader.from_batches(schema, derived()))
+        except BaseException as exc:  # noqa: BLE001 - raised on the calling thread
+            failure.append(exc)
+        finally:
+            gone.set()
+
+    thread = threading.Thread(target=side, name="govlake-derived-write", daemon=True)
+    thread.start()
+    try:
+        write(pa.RecordBatchReader.from_batches(reader.schema, main()))
+    finally:
+        hand((end, None if finished else RuntimeError("the rows it is derived from were not all written")))
+        thread.join()
+    if failure:
+        raise failure[0]
 
 
 def _without_flagged(rows: pa.Table, delete_flag: str | None) -> pa.Table:
