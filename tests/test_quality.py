@@ -77,6 +77,50 @@ def test_great_expectations_counts_equal_duckdb_counts(settings):
     assert all(not x["gx_success"] for x in row_rules if x["failed"])
 
 
+def test_each_distinct_code_is_checked_once_and_every_row_gets_the_rule_s_answer(settings, tmp_path, monkeypatch):
+    """The process step checks each distinct 统一社会信用代码 of a run once and the rules look up the passing ones
+    (_run_codes) instead of computing check characters on every row: whatever a department sent — blanks, lower
+    case, full-width forms, a wrong check character, a GB 11714 organisation code that fails, garbage — every row
+    gets the answers it gets with each code checked on its row, and only codes that pass are looked up."""
+    import dataclasses
+
+    from govlake.identifiers import org_code_check_char
+    from govlake.quality import _process
+
+    def code(body: str, org: str | None = None) -> str:
+        c17 = body + (org or org_code_check_char(body[8:16]))
+        return c17 + uscc_check_char(c17)
+
+    good = code("91370100MA3C0002")
+    wrong_org = code("91370100MA3C0003", "1" if org_code_check_char("MA3C0003") != "1" else "2")
+    sent = [good, f" {good.lower()} ", good.translate({ord(c): ord(c) + 0xFEE0 for c in good}), good[:-1] + "Z",
+            wrong_org, wrong_org.lower(), "abc", "", None, good, good]
+    rows = [dict(BASE, decision_no=f"{n}号", uscc=u, authority_uscc=a)
+            for n, (u, a) in enumerate(zip(sent, [*sent[3:], *sent[:3]], strict=True))]
+    rows += [dict(BASE, decision_no=f"{n}号", uscc=good) for n in range(20, 60)]  # the batch is not held
+
+    looked_up = []
+    run_codes = _process._run_codes
+
+    def spy(con, resource, d):
+        run_codes(con, resource, d)
+        looked_up.append({r[0] for r in con.rows("select code from ref_uscc_valid")})
+
+    outcomes = []
+    for name, patch in (("looked_up", spy), ("on_every_row", lambda con, resource, d: None)):
+        monkeypatch.setattr(_process, "_run_codes", patch)
+        lake = dataclasses.replace(settings, var=tmp_path / name)
+        write_bronze(lake, "credit.penalty", rows)
+        r = process_resource("credit.penalty", settings=lake, run_id="r1", today=TODAY)
+        quarantined = {row["decision_no"]: sorted(row["_failed_rules"]) for row in _table(lake, "quarantine")}
+        outcomes.append((r.rule_failures, r.warnings, quarantined))
+    assert outcomes[0] == outcomes[1]
+    failures, warnings, quarantined = outcomes[0]
+    assert failures["uscc.uscc"] == 2 and warnings["uscc_org.uscc"] >= 1  # the cases are there
+    assert good in looked_up[0] and wrong_org in looked_up[0]  # a code failing only GB 11714 passes the USCC check
+    assert not {"abc", good[:-1] + "Z"} & looked_up[0]
+
+
 def test_rerun_over_the_same_bronze_changes_no_counts(settings):
     write_bronze(settings, "credit.penalty", _rows())
     first = process_resource("credit.penalty", settings=settings, run_id="r1", today=TODAY)

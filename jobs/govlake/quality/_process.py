@@ -49,6 +49,7 @@ from govlake.contracts import bronze_schema, quarantine_schema, row_hash_sql, si
 from govlake.engine import get_engine
 from govlake.identifiers import is_valid_uscc, org_code_check_char, region_codes
 from govlake.quality import _batches
+from govlake.quality._checks import valid_uscc, valid_uscc_org_code
 from govlake.quality._gx import import_meanwhile, validate_meanwhile
 from govlake.quality._meta import RECONCILIATION_SCHEMA, VALIDATION_SCHEMA, now
 from govlake.quality._rules import RuleSet, bind_today, rules_for
@@ -135,6 +136,29 @@ def _reference_tables(con, catalog) -> None:
         compute.register_arrow(name, table, shared=True)
 
 
+def _run_codes(con: Compute, resource, d) -> None:
+    """Add to ``ref_uscc_valid`` and ``ref_uscc_org_valid`` the 统一社会信用代码 of this run's ``uscc`` items (their
+    cleaned text, ``<item>__in`` of ``stg_<slug>``) that pass the USCC check and the GB 11714 check, each distinct
+    code checked once: the rules look a code up in them before computing its check characters
+    (:func:`govlake.quality._checks.valid_uscc`). A subject's code repeats on each of its decisions — 9,906
+    distinct codes in the benchmark's 10 million records — and the two checks on every row cost more than reading
+    the column and checking each code once. A code passes the lookup only when the very check of the rule,
+    run here on the code, passes it, so every row gets the rule's answer."""
+    items = [i.column for i in resource.items if i.type == "uscc"]
+    if not items:
+        return
+    union = " union all ".join(f"select {c}__in as code from stg_{resource.slug}" for c in items)
+    con.create("run_uscc", f"select distinct code from ({union}) as c where code is not null")
+    passes = {"ref_uscc_valid": valid_uscc(column="code", d=d),
+              "ref_uscc_org_valid": valid_uscc_org_code(column="code", d=d)}
+    for table, fails in passes.items():
+        con.create(f"{table}_run", f"""select code from {table} union
+            select code from run_uscc where not coalesce({fails}, false)""")
+        con.create(table, f"select code from {table}_run", shared=True)
+        con.drop(f"{table}_run")
+    con.drop("run_uscc")
+
+
 def _order_by(resource) -> str:
     order = []
     if resource.source.kind == "db":
@@ -199,6 +223,7 @@ def _process(intent: steps.Intent, catalog, resource, tables: dict[str, str]) ->
         staging = StagingRenderer(catalog, d, settings)
         runner.run(con, "staging/standardize", into=f"stg_{resource.slug}", kind="view",
                    **staging.context(resource))
+        _run_codes(con, resource, d)
         gx_import = import_meanwhile() if anything else None
         # One materialized table: the standardized new rows with the ids of the rules each fails.
         runner.run(con, "silver/checked", kind="file", temp=False, **checked_context(resource, rules))
