@@ -276,19 +276,25 @@ def _ahead(items: Iterable[pa.Table], depth: int = AHEAD) -> Iterator[pa.Table]:
     thread = threading.Thread(target=produce, name="govlake-read-ahead", daemon=True)
     thread.start()
     try:
-        while True:
-            item, error = queue.get()
-            if item is done:
-                if error is not None:
-                    raise error
-                return
-            yield item
+        yield from queued(queue, done)
     finally:
         stop.set()
         while thread.is_alive():  # let a producer blocked on a full queue see the stop
             with contextlib.suppress(Empty):
                 queue.get(timeout=0.1)
         thread.join()
+
+
+def queued(queue: Queue, end: object) -> Iterator:
+    """The items another thread puts on ``queue`` as (item, error) pairs, until the pair of ``end``; the error that
+    comes with it, if any, is raised here."""
+    while True:
+        item, error = queue.get()
+        if item is end:
+            if error is not None:
+                raise error
+            return
+        yield item
 
 
 def _files(fs, root: str, tables: Iterable[pa.Table], target_bytes: int, row_group_rows: int):

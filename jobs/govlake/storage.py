@@ -621,20 +621,11 @@ def write_with_derived(reader: pa.RecordBatchReader, write: Callable[[pa.RecordB
             yield batch
         finished = True
 
-    def derived() -> Iterator[pa.RecordBatch]:
-        while True:
-            item, error = queue.get()
-            if item is end:
-                if error is not None:
-                    raise error
-                return
-            yield item
-
     failure: list[BaseException] = []
 
     def side() -> None:
         try:
-            write_derived(pa.RecordBatchReader.from_batches(schema, derived()))
+            write_derived(pa.RecordBatchReader.from_batches(schema, deltafiles.queued(queue, end)))
         except BaseException as exc:  # noqa: BLE001 - raised on the calling thread
             failure.append(exc)
         finally:
