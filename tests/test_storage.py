@@ -284,6 +284,28 @@ def test_two_tables_are_written_from_one_stream_and_a_failure_commits_nothing_de
     assert storage.open_table(f) is None
 
 
+def test_a_lake_in_a_folder_with_a_blank_or_a_percent_sign_is_read(tmp_path):
+    """delta-rs gives a local data file's path percent-encoded (``my lake`` as ``my%20lake``); DuckDB reads the
+    files by the decoded path — the whole table, the files a version added, and a clustered table in its order."""
+    import duckdb
+
+    path = tmp_path / "my lake 100%" / "t"
+    import datetime as dt
+
+    days = [dt.date(2026, 1, 1) + dt.timedelta(days=i // 10) for i in range(1_000)]
+    rows = pa.table({"k": pa.array(range(1_000), pa.int64()), "c": pa.array(days, pa.date32())})
+    storage.write_table(path, rows, mode="append", run_id="r1", cluster_by="c")
+    storage.write_table(path, rows.slice(0, 10), mode="append", run_id="r2", cluster_by="c")
+    assert any("%20" in uri for uri in storage.open_table(path).file_uris())  # what delta-rs gives
+    con = duckdb.connect()
+    assert storage.register(con, "t", path)
+    assert con.execute("select count(*) from t").fetchone() == (1_010,)
+    _, added = storage.files_since(path, 0)
+    storage.register_files(con, "added", added, rows.schema)
+    assert con.execute("select count(*) from added").fetchone() == (10,)
+    assert storage.clustered_rows(path, "c", "select k from t").read_all().num_rows == 1_010
+
+
 def test_row_count_is_the_log_s_record_counts_and_the_footers_where_the_log_lacks_one(tmp_path):
     import json
 

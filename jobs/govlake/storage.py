@@ -24,6 +24,7 @@ from datetime import date, datetime
 from pathlib import Path
 from queue import Full, Queue
 from typing import Literal, NamedTuple
+from urllib.parse import unquote
 
 import duckdb
 import pyarrow as pa
@@ -273,10 +274,19 @@ def _parquet_view(con: duckdb.DuckDBPyConnection, name: str, files: Sequence[str
 
 
 def _files_literal(con: duckdb.DuckDBPyConnection, files: Sequence[str]) -> str:
-    """``files`` as the items of a DuckDB list literal; on S3, ``con`` given the lake's secret to read them."""
+    """``files`` (as delta-rs gives them) as the items of a DuckDB list literal (:func:`_readable`); on S3, ``con``
+    given the lake's secret to read them."""
     if files and objectstore.is_s3(files[0]):
         objectstore.duckdb_s3(con, files[0])
-    return ", ".join("'" + f.replace("'", "''") + "'" for f in files)
+    return ", ".join("'" + f.replace("'", "''") + "'" for f in _readable(files))
+
+
+def _readable(files: Sequence[str]) -> list[str]:
+    """Data files' paths as DuckDB reads them: delta-rs gives a local one percent-encoded (a folder ``my lake`` as
+    ``my%20lake``), which DuckDB would take literally; an S3 URI stays as it is."""
+    if files and objectstore.is_s3(files[0]):
+        return list(files)
+    return [unquote(f) for f in files]
 
 
 FILE_COLUMN = "_file"
@@ -572,9 +582,10 @@ def clustered_rows(path: Location, cluster_by: str, select: str) -> pa.RecordBat
                 f"select file_name from parquet_metadata([{listed}]) where path_in_schema = '{cluster_by}' "
                 "group by file_name order by min(stats_min_value::date) nulls last, max(stats_max_value::date) "
                 "nulls last, file_name").fetchall()]
-            if sorted(ordered) != sorted(files):  # a file without statistics: the table is not clustered here
+            given = dict(zip(_readable(files), files, strict=True))  # DuckDB names the files as it read them
+            if sorted(ordered) != sorted(given):  # a file without statistics: the table is not clustered here
                 raise ValueError(f"{path}: not every file has statistics of {cluster_by}")
-            _parquet_view(con, "t", ordered)
+            _parquet_view(con, "t", [given[f] for f in ordered])
         else:
             con.register("t", pa.schema(table.schema().to_arrow()).empty_table())
         reader = con.sql(select).to_arrow_reader(KEPT_BATCH_ROWS)
