@@ -290,7 +290,7 @@ def _records(con: Compute, intent: steps.Intent, kind: RecordKind, rules: Credit
             from new_{kind.record} as n semi join {kind.publication}_before as b using ({key})
             where n.publicity_status <> '{PUBLISHED}'""")]
     published = [c for c in silver_schema(res).names if c not in ("_batch_id", "_received_at")]
-    published += [*kind.published_extra, storage.KEY_HASH]
+    published += kind.published_extra
     if whole and kind.cluster_by and con.name == "duckdb" and (
             rebuild or intent.version(gold_path(kind.publication)) is None):
         # the publication is the record table's published rows, in its order: taken from the record table's sorted
@@ -302,7 +302,7 @@ def _records(con: Compute, intent: steps.Intent, kind: RecordKind, rules: Credit
             result.rederived[kind.record] = _write(intent, con, kind.record, kind.key, rebuild,
                                                    cluster_by=kind.cluster_by)
             rows = storage.clustered_rows(intent.path(record), kind.cluster_by,
-                                          f"select {', '.join(published)} from t "
+                                          f"select {', '.join(published)}, {storage.KEY_HASH} from t "
                                           f"where publicity_status = '{PUBLISHED}'")
             intent.write_table(publication, rows, mode="overwrite", cluster_by=kind.cluster_by)
         else:
@@ -312,21 +312,20 @@ def _records(con: Compute, intent: steps.Intent, kind: RecordKind, rules: Credit
     result.rederived[kind.record] = _write(intent, con, kind.record, kind.key, rebuild, cluster_by=kind.cluster_by)
     result.rederived[kind.publication] = _write(
         intent, con, kind.publication, kind.key, rebuild, delete_flag="_withdraw",
-        select=f"select {', '.join(published[:-1])}, publicity_status <> '{PUBLISHED}' as _withdraw "
-               f"from new_{kind.record}",
+        select=f"select {', '.join(published)}, publicity_status <> '{PUBLISHED}' as _withdraw from new_{kind.record}",
         cluster_by=kind.cluster_by)
     return withdrawals
 
 
 def _write_with_publication(intent: steps.Intent, con: Compute, kind: RecordKind, published: list[str]) -> int:
     """Overwrite ``kind``'s record table with every record, sorted by its clustering date with its key's hash (as
-    :func:`_write`), and its publication with the published ones, columns ``published``, from the same sorted
-    stream (storage.write_with_derived): the sort, the largest cost of a rebuild, is read once. Returns the
-    records written."""
+    :func:`_write`), and its publication with the published ones, columns ``published`` and the hash, from the
+    same sorted stream (storage.write_with_derived): the sort, the largest cost of a rebuild, is read once. Returns
+    the records written."""
     query = (f"select *, {storage.key_hash_sql(kind.key)} as {storage.KEY_HASH} from new_{kind.record} "
              f"order by {kind.cluster_by}")
     rows = con.data(query).reader()
-    columns = pa.schema([rows.schema.field(c) for c in published])
+    columns = pa.schema([rows.schema.field(c) for c in (*published, storage.KEY_HASH)])
 
     def publish(batch: pa.RecordBatch) -> pa.RecordBatch:
         return batch.select(columns.names).filter(pc.equal(batch.column("publicity_status"), PUBLISHED))
