@@ -148,12 +148,13 @@ def _run_codes(con: Compute, resource, d) -> None:
     if not items:
         return
     union = " union all ".join(f"select {c}__in as code from stg_{resource.slug}" for c in items)
-    con.create("run_uscc", f"select distinct code from ({union}) as c where code is not null")
+    # no filter here: DuckDB would push it into the view and clean each value twice (once for the filter)
+    con.create("run_uscc", f"select distinct code from ({union}) as c")
     passes = {"ref_uscc_valid": valid_uscc(column="code", d=d),
               "ref_uscc_org_valid": valid_uscc_org_code(column="code", d=d)}
     for table, fails in passes.items():
         con.create(f"{table}_run", f"""select code from {table} union
-            select code from run_uscc where not coalesce({fails}, false)""")
+            select code from run_uscc where code is not null and not coalesce({fails}, false)""")
         con.create(table, f"select code from {table}_run", shared=True)
         con.drop(f"{table}_run")
     con.drop("run_uscc")
