@@ -4,11 +4,14 @@ and by the next session when a killed process could not."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 import subprocess
 import sys
 from pathlib import Path
+
+import pyarrow as pa
 
 from govlake.compute import open_compute
 from govlake.engine import get_engine
@@ -18,6 +21,8 @@ ROWS = """select i as n, 'batch-' || (i % 3) as b, repeat('字', i % 7) as text 
 HOLD = """
 import sys, time
 from pathlib import Path
+import pyarrow as pa
+
 from govlake.compute import open_compute
 from govlake.config import Settings
 from govlake.engine import get_engine
@@ -132,6 +137,8 @@ def test_dropped_relations_are_gone_with_their_files(settings):
 DROPPED = """
 import sys, time
 from pathlib import Path
+import pyarrow as pa
+
 from govlake.compute import open_compute
 from govlake.config import Settings
 from govlake.engine import get_engine
@@ -187,3 +194,39 @@ def test_duckdb_draws_no_progress_bar_on_standard_output(settings):
     done = subprocess.run([sys.executable, "-c", QUIET, str(settings.var)], env=_child_env(), capture_output=True,
                           text=True, check=True)
     assert done.stdout.split() == ["False", "False", "False"], done.stdout
+
+
+def test_a_large_ordered_result_is_sorted_in_slices_of_its_order_column_in_order_with_nulls_last(settings):
+    """DuckDB's sort of wide rows needs memory that grows with the rows (the credit step's 24.6 million records
+    failed at 768 MB): beyond ``sort_rows`` rows an ordered result is written once and sorted a slice of the order
+    column's values at a time. The rows come in the order one sort gives, each once; a value holding more rows than a
+    slice is a slice of its own; nulls come last; the memory limit sets the slice."""
+    con = open_compute(get_engine(settings))
+    try:
+        assert con.sort_rows == 5_000_000  # at the default limit, 768 MB
+        # 1,000 rows over 40 dates, one date holding 300 rows, and 50 rows without a date
+        con.create("t", """select i as n, case when i < 50 then null when i < 350 then date '2026-03-01'
+                                 else date '2026-01-01' + cast(i % 40 as integer) end as d, repeat('字', i % 7) as text
+                           from range(1000) as t(i)""")
+        one_sort = con.rows("select n, d from t order by d nulls last, n")
+        con.sort_rows = 100
+        rows = con.data("select * from t", order_by="d")
+        assert len(rows.parts) > 5  # sliced (the last: the nulls)
+        got = pa.Table.from_batches(list(rows.reader()))
+        dates = got["d"].to_pylist()
+        assert dates == [d for _, d in one_sort]  # in order, nulls last
+        assert sorted(got["n"].to_pylist()) == list(range(1000))  # each row once
+        sizes = [con.one(f"select count(*), count(distinct d) from ({part})") for part in rows.parts]
+        assert all(n <= 100 or distinct == 1 for n, distinct in sizes) and (300, 1) in sizes
+        # told how many rows (or more) there are, a small result is one sort, not a scratch file
+        con.sort_rows = 1000
+        small = con.data("select * from t", order_by="d", rows=1000)
+        assert len(small.parts) == 1 and pa.Table.from_batches(list(small.reader()))["d"].to_pylist() == dates
+        # whole: the same rows in the same order
+        con.sort_rows = 100
+        assert con.data("select * from t", order_by="d", whole=True)["d"].to_pylist() == dates
+    finally:
+        con.close()
+    half = open_compute(get_engine(dataclasses.replace(settings, duckdb_memory_limit="384MB")))
+    assert half.sort_rows == 2_500_000
+    half.close()

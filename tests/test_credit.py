@@ -393,6 +393,51 @@ def test_a_day_with_too_many_records_to_hold_streams_them_to_the_same_tables(tmp
     assert lake_digest(lakes["streamed"].var) == lake_digest(lakes["held"].var)
 
 
+@pytest.mark.slow
+def test_records_sorted_in_slices_make_the_same_tables(tmp_path, monkeypatch):
+    """Beyond DuckCompute.sort_rows rows (5 million at the default memory limit) the records of a first run, and of
+    a streamed day, are sorted a slice of publish_end at a time (DuckDB's sort of 24.6 million records failed at its
+    768 MB): the tables end as one sort leaves them, row for row, each file's publish_end range apart from the next."""
+    import shutil
+    import sys
+
+    from govlake.compute import DuckCompute
+    from govlake.credit import _build
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "infra"))
+    from chaos import lake_digest
+
+    start = Settings(var=tmp_path / "start")
+    for code, data in (("amr.enterprise", AMR), ("tax.credit_rating", TAX), ("hrss.social_insurance", HRSS),
+                       ("court.dishonest", COURT), ("credit.penalty", PENALTIES),
+                       ("credit.license", [_license("L1", uscc=E1)])):
+        put_silver(start, code, data)
+    lakes = {}
+    for name in ("one", "sliced"):
+        shutil.copytree(start.var, tmp_path / name)
+        lakes[name] = dataclasses.replace(start, var=tmp_path / name)
+    monkeypatch.setattr(_build, "STREAMED_MERGE_ROWS", 0)
+    parts = []
+    ordered = DuckCompute._ordered
+    monkeypatch.setattr(DuckCompute, "_ordered", lambda self, *a: parts.append(ordered(self, *a)) or parts[-1])
+    for name in ("one", "sliced"):
+        if name == "sliced":
+            monkeypatch.setattr(DuckCompute, "SORT_ROWS", 2)
+        run_day(lakes[name], dt.date(2026, 10, 20), "day1")
+        for table in ("penalty_record", "penalty_publication"):  # the first run's files: rows in date order
+            ends = [r["publish_end"] for r in storage.clustered_rows(
+                storage.table_path(lakes[name], "gold", table), "publish_end", "select publish_end from t"
+            ).read_all().to_pylist()]
+            assert ends == sorted(ends, key=lambda d: (d is None, d)) and len(set(ends)) > 3, (name, table)
+        put_silver(lakes[name], "credit.penalty", [ee_penalty("Q4", dt.date(2026, 6, 1), status="无效"),
+                                                   ee_penalty("Q7", dt.date(2026, 11, 2), fine_amount=Decimal(4))],
+                   batch="b2")
+        run_day(lakes[name], dt.date(2026, 11, 20), "day2")
+    assert all(isinstance(p, str) for p in parts[:len(parts) // 2])  # one sort each
+    assert all(isinstance(p, list) and len(p) > 2 for p in parts[len(parts) // 2:])  # slices
+    assert lake_digest(lakes["sliced"].var) == lake_digest(lakes["one"].var)
+
+
 def _counted(settings: Settings) -> list[tuple]:
     """gold/penalty_totals' rows, and the same counted from gold/penalty_record as it is (sorted, nulls first)."""
     con = duckdb.connect()

@@ -31,6 +31,7 @@ import duckdb
 import pyarrow as pa
 
 from govlake import deltafiles, storage
+from govlake.config import memory_bytes
 from govlake.transform import DUCKDB, SPARK, Dialect
 from govlake.transform._models import parsed, referenced_relations
 
@@ -100,9 +101,12 @@ class Compute:
         query = sql_or_name if " " in sql_or_name.strip() else f"select * from {sql_or_name}"
         return self.one(f"select count(*) from ({query}) as counted")[0]
 
-    def data(self, sql: str, *, schema: pa.Schema | None = None, whole: bool = False):
+    def data(self, sql: str, *, schema: pa.Schema | None = None, whole: bool = False, order_by: str | None = None,
+             rows: int | None = None):
         """The result of ``sql`` as what govlake.storage writes on this engine: :class:`DuckRows` (an Arrow table
-        when ``whole``) on DuckDB, a DataFrame on Spark; cast to ``schema`` (its columns, in its order)."""
+        when ``whole``) on DuckDB, a DataFrame on Spark; cast to ``schema`` (its columns, in its order).
+        ``order_by``: a column the rows come ordered by, nulls last (``rows``: how many ``sql`` has, or more, when
+        the caller knows; DuckDB sorts a large result in slices, :meth:`DuckCompute._ordered`)."""
         raise NotImplementedError
 
     def arrow(self, sql: str) -> pa.Table:
@@ -140,28 +144,33 @@ class DuckRows(deltafiles.Rows):
     """A DuckDB query's rows bound for a Delta table (:meth:`DuckCompute.data`): streamed as Arrow batches of
     ``batch_rows`` cast to ``schema`` (:meth:`reader`), or written by DuckDB as Parquet files (:meth:`copy`: COPY,
     in parallel, row groups of storage.ROW_GROUP_ROWS rows or ``row_group_bytes``) where govlake.deltafiles can
-    commit them."""
+    commit them. ``sql``: one query, or the parts of an ordered result, each read after the other
+    (:meth:`DuckCompute.data`'s ``order_by``)."""
 
-    def __init__(self, con: duckdb.DuckDBPyConnection, sql: str, schema: pa.Schema | None, batch_rows: int,
-                 row_group_bytes: int):
-        self.con, self.sql, self._cast_to = con, sql, schema
+    def __init__(self, con: duckdb.DuckDBPyConnection, sql: str | Sequence[str], schema: pa.Schema | None,
+                 batch_rows: int, row_group_bytes: int):
+        self.parts = [sql] if isinstance(sql, str) else list(sql)
+        self.con, self.sql, self._cast_to = con, " union all ".join(f"({q})" for q in self.parts), schema
         self.batch_rows, self.row_group_bytes = batch_rows, row_group_bytes
         self._written: pa.Schema | None = None
         self.schema = schema if schema is not None else self.written_schema()
 
     def written_schema(self) -> pa.Schema:
         if self._written is None:  # asked for by the constructor and by the write: the query is bound once
-            self._written = self.con.sql(f"select * from (\n{self.sql}\n) limit 0").to_arrow_table().schema
+            self._written = self.con.sql(f"select * from (\n{self.parts[0]}\n) limit 0").to_arrow_table().schema
         return self._written
 
     def reader(self) -> pa.RecordBatchReader:
-        reader = self.con.sql(self.sql).to_arrow_reader(self.batch_rows)
+        def batches() -> Iterable[pa.RecordBatch]:
+            for part in self.parts:  # one query at a time: the next starts when the last has been read
+                yield from self.con.sql(part).to_arrow_reader(self.batch_rows)
+
         schema = self._cast_to
         if schema is None:
-            return reader
+            return pa.RecordBatchReader.from_batches(self.written_schema(), batches())
         return pa.RecordBatchReader.from_batches(
             schema, (pa.Table.from_batches([b]).select(schema.names).cast(schema).to_batches()[0]
-                     if b.num_rows else pa.RecordBatch.from_pylist([], schema=schema) for b in reader))
+                     if b.num_rows else pa.RecordBatch.from_pylist([], schema=schema) for b in batches()))
 
     def copy(self, folder: Path, prefix: str, *, row_groups_per_file: int, row_group_rows: int) -> list[Path]:
         columns = ", ".join('"' + n.replace('"', '""') + '"' for n in self.schema.names)
@@ -195,9 +204,20 @@ class DuckCompute(Compute):
     written in 13.4–15.8 s, 3.8 s so. The checked model's row groups (45 columns) stay whole (at 64 MiB they were
     cut to 73,728 rows, in the same time)."""
 
-    def __init__(self, con: duckdb.DuckDBPyConnection, *, owned: bool = True, scratch: Path | None = None):
+    SORT_ROWS = 5_000_000
+    """Most rows DuckDB sorts at once for :meth:`data`'s ``order_by`` at the default memory limit (768 MB), and in
+    proportion to the limit set (:attr:`sort_rows`). DuckDB 1.5's sort of wide rows needs memory that grows with
+    the rows: the credit step's 8.2 million penalty records (44 columns) sorted at 768 MB, took 177 s at 512 MB
+    (spilling over and over) and failed at 384 MB ("failed to pin block"); 24.6 million failed at 768 MB."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, *, owned: bool = True, scratch: Path | None = None,
+                 memory: int | None = None):
         self.con = con
         self._owned = owned
+        self.sort_rows = self.SORT_ROWS if memory is None else max(1, self.SORT_ROWS * memory // (768 * 10**6))
+        """Rows sorted at once: :attr:`SORT_ROWS` at the default memory limit, in proportion to ``memory`` (the
+        connection's limit, bytes)."""
+        self._sorted = 0
         self._scratch_root = scratch
         """Where the session's ``file`` relations go (a folder of its own in it, removed on close); without it
         they are in-memory tables."""
@@ -278,11 +298,45 @@ class DuckCompute(Compute):
     def rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
         return self.con.execute(sql, list(params)).fetchall()
 
-    def data(self, sql: str, *, schema: pa.Schema | None = None, whole: bool = False):
+    def data(self, sql: str, *, schema: pa.Schema | None = None, whole: bool = False, order_by: str | None = None,
+             rows: int | None = None):
+        if order_by:
+            sql = self._ordered(sql, order_by, rows)
         if whole:
-            table = self.con.sql(sql).to_arrow_table()
+            table = pa.concat_tables(self.con.sql(q).to_arrow_table() for q in ([sql] if isinstance(sql, str) else sql))
             return table if schema is None else table.select(schema.names).cast(schema)
         return DuckRows(self.con, sql, schema, self.BATCH_ROWS, self.ROW_GROUP_BYTES)
+
+    def _ordered(self, sql: str, by: str, rows: int | None) -> str | list[str]:
+        """``sql`` ordered by ``by`` (nulls last): one sort when it has at most :attr:`sort_rows` rows, else its rows
+        written once to the scratch folder and sorted in slices of ``by``'s values of at most that many rows each
+        (a value holding more is a slice of its own, read unsorted), one slice after the other, nulls last."""
+        if rows is None:
+            rows = self.count(sql)
+        if rows <= self.sort_rows:
+            return f"select * from (\n{sql}\n) as q order by {by} nulls last"
+        self._sorted += 1
+        name = f"ordered_{self._sorted}"
+        self.create(name, sql, kind="file")
+        parts, low, high, held = [], None, None, 0
+
+        def part() -> str:
+            bounds = (storage.sql_literal(low), storage.sql_literal(high))
+            if None in bounds:
+                raise ValueError(f"{by}: no SQL literal for {low!r} or {high!r}")
+            order = f" order by {by}" if low != high else ""
+            return f"select * from {name} where {by} between {bounds[0]} and {bounds[1]}{order}"
+
+        for value, n in self.rows(f"select {by}, count(*) from {name} where {by} is not null group by all "
+                                  f"order by {by}"):
+            if held and held + n > self.sort_rows:
+                parts.append(part())
+                low, held = None, 0
+            low = value if low is None else low
+            high, held = value, held + n
+        if held:
+            parts.append(part())
+        return [*parts, f"select * from {name} where {by} is null"]
 
     def arrow(self, sql: str) -> pa.Table:
         return self.con.sql(sql).to_arrow_table()
@@ -387,8 +441,9 @@ class SparkCompute(Compute):
     def rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
         return [tuple(r) for r in self.sql(sql, params).collect()]
 
-    def data(self, sql: str, *, schema: pa.Schema | None = None, whole: bool = False) -> DataFrame:
-        df = self.sql(sql)
+    def data(self, sql: str, *, schema: pa.Schema | None = None, whole: bool = False, order_by: str | None = None,
+             rows: int | None = None) -> DataFrame:
+        df = self.sql(f"select * from ({sql}) as q order by {order_by} nulls last" if order_by else sql)
         if schema is None:
             return df
         from pyspark.sql import functions as F
@@ -413,5 +468,6 @@ def spark_path(path: Path | str) -> str:
 def open_compute(engine) -> Compute:
     """A new step session on ``engine`` (govlake.engine.Engine)."""
     if engine.name == "duckdb":
-        return DuckCompute(engine.connect(), scratch=engine.settings.work / "relations")
+        return DuckCompute(engine.connect(), scratch=engine.settings.work / "relations",
+                           memory=memory_bytes(engine.settings.duckdb_memory_limit))
     return SparkCompute(engine.session())

@@ -356,7 +356,7 @@ def key_span(source: pa.Table, key: Sequence[str]) -> str:
     parts = []
     for k in key:
         values = _distinct(source[k], KEY_LIST_VALUES)
-        literals = [_sql_literal(v) for v in values] if values is not None else [None]
+        literals = [sql_literal(v) for v in values] if values is not None else [None]
         if None in literals:
             continue
         terms = [f"{k} in ({', '.join(literals)})"] if literals else []
@@ -381,7 +381,7 @@ def _distinct(values: pa.ChunkedArray, most: int) -> list | None:
 _DISTINCT_SLICE = 65_536
 
 
-def _sql_literal(value) -> str | None:
+def sql_literal(value) -> str | None:
     """``value`` as a DuckDB SQL literal; None for a type it does not write."""
     if isinstance(value, bool):
         return "true" if value else "false"

@@ -251,16 +251,13 @@ def _write(intent: steps.Intent, con: Compute, name: str, key, rebuild: bool, *,
     if rebuild or intent.version(table) is None:
         kept = ", ".join(c for c in con.columns(query) if c != delete_flag)
         keep = f"select {kept} from {query} where not {delete_flag}" if delete_flag else f"select * from {query}"
-        if cluster_by:
-            keep += f" order by {cluster_by}"
-        intent.write_table(table, con.data(keep), mode="overwrite", cluster_by=cluster_by)
+        intent.write_table(table, con.data(keep, order_by=cluster_by, rows=n), mode="overwrite", cluster_by=cluster_by)
     elif n > STREAMED_MERGE_ROWS and con.name == "duckdb":
         # streamed, with the keys apart (storage.merge_table), sorted by the clustering date: the kept rows and
         # these are each written in date order, so the files stay narrow
-        order = f" order by {cluster_by}" if cluster_by else ""
         keys = con.data(f"select {', '.join(key)} from {query}", whole=True)  # before the stream: a query ends it
-        intent.merge_table(table, con.data(f"select * from {query}{order}"), key=list(key), delete_flag=delete_flag,
-                           keys=keys, cluster_by=cluster_by)
+        intent.merge_table(table, con.data(f"select * from {query}", order_by=cluster_by, rows=n), key=list(key),
+                           delete_flag=delete_flag, keys=keys, cluster_by=cluster_by)
     elif n:
         intent.merge_table(table, con.data(f"select * from {query}", whole=True), key=list(key),
                            delete_flag=delete_flag, cluster_by=cluster_by)
@@ -322,9 +319,9 @@ def _write_with_publication(intent: steps.Intent, con: Compute, kind: RecordKind
     :func:`_write`), and its publication with the published ones, columns ``published`` and the hash, from the
     same sorted stream (storage.write_with_derived): the sort, the largest cost of a rebuild, is read once. Returns
     the records written."""
-    query = (f"select *, {storage.key_hash_sql(kind.key)} as {storage.KEY_HASH} from new_{kind.record} "
-             f"order by {kind.cluster_by}")
-    rows = con.data(query).reader()
+    query = f"select *, {storage.key_hash_sql(kind.key)} as {storage.KEY_HASH} from new_{kind.record}"
+    # a record per decision to derive: as many rows as the input
+    rows = con.data(query, order_by=kind.cluster_by, rows=con.count(f"{kind.name}_input")).reader()
     columns = pa.schema([rows.schema.field(c) for c in (*published, storage.KEY_HASH)])
 
     def publish(batch: pa.RecordBatch) -> pa.RecordBatch:
