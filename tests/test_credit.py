@@ -358,6 +358,17 @@ def test_a_first_run_killed_after_either_table_of_its_sorted_write_is_finished_b
                                                                           "decision_no").keys()
 
 
+def _silver_lake(var: Path) -> Settings:
+    """A lake at ``var`` holding the credit step's silver inputs: the enterprises, ratings, insurance, dishonest
+    debtors, PENALTIES and one licence."""
+    start = Settings(var=var)
+    for code, data in (("amr.enterprise", AMR), ("tax.credit_rating", TAX), ("hrss.social_insurance", HRSS),
+                       ("court.dishonest", COURT), ("credit.penalty", PENALTIES),
+                       ("credit.license", [_license("L1", uscc=E1)])):
+        put_silver(start, code, data)
+    return start
+
+
 @pytest.mark.slow
 def test_a_day_with_too_many_records_to_hold_streams_them_to_the_same_tables(tmp_path, monkeypatch):
     """Beyond STREAMED_MERGE_ROWS re-derived records (a department re-sending its whole table corrected) the
@@ -371,11 +382,7 @@ def test_a_day_with_too_many_records_to_hold_streams_them_to_the_same_tables(tmp
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "infra"))
     from chaos import lake_digest
 
-    start = Settings(var=tmp_path / "start")
-    for code, data in (("amr.enterprise", AMR), ("tax.credit_rating", TAX), ("hrss.social_insurance", HRSS),
-                       ("court.dishonest", COURT), ("credit.penalty", PENALTIES),
-                       ("credit.license", [_license("L1", uscc=E1)])):
-        put_silver(start, code, data)
+    start = _silver_lake(tmp_path / "start")
     run_day(start, dt.date(2026, 10, 20), "day1")
     put_silver(start, "credit.penalty", [ee_penalty("Q4", dt.date(2026, 6, 1), status="无效"),
                                          ee_penalty("Q7", dt.date(2026, 11, 2), fine_amount=Decimal(4))], batch="b2")
@@ -407,11 +414,7 @@ def test_records_sorted_in_slices_make_the_same_tables(tmp_path, monkeypatch):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "infra"))
     from chaos import lake_digest
 
-    start = Settings(var=tmp_path / "start")
-    for code, data in (("amr.enterprise", AMR), ("tax.credit_rating", TAX), ("hrss.social_insurance", HRSS),
-                       ("court.dishonest", COURT), ("credit.penalty", PENALTIES),
-                       ("credit.license", [_license("L1", uscc=E1)])):
-        put_silver(start, code, data)
+    start = _silver_lake(tmp_path / "start")
     lakes = {}
     for name in ("one", "sliced"):
         shutil.copytree(start.var, tmp_path / name)
