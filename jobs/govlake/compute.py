@@ -144,12 +144,12 @@ class DuckRows(deltafiles.Rows):
     """A DuckDB query's rows bound for a Delta table (:meth:`DuckCompute.data`): streamed as Arrow batches of
     ``batch_rows`` cast to ``schema`` (:meth:`reader`), or written by DuckDB as Parquet files (:meth:`copy`: COPY,
     in parallel, row groups of storage.ROW_GROUP_ROWS rows or ``row_group_bytes``) where govlake.deltafiles can
-    commit them. ``sql``: one query, or the parts of an ordered result, each read after the other
-    (:meth:`DuckCompute.data`'s ``order_by``)."""
+    commit them. ``parts``: the queries of the result, read one after the other (one, or the slices of an ordered
+    result: :meth:`DuckCompute.data`'s ``order_by``)."""
 
-    def __init__(self, con: duckdb.DuckDBPyConnection, sql: str | Sequence[str], schema: pa.Schema | None,
+    def __init__(self, con: duckdb.DuckDBPyConnection, parts: Sequence[str], schema: pa.Schema | None,
                  batch_rows: int, row_group_bytes: int):
-        self.parts = [sql] if isinstance(sql, str) else list(sql)
+        self.parts = list(parts)
         self.con, self.sql, self._cast_to = con, " union all ".join(f"({q})" for q in self.parts), schema
         self.batch_rows, self.row_group_bytes = batch_rows, row_group_bytes
         self._written: pa.Schema | None = None
@@ -300,12 +300,12 @@ class DuckCompute(Compute):
 
     def data(self, sql: str, *, schema: pa.Schema | None = None, whole: bool = False, order_by: str | None = None,
              rows: int | None = None):
-        if order_by:
-            sql = self._ordered(sql, order_by, rows)
+        ordered = self._ordered(sql, order_by, rows) if order_by else sql
+        parts = [ordered] if isinstance(ordered, str) else ordered
         if whole:
-            table = pa.concat_tables(self.con.sql(q).to_arrow_table() for q in ([sql] if isinstance(sql, str) else sql))
+            table = pa.concat_tables(self.con.sql(q).to_arrow_table() for q in parts)
             return table if schema is None else table.select(schema.names).cast(schema)
-        return DuckRows(self.con, sql, schema, self.BATCH_ROWS, self.ROW_GROUP_BYTES)
+        return DuckRows(self.con, parts, schema, self.BATCH_ROWS, self.ROW_GROUP_BYTES)
 
     def _ordered(self, sql: str, by: str, rows: int | None) -> str | list[str]:
         """``sql`` ordered by ``by`` (nulls last): one sort when it has at most :attr:`sort_rows` rows, else its rows
