@@ -273,3 +273,20 @@ def test_a_rows_own_person_names_are_scrubbed_from_its_free_text():
     con.execute("create table t (subject_type varchar, subject_name varchar, legal_rep varchar, facts varchar)")
     con.executemany("insert into t values (?, ?, ?, ?)", [list(r.values()) for r in rows])
     assert [r[0] for r in con.execute(f"select {scrub_names_sql('facts', names)} from t").fetchall()] == expected
+
+
+def test_an_organisation_s_name_holding_an_id_or_mobile_number_is_released_scrubbed():
+    """A name left unmasked because the row says 法人及非法人组织 may still hold a person's 身份证号 or mobile number
+    (a department's 张三 + ID in the name column): released, it is scrubbed as free text is, whatever the category;
+    a person's name is masked as before."""
+    from govlake.masking import release_item_sql
+
+    subject_name = get_catalog().resource("credit.penalty").item("subject_name")
+    rows = [{"subject_name": "张三110101199003077777", "subject_type": "法人及非法人组织"},
+            {"subject_name": "济南甲有限公司13812345678", "subject_type": "法人"},
+            {"subject_name": "济南甲有限公司", "subject_type": "法人"},
+            {"subject_name": "张三110101199003077777", "subject_type": "自然人"}]
+    released = run_sql(release_item_sql(subject_name, "subject_name"), rows)
+    assert released == [scrub_text(rows[0]["subject_name"]), scrub_text(rows[1]["subject_name"]), "济南甲有限公司",
+                        "张*"]
+    assert "110101199003077777" not in "".join(released) and "13812345678" not in "".join(released)

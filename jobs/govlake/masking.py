@@ -342,8 +342,9 @@ def _sql_mask(kind: str, x: str) -> str:
     return f"case when {x} is null then null {body} end"
 
 
-def mask_sql(item: Item, column_expr: str) -> str:
-    """SQL expression releasing ``column_expr`` of ``item``: masked unless the row is public.
+def mask_sql(item: Item, column_expr: str, *, public: str | None = None) -> str:
+    """SQL expression releasing ``column_expr`` of ``item``: masked unless the row is public (then ``public``, or
+    the value as it is).
 
     ``public_when`` is evaluated on the row the expression runs over (its columns must be in
     scope, :func:`public_sql`); a row that is not positively public is masked. Raises ValueError
@@ -356,7 +357,7 @@ def mask_sql(item: Item, column_expr: str) -> str:
     masked = _sql_mask(item.pii, f"cast({column_expr} as varchar)")
     if not item.public_when:
         return masked
-    return f"case when {public_sql(item)} then {column_expr} else {masked} end"
+    return f"case when {public_sql(item)} then {public or column_expr} else {masked} end"
 
 
 def scrub_sql(column_expr: str) -> str:
@@ -376,7 +377,9 @@ def release_item_sql(item: Item, column_expr: str, names: list[Item] | None = No
     if not is_released(item):
         return None
     if item.pii:
-        return mask_sql(item, column_expr)
+        # a value left as it is because the row is an organisation's may still hold a person's ID or mobile number
+        # (a 身份证号 in a "company" name): scrubbed as free text is
+        return mask_sql(item, column_expr, public=scrub_sql(f"cast({column_expr} as varchar)"))
     if item.type == "string" and not item.code_list:
         return scrub_sql(scrub_names_sql(column_expr, names or []))
     return column_expr

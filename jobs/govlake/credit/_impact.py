@@ -21,7 +21,7 @@ from govlake.credit._build import PENALTY, _deadlines, context
 from govlake.credit._rules import ClassRule, CreditRules, Regime, load_credit_rules
 from govlake.engine import get_engine
 from govlake.gold import GoldError
-from govlake.masking import mask_value
+from govlake.masking import mask_value, scrub_text
 from govlake.silver import register_silver
 from govlake.transform import ModelRunner
 
@@ -98,7 +98,8 @@ def regime_impact(settings: Settings, regime_id: str, as_of: dt.date) -> list[di
          new_severity, new_end, new_status) in found:
         now = rules.publicity.regime(regime)
         out.append({"decision_no": no, "authority_uscc": authority, "uscc": uscc,
-                    "subject": mask_value(subject, name, {"subject_type": subject_type}), "decision_date": decided,
+                    "subject": scrub_text(mask_value(subject, name, {"subject_type": subject_type})),
+                    "decision_date": decided,
                     "regime": regime, "severity": severity, "publish_end": end, "publicity_status": status,
                     "new_regime": target.id, "new_severity": new_severity, "new_publish_end": new_end,
                     "new_publicity_status": new_status,
