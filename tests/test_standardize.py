@@ -100,7 +100,7 @@ def test_synonyms_with_full_width_punctuation_still_map(settings):
 
 _EDGE_CASES = ["", " ", "\u3000\t\r\n", "无空白", " 前", "后\u3000", "\t两端\n", "中 间\u3000空白",
                "\r\n 多个 \u3000\u3000", "ＡＢ１２", " ＡＢ１２\u3000", "\u3000Ａ Ｂ", "A\u3000B", "x\t", "AB12", " é ",
-               "Ａ", "中文Ｘ", "é", None]
+               "Ａ", "中文Ｘ", "é", "\n开头", "\r开头", "\x0b不是空白", "\x0c", None]
 
 
 def test_whitespace_is_trimmed_at_both_ends_only(settings):
