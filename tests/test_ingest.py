@@ -166,6 +166,28 @@ def test_undecodable_bytes_reject_the_file_with_the_offset(settings):
     assert info.value.result.batches[0].encoding is None  # none of the encodings tried
 
 
+def test_a_utf8_export_with_a_few_bad_bytes_is_rejected_naming_where_its_utf8_breaks(settings):
+    """Read as GB18030 such a file breaks at its first Chinese character: the error names the place where it
+    stops being UTF-8, on the line the department can look at."""
+    good = _csv_text(HEADER, [_row(i, subject_name="济南市历下区") for i in range(1, 301)]).encode("utf-8")
+    path = _write(settings.inbox / "mostly_utf8.csv", good + "济南".encode("utf-8")[:4] + b"\xff,x\r\n")
+    with pytest.raises(IngestError) as info:
+        ingest_resource("credit.penalty", files=[path], settings=settings, run_id="r1")
+    [batch] = info.value.result.batches
+    assert batch.error == (f"{path}: not valid UTF-8, GBK or GB18030: undecodable bytes at byte offset "
+                           f"{len(good) + 3} (line 302, read as UTF-8)")
+    assert storage.open_table(storage.table_path(settings, "bronze", "credit_penalty")) is None
+
+
+def test_a_file_with_a_utf8_bom_and_bad_bytes_names_their_line(settings):
+    good = _csv_text(HEADER, [_row(i) for i in range(1, 11)]).encode("utf-8-sig")
+    path = _write(settings.inbox / "bom.csv", good + b"\xc3(,x\r\n")
+    with pytest.raises(IngestError) as info:
+        ingest_resource("credit.penalty", files=[path], settings=settings, run_id="r1")
+    assert info.value.result.batches[0].error == (
+        f"{path}: not valid UTF-8: undecodable bytes at byte offset {len(good)} (line 12)")
+
+
 @pytest.mark.parametrize("chunk", [1, 2, 3, 5, 7, 64, 1000, 1 << 20])
 def test_the_utf8_check_agrees_with_python_s_decoder_wherever_the_chunks_cut(chunk):
     """The sniff's UTF-8 check (Arrow's validation, a character cut between chunks carried into the next) says what
@@ -233,7 +255,8 @@ def test_a_file_neither_gbk_nor_gb18030_is_rejected_after_its_rows_were_read(set
         ingest_resource("credit.penalty", files=[path], settings=settings, run_id="r1")
     [batch] = info.value.result.batches
     assert (batch.error, batch.encoding) == (
-        f"{path}: not valid UTF-8, GBK or GB18030: undecodable bytes at byte offset {len(rows)}", None)
+        f"{path}: not valid UTF-8, GBK or GB18030: undecodable bytes at byte offset {len(rows)} (line 70002, read as "
+        "GB18030)", None)
     assert storage.open_table(storage.table_path(settings, "bronze", "credit_penalty")) is None
     assert sorted(r["status"] for r in _log(settings)) == ["landing", "rejected"]
 

@@ -135,7 +135,7 @@ def sniff(source: Source, *, check: bool = False) -> FileFacts:
         return FileFacts(**facts, encoding="gbk", checked=False)
     if first_error(source, "gbk") is None:
         return FileFacts(**facts, encoding="gbk")
-    return FileFacts(**facts, encoding=_checked(source, "gb18030", tried="UTF-8, GBK or GB18030"))
+    return FileFacts(**facts, encoding=_gb18030(source))
 
 
 def _utf16_without_bom(head: bytes) -> bool:
@@ -147,12 +147,43 @@ def _utf16_without_bom(head: bytes) -> bool:
     return sum(other.count(bytes([b])) for b in _CONTROL) * 20 < len(other)
 
 
-def _checked(source: Source, encoding: str, *, tried: str | None = None) -> str:
+def _checked(source: Source, encoding: str) -> str:
+    """``encoding`` when the whole file decodes in it, else IngestError naming the first byte that does not."""
     offset = first_error(source, encoding)
     if offset is not None:
-        raise IngestError(f"{source.path}: not valid {tried or encoding.upper()}: undecodable bytes at byte "
-                          f"offset {offset}", path=source.path)
+        raise IngestError(f"{source.path}: not valid {encoding.upper()}: undecodable bytes at byte offset "
+                          f"{offset}{_on_line(source, offset, encoding)}", path=source.path)
     return encoding
+
+
+def _gb18030(source: Source) -> str:
+    """"gb18030" for a file that is neither UTF-8 nor GBK but decodes as GB18030, else IngestError naming where it
+    stops decoding read as UTF-8 or as GB18030, whichever reads further: a UTF-8 export with a few bad bytes
+    stops decoding as GB18030 at its first Chinese character, which would send the department to the wrong
+    place."""
+    offset = first_error(source, "gb18030")
+    if offset is None:
+        return "gb18030"
+    encoding, as_utf8 = "GB18030", first_error(source, "utf-8")
+    if as_utf8 is not None and as_utf8 > offset:
+        encoding, offset = "UTF-8", as_utf8
+    raise IngestError(f"{source.path}: not valid UTF-8, GBK or GB18030: undecodable bytes at byte offset {offset} "
+                      f"(line {_line(source, offset)}, read as {encoding})", path=source.path)
+
+
+def _on_line(source: Source, offset: int, encoding: str) -> str:
+    """`` (line N)`` for byte ``offset`` of a file in an ASCII-compatible ``encoding``; nothing for UTF-16."""
+    return "" if encoding.startswith("utf-16") else f" (line {_line(source, offset)})"
+
+
+def _line(source: Source, offset: int) -> int:
+    """The line (from 1) that byte ``offset`` is on, in a file whose line feeds are the byte 0x0A."""
+    lines, read = 1, 0
+    with source.reader() as f:
+        while read < offset and (chunk := f.read(min(CHUNK, offset - read))):
+            lines += chunk.count(b"\n")
+            read += len(chunk)
+    return lines
 
 
 class Undecodable(IngestError):
@@ -170,10 +201,11 @@ def undecodable(source: Source, facts: FileFacts) -> Exception | None:
         return None
     if not facts.checked:
         try:
-            return Reencode(_checked(source, "gb18030", tried="UTF-8, GBK or GB18030"))
+            return Reencode(_gb18030(source))
         except IngestError as exc:
             return Undecodable(str(exc), path=source.path)
-    return Undecodable(f"{source.path}: undecodable {encoding} bytes at byte offset {offset}", path=source.path)
+    return Undecodable(f"{source.path}: undecodable {encoding} bytes at byte offset "
+                       f"{offset}{_on_line(source, offset, encoding)}", path=source.path)
 
 
 def first_error(source: Source, encoding: str) -> int | None:
