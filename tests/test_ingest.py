@@ -170,7 +170,7 @@ def test_a_utf8_export_with_a_few_bad_bytes_is_rejected_naming_where_its_utf8_br
     """Read as GB18030 such a file breaks at its first Chinese character: the error names the place where it
     stops being UTF-8, on the line the department can look at."""
     good = _csv_text(HEADER, [_row(i, subject_name="济南市历下区") for i in range(1, 301)]).encode("utf-8")
-    path = _write(settings.inbox / "mostly_utf8.csv", good + "济南".encode("utf-8")[:4] + b"\xff,x\r\n")
+    path = _write(settings.inbox / "mostly_utf8.csv", good + "济南".encode()[:4] + b"\xff,x\r\n")
     with pytest.raises(IngestError) as info:
         ingest_resource("credit.penalty", files=[path], settings=settings, run_id="r1")
     [batch] = info.value.result.batches
