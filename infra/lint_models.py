@@ -79,7 +79,7 @@ def contexts(settings) -> Iterator[tuple[str, str, dict]]:
     from govlake.governance._conflicts import comparisons_context
     from govlake.governance._plan import conflict_plan
     from govlake.governance._views import VIEWS
-    from govlake.quality._process import checked_context, contest_context, failing_context
+    from govlake.quality._process import checked_context, contest_context, failing_context, flagged_context
     from govlake.quality._rules import bind_today, rules_for
     from govlake.themes import MODELS, load_themes
     from govlake.transform import DUCKDB, StagingRenderer
@@ -91,7 +91,9 @@ def contexts(settings) -> Iterator[tuple[str, str, dict]]:
         rules = [dataclasses.replace(r, fail_when=bind_today(r.fail_when, DUCKDB.date_literal(AS_OF)))
                  for r in rules_for(res, catalog, DUCKDB, settings.expectations_dir).rules]
         yield "silver/checked", res.code, checked_context(res, rules)
-        yield "silver/flagged", res.code, {"resource": res, "every": 100}
+        yield "silver/flagged", res.code, flagged_context(res, 100)
+        yield "silver/flagged", f"{res.code} (a part)", flagged_context(
+            res, 100, "(_batch_id = 'b' and _row_number between 1 and 9)")
         yield "silver/failing_hash", res.code, failing_context(res)
         yield "silver/resent", res.code, {"resource": res}
         for name in ("repeated_keys", "candidates", "contest", "dropped", "upserts"):

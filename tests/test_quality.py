@@ -65,6 +65,36 @@ def test_rows_split_with_reasons_and_counts_reconcile(settings):
     assert recon["balanced"] and recon["rows_read"] == 16
 
 
+def test_flagged_rows_joined_in_parts_give_the_same_quarantine_and_great_expectations_counts(settings, monkeypatch):
+    """Beyond ``join_rows`` flagged rows, the join of the flagged rows with their bronze rows runs a range of rows of
+    a batch at a time: the same quarantine (rows as sent, rules, hashes), silver and GX counts as one join."""
+    from govlake.compute import DuckCompute
+    from govlake.quality import _process
+
+    write_bronze(settings, "credit.penalty", _rows())
+    second = [dict(BASE, decision_no=f"b2-{n}号", penalty_category="罚款" if n % 3 else "罚没") for n in range(1, 12)]
+    write_bronze(settings, "credit.penalty", second, batch="b2")
+    monkeypatch.setattr(DuckCompute, "JOIN_ROWS", 3)
+    monkeypatch.setattr(_process, "FLAGGED_BUCKET_ROWS", 4)
+    parts = []
+    cut = _process._flagged_parts
+    monkeypatch.setattr(_process, "_flagged_parts", lambda con, every: parts.extend(cut(con, every)) or parts)
+    r = process_resource("credit.penalty", settings=settings, run_id="r1", today=TODAY)
+    assert len(parts) >= 4 and len(set(parts)) == len(parts)
+    assert (r.rows_read, r.silver, r.quarantined, r.duplicates) == (27, 17, 9, 1)
+    quarantine = {(row["_batch_id"], row["_row_number"]): sorted(row["_failed_rules"])
+                  for row in _table(settings, "quarantine")}
+    assert {k: v for k, v in quarantine.items() if k[0] == "b1"} == {
+        ("b1", 3): ["uscc.uscc"], ("b1", 4): ["code.penalty_category"], ("b1", 5): ["SGS.fine_amount"],
+        ("b1", 6): ["not_future.decision_date"], ("b1", 8): ["parse.row"],
+        ("b1", 9): ["format.decision_date", "required.violation_type"]}
+    assert {k[1] for k in quarantine if k[0] == "b2"} == {3, 6, 9}
+    assert all(r["_row_hash"] and r["subject_name"] == BASE["subject_name"] for r in _table(settings, "quarantine"))
+    results = DeltaTable(str(settings.lake / "meta" / "validation_results")).to_pyarrow_table().to_pylist()
+    assert all(x["gx_unexpected"] == x["failed"] for x in results if x["severity"] == "row")
+    assert {x["rule_id"]: x["failed"] for x in results if x["failed"]}["code.penalty_category"] == 4
+
+
 def test_great_expectations_counts_equal_duckdb_counts(settings):
     write_bronze(settings, "credit.penalty", _rows())
     process_resource("credit.penalty", settings=settings, run_id="r1", today=TODAY)

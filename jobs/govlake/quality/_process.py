@@ -386,7 +386,58 @@ def _flagged(con: Compute, runner: ModelRunner, resource, checked: int) -> None:
     Expectations read, so that bronze is read once after the pass instead of once by each (at 10 million
     rows, 15% of them flagged, each read of bronze's 40 columns took ~10 s)."""
     every = max(1, -(-checked // GX_SAMPLE))
-    runner.run(con, "silver/flagged", kind="file", resource=resource, every=every)
+    parts = _flagged_parts(con, every)
+    if len(parts) < 2:
+        runner.run(con, "silver/flagged", kind="file", **flagged_context(resource, every))
+        return
+    # the flagged rows outgrow DuckDB's memory as the join's build side: joined a range of rows of a batch at a time
+    # (the ranges pruned by the row groups' statistics in bronze and in checked, both written in row order)
+    for i, part in enumerate(parts):
+        runner.run(con, "silver/flagged", into=f"flagged_{i}", kind="file", **flagged_context(resource, every, part))
+    con.create("flagged", " union all ".join(f"select * from flagged_{i}" for i in range(len(parts))), kind="view")
+
+
+FLAGGED_BUCKET_ROWS = 65_536
+"""Rows of a batch counted together when :func:`_flagged_parts` cuts it into parts."""
+
+
+def _flagged_parts(con: Compute, every: int) -> list[str]:
+    """Predicates on ``_batch_id`` and ``_row_number``, each holding at most ``con.join_rows`` of the rows
+    model silver/flagged keeps (ranges of :data:`FLAGGED_BUCKET_ROWS` rows of one batch, a range at least), or one
+    part (``[]``) when they all fit."""
+    if con.join_rows is None:
+        return []
+    counts = con.rows(f"""select _batch_id, _row_number // {FLAGGED_BUCKET_ROWS} as bucket, count(*) from checked
+        where {flagged_when(every)} group by all order by all""")
+    if sum(n for _, _, n in counts) <= con.join_rows:
+        return []
+    parts: list[str] = []
+    held, first, last, batch = 0, 0, 0, None
+
+    def part() -> str:
+        low, high = first * FLAGGED_BUCKET_ROWS, (last + 1) * FLAGGED_BUCKET_ROWS - 1
+        return f"(_batch_id = {storage.sql_literal(batch)} and _row_number between {low} and {high})"
+
+    for batch_id, bucket, n in counts:
+        if held and (batch_id != batch or held + n > con.join_rows):
+            parts.append(part())
+            held = 0
+        if not held:
+            batch, first = batch_id, bucket
+        last, held = bucket, held + n
+    parts.append(part())
+    return parts
+
+
+def flagged_context(resource, every: int, part: str | None = None) -> dict:
+    """What model sql/silver/flagged is rendered with (also by infra/lint_models.py)."""
+    return {"resource": resource, "every": every, "flagged_when": flagged_when(every), "part": part}
+
+
+def flagged_when(every: int) -> str:
+    """The rows of ``checked`` model silver/flagged keeps: flagged by a rule (failed or warned), or in Great
+    Expectations' sample (a row number that is a multiple of ``every``)."""
+    return f"_failed <> '' or _warned <> '' or _row_number % {every} = 0"
 
 
 @dataclass(frozen=True)
