@@ -391,8 +391,8 @@ def _flagged(con: Compute, runner: ModelRunner, resource, checked: int) -> None:
         runner.run(con, "silver/flagged", kind="file", **flagged_context(resource, every))
         return
     # the flagged rows outgrow DuckDB's memory as the join's build side: joined a range of rows of a batch at a time
-    # (the ranges pruned by the row groups' statistics: bronze is written in row order, checked nearly so — each
-    # of DuckDB's threads writes the row groups of the stretches of bronze it read)
+    # (bronze's row groups outside the range skipped by their statistics: bronze is written in row order; checked's
+    # row groups mix stretches of rows, as DuckDB's threads wrote them, so its few columns read are scanned per part)
     for i, part in enumerate(parts):
         runner.run(con, "silver/flagged", into=f"flagged_{i}", kind="file", **flagged_context(resource, every, part))
     con.create("flagged", " union all ".join(f"select * from flagged_{i}" for i in range(len(parts))), kind="view")
