@@ -330,25 +330,17 @@ class DuckCompute(Compute):
         self._sorted += 1
         name = f"ordered_{self._sorted}"
         self.create(name, sql, kind="file")
-        parts, low, high, held = [], None, None, 0
 
-        def part() -> str:
+        def part(low, high) -> str:
             bounds = (storage.sql_literal(low), storage.sql_literal(high))
             if None in bounds:
                 raise ValueError(f"{by}: no SQL literal for {low!r} or {high!r}")
             order = f" order by {by}" if low != high else ""
             return f"select * from {name} where {by} between {bounds[0]} and {bounds[1]}{order}"
 
-        for value, n in self.rows(f"select {by}, count(*) from {name} where {by} is not null group by all "
-                                  f"order by {by}"):
-            if held and held + n > self.sort_rows:
-                parts.append(part())
-                low, held = None, 0
-            low = value if low is None else low
-            high, held = value, held + n
-        if held:
-            parts.append(part())
-        return [*parts, f"select * from {name} where {by} is null"]
+        counts = self.rows(f"select null, {by}, count(*) from {name} where {by} is not null group by all order by {by}")
+        return [*(part(low, high) for _, low, high in runs(counts, self.sort_rows)),
+                f"select * from {name} where {by} is null"]
 
     def arrow(self, sql: str) -> pa.Table:
         return self.con.sql(sql).to_arrow_table()
@@ -475,6 +467,22 @@ class SparkCompute(Compute):
 def spark_path(path: Path | str) -> str:
     """A lake location as Spark reads it."""
     return str(path)
+
+
+def runs(counts: Iterable[tuple[Any, Any, int]], most: int) -> list[tuple[Any, Any, Any]]:
+    """Rows counted per (group, value), in order, gathered into runs (group, first value, last value) of
+    consecutive values of one group holding at most ``most`` rows each; a value holding more is a run of its own.
+    What a result too large for one DuckDB operation is cut into (:meth:`DuckCompute._ordered`'s slices,
+    govlake.quality's flagged parts)."""
+    found: list[list] = []
+    held = 0
+    for group, value, n in counts:
+        if not found or group != found[-1][0] or held + n > most:
+            found.append([group, value, value])
+            held = 0
+        found[-1][2] = value
+        held += n
+    return [(group, first, last) for group, first, last in found]
 
 
 def open_compute(engine) -> Compute:

@@ -41,7 +41,7 @@ import pyarrow as pa
 
 from govlake import locks, steps, storage
 from govlake.catalog import get_catalog
-from govlake.compute import Compute, as_compute, open_compute
+from govlake.compute import Compute, as_compute, open_compute, runs
 from govlake.config import Settings
 from govlake.consumption import SCHEMA as CONSUMPTION_SCHEMA
 from govlake.consumption import consumed_versions, consumption_rows
@@ -386,7 +386,7 @@ def _flagged(con: Compute, runner: ModelRunner, resource, checked: int) -> None:
     Expectations read, so that bronze is read once after the pass instead of once by each (at 10 million
     rows, 15% of them flagged, each read of bronze's 40 columns took ~10 s)."""
     every = max(1, -(-checked // GX_SAMPLE))
-    parts = _flagged_parts(con, every)
+    parts = _flagged_parts(con, every) if con.join_rows is not None and checked > con.join_rows else []
     if len(parts) < 2:
         runner.run(con, "silver/flagged", kind="file", **flagged_context(resource, every))
         return
@@ -406,28 +406,12 @@ def _flagged_parts(con: Compute, every: int) -> list[str]:
     """Predicates on ``_batch_id`` and ``_row_number``, each holding at most ``con.join_rows`` of the rows
     model silver/flagged keeps (ranges of :data:`FLAGGED_BUCKET_ROWS` rows of one batch, a range at least), or one
     part (``[]``) when they all fit."""
-    if con.join_rows is None:
-        return []
     counts = con.rows(f"""select _batch_id, _row_number // {FLAGGED_BUCKET_ROWS} as bucket, count(*) from checked
         where {flagged_when(every)} group by all order by all""")
     if sum(n for _, _, n in counts) <= con.join_rows:
         return []
-    parts: list[str] = []
-    held, first, last, batch = 0, 0, 0, None
-
-    def part() -> str:
-        low, high = first * FLAGGED_BUCKET_ROWS, (last + 1) * FLAGGED_BUCKET_ROWS - 1
-        return f"(_batch_id = {storage.sql_literal(batch)} and _row_number between {low} and {high})"
-
-    for batch_id, bucket, n in counts:
-        if held and (batch_id != batch or held + n > con.join_rows):
-            parts.append(part())
-            held = 0
-        if not held:
-            batch, first = batch_id, bucket
-        last, held = bucket, held + n
-    parts.append(part())
-    return parts
+    return [f"(_batch_id = {storage.sql_literal(batch)} and _row_number between {first * FLAGGED_BUCKET_ROWS} "
+            f"and {(last + 1) * FLAGGED_BUCKET_ROWS - 1})" for batch, first, last in runs(counts, con.join_rows)]
 
 
 def flagged_context(resource, every: int, part: str | None = None) -> dict:
