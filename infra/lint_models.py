@@ -98,6 +98,7 @@ def contexts(settings) -> Iterator[tuple[str, str, dict]]:
         yield "silver/resent", res.code, {"resource": res}
         for name in ("repeated_keys", "candidates", "contest", "dropped", "upserts"):
             yield f"silver/{name}", res.code, contest_context(res)
+        yield "silver/contest", f"{res.code} (silver holds none of the keys)", {**contest_context(res), "silver": False}
     yield f"gold/{SUMMARY}", "", {}
     for name in MODEL_ORDER:
         yield f"gold/{name}", "", model_context(name, catalog)

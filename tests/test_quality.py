@@ -260,6 +260,59 @@ def test_a_bad_row_re_sent_is_a_duplicate_also_against_rows_quarantined_before_t
     assert (r3.rows_read, r3.silver, r3.quarantined, r3.duplicates) == (40, 29, 7, 4)
 
 
+def test_silver_keeps_each_key_s_hash_and_a_key_it_holds_is_contested_also_in_rows_written_without_it(
+        settings, monkeypatch):
+    import duckdb
+
+    from govlake import storage
+    from govlake.quality import _process
+
+    looked_up = []
+    may_hold = _process._silver_may_hold
+    monkeypatch.setattr(_process, "_silver_may_hold", lambda con, res: looked_up.append(may_hold(con, res))
+                        or looked_up[-1])
+    path = settings.lake / "silver" / "credit_penalty"
+
+    def silver():
+        rows = _table(settings, "silver")
+        keys = [(r["decision_no"], r["authority_uscc"]) for r in rows]
+        assert len(keys) == len(set(keys)), "a key twice in silver"
+        return {r["decision_no"]: r for r in rows}
+
+    def hashes_right():
+        con = duckdb.connect()
+        con.register("s", DeltaTable(str(path)).to_pyarrow_table())
+        return con.sql(f"select count(*) from s where _key_hash is distinct from "
+                       f"{storage.key_hash_sql(['decision_no', 'authority_uscc'])}").fetchone()[0] == 0
+
+    def day(batch, rows, run_id):
+        write_bronze(settings, "credit.penalty", rows, batch=batch)
+        return process_resource("credit.penalty", settings=settings, run_id=run_id, today=TODAY)
+
+    write_bronze(settings, "credit.penalty", _rows())
+    process_resource("credit.penalty", settings=settings, run_id="r1", today=TODAY)
+    assert hashes_right() and len(silver()) == 9
+    # only new keys: silver's hashes hold none of them, its keys are not compared
+    assert day("b2", [dict(BASE, decision_no="20号"), dict(BASE, decision_no="21号")], "r2").run == Totals(2, 2, 0, 0)
+    assert looked_up[-1] is False and hashes_right() and len(silver()) == 11
+    # a corrected decision silver holds: found by its hash, it replaces the row
+    assert day("b3", [dict(BASE, content="罚款3万元", fine_amount="3")], "r3").run == Totals(1, 0, 0, 1)
+    assert looked_up[-1] is True and hashes_right()
+    assert silver()["济市监罚〔2026〕1号"]["content"] == "罚款3万元"
+    # silver as a lake from before the hash was kept: the column on no row, then null on every row
+    old = DeltaTable(str(path)).to_pyarrow_table().drop_columns(["_key_hash"])
+    write_deltalake(str(path), old, mode="overwrite", schema_mode="overwrite")
+    assert day("b4", [dict(BASE, decision_no="20号", content="改正一")], "r4").run == Totals(1, 0, 0, 1)
+    assert looked_up[-1] is True and silver()["20号"]["content"] == "改正一"
+    unhashed = DeltaTable(str(path)).to_pyarrow_table()
+    unhashed = unhashed.set_column(unhashed.schema.get_field_index("_key_hash"), "_key_hash",
+                                   pa.nulls(unhashed.num_rows, pa.int64()))
+    write_deltalake(str(path), unhashed, mode="overwrite")
+    assert day("b5", [dict(BASE, decision_no="21号", content="改正二")], "r5").run == Totals(1, 0, 0, 1)
+    assert looked_up[-1] is True and silver()["21号"]["content"] == "改正二"
+    assert len(silver()) == 11
+
+
 def test_great_expectations_data_docs_per_run_hold_no_personal_data(settings):
     from govlake.quality._process import gx_validation_page
 

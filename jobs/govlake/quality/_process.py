@@ -442,10 +442,28 @@ class _Contest:
 
 
 def contest_context(resource) -> dict:
-    """What models sql/silver/candidates, contest and upserts are rendered with (also by infra/lint_models.py)."""
+    """What models sql/silver/candidates, contest and upserts are rendered with (also by infra/lint_models.py);
+    ``silver``: whether silver may hold a candidate's key (:func:`_silver_may_hold`; the contest reads silver's
+    keys only then)."""
     order = _order_by(resource)
     order_cols = list(dict.fromkeys(c.split()[0] for c in order.split(", ")))  # ends with _batch_id, _row_number
-    return {"resource": resource, "order": order, "narrow": list(dict.fromkeys([*resource.key, *order_cols]))}
+    return {"resource": resource, "order": order, "narrow": list(dict.fromkeys([*resource.key, *order_cols])),
+            "silver": True}
+
+
+def _silver_may_hold(con: Compute, resource) -> bool:
+    """Whether ``silver_current`` may hold the key of one of the ``candidates``: False only when silver keeps
+    :data:`storage.KEY_HASH` on every row (the step writes it with each row since 2026-12-07) and none of them is
+    the hash of a candidate's key. One 8-byte column read instead of the key's strings: at 10 million records
+    the contest's semi-join of silver's keys took 0.5 s of a 10,000-record day whose keys are all new. A hash
+    shared by two keys only sends the contest to the keys themselves."""
+    if storage.KEY_HASH not in con.columns("silver_current"):
+        return True  # a table written before the column: its keys are compared
+    h = storage.KEY_HASH
+    unhashed, held = con.one(f"""select count(*) filter (where s.{h} is null), count(c.{h})
+        from silver_current as s
+        left join (select distinct {storage.key_hash_sql(resource.key)} as {h} from candidates) as c on s.{h} = c.{h}""")
+    return bool(unhashed or held)
 
 
 def _contest(con: Compute, runner: ModelRunner, resource) -> _Contest:
@@ -465,7 +483,10 @@ def _contest(con: Compute, runner: ModelRunner, resource) -> _Contest:
     # candidates and contest hold a key per valid row (8.2 million at 10 million records): as DuckDB tables they
     # filled its buffer pool and spilled (made and key-tested in 2.4 + 1.7 and 2.1 + 1.9 s), as scratch files,
     # read back by column, 1.2 + 0.8 and 0.6 + 0.8 s
-    for name, kind in (("repeated_keys", "table"), ("candidates", "file"), ("contest", "file"), ("dropped", "table")):
+    for name, kind in (("repeated_keys", "table"), ("candidates", "file")):
+        runner.run(con, f"silver/{name}", kind=kind, **context)
+    context["silver"] = _silver_may_hold(con, resource)
+    for name, kind in (("contest", "file"), ("dropped", "table")):
         runner.run(con, f"silver/{name}", kind=kind, **context)
     runner.run(con, "silver/upserts", kind="view", **context)
     rows, failing = con.one("select count(*), count(*) filter (where _failed <> '') from checked")
@@ -645,7 +666,8 @@ def _publish(con: Compute, intent: steps.Intent, resource, tables: dict[str, str
     flagged rows with ``checked`` and the hashes here ran out of DuckDB's 768 MB at 30 million records (4.4
     million failing rows), streamed or written to a file first."""
     new_rows, matched = counts.winners, counts.matched
-    columns = ", ".join(row_columns(resource))
+    # with the key's hash, which the next runs' contest looks a day's keys up by (_silver_may_hold)
+    columns = ", ".join([*row_columns(resource), f"{storage.key_hash_sql(resource.key)} as {storage.KEY_HASH}"])
     exists = intent.version(tables["silver"]) is not None
     if rebuild or not exists or (new_rows and not matched):
         # nothing to merge with: stream the rows instead of holding them in memory
