@@ -61,7 +61,9 @@ KEY_HASH = "_key_hash"
 with every row, on either engine, and :func:`split_matched` gives it to a day's rows): :func:`split_matched` finds
 the table's rows of a day's keys by it, reading one 8-byte column (and the date) instead of the key's strings (the
 record table of 10 million penalty records: 0.10 s against 0.28 s), then compares the keys themselves only in
-the row groups of the dates it found. Not a published column: the extract leaves it out."""
+the row groups of the dates it found. silver's tables carry it too (written by the process step, outside
+silver's contract), for the contest's lookup of a day's keys (govlake.quality._process._silver_may_hold). Not a
+published column: the extract leaves it out."""
 
 
 def key_hash_sql(key: Sequence[str], alias: str = "") -> str:
