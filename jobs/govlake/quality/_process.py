@@ -460,9 +460,10 @@ def _silver_may_hold(con: Compute, resource) -> bool:
     if storage.KEY_HASH not in con.columns("silver_current"):
         return True  # a table written before the column: its keys are compared
     h = storage.KEY_HASH
+    hashes = f"select distinct {storage.key_hash_sql(resource.key)} as {h} from candidates"
     unhashed, held = con.one(f"""select count(*) filter (where s.{h} is null), count(c.{h})
         from silver_current as s
-        left join (select distinct {storage.key_hash_sql(resource.key)} as {h} from candidates) as c on s.{h} = c.{h}""")
+        left join ({hashes}) as c on s.{h} = c.{h}""")
     return bool(unhashed or held)
 
 
