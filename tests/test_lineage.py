@@ -8,6 +8,7 @@ import datetime as dt
 import json
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 from deltalake import DeltaTable
@@ -101,6 +102,10 @@ def test_statistics_are_what_the_run_wrote(city):
     table = DeltaTable(str(settings.table_path("gold", "legal_entity")))
     assert gold["facets"]["version"]["datasetVersion"] == str(table.version())
     assert [f["name"] for f in gold["facets"]["schema"]["fields"]] == table.schema().to_arrow().names
+    # each column's type as Arrow names it (not the Python object's repr of the binding delta-rs returns)
+    assert [f["type"] for f in gold["facets"]["schema"]["fields"]] == [
+        str(f.type) for f in pa.schema(table.schema().to_arrow())]
+    assert {f["name"]: f["type"] for f in gold["facets"]["schema"]["fields"]}["uscc"] == "string"
     silver = _output(_event(events, "process.amr.enterprise"), "silver", "amr_enterprise")
     assert silver["outputFacets"]["outputStatistics"]["rowCount"] == summary["resources"]["amr.enterprise"].silver
 

@@ -10,6 +10,8 @@ import datetime as dt
 import json
 from dataclasses import dataclass
 
+import pyarrow as pa
+
 from govlake import objectstore, storage
 from govlake.objectstore import Location
 
@@ -37,7 +39,8 @@ def delta_state(path: Location) -> tuple[list[tuple[str, str | None]], int] | No
     table = storage.open_table(path)
     if table is None:
         return None
-    return [(f.name, str(f.type)) for f in table.schema().to_arrow()], table.version()
+    # through pyarrow: delta-rs returns arro3's schema, whose types print as "arro3.core.DataType<Utf8>"
+    return [(f.name, str(f.type)) for f in pa.schema(table.schema().to_arrow())], table.version()
 
 
 def written_by_run(path: Location, run_id: str, *, since: dt.datetime | None = None) -> Written | None:
