@@ -552,7 +552,7 @@ def split_matched(path: Location, source: pa.Table, *, key: Sequence[str], clust
         if not files:
             return Split(source.slice(0, 0), _without_flagged(source, delete_flag), None)
         _parquet_view(con, "target", files, file_column=True)
-        hits = con.sql(_lookup(con, key, cluster_by)).to_arrow_table()
+        hits = con.sql(_lookup(con, key, cluster_by, pa.schema(table.schema().to_arrow()).names)).to_arrow_table()
         is_matched = pa.compute.is_in(index, hits["_i"])
         matched, new = source.filter(is_matched), _without_flagged(source.filter(pa.compute.invert(is_matched)),
                                                                    delete_flag)
@@ -673,12 +673,12 @@ def _span(column: str, values: pa.ChunkedArray) -> str:
     return "(" + " or ".join(parts) + ")"
 
 
-def _lookup(con: duckdb.DuckDBPyConnection, key: Sequence[str], cluster_by: str) -> str:
+def _lookup(con: duckdb.DuckDBPyConnection, key: Sequence[str], cluster_by: str, have: Sequence[str]) -> str:
     """:func:`split_matched`'s query of (source row, the target's date, its file) for the source's keys the target
     ``target`` holds (view ``source_keys``: the keys, their :data:`KEY_HASH`, ``_i``; ``target`` with
-    :data:`FILE_COLUMN`)."""
+    :data:`FILE_COLUMN`; ``have``: the table's columns, from its Delta schema — asking DuckDB for the view's read
+    every file's footer: 0.03 s at 10 million records)."""
     on = " and ".join(f"t.{k} = s.{k}" for k in key)
-    have = con.sql("select * from target limit 0").columns
     columns = ", ".join([*key, cluster_by, FILE_COLUMN])
     found = f"t.{cluster_by}, t.{FILE_COLUMN}"
     if KEY_HASH not in have:
