@@ -24,6 +24,7 @@ from govlake.catalog import get_catalog
 from govlake.config import Settings
 from govlake.contracts import silver_schema
 from govlake.credit import build_credit
+from govlake.credit._build import PENALTY
 from govlake.credit.kpis import credit_kpis
 from govlake.extract import build_extract
 from govlake.gold import build_gold
@@ -321,6 +322,44 @@ def test_a_credit_day_killed_between_a_merge_and_its_append_is_finished_by_the_n
     build_credit(settings=case, run_id="day3")                             # finishes day2, then its own
     assert lake_digest(case.var) == lake_digest(clean.var)
     assert rows(case, "penalty_record", "decision_no")["Q7"]["publicity_status"] == "公示中"
+
+
+def test_the_records_leaving_a_publication_are_found_by_their_key_hashed_or_not(tmp_path):
+    """A day's withdrawals are looked up in the publication by the key's hash first (_held): a row written without
+    the hash is found by its key, and a row of another key that shares the hash of a record leaving is not taken
+    for it (the record was never published: nothing is withdrawn)."""
+    start = _start(tmp_path / "start")
+    # a warning-only decision of market regulation: 轻微, never published
+    put_silver(start, "credit.penalty", [ee_penalty("Q8", dt.date(2026, 11, 3), penalty_category="警告",
+                                                    fine_amount=None, authority_uscc=DEPT["amr"],
+                                                    source_dept_uscc=DEPT["amr"], _dept="amr")], batch="b3")
+    clean, case = _clean_and_case(start, tmp_path, dt.date(2026, 11, 20))
+    q8 = rows(clean, "penalty_record", "decision_no")["Q8"]
+    assert q8["publicity_status"] == "不予公示"
+    path = storage.table_path(case, "gold", "penalty_publication")
+    published = storage.open_table(path).to_pyarrow_table()
+    hashes = published[storage.KEY_HASH].to_pylist()
+    numbers = published["decision_no"].to_pylist()
+    assert None not in hashes and "Q1" in numbers
+    hashes[numbers.index("Q1")] = None  # Q1, expiring on day 2, as a table written before the column holds it
+    impostor = published.slice(numbers.index("Q2"), 1)
+    q8_hash = duckdb.sql(f"select {storage.key_hash_sql(PENALTY.key)} from (select ? as decision_no, "
+                         "? as authority_uscc)", params=[q8["decision_no"], q8["authority_uscc"]]).fetchone()[0]
+    impostor = impostor.set_column(impostor.schema.get_field_index("decision_no"), "decision_no", pa.array(["QX"]))
+    impostor = impostor.set_column(impostor.schema.get_field_index(storage.KEY_HASH), storage.KEY_HASH,
+                                   pa.array([q8_hash], pa.int64()))
+    published = published.set_column(published.schema.get_field_index(storage.KEY_HASH), storage.KEY_HASH,
+                                      pa.array(hashes, pa.int64()))
+    storage.write_table(path, pa.concat_tables([published, impostor]), mode="overwrite", run_id="edit")
+    build_credit(settings=case, run_id="day2")
+
+    def withdrawn(settings: Settings) -> list[tuple]:
+        log = storage.open_table(storage.table_path(settings, "gold", "withdrawal_log")).to_pyarrow_table()
+        return sorted((r["decision_no"], r["reason"]) for r in log.to_pylist() if r["run_id"] == "day2")
+
+    assert withdrawn(case) == withdrawn(clean) == [("Q1", "expired"), ("Q4", "revoked")]
+    assert set(rows(case, "penalty_publication", "decision_no")) == set(rows(clean, "penalty_publication",
+                                                                             "decision_no")) | {"QX"}
 
 
 @pytest.mark.slow
