@@ -21,7 +21,9 @@ export; ingest, process, the credit step and the extract then work incrementally
 follow the day's records, not N. gold (法人库) is rebuilt in full, from silver's penalties summed per subject (a
 summary it brings up to date from the silver files the day changed); its rows are the silver rows it covers.
 The day runs three times (DAY_RUNS), each from a copy of the lake as the first run left it, and its steps' figures
-are the medians, each run's seconds beside them; the runs must count the same.
+are the medians, each run's seconds beside them; the runs must count the same. The sizes' days run in turn (1
+million, 10 million, 1 million, …, each size's process waiting for its turn), so that a day's ratio between two
+sizes is taken on the same minutes of the machine, whose speed moves by the hour.
 
 The re-sent day: the next day the same decisions arrive again, dated a day later (a department correcting its
 export): keys silver and the credit tables hold already, which the tables merge rather than append. Its
@@ -49,6 +51,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 ENGINES = ("duckdb", "spark", "cluster")
@@ -184,8 +187,10 @@ def _floor_child(workdir: Path) -> dict:
             "peak_rss_mib": round(_peak_mib())}
 
 
-def run_one(rows: int, workdir: Path, engine: str = "duckdb") -> dict:
-    """Runs inside the child process (its environment chooses the engine)."""
+def run_one(rows: int, workdir: Path, engine: str = "duckdb") -> Iterator[str]:
+    """Runs inside the child process (its environment chooses the engine): a generator that pauses after the
+    first run (``"first"``) and after each of the day's runs (``"day"``), so that the parent can run the days of
+    every size in turn (:func:`_engine`); it returns the report."""
     os.environ["GOVLAKE_VAR"] = str(workdir / "var")
     os.environ["GOVLAKE_INBOX"] = str(workdir / "city")
     from govlake import pipeline
@@ -209,7 +214,8 @@ def run_one(rows: int, workdir: Path, engine: str = "duckdb") -> dict:
         # before the end keeps what it measured
         figures = {"stage": name, "rows": n, "seconds": round(secs, 2), "rows_per_s": round(n / secs) if secs else None,
                    "cpu_seconds": round(cpu, 2), "peak_rss_mib": round(_peak_mib()), **_jvm_peaks_mib()}
-        print("stage done: " + json.dumps(figures, ensure_ascii=False), file=sys.stderr, flush=True)
+        print(f"stage done at {dt.datetime.now():%H:%M:%S}: " + json.dumps(figures, ensure_ascii=False),
+              file=sys.stderr, flush=True)
         return out, figures
 
     def stage(name, fn, n):
@@ -259,6 +265,7 @@ def run_one(rows: int, workdir: Path, engine: str = "duckdb") -> dict:
         step(extract, lambda: pipeline.extract(settings=on), DAY_ROWS)
         return processed, credited, figures
 
+    yield "first"
     next_day = settings.today + dt.timedelta(days=1)
     var, before = Path(os.environ["GOVLAKE_VAR"]), workdir / "var-before-the-day"
     if DAY_RUNS > 1:
@@ -274,6 +281,7 @@ def run_one(rows: int, workdir: Path, engine: str = "duckdb") -> dict:
         if (_day_counts(*runs[i][:2]) != _day_counts(*runs[0][:2])):
             raise RuntimeError(f"the day's run {i + 1} counted otherwise than its first: {_day_counts(*runs[i][:2])} "
                                f"against {_day_counts(*runs[0][:2])}")
+        yield "day"
     shutil.rmtree(before, ignore_errors=True)
     day_result, credit, _ = runs[-1]
     stages.extend(_median_stage([figures[k] for _, _, figures in runs]) for k in range(len(runs[0][2])))
@@ -408,7 +416,7 @@ LOGS = REPO / "var" / "bench"
 
 def main(engines: list[str], sizes: list[int]) -> None:
     print(f"govlake benchmark on {os.cpu_count()} cores; engines: {engines}; sizes: {sizes}")
-    reports = {(engine, rows): _one(engine, rows) for engine in engines for rows in sizes}
+    reports = {(engine, rows): report for engine in engines for rows, report in _engine(engine, sizes).items()}
     if len(engines) > 1:
         for rows in sizes:
             _compare(engines, rows, {e: reports[(e, rows)] for e in engines})
@@ -439,23 +447,72 @@ def _pipeline_seconds(report: dict) -> float:
                if not s["stage"].startswith(("generate", "start-up", "floor", "day:", "re-sent day:", "operator's")))
 
 
-def _one(engine: str, rows: int) -> dict:
-    with tempfile.TemporaryDirectory(prefix="govlake-bench-") as tmp:
-        log = LOGS / f"{engine}-{rows}.log"
-        log.parent.mkdir(parents=True, exist_ok=True)
+REPLY = "govlake-bench: "
+"""How a child's line to its parent begins (:func:`_child`): what the pipeline prints on standard output is not
+one."""
+
+
+def _child(steps: Iterator[str]) -> None:
+    """The child's side of :func:`_engine`: each line on standard input runs ``steps`` to its next pause, answered
+    by a line ``REPLY {"done": <pause>}``, and to its end by ``REPLY <the report>``."""
+    for _command in sys.stdin:
         try:
-            env = _engine_env(engine, Path(tmp))
-            with open(log, "w") as err:
-                out = subprocess.run([sys.executable, __file__, "--child", str(rows), tmp, engine],
-                                     stdout=subprocess.PIPE, stderr=err, text=True, check=False, env=env)
-        finally:
-            _stop_cluster(Path(tmp))
-        if out.returncode != 0:
-            # the Python traceback and the JVM's messages, not the JVM's stack frames
-            lines = [x for x in log.read_text(errors="replace").splitlines() if not x.startswith(("\tat ", "\t..."))]
-            print("\n".join(lines[-60:]))
-            raise SystemExit(f"benchmark of {rows:,} rows on {engine} failed (exit {out.returncode}); its log: {log}")
-        report = json.loads(out.stdout.strip().splitlines()[-1])
+            reply = {"done": next(steps)}
+        except StopIteration as end:
+            print(REPLY + json.dumps(end.value), flush=True)
+            return
+        print(REPLY + json.dumps(reply), flush=True)
+
+
+class _Size:
+    """One size's child process (:func:`run_one` behind :func:`_child`), its log in var/bench/."""
+
+    def __init__(self, engine: str, rows: int, stack: contextlib.ExitStack):
+        self.engine, self.rows = engine, rows
+        self.tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="govlake-bench-")))
+        self.log = LOGS / f"{engine}-{rows}.log"
+        self.log.parent.mkdir(parents=True, exist_ok=True)
+        stack.callback(_stop_cluster, self.tmp)
+        env = _engine_env(engine, self.tmp)
+        err = stack.enter_context(open(self.log, "w"))  # noqa: SIM115 - closed by the stack
+        self.proc = stack.enter_context(subprocess.Popen(
+            [sys.executable, __file__, "--child", str(rows), str(self.tmp), engine], stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE, stderr=err, text=True, env=env))
+        stack.callback(self.proc.kill)
+
+    def step(self) -> dict:
+        """Run the child to its next pause (or its end: the report)."""
+        self.proc.stdin.write("next\n")
+        self.proc.stdin.flush()
+        for line in self.proc.stdout:
+            if line.startswith(REPLY):
+                return json.loads(line[len(REPLY):])
+        code = self.proc.wait()
+        # the Python traceback and the JVM's messages, not the JVM's stack frames
+        lines = [x for x in self.log.read_text(errors="replace").splitlines() if not x.startswith(("\tat ", "\t..."))]
+        print("\n".join(lines[-60:]))
+        raise SystemExit(f"benchmark of {self.rows:,} rows on {self.engine} failed (exit {code}); its log: {self.log}")
+
+
+def _engine(engine: str, sizes: list[int]) -> dict[int, dict]:
+    """Every size on ``engine``, each in a process of its own (its memory its own): the first runs one after the
+    other, then the day's runs of the sizes in turn (1 million, 10 million, 1 million, …), so that the day at
+    each size is measured on the same minutes of the machine, whose speed moves by the hour; then each size's
+    re-sent and operator's days. Prints each size's figures; returns the reports by size."""
+    with contextlib.ExitStack() as stack:
+        children = [_Size(engine, rows, stack) for rows in sizes]
+        for child in children:
+            child.step()  # the first run
+        for _ in range(DAY_RUNS):
+            for child in children:
+                child.step()  # one run of the day
+        reports = {child.rows: child.step() for child in children}
+    for rows, report in reports.items():
+        _print(engine, rows, report)
+    return reports
+
+
+def _print(engine: str, rows: int, report: dict) -> None:
     print(f"\n== {engine}: {rows:,} penalty records (silver {report['silver']:,}, quarantined "
           f"{report['quarantined']:,}, duplicates {report['duplicates']:,})")
     jvm = engine != "duckdb"
@@ -484,12 +541,11 @@ def _one(engine: str, rows: int) -> dict:
         print(f"operator's day (new decisions; govlake ingest, then govlake run, a process each): "
               f"{' + '.join(str(s['seconds']) for s in cli)} = {sum(s['seconds'] for s in cli):.1f} s, "
               f"peak {max(s['peak_rss_mib'] for s in cli):,} MiB")
-    return report
 
 
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "--child":
-        print(json.dumps(run_one(int(sys.argv[2]), Path(sys.argv[3]), sys.argv[4])))
+        _child(run_one(int(sys.argv[2]), Path(sys.argv[3]), sys.argv[4]))
     elif len(sys.argv) > 1 and sys.argv[1] == "--floor":
         print(json.dumps(_floor_child(Path(sys.argv[2]))))
     else:
