@@ -278,9 +278,9 @@ def run_one(rows: int, workdir: Path, engine: str = "duckdb") -> Iterator[str]:
         runs.append(a_day("day", ("ingest → bronze", "standardize + validate → merge into silver",
                                   "gold (法人库; penalties summed)", "credit (incremental merge)",
                                   "extract (the changed gold files)"), next_day, "day2_", export=not i))
-        if (_day_counts(*runs[i][:2]) != _day_counts(*runs[0][:2])):
-            raise RuntimeError(f"the day's run {i + 1} counted otherwise than its first: {_day_counts(*runs[i][:2])} "
-                               f"against {_day_counts(*runs[0][:2])}")
+        counts, first = _day_counts(*runs[i][:2]), _day_counts(*runs[0][:2])
+        if counts != first:
+            raise RuntimeError(f"the day's run {i + 1} counted otherwise than its first: {counts} against {first}")
         yield "day"
     shutil.rmtree(before, ignore_errors=True)
     day_result, credit, _ = runs[-1]
