@@ -132,12 +132,12 @@ def test_each_distinct_code_is_checked_once_and_every_row_gets_the_rule_s_answer
     looked_up = []
     run_codes = _process._run_codes
 
-    def spy(con, resource, d):
-        run_codes(con, resource, d)
+    def spy(con, *args):
+        run_codes(con, *args)
         looked_up.append({r[0] for r in con.rows("select code from ref_uscc_valid")})
 
     outcomes = []
-    for name, patch in (("looked_up", spy), ("on_every_row", lambda con, resource, d: None)):
+    for name, patch in (("looked_up", spy), ("on_every_row", lambda *args: None)):
         monkeypatch.setattr(_process, "_run_codes", patch)
         lake = dataclasses.replace(settings, var=tmp_path / name)
         write_bronze(lake, "credit.penalty", rows)

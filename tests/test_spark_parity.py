@@ -338,7 +338,7 @@ def test_standardize_rules_and_contest_agree(code, city, engines):
                                else _received_at - interval 1 day end as _received_at
         from checked where _failed = '' and _row_number % 2 = 0
         qualify row_number() over (partition by {', '.join(res.key)} order by _row_number) = 1""")
-    counts = _contest(as_compute(con), twin, res)
+    counts = _contest(as_compute(con), twin, res, silver=True)
     assert twin.ran == list(RESOURCE_MODELS)
     assert counts.rows == bronze.num_rows and counts.quarantined and counts.candidates and counts.matched, counts
 
