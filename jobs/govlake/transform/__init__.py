@@ -11,6 +11,7 @@ from govlake.transform._models import (
     check_keys,
     model_header,
     model_inputs,
+    referenced_columns,
     referenced_relations,
 )
 from govlake.transform._specs import ColumnSpec, ModelSpec, Spec, SpecError, UnitTest, load_specs
@@ -20,4 +21,4 @@ from govlake.transform._units import output_columns, run_unit_test
 __all__ = ["DUCKDB", "FULL_WIDTH", "HALF_WIDTH", "SPARK", "SPARK_CONF", "ColumnSpec", "Dialect", "ModelError",
            "ModelHeader", "ModelRunner", "ModelSpec", "Rendered", "Spec", "SpecError", "StagingRenderer", "UnitTest",
            "check_keys", "dialect", "load_specs", "model_header", "model_inputs", "multi_normalized", "output_columns",
-           "referenced_relations", "run_unit_test", "to_spark", "tokens_of"]
+           "referenced_columns", "referenced_relations", "run_unit_test", "to_spark", "tokens_of"]

@@ -90,6 +90,14 @@ def referenced_relations(sql: str) -> frozenset[str]:
     return frozenset(t.name for t in tree.find_all(exp.Table) if t.name and t.name not in ctes)
 
 
+@lru_cache(maxsize=256)
+@on_disk("columns", encode=sorted, decode=frozenset)
+def referenced_columns(sql: str) -> frozenset[str]:
+    """The names of the columns a query reads, of any relation (a name its subqueries read counts too); kept on
+    disk for the next process (govlake.transform._cache)."""
+    return frozenset(c.name for c in parsed(sql).find_all(exp.Column))
+
+
 @dataclass(frozen=True)
 class Rendered:
     """A model rendered for one run: its SQL (DuckDB dialect), header and declared inputs."""
