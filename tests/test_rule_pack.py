@@ -405,6 +405,38 @@ overrides:
     assert "SGS.off" not in ids and "uscc_org.uscc" not in ids
 
 
+def test_great_expectations_reads_the_columns_a_hand_written_rule_names(settings, tmp_path):
+    """Great Expectations validates the flagged rows with the columns the rules name (_process._gx_rows keeps only
+    those): rules of a department's own reading columns no catalog rule reads (备注 as cleaned, 法定代表人 as typed)
+    are counted by GX as by DuckDB, and the run publishes."""
+    s = _settings_with(settings, tmp_path, """
+resource: credit.penalty
+rules:
+  - {id: X.remark, severity: warning, zh: 备注过长, en: A long remark, fail_when: "length(remark__in) > 3"}
+  - {id: X.legal_rep, severity: row, zh: 法定代表人为测试, en: A test name, fail_when: "legal_rep = '测试'"}
+""")
+    rows = _penalty_rows()[20:28] + [dict(BASE, decision_no="r1号", remark="  很长的一条备注 "),
+                                     dict(BASE, decision_no="r2号", legal_rep="测试")]
+    write_bronze(s, "credit.penalty", rows)
+    r = process_resource("credit.penalty", settings=s, run_id="r1", today=TODAY)
+    assert r.warnings["X.remark"] == 1
+    assert _quarantine(s, "credit_penalty") == {10: ["X.legal_rep"]}
+    results = DeltaTable(str(s.lake / "meta" / "validation_results")).to_pyarrow_table().to_pylist()
+    counted = {x["rule_id"]: (x["failed"], x["gx_unexpected"]) for x in results if x["rule_id"].startswith("X.")}
+    assert counted == {"X.remark": (1, 1), "X.legal_rep": (1, 1)}
+
+
+def test_the_columns_a_rule_reads_are_named_or_all_for_a_star():
+    """What _process._gx_rows keeps for Great Expectations: the names a condition reads, its subqueries' too (a
+    name that is not a column of the rows is harmless), and every column when it reads a star."""
+    from govlake.transform import referenced_columns
+
+    assert referenced_columns("select length(remark__in) > 3 and t.legal_rep = 'x'") == {"remark__in", "legal_rep"}
+    assert referenced_columns("select uscc__in not in (select code from ref_uscc_valid)") == {"uscc__in", "code"}
+    assert "*" in referenced_columns("select struct_pack(*) is null")
+    assert "*" in referenced_columns("select columns(*) is null")
+
+
 @pytest.mark.parametrize("rule, message", [
     ("{id: X, severity: row, zh: x, en: x, expectation: ExpectNoSuchThing, kwargs: {column: a}}",
      "unknown expectation"),

@@ -93,9 +93,12 @@ def referenced_relations(sql: str) -> frozenset[str]:
 @lru_cache(maxsize=256)
 @on_disk("columns", encode=sorted, decode=frozenset)
 def referenced_columns(sql: str) -> frozenset[str]:
-    """The names of the columns a query reads, of any relation (a name its subqueries read counts too); kept on
-    disk for the next process (govlake.transform._cache)."""
-    return frozenset(c.name for c in parsed(sql).find_all(exp.Column))
+    """The names of the columns a query reads, of any relation (a name its subqueries read counts too), and ``*``
+    when it reads every column of one (a star, ``t.*``, ``columns(*)``); kept on disk for the next process
+    (govlake.transform._cache)."""
+    tree = parsed(sql)
+    star = {"*"} if any(True for _ in tree.find_all(exp.Star)) else set()
+    return frozenset({c.name for c in tree.find_all(exp.Column) if not isinstance(c.this, exp.Star)} | star)
 
 
 @dataclass(frozen=True)
