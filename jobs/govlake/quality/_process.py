@@ -546,7 +546,7 @@ def _gx_rows(con: Compute, runner: ModelRunner, staging: StagingRenderer, resour
     everything = f"{GX_ROWS}_standardized"
     runner.run(con, "staging/standardize", into=everything, kind="view", **staging.context(resource, input="flagged"))
     read = set(LINEAGE).union(*(referenced_columns(f"select {r.fail_when}") for r in rules))
-    columns = [c for c in con.columns(everything) if c in read or "*" in read]
+    columns = con.columns(everything) if "*" in read else [c for c in con.columns(everything) if c in read]
     con.create(GX_ROWS, f"select {', '.join(columns)} from {everything}", kind="file", shared=True)
     con.drop(everything)
 

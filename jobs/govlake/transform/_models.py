@@ -97,8 +97,8 @@ def referenced_columns(sql: str) -> frozenset[str]:
     when it reads every column of one (a star, ``t.*``, ``columns(*)``); kept on disk for the next process
     (govlake.transform._cache)."""
     tree = parsed(sql)
-    star = {"*"} if any(True for _ in tree.find_all(exp.Star)) else set()
-    return frozenset({c.name for c in tree.find_all(exp.Column) if not isinstance(c.this, exp.Star)} | star)
+    star = {"*"} if tree.find(exp.Star) else set()
+    return frozenset({c.name for c in tree.find_all(exp.Column)} | star)
 
 
 @dataclass(frozen=True)
