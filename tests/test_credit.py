@@ -327,7 +327,8 @@ def test_a_credit_day_killed_between_a_merge_and_its_append_is_finished_by_the_n
 def test_the_records_leaving_a_publication_are_found_by_their_key_hashed_or_not(tmp_path):
     """A day's withdrawals are looked up in the publication by the key's hash first (_held): a row written without
     the hash is found by its key, and a row of another key that shares the hash of a record leaving is not taken
-    for it (the record was never published: nothing is withdrawn)."""
+    for it (the record was never published: nothing is withdrawn). The keys are read in the publication's dates
+    its hashes are found in: a row whose date no record has (Q4's, moved) is found there."""
     start = _start(tmp_path / "start")
     # a warning-only decision of market regulation: 轻微, never published
     put_silver(start, "credit.penalty", [ee_penalty("Q8", dt.date(2026, 11, 3), penalty_category="警告",
@@ -350,6 +351,10 @@ def test_the_records_leaving_a_publication_are_found_by_their_key_hashed_or_not(
                                    pa.array([q8_hash], pa.int64()))
     published = published.set_column(published.schema.get_field_index(storage.KEY_HASH), storage.KEY_HASH,
                                       pa.array(hashes, pa.int64()))
+    ends = published["publish_end"].to_pylist()
+    ends[numbers.index("Q4")] = dt.date(2031, 6, 30)  # Q4, revoked on day 2, on a date of the publication alone
+    published = published.set_column(published.schema.get_field_index("publish_end"), "publish_end",
+                                      pa.array(ends, published.schema.field("publish_end").type))
     storage.write_table(path, pa.concat_tables([published, impostor]), mode="overwrite", run_id="edit")
     build_credit(settings=case, run_id="day2")
 

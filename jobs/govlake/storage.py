@@ -12,6 +12,7 @@ A table's location is a local ``Path`` or, for a lake on S3 (GOVLAKE_LAKE=s3://â
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import json
 import logging
 import os
@@ -660,6 +661,12 @@ def _without_flagged(rows: pa.Table, delete_flag: str | None) -> pa.Table:
     if not delete_flag:
         return rows
     return rows.filter(pa.compute.invert(rows[delete_flag].fill_null(False))).drop_columns([delete_flag])
+
+
+def date_span(column: str, dates: Sequence[dt.date | None]) -> str:
+    """A predicate on date ``column`` holding ``dates`` (nulls too), with literals DuckDB skips row groups by: for a
+    lookup in a table clustered on ``column`` (:func:`write_table`'s ``cluster_by``)."""
+    return _span(column, pa.chunked_array([pa.array(dates, pa.date32())]))
 
 
 def _span(column: str, values: pa.ChunkedArray) -> str:

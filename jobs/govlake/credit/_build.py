@@ -323,15 +323,28 @@ def _held(con: Compute, kind: RecordKind, table: str) -> str:
     """SQL for the keys of ``table`` (a publication) that a record of ``new_<record>`` leaving it may have: looked up
     by storage.KEY_HASH first when the table has it (one 8-byte column read instead of the key's strings: at 10
     million records the lookup 0.095 → 0.033 s), with its rows written without the hash; a hash two keys
-    share is told apart by the semi-join on the key that reads these."""
+    share is told apart by the semi-join on the key that reads these.
+
+    In a table clustered on a date (``kind.cluster_by``) the hashes are looked up with the date first, and the keys
+    read in the row groups of the dates found only: read beside the hash in every row group, the key strings of
+    every row were decoded (a string column's dictionary is decoded whole, whatever rows the hash lets through:
+    4.68 million rows of the 10-million-record publication for the day's 4,920 expiries, 0.105 s; 0.022 s at 1
+    million)."""
     key = ", ".join(kind.key)
     if storage.KEY_HASH not in con.columns(table):
         return f"select {key} from {table}"
     h = storage.KEY_HASH
     leaving = (f"select {storage.key_hash_sql(kind.key)} as {h} from new_{kind.record} "
                f"where publicity_status <> '{PUBLISHED}'")
-    return (f"select {key} from {table} as b semi join ({leaving}) as n on b.{h} = n.{h} "
-            f"union all select {key} from {table} where {h} is null")
+    unhashed = f"select {key} from {table} where {h} is null"
+    within = ""
+    if kind.cluster_by:
+        dates = [d for (d,) in con.rows(f"select distinct b.{kind.cluster_by} from {table} as b "
+                                        f"semi join ({leaving}) as n on b.{h} = n.{h}")]
+        if not dates:
+            return unhashed
+        within = f" where {storage.date_span(f'b.{kind.cluster_by}', dates)}"
+    return f"select {key} from {table} as b semi join ({leaving}) as n on b.{h} = n.{h}{within} union all {unhashed}"
 
 
 def _write_with_publication(intent: steps.Intent, con: Compute, kind: RecordKind, published: list[str]) -> int:
