@@ -497,13 +497,20 @@ def _probe() -> Iterator[duckdb.DuckDBPyConnection]:
     """A DuckDB connection of :data:`PROBE_MEMORY` spilling to a folder of its own (``govlake-duckdb/<pid>-…`` in
     the system's temporary folder), removed after, and by the next one if its process was killed (DuckDB's
     default is ``.tmp`` in the working directory: a department's whole table re-sent spilled the keys' hash
-    table there)."""
+    table there).
+
+    Parquet footers are cached for the connection's life (``parquet_metadata_cache``): a view over a table's files
+    (:func:`_parquet_view`, ``union_by_name``) read every file's footer at each query's binding and again at its
+    run — for :func:`split_matched`'s two queries on the 105 files of a 10-million-record credit table, 0.124 +
+    0.068 → 0.110 + 0.045 s. Safe here only: a probe reads a Delta table's data files, which are never written
+    again under the same name, where the step's connection also reads scratch files it writes again."""
     root = Path(tempfile.gettempdir()) / "govlake-duckdb"
     root.mkdir(exist_ok=True)
     remove_abandoned(root)
     spill = tempfile.mkdtemp(prefix=f"{os.getpid()}-", dir=root)
     con = quiet(duckdb.connect(config={"memory_limit": PROBE_MEMORY, "temp_directory": spill}))
     try:
+        con.execute("set parquet_metadata_cache = true")  # a setting of the parquet extension: once it is loaded
         yield con
     finally:
         con.close()
