@@ -192,12 +192,25 @@ def connect(settings: Settings, *, database: str | None = None) -> duckdb.DuckDB
     # Settings go in as configuration values, never pasted into SQL. The allocator's background thread gives the
     # system back what DuckDB frees (a dropped table: govlake.compute's ``drop``); without it DuckDB's allocator
     # (its own jemalloc) kept the pages, and a process step held its buffer pool to the end.
-    return quiet(duckdb.connect(database or ":memory:", config={
+    con = quiet(duckdb.connect(database or ":memory:", config={
         "temp_directory": str(settings.work / "duckdb_tmp"),
         "memory_limit": f"{memory_bytes(settings.duckdb_memory_limit)}B",
         "preserve_insertion_order": False,
         "allocator_background_threads": True,
     }))
+    _keep_footers(con)
+    return con
+
+
+def _keep_footers(con: duckdb.DuckDBPyConnection) -> None:
+    """Keep the footers of the Parquet files ``con`` reads for its life (``parquet_metadata_cache``): a view over a
+    table's files (:func:`_parquet_view`, ``union_by_name``) read every file's footer to bind each query and again
+    to run it, a cost per file of every query — for :func:`split_matched`'s two queries on the 105 files of a
+    10-million-record credit table, 0.124 + 0.068 → 0.110 + 0.045 s. A Delta data file is never written again under
+    its name; a step's scratch file is (govlake.compute), and DuckDB checks a kept footer against the file: one
+    written again is read again (tests/test_compute.py). A setting of the parquet extension, so set once it is
+    loaded, not in the configuration."""
+    con.execute("set parquet_metadata_cache = true")
 
 
 def files_since(path: Location, version: int | None, *, until: int | None = None) -> tuple[int | None, list[str]]:
@@ -497,20 +510,14 @@ def _probe() -> Iterator[duckdb.DuckDBPyConnection]:
     """A DuckDB connection of :data:`PROBE_MEMORY` spilling to a folder of its own (``govlake-duckdb/<pid>-…`` in
     the system's temporary folder), removed after, and by the next one if its process was killed (DuckDB's
     default is ``.tmp`` in the working directory: a department's whole table re-sent spilled the keys' hash
-    table there).
-
-    Parquet footers are cached for the connection's life (``parquet_metadata_cache``): a view over a table's files
-    (:func:`_parquet_view`, ``union_by_name``) read every file's footer at each query's binding and again at its
-    run — for :func:`split_matched`'s two queries on the 105 files of a 10-million-record credit table, 0.124 +
-    0.068 → 0.110 + 0.045 s. Safe here only: a probe reads a Delta table's data files, which are never written
-    again under the same name, where the step's connection also reads scratch files it writes again."""
+    table there). It keeps the Parquet footers it reads (:func:`_keep_footers`)."""
     root = Path(tempfile.gettempdir()) / "govlake-duckdb"
     root.mkdir(exist_ok=True)
     remove_abandoned(root)
     spill = tempfile.mkdtemp(prefix=f"{os.getpid()}-", dir=root)
     con = quiet(duckdb.connect(config={"memory_limit": PROBE_MEMORY, "temp_directory": spill}))
     try:
-        con.execute("set parquet_metadata_cache = true")  # a setting of the parquet extension: once it is loaded
+        _keep_footers(con)
         yield con
     finally:
         con.close()
